@@ -1,0 +1,76 @@
+// kiln::Session: load a model, inspect its inputs and outputs, run it.
+//
+//   kiln::Session s = kiln::Session::load("model.onnx");
+//   std::vector<kiln::Tensor> out = s.run({{"image", image_tensor}});
+//
+// A Session is immutable after creation: run() may be called concurrently
+// from several threads. Errors are thrown as kiln::Error.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kiln/dtype.h"
+#include "kiln/error.h"
+#include "kiln/tensor.h"
+
+namespace kiln {
+
+// One dim of a declared shape: a size (>= 0), or -1 with the symbol's name
+// (empty when the dim is unnamed and unknown).
+struct TensorDim {
+  int64_t size = -1;
+  std::string symbol;
+};
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::kUndefined;
+  bool has_shape = false;  // false: rank unknown
+  bool has_default = false;  // an initializer gives it a value when not fed
+  std::vector<TensorDim> shape;
+  std::string str() const;  // "float[batch x 1 x 8 x 8]"
+};
+
+struct SessionOptions {
+  // Fixed sizes for symbolic or unknown input dims, applied before shape
+  // inference: {"image", {1, 3, 224, 224}}.
+  std::map<std::string, Shape> input_shapes;
+};
+
+class Session {
+ public:
+  static Session load(const std::string& path, const SessionOptions& options = {});
+  static Session load_bytes(const void* data, size_t size, const SessionOptions& options = {});
+  ~Session();
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+
+  // The graph's inputs in order. Those with has_default (initializers that
+  // are also graph inputs) may be fed to override the weight.
+  const std::vector<TensorInfo>& inputs() const;
+  const std::vector<TensorInfo>& outputs() const;
+
+  // Runs the model. Inputs are matched by name; every required input must be
+  // given. Input tensors are read in place (no copy). Returns the outputs in
+  // the order of outputs().
+  std::vector<Tensor> run(const std::vector<std::pair<std::string, Tensor>>& inputs) const;
+
+  // Model metadata.
+  int64_t ir_version() const;
+  std::map<std::string, int> opsets() const;
+  std::string producer() const;
+  size_t num_nodes() const;
+
+  struct Impl;
+
+ private:
+  explicit Session(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+std::string version();
+
+}  // namespace kiln

@@ -1,0 +1,115 @@
+#include "kiln/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+#include "kiln/error.h"
+
+namespace kiln {
+
+namespace {
+constexpr size_t kAlignment = 64;
+// A single tensor larger than this is refused: it guards against a corrupt
+// file asking for an absurd allocation before any memory is touched.
+constexpr int64_t kMaxTensorBytes = int64_t{1} << 40;
+}  // namespace
+
+// Owns either aligned raw bytes, an array of std::string, or nothing
+// (borrowed memory).
+struct Tensor::Storage {
+  void* bytes = nullptr;
+  std::unique_ptr<std::string[]> strings;
+  ~Storage() { std::free(bytes); }
+};
+
+int64_t shape_numel(std::span<const int64_t> shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) throw Error("negative dimension " + std::to_string(d) + " in shape " + shape_str(shape));
+    if (d != 0 && n > std::numeric_limits<int64_t>::max() / d)
+      throw Error("shape " + shape_str(shape) + " overflows the element count");
+    n *= d;
+  }
+  return n;
+}
+
+std::string shape_str(std::span<const int64_t> shape) {
+  if (shape.empty()) return "scalar";
+  std::string s;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += 'x';
+    s += std::to_string(shape[i]);
+  }
+  return s;
+}
+
+Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
+  numel_ = shape_numel(shape_);
+  storage_ = std::make_shared<Storage>();
+  if (dtype_ == DType::kString) {
+    storage_->strings.reset(new std::string[static_cast<size_t>(numel_)]);
+    data_ = storage_->strings.get();
+    return;
+  }
+  size_t elem = dtype_size(dtype_);
+  if (elem == 0) throw Error("cannot allocate a tensor of type " + dtype_name(dtype_));
+  if (numel_ > kMaxTensorBytes / static_cast<int64_t>(elem))
+    throw Error("tensor of shape " + shape_str(shape_) + " and type " + dtype_name(dtype_) +
+                " is too large to allocate");
+  size_t bytes = static_cast<size_t>(numel_) * elem;
+  size_t padded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  if (padded == 0) padded = kAlignment;
+  storage_->bytes = std::aligned_alloc(kAlignment, padded);
+  if (!storage_->bytes) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
+  std::memset(storage_->bytes, 0, padded);
+  data_ = storage_->bytes;
+}
+
+Tensor Tensor::wrap(DType dtype, Shape shape, void* data) {
+  if (dtype == DType::kString) throw Error("string tensors cannot wrap external memory");
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.numel_ = shape_numel(t.shape_);
+  t.data_ = data;
+  return t;
+}
+
+Tensor Tensor::scalar_float(float v) {
+  Tensor t(DType::kFloat32, {});
+  *t.data<float>() = v;
+  return t;
+}
+
+Tensor Tensor::from_strings(Shape shape, std::vector<std::string> values) {
+  Tensor t(DType::kString, std::move(shape));
+  if (static_cast<int64_t>(values.size()) != t.numel())
+    throw Error("string tensor of shape " + shape_str(t.shape()) + " needs " +
+                std::to_string(t.numel()) + " values, got " + std::to_string(values.size()));
+  for (size_t i = 0; i < values.size(); ++i) t.data<std::string>()[i] = std::move(values[i]);
+  return t;
+}
+
+size_t Tensor::nbytes() const { return static_cast<size_t>(numel_) * dtype_size(dtype_); }
+
+Tensor Tensor::reshaped(Shape shape) const {
+  Tensor t = *this;
+  int64_t n = shape_numel(shape);
+  if (n != numel_)
+    throw Error("cannot reshape " + shape_str(shape_) + " to " + shape_str(shape));
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::clone() const {
+  Tensor t(dtype_, shape_);
+  if (dtype_ == DType::kString) {
+    for (int64_t i = 0; i < numel_; ++i) t.data<std::string>()[i] = data<std::string>()[i];
+  } else if (numel_ > 0) {
+    std::memcpy(t.data_, data_, nbytes());
+  }
+  return t;
+}
+
+}  // namespace kiln

@@ -1,0 +1,57 @@
+#include "ir/infer.h"
+
+#include "ir/op.h"
+
+namespace kiln {
+
+namespace {
+
+// Keeps what the file declared where inference knows less.
+void merge_declared(ValueType& inferred, const ValueType& declared) {
+  if (inferred.dtype == DType::kUndefined) inferred.dtype = declared.dtype;
+  if (!inferred.shape) {
+    inferred.shape = declared.shape;
+    return;
+  }
+  if (declared.shape && declared.shape->size() == inferred.shape->size()) {
+    for (size_t i = 0; i < inferred.shape->size(); ++i) {
+      Dim& d = (*inferred.shape)[i];
+      const Dim& dd = (*declared.shape)[i];
+      if (!d.is_known() && (dd.is_known() || (d.symbol.empty() && !dd.symbol.empty()))) d = dd;
+    }
+  }
+}
+
+}  // namespace
+
+void infer_graph(Graph& g, std::vector<std::string>* unsupported) {
+  for (auto& v : g.values)
+    if (v->is_outer)
+      if (const Value* outer = g.parent ? g.parent->find_in_scope(v->name) : nullptr) v->type = outer->type;
+  for (auto& node : g.nodes) {
+    std::string why;
+    node->schema = OpRegistry::global().resolve(*node, &why);
+    for (auto& [name, attr] : node->attrs) {
+      if (attr.g) infer_graph(*attr.g, unsupported);
+      for (auto& sub : attr.graphs) infer_graph(*sub, unsupported);
+    }
+    if (!node->schema) {
+      std::string types;
+      for (size_t i = 0; i < node->inputs.size(); ++i) {
+        if (i) types += ", ";
+        types += node->inputs[i] ? dtype_name(node->inputs[i]->type.dtype) : "_";
+      }
+      unsupported->push_back(node->describe() + " with input types (" + types + "): " + why);
+      continue;
+    }
+    if (!node->schema->infer) continue;
+    std::vector<ValueType> declared;
+    for (Value* out : node->outputs) declared.push_back(out ? out->type : ValueType{});
+    InferContext ctx(*node);
+    node->schema->infer(ctx);
+    for (size_t i = 0; i < node->outputs.size(); ++i)
+      if (node->outputs[i]) merge_declared(node->outputs[i]->type, declared[i]);
+  }
+}
+
+}  // namespace kiln

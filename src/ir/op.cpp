@@ -1,0 +1,166 @@
+#include "ir/op.h"
+
+#include <algorithm>
+
+namespace kiln {
+
+const ValueType& InferContext::input_type(size_t i) const {
+  if (!has_input(i)) throw error("input " + std::to_string(i) + " is required");
+  return node_.inputs[i]->type;
+}
+
+const Tensor* InferContext::input_constant(size_t i) const {
+  if (!has_input(i)) return nullptr;
+  const Value* v = node_.inputs[i];
+  return v->initializer ? &*v->initializer : nullptr;
+}
+
+bool InferContext::input_ints(size_t i, std::vector<int64_t>* out) const {
+  const Tensor* t = input_constant(i);
+  if (!t) return false;
+  out->clear();
+  if (t->dtype() == DType::kInt64) {
+    out->assign(t->data<int64_t>(), t->data<int64_t>() + t->numel());
+  } else if (t->dtype() == DType::kInt32) {
+    for (int64_t k = 0; k < t->numel(); ++k) out->push_back(t->data<int32_t>()[k]);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void InferContext::set_output(size_t i, ValueType t) const {
+  if (!has_output(i)) return;
+  node_.outputs[i]->type = std::move(t);
+}
+
+void InferContext::set_output(size_t i, DType dtype, std::optional<DimVector> shape) const {
+  ValueType t;
+  t.dtype = dtype;
+  t.shape = std::move(shape);
+  set_output(i, std::move(t));
+}
+
+const Tensor& KernelContext::input(size_t i) const {
+  if (!has_input(i)) throw error("input " + std::to_string(i) + " is required");
+  return *inputs_[i];
+}
+
+Tensor& KernelContext::output(size_t i, DType dtype, Shape shape) {
+  outputs_[i] = Tensor(dtype, std::move(shape));
+  return outputs_[i];
+}
+
+void KernelContext::set_output(size_t i, Tensor t) { outputs_[i] = std::move(t); }
+
+OpRegistry& OpRegistry::global() {
+  static OpRegistry r;
+  return r;
+}
+
+bool OpRegistry::add(OpSchema schema) {
+  for (const OpSchema& s : schemas_)
+    if (s.domain == schema.domain && s.name == schema.name && s.since <= schema.until &&
+        schema.since <= s.until)
+      throw Error("op " + schema.name + ": opset range " + std::to_string(schema.since) + "-" +
+                  std::to_string(schema.until) + " overlaps an existing registration");
+  schemas_.push_back(std::move(schema));
+  return true;
+}
+
+const OpSchema* OpRegistry::find(const std::string& domain, const std::string& op, int opset,
+                                 std::string* why) const {
+  const OpSchema* best = nullptr;
+  int lo = INT_MAX, hi = 0;
+  for (const OpSchema& s : schemas_) {
+    if (s.domain != domain || s.name != op) continue;
+    lo = std::min(lo, s.since);
+    hi = std::max(hi, s.until);
+    if (s.since <= opset && opset <= s.until) best = &s;
+  }
+  if (best) return best;
+  std::string full = domain.empty() ? op : domain + ":" + op;
+  if (lo == INT_MAX) {
+    *why = "op " + full + " is unknown";
+  } else {
+    *why = "op " + full + " opset " + std::to_string(opset) + " is out of the supported range " +
+           std::to_string(lo) + "-" + (hi == INT_MAX ? std::string("latest") : std::to_string(hi));
+  }
+  return nullptr;
+}
+
+const OpSchema* OpRegistry::resolve(const Node& node, std::string* why) const {
+  const OpSchema* s = find(node.domain, node.op_type, node.opset, why);
+  if (!s) return nullptr;
+  int nin = static_cast<int>(node.inputs.size());
+  int nout = static_cast<int>(node.outputs.size());
+  if (nin < s->min_inputs || nin > s->max_inputs) {
+    *why = "takes " + std::to_string(s->min_inputs) + (s->max_inputs == s->min_inputs ? "" : "..") +
+           (s->max_inputs == s->min_inputs ? "" : s->max_inputs == INT_MAX ? "n" : std::to_string(s->max_inputs)) +
+           " inputs, got " + std::to_string(nin);
+    return nullptr;
+  }
+  if (nout < s->min_outputs || nout > s->max_outputs) {
+    *why = "produces at most " + std::to_string(s->max_outputs) + " outputs, got " + std::to_string(nout);
+    return nullptr;
+  }
+  if (!s->types.empty() && node.has_input(static_cast<size_t>(s->type_input))) {
+    DType t = node.inputs[static_cast<size_t>(s->type_input)]->type.dtype;
+    if (t != DType::kUndefined && std::find(s->types.begin(), s->types.end(), t) == s->types.end()) {
+      *why = "type " + dtype_name(t) + " is unsupported for input " + std::to_string(s->type_input);
+      return nullptr;
+    }
+  }
+  if (s->check) {
+    std::string reason = s->check(node);
+    if (!reason.empty()) {
+      *why = reason;
+      return nullptr;
+    }
+  }
+  return s;
+}
+
+std::vector<const OpSchema*> OpRegistry::all() const {
+  std::vector<const OpSchema*> out;
+  for (const OpSchema& s : schemas_) out.push_back(&s);
+  std::sort(out.begin(), out.end(), [](const OpSchema* a, const OpSchema* b) {
+    return std::tie(a->domain, a->name, a->since) < std::tie(b->domain, b->name, b->since);
+  });
+  return out;
+}
+
+namespace {
+class FnKernel : public Kernel {
+ public:
+  explicit FnKernel(ComputeFn fn) : fn_(std::move(fn)) {}
+  void run(KernelContext& ctx) const override { fn_(ctx); }
+
+ private:
+  ComputeFn fn_;
+};
+}  // namespace
+
+std::unique_ptr<Kernel> make_kernel(const Node& node, BuildContext& bc) {
+  const OpSchema* s = node.schema;
+  if (s->make_kernel) return s->make_kernel(node, bc);
+  if (s->compute) return std::make_unique<FnKernel>(s->compute);
+  throw Error(node.describe() + ": op has no CPU kernel");
+}
+
+std::vector<DType> float_dtypes() {
+  return {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16};
+}
+std::vector<DType> numeric_dtypes() {
+  return {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16, DType::kInt8,
+          DType::kInt16,   DType::kInt32,   DType::kInt64,   DType::kUInt8,    DType::kUInt16,
+          DType::kUInt32,  DType::kUInt64};
+}
+std::vector<DType> all_dtypes() {
+  auto v = numeric_dtypes();
+  v.push_back(DType::kBool);
+  v.push_back(DType::kString);
+  return v;
+}
+
+}  // namespace kiln

@@ -1,0 +1,147 @@
+// The op registry: one OpSchema per (domain, op, opset range), declared next to
+// its kernel with KILN_OP. The registry answers "is op X at opset N with types
+// T supported, and if not why"; shape inference and kernel creation go through
+// the schema. Custom ops register through the same path.
+#pragma once
+#include <climits>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "kiln/error.h"
+#include "kiln/tensor.h"
+
+namespace kiln {
+
+// ---------------------------------------------------------------- inference
+
+class InferContext {
+ public:
+  explicit InferContext(const Node& node) : node_(node) {}
+  const Node& node() const { return node_; }
+  size_t num_inputs() const { return node_.inputs.size(); }
+  size_t num_outputs() const { return node_.outputs.size(); }
+  bool has_input(size_t i) const { return node_.has_input(i); }
+  bool has_output(size_t i) const { return node_.has_output(i); }
+  // Type of input i; a kiln::Error when the input is absent.
+  const ValueType& input_type(size_t i) const;
+  DType input_dtype(size_t i) const { return input_type(i).dtype; }
+  // The input's value when it is known at load time (initializer or folded
+  // constant); nullptr otherwise.
+  const Tensor* input_constant(size_t i) const;
+  // Reads a known 1-D/0-D integer input (e.g. Reshape's shape) as int64s.
+  bool input_ints(size_t i, std::vector<int64_t>* out) const;
+  void set_output(size_t i, ValueType t) const;
+  void set_output(size_t i, DType dtype, std::optional<DimVector> shape) const;
+  // An error that names the node.
+  Error error(const std::string& message) const { return Error(node_.describe() + ": " + message); }
+
+ private:
+  const Node& node_;
+};
+
+// ------------------------------------------------------------------ kernels
+
+class CompiledGraph;  // runtime/executor.h
+class Frame;
+
+// Given to kernel factories: compiles subgraph bodies (If/Loop/Scan).
+class BuildContext {
+ public:
+  virtual ~BuildContext() = default;
+  virtual std::shared_ptr<const CompiledGraph> compile(const Graph& body) = 0;
+};
+
+class KernelContext {
+ public:
+  KernelContext(const Node& node, std::span<const Tensor* const> inputs, std::span<Tensor> outputs,
+                const Frame* frame)
+      : node_(node), inputs_(inputs), outputs_(outputs), frame_(frame) {}
+  const Node& node() const { return node_; }
+  size_t num_inputs() const { return inputs_.size(); }
+  size_t num_outputs() const { return outputs_.size(); }
+  bool has_input(size_t i) const { return i < inputs_.size() && inputs_[i] != nullptr; }
+  bool has_output(size_t i) const { return node_.has_output(i); }
+  const Tensor& input(size_t i) const;
+  // Allocates output i with the given type and shape and returns it.
+  Tensor& output(size_t i, DType dtype, Shape shape);
+  // Sets output i to an existing tensor (a view or an input passed through).
+  void set_output(size_t i, Tensor t);
+  // Runs a compiled subgraph with the current frame as its outer scope.
+  std::vector<Tensor> run_subgraph(const CompiledGraph& body, std::vector<Tensor> inputs) const;
+  Error error(const std::string& message) const { return Error(node_.describe() + ": " + message); }
+
+ private:
+  const Node& node_;
+  std::span<const Tensor* const> inputs_;
+  std::span<Tensor> outputs_;
+  const Frame* frame_;
+};
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  // Must be safe to call concurrently from several threads.
+  virtual void run(KernelContext& ctx) const = 0;
+};
+
+using ComputeFn = std::function<void(KernelContext&)>;
+using InferFn = std::function<void(InferContext&)>;
+using MakeKernelFn = std::function<std::unique_ptr<Kernel>(const Node&, BuildContext&)>;
+// Returns "" when the node is supported, else the reason it is not.
+using CheckFn = std::function<std::string(const Node&)>;
+
+struct OpSchema {
+  std::string domain;  // "" = ai.onnx
+  std::string name;
+  int since = 1;         // first opset version this schema covers
+  int until = INT_MAX;   // last opset version this schema covers
+  int min_inputs = 0, max_inputs = INT_MAX;
+  int min_outputs = 1, max_outputs = INT_MAX;
+  // Element types accepted for input `type_input`; empty = any.
+  std::vector<DType> types;
+  int type_input = 0;
+  CheckFn check;
+  InferFn infer;
+  // Either a stateless compute function or a factory for a stateful Kernel
+  // (weights pre-packed, subgraphs compiled).
+  ComputeFn compute;
+  MakeKernelFn make_kernel;
+};
+
+class OpRegistry {
+ public:
+  static OpRegistry& global();
+  bool add(OpSchema schema);
+  // The schema for (domain, op) at `opset`, or nullptr with the reason in *why.
+  const OpSchema* find(const std::string& domain, const std::string& op, int opset, std::string* why) const;
+  // Full support check of a node whose input types are known: op, opset,
+  // arity, types, attributes. Returns the schema or nullptr with *why.
+  const OpSchema* resolve(const Node& node, std::string* why) const;
+  std::vector<const OpSchema*> all() const;
+
+ private:
+  std::vector<OpSchema> schemas_;
+};
+
+std::unique_ptr<Kernel> make_kernel(const Node& node, BuildContext& bc);
+
+// Common type sets for OpSchema::types.
+std::vector<DType> float_dtypes();    // float, double, float16, bfloat16
+std::vector<DType> numeric_dtypes();  // floats and all integers
+std::vector<DType> all_dtypes();      // numeric, bool, string
+
+}  // namespace kiln
+
+#define KILN_OP_CONCAT2(a, b) a##b
+#define KILN_OP_CONCAT(a, b) KILN_OP_CONCAT2(a, b)
+// Declares and registers one schema:
+//   KILN_OP(Relu_14) { OpSchema s; s.name = "Relu"; ...; return s; }
+#define KILN_OP(id)                                                                \
+  static ::kiln::OpSchema KILN_OP_CONCAT(kiln_schema_, id)();                      \
+  [[maybe_unused]] static const bool KILN_OP_CONCAT(kiln_registered_, id) =        \
+      ::kiln::OpRegistry::global().add(KILN_OP_CONCAT(kiln_schema_, id)());        \
+  static ::kiln::OpSchema KILN_OP_CONCAT(kiln_schema_, id)()

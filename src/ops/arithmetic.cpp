@@ -1,0 +1,57 @@
+// Add, Sub, Mul, Div: numpy-broadcast arithmetic. Opset 1-6 use the legacy
+// `broadcast`/`axis` attributes (see legacy_broadcast_rhs).
+#include <cmath>
+
+#include "ops/elementwise.h"
+
+namespace kiln {
+
+namespace {
+
+template <typename F>
+void arith(KernelContext& ctx, F f) {
+  const Tensor& a = ctx.input(0);
+  Tensor b = legacy_broadcast_rhs(ctx, a, ctx.input(1));
+  const Tensor* ins[2] = {&a, &b};
+  Tensor out;
+  KernelContext inner(ctx.node(), ins, std::span<Tensor>(&out, 1), nullptr);
+  binary_elementwise<NumericTypes>(inner, f);
+  ctx.set_output(0, std::move(out));
+}
+
+template <typename F>
+OpSchema arith_schema(const char* name, int since, int until, F f) {
+  OpSchema s;
+  s.name = name;
+  s.since = since;
+  s.until = until;
+  s.min_inputs = s.max_inputs = 2;
+  s.max_outputs = 1;
+  s.types = numeric_dtypes();
+  s.infer = [](InferContext& ctx) { infer_binary(ctx); };
+  s.compute = [f](KernelContext& ctx) { arith(ctx, f); };
+  return s;
+}
+
+struct AddFn { template <typename T> T operator()(T a, T b) const { return a + b; } };
+struct SubFn { template <typename T> T operator()(T a, T b) const { return a - b; } };
+struct MulFn { template <typename T> T operator()(T a, T b) const { return a * b; } };
+struct DivFn {
+  template <typename T> T operator()(T a, T b) const {
+    if constexpr (std::is_integral_v<T>) {
+      if (b == 0) return 0;  // defined here instead of a SIGFPE
+      if constexpr (std::is_signed_v<T>)
+        if (b == -1) return static_cast<T>(-a);  // avoids INT_MIN / -1 overflow trap
+    }
+    return a / b;
+  }
+};
+
+}  // namespace
+
+KILN_OP(Add) { return arith_schema("Add", 1, INT_MAX, AddFn{}); }
+KILN_OP(Sub) { return arith_schema("Sub", 1, INT_MAX, SubFn{}); }
+KILN_OP(Mul) { return arith_schema("Mul", 1, INT_MAX, MulFn{}); }
+KILN_OP(Div) { return arith_schema("Div", 1, INT_MAX, DivFn{}); }
+
+}  // namespace kiln

@@ -1,0 +1,21 @@
+// Relu: y = max(x, 0). The template for a unary op: schema, inference and
+// the naive kernel in one place.
+#include "ops/elementwise.h"
+
+namespace kiln {
+
+KILN_OP(Relu) {
+  OpSchema s;
+  s.name = "Relu";
+  s.min_inputs = s.max_inputs = 1;
+  s.max_outputs = 1;
+  s.types = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16,
+             DType::kInt8,    DType::kInt16,   DType::kInt32,   DType::kInt64};
+  s.infer = [](InferContext& ctx) { infer_same_as_input(ctx); };
+  s.compute = [](KernelContext& ctx) {
+    unary_elementwise<SignedTypes>(ctx, [](auto x) { return x > decltype(x)(0) ? x : decltype(x)(0); });
+  };
+  return s;
+}
+
+}  // namespace kiln

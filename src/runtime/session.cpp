@@ -1,0 +1,138 @@
+#include "kiln/session.h"
+
+#include <algorithm>
+
+#include "ir/infer.h"
+#include "onnx/import.h"
+#include "runtime/executor.h"
+
+namespace kiln {
+
+std::string version() { return KILN_VERSION; }
+
+std::string TensorInfo::str() const {
+  std::string s = dtype_name(dtype);
+  if (!has_shape) return s + "[?]";
+  s += "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += " x ";
+    s += shape[i].size >= 0 ? std::to_string(shape[i].size) : shape[i].symbol.empty() ? "?" : shape[i].symbol;
+  }
+  return s + "]";
+}
+
+struct Session::Impl {
+  Model model;
+  std::shared_ptr<const CompiledGraph> compiled;
+  std::vector<TensorInfo> inputs, outputs;
+};
+
+namespace {
+
+TensorInfo info_of(const Value& v) {
+  TensorInfo info;
+  info.name = v.name;
+  info.dtype = v.type.dtype;
+  info.has_shape = v.type.has_rank();
+  if (v.type.shape)
+    for (const Dim& d : *v.type.shape) info.shape.push_back({d.is_known() ? d.value : -1, d.symbol});
+  return info;
+}
+
+std::unique_ptr<Session::Impl> build(Model model, const SessionOptions& options) {
+  auto impl = std::make_unique<Session::Impl>();
+  Graph& g = *model.graph;
+  for (const auto& [name, shape] : options.input_shapes) {
+    Value* v = g.find(name);
+    if (!v || !v->is_graph_input) throw Error(model.source + ": --shapes names '" + name + "', which is not an input of the model");
+    if (v->type.shape && v->type.shape->size() != shape.size())
+      throw Error(model.source + ": input '" + name + "' has rank " + std::to_string(v->type.shape->size()) +
+                  " but the given shape " + shape_str(shape) + " has rank " + std::to_string(shape.size()));
+    for (size_t i = 0; v->type.shape && i < shape.size(); ++i) {
+      const Dim& d = (*v->type.shape)[i];
+      if (d.is_known() && d.value != shape[i])
+        throw Error(model.source + ": input '" + name + "' has fixed dim " + std::to_string(i) + " = " +
+                    std::to_string(d.value) + ", the given shape " + shape_str(shape) + " disagrees");
+    }
+    v->type = ValueType::tensor(v->type.dtype, shape);
+  }
+  std::vector<std::string> unsupported;
+  infer_graph(g, &unsupported);
+  if (!unsupported.empty()) {
+    std::string msg = model.source + ": " + std::to_string(unsupported.size()) + " node(s) not supported:";
+    for (const auto& u : unsupported) msg += "\n  " + u;
+    throw UnsupportedError(msg);
+  }
+  impl->compiled = CompiledGraph::compile(g);
+  for (Value* v : g.inputs) {
+    impl->inputs.push_back(info_of(*v));
+    impl->inputs.back().has_default = v->initializer.has_value();
+  }
+  for (Value* v : g.outputs) impl->outputs.push_back(info_of(*v));
+  impl->model = std::move(model);
+  return impl;
+}
+
+void check_input(const Value& v, const Tensor& t) {
+  if (t.dtype() != v.type.dtype)
+    throw Error("input '" + v.name + "': expected element type " + dtype_name(v.type.dtype) + ", got " +
+                dtype_name(t.dtype()));
+  if (!v.type.shape) return;
+  const DimVector& dims = *v.type.shape;
+  if (static_cast<size_t>(t.rank()) != dims.size())
+    throw Error("input '" + v.name + "': expected rank " + std::to_string(dims.size()) + " (" + v.type.str() +
+                "), got shape " + shape_str(t.shape()));
+  for (size_t i = 0; i < dims.size(); ++i)
+    if (dims[i].is_known() && dims[i].value != t.shape()[i])
+      throw Error("input '" + v.name + "': expected shape " + v.type.str() + ", got " + shape_str(t.shape()) +
+                  " (dim " + std::to_string(i) + " differs)");
+}
+
+}  // namespace
+
+Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Session::~Session() = default;
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+
+Session Session::load(const std::string& path, const SessionOptions& options) {
+  return Session(build(load_onnx_file(path), options));
+}
+
+Session Session::load_bytes(const void* data, size_t size, const SessionOptions& options) {
+  return Session(build(load_onnx_bytes(data, size), options));
+}
+
+const std::vector<TensorInfo>& Session::inputs() const { return impl_->inputs; }
+const std::vector<TensorInfo>& Session::outputs() const { return impl_->outputs; }
+
+std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor>>& inputs) const {
+  const Graph& g = *impl_->model.graph;
+  std::vector<Tensor> feed(g.inputs.size());
+  for (const auto& [name, t] : inputs) {
+    auto it = std::find_if(g.inputs.begin(), g.inputs.end(), [&](const Value* v) { return v->name == name; });
+    if (it == g.inputs.end()) {
+      std::string names;
+      for (const auto& i : impl_->inputs)
+        if (!i.has_default) names += (names.empty() ? "" : ", ") + i.name;
+      throw Error("'" + name + "' is not an input of the model (inputs: " + names + ")");
+    }
+    size_t pos = static_cast<size_t>(it - g.inputs.begin());
+    if (feed[pos].defined()) throw Error("input '" + name + "' is given twice");
+    check_input(**it, t);
+    feed[pos] = t;
+  }
+  for (size_t i = 0; i < g.inputs.size(); ++i)
+    if (!feed[i].defined() && !g.inputs[i]->initializer)
+      throw Error("input '" + g.inputs[i]->name + "' (" + g.inputs[i]->type.str() + ") is required but not given");
+  return impl_->compiled->run(feed, nullptr);
+}
+
+int64_t Session::ir_version() const { return impl_->model.ir_version; }
+std::map<std::string, int> Session::opsets() const { return impl_->model.opsets; }
+std::string Session::producer() const {
+  return impl_->model.producer_name + (impl_->model.producer_version.empty() ? "" : " " + impl_->model.producer_version);
+}
+size_t Session::num_nodes() const { return impl_->model.graph->nodes.size(); }
+
+}  // namespace kiln

@@ -1,0 +1,24 @@
+// Shared pieces of the kiln command-line tool.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "kiln/session.h"
+
+namespace kiln::cli {
+
+// "a:1x3x224x224,b:2x4" -> {a: [1,3,224,224], b: [2,4]}; kiln::Error on bad text.
+std::map<std::string, Shape> parse_shapes(const std::string& text);
+// Random input for a declared input, with symbolic dims taken from `shapes`
+// (or 1). Integer inputs are drawn from [0, 4) so index inputs stay valid.
+Tensor random_input(const TensorInfo& info, const std::map<std::string, Shape>& shapes, uint64_t seed);
+// One-line summary of a tensor: min/max/mean or the first values.
+std::string summarize(const Tensor& t);
+
+void add_run_command(CLI::App& app);
+void add_conformance_command(CLI::App& app);
+
+}  // namespace kiln::cli

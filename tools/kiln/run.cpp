@@ -1,0 +1,110 @@
+// kiln run MODEL: run a model once on given or random inputs.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <numeric>
+
+#include "cli.h"
+#include "core/dispatch.h"
+#include "kiln/tensor_io.h"
+
+namespace kiln::cli {
+
+namespace {
+
+struct RunArgs {
+  std::string model;
+  std::vector<std::string> inputs;
+  std::string shapes;
+  std::string output_dir;
+  std::string output_format = "npy";
+  uint64_t seed = 0;
+};
+
+// Top-k of each row of a [N, C] (or [C]) float score tensor.
+void print_topk(const Tensor& t) {
+  if (!dtype_is_float(t.dtype()) || t.rank() < 1 || t.rank() > 2 || t.numel() == 0) return;
+  int64_t rows = t.rank() == 2 ? t.dim(0) : 1;
+  int64_t cols = t.shape().back();
+  if (cols < 2) return;
+  std::vector<double> v(static_cast<size_t>(t.numel()));
+  dispatch<FloatTypes>(t.dtype(), "top-k", [&]<typename T>() {
+    for (int64_t i = 0; i < t.numel(); ++i) v[static_cast<size_t>(i)] = static_cast<double>(acc_t<T>(t.data<T>()[i]));
+  });
+  int64_t shown = std::min<int64_t>(rows, 16);
+  int64_t k = std::min<int64_t>(5, cols);
+  for (int64_t r = 0; r < shown; ++r) {
+    std::vector<int64_t> idx(static_cast<size_t>(cols));
+    std::iota(idx.begin(), idx.end(), 0);
+    const double* row = v.data() + r * cols;
+    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int64_t a, int64_t b) { return row[a] > row[b]; });
+    std::printf("    %s top-%lld:", rows > 1 ? ("row " + std::to_string(r)).c_str() : "", static_cast<long long>(k));
+    for (int64_t j = 0; j < k; ++j) std::printf("  %lld (%.4g)", static_cast<long long>(idx[j]), row[idx[j]]);
+    std::printf("\n");
+  }
+  if (rows > shown) std::printf("    ... %lld more rows\n", static_cast<long long>(rows - shown));
+}
+
+void run_main(const RunArgs& a) {
+  SessionOptions opts;
+  auto shapes = parse_shapes(a.shapes);
+  opts.input_shapes = shapes;
+  auto t0 = std::chrono::steady_clock::now();
+  Session s = Session::load(a.model, opts);
+  auto t1 = std::chrono::steady_clock::now();
+  std::vector<std::pair<std::string, Tensor>> feed;
+  for (const auto& spec : a.inputs) {
+    size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0) throw Error("--input '" + spec + "' is not NAME=FILE");
+    feed.emplace_back(spec.substr(0, eq), load_tensor_file(spec.substr(eq + 1)));
+  }
+  uint64_t seed = a.seed;
+  for (const auto& info : s.inputs()) {
+    if (info.has_default) continue;
+    bool given = std::any_of(feed.begin(), feed.end(), [&](const auto& f) { return f.first == info.name; });
+    if (!given) {
+      feed.emplace_back(info.name, random_input(info, shapes, seed++));
+      std::printf("input  %s: random %s %s\n", info.name.c_str(), dtype_name(info.dtype).c_str(),
+                  shape_str(feed.back().second.shape()).c_str());
+    } else {
+      const Tensor& t = std::find_if(feed.begin(), feed.end(), [&](const auto& f) { return f.first == info.name; })->second;
+      std::printf("input  %s: %s %s\n", info.name.c_str(), dtype_name(t.dtype()).c_str(), shape_str(t.shape()).c_str());
+    }
+  }
+  auto t2 = std::chrono::steady_clock::now();
+  std::vector<Tensor> outs = s.run(feed);
+  auto t3 = std::chrono::steady_clock::now();
+  if (!a.output_dir.empty()) std::filesystem::create_directories(a.output_dir);
+  for (size_t i = 0; i < outs.size(); ++i) {
+    const std::string& name = s.outputs()[i].name;
+    std::printf("output %s: %s %s  %s\n", name.c_str(), dtype_name(outs[i].dtype()).c_str(),
+                shape_str(outs[i].shape()).c_str(), summarize(outs[i]).c_str());
+    print_topk(outs[i]);
+    if (!a.output_dir.empty()) {
+      std::string safe = name;
+      std::replace_if(safe.begin(), safe.end(), [](char c) { return c == '/' || c == '\\' || c == ':'; }, '_');
+      std::string path = a.output_dir + "/" + safe + (a.output_format == "pb" ? ".pb" : ".npy");
+      if (a.output_format == "pb") save_tensor_pb(outs[i], name, path);
+      else save_npy(outs[i], path);
+    }
+  }
+  using ms = std::chrono::duration<double, std::milli>;
+  std::printf("load %.2f ms, run %.2f ms\n", ms(t1 - t0).count(), ms(t3 - t2).count());
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app) {
+  auto a = std::make_shared<RunArgs>();
+  CLI::App* cmd = app.add_subcommand("run", "Run a model once and print its outputs");
+  cmd->add_option("model", a->model, "ONNX model file")->required();
+  cmd->add_option("--input,-i", a->inputs, "NAME=FILE input (.npy or TensorProto .pb); repeatable. Missing inputs are random");
+  cmd->add_option("--shapes", a->shapes, "Sizes for symbolic input dims: NAME:1x3x224x224,...");
+  cmd->add_option("--output-dir,-o", a->output_dir, "Write each output to DIR/NAME.npy (or .pb)");
+  cmd->add_option("--output-format", a->output_format, "npy or pb")->check(CLI::IsMember({"npy", "pb"}));
+  cmd->add_option("--seed", a->seed, "Seed for random inputs");
+  cmd->callback([a] { run_main(*a); });
+}
+
+}  // namespace kiln::cli
