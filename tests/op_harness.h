@@ -1,0 +1,50 @@
+// Runs one op on given tensors through the real pipeline (schema resolution,
+// shape inference, kernel creation, execution), and checks that the inferred
+// output types agree with what the kernel produced.
+#pragma once
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "ir/graph.h"
+#include "kiln/error.h"
+#include "kiln/tensor.h"
+
+namespace kiln::test {
+
+struct NodeSpec {
+  std::string op;
+  int opset = 17;
+  std::string domain;
+  std::vector<std::optional<Tensor>> inputs;  // nullopt: omitted optional input
+  std::map<std::string, Attribute> attrs;
+  int num_outputs = 1;
+  // Feed inputs as initializers (known at load time) instead of graph inputs;
+  // exercises inference that reads constant inputs (Reshape's shape, ...).
+  bool constant_inputs = false;
+};
+
+// Throws kiln::Error (or UnsupportedError) like a Session would.
+std::vector<Tensor> run_node(const NodeSpec& spec);
+
+Attribute attr_int(int64_t v);
+Attribute attr_float(float v);
+Attribute attr_string(std::string v);
+Attribute attr_ints(std::vector<int64_t> v);
+Attribute attr_floats(std::vector<float> v);
+Attribute attr_tensor(Tensor t);
+
+// Tensors from values.
+Tensor make_f32(Shape shape, std::vector<float> v);
+Tensor make_i64(Shape shape, std::vector<int64_t> v);
+Tensor make_bool(Shape shape, std::vector<bool> v);
+Tensor random_f32(Shape shape, std::mt19937& rng, float lo = -1, float hi = 1);
+// Element-wise closeness for float tensors (same shape and dtype required).
+::testing::AssertionResult all_close(const Tensor& got, const Tensor& want, double rtol = 1e-5, double atol = 1e-6);
+std::vector<float> to_f32(const Tensor& t);  // any float/int dtype
+
+}  // namespace kiln::test
