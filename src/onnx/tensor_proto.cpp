@@ -93,7 +93,12 @@ Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& base_dir
   Shape shape(p.dims().begin(), p.dims().end());
   for (int64_t d : shape)
     if (d < 0) throw Error(what + ": negative dimension in shape");
-  int64_t numel = shape_numel(shape);  // throws on overflow
+  int64_t numel = 0;
+  try {
+    numel = shape_numel(shape);
+  } catch (const Error& e) {
+    throw Error(what + ": " + e.what());
+  }
   if (p.has_data_location() && p.data_location() == onnx::TensorProto::EXTERNAL) {
     if (dtype == DType::kString) throw Error(what + ": string tensors cannot use external data");
     Tensor t(dtype, shape);

@@ -95,12 +95,30 @@ Session::~Session() = default;
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
 
+namespace {
+// Every load error names the file, whatever stage raised it.
+template <typename F>
+Session::Impl* with_source(const std::string& source, F&& f) {
+  auto prefixed = [&](const std::string& msg) {
+    return msg.rfind(source, 0) == 0 ? msg : source + ": " + msg;
+  };
+  try {
+    return f().release();
+  } catch (const UnsupportedError& e) {
+    throw UnsupportedError(prefixed(e.what()));
+  } catch (const Error& e) {
+    throw Error(prefixed(e.what()));
+  }
+}
+}  // namespace
+
 Session Session::load(const std::string& path, const SessionOptions& options) {
-  return Session(build(load_onnx_file(path), options));
+  return Session(std::unique_ptr<Impl>(with_source(path, [&] { return build(load_onnx_file(path), options); })));
 }
 
 Session Session::load_bytes(const void* data, size_t size, const SessionOptions& options) {
-  return Session(build(load_onnx_bytes(data, size), options));
+  return Session(std::unique_ptr<Impl>(
+      with_source("<memory>", [&] { return build(load_onnx_bytes(data, size), options); })));
 }
 
 const std::vector<TensorInfo>& Session::inputs() const { return impl_->inputs; }

@@ -14,9 +14,12 @@ int main(int argc, char** argv) {
   kiln::cli::add_conformance_command(app);
   try {
     app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code() == 0 ? 0 : 1;  // a command's own failure, already reported
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : 1;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    std::fprintf(stderr, "kiln: error: %s\nRun with --help for more information.\n", e.what());
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kiln: error: %s\n", e.what());
     return 1;

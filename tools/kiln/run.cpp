@@ -32,6 +32,14 @@ void print_topk(const Tensor& t) {
   dispatch<FloatTypes>(t.dtype(), "top-k", [&]<typename T>() {
     for (int64_t i = 0; i < t.numel(); ++i) v[static_cast<size_t>(i)] = static_cast<double>(acc_t<T>(t.data<T>()[i]));
   });
+  if (rows > 1) {
+    std::printf("    argmax per row:");
+    for (int64_t r = 0; r < rows; ++r) {
+      const double* row = v.data() + r * cols;
+      std::printf(" %lld", static_cast<long long>(std::max_element(row, row + cols) - row));
+    }
+    std::printf("\n");
+  }
   int64_t shown = std::min<int64_t>(rows, 16);
   int64_t k = std::min<int64_t>(5, cols);
   for (int64_t r = 0; r < shown; ++r) {
