@@ -20,5 +20,6 @@ std::string summarize(const Tensor& t);
 
 void add_run_command(CLI::App& app);
 void add_conformance_command(CLI::App& app);
+void add_ops_command(CLI::App& app);
 
 }  // namespace kiln::cli

@@ -34,6 +34,7 @@ struct ConfArgs {
   std::string tiers;
   double rtol = 1e-3;
   double atol = 1e-7;
+  double max_rel_l2 = -1;  // > 0: compare float outputs by relative L2 error instead
   int timeout_s = 60;
   bool no_fork = false;
   bool quiet = false;
@@ -54,11 +55,34 @@ std::vector<fs::path> sorted_files(const fs::path& dir, const std::string& prefi
   return files;
 }
 
+// Relative L2 error ||got - want|| / ||want|| of float tensors.
+double relative_l2(const Tensor& got, const Tensor& want) {
+  double num = 0, den = 0;
+  dispatch<FloatTypes>(got.dtype(), "compare", [&]<typename T>() {
+    for (int64_t i = 0; i < got.numel(); ++i) {
+      double g = static_cast<double>(acc_t<T>(got.data<T>()[i]));
+      double w = static_cast<double>(acc_t<T>(want.data<T>()[i]));
+      num += (g - w) * (g - w);
+      den += w * w;
+    }
+  });
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
 // Compares one output; returns "" when equal within tolerance.
-std::string compare(const Tensor& got, const Tensor& want, double rtol, double atol) {
+std::string compare(const Tensor& got, const Tensor& want, double rtol, double atol, double max_rel_l2) {
   if (got.dtype() != want.dtype())
     return "type " + dtype_name(got.dtype()) + ", expected " + dtype_name(want.dtype());
   if (got.shape() != want.shape()) return "shape " + shape_str(got.shape()) + ", expected " + shape_str(want.shape());
+  if (max_rel_l2 > 0 && dtype_is_float(got.dtype())) {
+    double e = relative_l2(got, want);
+    if (!(e <= max_rel_l2)) {
+      char buf[128];
+      std::snprintf(buf, sizeof buf, "relative L2 error %.3g exceeds %.3g", e, max_rel_l2);
+      return buf;
+    }
+    return "";
+  }
   if (got.dtype() == DType::kString) {
     for (int64_t i = 0; i < got.numel(); ++i)
       if (got.data<std::string>()[i] != want.data<std::string>()[i])
@@ -100,7 +124,7 @@ std::string compare(const Tensor& got, const Tensor& want, double rtol, double a
   return "";
 }
 
-Result run_test(const fs::path& dir, double rtol, double atol) {
+Result run_test(const fs::path& dir, const ConfArgs& a) {
   try {
     Session s = Session::load((dir / "model.onnx").string());
     std::vector<fs::path> sets;
@@ -120,7 +144,7 @@ Result run_test(const fs::path& dir, double rtol, double atol) {
         return {"FAIL", std::to_string(outs.size()) + " outputs, expected " + std::to_string(out_files.size())};
       for (size_t k = 0; k < outs.size(); ++k) {
         Tensor want = load_tensor_pb(out_files[k].string());
-        std::string diff = compare(outs[k], want, rtol, atol);
+        std::string diff = compare(outs[k], want, a.rtol, a.atol, a.max_rel_l2);
         if (!diff.empty()) return {"FAIL", "output '" + s.outputs()[k].name + "': " + diff};
       }
     }
@@ -139,15 +163,15 @@ std::string one_line(std::string s) {
 }
 
 Result run_isolated(const fs::path& dir, const ConfArgs& a) {
-  if (a.no_fork) return run_test(dir, a.rtol, a.atol);
+  if (a.no_fork) return run_test(dir, a);
   int fds[2];
-  if (pipe(fds) != 0) return run_test(dir, a.rtol, a.atol);
+  if (pipe(fds) != 0) return run_test(dir, a);
   std::fflush(stdout);
   pid_t pid = fork();
   if (pid == 0) {
     close(fds[0]);
     alarm(static_cast<unsigned>(a.timeout_s));
-    Result r = run_test(dir, a.rtol, a.atol);
+    Result r = run_test(dir, a);
     std::string msg = r.status + "\t" + one_line(r.detail);
     ssize_t ignored = write(fds[1], msg.data(), msg.size());
     (void)ignored;
@@ -263,6 +287,8 @@ void add_conformance_command(CLI::App& app) {
   cmd->add_option("--filter", a->filter, "Only tests whose name matches this regex");
   cmd->add_option("--rtol", a->rtol, "Relative tolerance (default 1e-3)");
   cmd->add_option("--atol", a->atol, "Absolute tolerance (default 1e-7)");
+  cmd->add_option("--max-rel-l2", a->max_rel_l2,
+                  "Compare float outputs by relative L2 error (e.g. 1e-4) instead of element-wise rtol/atol");
   cmd->add_option("--expected-failures", a->expected_failures,
                   "TSV of tests allowed to fail (name<TAB>reason); exit 1 only for other failures");
   cmd->add_option("--tiers", a->tiers, "tiers.tsv for a per-tier summary (default: next to DIR)");

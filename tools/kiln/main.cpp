@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   app.add_flag("--version", show_version, "Print the version and exit");
   kiln::cli::add_run_command(app);
   kiln::cli::add_conformance_command(app);
+  kiln::cli::add_ops_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {
