@@ -17,7 +17,8 @@ TEST(Tensor, AllocatesZeroedAligned) {
 TEST(Tensor, RejectsOverflowingShape) {
   EXPECT_THROW(Tensor(DType::kFloat32, {int64_t{1} << 40, int64_t{1} << 40}), Error);
   EXPECT_THROW(Tensor(DType::kFloat32, {-1}), Error);
-  EXPECT_THROW(Tensor(DType::kFloat32, {int64_t{1} << 42}), Error);
+  EXPECT_THROW(Tensor(DType::kFloat32, {int64_t{1} << 42}), Error);  // 16 TiB
+  EXPECT_THROW(Tensor(DType::kString, {int64_t{1} << 40}), Error);
 }
 
 TEST(Tensor, EmptyTensor) {

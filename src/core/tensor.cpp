@@ -1,5 +1,8 @@
 #include "kiln/tensor.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -10,9 +13,19 @@ namespace kiln {
 
 namespace {
 constexpr size_t kAlignment = 64;
-// A single tensor larger than this is refused: it guards against a corrupt
-// file asking for an absurd allocation before any memory is touched.
-constexpr int64_t kMaxTensorBytes = int64_t{1} << 40;
+
+// A single tensor larger than the machine's physical memory is refused with
+// a clear error instead of being handed to the OOM killer: it guards against
+// a corrupt file or a data-dependent shape asking for an absurd allocation.
+int64_t max_tensor_bytes() {
+  static const int64_t limit = [] {
+    long pages = sysconf(_SC_PHYS_PAGES);
+    long page = sysconf(_SC_PAGESIZE);
+    int64_t phys = pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page : int64_t{1} << 40;
+    return std::min<int64_t>(phys, int64_t{1} << 40);
+  }();
+  return limit;
+}
 }  // namespace
 
 // Owns either aligned raw bytes, an array of std::string, or nothing
@@ -46,17 +59,17 @@ std::string shape_str(std::span<const int64_t> shape) {
 
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
   numel_ = shape_numel(shape_);
+  size_t elem = dtype_size(dtype_);
+  if (elem == 0) throw Error("cannot allocate a tensor of type " + dtype_name(dtype_));
+  if (numel_ > max_tensor_bytes() / static_cast<int64_t>(elem))
+    throw Error("tensor of shape " + shape_str(shape_) + " and type " + dtype_name(dtype_) +
+                " is too large to allocate (more than this machine's memory)");
   storage_ = std::make_shared<Storage>();
   if (dtype_ == DType::kString) {
     storage_->strings.reset(new std::string[static_cast<size_t>(numel_)]);
     data_ = storage_->strings.get();
     return;
   }
-  size_t elem = dtype_size(dtype_);
-  if (elem == 0) throw Error("cannot allocate a tensor of type " + dtype_name(dtype_));
-  if (numel_ > kMaxTensorBytes / static_cast<int64_t>(elem))
-    throw Error("tensor of shape " + shape_str(shape_) + " and type " + dtype_name(dtype_) +
-                " is too large to allocate");
   size_t bytes = static_cast<size_t>(numel_) * elem;
   size_t padded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   if (padded == 0) padded = kAlignment;
