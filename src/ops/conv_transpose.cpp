@@ -49,7 +49,8 @@ std::string transpose_geometry(const Node& node, const Shape& in, const Shape& k
     if (!out_shape.empty() || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
       const int64_t out = !out_shape.empty() ? out_shape[d] : in[d] * s;
       if (out < 0) return "output_shape must be non-negative";
-      const int64_t total = full - out;
+      // A larger output than the full result gets its extra at the end.
+      const int64_t total = std::max<int64_t>(0, full - out);
       g->pads_begin[d] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
       g->out[d] = out;
     } else if (auto_pad == "VALID") {

@@ -230,7 +230,8 @@ void compute_max_unpool(KernelContext& ctx) {
   if (x.rank() < 3) throw ctx.error("X must have rank >= 3");
   if (idx.shape() != x.shape()) throw ctx.error("I must have X's shape " + shape_str(x.shape()));
   if (idx.dtype() != DType::kInt64) throw ctx.error("I must be int64");
-  Shape out = unpool_shape(ctx, x);
+  const Shape natural = unpool_shape(ctx, x);
+  Shape out = natural;
   if (ctx.has_input(2)) {
     std::vector<int64_t> os = read_ints(ctx.input(2), ctx, "output_shape");
     if (os.size() != out.size()) throw ctx.error("output_shape must have " + std::to_string(out.size()) + " values");
@@ -241,11 +242,25 @@ void compute_max_unpool(KernelContext& ctx) {
   }
   dispatch<FloatTypes>(x.dtype(), "MaxUnpool", [&]<typename T>() {
     Tensor& y = ctx.output(0, x.dtype(), out);
-    const int64_t n = y.numel();
+    // Indices address the natural output shape; an explicit output_shape
+    // keeps each element's spatial coordinates.
+    Shape nat_sp(natural.begin() + 2, natural.end()), out_sp(out.begin() + 2, out.end());
+    const int64_t nat_n = shape_numel(nat_sp), out_n = shape_numel(out_sp), planes = x.dim(0) * x.dim(1);
+    Shape coord(nat_sp.size());
     for (int64_t i = 0; i < x.numel(); ++i) {
       const int64_t k = idx.data<int64_t>()[i];
-      if (k < 0 || k >= n) throw ctx.error("index " + std::to_string(k) + " is out of range for output " + shape_str(out));
-      y.data<T>()[k] = x.data<T>()[i];
+      if (k < 0 || nat_n == 0 || k >= planes * nat_n)
+        throw ctx.error("index " + std::to_string(k) + " is out of range for output " + shape_str(natural));
+      int64_t rem = k % nat_n, off = 0;
+      for (size_t d = nat_sp.size(); d-- > 0;) {
+        coord[d] = rem % nat_sp[d];
+        rem /= nat_sp[d];
+      }
+      for (size_t d = 0; d < coord.size(); ++d) {
+        if (coord[d] >= out_sp[d]) throw ctx.error("index " + std::to_string(k) + " falls outside output_shape");
+        off = off * out_sp[d] + coord[d];
+      }
+      y.data<T>()[(k / nat_n) * out_n + off] = x.data<T>()[i];
     }
   });
 }
