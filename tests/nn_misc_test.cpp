@@ -200,4 +200,60 @@ TEST(Quantize, PerAxisRoundTripAndSaturation) {
   EXPECT_EQ(dyn[0].data<uint8_t>()[2], 255);
 }
 
+TEST(QuantizedConv, ConvIntegerMatchesShiftedFloatConv) {
+  std::mt19937 rng(45);
+  std::uniform_int_distribution<int> u(0, 255);
+  Tensor x(DType::kUInt8, {1, 2, 4, 4}), w(DType::kUInt8, {3, 2, 2, 2});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<uint8_t>()[i] = static_cast<uint8_t>(u(rng));
+  for (int64_t i = 0; i < w.numel(); ++i) w.data<uint8_t>()[i] = static_cast<uint8_t>(u(rng));
+  Tensor xz(DType::kUInt8, {}), wz(DType::kUInt8, {});
+  xz.data<uint8_t>()[0] = 100;
+  wz.data<uint8_t>()[0] = 7;
+  auto out = run_node({.op = "ConvInteger", .opset = 10, .inputs = {x, w, xz, wz}, .attrs = {{"pads", attr_ints({1, 0, 0, 1})}}});
+  ASSERT_EQ(out[0].shape(), (Shape{1, 3, 4, 4}));
+  for (int m = 0; m < 3; ++m)
+    for (int oh = 0; oh < 4; ++oh)
+      for (int ow = 0; ow < 4; ++ow) {
+        int64_t acc = 0;
+        for (int c = 0; c < 2; ++c)
+          for (int kh = 0; kh < 2; ++kh)
+            for (int kw = 0; kw < 2; ++kw) {
+              int ih = oh - 1 + kh, iw = ow + kw;
+              if (ih < 0 || ih >= 4 || iw >= 4) continue;
+              acc += (x.data<uint8_t>()[(c * 4 + ih) * 4 + iw] - 100) * (w.data<uint8_t>()[((m * 2 + c) * 2 + kh) * 2 + kw] - 7);
+            }
+        EXPECT_EQ(out[0].data<int32_t>()[(m * 4 + oh) * 4 + ow], acc);
+      }
+}
+
+TEST(GridSample, BilinearZerosAndNearestBorder) {
+  std::mt19937 rng(46);
+  Tensor x = random_f32({1, 1, 3, 4}, rng);
+  // Points: exact pixel centres (align_corners=1) and one outside.
+  Tensor grid = make_f32({1, 1, 3, 2}, {-1.0f, -1.0f, 1.0f, 1.0f, 2.0f, 0.0f});
+  auto out = run_node({.op = "GridSample", .opset = 20, .inputs = {x, grid}, .attrs = {{"align_corners", attr_int(1)}}});
+  EXPECT_NEAR(out[0].data<float>()[0], x.data<float>()[0], 1e-6);
+  EXPECT_NEAR(out[0].data<float>()[1], x.data<float>()[11], 1e-6);
+  EXPECT_NEAR(out[0].data<float>()[2], 0.0f, 1e-6);  // x = 6 > 3: outside, zeros
+  auto border = run_node({.op = "GridSample", .opset = 16, .inputs = {x, grid},
+                          .attrs = {{"align_corners", attr_int(1)}, {"mode", attr_string("nearest")}, {"padding_mode", attr_string("border")}}});
+  EXPECT_EQ(border[0].data<float>()[2], x.data<float>()[1 * 4 + 3]);  // clamped to the last column, middle row
+}
+
+TEST(RoiAlign, AverageOfConstantRegionAndCol2ImSums) {
+  Tensor x(DType::kFloat32, {1, 1, 6, 6});
+  for (int i = 0; i < 36; ++i) x.data<float>()[i] = 3.0f;
+  auto out = run_node({.op = "RoiAlign", .opset = 16,
+                       .inputs = {x, make_f32({1, 4}, {1, 1, 4, 4}), make_i64({1}, {0})},
+                       .attrs = {{"output_height", attr_int(2)}, {"output_width", attr_int(2)}}});
+  ASSERT_EQ(out[0].shape(), (Shape{1, 1, 2, 2}));
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(out[0].data<float>()[i], 3.0f, 1e-6);
+  // Col2Im of all-ones 2x2 blocks over a 3x3 image counts how many blocks cover each pixel.
+  Tensor cols(DType::kFloat32, {1, 4, 4});
+  for (int i = 0; i < 16; ++i) cols.data<float>()[i] = 1.0f;
+  auto img = run_node({.op = "Col2Im", .opset = 18, .inputs = {cols, make_i64({2}, {3, 3}), make_i64({2}, {2, 2})}});
+  std::vector<float> want = {1, 2, 1, 2, 4, 2, 1, 2, 1};
+  for (int i = 0; i < 9; ++i) EXPECT_EQ(img[0].data<float>()[i], want[i]);
+}
+
 }  // namespace kiln::test
