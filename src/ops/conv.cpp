@@ -1,0 +1,95 @@
+// Conv: N-d grouped, dilated, strided convolution with optional bias. The
+// semantics are the same from opset 1 to the latest (later versions only add
+// types and inference rules), so one schema covers them all. The kernel is
+// im2col + blocked GEMM (conv_core in nn_util.h).
+#include "ops/nn_util.h"
+
+namespace kiln {
+
+namespace {
+
+// Kernel spatial shape from W's type (or the kernel_shape attribute); -1 for
+// unknown dims. Empty when W's rank is unknown and no attribute is given.
+Shape conv_kernel_dims(const InferContext& ctx, size_t x_rank) {
+  if (ctx.node().has_attr("kernel_shape")) return ctx.node().attr_ints("kernel_shape");
+  const ValueType& w = ctx.input_type(1);
+  Shape k;
+  if (!w.shape) {
+    k.assign(x_rank >= 2 ? x_rank - 2 : 0, -1);
+    return k;
+  }
+  for (size_t d = 2; d < w.shape->size(); ++d) k.push_back((*w.shape)[d].is_known() ? (*w.shape)[d].value : -1);
+  return k;
+}
+
+void infer_conv(InferContext& ctx) {
+  const ValueType& x = ctx.input_type(0);
+  const ValueType& w = ctx.input_type(1);
+  if (x.dtype != w.dtype) throw ctx.error("X and W types differ");
+  std::optional<DimVector> dims;
+  if (x.shape) {
+    Dim m = w.shape && !w.shape->empty() ? (*w.shape)[0] : Dim::unknown();
+    dims = window_infer_dims(ctx, conv_kernel_dims(ctx, x.shape->size()), m, false);
+  }
+  ctx.set_output(0, x.dtype, dims);
+}
+
+void compute_conv(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  const Node& node = ctx.node();
+  if (x.dtype() != w.dtype()) throw ctx.error("X and W types differ");
+  if (x.rank() < 3) throw ctx.error("X must have rank >= 3 (N, C, spatial...), got " + shape_str(x.shape()));
+  if (w.rank() != x.rank())
+    throw ctx.error("W " + shape_str(w.shape()) + " must have the rank of X " + shape_str(x.shape()));
+  const int64_t group = node.attr_int("group", 1);
+  const int64_t N = x.dim(0), Cin = x.dim(1), M = w.dim(0);
+  if (group <= 0) throw ctx.error("group must be positive");
+  if (Cin % group != 0 || w.dim(1) * group != Cin)
+    throw ctx.error("X has " + std::to_string(Cin) + " channels but W " + shape_str(w.shape()) + " with group " +
+                    std::to_string(group) + " expects " + std::to_string(w.dim(1) * group));
+  if (M % group != 0) throw ctx.error("W's output channels " + std::to_string(M) + " are not divisible by group");
+  Shape in(x.shape().begin() + 2, x.shape().end()), kernel(w.shape().begin() + 2, w.shape().end());
+  if (node.has_attr("kernel_shape") && node.attr_ints("kernel_shape") != kernel)
+    throw ctx.error("kernel_shape does not match W " + shape_str(w.shape()));
+  const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+  if (b && (b->rank() != 1 || b->dim(0) != M || b->dtype() != x.dtype()))
+    throw ctx.error("B must be a 1-D tensor of " + std::to_string(M) + " elements of X's type");
+  WindowGeometry g;
+  std::string err = window_geometry(node, in, kernel, false, &g);
+  if (!err.empty()) throw ctx.error(err);
+  Shape out_shape = {N, M};
+  out_shape.insert(out_shape.end(), g.out.begin(), g.out.end());
+  dispatch<FloatTypes>(x.dtype(), "Conv", [&]<typename T>() {
+    using C = calc_t<T>;
+    Tensor& y = ctx.output(0, x.dtype(), out_shape);
+    if (y.numel() == 0) return;
+    std::vector<C> xs, ws, bs;
+    const C* px = as_calc<C>(x.data<T>(), x.numel(), xs);
+    const C* pw = as_calc<C>(w.data<T>(), w.numel(), ws);
+    const C* pb = b ? as_calc<C>(b->data<T>(), b->numel(), bs) : nullptr;
+    if constexpr (std::is_same_v<C, T>) {
+      conv_core<C>(g, N, Cin, M, group, px, pw, pb, y.data<T>());
+    } else {
+      std::vector<C> ys(static_cast<size_t>(y.numel()));
+      conv_core<C>(g, N, Cin, M, group, px, pw, pb, ys.data());
+      for (int64_t i = 0; i < y.numel(); ++i) y.data<T>()[i] = static_cast<T>(ys[static_cast<size_t>(i)]);
+    }
+  });
+}
+
+}  // namespace
+
+KILN_OP(Conv) {
+  OpSchema s;
+  s.name = "Conv";
+  s.min_inputs = 2;
+  s.max_inputs = 3;
+  s.max_outputs = 1;
+  s.types = float_dtypes();
+  s.infer = infer_conv;
+  s.compute = compute_conv;
+  return s;
+}
+
+}  // namespace kiln

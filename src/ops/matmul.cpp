@@ -1,0 +1,310 @@
+// MatMul (numpy semantics: batched broadcasting, 1-D operands promoted and
+// squeezed), Gemm (transA/transB/alpha/beta, C broadcast; opset < 7 carries
+// the `broadcast` attribute, opset < 11 requires C), MatMulInteger and
+// QLinearMatMul.
+#include <cmath>
+
+#include "ops/nn_util.h"
+#include "ops/quant_util.h"
+
+namespace kiln {
+
+namespace {
+
+// Output dims of numpy matmul from the operand types; nullopt if a rank is
+// unknown. Throws on known mismatching dims.
+std::optional<DimVector> matmul_dims(const InferContext& ctx, size_t ia, size_t ib) {
+  const ValueType& a = ctx.input_type(ia);
+  const ValueType& b = ctx.input_type(ib);
+  if (!a.shape || !b.shape) return std::nullopt;
+  DimVector da = *a.shape, db = *b.shape;
+  if (da.empty() || db.empty()) throw ctx.error("MatMul operands must have rank >= 1");
+  const bool a1 = da.size() == 1, b1 = db.size() == 1;
+  if (a1) da.insert(da.begin(), Dim::known(1));
+  if (b1) db.push_back(Dim::known(1));
+  const Dim& ka = da[da.size() - 1];
+  const Dim& kb = db[db.size() - 2];
+  if (ka.is_known() && kb.is_known() && ka.value != kb.value)
+    throw ctx.error("inner dims differ: " + ka.str() + " and " + kb.str());
+  // Broadcast the batch dims.
+  size_t ra = da.size() - 2, rb = db.size() - 2, r = std::max(ra, rb);
+  DimVector out(r, Dim::known(1));
+  for (size_t i = 0; i < r; ++i) {
+    const Dim* x = i + ra >= r ? &da[i + ra - r] : nullptr;
+    const Dim* y = i + rb >= r ? &db[i + rb - r] : nullptr;
+    Dim& o = out[i];
+    for (const Dim* v : {x, y}) {
+      if (!v || (v->is_known() && v->value == 1)) continue;
+      if (o.is_known() && o.value == 1) {
+        o = *v;
+      } else if (o.is_known() && v->is_known() && o.value != v->value) {
+        throw ctx.error("batch dims " + o.str() + " and " + v->str() + " cannot be broadcast");
+      } else if (!v->is_known() && !(o == *v)) {
+        o = o.is_known() ? o : Dim::unknown();
+      }
+    }
+  }
+  if (!a1) out.push_back(da[da.size() - 2]);
+  if (!b1) out.push_back(db[db.size() - 1]);
+  return out;
+}
+
+}  // namespace
+
+MatMulPlan plan_matmul(const Shape& a_in, const Shape& b_in, const KernelContext& ctx) {
+  if (a_in.empty() || b_in.empty()) throw ctx.error("MatMul operands must have rank >= 1");
+  Shape a = a_in, b = b_in;
+  const bool a1 = a.size() == 1, b1 = b.size() == 1;
+  if (a1) a.insert(a.begin(), 1);
+  if (b1) b.push_back(1);
+  MatMulPlan p;
+  p.M = a[a.size() - 2];
+  p.K = a[a.size() - 1];
+  p.N = b[b.size() - 1];
+  if (b[b.size() - 2] != p.K)
+    throw ctx.error("inner dims differ: A " + shape_str(a_in) + " and B " + shape_str(b_in));
+  Shape ba(a.begin(), a.end() - 2), bb(b.begin(), b.end() - 2);
+  Shape batch = broadcast_shapes({ba, bb}, ctx.node());
+  const int64_t nb = shape_numel(batch);
+  std::vector<int64_t> sa = broadcast_strides(ba, batch), sb = broadcast_strides(bb, batch);
+  std::vector<int64_t> idx(batch.size(), 0);
+  for (int64_t i = 0; i < nb; ++i) {
+    int64_t oa = 0, ob = 0;
+    for (size_t d = 0; d < batch.size(); ++d) {
+      oa += idx[d] * sa[d];
+      ob += idx[d] * sb[d];
+    }
+    p.a_offsets.push_back(oa * p.M * p.K);
+    p.b_offsets.push_back(ob * p.K * p.N);
+    for (size_t d = batch.size(); d-- > 0;) {
+      if (++idx[d] < batch[d]) break;
+      idx[d] = 0;
+    }
+  }
+  p.out = batch;
+  if (!a1) p.out.push_back(p.M);
+  if (!b1) p.out.push_back(p.N);
+  return p;
+}
+
+namespace {
+
+using MatMulTypes = TypeList<float, double, Float16, BFloat16, int32_t, int64_t, uint32_t, uint64_t>;
+
+template <typename T> using mm_calc_t = std::conditional_t<std::is_integral_v<T>, T, calc_t<T>>;
+
+void compute_matmul(KernelContext& ctx) {
+  const Tensor& a = ctx.input(0);
+  const Tensor& b = ctx.input(1);
+  if (a.dtype() != b.dtype()) throw ctx.error("A and B types differ");
+  MatMulPlan p = plan_matmul(a.shape(), b.shape(), ctx);
+  dispatch<MatMulTypes>(a.dtype(), "MatMul", [&]<typename T>() {
+    using C = mm_calc_t<T>;
+    Tensor& y = ctx.output(0, a.dtype(), p.out);
+    if (y.numel() == 0) return;
+    std::vector<C> as, bs;
+    const C* pa = as_calc<C>(a.data<T>(), a.numel(), as);
+    const C* pb = as_calc<C>(b.data<T>(), b.numel(), bs);
+    std::vector<C> acc(static_cast<size_t>(p.M * p.N));
+    for (size_t i = 0; i < p.a_offsets.size(); ++i) {
+      std::fill(acc.begin(), acc.end(), C(0));
+      gemm_acc<C>(p.M, p.N, p.K, pa + p.a_offsets[i], p.K, pb + p.b_offsets[i], p.N, acc.data(), p.N);
+      T* dst = y.data<T>() + static_cast<int64_t>(i) * p.M * p.N;
+      for (size_t j = 0; j < acc.size(); ++j) dst[j] = static_cast<T>(acc[j]);
+    }
+  });
+}
+
+// Copies a 2-D matrix as C, transposed when `trans`.
+template <typename C, typename T>
+std::vector<C> matrix_as(const T* p, int64_t rows, int64_t cols, bool trans) {
+  std::vector<C> v(static_cast<size_t>(rows * cols));
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) {
+      C x = static_cast<C>(static_cast<acc_t<T>>(p[i * cols + j]));
+      v[static_cast<size_t>(trans ? j * rows + i : i * cols + j)] = x;
+    }
+  return v;
+}
+
+void infer_gemm(InferContext& ctx) {
+  const ValueType& a = ctx.input_type(0);
+  const ValueType& b = ctx.input_type(1);
+  const bool ta = ctx.node().attr_int("transA", 0) != 0, tb = ctx.node().attr_int("transB", 0) != 0;
+  std::optional<DimVector> dims;
+  if (a.shape && b.shape) {
+    if (a.shape->size() != 2 || b.shape->size() != 2) throw ctx.error("A and B must be 2-D");
+    dims = DimVector{(*a.shape)[ta ? 1 : 0], (*b.shape)[tb ? 0 : 1]};
+  }
+  ctx.set_output(0, a.dtype, dims);
+}
+
+void compute_gemm(KernelContext& ctx) {
+  const Node& node = ctx.node();
+  const Tensor& a = ctx.input(0);
+  const Tensor& b = ctx.input(1);
+  if (a.dtype() != b.dtype()) throw ctx.error("A and B types differ");
+  if (a.rank() != 2 || b.rank() != 2)
+    throw ctx.error("A " + shape_str(a.shape()) + " and B " + shape_str(b.shape()) + " must be 2-D");
+  const bool ta = node.attr_int("transA", 0) != 0, tb = node.attr_int("transB", 0) != 0;
+  const double alpha = node.attr_float("alpha", 1.0f), beta = node.attr_float("beta", 1.0f);
+  const int64_t M = ta ? a.dim(1) : a.dim(0), K = ta ? a.dim(0) : a.dim(1);
+  const int64_t Kb = tb ? b.dim(1) : b.dim(0), N = tb ? b.dim(0) : b.dim(1);
+  if (K != Kb) throw ctx.error("inner dims differ: A " + shape_str(a.shape()) + " and B " + shape_str(b.shape()));
+  const Tensor* c = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+  if (!c && node.opset < 11) throw ctx.error("input C is required before opset 11");
+  std::vector<int64_t> cst;
+  if (c) {
+    if (c->dtype() != a.dtype()) throw ctx.error("C's type differs from A's");
+    if (node.opset < 7 && node.attr_int("broadcast", 0) == 0 && c->shape() != Shape{M, N})
+      throw ctx.error("C " + shape_str(c->shape()) + " must be " + shape_str(Shape{M, N}) + " when broadcast=0");
+    if (c->rank() > 2) throw ctx.error("C " + shape_str(c->shape()) + " has rank > 2");
+    Shape bc = broadcast_shapes({c->shape(), Shape{M, N}}, node);
+    if (bc != Shape{M, N})
+      throw ctx.error("C " + shape_str(c->shape()) + " cannot be broadcast to " + shape_str(Shape{M, N}));
+    cst = broadcast_strides(c->shape(), Shape{M, N});
+  }
+  dispatch<MatMulTypes>(a.dtype(), "Gemm", [&]<typename T>() {
+    using C = mm_calc_t<T>;
+    Tensor& y = ctx.output(0, a.dtype(), {M, N});
+    if (y.numel() == 0) return;
+    std::vector<C> am = matrix_as<C>(a.data<T>(), a.dim(0), a.dim(1), ta);
+    std::vector<C> bm = matrix_as<C>(b.data<T>(), b.dim(0), b.dim(1), tb);
+    std::vector<C> acc(static_cast<size_t>(M * N), C(0));
+    gemm_acc<C>(M, N, K, am.data(), K, bm.data(), N, acc.data(), N);
+    T* py = y.data<T>();
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        C v = static_cast<C>(alpha * static_cast<double>(acc[static_cast<size_t>(i * N + j)]));
+        if (alpha == 1.0) v = acc[static_cast<size_t>(i * N + j)];
+        if (c) {
+          C cv = static_cast<C>(static_cast<acc_t<T>>(c->data<T>()[i * cst[0] + j * cst[1]]));
+          v += beta == 1.0 ? cv : static_cast<C>(beta * static_cast<double>(cv));
+        }
+        py[i * N + j] = static_cast<T>(v);
+      }
+  });
+}
+
+// MatMulInteger / QLinearMatMul share this: int32 products of zero-point
+// adjusted operands. a_zp is per-tensor or per-row (M), b_zp per-tensor or
+// per-column (N).
+void matmul_int32(const KernelContext& ctx, const Tensor& a, const Tensor* azp, const Tensor& b, const Tensor* bzp,
+                  const MatMulPlan& p, std::vector<int32_t>* out) {
+  const std::vector<int32_t> va = quant_values(a, ctx, "A"), vb = quant_values(b, ctx, "B");
+  std::vector<int32_t> za = azp ? quant_values(*azp, ctx, "A's zero point") : std::vector<int32_t>{0};
+  std::vector<int32_t> zb = bzp ? quant_values(*bzp, ctx, "B's zero point") : std::vector<int32_t>{0};
+  if (za.size() != 1 && static_cast<int64_t>(za.size()) != p.M)
+    throw ctx.error("A's zero point must have 1 or M=" + std::to_string(p.M) + " values");
+  if (zb.size() != 1 && static_cast<int64_t>(zb.size()) != p.N)
+    throw ctx.error("B's zero point must have 1 or N=" + std::to_string(p.N) + " values");
+  out->assign(p.a_offsets.size() * static_cast<size_t>(p.M * p.N), 0);
+  std::vector<int32_t> am(static_cast<size_t>(p.M * p.K)), bm(static_cast<size_t>(p.K * p.N));
+  for (size_t i = 0; i < p.a_offsets.size(); ++i) {
+    for (int64_t r = 0; r < p.M; ++r)
+      for (int64_t k = 0; k < p.K; ++k)
+        am[static_cast<size_t>(r * p.K + k)] = va[static_cast<size_t>(p.a_offsets[i] + r * p.K + k)] - za[za.size() == 1 ? 0 : static_cast<size_t>(r)];
+    for (int64_t k = 0; k < p.K; ++k)
+      for (int64_t c = 0; c < p.N; ++c)
+        bm[static_cast<size_t>(k * p.N + c)] = vb[static_cast<size_t>(p.b_offsets[i] + k * p.N + c)] - zb[zb.size() == 1 ? 0 : static_cast<size_t>(c)];
+    gemm_acc<int32_t>(p.M, p.N, p.K, am.data(), p.K, bm.data(), p.N, out->data() + i * static_cast<size_t>(p.M * p.N), p.N);
+  }
+}
+
+void compute_matmul_integer(KernelContext& ctx) {
+  const Tensor& a = ctx.input(0);
+  const Tensor& b = ctx.input(1);
+  MatMulPlan p = plan_matmul(a.shape(), b.shape(), ctx);
+  std::vector<int32_t> acc;
+  matmul_int32(ctx, a, ctx.has_input(2) ? &ctx.input(2) : nullptr, b, ctx.has_input(3) ? &ctx.input(3) : nullptr, p,
+               &acc);
+  Tensor& y = ctx.output(0, DType::kInt32, p.out);
+  std::copy(acc.begin(), acc.end(), y.data<int32_t>());
+}
+
+void compute_qlinear_matmul(KernelContext& ctx) {
+  const Tensor& a = ctx.input(0);
+  const Tensor& b = ctx.input(3);
+  MatMulPlan p = plan_matmul(a.shape(), b.shape(), ctx);
+  std::vector<int32_t> acc;
+  matmul_int32(ctx, a, &ctx.input(2), b, &ctx.input(5), p, &acc);
+  const std::vector<float> sa = float_values(ctx.input(1), ctx, "a_scale");
+  const std::vector<float> sb = float_values(ctx.input(4), ctx, "b_scale");
+  const std::vector<float> sy = float_values(ctx.input(6), ctx, "y_scale");
+  if (sy.size() != 1) throw ctx.error("y_scale must be a scalar");
+  if (sa.size() != 1 && static_cast<int64_t>(sa.size()) != p.M) throw ctx.error("a_scale must have 1 or M values");
+  if (sb.size() != 1 && static_cast<int64_t>(sb.size()) != p.N) throw ctx.error("b_scale must have 1 or N values");
+  const Tensor& yzp = ctx.input(7);
+  const int32_t zy = quant_values(yzp, ctx, "y_zero_point").at(0);
+  Tensor& y = ctx.output(0, yzp.dtype(), p.out);
+  const int64_t mn = p.M * p.N;
+  store_quantized(y, [&](int64_t i) {
+    const int64_t r = (i % mn) / p.N, c = i % p.N;
+    const float scale = sa[sa.size() == 1 ? 0 : static_cast<size_t>(r)] * sb[sb.size() == 1 ? 0 : static_cast<size_t>(c)] / sy[0];
+    return static_cast<double>(std::nearbyint(static_cast<float>(acc[static_cast<size_t>(i)]) * scale)) + zy;
+  });
+}
+
+void infer_matmul_int(InferContext& ctx, size_t ib, DType out) { ctx.set_output(0, out, matmul_dims(ctx, 0, ib)); }
+
+}  // namespace
+
+KILN_OP(MatMul) {
+  OpSchema s;
+  s.name = "MatMul";
+  s.min_inputs = s.max_inputs = 2;
+  s.max_outputs = 1;
+  s.types = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16,
+             DType::kInt32,   DType::kInt64,   DType::kUInt32,  DType::kUInt64};
+  s.infer = [](InferContext& ctx) {
+    if (ctx.input_dtype(0) != ctx.input_dtype(1)) throw ctx.error("A and B types differ");
+    ctx.set_output(0, ctx.input_dtype(0), matmul_dims(ctx, 0, 1));
+  };
+  s.compute = compute_matmul;
+  return s;
+}
+
+static OpSchema gemm_schema(int since, int until) {
+  OpSchema s;
+  s.name = "Gemm";
+  s.since = since;
+  s.until = until;
+  s.min_inputs = since >= 11 ? 2 : 3;
+  s.max_inputs = 3;
+  s.max_outputs = 1;
+  s.types = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16,
+             DType::kInt32,   DType::kInt64,   DType::kUInt32,  DType::kUInt64};
+  s.infer = infer_gemm;
+  s.compute = compute_gemm;
+  return s;
+}
+KILN_OP(Gemm_1) { return gemm_schema(1, 6); }
+KILN_OP(Gemm_7) { return gemm_schema(7, 10); }
+KILN_OP(Gemm_11) { return gemm_schema(11, INT_MAX); }
+
+KILN_OP(MatMulInteger) {
+  OpSchema s;
+  s.name = "MatMulInteger";
+  s.since = 10;
+  s.min_inputs = 2;
+  s.max_inputs = 4;
+  s.max_outputs = 1;
+  s.types = {DType::kUInt8, DType::kInt8};
+  s.infer = [](InferContext& ctx) { infer_matmul_int(ctx, 1, DType::kInt32); };
+  s.compute = compute_matmul_integer;
+  return s;
+}
+
+KILN_OP(QLinearMatMul) {
+  OpSchema s;
+  s.name = "QLinearMatMul";
+  s.since = 10;
+  s.min_inputs = s.max_inputs = 8;
+  s.max_outputs = 1;
+  s.types = {DType::kUInt8, DType::kInt8};
+  s.infer = [](InferContext& ctx) { infer_matmul_int(ctx, 3, ctx.input_dtype(7)); };
+  s.compute = compute_qlinear_matmul;
+  return s;
+}
+
+}  // namespace kiln
