@@ -19,8 +19,6 @@ int64_t checked_index(const Ctx& ctx, int64_t v, int64_t n, const char* what, in
   return r;
 }
 
-std::vector<DType> index_types() { return {DType::kInt32, DType::kInt64}; }
-
 // --------------------------------------------------------------------- Gather
 
 OpSchema gather_schema() {

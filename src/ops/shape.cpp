@@ -152,6 +152,14 @@ OpSchema reshape_schema(int since, int until) {
 
 // -------------------------------------------------------------------- Flatten
 
+// Flatten's axis lies in [-rank, rank]; a negative one counts from the back.
+int64_t flatten_axis(const Node& n, int64_t rank) {
+  int64_t axis = n.attr_int("axis", 1);
+  if (axis < -rank || axis > rank)
+    throw Error(n.describe() + ": axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
+  return axis < 0 ? axis + rank : axis;
+}
+
 OpSchema flatten_schema() {
   OpSchema s;
   s.name = "Flatten";
@@ -161,7 +169,7 @@ OpSchema flatten_schema() {
     const ValueType& in = ctx.input_type(0);
     if (!in.shape) return ctx.set_output(0, in.dtype, unknown_dims(2));
     int64_t r = in.rank();
-    int64_t axis = normalize_axis(ctx.node().attr_int("axis", 1), r, ctx.node(), 1);
+    int64_t axis = flatten_axis(ctx.node(), r);
     Dim d[2] = {Dim::known(1), Dim::known(1)};
     for (int64_t i = 0; i < r; ++i) {
       Dim& o = d[i < axis ? 0 : 1];
@@ -174,7 +182,7 @@ OpSchema flatten_schema() {
   };
   s.compute = [](KernelContext& ctx) {
     const Tensor& x = ctx.input(0);
-    int64_t axis = normalize_axis(ctx.node().attr_int("axis", 1), x.rank(), ctx.node(), 1);
+    int64_t axis = flatten_axis(ctx.node(), x.rank());
     int64_t outer = 1;
     for (int64_t i = 0; i < axis; ++i) outer *= x.shape()[static_cast<size_t>(i)];
     int64_t inner = 1;

@@ -362,7 +362,8 @@ KILN_OP(Slice_1) { return slice_schema(1, 9); }
 KILN_OP(Slice_10) { return slice_schema(10, INT_MAX); }
 KILN_OP(Pad_1) { return pad_schema(1, 1); }
 KILN_OP(Pad_2) { return pad_schema(2, 10); }
-KILN_OP(Pad_11) { return pad_schema(11, INT_MAX); }
+KILN_OP(Pad_11) { return pad_schema(11, 17); }
+KILN_OP(Pad_18) { return pad_schema(18, INT_MAX); }
 KILN_OP(CenterCropPad) { return center_crop_pad_schema(); }
 
 }  // namespace kiln
