@@ -144,7 +144,8 @@ OpSchema depth_space_schema(const char* name, int since, int until) {
   s.min_inputs = s.max_inputs = 1;
   s.max_outputs = 1;
   s.check = [since](const Node& n) -> std::string {
-    if (n.attr_int("blocksize", 0) <= 0) return "attribute 'blocksize' must be positive";
+    int64_t b = n.attr_int("blocksize", 0);
+    if (b <= 0 || b > (1 << 16)) return "attribute 'blocksize' = " + std::to_string(b) + " is out of range";
     if (n.has_attr("mode") && (!ToSpace || since < 11)) return "attribute 'mode' is not allowed here";
     std::string m = n.attr_string("mode", "DCR");
     if (m != "DCR" && m != "CRD") return "mode '" + m + "' is unknown";
