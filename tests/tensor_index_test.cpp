@@ -334,3 +334,38 @@ TEST(TensorIndex, NonZeroCompressReverseSequence) {
 }
 
 }  // namespace kiln::test
+
+namespace kiln::test {
+
+// Non-float dtypes and int32 indices go through the same kernels.
+TEST(TensorIndex, TypeCoverage) {
+  Tensor h(DType::kFloat16, {4});
+  for (int i = 0; i < 4; ++i) h.data<Float16>()[i] = Float16(static_cast<float>(i) + 0.5f);
+  Tensor i32(DType::kInt32, {2});
+  i32.data<int32_t>()[0] = -1;
+  i32.data<int32_t>()[1] = 1;
+  auto out = run_node({.op = "Gather", .opset = 13, .inputs = {h, i32}});
+  ASSERT_EQ(out[0].dtype(), DType::kFloat16);
+  EXPECT_EQ(static_cast<float>(out[0].data<Float16>()[0]), 3.5f);
+  EXPECT_EQ(static_cast<float>(out[0].data<Float16>()[1]), 1.5f);
+
+  Tensor n(DType::kInt32, {5});
+  for (int i = 0; i < 5; ++i) n.data<int32_t>()[i] = i + 1;
+  out = run_node({.op = "CumSum", .opset = 14, .inputs = {n, i32.reshaped({2})}, .attrs = {{"reverse", attr_int(1)}}});
+  std::vector<int32_t> got(out[0].data<int32_t>(), out[0].data<int32_t>() + 5);
+  EXPECT_EQ(got, (std::vector<int32_t>{15, 14, 12, 9, 5}));
+
+  Tensor b = make_bool({2, 2}, {true, false, false, true});
+  out = run_node({.op = "Pad", .opset = 13, .inputs = {b, make_i64({4}, {0, 1, 0, 0}), make_bool({}, {true})}, .constant_inputs = true});
+  ASSERT_EQ(out[0].shape(), (Shape{2, 3}));
+  std::vector<bool> gb(out[0].data<bool>(), out[0].data<bool>() + 6);
+  EXPECT_EQ(gb, (std::vector<bool>{true, true, false, true, false, true}));
+
+  out = run_node({.op = "Tile", .opset = 13, .inputs = {b, make_i64({2}, {1, 2})}, .constant_inputs = true});
+  EXPECT_EQ(out[0].shape(), (Shape{2, 4}));
+  out = run_node({.op = "TopK", .opset = 11, .inputs = {make_i64({4}, {5, -2, 9, 5}), make_i64({1}, {2})}, .num_outputs = 2});
+  EXPECT_EQ(ints_of(out[0]), (std::vector<int64_t>{9, 5}));
+  EXPECT_EQ(ints_of(out[1]), (std::vector<int64_t>{2, 0}));
+}
+
+}  // namespace kiln::test
