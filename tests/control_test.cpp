@@ -1,0 +1,358 @@
+// If, Loop and Scan on small hand-built graphs (bodies read outer-scope
+// values), compared with plain loops.
+#include <gtest/gtest.h>
+
+#include "ir/infer.h"
+#include "op_harness.h"
+#include "runtime/executor.h"
+
+namespace kiln::test {
+
+namespace {
+
+// Builds a graph by value names; bodies get `parent` so outer names resolve.
+struct Builder {
+  std::shared_ptr<Graph> g = std::make_shared<Graph>();
+  explicit Builder(Graph* parent = nullptr) {
+    g->parent = parent;
+    g->opsets[""] = 17;
+  }
+  Value* get(const std::string& name) {
+    if (Value* v = g->find(name)) return v;
+    Value* v = g->add_value(name);
+    if (g->parent && g->parent->find_in_scope(name)) v->is_outer = true;
+    return v;
+  }
+  void input(const std::string& name, DType t, std::optional<Shape> shape = std::nullopt) {
+    Value* v = get(name);
+    v->is_graph_input = true;
+    v->type.dtype = t;
+    if (shape) v->type = ValueType::tensor(t, *shape);
+    g->inputs.push_back(v);
+  }
+  void constant(const std::string& name, Tensor t) {
+    Value* v = get(name);
+    v->type = ValueType::tensor(t.dtype(), t.shape());
+    v->initializer = std::move(t);
+  }
+  Node* node(const std::string& op, std::vector<std::string> ins, std::vector<std::string> outs, int opset = 17,
+             std::map<std::string, Attribute> attrs = {}) {
+    auto n = std::make_unique<Node>();
+    n->name = op + std::to_string(g->nodes.size());
+    n->op_type = op;
+    n->opset = opset;
+    n->attrs = std::move(attrs);
+    for (auto& i : ins) n->inputs.push_back(i.empty() ? nullptr : get(i));
+    for (auto& o : outs) n->outputs.push_back(get(o));
+    return g->add_node(std::move(n));
+  }
+  void output(const std::string& name) { g->outputs.push_back(get(name)); }
+};
+
+Attribute graph_attr(const Builder& b) {
+  Attribute a;
+  a.kind = Attribute::Kind::kGraph;
+  a.g = b.g;
+  return a;
+}
+
+std::vector<Tensor> run_graph(Graph& g, const std::vector<Tensor>& feed) {
+  g.sort_topologically();
+  std::vector<std::string> unsupported;
+  infer_graph(g, &unsupported);
+  if (!unsupported.empty()) throw UnsupportedError(unsupported[0]);
+  auto cg = CompiledGraph::compile(g);
+  return cg->run(feed, nullptr);
+}
+
+Tensor scalar_i64(int64_t v) { return make_i64({}, {v}); }
+
+}  // namespace
+
+TEST(If, RunsTheChosenBranchWithOuterScopeValues) {
+  std::mt19937 rng(1);
+  Tensor x = random_f32({2, 3}, rng), y = random_f32({2, 3}, rng);
+  for (bool cond : {true, false}) {
+    Builder top;
+    top.input("c", DType::kBool, Shape{});
+    top.input("x", DType::kFloat32, Shape{2, 3});
+    top.input("y", DType::kFloat32, Shape{2, 3});
+    Builder then_b(top.g.get()), else_b(top.g.get());
+    then_b.node("Add", {"x", "y"}, {"t"});
+    then_b.output("t");
+    else_b.node("Mul", {"x", "y"}, {"e"});
+    else_b.output("e");
+    top.node("If", {"c"}, {"out"}, 17, {{"then_branch", graph_attr(then_b)}, {"else_branch", graph_attr(else_b)}});
+    top.output("out");
+    auto out = run_graph(*top.g, {make_bool({}, {cond}), x, y});
+    Tensor want(DType::kFloat32, {2, 3});
+    for (int i = 0; i < 6; ++i)
+      want.data<float>()[i] = cond ? x.data<float>()[i] + y.data<float>()[i] : x.data<float>()[i] * y.data<float>()[i];
+    EXPECT_TRUE(all_close(out[0], want));
+    const ValueType& t = top.g->outputs[0]->type;
+    EXPECT_EQ(t.dtype, DType::kFloat32);
+    ASSERT_TRUE(t.shape.has_value());
+    EXPECT_EQ(t.shape->size(), 2u);
+  }
+}
+
+TEST(If, BranchOutputCountMustMatch) {
+  Builder top;
+  top.input("c", DType::kBool, Shape{});
+  top.input("x", DType::kFloat32, Shape{2});
+  Builder then_b(top.g.get()), else_b(top.g.get());
+  then_b.node("Identity", {"x"}, {"t"});
+  then_b.output("t");
+  else_b.node("Identity", {"x"}, {"e1"});
+  else_b.node("Identity", {"x"}, {"e2"});
+  else_b.output("e1");
+  else_b.output("e2");
+  top.node("If", {"c"}, {"out"}, 17, {{"then_branch", graph_attr(then_b)}, {"else_branch", graph_attr(else_b)}});
+  top.output("out");
+  EXPECT_THROW(run_graph(*top.g, {make_bool({}, {true}), make_f32({2}, {1, 2})}), Error);
+}
+
+// Body: s_out = s + x (x from the outer scope); scan outputs: s (before the
+// update) and the iteration number.
+Builder sum_loop_body(Graph* parent, bool use_cond_passthrough = true) {
+  Builder body(parent);
+  body.input("i", DType::kInt64, Shape{});
+  body.input("cond_in", DType::kBool, Shape{});
+  body.input("s", DType::kFloat32, Shape{3});
+  body.node("Identity", {"cond_in"}, {"cond_out"});
+  body.node("Add", {"s", "x"}, {"s_out"});
+  body.node("Identity", {"s"}, {"s_scan"});
+  body.node("Identity", {"i"}, {"i_scan"});
+  (void)use_cond_passthrough;
+  for (const char* o : {"cond_out", "s_out", "s_scan", "i_scan"}) body.output(o);
+  return body;
+}
+
+std::vector<Tensor> run_sum_loop(std::optional<Tensor> m, std::optional<Tensor> cond, const Tensor& x, const Tensor& s0) {
+  Builder top;
+  std::vector<Tensor> feed;
+  if (m) { top.input("M", m->dtype(), m->shape()); feed.push_back(*m); }
+  if (cond) { top.input("cond", DType::kBool, Shape{}); feed.push_back(*cond); }
+  top.input("x", DType::kFloat32, Shape{3});
+  top.input("s0", DType::kFloat32, Shape{3});
+  feed.push_back(x);
+  feed.push_back(s0);
+  Builder body = sum_loop_body(top.g.get());
+  top.node("Loop", {m ? "M" : "", cond ? "cond" : "", "s0"}, {"s_final", "s_all", "i_all"}, 13,
+           {{"body", graph_attr(body)}});
+  for (const char* o : {"s_final", "s_all", "i_all"}) top.output(o);
+  return run_graph(*top.g, feed);
+}
+
+TEST(Loop, TripCountAccumulatesCarriedAndScanOutputs) {
+  std::mt19937 rng(2);
+  Tensor x = random_f32({3}, rng), s0 = random_f32({3}, rng);
+  auto out = run_sum_loop(scalar_i64(5), std::nullopt, x, s0);
+  std::vector<float> s(s0.data<float>(), s0.data<float>() + 3);
+  Tensor want_all(DType::kFloat32, {5, 3});
+  for (int it = 0; it < 5; ++it)
+    for (int j = 0; j < 3; ++j) {
+      want_all.data<float>()[it * 3 + j] = s[j];
+      s[j] += x.data<float>()[j];
+    }
+  EXPECT_TRUE(all_close(out[0], make_f32({3}, s)));
+  EXPECT_TRUE(all_close(out[1], want_all));
+  ASSERT_EQ(out[2].shape(), Shape({5}));
+  for (int it = 0; it < 5; ++it) EXPECT_EQ(out[2].data<int64_t>()[it], it);
+}
+
+TEST(Loop, ZeroAndNegativeTripCountsRunNoIteration) {
+  std::mt19937 rng(3);
+  Tensor x = random_f32({3}, rng), s0 = random_f32({3}, rng);
+  for (int64_t m : {0, -4}) {
+    auto out = run_sum_loop(scalar_i64(m), make_bool({}, {true}), x, s0);
+    EXPECT_TRUE(all_close(out[0], s0));
+    EXPECT_EQ(out[1].shape(), Shape({0, 3}));  // element shape from the body's declared type
+    EXPECT_EQ(out[2].shape(), Shape({0}));
+  }
+}
+
+TEST(Loop, FalseInitialConditionSkipsTheBody) {
+  std::mt19937 rng(4);
+  Tensor x = random_f32({3}, rng), s0 = random_f32({3}, rng);
+  auto out = run_sum_loop(std::nullopt, make_bool({}, {false}), x, s0);
+  EXPECT_TRUE(all_close(out[0], s0));
+  EXPECT_EQ(out[1].shape()[0], 0);
+}
+
+TEST(Loop, BodyConditionStopsTheLoop) {
+  // A shift register of bools: cond_out = a, a' = b, b' = false. Starting from
+  // (true, true) the body reports true, true, false: three iterations.
+  Builder top;
+  top.input("M", DType::kInt64, Shape{});
+  top.input("a0", DType::kBool, Shape{});
+  top.input("b0", DType::kBool, Shape{});
+  Builder body(top.g.get());
+  body.input("i", DType::kInt64, Shape{});
+  body.input("c", DType::kBool, Shape{});
+  body.input("a", DType::kBool, Shape{});
+  body.input("b", DType::kBool, Shape{});
+  body.constant("no", make_bool({}, {false}));
+  body.node("Identity", {"a"}, {"cond_out"});
+  body.node("Identity", {"b"}, {"a_out"});
+  body.node("Identity", {"no"}, {"b_out"});
+  body.node("Identity", {"i"}, {"i_scan"});
+  for (const char* o : {"cond_out", "a_out", "b_out", "i_scan"}) body.output(o);
+  top.node("Loop", {"M", "", "a0", "b0"}, {"a_f", "b_f", "iters"}, 11, {{"body", graph_attr(body)}});
+  for (const char* o : {"a_f", "b_f", "iters"}) top.output(o);
+  auto out = run_graph(*top.g, {scalar_i64(100), make_bool({}, {true}), make_bool({}, {true})});
+  ASSERT_EQ(out[2].shape(), Shape({3}));
+  EXPECT_EQ(out[2].data<int64_t>()[2], 2);
+  EXPECT_FALSE(out[0].data<bool>()[0]);
+}
+
+TEST(Loop, BadTripCountIsAnError) {
+  std::mt19937 rng(5);
+  Tensor x = random_f32({3}, rng), s0 = random_f32({3}, rng);
+  EXPECT_THROW(run_sum_loop(make_i64({2}, {1, 2}), std::nullopt, x, s0), Error);
+  EXPECT_THROW(run_sum_loop(make_f32({}, {3}), std::nullopt, x, s0), Error);
+}
+
+TEST(Loop, BodyArityIsChecked) {
+  Builder top;
+  top.input("M", DType::kInt64, Shape{});
+  top.input("s0", DType::kFloat32, Shape{3});
+  top.input("x", DType::kFloat32, Shape{3});
+  Builder body = sum_loop_body(top.g.get());
+  // Two carried inputs, but the body takes one.
+  top.node("Loop", {"M", "", "s0", "s0"}, {"a", "b"}, 13, {{"body", graph_attr(body)}});
+  top.output("a");
+  EXPECT_THROW(run_graph(*top.g, {scalar_i64(1), make_f32({3}, {0, 0, 0}), make_f32({3}, {0, 0, 0})}), Error);
+}
+
+// Scan-9+ body: state' = state + x_t; scan output = state' * w (w outer).
+Builder cumsum_body(Graph* parent) {
+  Builder body(parent);
+  body.input("st", DType::kFloat32, Shape{2});
+  body.input("xt", DType::kFloat32, Shape{2});
+  body.node("Add", {"st", "xt"}, {"st_out"});
+  body.node("Mul", {"st_out", "w"}, {"y"});
+  body.output("st_out");
+  body.output("y");
+  return body;
+}
+
+TEST(Scan, AxesAndDirectionsAgainstReference) {
+  // x: [2, L, 3]? No: scan axis 1 of x [2(elem), L] transposed: x is [2, L] with
+  // the element along axis 0, scanned along axis 1 in reverse; y stacked along
+  // output axis 1 and prepended.
+  const int L = 4;
+  std::mt19937 rng(6);
+  Tensor x = random_f32({2, L}, rng), st0 = random_f32({2}, rng), w = random_f32({2}, rng);
+  Builder top;
+  top.input("st0", DType::kFloat32, Shape{2});
+  top.input("x", DType::kFloat32, Shape{2, L});
+  top.input("w", DType::kFloat32, Shape{2});
+  Builder body = cumsum_body(top.g.get());
+  top.node("Scan", {"st0", "x"}, {"st_f", "ys"}, 11,
+           {{"body", graph_attr(body)},
+            {"num_scan_inputs", attr_int(1)},
+            {"scan_input_axes", attr_ints({-1})},
+            {"scan_input_directions", attr_ints({1})},
+            {"scan_output_axes", attr_ints({1})},
+            {"scan_output_directions", attr_ints({1})}});
+  top.output("st_f");
+  top.output("ys");
+  auto out = run_graph(*top.g, {st0, x, w});
+  float st[2] = {st0.data<float>()[0], st0.data<float>()[1]};
+  Tensor want(DType::kFloat32, {2, L});
+  for (int t = 0; t < L; ++t) {
+    int src = L - 1 - t;   // reverse scan
+    int dst = L - 1 - t;   // prepended
+    for (int j = 0; j < 2; ++j) {
+      st[j] += x.data<float>()[j * L + src];
+      want.data<float>()[j * L + dst] = st[j] * w.data<float>()[j];
+    }
+  }
+  EXPECT_TRUE(all_close(out[0], make_f32({2}, {st[0], st[1]})));
+  EXPECT_TRUE(all_close(out[1], want));
+  const ValueType& t = top.g->outputs[1]->type;
+  ASSERT_TRUE(t.shape.has_value());
+  EXPECT_EQ((*t.shape)[1].value, L);
+}
+
+TEST(Scan, EmptySequenceAndMismatchedLengths) {
+  Builder top;
+  top.input("st0", DType::kFloat32, Shape{2});
+  top.input("x", DType::kFloat32, std::nullopt);
+  top.input("w", DType::kFloat32, Shape{2});
+  Builder body = cumsum_body(top.g.get());
+  top.node("Scan", {"st0", "x"}, {"st_f", "ys"}, 9, {{"body", graph_attr(body)}, {"num_scan_inputs", attr_int(1)}});
+  top.output("st_f");
+  top.output("ys");
+  Tensor st0 = make_f32({2}, {1, 2});
+  auto out = run_graph(*top.g, {st0, Tensor(DType::kFloat32, {0, 2}), make_f32({2}, {1, 1})});
+  EXPECT_TRUE(all_close(out[0], st0));
+  EXPECT_EQ(out[1].shape(), Shape({0, 2}));
+
+  Builder top2;
+  top2.input("st0", DType::kFloat32, Shape{2});
+  top2.input("x1", DType::kFloat32, Shape{3, 2});
+  top2.input("x2", DType::kFloat32, Shape{4, 2});
+  top2.input("w", DType::kFloat32, Shape{2});
+  Builder body2(top2.g.get());
+  body2.input("st", DType::kFloat32, Shape{2});
+  body2.input("a", DType::kFloat32, Shape{2});
+  body2.input("b", DType::kFloat32, Shape{2});
+  body2.node("Add", {"a", "b"}, {"s"});
+  body2.output("s");
+  top2.node("Scan", {"st0", "x1", "x2"}, {"f"}, 16, {{"body", graph_attr(body2)}, {"num_scan_inputs", attr_int(2)}});
+  top2.output("f");
+  EXPECT_THROW(run_graph(*top2.g, {st0, Tensor(DType::kFloat32, {3, 2}), Tensor(DType::kFloat32, {4, 2}),
+                                   make_f32({2}, {1, 1})}),
+               Error);
+}
+
+TEST(Scan, Opset8BatchesWithSequenceLengths) {
+  const int Bt = 3, L = 4;
+  std::mt19937 rng(7);
+  Tensor x = random_f32({Bt, L, 2}, rng), st0 = random_f32({Bt, 2}, rng), w = random_f32({2}, rng);
+  std::vector<int64_t> lens = {4, 2, 0};
+  Builder top;
+  top.input("lens", DType::kInt64, Shape{Bt});
+  top.input("st0", DType::kFloat32, Shape{Bt, 2});
+  top.input("x", DType::kFloat32, Shape{Bt, L, 2});
+  top.input("w", DType::kFloat32, Shape{2});
+  Builder body = cumsum_body(top.g.get());
+  top.node("Scan", {"lens", "st0", "x"}, {"st_f", "ys"}, 8,
+           {{"body", graph_attr(body)}, {"num_scan_inputs", attr_int(1)}, {"directions", attr_ints({1})}});
+  top.output("st_f");
+  top.output("ys");
+  auto out = run_graph(*top.g, {make_i64({Bt}, lens), st0, x, w});
+  Tensor want_st(DType::kFloat32, {Bt, 2}), want_y(DType::kFloat32, {Bt, L, 2});
+  for (int b = 0; b < Bt; ++b) {
+    float st[2] = {st0.data<float>()[b * 2], st0.data<float>()[b * 2 + 1]};
+    int n = static_cast<int>(lens[static_cast<size_t>(b)]);
+    for (int t = 0; t < n; ++t) {
+      int src = n - 1 - t;  // reverse within the valid length
+      for (int j = 0; j < 2; ++j) {
+        st[j] += x.data<float>()[(b * L + src) * 2 + j];
+        want_y.data<float>()[(b * L + t) * 2 + j] = st[j] * w.data<float>()[j];
+      }
+    }
+    want_st.data<float>()[b * 2] = st[0];
+    want_st.data<float>()[b * 2 + 1] = st[1];
+  }
+  EXPECT_TRUE(all_close(out[0], want_st));
+  EXPECT_TRUE(all_close(out[1], want_y));
+  EXPECT_THROW(run_graph(*top.g, {make_i64({Bt}, {5, 1, 1}), st0, x, w}), Error);  // length > max
+}
+
+TEST(Scan, NumScanInputsIsValidated) {
+  Builder top;
+  top.input("st0", DType::kFloat32, Shape{2});
+  top.input("x", DType::kFloat32, Shape{3, 2});
+  top.input("w", DType::kFloat32, Shape{2});
+  Builder body = cumsum_body(top.g.get());
+  top.node("Scan", {"st0", "x"}, {"st_f", "ys"}, 9, {{"body", graph_attr(body)}, {"num_scan_inputs", attr_int(3)}});
+  top.output("st_f");
+  EXPECT_THROW(run_graph(*top.g, {make_f32({2}, {0, 0}), Tensor(DType::kFloat32, {3, 2}), make_f32({2}, {1, 1})}),
+               Error);
+}
+
+}  // namespace kiln::test
