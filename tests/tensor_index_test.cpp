@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "core/half.h"
 #include "op_harness.h"
 
 namespace kiln::test {
@@ -351,7 +352,8 @@ TEST(TensorIndex, TypeCoverage) {
 
   Tensor n(DType::kInt32, {5});
   for (int i = 0; i < 5; ++i) n.data<int32_t>()[i] = i + 1;
-  out = run_node({.op = "CumSum", .opset = 14, .inputs = {n, i32.reshaped({2})}, .attrs = {{"reverse", attr_int(1)}}});
+  Tensor axis(DType::kInt32, {});  // int32 axis input, value 0
+  out = run_node({.op = "CumSum", .opset = 14, .inputs = {n, axis}, .attrs = {{"reverse", attr_int(1)}}});
   std::vector<int32_t> got(out[0].data<int32_t>(), out[0].data<int32_t>() + 5);
   EXPECT_EQ(got, (std::vector<int32_t>{15, 14, 12, 9, 5}));
 
