@@ -1,5 +1,8 @@
 #include "ir/infer.h"
 
+#include <algorithm>
+#include <unordered_set>
+
 #include "ir/op.h"
 
 namespace kiln {
@@ -25,6 +28,10 @@ void merge_declared(ValueType& inferred, const ValueType& declared) {
 }  // namespace
 
 void infer_graph(Graph& g, std::vector<std::string>* unsupported) {
+  // Values downstream of an unsupported node have no type; nodes reading
+  // them are checked for support but not inferred, so that the report lists
+  // every unsupported node instead of stopping at a confusing type error.
+  std::unordered_set<const Value*> untyped;
   for (auto& v : g.values)
     if (v->is_outer)
       if (const Value* outer = g.parent ? g.parent->find_in_scope(v->name) : nullptr) v->type = outer->type;
@@ -35,6 +42,13 @@ void infer_graph(Graph& g, std::vector<std::string>* unsupported) {
       if (attr.g) infer_graph(*attr.g, unsupported);
       for (auto& sub : attr.graphs) infer_graph(*sub, unsupported);
     }
+    bool blocked = std::any_of(node->inputs.begin(), node->inputs.end(),
+                               [&](const Value* v) { return v && untyped.count(v); });
+    if (!node->schema || blocked) {
+      for (Value* out : node->outputs)
+        if (out) untyped.insert(out);
+    }
+    if (blocked && node->schema) continue;
     if (!node->schema) {
       std::string types;
       for (size_t i = 0; i < node->inputs.size(); ++i) {

@@ -127,7 +127,9 @@ const std::vector<TensorInfo>& Session::outputs() const { return impl_->outputs;
 std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor>>& inputs) const {
   const Graph& g = *impl_->model.graph;
   std::vector<Tensor> feed(g.inputs.size());
-  for (const auto& [name, t] : inputs) {
+  for (const auto& input : inputs) {
+    const std::string& name = input.first;
+    const Tensor& t = input.second;
     auto it = std::find_if(g.inputs.begin(), g.inputs.end(), [&](const Value* v) { return v->name == name; });
     if (it == g.inputs.end()) {
       std::string names;
