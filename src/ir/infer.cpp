@@ -53,7 +53,8 @@ void infer_graph(Graph& g, std::vector<std::string>* unsupported) {
       std::string types;
       for (size_t i = 0; i < node->inputs.size(); ++i) {
         if (i) types += ", ";
-        types += node->inputs[i] ? dtype_name(node->inputs[i]->type.dtype) : "_";
+        DType t = node->inputs[i] ? node->inputs[i]->type.dtype : DType::kUndefined;
+        types += !node->inputs[i] ? "_" : t == DType::kUndefined ? "?" : dtype_name(t);
       }
       unsupported->push_back(node->describe() + " with input types (" + types + "): " + why);
       continue;
