@@ -14,6 +14,14 @@ namespace {
 
 enum class SoftKind { kSoftmax, kLogSoftmax, kHardmax };
 
+// The 2-D coercion axis may be rank itself (everything in one row); negative
+// values count from the back of the rank, not rank + 1.
+int64_t coerce_axis(int64_t axis, int64_t rank, const Node& node) {
+  if (axis < -rank || axis > rank)
+    throw Error(node.describe() + ": axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
+  return axis < 0 ? axis + rank : axis;
+}
+
 template <typename T>
 void softmax_typed(SoftKind kind, const Tensor& x, const AxisView& v, Tensor& out) {
   const T* px = x.data<T>();
@@ -58,7 +66,7 @@ void softmax_compute(KernelContext& ctx, SoftKind kind, bool coerce_2d) {
   if (rank == 0) {
     // A scalar is a single-element row.
   } else if (coerce_2d) {
-    v = flatten_view(x.shape(), normalize_axis(axis, rank, ctx.node(), 1));
+    v = flatten_view(x.shape(), coerce_axis(axis, rank, ctx.node()));
   } else {
     v = axis_view(x.shape(), normalize_axis(axis, rank, ctx.node()));
   }
@@ -79,7 +87,8 @@ OpSchema softmax_schema(const char* name, SoftKind kind, int since, int until) {
     const ValueType& t = ctx.input_type(0);
     if (t.shape && !t.shape->empty()) {
       int64_t axis = ctx.node().attr_int("axis", coerce_2d ? 1 : -1);
-      normalize_axis(axis, t.rank(), ctx.node(), coerce_2d ? 1 : 0);  // validates
+      if (coerce_2d) coerce_axis(axis, t.rank(), ctx.node());  // validates
+      else normalize_axis(axis, t.rank(), ctx.node());
     }
     infer_same_as_input(ctx);
   };
