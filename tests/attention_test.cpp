@@ -150,6 +150,78 @@ TEST(Attention, NonpadSeqlenAndFullyMaskedRows) {
                Error);
 }
 
+TEST(LinearAttention, LinearClosedFormWithGqaAndPast) {
+  std::mt19937 rng(27);
+  int64_t B = 2, T = 3, Hq = 4, Hk = 2, Dk = 3, Dv = 2;
+  Tensor q = random_f32({B, T, Hq * Dk}, rng), k = random_f32({B, T, Hk * Dk}, rng), v = random_f32({B, T, Hk * Dv}, rng);
+  Tensor past = random_f32({B, Hk, Dk, Dv}, rng);
+  auto out = run_node({.op = "LinearAttention", .opset = 27, .inputs = {q, k, v, past},
+                       .attrs = {{"update_rule", attr_string("linear")}, {"q_num_heads", attr_int(Hq)},
+                                 {"kv_num_heads", attr_int(Hk)}},
+                       .num_outputs = 2});
+  // S_t = S_0 + sum_{s <= t} k_s v_s^T; o_t = q_t^T S_t / sqrt(Dk).
+  auto state = [&](int64_t b, int64_t h, int64_t t, int64_t i, int64_t j) {
+    double s = past.data<float>()[((b * Hk + h) * Dk + i) * Dv + j];
+    for (int64_t u = 0; u <= t; ++u)
+      s += k.data<float>()[(b * T + u) * Hk * Dk + h * Dk + i] * v.data<float>()[(b * T + u) * Hk * Dv + h * Dv + j];
+    return s;
+  };
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < Hq; ++h)
+        for (int64_t j = 0; j < Dv; ++j) {
+          double o = 0;
+          for (int64_t i = 0; i < Dk; ++i) o += q.data<float>()[(b * T + t) * Hq * Dk + h * Dk + i] * state(b, h / 2, t, i, j);
+          EXPECT_NEAR(out[0].data<float>()[(b * T + t) * Hq * Dv + h * Dv + j], o / std::sqrt(3.0), 1e-5);
+        }
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < Hk; ++h)
+      for (int64_t i = 0; i < Dk; ++i)
+        for (int64_t j = 0; j < Dv; ++j)
+          EXPECT_NEAR(out[1].data<float>()[((b * Hk + h) * Dk + i) * Dv + j], state(b, h, T - 1, i, j), 1e-5);
+}
+
+TEST(LinearAttention, GatedDeltaStepByStep) {
+  std::mt19937 rng(28);
+  int64_t T = 4, Dk = 2, Dv = 3;  // B = 1, one head
+  Tensor q = random_f32({1, T, Dk}, rng), k = random_f32({1, T, Dk}, rng), v = random_f32({1, T, Dv}, rng);
+  Tensor g = random_f32({1, T, 1}, rng, -0.5f, 0), beta = random_f32({1, T, 1}, rng, 0, 1);
+  auto out = run_node({.op = "LinearAttention", .opset = 27, .inputs = {q, k, v, std::nullopt, g, beta},
+                       .attrs = {{"q_num_heads", attr_int(1)}, {"kv_num_heads", attr_int(1)}, {"scale", attr_float(0.5f)}},
+                       .num_outputs = 2});
+  double S[2][3] = {};
+  for (int64_t t = 0; t < T; ++t) {
+    const float* kt = k.data<float>() + t * Dk;
+    for (auto& row : S)
+      for (double& e : row) e *= std::exp(g.data<float>()[t]);
+    for (int64_t j = 0; j < Dv; ++j) {
+      double r = S[0][j] * kt[0] + S[1][j] * kt[1];
+      double u = beta.data<float>()[t] * (v.data<float>()[t * Dv + j] - r);
+      for (int64_t i = 0; i < Dk; ++i) S[i][j] += kt[i] * u;
+    }
+    for (int64_t j = 0; j < Dv; ++j) {
+      double o = 0.5 * (q.data<float>()[t * Dk] * S[0][j] + q.data<float>()[t * Dk + 1] * S[1][j]);
+      EXPECT_NEAR(out[0].data<float>()[t * Dv + j], o, 1e-5);
+    }
+  }
+  EXPECT_NEAR(out[1].data<float>()[5], S[1][2], 1e-5);
+  // gated_delta without decay is an error.
+  EXPECT_THROW(run_node({.op = "LinearAttention", .opset = 27, .inputs = {q, k, v, std::nullopt, std::nullopt, beta},
+                         .attrs = {{"q_num_heads", attr_int(1)}, {"kv_num_heads", attr_int(1)}}}),
+               Error);
+}
+
+TEST(SwiGLU, GateTimesValue) {
+  std::mt19937 rng(29);
+  Tensor a = random_f32({2, 3}, rng, -3, 3), b = random_f32({2, 3}, rng);
+  Tensor y = run_node({.op = "SwiGLU", .opset = 28, .inputs = {a, b}, .attrs = {{"alpha", attr_float(0.5f)}}})[0];
+  for (int i = 0; i < 6; ++i) {
+    double x = a.data<float>()[i];
+    EXPECT_NEAR(y.data<float>()[i], x / (1 + std::exp(-0.5 * x)) * b.data<float>()[i], 1e-6);
+  }
+  EXPECT_THROW(run_node({.op = "SwiGLU", .opset = 28, .inputs = {a, random_f32({3}, rng)}}), Error);
+}
+
 TEST(RotaryEmbedding, HalvesAndInterleavedWithPositions) {
   std::mt19937 rng(23);
   int64_t B = 2, H = 2, S = 3, D = 6, R = 4;
