@@ -1,0 +1,108 @@
+// Softmax, LogSoftmax, Hardmax.
+//
+// Opset 1-12: the input is coerced to 2-D [prod(dims[:axis]), prod(dims[axis:])]
+// (axis default 1) and the op works along the second dim. Opset 13+: the op
+// works along the single dim `axis` (default -1).
+#include <cmath>
+#include <limits>
+
+#include "ops/reduce_util.h"
+
+namespace kiln {
+
+namespace {
+
+enum class SoftKind { kSoftmax, kLogSoftmax, kHardmax };
+
+// The 2-D coercion axis may be rank itself (everything in one row); negative
+// values count from the back of the rank, not rank + 1.
+int64_t coerce_axis(int64_t axis, int64_t rank, const Node& node) {
+  if (axis < -rank || axis > rank)
+    throw Error(node.describe() + ": axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
+  return axis < 0 ? axis + rank : axis;
+}
+
+template <typename T>
+void softmax_typed(SoftKind kind, const Tensor& x, const AxisView& v, Tensor& out) {
+  const T* px = x.data<T>();
+  T* po = out.data<T>();
+  std::vector<double> buf(static_cast<size_t>(v.n));
+  for (int64_t o = 0; o < v.outer; ++o) {
+    for (int64_t i = 0; i < v.inner; ++i) {
+      double mx = -std::numeric_limits<double>::infinity();
+      int64_t arg = 0;
+      for (int64_t k = 0; k < v.n; ++k) {
+        double e = static_cast<double>(acc_t<T>(px[v.at(o, k, i)]));
+        buf[static_cast<size_t>(k)] = e;
+        if (e > mx) {  // first occurrence of the max wins (Hardmax)
+          mx = e;
+          arg = k;
+        }
+      }
+      if (kind == SoftKind::kHardmax) {
+        for (int64_t k = 0; k < v.n; ++k) po[v.at(o, k, i)] = static_cast<T>(k == arg ? 1.0 : 0.0);
+        continue;
+      }
+      // A row without a finite max (all -inf, or some +inf) gives NaN either
+      // way; shifting by 0 avoids computing inf - inf twice.
+      double shift = std::isfinite(mx) ? mx : 0.0;
+      double sum = 0;
+      for (int64_t k = 0; k < v.n; ++k) sum += std::exp(buf[static_cast<size_t>(k)] - shift);
+      double log_sum = std::log(sum);
+      for (int64_t k = 0; k < v.n; ++k) {
+        double e = buf[static_cast<size_t>(k)] - shift;
+        double r = kind == SoftKind::kSoftmax ? std::exp(e) / sum : e - log_sum;
+        po[v.at(o, k, i)] = static_cast<T>(r);
+      }
+    }
+  }
+}
+
+void softmax_compute(KernelContext& ctx, SoftKind kind, bool coerce_2d) {
+  const Tensor& x = ctx.input(0);
+  int64_t rank = x.rank();
+  int64_t axis = ctx.node().attr_int("axis", coerce_2d ? 1 : -1);
+  AxisView v;
+  if (rank == 0) {
+    // A scalar is a single-element row.
+  } else if (coerce_2d) {
+    v = flatten_view(x.shape(), coerce_axis(axis, rank, ctx.node()));
+  } else {
+    v = axis_view(x.shape(), normalize_axis(axis, rank, ctx.node()));
+  }
+  Tensor& out = ctx.output(0, x.dtype(), x.shape());
+  dispatch<FloatTypes>(x.dtype(), ctx.node().op_type, [&]<typename T>() { softmax_typed<T>(kind, x, v, out); });
+}
+
+OpSchema softmax_schema(const char* name, SoftKind kind, int since, int until) {
+  OpSchema s;
+  s.name = name;
+  s.since = since;
+  s.until = until;
+  s.min_inputs = s.max_inputs = 1;
+  s.max_outputs = 1;
+  s.types = float_dtypes();
+  bool coerce_2d = until <= 12;
+  s.infer = [coerce_2d](InferContext& ctx) {
+    const ValueType& t = ctx.input_type(0);
+    if (t.shape && !t.shape->empty()) {
+      int64_t axis = ctx.node().attr_int("axis", coerce_2d ? 1 : -1);
+      if (coerce_2d) coerce_axis(axis, t.rank(), ctx.node());  // validates
+      else normalize_axis(axis, t.rank(), ctx.node());
+    }
+    infer_same_as_input(ctx);
+  };
+  s.compute = [kind, coerce_2d](KernelContext& ctx) { softmax_compute(ctx, kind, coerce_2d); };
+  return s;
+}
+
+}  // namespace
+
+KILN_OP(Softmax_1) { return softmax_schema("Softmax", SoftKind::kSoftmax, 1, 12); }
+KILN_OP(Softmax_13) { return softmax_schema("Softmax", SoftKind::kSoftmax, 13, INT_MAX); }
+KILN_OP(LogSoftmax_1) { return softmax_schema("LogSoftmax", SoftKind::kLogSoftmax, 1, 12); }
+KILN_OP(LogSoftmax_13) { return softmax_schema("LogSoftmax", SoftKind::kLogSoftmax, 13, INT_MAX); }
+KILN_OP(Hardmax_1) { return softmax_schema("Hardmax", SoftKind::kHardmax, 1, 12); }
+KILN_OP(Hardmax_13) { return softmax_schema("Hardmax", SoftKind::kHardmax, 13, INT_MAX); }
+
+}  // namespace kiln
