@@ -190,6 +190,17 @@ TEST(Activations, AttributesMatchReference) {
                Error);
 }
 
+TEST(Activations, ShrinkOnIntegersSaturates) {
+  std::vector<int8_t> v = {-128, -100, -2, -1, 0, 1, 2, 127};
+  auto out = run_node({.op = "Shrink", .opset = 9, .inputs = {make<int8_t>({8}, v)},
+                       .attrs = {{"lambd", attr_float(1.5f)}, {"bias", attr_float(-100)}}});
+  for (size_t i = 0; i < v.size(); ++i) {
+    int x = v[i];
+    int want = x < -1.5 ? x - 100 : x > 1.5 ? x + 100 : 0;
+    EXPECT_EQ(out[0].data<int8_t>()[i], std::clamp(want, -128, 127)) << x;
+  }
+}
+
 TEST(Activations, PReluBroadcastsSlope) {
   std::mt19937 rng(10);
   Tensor x = random_f32({3, 4, 5}, rng), slope = random_f32({5}, rng);

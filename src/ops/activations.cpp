@@ -11,10 +11,19 @@ namespace kiln {
 
 namespace {
 
-// y = g(x) computed in double, rounded to the input's compute type.
+// y = g(x) computed in double, rounded to the input's compute type
+// (integers truncate and saturate).
 template <typename G>
 auto via_double(G g) {
-  return [g](auto x) { return static_cast<decltype(x)>(g(static_cast<double>(x))); };
+  return [g](auto x) {
+    using T = decltype(x);
+    double y = g(static_cast<double>(x));
+    if constexpr (std::is_integral_v<T>) {
+      return saturate_cast<T>(y);
+    } else {
+      return static_cast<T>(y);
+    }
+  };
 }
 
 template <typename Make>
