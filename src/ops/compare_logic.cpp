@@ -1,0 +1,83 @@
+// Comparison, logic and bitwise binary ops: Equal, Greater, Less,
+// GreaterOrEqual, LessOrEqual, And, Or, Xor, BitShift, BitwiseAnd/Or/Xor.
+// Below opset 7 the comparison and logic ops used the legacy
+// `broadcast`/`axis` attributes (binary_legacy handles that by opset); their
+// later versions only widen the accepted types, so one schema covers all.
+#include "ops/elementwise_util.h"
+
+namespace kiln {
+
+namespace {
+
+template <typename F>
+OpSchema compare_schema(const char* name, int since, std::vector<DType> types, F f) {
+  return binary_schema<PodTypes, true>(name, since, INT_MAX, std::move(types), f);
+}
+
+template <typename F>
+OpSchema logic_schema(const char* name, F f) {
+  return binary_schema<TypeList<bool>, true>(name, 1, INT_MAX, {DType::kBool}, f);
+}
+
+template <typename F>
+OpSchema bitwise_schema(const char* name, F f) {
+  return binary_schema<IntTypes>(name, 18, INT_MAX, int_dtypes(), f);
+}
+
+}  // namespace
+
+KILN_OP(Equal) {
+  std::vector<DType> types = pod_dtypes();
+  types.push_back(DType::kString);
+  return binary_schema<AllTypes, true>("Equal", 1, INT_MAX, types, [](const auto& a, const auto& b) { return a == b; });
+}
+KILN_OP(Greater) { return compare_schema("Greater", 1, numeric_dtypes(), [](auto a, auto b) { return a > b; }); }
+KILN_OP(Less) { return compare_schema("Less", 1, numeric_dtypes(), [](auto a, auto b) { return a < b; }); }
+KILN_OP(GreaterOrEqual) {
+  return compare_schema("GreaterOrEqual", 12, numeric_dtypes(), [](auto a, auto b) { return a >= b; });
+}
+KILN_OP(LessOrEqual) {
+  return compare_schema("LessOrEqual", 12, numeric_dtypes(), [](auto a, auto b) { return a <= b; });
+}
+
+KILN_OP(And) { return logic_schema("And", [](bool a, bool b) { return a && b; }); }
+KILN_OP(Or) { return logic_schema("Or", [](bool a, bool b) { return a || b; }); }
+KILN_OP(Xor) { return logic_schema("Xor", [](bool a, bool b) { return a != b; }); }
+
+KILN_OP(BitwiseAnd) {
+  return bitwise_schema("BitwiseAnd", [](auto a, auto b) { return static_cast<decltype(a)>(a & b); });
+}
+KILN_OP(BitwiseOr) {
+  return bitwise_schema("BitwiseOr", [](auto a, auto b) { return static_cast<decltype(a)>(a | b); });
+}
+KILN_OP(BitwiseXor) {
+  return bitwise_schema("BitwiseXor", [](auto a, auto b) { return static_cast<decltype(a)>(a ^ b); });
+}
+
+KILN_OP(BitShift) {
+  OpSchema s;
+  s.name = "BitShift";
+  s.since = 11;
+  s.min_inputs = s.max_inputs = 2;
+  s.max_outputs = 1;
+  s.types = unsigned_dtypes();
+  s.check = [](const Node& n) {
+    std::string d = n.attr_string("direction", "");
+    return d == "LEFT" || d == "RIGHT" ? std::string() : "direction must be 'LEFT' or 'RIGHT', got '" + d + "'";
+  };
+  s.infer = [](InferContext& ctx) { infer_binary(ctx); };
+  s.compute = [](KernelContext& ctx) {
+    bool left = ctx.node().attr_string("direction", "") == "LEFT";
+    using Unsigned = TypeList<uint8_t, uint16_t, uint32_t, uint64_t>;
+    binary_elementwise<Unsigned>(ctx, [left](auto x, auto n) {
+      using T = decltype(x);
+      // Shifting by the bit width or more is undefined in C++; every bit is
+      // shifted out, so the result is 0.
+      if (n >= sizeof(T) * 8) return T(0);
+      return static_cast<T>(left ? x << n : x >> n);
+    });
+  };
+  return s;
+}
+
+}  // namespace kiln

@@ -1,0 +1,144 @@
+// Unary math: Abs, Neg, Exp, Log, Sqrt, Reciprocal, the trigonometric and
+// hyperbolic functions, Erf, Ceil, Floor, Round, Sign, IsNaN, IsInf, Not and
+// BitwiseNot. Older versions (opset 1 `consumed_inputs`, later added types)
+// compute the same thing, so each op has one schema from its first opset.
+#include <cmath>
+
+#include "ops/elementwise_util.h"
+
+namespace kiln {
+
+namespace {
+
+// Two's-complement negation without the undefined behaviour of -INT_MIN.
+template <typename T>
+T negate(T x) {
+  if constexpr (std::is_integral_v<T>) {
+    using U = std::make_unsigned_t<T>;
+    return static_cast<T>(U(0) - static_cast<U>(x));
+  } else {
+    return -x;
+  }
+}
+
+template <typename T>
+T abs_value(T x) {
+  if constexpr (std::is_unsigned_v<T>) {
+    return x;
+  } else if constexpr (std::is_integral_v<T>) {
+    return x < 0 ? negate(x) : x;
+  } else {
+    return std::fabs(x);
+  }
+}
+
+template <typename T>
+T sign_of(T x) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (std::isnan(x)) return x;
+  }
+  if (x > T(0)) return T(1);
+  if constexpr (std::is_signed_v<T>) {
+    if (x < T(0)) return T(-1);
+  }
+  return T(0);
+}
+
+// Output = bool tensor of pred(x) over float inputs.
+template <typename Pred>
+void float_predicate(KernelContext& ctx, Pred pred) {
+  const Tensor& x = ctx.input(0);
+  dispatch<FloatTypes>(x.dtype(), ctx.node().op_type, [&]<typename T>() {
+    Tensor& out = ctx.output(0, DType::kBool, x.shape());
+    const T* px = x.data<T>();
+    bool* po = out.data<bool>();
+    for (int64_t i = 0, n = x.numel(); i < n; ++i) po[i] = pred(static_cast<double>(acc_t<T>(px[i])));
+  });
+}
+
+template <typename F>
+OpSchema float_unary(const char* name, int since, F f) {
+  return unary_schema<FloatTypes>(name, since, float_dtypes(), f);
+}
+
+}  // namespace
+
+KILN_OP(Abs) {
+  return unary_schema<NumericTypes>("Abs", 1, numeric_dtypes(), [](auto x) { return abs_value(x); });
+}
+KILN_OP(Neg) {
+  return unary_schema<SignedTypes>("Neg", 1, signed_dtypes(), [](auto x) { return negate(x); });
+}
+KILN_OP(Sign) {
+  return unary_schema<NumericTypes>("Sign", 9, numeric_dtypes(), [](auto x) { return sign_of(x); });
+}
+
+KILN_OP(Exp) { return float_unary("Exp", 1, [](auto x) { return std::exp(x); }); }
+KILN_OP(Log) { return float_unary("Log", 1, [](auto x) { return std::log(x); }); }
+KILN_OP(Sqrt) { return float_unary("Sqrt", 1, [](auto x) { return std::sqrt(x); }); }
+KILN_OP(Reciprocal) {
+  return float_unary("Reciprocal", 1, [](auto x) { return decltype(x)(1) / x; });
+}
+KILN_OP(Sin) { return float_unary("Sin", 7, [](auto x) { return std::sin(x); }); }
+KILN_OP(Cos) { return float_unary("Cos", 7, [](auto x) { return std::cos(x); }); }
+KILN_OP(Tan) { return float_unary("Tan", 7, [](auto x) { return std::tan(x); }); }
+KILN_OP(Asin) { return float_unary("Asin", 7, [](auto x) { return std::asin(x); }); }
+KILN_OP(Acos) { return float_unary("Acos", 7, [](auto x) { return std::acos(x); }); }
+KILN_OP(Atan) { return float_unary("Atan", 7, [](auto x) { return std::atan(x); }); }
+KILN_OP(Sinh) { return float_unary("Sinh", 9, [](auto x) { return std::sinh(x); }); }
+KILN_OP(Cosh) { return float_unary("Cosh", 9, [](auto x) { return std::cosh(x); }); }
+KILN_OP(Asinh) { return float_unary("Asinh", 9, [](auto x) { return std::asinh(x); }); }
+KILN_OP(Acosh) { return float_unary("Acosh", 9, [](auto x) { return std::acosh(x); }); }
+KILN_OP(Atanh) { return float_unary("Atanh", 9, [](auto x) { return std::atanh(x); }); }
+KILN_OP(Erf) {
+  // Erf-9 also accepts integer types; the result is erf rounded back to T.
+  return unary_schema<NumericTypes>("Erf", 9, numeric_dtypes(), [](auto x) {
+    using T = decltype(x);
+    if constexpr (std::is_integral_v<T>) {
+      return static_cast<T>(std::nearbyint(std::erf(static_cast<double>(x))));
+    } else {
+      return std::erf(x);
+    }
+  });
+}
+KILN_OP(Ceil) { return float_unary("Ceil", 1, [](auto x) { return std::ceil(x); }); }
+KILN_OP(Floor) { return float_unary("Floor", 1, [](auto x) { return std::floor(x); }); }
+// Round half to even: nearbyint under the default rounding mode.
+KILN_OP(Round) { return float_unary("Round", 11, [](auto x) { return std::nearbyint(x); }); }
+
+KILN_OP(Not) {
+  return unary_schema<TypeList<bool>>("Not", 1, {DType::kBool}, [](bool x) { return !x; });
+}
+KILN_OP(BitwiseNot) {
+  return unary_schema<IntTypes>("BitwiseNot", 18, int_dtypes(), [](auto x) { return static_cast<decltype(x)>(~x); });
+}
+
+KILN_OP(IsNaN) {
+  OpSchema s;
+  s.name = "IsNaN";
+  s.since = 9;
+  s.min_inputs = s.max_inputs = 1;
+  s.max_outputs = 1;
+  s.types = float_dtypes();
+  s.infer = [](InferContext& ctx) { infer_same_shape(ctx, DType::kBool); };
+  s.compute = [](KernelContext& ctx) { float_predicate(ctx, [](double x) { return std::isnan(x); }); };
+  return s;
+}
+
+KILN_OP(IsInf) {
+  OpSchema s;
+  s.name = "IsInf";
+  s.since = 10;
+  s.min_inputs = s.max_inputs = 1;
+  s.max_outputs = 1;
+  s.types = float_dtypes();
+  s.infer = [](InferContext& ctx) { infer_same_shape(ctx, DType::kBool); };
+  s.compute = [](KernelContext& ctx) {
+    bool neg = ctx.node().attr_int("detect_negative", 1) != 0;
+    bool pos = ctx.node().attr_int("detect_positive", 1) != 0;
+    float_predicate(ctx, [&](double x) { return std::isinf(x) && (x > 0 ? pos : neg); });
+  };
+  return s;
+}
+
+}  // namespace kiln
