@@ -32,6 +32,15 @@ void infer_graph(Graph& g, std::vector<std::string>* unsupported) {
   // them are checked for support but not inferred, so that the report lists
   // every unsupported node instead of stopping at a confusing type error.
   std::unordered_set<const Value*> untyped;
+  // A subgraph may declare its inputs without an element type (Scan and Loop
+  // bodies often do): the node that owns the body fills them in from what it
+  // feeds and infers the body again (type_body_inputs in ops/control.cpp).
+  // This first pass runs before that, so nodes reading such inputs are left
+  // uninferred here, like nodes downstream of an unsupported node; inferring
+  // them with an unknown type would throw spurious type errors (MatMul: "A and
+  // B types differ") before the owner had a chance to type the body.
+  for (const Value* in : g.inputs)
+    if (in && in->type.dtype == DType::kUndefined) untyped.insert(in);
   for (auto& v : g.values)
     if (v->is_outer)
       if (const Value* outer = g.parent ? g.parent->find_in_scope(v->name) : nullptr) v->type = outer->type;
