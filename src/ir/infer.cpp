@@ -41,9 +41,14 @@ void infer_graph(Graph& g, std::vector<std::string>* unsupported) {
   // B types differ") before the owner had a chance to type the body.
   for (const Value* in : g.inputs)
     if (in && in->type.dtype == DType::kUndefined) untyped.insert(in);
+  // Likewise outer-scope values not typed yet (a nested If reading such a
+  // body input); the owner's second pass reaches nested graphs too.
   for (auto& v : g.values)
     if (v->is_outer)
-      if (const Value* outer = g.parent ? g.parent->find_in_scope(v->name) : nullptr) v->type = outer->type;
+      if (const Value* outer = g.parent ? g.parent->find_in_scope(v->name) : nullptr) {
+        v->type = outer->type;
+        if (v->type.dtype == DType::kUndefined) untyped.insert(v.get());
+      }
   for (auto& node : g.nodes) {
     std::string why;
     node->schema = OpRegistry::global().resolve(*node, &why);
