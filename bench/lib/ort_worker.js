@@ -36,11 +36,15 @@ async function main() {
   let outs;
   for (let i = 0; i < cfg.warmup; ++i) outs = await session.run(feeds);
   const lat = [];
+  const cpu = [];
   const start = performance.now();
   for (let i = 0; i < cfg.iterations; ++i) {
     const r0 = performance.now();
+    const c0 = process.cpuUsage();
     outs = await session.run(feeds);
     lat.push(performance.now() - r0);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
   }
   const totalMs = performance.now() - start;
   if (cfg.outputDir) {
@@ -62,6 +66,7 @@ async function main() {
       p90: percentile(sorted, 90),
       p99: percentile(sorted, 99),
     },
+    cpu_ms: { median: percentile([...cpu].sort((a, b) => a - b), 50), mean: cpu.reduce((a, b) => a + b, 0) / cpu.length },
     throughput_per_s: lat.length / (totalMs / 1000),
     peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
     baseline_rss_bytes: baselineRss,
