@@ -98,8 +98,12 @@ class Progress {
  public:
   Progress(const char* label, int total, double total_s)
       : label_(label), total_(total), total_s_(total_s), on_(isatty(STDOUT_FILENO)) {}
+  // Redraws at most every 0.1 s, so that drawing does not slow fast models.
   void update(int done, double elapsed_s) {
     if (!on_) return;
+    auto now = Clock::now();
+    if (now - last_draw_ < std::chrono::milliseconds(100)) return;
+    last_draw_ = now;
     double frac = total_s_ > 0 ? elapsed_s / total_s_ : static_cast<double>(done) / std::max(1, total_);
     frac = std::clamp(frac, 0.0, 1.0);
     int filled = static_cast<int>(frac * 30);
@@ -116,6 +120,7 @@ class Progress {
   int total_;
   double total_s_;
   bool on_;
+  Clock::time_point last_draw_{};
 };
 
 // The batch size, when the first input's leading dim is symbolic (a dynamic
