@@ -2,6 +2,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
@@ -15,11 +16,22 @@ std::map<std::string, Shape> parse_shapes(const std::string& text);
 // Random input for a declared input, with symbolic dims taken from `shapes`
 // (or 1). Integer inputs are drawn from [0, 4) so index inputs stay valid.
 Tensor random_input(const TensorInfo& info, const std::map<std::string, Shape>& shapes, uint64_t seed);
+using Feed = std::vector<std::pair<std::string, Tensor>>;
+// Tensors named by "NAME=FILE" specs (.npy or TensorProto .pb).
+Feed load_input_files(const std::vector<std::string>& specs);
+// Adds a random tensor (see random_input) for every required input of `s`
+// missing from `feed`; with `log`, prints one "input NAME: ..." line per input.
+void complete_feed(const Session& s, Feed& feed, const std::map<std::string, Shape>& shapes, uint64_t seed,
+                   std::FILE* log);
+// Writes each output to DIR/NAME.npy (or .pb with format "pb"), creating DIR.
+void write_outputs(const Session& s, const std::vector<Tensor>& outs, const std::string& dir,
+                   const std::string& format);
 // One-line summary of a tensor: min/max/mean or the first values.
 std::string summarize(const Tensor& t);
 
 void add_run_command(CLI::App& app);
 void add_conformance_command(CLI::App& app);
 void add_ops_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
 
 }  // namespace kiln::cli

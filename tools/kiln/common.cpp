@@ -1,10 +1,13 @@
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <random>
 #include <sstream>
 
 #include "cli.h"
 #include "core/dispatch.h"
+#include "kiln/tensor_io.h"
 
 namespace kiln::cli {
 
@@ -57,6 +60,47 @@ Tensor random_input(const TensorInfo& info, const std::map<std::string, Shape>& 
     }
   });
   return t;
+}
+
+Feed load_input_files(const std::vector<std::string>& specs) {
+  Feed feed;
+  for (const auto& spec : specs) {
+    size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0) throw Error("--input '" + spec + "' is not NAME=FILE");
+    feed.emplace_back(spec.substr(0, eq), load_tensor_file(spec.substr(eq + 1)));
+  }
+  return feed;
+}
+
+void complete_feed(const Session& s, Feed& feed, const std::map<std::string, Shape>& shapes, uint64_t seed,
+                   std::FILE* log) {
+  for (const auto& info : s.inputs()) {
+    if (info.has_default) continue;
+    auto given = std::find_if(feed.begin(), feed.end(), [&](const auto& f) { return f.first == info.name; });
+    if (given == feed.end()) {
+      feed.emplace_back(info.name, random_input(info, shapes, seed++));
+      if (log)
+        std::fprintf(log, "input  %s: random %s %s\n", info.name.c_str(), dtype_name(info.dtype).c_str(),
+                     shape_str(feed.back().second.shape()).c_str());
+    } else if (log) {
+      const Tensor& t = given->second;
+      std::fprintf(log, "input  %s: %s %s\n", info.name.c_str(), dtype_name(t.dtype()).c_str(),
+                   shape_str(t.shape()).c_str());
+    }
+  }
+}
+
+void write_outputs(const Session& s, const std::vector<Tensor>& outs, const std::string& dir,
+                   const std::string& format) {
+  std::filesystem::create_directories(dir);
+  for (size_t i = 0; i < outs.size(); ++i) {
+    const std::string& name = s.outputs()[i].name;
+    std::string safe = name;
+    std::replace_if(safe.begin(), safe.end(), [](char c) { return c == '/' || c == '\\' || c == ':'; }, '_');
+    std::string path = dir + "/" + safe + (format == "pb" ? ".pb" : ".npy");
+    if (format == "pb") save_tensor_pb(outs[i], name, path);
+    else save_npy(outs[i], path);
+  }
 }
 
 std::string summarize(const Tensor& t) {

@@ -2,12 +2,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <numeric>
 
 #include "cli.h"
 #include "core/dispatch.h"
-#include "kiln/tensor_io.h"
 
 namespace kiln::cli {
 
@@ -61,42 +59,18 @@ void run_main(const RunArgs& a) {
   auto t0 = std::chrono::steady_clock::now();
   Session s = Session::load(a.model, opts);
   auto t1 = std::chrono::steady_clock::now();
-  std::vector<std::pair<std::string, Tensor>> feed;
-  for (const auto& spec : a.inputs) {
-    size_t eq = spec.find('=');
-    if (eq == std::string::npos || eq == 0) throw Error("--input '" + spec + "' is not NAME=FILE");
-    feed.emplace_back(spec.substr(0, eq), load_tensor_file(spec.substr(eq + 1)));
-  }
-  uint64_t seed = a.seed;
-  for (const auto& info : s.inputs()) {
-    if (info.has_default) continue;
-    bool given = std::any_of(feed.begin(), feed.end(), [&](const auto& f) { return f.first == info.name; });
-    if (!given) {
-      feed.emplace_back(info.name, random_input(info, shapes, seed++));
-      std::printf("input  %s: random %s %s\n", info.name.c_str(), dtype_name(info.dtype).c_str(),
-                  shape_str(feed.back().second.shape()).c_str());
-    } else {
-      const Tensor& t = std::find_if(feed.begin(), feed.end(), [&](const auto& f) { return f.first == info.name; })->second;
-      std::printf("input  %s: %s %s\n", info.name.c_str(), dtype_name(t.dtype()).c_str(), shape_str(t.shape()).c_str());
-    }
-  }
+  Feed feed = load_input_files(a.inputs);
+  complete_feed(s, feed, shapes, a.seed, stdout);
   auto t2 = std::chrono::steady_clock::now();
   std::vector<Tensor> outs = s.run(feed);
   auto t3 = std::chrono::steady_clock::now();
-  if (!a.output_dir.empty()) std::filesystem::create_directories(a.output_dir);
   for (size_t i = 0; i < outs.size(); ++i) {
     const std::string& name = s.outputs()[i].name;
     std::printf("output %s: %s %s  %s\n", name.c_str(), dtype_name(outs[i].dtype()).c_str(),
                 shape_str(outs[i].shape()).c_str(), summarize(outs[i]).c_str());
     print_topk(outs[i]);
-    if (!a.output_dir.empty()) {
-      std::string safe = name;
-      std::replace_if(safe.begin(), safe.end(), [](char c) { return c == '/' || c == '\\' || c == ':'; }, '_');
-      std::string path = a.output_dir + "/" + safe + (a.output_format == "pb" ? ".pb" : ".npy");
-      if (a.output_format == "pb") save_tensor_pb(outs[i], name, path);
-      else save_npy(outs[i], path);
-    }
   }
+  if (!a.output_dir.empty()) write_outputs(s, outs, a.output_dir, a.output_format);
   using ms = std::chrono::duration<double, std::milli>;
   std::printf("load %.2f ms, run %.2f ms\n", ms(t1 - t0).count(), ms(t3 - t2).count());
 }
