@@ -84,7 +84,7 @@ TEST(FastMatMul, BatchedBroadcastAndVectors) {
   std::mt19937 rng(24);
   expect_matches_f64({.op = "MatMul", .inputs = {random_f32({2, 3, 37, 65}, rng), random_f32({65, 40}, rng)}});
   expect_matches_f64({.op = "MatMul", .inputs = {random_f32({3, 17, 9}, rng), random_f32({3, 9, 130}, rng)}});
-  expect_matches_f64({.op = "MatMul", .inputs = {random_f32({5, 1, 8}, rng), random_f32({2, 8, 7}, rng)}});
+  expect_matches_f64({.op = "MatMul", .inputs = {random_f32({5, 1, 3, 8}, rng), random_f32({2, 8, 7}, rng)}});
   expect_matches_f64({.op = "MatMul", .inputs = {random_f32({33}, rng), random_f32({33, 20}, rng)}});
   expect_matches_f64({.op = "MatMul", .inputs = {random_f32({4, 33}, rng), random_f32({33}, rng)}});
 }

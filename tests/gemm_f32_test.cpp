@@ -81,7 +81,8 @@ TEST_P(GemmF32Variants, MatchesTripleLoop) {
   // Deeper than one K block and wider than one N block, threaded.
   for (GemmCase c : {GemmCase{70, 2100, 300, false, false, true, false, 1.0f, 0.0f},
                      GemmCase{300, 33, 520, true, true, false, true, 2.0f, 1.0f}})
-    EXPECT_LT(gemm_error(kernel, c, &pool, rng), 1e-5) << kernel.name << " M=" << c.M << " N=" << c.N;
+    // float32 rounding grows with the depth of the sums.
+    EXPECT_LT(gemm_error(kernel, c, &pool, rng), 1e-7 * c.K) << kernel.name << " M=" << c.M << " N=" << c.N;
 }
 
 INSTANTIATE_TEST_SUITE_P(All, GemmF32Variants, ::testing::ValuesIn(kGemmF32Microkernels),

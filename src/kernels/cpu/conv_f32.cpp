@@ -43,38 +43,63 @@ void depthwise_conv2d_f32(const Conv2dF32Shape& s, const float* x, const float* 
   });
 }
 
-// Rows [r0, r1) of the im2col matrix of one image's group: row (c, kh, kw)
-// holds x[c, oh * sh - ph + kh * dh, ow * sw - pw + kw * dw] over (oh, ow),
-// zero where that falls in the padding.
-void im2col_rows(const Conv2dF32Shape& s, const float* xg, int64_t r0, int64_t r1, float* col) {
-  const int64_t out_sp = s.OH * s.OW;
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t c = r / (s.KH * s.KW), kh = (r / s.KW) % s.KH, kw = r % s.KW;
-    const float* xc = xg + c * s.H * s.W;
-    float* dst = col + r * out_sp;
-    const int64_t off = kw * s.dilation_w - s.pad_w;
-    const int64_t lo = std::min(s.OW, off >= 0 ? 0 : (-off + s.stride_w - 1) / s.stride_w);
-    const int64_t hi = std::max(lo, std::min(s.OW, s.W - 1 - off < 0 ? 0 : (s.W - 1 - off) / s.stride_w + 1));
-    for (int64_t oh = 0; oh < s.OH; ++oh) {
-      float* d = dst + oh * s.OW;
-      const int64_t ih = oh * s.stride_h - s.pad_h + kh * s.dilation_h;
-      if (ih < 0 || ih >= s.H) {
-        std::fill(d, d + s.OW, 0.0f);
-        continue;
+// The im2col matrix of one image's group, packed straight into GEMM panels:
+// row (c, kh, kw), column (oh, ow) holds x[c, oh * sh - ph + kh * dh,
+// ow * sw - pw + kw * dw], zero where that falls in the padding. Never
+// materialized whole, so it costs no extra pass over memory.
+class Im2colPacker : public GemmF32PanelPacker {
+ public:
+  Im2colPacker(const Conv2dF32Shape& s, const float* xg) : s_(s), xg_(xg) {}
+
+  void pack_b(int64_t k0, int64_t kc, int64_t j0, int64_t n, int64_t nr, float* out) const override {
+    const Conv2dF32Shape& s = s_;
+    for (int64_t k = 0; k < kc; ++k) {
+      const int64_t r = k0 + k;
+      const int64_t c = r / (s.KH * s.KW), kh = (r / s.KW) % s.KH, kw = r % s.KW;
+      const float* xc = xg_ + c * s.H * s.W;
+      const int64_t off = kw * s.dilation_w - s.pad_w;
+      // Output columns whose input column is inside the image: [lo, hi).
+      const int64_t lo = std::min(s.OW, off >= 0 ? 0 : (-off + s.stride_w - 1) / s.stride_w);
+      const int64_t hi = std::max(lo, std::min(s.OW, s.W - 1 - off < 0 ? 0 : (s.W - 1 - off) / s.stride_w + 1));
+      int64_t oh = j0 / s.OW, ow = j0 % s.OW;
+      for (int64_t j = 0; j < n;) {
+        // One run: within an output row and within a panel.
+        const int64_t len = std::min(s.OW - ow, nr - j % nr);
+        const int64_t run = std::min(len, n - j);
+        float* d = out + (j / nr) * nr * kc + k * nr + j % nr;
+        const int64_t ih = oh * s.stride_h - s.pad_h + kh * s.dilation_h;
+        if (ih < 0 || ih >= s.H) {
+          std::fill(d, d + run, 0.0f);
+        } else {
+          const float* xr = xc + ih * s.W + off;
+          const int64_t a = std::clamp(lo, ow, ow + run), b = std::clamp(hi, a, ow + run);
+          std::fill(d, d + (a - ow), 0.0f);
+          if (s.stride_w == 1) {
+            std::memcpy(d + (a - ow), xr + a, static_cast<size_t>(b - a) * sizeof(float));
+          } else {
+            for (int64_t q = a; q < b; ++q) d[q - ow] = xr[q * s.stride_w];
+          }
+          std::fill(d + (b - ow), d + run, 0.0f);
+        }
+        j += run;
+        ow += run;
+        if (ow == s.OW) {
+          ow = 0;
+          ++oh;
+        }
       }
-      const float* xr = xc + ih * s.W;
-      std::fill(d, d + lo, 0.0f);
-      if (s.stride_w == 1) {
-        std::memcpy(d + lo, xr + lo + off, static_cast<size_t>(hi - lo) * sizeof(float));
-      } else {
-        for (int64_t ow = lo; ow < hi; ++ow) d[ow] = xr[ow * s.stride_w + off];
+      // Zero-pad the last panel's unused columns.
+      if (n % nr) {
+        float* d = out + (n / nr) * nr * kc + k * nr;
+        std::fill(d + n % nr, d + nr, 0.0f);
       }
-      std::fill(d + hi, d + s.OW, 0.0f);
     }
   }
-}
 
-thread_local std::vector<float> tls_col;
+ private:
+  const Conv2dF32Shape& s_;
+  const float* xg_;
+};
 
 }  // namespace
 
@@ -94,8 +119,6 @@ void conv2d_f32(const Conv2dF32Shape& s, const float* x, const float* w, const P
   const int64_t in_sp = s.H * s.W, out_sp = s.OH * s.OW;
   const int64_t Cg = s.C / s.group, Mg = s.M / s.group, Kc = Cg * s.KH * s.KW;
   const bool pointwise = s.pointwise();
-  if (!pointwise) tls_col.resize(static_cast<size_t>(Kc * out_sp));
-  float* col = tls_col.data();
   for (int64_t n = 0; n < s.N; ++n) {
     for (int64_t gi = 0; gi < s.group; ++gi) {
       float* yg = y + (n * s.M + gi * Mg) * out_sp;
@@ -103,11 +126,8 @@ void conv2d_f32(const Conv2dF32Shape& s, const float* x, const float* w, const P
       if (bias)
         for (int64_t m = 0; m < Mg; ++m) std::fill(yg + m * out_sp, yg + (m + 1) * out_sp, bias[gi * Mg + m]);
       GemmF32Operand a{w + gi * Mg * Kc, Kc, false, packed ? packed->groups[static_cast<size_t>(gi)].get() : nullptr};
-      GemmF32Operand b{xg, in_sp, false, nullptr};
-      if (!pointwise) {
-        parallel_for(pool, Kc, [&](int64_t r0, int64_t r1) { im2col_rows(s, xg, r0, r1, col); });
-        b = {col, out_sp, false, nullptr};
-      }
+      const Im2colPacker im2col(s, xg);
+      GemmF32Operand b{xg, in_sp, false, nullptr, pointwise ? nullptr : &im2col};
       gemm_f32(Mg, out_sp, Kc, 1.0f, a, b, bias ? 1.0f : 0.0f, yg, out_sp, pool);
     }
   }

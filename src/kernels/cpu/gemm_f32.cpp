@@ -142,7 +142,8 @@ void gemm_block(const GemmProblem& g, int64_t i0, int64_t i1, int64_t j0, int64_
         bp = g.B->packed->panel(pc, jc);
       } else {
         float* buf = tls_pack_b.get(static_cast<size_t>(round_up(nc, nr) * kc));
-        pack_b(*g.B, pc, kc, jc, nc, nr, buf);
+        if (g.B->packer) g.B->packer->pack_b(pc, kc, jc, nc, nr, buf);
+        else pack_b(*g.B, pc, kc, jc, nc, nr, buf);
         bp = buf;
       }
       for (int64_t ic = i0; ic < i1; ic += mc_block) {

@@ -38,12 +38,24 @@ class PackedMatrixF32 {
   std::unique_ptr<float[], void (*)(float*)> data_{nullptr, nullptr};
 };
 
-// One GEMM operand: a row-major matrix (transposed when `trans`) or a packed one.
+// Produces B's packed panels on demand, for a B that is never materialized
+// (convolution's im2col matrix): writes rows [k0, k0 + kc) x columns
+// [j0, j0 + n) of B as NR-column panels (out[(q * kc + k) * nr + j]),
+// zero-padding the last panel. Called concurrently from several threads.
+class GemmF32PanelPacker {
+ public:
+  virtual ~GemmF32PanelPacker() = default;
+  virtual void pack_b(int64_t k0, int64_t kc, int64_t j0, int64_t n, int64_t nr, float* out) const = 0;
+};
+
+// One GEMM operand: a row-major matrix (transposed when `trans`), a packed
+// one, or (B only) a panel packer.
 struct GemmF32Operand {
   const float* data = nullptr;
   int64_t ld = 0;
   bool trans = false;
   const PackedMatrixF32* packed = nullptr;
+  const GemmF32PanelPacker* packer = nullptr;
 };
 
 // C = alpha * op(A) * op(B) + beta * C; C is not read when beta == 0. A packed
