@@ -15,6 +15,10 @@ namespace {
 // microseconds), short enough not to steal a core from other processes.
 constexpr int kSpinIterations = 20000;
 
+// Set on pool workers and on a caller while it runs a job: a parallel_for
+// from inside a job runs inline (and never try-locks a mutex it holds).
+thread_local bool tls_in_job = false;
+
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -47,7 +51,7 @@ int physical_core_count() {
 }
 
 ThreadPool::ThreadPool(int threads) : num_threads_(threads > 0 ? threads : physical_core_count()) {
-  for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -60,13 +64,29 @@ ThreadPool::~ThreadPool() {
   for (auto& w : workers_) w.join();
 }
 
-void ThreadPool::run_chunk(int index) {
-  if (index >= job_chunks_) return;
-  const int64_t begin = job_n_ * index / job_chunks_, end = job_n_ * (index + 1) / job_chunks_;
-  if (begin < end) (*job_)(begin, end);
+void ThreadPool::run_chunks(uint64_t generation) {
+  for (;;) {
+    uint64_t t = ticket_.load(std::memory_order_acquire);
+    int chunk;
+    do {
+      chunk = static_cast<int>(t & 0xffffffffu);
+      if ((t >> 32) != (generation & 0xffffffffu) || chunk >= job_chunks_.load(std::memory_order_relaxed)) return;
+    } while (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel, std::memory_order_acquire));
+    // The job cannot change while this chunk is claimed and not done.
+    try {
+      const int64_t chunks = job_chunks_.load(std::memory_order_relaxed);
+      const int64_t begin = job_n_ * chunk / chunks, end = job_n_ * (chunk + 1) / chunks;
+      if (begin < end) (*job_)(begin, end);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+    done_.fetch_add(1, std::memory_order_acq_rel);
+  }
 }
 
-void ThreadPool::worker_loop(int index) {
+void ThreadPool::worker_loop() {
+  tls_in_job = true;
   uint64_t seen = 0;
   for (;;) {
     for (int i = 0; i < kSpinIterations && generation_.load(std::memory_order_acquire) == seen; ++i) cpu_relax();
@@ -76,45 +96,48 @@ void ThreadPool::worker_loop(int index) {
     }
     seen = generation_.load(std::memory_order_acquire);
     if (stop_.load(std::memory_order_relaxed)) return;
-    try {
-      run_chunk(index);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex_);
-      if (!error_) error_ = std::current_exception();
-    }
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    run_chunks(seen);
   }
 }
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
-  std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
-  if (workers_.empty() || n == 1 || !busy.owns_lock()) {
+  if (workers_.empty() || n == 1 || tls_in_job) {
     fn(0, n);
     return;
   }
+  std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+  if (!busy.owns_lock()) {
+    fn(0, n);
+    return;
+  }
+  // No chunk of the previous job is claimed or running here (its caller saw
+  // all of them done), so the job fields can be rewritten.
   job_ = &fn;
   job_n_ = n;
-  job_chunks_ = static_cast<int>(std::min<int64_t>(n, num_threads_));
-  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  const int chunks = static_cast<int>(std::min<int64_t>(n, num_threads_));
+  job_chunks_.store(chunks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  uint64_t generation;
   {
     std::lock_guard<std::mutex> lock(wake_mutex_);
-    generation_.fetch_add(1, std::memory_order_release);
+    generation = generation_.load(std::memory_order_relaxed) + 1;
+    ticket_.store((generation & 0xffffffffu) << 32, std::memory_order_release);
+    generation_.store(generation, std::memory_order_release);
   }
   wake_.notify_all();
-  std::exception_ptr error;
-  try {
-    run_chunk(0);
-  } catch (...) {
-    error = std::current_exception();
-  }
-  for (int i = 0; pending_.load(std::memory_order_acquire) != 0; ++i) {
+  tls_in_job = true;
+  run_chunks(generation);
+  tls_in_job = false;
+  for (int i = 0; done_.load(std::memory_order_acquire) != chunks; ++i) {
     if (i < kSpinIterations) cpu_relax();
     else std::this_thread::yield();
   }
-  job_ = nullptr;
-  if (!error) std::swap(error, error_);
-  error_ = nullptr;
+  std::exception_ptr error;
+  {
+    std::lock_guard<std::mutex> lock(error_mutex_);
+    std::swap(error, error_);
+  }
   if (error) std::rethrow_exception(error);
 }
 

@@ -1,9 +1,12 @@
 // The intra-op thread pool: one per Session, shared by every kernel of it.
 // parallel_for splits [0, n) into one contiguous chunk per thread (static
-// chunking, so a kernel can size its chunks to cache blocks); the calling
-// thread runs the first chunk itself, so a pool of T threads starts T - 1
-// workers and never oversubscribes the cores it was sized for. Idle workers
-// spin briefly (kernels of one run follow each other closely) and then sleep.
+// chunk boundaries, so a kernel can size its chunks to cache blocks); the
+// calling thread works too, so a pool of T threads starts T - 1 workers and
+// never oversubscribes the cores it was sized for. Chunks are claimed from a
+// shared counter: when a worker has not woken yet (its core busy with another
+// process), the caller runs that chunk itself instead of waiting for it.
+// Idle workers spin briefly (kernels of one run follow each other closely)
+// and then sleep.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -38,21 +41,25 @@ class ThreadPool {
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
 
  private:
-  void worker_loop(int index);
-  void run_chunk(int index);
+  void worker_loop();
+  // Claims and runs chunks of job `generation` until none are left.
+  void run_chunks(uint64_t generation);
 
   int num_threads_ = 1;
   std::vector<std::thread> workers_;
   std::mutex busy_;  // held by the caller whose job the workers run
 
   // The current job, published by bumping generation_ under wake_mutex_.
+  // ticket_ = generation << 32 | next unclaimed chunk; a thread claims a chunk
+  // by advancing it, which fails once a newer job has replaced the one it saw.
   std::mutex wake_mutex_;
   std::condition_variable wake_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> ticket_{0};
+  std::atomic<int> done_{0};  // chunks of the current job finished
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t job_n_ = 0;
-  int job_chunks_ = 0;
+  std::atomic<int> job_chunks_{0};  // read before a chunk is claimed
   std::atomic<bool> stop_{false};
   std::mutex error_mutex_;
   std::exception_ptr error_;
