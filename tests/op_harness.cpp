@@ -48,7 +48,7 @@ std::vector<Tensor> run_node(const NodeSpec& spec) {
   infer_graph(g, &unsupported);
   if (!unsupported.empty()) throw UnsupportedError(unsupported[0]);
   auto cg = CompiledGraph::compile(g);
-  std::vector<Tensor> outs = cg->run(feed, nullptr);
+  std::vector<Tensor> outs = cg->run(feed, nullptr, spec.pool);
   for (size_t i = 0; i < outs.size(); ++i) {
     const ValueType& t = g.outputs[i]->type;
     if (t.dtype != DType::kUndefined)

@@ -14,6 +14,10 @@
 #include "kiln/error.h"
 #include "kiln/tensor.h"
 
+namespace kiln {
+class ThreadPool;
+}
+
 namespace kiln::test {
 
 struct NodeSpec {
@@ -26,6 +30,7 @@ struct NodeSpec {
   // Feed inputs as initializers (known at load time) instead of graph inputs;
   // exercises inference that reads constant inputs (Reshape's shape, ...).
   bool constant_inputs = false;
+  ThreadPool* pool = nullptr;  // the intra-op pool kernels get (null: none)
 };
 
 // Throws kiln::Error (or UnsupportedError) like a Session would.

@@ -38,6 +38,9 @@ struct SessionOptions {
   // Fixed sizes for symbolic or unknown input dims, applied before shape
   // inference: {"image", {1, 3, 224, 224}}.
   std::map<std::string, Shape> input_shapes;
+  // Threads of the session's intra-op pool, the calling thread included;
+  // 0 = the number of physical cores.
+  int threads = 0;
 };
 
 class Session {

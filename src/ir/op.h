@@ -47,6 +47,7 @@ class InferContext {
 
 class CompiledGraph;  // runtime/executor.h
 class Frame;
+class ThreadPool;  // core/thread_pool.h
 
 // Given to kernel factories: compiles subgraph bodies (If/Loop/Scan).
 class BuildContext {
@@ -58,8 +59,8 @@ class BuildContext {
 class KernelContext {
  public:
   KernelContext(const Node& node, std::span<const Tensor* const> inputs, std::span<Tensor> outputs,
-                const Frame* frame)
-      : node_(node), inputs_(inputs), outputs_(outputs), frame_(frame) {}
+                const Frame* frame, ThreadPool* pool = nullptr)
+      : node_(node), inputs_(inputs), outputs_(outputs), frame_(frame), pool_(pool) {}
   const Node& node() const { return node_; }
   size_t num_inputs() const { return inputs_.size(); }
   size_t num_outputs() const { return outputs_.size(); }
@@ -73,12 +74,16 @@ class KernelContext {
   // Runs a compiled subgraph with the current frame as its outer scope.
   std::vector<Tensor> run_subgraph(const CompiledGraph& body, std::vector<Tensor> inputs) const;
   Error error(const std::string& message) const { return Error(node_.describe() + ": " + message); }
+  // The session's intra-op pool; null runs everything on the calling thread
+  // (kiln::parallel_for in core/thread_pool.h accepts both).
+  ThreadPool* thread_pool() const { return pool_; }
 
  private:
   const Node& node_;
   std::span<const Tensor* const> inputs_;
   std::span<Tensor> outputs_;
   const Frame* frame_;
+  ThreadPool* pool_;
 };
 
 class Kernel {

@@ -1,7 +1,10 @@
 // Conv: N-d grouped, dilated, strided convolution with optional bias. The
 // semantics are the same from opset 1 to the latest (later versions only add
 // types and inference rules), so one schema covers them all. The kernel is
-// im2col + blocked GEMM (conv_core in nn_util.h).
+// im2col + blocked GEMM (conv_core in nn_util.h); float32 1-D/2-D convs take
+// the fast path of kernels/cpu/conv_f32.h, with weights packed once when they
+// are initializers.
+#include "kernels/cpu/conv_f32.h"
 #include "ops/nn_util.h"
 
 namespace kiln {
@@ -78,6 +81,89 @@ void compute_conv(KernelContext& ctx) {
   });
 }
 
+// The weight when it is a constant of the graph (not an overridable input).
+const Tensor* constant_weight(const Node& node) {
+  const Value* w = node.inputs.size() > 1 ? node.inputs[1] : nullptr;
+  if (!w || !w->initializer || w->is_graph_input) return nullptr;
+  return &*w->initializer;
+}
+
+// Float32 convs with 1 or 2 spatial dims run on conv2d_f32; everything else on
+// compute_conv. Weights that are initializers are packed here, once.
+class ConvKernel : public Kernel {
+ public:
+  explicit ConvKernel(const Node& node) {
+    const Tensor* w = constant_weight(node);
+    const int64_t group = node.attr_int("group", 1);
+    if (!w || w->dtype() != DType::kFloat32 || w->rank() < 3 || w->rank() > 4 || group <= 0 || w->numel() == 0 ||
+        w->dim(0) % group != 0)
+      return;
+    const int64_t k_per_group = w->numel() / w->dim(0);
+    if (w->dim(1) == 1 && w->dim(0) == group) return;  // depthwise: runs directly on w
+    weights_ = w->data<float>();
+    packed_ = pack_conv_weights_f32(weights_, w->dim(0), group, k_per_group);
+  }
+
+  void run(KernelContext& ctx) const override {
+    Conv2dF32Shape s;
+    const Tensor& x = ctx.input(0);
+    if (x.dtype() != DType::kFloat32 || (x.rank() != 3 && x.rank() != 4) || !fast_shape(ctx, &s)) {
+      compute_conv(ctx);
+      return;
+    }
+    const Tensor& w = ctx.input(1);
+    const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+    Tensor& y = ctx.output(0, DType::kFloat32, x.rank() == 3 ? Shape{s.N, s.M, s.OW} : Shape{s.N, s.M, s.OH, s.OW});
+    if (y.numel() == 0) return;
+    const PackedConvWeightsF32* packed = w.data<float>() == weights_ ? packed_.get() : nullptr;
+    conv2d_f32(s, x.data<float>(), w.data<float>(), packed, b ? b->data<float>() : nullptr, y.data<float>(),
+               ctx.thread_pool());
+  }
+
+ private:
+  // Fills s when the conv is valid and simple enough for conv2d_f32; on
+  // anything unusual compute_conv runs and reports it.
+  static bool fast_shape(KernelContext& ctx, Conv2dF32Shape* s) {
+    const Tensor& x = ctx.input(0);
+    const Tensor& w = ctx.input(1);
+    const Node& node = ctx.node();
+    if (w.dtype() != DType::kFloat32 || w.rank() != x.rank()) return false;
+    if (ctx.has_input(2) && (ctx.input(2).dtype() != DType::kFloat32 || ctx.input(2).rank() != 1 ||
+                             ctx.input(2).dim(0) != w.dim(0)))
+      return false;
+    const int64_t group = node.attr_int("group", 1);
+    if (group <= 0 || x.dim(1) % group != 0 || w.dim(1) * group != x.dim(1) || w.dim(0) % group != 0) return false;
+    Shape in(x.shape().begin() + 2, x.shape().end()), kernel(w.shape().begin() + 2, w.shape().end());
+    if (node.has_attr("kernel_shape") && node.attr_ints("kernel_shape") != kernel) return false;
+    WindowGeometry g;
+    if (!window_geometry(node, in, kernel, false, &g).empty()) return false;
+    for (int64_t o : g.out)
+      if (o < 0) return false;
+    const bool two_d = x.rank() == 4;
+    s->N = x.dim(0);
+    s->C = x.dim(1);
+    s->M = w.dim(0);
+    s->group = group;
+    s->H = two_d ? in[0] : 1;
+    s->W = in.back();
+    s->KH = two_d ? kernel[0] : 1;
+    s->KW = kernel.back();
+    s->OH = two_d ? g.out[0] : 1;
+    s->OW = g.out.back();
+    const size_t last = in.size() - 1;
+    s->stride_h = two_d ? g.strides[0] : 1;
+    s->stride_w = g.strides[last];
+    s->pad_h = two_d ? g.pads_begin[0] : 0;
+    s->pad_w = g.pads_begin[last];
+    s->dilation_h = two_d ? g.dilations[0] : 1;
+    s->dilation_w = g.dilations[last];
+    return true;
+  }
+
+  const float* weights_ = nullptr;  // the initializer's data that packed_ holds
+  std::shared_ptr<const PackedConvWeightsF32> packed_;
+};
+
 }  // namespace
 
 KILN_OP(Conv) {
@@ -89,6 +175,7 @@ KILN_OP(Conv) {
   s.types = float_dtypes();
   s.infer = infer_conv;
   s.compute = compute_conv;
+  s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<ConvKernel>(node); };
   return s;
 }
 

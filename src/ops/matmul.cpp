@@ -1,9 +1,11 @@
 // MatMul (numpy semantics: batched broadcasting, 1-D operands promoted and
 // squeezed), Gemm (transA/transB/alpha/beta, C broadcast; opset < 7 carries
 // the `broadcast` attribute, opset < 11 requires C), MatMulInteger and
-// QLinearMatMul.
+// QLinearMatMul. Float32 MatMul and Gemm run on the packed GEMM of
+// kernels/cpu/gemm_f32.h, with a constant B packed once at kernel creation.
 #include <cmath>
 
+#include "kernels/cpu/gemm_f32.h"
 #include "ops/nn_util.h"
 #include "ops/quant_util.h"
 
@@ -247,6 +249,110 @@ void compute_qlinear_matmul(KernelContext& ctx) {
 
 void infer_matmul_int(InferContext& ctx, size_t ib, DType out) { ctx.set_output(0, out, matmul_dims(ctx, 0, ib)); }
 
+// Input 1 (B) when it is a 2-D float32 constant of the graph (not an
+// overridable graph input): the operand worth packing once.
+const Tensor* constant_f32_matrix(const Node& node) {
+  const Value* v = node.inputs.size() > 1 ? node.inputs[1] : nullptr;
+  if (!v || !v->initializer || v->is_graph_input) return nullptr;
+  const Tensor& t = *v->initializer;
+  if (t.dtype() != DType::kFloat32 || t.rank() != 2 || t.numel() == 0) return nullptr;
+  return &t;
+}
+
+// B packed for gemm_f32, and the data it was packed from: a run uses it only
+// when its B is that same tensor.
+struct PackedB {
+  const float* source = nullptr;
+  std::shared_ptr<const PackedMatrixF32> packed;
+  const PackedMatrixF32* for_input(const Tensor& b) const {
+    return packed && b.data<float>() == source ? packed.get() : nullptr;
+  }
+};
+
+class MatMulKernel : public Kernel {
+ public:
+  explicit MatMulKernel(const Node& node) {
+    if (const Tensor* b = constant_f32_matrix(node)) {
+      b_.source = b->data<float>();
+      b_.packed = PackedMatrixF32::pack(PackedMatrixF32::Side::kB, b_.source, b->dim(1), false, b->dim(0), b->dim(1),
+                                        gemm_f32_default_kernel());
+    }
+  }
+
+  void run(KernelContext& ctx) const override {
+    const Tensor& a = ctx.input(0);
+    const Tensor& b = ctx.input(1);
+    if (a.dtype() != DType::kFloat32 || b.dtype() != DType::kFloat32) return compute_matmul(ctx);
+    MatMulPlan p = plan_matmul(a.shape(), b.shape(), ctx);
+    Tensor& y = ctx.output(0, DType::kFloat32, p.out);
+    if (y.numel() == 0) return;
+    const size_t nb = p.a_offsets.size();
+    // A's batches stacked over one shared B: a single GEMM with nb * M rows.
+    bool stacked = true;
+    for (size_t i = 0; i < nb && stacked; ++i)
+      stacked = p.b_offsets[i] == 0 && p.a_offsets[i] == static_cast<int64_t>(i) * p.M * p.K;
+    const PackedMatrixF32* packed = b_.for_input(b);
+    if (stacked) {
+      gemm_f32(static_cast<int64_t>(nb) * p.M, p.N, p.K, 1.0f, {a.data<float>(), p.K}, {b.data<float>(), p.N, false, packed},
+               0.0f, y.data<float>(), p.N, ctx.thread_pool());
+      return;
+    }
+    for (size_t i = 0; i < nb; ++i)
+      gemm_f32(p.M, p.N, p.K, 1.0f, {a.data<float>() + p.a_offsets[i], p.K},
+               {b.data<float>() + p.b_offsets[i], p.N, false, p.b_offsets[i] == 0 ? packed : nullptr}, 0.0f,
+               y.data<float>() + static_cast<int64_t>(i) * p.M * p.N, p.N, ctx.thread_pool());
+  }
+
+ private:
+  PackedB b_;
+};
+
+class GemmKernel : public Kernel {
+ public:
+  explicit GemmKernel(const Node& node) {
+    if (const Tensor* b = constant_f32_matrix(node)) {
+      const bool tb = node.attr_int("transB", 0) != 0;
+      b_.source = b->data<float>();
+      b_.packed = PackedMatrixF32::pack(PackedMatrixF32::Side::kB, b_.source, b->dim(1), tb, tb ? b->dim(1) : b->dim(0),
+                                        tb ? b->dim(0) : b->dim(1), gemm_f32_default_kernel());
+    }
+  }
+
+  void run(KernelContext& ctx) const override {
+    const Node& node = ctx.node();
+    const Tensor& a = ctx.input(0);
+    const Tensor& b = ctx.input(1);
+    const Tensor* c = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+    // Anything unusual (other types, ranks, opset < 11 rules) takes the
+    // reference path, which also reports the errors.
+    if (a.dtype() != DType::kFloat32 || b.dtype() != DType::kFloat32 || a.rank() != 2 || b.rank() != 2 ||
+        node.opset < 11 || (c && (c->dtype() != DType::kFloat32 || c->rank() > 2)))
+      return compute_gemm(ctx);
+    const bool ta = node.attr_int("transA", 0) != 0, tb = node.attr_int("transB", 0) != 0;
+    const float alpha = node.attr_float("alpha", 1.0f), beta = node.attr_float("beta", 1.0f);
+    const int64_t M = ta ? a.dim(1) : a.dim(0), K = ta ? a.dim(0) : a.dim(1);
+    const int64_t Kb = tb ? b.dim(1) : b.dim(0), N = tb ? b.dim(0) : b.dim(1);
+    if (K != Kb) return compute_gemm(ctx);
+    std::vector<int64_t> cst;
+    if (c) {
+      if (broadcast_shapes({c->shape(), Shape{M, N}}, node) != Shape{M, N}) return compute_gemm(ctx);
+      cst = broadcast_strides(c->shape(), Shape{M, N});
+    }
+    Tensor& y = ctx.output(0, DType::kFloat32, {M, N});
+    if (y.numel() == 0) return;
+    float* py = y.data<float>();
+    const bool use_c = c != nullptr;
+    if (use_c)
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) py[i * N + j] = beta * c->data<float>()[i * cst[0] + j * cst[1]];
+    gemm_f32(M, N, K, alpha, {a.data<float>(), a.dim(1), ta}, {b.data<float>(), b.dim(1), tb, b_.for_input(b)},
+             use_c ? 1.0f : 0.0f, py, N, ctx.thread_pool());
+  }
+
+ private:
+  PackedB b_;
+};
+
 }  // namespace
 
 KILN_OP(MatMul) {
@@ -261,6 +367,7 @@ KILN_OP(MatMul) {
     ctx.set_output(0, ctx.input_dtype(0), matmul_dims(ctx, 0, 1));
   };
   s.compute = compute_matmul;
+  s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<MatMulKernel>(node); };
   return s;
 }
 
@@ -276,6 +383,7 @@ static OpSchema gemm_schema(int since, int until) {
              DType::kInt32,   DType::kInt64,   DType::kUInt32,  DType::kUInt64};
   s.infer = infer_gemm;
   s.compute = compute_gemm;
+  s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<GemmKernel>(node); };
   return s;
 }
 KILN_OP(Gemm_1) { return gemm_schema(1, 6); }

@@ -55,9 +55,10 @@ const Tensor* Frame::lookup(const Value* v) const {
   return nullptr;
 }
 
-std::vector<Tensor> CompiledGraph::run(const std::vector<Tensor>& inputs, const Frame* outer) const {
+std::vector<Tensor> CompiledGraph::run(const std::vector<Tensor>& inputs, const Frame* outer, ThreadPool* pool) const {
   const Graph& g = *graph_;
   Frame frame(*this, outer);
+  frame.pool_ = pool ? pool : outer ? outer->pool_ : nullptr;
   for (const auto& v : g.values)
     if (v->initializer) frame.slots[static_cast<size_t>(v->index)] = *v->initializer;
   for (size_t i = 0; i < g.inputs.size() && i < inputs.size(); ++i)
@@ -74,7 +75,7 @@ std::vector<Tensor> CompiledGraph::run(const std::vector<Tensor>& inputs, const 
       in_ptrs.push_back(t);
     }
     outs.assign(node.outputs.size(), Tensor());
-    KernelContext ctx(node, in_ptrs, outs, &frame);
+    KernelContext ctx(node, in_ptrs, outs, &frame, frame.pool_);
     try {
       kernels_[i]->run(ctx);
     } catch (const Error& e) {

@@ -19,7 +19,8 @@ class CompiledGraph {
   const Graph& graph() const { return *graph_; }
   // Runs with the given values for graph->inputs (by position; undefined
   // tensors for omitted optional inputs) and returns graph->outputs.
-  std::vector<Tensor> run(const std::vector<Tensor>& inputs, const Frame* outer) const;
+  // Kernels get `pool` (a subgraph: its outer frame's pool when null).
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs, const Frame* outer, ThreadPool* pool = nullptr) const;
 
  private:
   friend class Frame;
@@ -41,6 +42,7 @@ class Frame {
   friend class CompiledGraph;
   const CompiledGraph& cg_;
   const Frame* parent_;
+  ThreadPool* pool_ = nullptr;
 };
 
 }  // namespace kiln

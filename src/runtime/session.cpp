@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/thread_pool.h"
 #include "ir/infer.h"
 #include "onnx/import.h"
 #include "runtime/executor.h"
@@ -25,6 +26,7 @@ struct Session::Impl {
   Model model;
   std::shared_ptr<const CompiledGraph> compiled;
   std::vector<TensorInfo> inputs, outputs;
+  std::unique_ptr<ThreadPool> pool;
 };
 
 namespace {
@@ -41,6 +43,7 @@ TensorInfo info_of(const Value& v) {
 
 std::unique_ptr<Session::Impl> build(Model model, const SessionOptions& options) {
   auto impl = std::make_unique<Session::Impl>();
+  impl->pool = std::make_unique<ThreadPool>(options.threads);
   Graph& g = *model.graph;
   for (const auto& [name, shape] : options.input_shapes) {
     Value* v = g.find(name);
@@ -145,7 +148,7 @@ std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor
   for (size_t i = 0; i < g.inputs.size(); ++i)
     if (!feed[i].defined() && !g.inputs[i]->initializer)
       throw Error("input '" + g.inputs[i]->name + "' (" + g.inputs[i]->type.str() + ") is required but not given");
-  return impl_->compiled->run(feed, nullptr);
+  return impl_->compiled->run(feed, nullptr, impl_->pool.get());
 }
 
 int64_t Session::ir_version() const { return impl_->model.ir_version; }

@@ -18,6 +18,7 @@ struct RunArgs {
   std::string output_dir;
   std::string output_format = "npy";
   uint64_t seed = 0;
+  int threads = 0;
 };
 
 // Top-k of each row of a [N, C] (or [C]) float score tensor.
@@ -56,6 +57,7 @@ void run_main(const RunArgs& a) {
   SessionOptions opts;
   auto shapes = parse_shapes(a.shapes);
   opts.input_shapes = shapes;
+  opts.threads = a.threads;
   auto t0 = std::chrono::steady_clock::now();
   Session s = Session::load(a.model, opts);
   auto t1 = std::chrono::steady_clock::now();
@@ -86,6 +88,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--output-dir,-o", a->output_dir, "Write each output to DIR/NAME.npy (or .pb)");
   cmd->add_option("--output-format", a->output_format, "npy or pb")->check(CLI::IsMember({"npy", "pb"}));
   cmd->add_option("--seed", a->seed, "Seed for random inputs");
+  cmd->add_option("--threads", a->threads, "Intra-op threads (default: physical cores)")->check(CLI::NonNegativeNumber);
   cmd->callback([a] { run_main(*a); });
 }
 

@@ -1,0 +1,41 @@
+// The depthwise-conv loop for one channel, written once and compiled per ISA
+// (conv_f32.cpp for the baseline, conv_depthwise_f32_avx2.cpp): internal
+// linkage and no library calls, for the reason given in gemm_f32_tile.h.
+#pragma once
+#include <cstdint>
+
+namespace kiln {
+namespace {
+
+// y[OH x OW] = bias + sum over taps of w[kh, kw] * x[oh * sh - ph + kh * dh, ow * sw - pw + kw * dw].
+// Per tap and output row, the valid output columns form one interval, so the
+// inner loop has no bounds checks and vectorizes (contiguous when sw == 1).
+inline void depthwise_channel_f32(const float* __restrict x, int64_t H, int64_t W, const float* __restrict w,
+                                  int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,
+                                  int64_t dw, float bias, float* __restrict y, int64_t OH, int64_t OW) {
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    float* __restrict yr = y + oh * OW;
+    for (int64_t ow = 0; ow < OW; ++ow) yr[ow] = bias;
+    for (int64_t kh = 0; kh < KH; ++kh) {
+      const int64_t ih = oh * sh - ph + kh * dh;
+      if (ih < 0 || ih >= H) continue;
+      const float* __restrict xr = x + ih * W;
+      for (int64_t kw = 0; kw < KW; ++kw) {
+        const float wv = w[kh * KW + kw];
+        const int64_t off = kw * dw - pw;
+        const int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+        int64_t hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / sw + 1;
+        if (hi > OW) hi = OW;
+        if (sw == 1) {
+          const float* __restrict xs = xr + off;
+          for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xs[ow];
+        } else {
+          for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow * sw + off];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kiln

@@ -1,0 +1,136 @@
+#include "kernels/cpu/conv_f32.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/thread_pool.h"
+#include "kernels/cpu/conv_depthwise_f32.h"
+
+namespace kiln {
+
+void depthwise_channel_f32_avx2(const float* x, int64_t H, int64_t W, const float* w, int64_t KH, int64_t KW,
+                                int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, float bias,
+                                float* y, int64_t OH, int64_t OW);
+
+namespace {
+
+using DepthwiseFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, int64_t,
+                             int64_t, int64_t, int64_t, int64_t, float, float*, int64_t, int64_t);
+
+void depthwise_channel_f32_baseline(const float* x, int64_t H, int64_t W, const float* w, int64_t KH, int64_t KW,
+                                    int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
+                                    float bias, float* y, int64_t OH, int64_t OW) {
+  depthwise_channel_f32(x, H, W, w, KH, KW, sh, sw, ph, pw, dh, dw, bias, y, OH, OW);
+}
+
+DepthwiseFn depthwise_kernel() {
+  static const DepthwiseFn fn = static_cast<int>(cpu_isa_selected()) >= static_cast<int>(CpuIsa::kAvx2)
+                                    ? depthwise_channel_f32_avx2
+                                    : depthwise_channel_f32_baseline;
+  return fn;
+}
+
+void depthwise_conv2d_f32(const Conv2dF32Shape& s, const float* x, const float* w, const float* bias, float* y,
+                          ThreadPool* pool) {
+  const DepthwiseFn fn = depthwise_kernel();
+  const int64_t in_sp = s.H * s.W, out_sp = s.OH * s.OW, k_sp = s.KH * s.KW;
+  parallel_for(pool, s.N * s.C, [&](int64_t begin, int64_t end) {
+    for (int64_t nc = begin; nc < end; ++nc) {
+      const int64_t c = nc % s.C;
+      fn(x + nc * in_sp, s.H, s.W, w + c * k_sp, s.KH, s.KW, s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.dilation_h,
+         s.dilation_w, bias ? bias[c] : 0.0f, y + nc * out_sp, s.OH, s.OW);
+    }
+  });
+}
+
+// The im2col matrix of one image's group, packed straight into GEMM panels:
+// row (c, kh, kw), column (oh, ow) holds x[c, oh * sh - ph + kh * dh,
+// ow * sw - pw + kw * dw], zero where that falls in the padding. Never
+// materialized whole, so it costs no extra pass over memory.
+class Im2colPacker : public GemmF32PanelPacker {
+ public:
+  Im2colPacker(const Conv2dF32Shape& s, const float* xg) : s_(s), xg_(xg) {}
+
+  void pack_b(int64_t k0, int64_t kc, int64_t j0, int64_t n, int64_t nr, float* out) const override {
+    const Conv2dF32Shape& s = s_;
+    for (int64_t k = 0; k < kc; ++k) {
+      const int64_t r = k0 + k;
+      const int64_t c = r / (s.KH * s.KW), kh = (r / s.KW) % s.KH, kw = r % s.KW;
+      const float* xc = xg_ + c * s.H * s.W;
+      const int64_t off = kw * s.dilation_w - s.pad_w;
+      // Output columns whose input column is inside the image: [lo, hi).
+      const int64_t lo = std::min(s.OW, off >= 0 ? 0 : (-off + s.stride_w - 1) / s.stride_w);
+      const int64_t hi = std::max(lo, std::min(s.OW, s.W - 1 - off < 0 ? 0 : (s.W - 1 - off) / s.stride_w + 1));
+      int64_t oh = j0 / s.OW, ow = j0 % s.OW;
+      for (int64_t j = 0; j < n;) {
+        // One run: within an output row and within a panel.
+        const int64_t len = std::min(s.OW - ow, nr - j % nr);
+        const int64_t run = std::min(len, n - j);
+        float* d = out + (j / nr) * nr * kc + k * nr + j % nr;
+        const int64_t ih = oh * s.stride_h - s.pad_h + kh * s.dilation_h;
+        if (ih < 0 || ih >= s.H) {
+          std::fill(d, d + run, 0.0f);
+        } else {
+          const float* xr = xc + ih * s.W + off;
+          const int64_t a = std::clamp(lo, ow, ow + run), b = std::clamp(hi, a, ow + run);
+          std::fill(d, d + (a - ow), 0.0f);
+          if (s.stride_w == 1) {
+            std::memcpy(d + (a - ow), xr + a, static_cast<size_t>(b - a) * sizeof(float));
+          } else {
+            for (int64_t q = a; q < b; ++q) d[q - ow] = xr[q * s.stride_w];
+          }
+          std::fill(d + (b - ow), d + run, 0.0f);
+        }
+        j += run;
+        ow += run;
+        if (ow == s.OW) {
+          ow = 0;
+          ++oh;
+        }
+      }
+      // Zero-pad the last panel's unused columns.
+      if (n % nr) {
+        float* d = out + (n / nr) * nr * kc + k * nr;
+        std::fill(d + n % nr, d + nr, 0.0f);
+      }
+    }
+  }
+
+ private:
+  const Conv2dF32Shape& s_;
+  const float* xg_;
+};
+
+}  // namespace
+
+std::shared_ptr<const PackedConvWeightsF32> pack_conv_weights_f32(const float* w, int64_t M, int64_t group,
+                                                                    int64_t k_per_group) {
+  auto p = std::make_shared<PackedConvWeightsF32>();
+  const int64_t Mg = M / group;
+  for (int64_t gi = 0; gi < group; ++gi)
+    p->groups.push_back(PackedMatrixF32::pack(PackedMatrixF32::Side::kA, w + gi * Mg * k_per_group, k_per_group,
+                                              false, Mg, k_per_group, gemm_f32_default_kernel()));
+  return p;
+}
+
+void conv2d_f32(const Conv2dF32Shape& s, const float* x, const float* w, const PackedConvWeightsF32* packed,
+                const float* bias, float* y, ThreadPool* pool) {
+  if (s.depthwise() && s.M == s.C) return depthwise_conv2d_f32(s, x, w, bias, y, pool);
+  const int64_t in_sp = s.H * s.W, out_sp = s.OH * s.OW;
+  const int64_t Cg = s.C / s.group, Mg = s.M / s.group, Kc = Cg * s.KH * s.KW;
+  const bool pointwise = s.pointwise();
+  for (int64_t n = 0; n < s.N; ++n) {
+    for (int64_t gi = 0; gi < s.group; ++gi) {
+      float* yg = y + (n * s.M + gi * Mg) * out_sp;
+      const float* xg = x + (n * s.C + gi * Cg) * in_sp;
+      if (bias)
+        for (int64_t m = 0; m < Mg; ++m) std::fill(yg + m * out_sp, yg + (m + 1) * out_sp, bias[gi * Mg + m]);
+      GemmF32Operand a{w + gi * Mg * Kc, Kc, false, packed ? packed->groups[static_cast<size_t>(gi)].get() : nullptr};
+      const Im2colPacker im2col(s, xg);
+      GemmF32Operand b{xg, in_sp, false, nullptr, pointwise ? nullptr : &im2col};
+      gemm_f32(Mg, out_sp, Kc, 1.0f, a, b, bias ? 1.0f : 0.0f, yg, out_sp, pool);
+    }
+  }
+}
+
+}  // namespace kiln

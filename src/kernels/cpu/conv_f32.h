@@ -1,0 +1,40 @@
+// Float32 2-D convolution, NCHW: 1x1 stride-1 convs as a plain GEMM on the
+// input, other convs as im2col + GEMM (gemm_f32.h) with the weights packed
+// once, depthwise convs (one input and one output channel per group) as a
+// direct loop. 1-D convs run as 2-D with H = 1.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "kernels/cpu/gemm_f32.h"
+
+namespace kiln {
+
+class ThreadPool;
+
+struct Conv2dF32Shape {
+  int64_t N = 1, C = 1, H = 1, W = 1;  // input
+  int64_t M = 1, KH = 1, KW = 1;       // weights [M, C / group, KH, KW]
+  int64_t OH = 1, OW = 1;              // output [N, M, OH, OW]
+  int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
+  int64_t group = 1;
+  bool depthwise() const { return group == C && group == M && group > 1; }
+  bool pointwise() const {
+    return KH == 1 && KW == 1 && stride_h == 1 && stride_w == 1 && pad_h == 0 && pad_w == 0;
+  }
+};
+
+// The weights of one group-wise GEMM per group, packed as GEMM A operands.
+struct PackedConvWeightsF32 {
+  std::vector<std::shared_ptr<const PackedMatrixF32>> groups;
+};
+std::shared_ptr<const PackedConvWeightsF32> pack_conv_weights_f32(const float* w, int64_t M, int64_t group,
+                                                                    int64_t k_per_group);
+
+// y = conv(x, w) + bias (bias may be null). `packed`, when given, must come
+// from pack_conv_weights_f32 on the same w.
+void conv2d_f32(const Conv2dF32Shape& s, const float* x, const float* w, const PackedConvWeightsF32* packed,
+                const float* bias, float* y, ThreadPool* pool);
+
+}  // namespace kiln
