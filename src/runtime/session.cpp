@@ -1,9 +1,12 @@
 #include "kiln/session.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 #include "ir/infer.h"
 #include "onnx/import.h"
+#include "passes/pass_manager.h"
 #include "runtime/executor.h"
 
 namespace kiln {
@@ -39,6 +42,16 @@ TensorInfo info_of(const Value& v) {
   return info;
 }
 
+// Runs the graph optimizer; the passes re-infer types as they go.
+void optimize(Graph& g, const SessionOptions& options) {
+  if (options.opt_level < 0 || options.opt_level > 2)
+    throw Error("opt level must be 0, 1 or 2, got " + std::to_string(options.opt_level));
+  passes::PassReport report =
+      passes::optimize(g, passes::PassOptions::from_env(options.opt_level, options.disabled_passes));
+  const char* env = std::getenv("KILN_PASS_REPORT");
+  if (env && std::string(env) == "1") std::fprintf(stderr, "%s", report.str().c_str());
+}
+
 std::unique_ptr<Session::Impl> build(Model model, const SessionOptions& options) {
   auto impl = std::make_unique<Session::Impl>();
   Graph& g = *model.graph;
@@ -63,6 +76,7 @@ std::unique_ptr<Session::Impl> build(Model model, const SessionOptions& options)
     for (const auto& u : unsupported) msg += "\n  " + u;
     throw UnsupportedError(msg);
   }
+  optimize(g, options);
   impl->compiled = CompiledGraph::compile(g);
   for (Value* v : g.inputs) {
     impl->inputs.push_back(info_of(*v));
