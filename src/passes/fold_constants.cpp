@@ -3,9 +3,11 @@
 // its outputs become initializers. Skipped: random ops (their value must
 // change between runs), nodes with subgraphs, sequence/optional outputs, and
 // results that would grow the model: an output is folded only when it has at
-// most kMaxElements elements or no more than its inputs together.
+// most kMaxElements elements or no more than its inputs together. Shape
+// reads of static shapes (fold_shape) fold in the same sweep.
 #include <algorithm>
 
+#include "ir/infer.h"
 #include "ir/op.h"
 #include "passes/passes.h"
 #include "passes/rewrite.h"
@@ -73,6 +75,13 @@ bool evaluate(const Node& n, std::vector<Tensor>* outs) {
 bool fold_constants(Graph& g) {
   bool changed = false;
   for (auto& n : g.nodes) {
+    // Inputs folded earlier in this sweep may make this node's shapes static
+    // (a Reshape whose shape input just became constant).
+    if (changed) reinfer_node(*n);
+    if (fold_shape_of(g, *n)) {
+      changed = true;
+      continue;
+    }
     if (!foldable(*n)) continue;
     std::vector<Tensor> outs;
     if (!evaluate(*n, &outs)) continue;

@@ -83,14 +83,17 @@ bool fold_gather_of_shape(Graph& g, Node& n) {
 
 }  // namespace
 
+bool fold_shape_of(Graph& g, Node& n) {
+  if (!n.domain.empty() || !n.has_input(0) || !n.has_output(0)) return false;
+  if (n.op_type == "Shape") return fold_shape_node(g, n);
+  if (n.op_type == "Size") return fold_size_node(g, n);
+  if (n.op_type == "Gather") return fold_gather_of_shape(g, n);
+  return false;
+}
+
 bool fold_shape(Graph& g) {
   bool changed = false;
-  for (auto& n : g.nodes) {
-    if (!n->domain.empty() || !n->has_input(0) || !n->has_output(0)) continue;
-    if (n->op_type == "Shape") changed |= fold_shape_node(g, *n);
-    else if (n->op_type == "Size") changed |= fold_size_node(g, *n);
-    else if (n->op_type == "Gather") changed |= fold_gather_of_shape(g, *n);
-  }
+  for (auto& n : g.nodes) changed |= fold_shape_of(g, *n);
   return changed;
 }
 

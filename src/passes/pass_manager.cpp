@@ -9,6 +9,7 @@
 #include "ir/verify.h"
 #include "kiln/error.h"
 #include "passes/passes.h"
+#include "passes/rewrite.h"
 
 namespace kiln::passes {
 
@@ -92,6 +93,7 @@ PassReport optimize(Graph& g, const PassOptions& options) {
       g.relink();
       bool did = p->run(g);
       if (did) {
+        erase_detached_nodes(g);
         g.sort_topologically();
         check_types(g, p->name);
       }

@@ -21,4 +21,8 @@ bool fuse_matmul_add(Graph& g);      // 2-D MatMul + Add(bias) -> Gemm
 bool fuse_conv_bias(Graph& g);       // Conv + Add(per-channel constant) -> Conv bias
 bool fuse_epilogue(Graph& g);        // GEMM-like op + activation -> epilogue
 
+// One node of fold_shape; fold_constants applies it too as it sweeps, so a
+// chain Shape → Gather → Concat → Reshape → Shape → ... folds in one sweep.
+bool fold_shape_of(Graph& g, Node& n);
+
 }  // namespace kiln::passes

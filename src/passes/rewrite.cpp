@@ -129,4 +129,8 @@ void detach_node(Graph& g, Node* n) {
   n->outputs.clear();
 }
 
+void erase_detached_nodes(Graph& g) {
+  std::erase_if(g.nodes, [](const std::unique_ptr<Node>& n) { return n->inputs.empty() && n->outputs.empty(); });
+}
+
 }  // namespace kiln::passes

@@ -1,6 +1,7 @@
 // Small helpers that passes share to read and rewrite a Graph. They keep the
-// producer/consumer links up to date; nodes a rewrite leaves without readers
-// are removed by eliminate_dead_code, so passes never delete nodes by hand.
+// producer/consumer links up to date. Passes never delete nodes while they
+// iterate: they detach them (erased by the manager after the pass) or leave
+// them unread (removed by eliminate_dead_code).
 #pragma once
 #include <string>
 
@@ -38,8 +39,10 @@ Node* add_node(Graph& g, const std::string& op, const std::string& name, std::ve
 Attribute int_attr(int64_t v);
 Attribute float_attr(float v);
 Attribute string_attr(std::string v);
-// Disconnects a node from its inputs and outputs; eliminate_dead_code then
-// removes it. Used when a node's work moved into another node.
+// Disconnects a node from its inputs and outputs. Used when a node's work
+// moved into another node; the pass manager then erases it.
 void detach_node(Graph& g, Node* n);
+// Erases the nodes detach_node left (no inputs, no outputs).
+void erase_detached_nodes(Graph& g);
 
 }  // namespace kiln::passes
