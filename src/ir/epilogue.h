@@ -33,8 +33,9 @@ bool has_epilogue(const Node& n);
 // "Relu", "Clip(0,6)", ... for dumps and tests.
 std::string epilogue_str(const Node& n);
 
-// Applies the steps to every element, computing in double and rounding once,
-// like the standalone activation ops. float32 and float64 only.
+// Applies the steps to every element, one step at a time, rounding to the
+// tensor's type after each like the unfused activation ops do (transcendental
+// steps compute in double, as those ops do). float32 and float64 only.
 void apply_epilogue(const std::vector<EpilogueStep>& steps, Tensor& t);
 double apply_epilogue(const std::vector<EpilogueStep>& steps, double x);
 
