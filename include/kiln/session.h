@@ -41,6 +41,13 @@ struct SessionOptions {
   // Threads of the session's intra-op pool, the calling thread included;
   // 0 = the number of physical cores.
   int threads = 0;
+  // Graph optimizer level: 0 runs the graph as imported, 1 adds constant and
+  // shape folding and cleanups, 2 (default) adds fusions. Set
+  // KILN_PASS_REPORT=1 to print what each pass did, KILN_DUMP_PASSES=1 to
+  // dump the graph after each.
+  int opt_level = 2;
+  // Pass names to skip (see src/passes/pass_manager.cpp), e.g. "fuse_epilogue".
+  std::vector<std::string> disabled_passes;
 };
 
 class Session {

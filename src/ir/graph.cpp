@@ -214,7 +214,12 @@ std::string Graph::dump() const {
     os << "  ";
     for (size_t i = 0; i < n->outputs.size(); ++i)
       os << (i ? ", " : "") << (n->outputs[i] ? n->outputs[i]->name + ": " + n->outputs[i]->type.str() : "_");
-    os << " = " << n->op_type << "(";
+    os << " = " << n->op_type;
+    // A fused element-wise epilogue (ir/epilogue.h) shows as Conv+Relu.
+    auto epilogue = n->attrs.find("kiln.epilogue");
+    if (epilogue != n->attrs.end())
+      for (const std::string& step : epilogue->second.strings) os << "+" << step;
+    os << "(";
     for (size_t i = 0; i < n->inputs.size(); ++i) os << (i ? ", " : "") << (n->inputs[i] ? n->inputs[i]->name : "_");
     os << ")\n";
   }

@@ -83,4 +83,14 @@ void infer_graph(Graph& g, std::vector<std::string>* unsupported) {
   }
 }
 
+void reinfer_node(Node& node) {
+  if (!node.schema || !node.schema->infer) return;
+  std::vector<ValueType> declared;
+  for (Value* out : node.outputs) declared.push_back(out ? out->type : ValueType{});
+  InferContext ctx(node);
+  node.schema->infer(ctx);
+  for (size_t i = 0; i < node.outputs.size(); ++i)
+    if (node.outputs[i]) merge_declared(node.outputs[i]->type, declared[i]);
+}
+
 }  // namespace kiln

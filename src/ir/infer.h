@@ -12,4 +12,10 @@ namespace kiln {
 // so that a model's whole list can be reported at once. Shape errors throw.
 void infer_graph(Graph& g, std::vector<std::string>* unsupported);
 
+// Infers the output types of one resolved node again, keeping what is
+// already known where the new inference knows less. For passes that make
+// inputs constant while they sweep the graph in order (constant folding), so
+// that downstream shapes become static in the same sweep.
+void reinfer_node(Node& node);
+
 }  // namespace kiln

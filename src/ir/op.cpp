@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "ir/epilogue.h"
+
 namespace kiln {
 
 const ValueType& InferContext::input_type(size_t i) const {
@@ -139,13 +141,34 @@ class FnKernel : public Kernel {
  private:
   ComputeFn fn_;
 };
-}  // namespace
 
-std::unique_ptr<Kernel> make_kernel(const Node& node, BuildContext& bc) {
+// Applies a fused epilogue for kernels that do not apply it themselves.
+class EpilogueKernel : public Kernel {
+ public:
+  EpilogueKernel(std::unique_ptr<Kernel> inner, std::vector<EpilogueStep> steps)
+      : inner_(std::move(inner)), steps_(std::move(steps)) {}
+  void run(KernelContext& ctx) const override {
+    inner_->run(ctx);
+    apply_epilogue(steps_, ctx.output_tensor(0));
+  }
+
+ private:
+  std::unique_ptr<Kernel> inner_;
+  std::vector<EpilogueStep> steps_;
+};
+
+std::unique_ptr<Kernel> make_plain_kernel(const Node& node, BuildContext& bc) {
   const OpSchema* s = node.schema;
   if (s->make_kernel) return s->make_kernel(node, bc);
   if (s->compute) return std::make_unique<FnKernel>(s->compute);
   throw Error(node.describe() + ": op has no CPU kernel");
+}
+}  // namespace
+
+std::unique_ptr<Kernel> make_kernel(const Node& node, BuildContext& bc) {
+  std::unique_ptr<Kernel> k = make_plain_kernel(node, bc);
+  if (!has_epilogue(node) || k->applies_epilogue()) return k;
+  return std::make_unique<EpilogueKernel>(std::move(k), epilogue_of(node));
 }
 
 std::vector<DType> float_dtypes() {

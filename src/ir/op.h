@@ -71,6 +71,8 @@ class KernelContext {
   Tensor& output(size_t i, DType dtype, Shape shape);
   // Sets output i to an existing tensor (a view or an input passed through).
   void set_output(size_t i, Tensor t);
+  // Output i as the kernel left it (for wrappers that post-process it).
+  Tensor& output_tensor(size_t i) { return outputs_[i]; }
   // Runs a compiled subgraph with the current frame as its outer scope.
   std::vector<Tensor> run_subgraph(const CompiledGraph& body, std::vector<Tensor> inputs) const;
   Error error(const std::string& message) const { return Error(node_.describe() + ": " + message); }
@@ -91,6 +93,9 @@ class Kernel {
   virtual ~Kernel() = default;
   // Must be safe to call concurrently from several threads.
   virtual void run(KernelContext& ctx) const = 0;
+  // True when run() itself applies the node's element-wise epilogue
+  // (ir/epilogue.h); otherwise make_kernel applies it after run().
+  virtual bool applies_epilogue() const { return false; }
 };
 
 using ComputeFn = std::function<void(KernelContext&)>;

@@ -1,10 +1,13 @@
 #include "kiln/session.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 #include "core/thread_pool.h"
 #include "ir/infer.h"
 #include "onnx/import.h"
+#include "passes/pass_manager.h"
 #include "runtime/executor.h"
 
 namespace kiln {
@@ -41,6 +44,16 @@ TensorInfo info_of(const Value& v) {
   return info;
 }
 
+// Runs the graph optimizer; the passes re-infer types as they go.
+void optimize(Graph& g, const SessionOptions& options) {
+  if (options.opt_level < 0 || options.opt_level > 2)
+    throw Error("opt level must be 0, 1 or 2, got " + std::to_string(options.opt_level));
+  passes::PassReport report =
+      passes::optimize(g, passes::PassOptions::from_env(options.opt_level, options.disabled_passes));
+  const char* env = std::getenv("KILN_PASS_REPORT");
+  if (env && std::string(env) == "1") std::fprintf(stderr, "%s", report.str().c_str());
+}
+
 std::unique_ptr<Session::Impl> build(Model model, const SessionOptions& options) {
   auto impl = std::make_unique<Session::Impl>();
   impl->pool = std::make_unique<ThreadPool>(options.threads);
@@ -66,6 +79,7 @@ std::unique_ptr<Session::Impl> build(Model model, const SessionOptions& options)
     for (const auto& u : unsupported) msg += "\n  " + u;
     throw UnsupportedError(msg);
   }
+  optimize(g, options);
   impl->compiled = CompiledGraph::compile(g);
   for (Value* v : g.inputs) {
     impl->inputs.push_back(info_of(*v));

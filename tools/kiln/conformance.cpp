@@ -36,6 +36,7 @@ struct ConfArgs {
   double atol = 1e-7;
   double max_rel_l2 = -1;  // > 0: compare float outputs by relative L2 error instead
   int timeout_s = 60;
+  int opt_level = 2;
   bool no_fork = false;
   bool quiet = false;
 };
@@ -126,7 +127,9 @@ std::string compare(const Tensor& got, const Tensor& want, double rtol, double a
 
 Result run_test(const fs::path& dir, const ConfArgs& a) {
   try {
-    Session s = Session::load((dir / "model.onnx").string());
+    SessionOptions opts;
+    opts.opt_level = a.opt_level;
+    Session s = Session::load((dir / "model.onnx").string(), opts);
     std::vector<fs::path> sets;
     for (const auto& e : fs::directory_iterator(dir))
       if (e.is_directory() && e.path().filename().string().rfind("test_data_set_", 0) == 0) sets.push_back(e.path());
@@ -293,6 +296,7 @@ void add_conformance_command(CLI::App& app) {
                   "TSV of tests allowed to fail (name<TAB>reason); exit 1 only for other failures");
   cmd->add_option("--tiers", a->tiers, "tiers.tsv for a per-tier summary (default: next to DIR)");
   cmd->add_option("--timeout", a->timeout_s, "Seconds per test before it counts as an ERROR");
+  cmd->add_option("--opt-level,-O", a->opt_level, "Graph optimizer level 0|1|2 (default 2)")->check(CLI::Range(0, 2));
   cmd->add_flag("--no-fork", a->no_fork, "Run tests in this process (for debuggers and sanitizers)");
   cmd->add_flag("--quiet,-q", a->quiet, "Print only unexpected failures and the summary");
   cmd->callback([a] {

@@ -19,6 +19,7 @@ struct RunArgs {
   std::string output_format = "npy";
   uint64_t seed = 0;
   int threads = 0;
+  int opt_level = 2;
 };
 
 // Top-k of each row of a [N, C] (or [C]) float score tensor.
@@ -58,6 +59,7 @@ void run_main(const RunArgs& a) {
   auto shapes = parse_shapes(a.shapes);
   opts.input_shapes = shapes;
   opts.threads = a.threads;
+  opts.opt_level = a.opt_level;
   auto t0 = std::chrono::steady_clock::now();
   Session s = Session::load(a.model, opts);
   auto t1 = std::chrono::steady_clock::now();
@@ -89,6 +91,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--output-format", a->output_format, "npy or pb")->check(CLI::IsMember({"npy", "pb"}));
   cmd->add_option("--seed", a->seed, "Seed for random inputs");
   cmd->add_option("--threads", a->threads, "Intra-op threads (default: physical cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--opt-level,-O", a->opt_level, "Graph optimizer level 0|1|2 (default 2)")->check(CLI::Range(0, 2));
   cmd->callback([a] { run_main(*a); });
 }
 

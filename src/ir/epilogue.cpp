@@ -1,0 +1,146 @@
+#include "ir/epilogue.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kiln/error.h"
+
+namespace kiln {
+
+namespace {
+
+const char* const kStepsAttr = "kiln.epilogue";
+const char* const kParamsAttr = "kiln.epilogue_params";
+
+struct KindName {
+  EpilogueStep::Kind kind;
+  const char* name;
+};
+constexpr KindName kKindNames[] = {
+    {EpilogueStep::Kind::kRelu, "Relu"},       {EpilogueStep::Kind::kClip, "Clip"},
+    {EpilogueStep::Kind::kLeakyRelu, "LeakyRelu"}, {EpilogueStep::Kind::kSigmoid, "Sigmoid"},
+    {EpilogueStep::Kind::kHardSigmoid, "HardSigmoid"}, {EpilogueStep::Kind::kHardSwish, "HardSwish"},
+    {EpilogueStep::Kind::kSilu, "SiLU"},       {EpilogueStep::Kind::kGelu, "Gelu"},
+    {EpilogueStep::Kind::kGeluTanh, "GeluTanh"}, {EpilogueStep::Kind::kTanh, "Tanh"},
+};
+
+const char* kind_name(EpilogueStep::Kind k) {
+  for (const KindName& kn : kKindNames)
+    if (kn.kind == k) return kn.name;
+  return "?";
+}
+
+double sigmoid(double x) { return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x)); }
+
+double apply_step(const EpilogueStep& s, double x) {
+  switch (s.kind) {
+    case EpilogueStep::Kind::kRelu: return x > 0 ? x : 0;
+    case EpilogueStep::Kind::kClip: return std::min(std::max(x, double(s.alpha)), double(s.beta));
+    case EpilogueStep::Kind::kLeakyRelu: return x >= 0 ? x : s.alpha * x;
+    case EpilogueStep::Kind::kSigmoid: return sigmoid(x);
+    case EpilogueStep::Kind::kHardSigmoid: return std::max(0.0, std::min(1.0, s.alpha * x + s.beta));
+    case EpilogueStep::Kind::kHardSwish: return x * std::max(0.0, std::min(1.0, x / 6 + 0.5));
+    case EpilogueStep::Kind::kSilu: return x * sigmoid(x);
+    case EpilogueStep::Kind::kGelu: return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+    case EpilogueStep::Kind::kGeluTanh: {
+      const double k = std::sqrt(2.0 / M_PI);
+      return 0.5 * x * (1 + std::tanh(k * (x + 0.044715 * x * x * x)));
+    }
+    case EpilogueStep::Kind::kTanh: return std::tanh(x);
+  }
+  return x;
+}
+
+}  // namespace
+
+bool accepts_epilogue(const Node& n) {
+  static const char* const kOps[] = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Add"};
+  if (!n.domain.empty() || n.outputs.size() != 1 || !n.outputs[0]) return false;
+  const DType t = n.outputs[0]->type.dtype;
+  if (t != DType::kFloat32 && t != DType::kFloat64) return false;
+  return std::any_of(std::begin(kOps), std::end(kOps), [&](const char* op) { return n.op_type == op; });
+}
+
+bool has_epilogue(const Node& n) { return n.has_attr(kStepsAttr); }
+
+std::vector<EpilogueStep> epilogue_of(const Node& n) {
+  std::vector<EpilogueStep> steps;
+  if (!has_epilogue(n)) return steps;
+  std::vector<std::string> names = n.attr_strings(kStepsAttr);
+  std::vector<float> params = n.attr_floats(kParamsAttr);
+  if (params.size() != 2 * names.size()) throw Error(n.describe() + ": malformed epilogue");
+  for (size_t i = 0; i < names.size(); ++i) {
+    const KindName* kn = std::find_if(std::begin(kKindNames), std::end(kKindNames),
+                                      [&](const KindName& k) { return names[i] == k.name; });
+    if (kn == std::end(kKindNames)) throw Error(n.describe() + ": unknown epilogue step '" + names[i] + "'");
+    steps.push_back({kn->kind, params[2 * i], params[2 * i + 1]});
+  }
+  return steps;
+}
+
+void append_epilogue(Node& n, const EpilogueStep& step) {
+  Attribute& names = n.attrs[kStepsAttr];
+  names.kind = Attribute::Kind::kStrings;
+  names.strings.push_back(kind_name(step.kind));
+  Attribute& params = n.attrs[kParamsAttr];
+  params.kind = Attribute::Kind::kFloats;
+  params.floats.push_back(step.alpha);
+  params.floats.push_back(step.beta);
+}
+
+std::string epilogue_str(const Node& n) {
+  std::string s;
+  for (const EpilogueStep& st : epilogue_of(n)) {
+    if (!s.empty()) s += "+";
+    s += kind_name(st.kind);
+    if (st.kind == EpilogueStep::Kind::kClip)
+      s += "(" + std::to_string(st.alpha) + "," + std::to_string(st.beta) + ")";
+  }
+  return s;
+}
+
+double apply_epilogue(const std::vector<EpilogueStep>& steps, double x) {
+  for (const EpilogueStep& s : steps) x = apply_step(s, x);
+  return x;
+}
+
+namespace {
+
+// One step over a whole buffer: the switch is outside the loop, so the
+// loops of the exact steps (Relu, Clip, LeakyRelu) vectorize. Those are
+// computed in T, which gives the same bits as double-then-round; the others
+// go through double like the standalone ops. Rounding to T after each step
+// matches the unfused graph.
+template <typename T>
+void apply_step_to(const EpilogueStep& s, T* p, int64_t n) {
+  switch (s.kind) {
+    case EpilogueStep::Kind::kRelu:
+      for (int64_t i = 0; i < n; ++i) p[i] = p[i] > T(0) ? p[i] : T(0);
+      return;
+    case EpilogueStep::Kind::kClip: {
+      const T lo = static_cast<T>(s.alpha), hi = static_cast<T>(s.beta);
+      for (int64_t i = 0; i < n; ++i) p[i] = std::min(std::max(p[i], lo), hi);
+      return;
+    }
+    case EpilogueStep::Kind::kLeakyRelu: {
+      const T a = static_cast<T>(s.alpha);
+      for (int64_t i = 0; i < n; ++i) p[i] = p[i] >= T(0) ? p[i] : a * p[i];
+      return;
+    }
+    default:
+      for (int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(apply_step(s, static_cast<double>(p[i])));
+      return;
+  }
+}
+
+}  // namespace
+
+void apply_epilogue(const std::vector<EpilogueStep>& steps, Tensor& t) {
+  for (const EpilogueStep& s : steps) {
+    if (t.dtype() == DType::kFloat32) apply_step_to(s, t.data<float>(), t.numel());
+    else if (t.dtype() == DType::kFloat64) apply_step_to(s, t.data<double>(), t.numel());
+    else throw Error("epilogue on a " + dtype_name(t.dtype()) + " tensor (float32 and float64 only)");
+  }
+}
+
+}  // namespace kiln

@@ -1,0 +1,122 @@
+#include "passes/pass_manager.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+#include "ir/infer.h"
+#include "ir/verify.h"
+#include "kiln/error.h"
+#include "passes/passes.h"
+#include "passes/rewrite.h"
+
+namespace kiln::passes {
+
+const std::vector<Pass>& all_passes() {
+  // Cleanups first so the fusions see a small graph; fusions that create new
+  // patterns for later ones come before those (GELU recognition before the
+  // epilogue fusion that absorbs the new Gelu).
+  static const std::vector<Pass> passes = {
+      {"eliminate_identity", 1, eliminate_identity},
+      {"fold_shape", 1, fold_shape},
+      {"fold_constants", 1, fold_constants},
+      {"eliminate_common_subexpressions", 1, eliminate_common_subexpressions},
+      {"eliminate_dead_code", 1, eliminate_dead_code},
+      {"fold_batchnorm", 2, fold_batchnorm},
+      {"recognize_layernorm", 2, recognize_layernorm},
+      {"recognize_gelu", 2, recognize_gelu},
+      {"fuse_matmul_add", 2, fuse_matmul_add},
+      {"fuse_conv_bias", 2, fuse_conv_bias},
+      {"fuse_epilogue", 2, fuse_epilogue},
+      {"eliminate_dead_code", 1, eliminate_dead_code},
+  };
+  return passes;
+}
+
+PassOptions PassOptions::from_env(int opt_level, std::vector<std::string> disabled) {
+  PassOptions o;
+  o.opt_level = opt_level;
+  o.disabled = std::move(disabled);
+#ifndef NDEBUG
+  o.verify = true;
+#endif
+  const char* v = std::getenv("KILN_VERIFY_PASSES");
+  if (v && std::string(v) == "1") o.verify = true;
+  const char* d = std::getenv("KILN_DUMP_PASSES");
+  o.dump = d && std::string(d) == "1";
+  return o;
+}
+
+std::string PassReport::str() const {
+  std::string s = "passes: " + std::to_string(nodes_before) + " -> " + std::to_string(nodes_after) + " nodes in " +
+                  std::to_string(rounds) + " round(s)\n";
+  for (const PassStat& p : passes) {
+    char line[160];
+    std::snprintf(line, sizeof line, "  %-34s changed %d round(s)  %8.2f ms\n", p.name.c_str(), p.changed, p.ms);
+    s += line;
+  }
+  return s;
+}
+
+namespace {
+
+void check_types(Graph& g, const std::string& after) {
+  std::vector<std::string> unsupported;
+  infer_graph(g, &unsupported);
+  if (!unsupported.empty()) throw Error("after pass " + after + ": " + unsupported.front());
+}
+
+}  // namespace
+
+PassReport optimize(Graph& g, const PassOptions& options) {
+  PassReport report;
+  report.nodes_before = g.nodes.size();
+  for (const std::string& name : options.disabled) {
+    bool known = std::any_of(all_passes().begin(), all_passes().end(), [&](const Pass& p) { return p.name == name; });
+    if (!known) throw Error("unknown pass '" + name + "' in disabled passes");
+  }
+  std::vector<const Pass*> selected;
+  for (const Pass& p : all_passes()) {
+    if (p.min_level > options.opt_level) continue;
+    if (std::find(options.disabled.begin(), options.disabled.end(), p.name) != options.disabled.end()) continue;
+    selected.push_back(&p);
+    if (std::none_of(report.passes.begin(), report.passes.end(), [&](const PassStat& s) { return s.name == p.name; }))
+      report.passes.push_back({p.name, 0, 0});
+  }
+  bool changed = !selected.empty();
+  while (changed && report.rounds < options.max_rounds) {
+    changed = false;
+    ++report.rounds;
+    for (const Pass* p : selected) {
+      auto t0 = std::chrono::steady_clock::now();
+      g.relink();
+      bool did = p->run(g);
+      if (did) {
+        erase_detached_nodes(g);
+        g.sort_topologically();
+        check_types(g, p->name);
+      }
+      auto t1 = std::chrono::steady_clock::now();
+      PassStat& stat = *std::find_if(report.passes.begin(), report.passes.end(),
+                                     [&](const PassStat& s) { return s.name == p->name; });
+      stat.ms += std::chrono::duration<double, std::milli>(t1 - t0).count();
+      if (!did) continue;
+      changed = true;
+      ++stat.changed;
+      if (options.verify) {
+        try {
+          verify_graph(g);
+        } catch (const Error& e) {
+          throw Error("after pass " + p->name + ": " + e.what());
+        }
+      }
+      if (options.dump) std::fprintf(stderr, "--- after %s\n%s", p->name.c_str(), g.dump().c_str());
+    }
+  }
+  g.relink();
+  report.nodes_after = g.nodes.size();
+  return report;
+}
+
+}  // namespace kiln::passes

@@ -1,0 +1,28 @@
+// The graph optimizer's passes, one per file in src/passes/. Each returns
+// whether it changed the graph; the order and opt levels are in
+// pass_manager.cpp.
+#pragma once
+#include "ir/graph.h"
+
+namespace kiln::passes {
+
+// Level 1: cleanups that never change the op mix a kernel sees.
+bool eliminate_identity(Graph& g);   // Identity, Dropout, Cast to the same type, no-op Reshape...
+bool fold_shape(Graph& g);           // Shape/Size of statically shaped values
+bool fold_constants(Graph& g);       // nodes whose inputs are all constants
+bool eliminate_common_subexpressions(Graph& g);
+bool eliminate_dead_code(Graph& g);  // unread nodes and initializers
+
+// Level 2: fusions and recognition of decomposed ops.
+bool fold_batchnorm(Graph& g);       // Conv/Gemm + BatchNormalization
+bool recognize_layernorm(Graph& g);  // ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add
+bool recognize_gelu(Graph& g);       // x * 0.5 * (1 + erf(x / sqrt(2)))
+bool fuse_matmul_add(Graph& g);      // 2-D MatMul + Add(bias) -> Gemm
+bool fuse_conv_bias(Graph& g);       // Conv + Add(per-channel constant) -> Conv bias
+bool fuse_epilogue(Graph& g);        // GEMM-like op + activation -> epilogue
+
+// One node of fold_shape; fold_constants applies it too as it sweeps, so a
+// chain Shape → Gather → Concat → Reshape → Shape → ... folds in one sweep.
+bool fold_shape_of(Graph& g, Node& n);
+
+}  // namespace kiln::passes

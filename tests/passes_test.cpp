@@ -1,0 +1,403 @@
+// Graph optimizer: each pass on a small model. Every test runs the model
+// before and after the pass on the same random inputs and checks that the
+// outputs agree, and that the pattern was actually rewritten (the op list).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "ir/epilogue.h"
+#include "ir/infer.h"
+#include "ir/verify.h"
+#include "kiln/session.h"
+#include "model_builder.h"
+#include "onnx/import.h"
+#include "op_harness.h"
+#include "passes/pass_manager.h"
+#include "passes/rewrite.h"
+#include "runtime/executor.h"
+
+namespace kiln::test {
+
+namespace {
+
+// A model under construction: inputs, constants and nodes by name.
+struct Builder {
+  onnx::ModelProto m;
+  explicit Builder(int opset = 17) : m(make_model(opset)) {}
+  onnx::GraphProto* g() { return m.mutable_graph(); }
+  Builder& input(const std::string& name, std::vector<int64_t> dims) {
+    *g()->add_input() = tensor_info(name, onnx::TensorProto::FLOAT, dims);
+    return *this;
+  }
+  Builder& output(const std::string& name) {
+    g()->add_output()->set_name(name);
+    return *this;
+  }
+  Builder& constant(const std::string& name, std::vector<int64_t> dims, std::vector<float> v) {
+    *g()->add_initializer() = float_tensor(name, dims, v);
+    return *this;
+  }
+  Builder& random_constant(const std::string& name, std::vector<int64_t> dims, float lo = -1, float hi = 1) {
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    std::mt19937 rng(static_cast<unsigned>(std::hash<std::string>()(name)));
+    std::uniform_real_distribution<float> u(lo, hi);
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = u(rng);
+    return constant(name, dims, v);
+  }
+  Builder& ints(const std::string& name, std::vector<int64_t> dims, std::vector<int64_t> v) {
+    onnx::TensorProto* t = g()->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::INT64);
+    for (int64_t d : dims) t->add_dims(d);
+    for (int64_t x : v) t->add_int64_data(x);
+    return *this;
+  }
+  onnx::NodeProto* node(const std::string& op, std::vector<std::string> in, std::vector<std::string> out) {
+    onnx::NodeProto* n = g()->add_node();
+    *n = make_node(op, in, out, op + "_" + std::to_string(g()->node_size()));
+    return n;
+  }
+};
+
+void set_int(onnx::NodeProto* n, const std::string& name, int64_t v) {
+  auto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(v);
+}
+void set_float(onnx::NodeProto* n, const std::string& name, float v) {
+  auto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::FLOAT);
+  a->set_f(v);
+}
+void set_ints(onnx::NodeProto* n, const std::string& name, std::vector<int64_t> v) {
+  auto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INTS);
+  for (int64_t x : v) a->add_ints(x);
+}
+
+Model load(const Builder& b) {
+  std::string bytes = bytes_of(b.m);
+  Model model = load_onnx_bytes(bytes.data(), bytes.size());
+  std::vector<std::string> unsupported;
+  infer_graph(*model.graph, &unsupported);
+  EXPECT_TRUE(unsupported.empty());
+  return model;
+}
+
+std::vector<Tensor> run(const Graph& g, const std::vector<Tensor>& feed) {
+  return CompiledGraph::compile(g)->run(feed, nullptr);
+}
+
+// "Conv+Relu" for a Conv with a Relu epilogue.
+std::string ops_of(const Graph& g) {
+  std::string s;
+  for (const auto& n : g.nodes) {
+    if (!s.empty()) s += " ";
+    s += n->op_type;
+    if (has_epilogue(*n)) s += "+" + epilogue_str(*n);
+  }
+  return s;
+}
+
+// Runs one pass by name on a linked graph.
+bool run_pass(Graph& g, const std::string& name) {
+  g.relink();
+  for (const passes::Pass& p : passes::all_passes())
+    if (p.name == name) return p.run(g);
+  ADD_FAILURE() << "no pass " << name;
+  return false;
+}
+
+// Runs the named passes (then dead-code elimination) on the model, checks
+// the result against the unoptimized model on random inputs, and returns
+// the optimized graph's ops.
+std::string check_passes(const Builder& b, std::vector<std::string> names, double rtol = 1e-5) {
+  Model ref = load(b), opt = load(b);
+  names.push_back("eliminate_dead_code");
+  bool changed = false;
+  for (const std::string& name : names)
+    for (const passes::Pass& p : passes::all_passes())
+      if (p.name == name) {
+        opt.graph->relink();
+        changed |= p.run(*opt.graph);
+        passes::erase_detached_nodes(*opt.graph);
+        opt.graph->sort_topologically();
+        std::vector<std::string> unsupported;
+        infer_graph(*opt.graph, &unsupported);
+        EXPECT_TRUE(unsupported.empty()) << name;
+        verify_graph(*opt.graph);
+        break;
+      }
+  EXPECT_TRUE(changed);
+  std::mt19937 rng(7);
+  std::vector<Tensor> feed;
+  for (const Value* in : ref.graph->inputs) feed.push_back(random_f32(in->type.static_shape(), rng, -3, 3));
+  std::vector<Tensor> want = run(*ref.graph, feed), got = run(*opt.graph, feed);
+  EXPECT_EQ(want.size(), got.size());
+  for (size_t i = 0; i < want.size() && i < got.size(); ++i) {
+    EXPECT_EQ(ref.graph->outputs[i]->name, opt.graph->outputs[i]->name);
+    EXPECT_TRUE(all_close(got[i], want[i], rtol, 1e-5)) << "output " << i;
+  }
+  return ops_of(*opt.graph);
+}
+
+}  // namespace
+
+TEST(Passes, FoldConstantsRunsNodesOnInitializers) {
+  Builder b;
+  b.input("x", {2, 3}).output("y").random_constant("a", {3}).random_constant("c", {3});
+  b.node("Add", {"a", "c"}, {"s"});
+  b.node("Exp", {"s"}, {"e"});
+  b.node("Mul", {"x", "e"}, {"y"});
+  EXPECT_EQ(check_passes(b, {"fold_constants"}), "Mul");
+}
+
+TEST(Passes, FoldConstantsLeavesRandomOpsAlone) {
+  Builder b;
+  b.input("x", {2, 3}).output("y").random_constant("a", {2, 3});
+  b.node("Bernoulli", {"a"}, {"r"});
+  b.node("Mul", {"x", "r"}, {"y"});
+  Model m = load(b);
+  EXPECT_FALSE(run_pass(*m.graph, "fold_constants"));
+}
+
+TEST(Passes, FoldShapeFoldsTheReshapeChain) {
+  // y = Reshape(x, Concat(Unsqueeze(Shape(x)[0]), [-1])): PyTorch's flatten.
+  Builder b;
+  b.input("x", {2, 3, 4}).output("y").ints("zero", {}, {0}).ints("axes", {1}, {0}).ints("minus1", {1}, {-1});
+  b.node("Shape", {"x"}, {"s"});
+  set_int(b.node("Gather", {"s", "zero"}, {"n"}), "axis", 0);
+  b.node("Unsqueeze", {"n", "axes"}, {"nu"});
+  set_int(b.node("Concat", {"nu", "minus1"}, {"shape"}), "axis", 0);
+  b.node("Reshape", {"x", "shape"}, {"r"});
+  b.node("Relu", {"r"}, {"y"});
+  EXPECT_EQ(check_passes(b, {"fold_shape", "fold_constants", "fold_constants", "fold_constants"}), "Reshape Relu");
+}
+
+TEST(Passes, FoldShapeFoldsKnownDimsOfASymbolicShape) {
+  Builder b;
+  *b.g()->add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {-1, 3}, {"N"});
+  b.output("y").ints("one", {}, {1});
+  b.node("Shape", {"x"}, {"s"});
+  set_int(b.node("Gather", {"s", "one"}, {"c"}), "axis", 0);
+  b.node("Cast", {"c"}, {"cf"})->add_attribute()->CopyFrom([] {
+    onnx::AttributeProto a;
+    a.set_name("to");
+    a.set_type(onnx::AttributeProto::INT);
+    a.set_i(onnx::TensorProto::FLOAT);
+    return a;
+  }());
+  b.node("Mul", {"x", "cf"}, {"y"});
+  Model m = load(b);
+  passes::PassOptions o;
+  o.verify = true;
+  passes::optimize(*m.graph, o);
+  EXPECT_EQ(ops_of(*m.graph), "Mul") << m.graph->dump();
+}
+
+TEST(Passes, DeadCodeGoesWithItsInitializers) {
+  Builder b;
+  b.input("x", {2, 3}).output("y").random_constant("w", {3}).random_constant("unused", {5});
+  b.node("Mul", {"x", "w"}, {"dead"});
+  b.node("Relu", {"x"}, {"y"});
+  Model m = load(b);
+  EXPECT_TRUE(run_pass(*m.graph, "eliminate_dead_code"));
+  verify_graph(*m.graph);
+  EXPECT_EQ(ops_of(*m.graph), "Relu");
+  EXPECT_EQ(m.graph->find("w"), nullptr);
+  EXPECT_EQ(m.graph->find("unused"), nullptr);
+}
+
+TEST(Passes, IdentityEliminationKeepsOutputNames) {
+  Builder b(11);
+  b.input("x", {2, 3}).output("y").output("z");
+  b.node("Identity", {"x"}, {"i"});
+  b.node("Dropout", {"i"}, {"d"});
+  b.node("Relu", {"d"}, {"r"});
+  b.node("Identity", {"r"}, {"y"});  // a graph output: Relu takes its name
+  b.node("Identity", {"x"}, {"z"});  // must stay: x is a graph input
+  EXPECT_EQ(check_passes(b, {"eliminate_identity"}), "Identity Relu");
+}
+
+TEST(Passes, CommonSubexpressionsAreMerged) {
+  Builder b;
+  b.input("x", {2, 3}).output("y").ints("axes_a", {1}, {0}).ints("axes_b", {1}, {0});
+  b.node("Relu", {"x"}, {"r1"});
+  b.node("Relu", {"x"}, {"r2"});
+  b.node("Unsqueeze", {"r1", "axes_a"}, {"u1"});
+  b.node("Unsqueeze", {"r2", "axes_b"}, {"u2"});
+  b.node("Add", {"u1", "u2"}, {"y"});
+  EXPECT_EQ(check_passes(b, {"eliminate_common_subexpressions"}), "Relu Unsqueeze Add");
+}
+
+TEST(Passes, BatchNormFoldsIntoConv) {
+  Builder b;
+  b.input("x", {1, 3, 7, 6}).output("y").random_constant("w", {4, 3, 3, 3}).random_constant("bias", {4});
+  b.random_constant("scale", {4}).random_constant("shift", {4}).random_constant("mean", {4});
+  b.random_constant("var", {4}, 0.5f, 2.0f);
+  set_ints(b.node("Conv", {"x", "w", "bias"}, {"c"}), "pads", {1, 1, 1, 1});
+  b.node("BatchNormalization", {"c", "scale", "shift", "mean", "var"}, {"y"});
+  EXPECT_EQ(check_passes(b, {"fold_batchnorm"}, 1e-4), "Conv");
+}
+
+TEST(Passes, BatchNormFoldsIntoGemm) {
+  Builder b;
+  b.input("x", {3, 5}).output("y").random_constant("w", {4, 5}).random_constant("scale", {4});
+  b.random_constant("shift", {4}).random_constant("mean", {4}).random_constant("var", {4}, 0.5f, 2.0f);
+  set_int(b.node("Gemm", {"x", "w"}, {"c"}), "transB", 1);
+  b.node("BatchNormalization", {"c", "scale", "shift", "mean", "var"}, {"y"});
+  EXPECT_EQ(check_passes(b, {"fold_batchnorm"}, 1e-4), "Gemm");
+}
+
+TEST(Passes, ConvBiasAddMovesIntoTheConv) {
+  Builder b;
+  b.input("x", {1, 2, 5, 5}).output("y").random_constant("w", {3, 2, 1, 1}).random_constant("b", {3, 1, 1});
+  b.node("Conv", {"x", "w"}, {"c"});
+  b.node("Add", {"b", "c"}, {"y"});
+  EXPECT_EQ(check_passes(b, {"fuse_conv_bias"}), "Conv");
+}
+
+TEST(Passes, ActivationsBecomeEpilogues) {
+  struct Case {
+    std::string op;
+    std::string expect;
+  };
+  for (const Case& c : std::vector<Case>{{"Relu", "Conv+Relu"},
+                                         {"Sigmoid", "Conv+Sigmoid"},
+                                         {"HardSwish", "Conv+HardSwish"},
+                                         {"HardSigmoid", "Conv+HardSigmoid"},
+                                         {"LeakyRelu", "Conv+LeakyRelu"},
+                                         {"Tanh", "Conv+Tanh"}}) {
+    Builder b;
+    b.input("x", {2, 3, 5, 4}).output("y").random_constant("w", {4, 3, 3, 3});
+    b.node("Conv", {"x", "w"}, {"c"});
+    b.node(c.op, {"c"}, {"y"});
+    EXPECT_EQ(check_passes(b, {"fuse_epilogue"}), c.expect);
+  }
+}
+
+TEST(Passes, Relu6AndSiluOnGemmMatMulAndAdd) {
+  Builder b;
+  b.input("x", {3, 5}).input("z", {3, 4}).output("y1").output("y2").output("y3");
+  b.random_constant("w", {5, 4}).constant("lo", {}, {0}).constant("hi", {}, {6});
+  b.node("Gemm", {"x", "w"}, {"g"});
+  b.node("Clip", {"g", "lo", "hi"}, {"y1"});
+  b.node("MatMul", {"x", "w"}, {"m"});
+  b.node("Sigmoid", {"m"}, {"s"});
+  b.node("Mul", {"s", "m"}, {"y2"});
+  b.node("Add", {"x", "x"}, {"a"});
+  b.node("Relu", {"a"}, {"y3"});
+  EXPECT_EQ(check_passes(b, {"fuse_epilogue"}),
+            "Gemm+Clip(0.000000,6.000000) MatMul+SiLU Add+Relu");
+}
+
+TEST(Passes, EpilogueStaysOffAValueReadTwice) {
+  Builder b;
+  b.input("x", {2, 3, 5, 4}).output("y").output("c").random_constant("w", {4, 3, 3, 3});
+  b.node("Conv", {"x", "w"}, {"c"});
+  b.node("Relu", {"c"}, {"y"});
+  Model m = load(b);
+  EXPECT_FALSE(run_pass(*m.graph, "fuse_epilogue"));
+}
+
+TEST(Passes, GeluIsRecognizedAndFused) {
+  Builder b;
+  b.input("x", {4, 6}).output("y").random_constant("w", {6, 5}).constant("sqrt2", {}, {1.4142135f});
+  b.constant("one", {}, {1.0f}).constant("half", {}, {0.5f});
+  b.node("MatMul", {"x", "w"}, {"m"});
+  b.node("Div", {"m", "sqrt2"}, {"d"});
+  b.node("Erf", {"d"}, {"e"});
+  b.node("Add", {"e", "one"}, {"a"});
+  b.node("Mul", {"m", "a"}, {"p"});
+  b.node("Mul", {"p", "half"}, {"y"});
+  EXPECT_EQ(check_passes(b, {"recognize_gelu"}), "MatMul Gelu");
+  EXPECT_EQ(check_passes(b, {"recognize_gelu", "fuse_epilogue"}), "MatMul+Gelu");
+}
+
+TEST(Passes, LayerNormIsRecognized) {
+  Builder b;
+  b.input("x", {2, 3, 8}).output("y").constant("two", {}, {2.0f}).constant("eps", {}, {1e-5f});
+  b.random_constant("gamma", {8}).random_constant("beta", {8});
+  set_ints(b.node("ReduceMean", {"x"}, {"mu"}), "axes", {-1});
+  b.node("Sub", {"x", "mu"}, {"d"});
+  b.node("Pow", {"d", "two"}, {"sq"});
+  set_ints(b.node("ReduceMean", {"sq"}, {"var"}), "axes", {-1});
+  b.node("Add", {"var", "eps"}, {"ve"});
+  b.node("Sqrt", {"ve"}, {"sd"});
+  b.node("Div", {"d", "sd"}, {"n"});
+  b.node("Mul", {"n", "gamma"}, {"nm"});
+  b.node("Add", {"nm", "beta"}, {"y"});
+  EXPECT_EQ(check_passes(b, {"recognize_layernorm"}, 1e-4), "LayerNormalization");
+}
+
+TEST(Passes, MatMulAddBecomesGemm) {
+  Builder b;
+  b.input("x", {3, 5}).output("y").random_constant("w", {5, 4}).random_constant("bias", {4});
+  b.node("MatMul", {"x", "w"}, {"m"});
+  b.node("Add", {"bias", "m"}, {"y"});
+  EXPECT_EQ(check_passes(b, {"fuse_matmul_add"}), "Gemm");
+}
+
+TEST(PassManager, OptLevelsAndDisabledPasses) {
+  Builder b;
+  b.input("x", {1, 2, 5, 5}).output("y").random_constant("w", {3, 2, 3, 3});
+  b.node("Identity", {"x"}, {"i"});
+  b.node("Conv", {"i", "w"}, {"c"});
+  b.node("Relu", {"c"}, {"y"});
+  auto ops_at = [&](int level, std::vector<std::string> disabled) {
+    Model m = load(b);
+    passes::PassOptions o;
+    o.opt_level = level;
+    o.disabled = disabled;
+    o.verify = true;
+    passes::optimize(*m.graph, o);
+    return ops_of(*m.graph);
+  };
+  EXPECT_EQ(ops_at(0, {}), "Identity Conv Relu");
+  EXPECT_EQ(ops_at(1, {}), "Conv Relu");
+  EXPECT_EQ(ops_at(2, {}), "Conv+Relu");
+  EXPECT_EQ(ops_at(2, {"fuse_epilogue"}), "Conv Relu");
+  EXPECT_THROW(ops_at(2, {"no_such_pass"}), Error);
+}
+
+TEST(PassManager, SessionRunsTheSameAtEveryLevel) {
+  Builder b;
+  b.input("x", {2, 3, 6, 6}).output("y").random_constant("w", {4, 3, 3, 3}).random_constant("b", {4, 1, 1});
+  b.constant("lo", {}, {0}).constant("hi", {}, {6});
+  b.node("Conv", {"x", "w"}, {"c"});
+  b.node("Add", {"c", "b"}, {"cb"});
+  b.node("Clip", {"cb", "lo", "hi"}, {"y"});
+  std::string bytes = bytes_of(b.m);
+  std::mt19937 rng(3);
+  Tensor x = random_f32({2, 3, 6, 6}, rng, -3, 3);
+  std::vector<Tensor> want;
+  for (int level : {0, 1, 2}) {
+    SessionOptions o;
+    o.opt_level = level;
+    Session s = Session::load_bytes(bytes.data(), bytes.size(), o);
+    if (level == 2) {
+      EXPECT_EQ(s.num_nodes(), 1u);
+    }
+    std::vector<Tensor> got = s.run({{"x", x}});
+    if (want.empty()) want = got;
+    else EXPECT_TRUE(all_close(got[0], want[0], 1e-5, 1e-5));
+  }
+}
+
+TEST(Verifier, CatchesUseBeforeDefinition) {
+  Builder b;
+  b.input("x", {2}).output("y");
+  b.node("Relu", {"x"}, {"r"});
+  b.node("Neg", {"r"}, {"y"});
+  Model m = load(b);
+  verify_graph(*m.graph);
+  std::swap(m.graph->nodes[0], m.graph->nodes[1]);
+  EXPECT_THROW(verify_graph(*m.graph), Error);
+}
+
+}  // namespace kiln::test
