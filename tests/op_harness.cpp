@@ -102,6 +102,28 @@ std::vector<float> to_f32(const Tensor& t) {
   return v;
 }
 
+int64_t offset_of(const Shape& s, const std::vector<int64_t>& idx) {
+  int64_t off = 0;
+  for (size_t d = 0; d < s.size(); ++d) off = off * s[d] + idx[d];
+  return off;
+}
+
+std::vector<std::vector<int64_t>> all_indices(const Shape& s) {
+  std::vector<std::vector<int64_t>> out;
+  int64_t n = shape_numel(s);
+  std::vector<int64_t> idx(s.size(), 0);
+  for (int64_t i = 0; i < n; ++i) {
+    out.push_back(idx);
+    for (size_t d = s.size(); d-- > 0;) {
+      if (++idx[d] < s[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+float at(const Tensor& t, const std::vector<int64_t>& idx) { return t.data<float>()[offset_of(t.shape(), idx)]; }
+
 ::testing::AssertionResult all_close(const Tensor& got, const Tensor& want, double rtol, double atol) {
   if (got.dtype() != want.dtype())
     return ::testing::AssertionFailure() << "dtype " << dtype_name(got.dtype()) << " vs " << dtype_name(want.dtype());

@@ -52,4 +52,9 @@ Tensor random_f32(Shape shape, std::mt19937& rng, float lo = -1, float hi = 1);
 ::testing::AssertionResult all_close(const Tensor& got, const Tensor& want, double rtol = 1e-5, double atol = 1e-6);
 std::vector<float> to_f32(const Tensor& t);  // any float/int dtype
 
+// Index helpers for references written as loops over multi-indices.
+int64_t offset_of(const Shape& s, const std::vector<int64_t>& idx);  // row-major
+std::vector<std::vector<int64_t>> all_indices(const Shape& s);        // row-major order
+float at(const Tensor& t, const std::vector<int64_t>& idx);           // float32 element
+
 }  // namespace kiln::test

@@ -13,28 +13,6 @@ namespace kiln::test {
 
 namespace {
 
-int64_t offset_of(const Shape& s, const std::vector<int64_t>& idx) {
-  int64_t off = 0;
-  for (size_t d = 0; d < s.size(); ++d) off = off * s[d] + idx[d];
-  return off;
-}
-
-std::vector<std::vector<int64_t>> all_indices(const Shape& s) {
-  std::vector<std::vector<int64_t>> out;
-  int64_t n = 1;
-  for (int64_t d : s) n *= d;
-  std::vector<int64_t> idx(s.size(), 0);
-  for (int64_t i = 0; i < n; ++i) {
-    out.push_back(idx);
-    for (size_t d = s.size(); d-- > 0;) {
-      if (++idx[d] < s[d]) break;
-      idx[d] = 0;
-    }
-  }
-  return out;
-}
-
-float at(const Tensor& t, const std::vector<int64_t>& idx) { return t.data<float>()[offset_of(t.shape(), idx)]; }
 std::vector<int64_t> ints_of(const Tensor& t) { return {t.data<int64_t>(), t.data<int64_t>() + t.numel()}; }
 std::vector<float> floats_of(const Tensor& t) { return {t.data<float>(), t.data<float>() + t.numel()}; }
 
