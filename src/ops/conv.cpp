@@ -67,17 +67,9 @@ void compute_conv(KernelContext& ctx) {
     using C = calc_t<T>;
     Tensor& y = ctx.output(0, x.dtype(), out_shape);
     if (y.numel() == 0) return;
-    std::vector<C> xs, ws, bs;
-    const C* px = as_calc<C>(x.data<T>(), x.numel(), xs);
-    const C* pw = as_calc<C>(w.data<T>(), w.numel(), ws);
-    const C* pb = b ? as_calc<C>(b->data<T>(), b->numel(), bs) : nullptr;
-    if constexpr (std::is_same_v<C, T>) {
-      conv_core<C>(g, N, Cin, M, group, px, pw, pb, y.data<T>());
-    } else {
-      std::vector<C> ys(static_cast<size_t>(y.numel()));
-      conv_core<C>(g, N, Cin, M, group, px, pw, pb, ys.data());
-      for (int64_t i = 0; i < y.numel(); ++i) y.data<T>()[i] = static_cast<T>(ys[static_cast<size_t>(i)]);
-    }
+    run_in_calc_type<T>(x, w, b, y, [&](const C* px, const C* pw, const C* pb, C* py) {
+      conv_core<C>(g, N, Cin, M, group, px, pw, pb, py);
+    });
   });
 }
 

@@ -93,6 +93,25 @@ const C* as_calc(const T* p, int64_t n, std::vector<C>& storage) {
   }
 }
 
+// Runs core(px, pw, pb, py) in calc_t<T> on X, W and optional B, writing
+// into y (converted back when T is a 16-bit float). Shared by the reference
+// Conv and ConvTranspose kernels.
+template <typename T, typename Core>
+void run_in_calc_type(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y, Core core) {
+  using C = calc_t<T>;
+  std::vector<C> xs, ws, bs;
+  const C* px = as_calc<C>(x.data<T>(), x.numel(), xs);
+  const C* pw = as_calc<C>(w.data<T>(), w.numel(), ws);
+  const C* pb = b ? as_calc<C>(b->data<T>(), b->numel(), bs) : nullptr;
+  if constexpr (std::is_same_v<C, T>) {
+    core(px, pw, pb, y.data<T>());
+  } else {
+    std::vector<C> ys(static_cast<size_t>(y.numel()));
+    core(px, pw, pb, ys.data());
+    for (int64_t i = 0; i < y.numel(); ++i) y.data<T>()[i] = static_cast<T>(ys[static_cast<size_t>(i)]);
+  }
+}
+
 // Reads an optional int attribute list of the given length, with a default
 // fill value. Returns false when present with another length.
 inline bool window_attr(const Node& node, const char* name, size_t n, int64_t def, Shape* out) {
