@@ -29,6 +29,7 @@ const std::vector<Pass>& all_passes() {
       {"fuse_matmul_add", 2, fuse_matmul_add},
       {"fuse_conv_bias", 2, fuse_conv_bias},
       {"fuse_epilogue", 2, fuse_epilogue},
+      {"layout_blocked", 2, layout_blocked},
       {"eliminate_dead_code", 1, eliminate_dead_code},
   };
   return passes;

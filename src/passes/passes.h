@@ -20,6 +20,7 @@ bool recognize_gelu(Graph& g);       // x * 0.5 * (1 + erf(x / sqrt(2)))
 bool fuse_matmul_add(Graph& g);      // 2-D MatMul + Add(bias) -> Gemm
 bool fuse_conv_bias(Graph& g);       // Conv + Add(per-channel constant) -> Conv bias
 bool fuse_epilogue(Graph& g);        // GEMM-like op + activation -> epilogue
+bool layout_blocked(Graph& g);       // conv activations kept in oneDNN's blocked layout
 
 // One node of fold_shape; fold_constants applies it too as it sweeps, so a
 // chain Shape → Gather → Concat → Reshape → Shape → ... folds in one sweep.

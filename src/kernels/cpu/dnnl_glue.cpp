@@ -1,0 +1,63 @@
+#include "kernels/cpu/dnnl_glue.h"
+
+#include "kernels/cpu/cpu_isa.h"
+
+// libgomp's entry point, declared here rather than through <omp.h> so that
+// kiln itself is not built with -fopenmp (only oneDNN uses OpenMP).
+extern "C" void omp_set_num_threads(int);
+
+namespace kiln::dnnl_glue {
+
+const dnnl::engine& engine() {
+  static const dnnl::engine e = [] {
+    // oneDNN picks its own ISA; keep it within what kiln's kernels may use so
+    // that KILN_CPU_ISA=avx2 on an AVX-512 machine tests the AVX2 path.
+    const CpuIsa isa = cpu_isa_selected();
+    dnnl::set_max_cpu_isa(isa == CpuIsa::kAvx512   ? dnnl::cpu_isa::all
+                          : isa == CpuIsa::kAvx2   ? dnnl::cpu_isa::avx2
+                                                   : dnnl::cpu_isa::sse41);
+    return dnnl::engine(dnnl::engine::kind::cpu, 0);
+  }();
+  return e;
+}
+
+int64_t channel_block() { return cpu_isa_selected() == CpuIsa::kAvx512 ? 16 : 8; }
+
+dnnl::memory::format_tag blocked_tag(int64_t block) {
+  return block == 16 ? dnnl::memory::format_tag::nChw16c : dnnl::memory::format_tag::nChw8c;
+}
+
+bool post_ops_for(const std::vector<EpilogueStep>& steps, dnnl::post_ops* out) {
+  using A = dnnl::algorithm;
+  using K = EpilogueStep::Kind;
+  dnnl::post_ops po;
+  for (const EpilogueStep& s : steps) {
+    switch (s.kind) {
+      case K::kRelu: po.append_eltwise(1.0f, A::eltwise_relu, 0.0f, 0.0f); break;
+      case K::kLeakyRelu: po.append_eltwise(1.0f, A::eltwise_relu, s.alpha, 0.0f); break;
+      case K::kClip: po.append_eltwise(1.0f, A::eltwise_clip, s.alpha, s.beta); break;
+      case K::kSigmoid: po.append_eltwise(1.0f, A::eltwise_logistic, 0.0f, 0.0f); break;
+      case K::kSilu: po.append_eltwise(1.0f, A::eltwise_swish, 1.0f, 0.0f); break;
+      case K::kHardSwish: po.append_eltwise(1.0f, A::eltwise_hardswish, 0.0f, 0.0f); break;
+      case K::kHardSigmoid:  // max(0, min(1, alpha * x + beta))
+        po.append_eltwise(1.0f, A::eltwise_linear, s.alpha, s.beta);
+        po.append_eltwise(1.0f, A::eltwise_clip, 0.0f, 1.0f);
+        break;
+      case K::kGelu: po.append_eltwise(1.0f, A::eltwise_gelu_erf, 0.0f, 0.0f); break;
+      case K::kGeluTanh: po.append_eltwise(1.0f, A::eltwise_gelu_tanh, 0.0f, 0.0f); break;
+      case K::kTanh: po.append_eltwise(1.0f, A::eltwise_tanh, 0.0f, 0.0f); break;
+      default: return false;
+    }
+  }
+  *out = po;
+  return true;
+}
+
+void execute(const dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args, int threads) {
+  omp_set_num_threads(threads > 0 ? threads : 1);
+  dnnl::stream s(engine());
+  p.execute(s, args);
+  s.wait();
+}
+
+}  // namespace kiln::dnnl_glue

@@ -1,0 +1,425 @@
+// The blocked-layout ops (ops/blocked.h), running on oneDNN. Primitives
+// depend on the input's N, H and W, so each kernel keeps the ones it built
+// per input shape (a model with a dynamic batch builds one per batch size it
+// sees); weights are reordered into the layout oneDNN chose once per such
+// layout, not per run.
+#include "ops/blocked.h"
+
+#include <map>
+#include <mutex>
+
+#include "core/thread_pool.h"
+#include "kernels/cpu/dnnl_glue.h"
+#include "ops/nn_util.h"
+
+namespace kiln {
+
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+constexpr auto kF32 = memory::data_type::f32;
+
+int threads_of(const KernelContext& ctx) { return ctx.thread_pool() ? ctx.thread_pool()->num_threads() : 1; }
+
+memory wrap(const memory::desc& d, const void* p) {
+  return memory(d, dnnl_glue::engine(), const_cast<void*>(p));
+}
+
+// [N, ceil(C / B), H, W, B] as inferred dims, from a 4-D [N, C, H, W].
+DimVector blocked_dims(const DimVector& nchw, int64_t block) {
+  Dim cb = nchw[1].is_known() ? Dim::known(ceil_div(nchw[1].value, block)) : Dim::unknown();
+  return {nchw[0], cb, nchw[2], nchw[3], Dim::known(block)};
+}
+
+int64_t block_attr(const Node& node) {
+  const int64_t b = node.attr_int("block", 0);
+  if (b != 8 && b != 16) throw Error(node.describe() + ": block must be 8 or 16, got " + std::to_string(b));
+  return b;
+}
+
+void check_blocked(const KernelContext& ctx, const Tensor& x, int64_t block) {
+  if (x.dtype() != DType::kFloat32 || x.rank() != 5 || x.dim(4) != block)
+    throw ctx.error("expects a float32 [N, C/" + std::to_string(block) + ", H, W, " + std::to_string(block) +
+                    "] tensor, got " + shape_str(x.shape()));
+}
+
+// Per-input-shape cache of whatever a kernel builds for a shape.
+template <typename T>
+class ShapeCache {
+ public:
+  template <typename Make>
+  const T& get(const Shape& key, Make make) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = entries_.find(key);
+    if (it == entries_.end()) it = entries_.emplace(key, make()).first;
+    return it->second;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  mutable std::map<Shape, T> entries_;
+};
+
+// ---- ToBlocked / FromBlocked: oneDNN reorders ---------------------------------
+
+class ReorderKernel : public Kernel {
+ public:
+  explicit ReorderKernel(bool to_blocked) : to_blocked_(to_blocked) {}
+
+  void run(KernelContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    const int64_t block = to_blocked_ ? block_attr(ctx.node()) : (x.rank() == 5 ? x.dim(4) : 0);
+    Shape nchw;
+    if (to_blocked_) {
+      if (x.dtype() != DType::kFloat32 || x.rank() != 4) throw ctx.error("expects a float32 NCHW tensor");
+      nchw = x.shape();
+    } else {
+      check_blocked(ctx, x, block);
+      const int64_t c = ctx.node().attr_int("channels", -1);
+      if (c <= 0 || ceil_div(c, block) != x.dim(1)) throw ctx.error("channels does not match the blocked input");
+      nchw = {x.dim(0), c, x.dim(2), x.dim(3)};
+    }
+    Tensor& y = ctx.output(0, DType::kFloat32,
+                           to_blocked_ ? Shape{nchw[0], ceil_div(nchw[1], block), nchw[2], nchw[3], block} : nchw);
+    if (y.numel() == 0) return;
+    const auto& prim = cache_.get(nchw, [&] {
+      memory::desc plain(nchw, kF32, Tag::nchw), blocked(nchw, kF32, dnnl_glue::blocked_tag(block));
+      return to_blocked_ ? dnnl::reorder(dnnl::reorder::primitive_desc(dnnl_glue::engine(), plain,
+                                                                       dnnl_glue::engine(), blocked))
+                         : dnnl::reorder(dnnl::reorder::primitive_desc(dnnl_glue::engine(), blocked,
+                                                                       dnnl_glue::engine(), plain));
+    });
+    memory::desc plain(nchw, kF32, Tag::nchw), blocked(nchw, kF32, dnnl_glue::blocked_tag(block));
+    memory src = wrap(to_blocked_ ? plain : blocked, x.raw());
+    memory dst = wrap(to_blocked_ ? blocked : plain, y.raw());
+    dnnl_glue::execute(prim, {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}}, threads_of(ctx));
+  }
+
+ private:
+  bool to_blocked_;
+  ShapeCache<dnnl::reorder> cache_;
+};
+
+void infer_to_blocked(InferContext& ctx) {
+  const ValueType& x = ctx.input_type(0);
+  if (x.dtype != DType::kFloat32 || x.rank() != 4) throw ctx.error("expects a float32 rank-4 input");
+  ctx.set_output(0, x.dtype, blocked_dims(*x.shape, block_attr(ctx.node())));
+}
+
+void infer_from_blocked(InferContext& ctx) {
+  const ValueType& x = ctx.input_type(0);
+  if (x.dtype != DType::kFloat32 || x.rank() != 5) throw ctx.error("expects a float32 rank-5 blocked input");
+  const int64_t c = ctx.node().attr_int("channels", -1);
+  if (c <= 0) throw ctx.error("channels must be positive");
+  const DimVector& d = *x.shape;
+  ctx.set_output(0, x.dtype, DimVector{d[0], Dim::known(c), d[2], d[3]});
+}
+
+// ---- BlockedConv ------------------------------------------------------------------
+
+// Everything oneDNN needs to know about one conv on one input shape.
+struct ConvSetup {
+  int64_t n = 1, c = 1, h = 1, w = 1, m = 1, kh = 1, kw = 1, group = 1, block = 8;
+  bool plain_src = false, has_bias = false;
+  WindowGeometry g;
+};
+
+std::string conv_setup(const Node& conv, const Shape& w_shape, int64_t n, int64_t h, int64_t w, bool plain_src,
+                       int64_t block, ConvSetup* s) {
+  if (w_shape.size() != 4) return "W must be 4-D";
+  s->n = n;
+  s->h = h;
+  s->w = w;
+  s->m = w_shape[0];
+  s->group = conv.attr_int("group", 1);
+  if (s->group <= 0 || s->m % s->group != 0) return "invalid group";
+  s->c = w_shape[1] * s->group;
+  s->kh = w_shape[2];
+  s->kw = w_shape[3];
+  s->plain_src = plain_src;
+  s->block = block;
+  s->has_bias = conv.has_input(2);
+  if (conv.has_attr("kernel_shape") && conv.attr_ints("kernel_shape") != Shape{s->kh, s->kw})
+    return "kernel_shape does not match W";
+  return window_geometry(conv, {h, w}, {s->kh, s->kw}, false, &s->g);
+}
+
+memory::desc conv_weights_desc(const ConvSetup& s, Tag tag) {
+  if (s.group == 1) return memory::desc({s.m, s.c, s.kh, s.kw}, kF32, tag == Tag::any ? Tag::any : Tag::oihw);
+  return memory::desc({s.group, s.m / s.group, s.c / s.group, s.kh, s.kw}, kF32, tag == Tag::any ? Tag::any : Tag::goihw);
+}
+
+memory::desc conv_src_desc(const ConvSetup& s) {
+  return memory::desc({s.n, s.c, s.h, s.w}, kF32, s.plain_src ? Tag::nchw : dnnl_glue::blocked_tag(s.block));
+}
+
+memory::desc conv_dst_desc(const ConvSetup& s) {
+  return memory::desc({s.n, s.m, s.g.out[0], s.g.out[1]}, kF32, dnnl_glue::blocked_tag(s.block));
+}
+
+dnnl::convolution_forward::primitive_desc conv_pd(const ConvSetup& s, const dnnl::primitive_attr& attr) {
+  const memory::dims strides = {s.g.strides[0], s.g.strides[1]};
+  const memory::dims dil = {s.g.dilations[0] - 1, s.g.dilations[1] - 1};
+  const memory::dims pl = {s.g.pads_begin[0], s.g.pads_begin[1]}, pr = {s.g.pads_end[0], s.g.pads_end[1]};
+  const memory::desc bias = s.has_bias ? memory::desc({s.m}, kF32, Tag::a) : memory::desc();
+  dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                    conv_src_desc(s), conv_weights_desc(s, Tag::any), bias, conv_dst_desc(s), strides,
+                                    dil, pl, pr);
+  return dnnl::convolution_forward::primitive_desc(d, attr, dnnl_glue::engine());
+}
+
+dnnl::primitive_attr conv_attr(const Node& conv) {
+  dnnl::primitive_attr attr;
+  dnnl::post_ops po;
+  if (!dnnl_glue::post_ops_for(epilogue_of(conv), &po))
+    throw Error(conv.describe() + ": its epilogue has no oneDNN equivalent");
+  attr.set_post_ops(po);
+  return attr;
+}
+
+void infer_blocked_conv(InferContext& ctx) {
+  const ValueType& x = ctx.input_type(0);
+  const ValueType& w = ctx.input_type(1);
+  const int64_t block = block_attr(ctx.node());
+  if (x.dtype != DType::kFloat32 || (x.rank() != 4 && x.rank() != 5)) throw ctx.error("expects a float32 4-D or 5-D input");
+  if (!w.is_static() || w.rank() != 4) throw ctx.error("W must have a static 4-D shape");
+  const Shape ws = w.static_shape();
+  const DimVector& d = *x.shape;
+  auto known = [](const Dim& v) { return v.is_known() ? v.value : -1; };
+  WindowGeometry g;
+  std::string err = window_geometry(ctx.node(), {known(d[2]), known(d[3])}, {ws[2], ws[3]}, false, &g);
+  if (!err.empty()) throw ctx.error(err);
+  auto out = [](int64_t v) { return v >= 0 ? Dim::known(v) : Dim::unknown(); };
+  ctx.set_output(0, x.dtype, DimVector{d[0], Dim::known(ceil_div(ws[0], block)), out(g.out[0]), out(g.out[1]),
+                                       Dim::known(block)});
+}
+
+class BlockedConvKernel : public Kernel {
+ public:
+  explicit BlockedConvKernel(const Node& node)
+      : node_(node), block_(block_attr(node)), attr_(conv_attr(node)) {
+    const Value* w = node.inputs[1];
+    if (!w->initializer) throw Error(node.describe() + ": W must be a constant");
+    weights_ = *w->initializer;
+    if (node.has_input(2)) {
+      if (!node.inputs[2]->initializer) throw Error(node.describe() + ": B must be a constant");
+      bias_ = *node.inputs[2]->initializer;
+    }
+  }
+
+  bool applies_epilogue() const override { return true; }
+
+  void run(KernelContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    const bool plain = x.rank() == 4;
+    if (x.dtype() != DType::kFloat32 || (!plain && (x.rank() != 5 || x.dim(4) != block_)))
+      throw ctx.error("unexpected input " + shape_str(x.shape()));
+    const Prepared& p = prepared_.get(x.shape(), [&] { return prepare(x, plain); });
+    Tensor& y = ctx.output(0, DType::kFloat32,
+                           {x.dim(0), ceil_div(weights_.dim(0), block_), p.setup.g.out[0], p.setup.g.out[1], block_});
+    if (y.numel() == 0) return;
+    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, wrap(p.pd.src_desc(), x.raw())},
+                                            {DNNL_ARG_WEIGHTS, *p.weights},
+                                            {DNNL_ARG_DST, wrap(p.pd.dst_desc(), y.raw())}};
+    if (bias_.defined()) args.emplace(DNNL_ARG_BIAS, wrap(p.pd.bias_desc(), bias_.raw()));
+    dnnl_glue::execute(p.prim, args, threads_of(ctx));
+  }
+
+ private:
+  struct Prepared {
+    ConvSetup setup;
+    dnnl::convolution_forward::primitive_desc pd;
+    dnnl::convolution_forward prim;
+    std::shared_ptr<memory> weights;  // in the layout pd wants
+  };
+
+  Prepared prepare(const Tensor& x, bool plain) const {
+    ConvSetup s;
+    const int64_t c = plain ? x.dim(1) : -1;
+    std::string err = conv_setup(node_, weights_.shape(), x.dim(0), x.dim(2), x.dim(3), plain, block_, &s);
+    if (!err.empty()) throw Error(node_.describe() + ": " + err);
+    if (plain && c != s.c) throw Error(node_.describe() + ": X has " + std::to_string(c) + " channels, W expects " + std::to_string(s.c));
+    if (!plain && ceil_div(s.c, block_) != x.dim(1)) throw Error(node_.describe() + ": X's channel blocks do not match W");
+    for (int64_t o : s.g.out)
+      if (o < 0) throw Error(node_.describe() + ": invalid output size");
+    Prepared p{s, conv_pd(s, attr_), {}, nullptr};
+    p.prim = dnnl::convolution_forward(p.pd);
+    p.weights = reordered_weights(s, p.pd.weights_desc());
+    return p;
+  }
+
+  // Weights in `layout`, reordered once per layout (every shape of one conv
+  // normally gets the same).
+  std::shared_ptr<memory> reordered_weights(const ConvSetup& s, const memory::desc& layout) const {
+    std::lock_guard<std::mutex> lock(weights_mutex_);
+    for (const auto& w : packed_weights_)
+      if (w->get_desc() == layout) return w;
+    auto w = std::make_shared<memory>(layout, dnnl_glue::engine());
+    memory src = wrap(conv_weights_desc(s, Tag::oihw), weights_.raw());
+    dnnl_glue::execute(dnnl::reorder(src, *w), {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, *w}}, 1);
+    packed_weights_.push_back(w);
+    return w;
+  }
+
+  const Node& node_;
+  int64_t block_;
+  dnnl::primitive_attr attr_;
+  Tensor weights_, bias_;
+  ShapeCache<Prepared> prepared_;
+  mutable std::mutex weights_mutex_;
+  mutable std::vector<std::shared_ptr<memory>> packed_weights_;
+};
+
+// ---- BlockedPool ------------------------------------------------------------------
+
+struct PoolSetup {
+  WindowGeometry g;
+  memory::dims pads_end;  // widened so oneDNN's floor division gives the output size
+};
+
+std::string pool_setup(const Node& node, int64_t h, int64_t w, PoolSetup* s) {
+  const bool global = node.attr_int("global", 0) != 0;
+  if (global) {
+    s->g.in = {h, w};
+    s->g.kernel = {h, w};
+    s->g.strides = {1, 1};
+    s->g.dilations = {1, 1};
+    s->g.pads_begin = s->g.pads_end = {0, 0};
+    s->g.out = {1, 1};
+  } else {
+    std::string err = window_geometry(node, {h, w}, node.attr_ints("kernel_shape"), node.attr_int("ceil_mode", 0) != 0, &s->g);
+    if (!err.empty()) return err;
+  }
+  s->pads_end.clear();
+  for (size_t d = 0; d < 2; ++d) {
+    const WindowGeometry& g = s->g;
+    if (g.out[d] < 0) return "invalid output size";
+    s->pads_end.push_back(std::max(g.pads_end[d], (g.out[d] - 1) * g.strides[d] + g.kernel[d] - g.in[d] - g.pads_begin[d]));
+  }
+  return "";
+}
+
+void infer_blocked_pool(InferContext& ctx) {
+  const ValueType& x = ctx.input_type(0);
+  if (x.dtype != DType::kFloat32 || x.rank() != 5) throw ctx.error("expects a float32 5-D blocked input");
+  const DimVector& d = *x.shape;
+  if (ctx.node().attr_int("global", 0) != 0) {
+    ctx.set_output(0, x.dtype, DimVector{d[0], d[1], Dim::known(1), Dim::known(1), d[4]});
+    return;
+  }
+  auto known = [](const Dim& v) { return v.is_known() ? v.value : -1; };
+  WindowGeometry g;
+  std::string err = window_geometry(ctx.node(), {known(d[2]), known(d[3])}, ctx.node().attr_ints("kernel_shape"),
+                                    ctx.node().attr_int("ceil_mode", 0) != 0, &g);
+  if (!err.empty()) throw ctx.error(err);
+  auto out = [](int64_t v) { return v >= 0 ? Dim::known(v) : Dim::unknown(); };
+  ctx.set_output(0, x.dtype, DimVector{d[0], d[1], out(g.out[0]), out(g.out[1]), d[4]});
+}
+
+class BlockedPoolKernel : public Kernel {
+ public:
+  explicit BlockedPoolKernel(const Node& node) : node_(node), block_(block_attr(node)) {
+    const std::string mode = node.attr_string("mode", "");
+    if (mode == "max") alg_ = dnnl::algorithm::pooling_max;
+    else if (mode == "avg")
+      alg_ = node.attr_int("count_include_pad", 0) ? dnnl::algorithm::pooling_avg_include_padding
+                                                   : dnnl::algorithm::pooling_avg_exclude_padding;
+    else throw Error(node.describe() + ": mode must be max or avg");
+    channels_ = node.attr_int("channels", -1);
+    if (channels_ <= 0) throw Error(node.describe() + ": channels must be positive");
+  }
+
+  void run(KernelContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    check_blocked(ctx, x, block_);
+    if (ceil_div(channels_, block_) != x.dim(1)) throw ctx.error("channels does not match the blocked input");
+    const Prepared& p = prepared_.get(x.shape(), [&] {
+      PoolSetup s;
+      std::string err = pool_setup(node_, x.dim(2), x.dim(3), &s);
+      if (!err.empty()) throw ctx.error(err);
+      const WindowGeometry& g = s.g;
+      const Tag tag = dnnl_glue::blocked_tag(block_);
+      memory::desc src({x.dim(0), channels_, x.dim(2), x.dim(3)}, kF32, tag);
+      memory::desc dst({x.dim(0), channels_, g.out[0], g.out[1]}, kF32, tag);
+      dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_inference, alg_, src, dst, {g.strides[0], g.strides[1]},
+                                    {g.kernel[0], g.kernel[1]}, {g.pads_begin[0], g.pads_begin[1]}, s.pads_end);
+      dnnl::pooling_forward::primitive_desc pd(d, dnnl_glue::engine());
+      return Prepared{g.out, pd, dnnl::pooling_forward(pd)};
+    });
+    Tensor& y = ctx.output(0, DType::kFloat32, {x.dim(0), x.dim(1), p.out[0], p.out[1], block_});
+    if (y.numel() == 0) return;
+    dnnl_glue::execute(p.prim, {{DNNL_ARG_SRC, wrap(p.pd.src_desc(), x.raw())}, {DNNL_ARG_DST, wrap(p.pd.dst_desc(), y.raw())}},
+                       threads_of(ctx));
+  }
+
+ private:
+  struct Prepared {
+    Shape out;
+    dnnl::pooling_forward::primitive_desc pd;
+    dnnl::pooling_forward prim;
+  };
+  const Node& node_;
+  int64_t block_;
+  int64_t channels_ = 0;
+  dnnl::algorithm alg_ = dnnl::algorithm::pooling_max;
+  ShapeCache<Prepared> prepared_;
+};
+
+OpSchema kiln_schema(const char* name, int max_inputs) {
+  OpSchema s;
+  s.domain = kKilnDomain;
+  s.name = name;
+  s.min_inputs = 1;
+  s.max_inputs = max_inputs;
+  s.max_outputs = 1;
+  s.types = {DType::kFloat32};
+  return s;
+}
+
+}  // namespace
+
+std::string blocked_conv_impl(const Node& conv, int64_t n, int64_t h, int64_t w, bool plain_src, int64_t block) {
+  const Value* wv = conv.inputs.size() > 1 ? conv.inputs[1] : nullptr;
+  if (!wv || !wv->initializer) return "";
+  ConvSetup s;
+  if (!conv_setup(conv, wv->initializer->shape(), n, h, w, plain_src, block, &s).empty()) return "";
+  for (int64_t o : s.g.out)
+    if (o <= 0) return "";
+  try {
+    return conv_pd(s, conv_attr(conv)).impl_info_str();
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+KILN_OP(ToBlocked) {
+  OpSchema s = kiln_schema("ToBlocked", 1);
+  s.infer = infer_to_blocked;
+  s.make_kernel = [](const Node&, BuildContext&) { return std::make_unique<ReorderKernel>(true); };
+  return s;
+}
+
+KILN_OP(FromBlocked) {
+  OpSchema s = kiln_schema("FromBlocked", 1);
+  s.infer = infer_from_blocked;
+  s.make_kernel = [](const Node&, BuildContext&) { return std::make_unique<ReorderKernel>(false); };
+  return s;
+}
+
+KILN_OP(BlockedConv) {
+  OpSchema s = kiln_schema("BlockedConv", 3);
+  s.min_inputs = 2;
+  s.infer = infer_blocked_conv;
+  s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<BlockedConvKernel>(node); };
+  return s;
+}
+
+KILN_OP(BlockedPool) {
+  OpSchema s = kiln_schema("BlockedPool", 1);
+  s.infer = infer_blocked_pool;
+  s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<BlockedPoolKernel>(node); };
+  return s;
+}
+
+}  // namespace kiln

@@ -1,0 +1,26 @@
+// Ops on kiln's blocked activation layout (kernels/cpu/dnnl_glue.h), in the
+// "kiln" domain; only the layout pass (passes/layout_blocked.cpp) creates
+// them:
+//   kiln.ToBlocked(x [N,C,H,W]) -> [N, ceil(C/B), H, W, B]      attr block
+//   kiln.FromBlocked(x [N,Cb,H,W,B]) -> [N,C,H,W]                attr channels
+//   kiln.BlockedConv(x, W, B?) -> [N, ceil(M/B), OH, OW, B]      Conv's attrs + block;
+//       x blocked (5-D) or plain NCHW (4-D, for inputs of few channels);
+//       honours the node's epilogue as oneDNN post-ops
+//   kiln.BlockedPool(x [N,Cb,H,W,B]) -> [N,Cb,OH,OW,B]           attrs mode (max|avg),
+//       global, channels, block and the pooling attributes of MaxPool/AveragePool
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "ir/graph.h"
+
+namespace kiln {
+
+inline constexpr const char* kKilnDomain = "kiln";
+
+// oneDNN's implementation for `conv` (a float32 2-D Conv node with constant
+// weights) on an input of `n` x `h` x `w`, blocked or plain NCHW: e.g.
+// "jit:avx2", "gemm:jit", "ref:any"; "" when oneDNN rejects it.
+std::string blocked_conv_impl(const Node& conv, int64_t n, int64_t h, int64_t w, bool plain_src, int64_t block);
+
+}  // namespace kiln
