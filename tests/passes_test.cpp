@@ -360,8 +360,9 @@ TEST(PassManager, OptLevelsAndDisabledPasses) {
   };
   EXPECT_EQ(ops_at(0, {}), "Identity Conv Relu");
   EXPECT_EQ(ops_at(1, {}), "Conv Relu");
-  EXPECT_EQ(ops_at(2, {}), "Conv+Relu");
-  EXPECT_EQ(ops_at(2, {"fuse_epilogue"}), "Conv Relu");
+  EXPECT_EQ(ops_at(2, {}), "BlockedConv+Relu FromBlocked");
+  EXPECT_EQ(ops_at(2, {"layout_blocked"}), "Conv+Relu");
+  EXPECT_EQ(ops_at(2, {"layout_blocked", "fuse_epilogue"}), "Conv Relu");
   EXPECT_THROW(ops_at(2, {"no_such_pass"}), Error);
 }
 
@@ -381,7 +382,7 @@ TEST(PassManager, SessionRunsTheSameAtEveryLevel) {
     o.opt_level = level;
     Session s = Session::load_bytes(bytes.data(), bytes.size(), o);
     if (level == 2) {
-      EXPECT_EQ(s.num_nodes(), 1u);
+      EXPECT_EQ(s.num_nodes(), 2u);  // BlockedConv+Clip, FromBlocked
     }
     std::vector<Tensor> got = s.run({{"x", x}});
     if (want.empty()) want = got;
@@ -398,6 +399,157 @@ TEST(Verifier, CatchesUseBeforeDefinition) {
   verify_graph(*m.graph);
   std::swap(m.graph->nodes[0], m.graph->nodes[1]);
   EXPECT_THROW(verify_graph(*m.graph), Error);
+}
+
+// ---- layout_blocked: every test compares against the plain graph ----------------
+
+int count_op(const std::string& ops, const std::string& op) {
+  int n = 0;
+  for (size_t pos = ops.find(op); pos != std::string::npos; pos = ops.find(op, pos + 1)) ++n;
+  return n;
+}
+
+TEST(LayoutBlocked, ConvChainStaysBlockedBetweenEdges) {
+  Builder b;
+  b.input("x", {2, 3, 17, 15}).output("y");
+  b.random_constant("w1", {13, 3, 3, 3}).random_constant("b1", {13});
+  b.random_constant("w2", {20, 13, 3, 3}).random_constant("w3", {20, 13, 1, 1});
+  set_ints(b.node("Conv", {"x", "w1", "b1"}, {"c1"}), "pads", {1, 1, 1, 1});
+  b.node("Relu", {"c1"}, {"r1"});
+  onnx::NodeProto* mp = b.node("MaxPool", {"r1"}, {"p1"});
+  set_ints(mp, "kernel_shape", {3, 3});
+  set_ints(mp, "strides", {2, 2});
+  set_ints(mp, "pads", {1, 1, 1, 1});
+  set_ints(b.node("Conv", {"p1", "w2"}, {"c2"}), "pads", {1, 1, 1, 1});
+  b.node("Conv", {"p1", "w3"}, {"c3"});
+  b.node("Add", {"c2", "c3"}, {"a"});
+  b.node("Sigmoid", {"a"}, {"s"});
+  b.node("GlobalAveragePool", {"s"}, {"g"});
+  b.node("Flatten", {"g"}, {"y"});
+  const std::string ops = check_passes(b, {"fuse_epilogue", "layout_blocked"}, 1e-4);
+  EXPECT_EQ(count_op(ops, "BlockedConv"), 3) << ops;
+  EXPECT_EQ(count_op(ops, "BlockedPool"), 2) << ops;
+  EXPECT_EQ(count_op(ops, "ToBlocked"), 0) << ops;    // the RGB stem reads NCHW
+  EXPECT_EQ(count_op(ops, "FromBlocked"), 1) << ops;  // only before Flatten
+}
+
+TEST(LayoutBlocked, ConvGeometriesAndEpilogues) {
+  struct Case {
+    int64_t c, m, k, group, stride, dilation;
+    std::vector<int64_t> pads;
+    const char* act;
+  };
+  const Case cases[] = {
+      {16, 16, 3, 16, 1, 1, {1, 1, 1, 1}, "Relu"},     // depthwise
+      {24, 24, 5, 24, 2, 1, {2, 2, 2, 2}, "HardSwish"},  // depthwise, strided
+      {16, 32, 3, 2, 1, 2, {2, 1, 2, 1}, "Sigmoid"},   // grouped, dilated, asymmetric pads
+      {12, 9, 1, 1, 2, 1, {0, 0, 0, 0}, "Tanh"},       // strided 1x1, odd channels
+      {8, 16, 7, 1, 1, 1, {3, 3, 3, 3}, "LeakyRelu"},
+      {16, 8, 3, 1, 1, 1, {0, 1, 1, 0}, "HardSigmoid"},
+  };
+  for (const Case& c : cases) {
+    Builder b;
+    b.input("x", {2, c.c, 11, 13}).output("y");
+    b.random_constant("w0", {c.c, 3, 1, 1}).random_constant("w", {c.m, c.c / c.group, c.k, c.k}).random_constant("b", {c.m});
+    b.input("x0", {2, 3, 11, 13});
+    b.node("Conv", {"x0", "w0"}, {"h"});  // a blocked producer for the conv under test
+    b.node("Add", {"h", "x"}, {"hx"});
+    onnx::NodeProto* conv = b.node("Conv", {"hx", "w", "b"}, {"c"});
+    set_int(conv, "group", c.group);
+    set_ints(conv, "strides", {c.stride, c.stride});
+    set_ints(conv, "dilations", {c.dilation, c.dilation});
+    set_ints(conv, "pads", c.pads);
+    b.node(c.act, {"c"}, {"y"});
+    const std::string ops = check_passes(b, {"fuse_epilogue", "layout_blocked"}, 1e-4);
+    EXPECT_EQ(count_op(ops, "BlockedConv"), 2) << ops << " for group " << c.group << " k " << c.k;
+    EXPECT_NE(ops.find(std::string("BlockedConv+") + (std::string(c.act) == "HardSwish" ? "HardSwish" : c.act)),
+              std::string::npos) << ops;
+  }
+}
+
+TEST(LayoutBlocked, SqueezeExciteConcatAndChannelConstants) {
+  Builder b;
+  b.input("x", {1, 16, 9, 9}).output("y");
+  b.random_constant("w1", {16, 16, 3, 3}).random_constant("w2", {8, 16, 1, 1}).random_constant("w3", {16, 8, 1, 1});
+  b.random_constant("w4", {8, 16, 1, 1}).random_constant("scale", {24, 1, 1}).constant("half", {}, {0.5f});
+  set_ints(b.node("Conv", {"x", "w1"}, {"c1"}), "pads", {1, 1, 1, 1});
+  b.node("GlobalAveragePool", {"c1"}, {"g"});
+  b.node("Conv", {"g", "w2"}, {"s1"});
+  b.node("Relu", {"s1"}, {"s2"});
+  b.node("Conv", {"s2", "w3"}, {"s3"});
+  b.node("HardSigmoid", {"s3"}, {"s4"});
+  b.node("Mul", {"c1", "s4"}, {"se"});
+  b.node("Conv", {"se", "w4"}, {"c4"});
+  set_int(b.node("Concat", {"se", "c4"}, {"cat"}), "axis", 1);
+  b.node("Mul", {"cat", "scale"}, {"scaled"});
+  b.node("Add", {"scaled", "half"}, {"y"});
+  const std::string ops = check_passes(b, {"fuse_epilogue", "layout_blocked"}, 1e-4);
+  EXPECT_EQ(count_op(ops, "BlockedConv"), 4) << ops;
+  EXPECT_EQ(count_op(ops, "FromBlocked"), 1) << ops;  // the graph output
+  EXPECT_EQ(count_op(ops, "ToBlocked"), 1) << ops;    // the graph input
+}
+
+TEST(LayoutBlocked, AveragePoolModes) {
+  for (int64_t include_pad : {0, 1})
+    for (int64_t ceil : {0, 1}) {
+      Builder b;
+      b.input("x", {1, 3, 10, 11}).output("y").random_constant("w", {8, 3, 1, 1});
+      b.node("Conv", {"x", "w"}, {"c"});
+      onnx::NodeProto* p = b.node("AveragePool", {"c"}, {"y"});
+      set_ints(p, "kernel_shape", {3, 3});
+      set_ints(p, "strides", {2, 2});
+      set_ints(p, "pads", {1, 1, 1, 1});
+      set_int(p, "ceil_mode", ceil);
+      set_int(p, "count_include_pad", include_pad);
+      const std::string ops = check_passes(b, {"layout_blocked"}, 1e-4);
+      // oneDNN would count the ceil-mode overhang as padding: kept plain.
+      EXPECT_EQ(count_op(ops, "BlockedPool"), include_pad && ceil ? 0 : 1) << ops;
+    }
+}
+
+TEST(LayoutBlocked, DynamicBatchRunsEveryBatchSize) {
+  Builder b;
+  *b.g()->add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {-1, 8, 7, 7}, {"N"});
+  b.output("y").random_constant("w", {16, 8, 3, 3}).random_constant("w2", {16, 16, 1, 1});
+  set_ints(b.node("Conv", {"x", "w"}, {"c"}), "pads", {1, 1, 1, 1});
+  b.node("Relu", {"c"}, {"r"});
+  b.node("Conv", {"r", "w2"}, {"y"});
+  const std::string bytes = bytes_of(b.m);
+  SessionOptions plain, blocked;
+  plain.opt_level = 1;
+  blocked.opt_level = 2;
+  Session ref = Session::load_bytes(bytes.data(), bytes.size(), plain);
+  Session opt = Session::load_bytes(bytes.data(), bytes.size(), blocked);
+  std::mt19937 rng(5);
+  for (int64_t n : {1, 3, 1, 0}) {
+    Tensor x = random_f32({n, 8, 7, 7}, rng);
+    EXPECT_TRUE(all_close(opt.run({{"x", x}})[0], ref.run({{"x", x}})[0], 1e-4, 1e-5)) << "batch " << n;
+  }
+}
+
+TEST(LayoutBlocked, ReordersAndConvForBothBlockSizes) {
+  std::mt19937 rng(11);
+  for (int64_t block : {8, 16})
+    for (int64_t c : {3, 8, 13, 16, 21}) {
+      Tensor x = random_f32({2, c, 5, 6}, rng);
+      Tensor blocked = run_node({.op = "ToBlocked", .domain = "kiln", .inputs = {x}, .attrs = {{"block", attr_int(block)}}})[0];
+      EXPECT_EQ(blocked.shape(), (Shape{2, (c + block - 1) / block, 5, 6, block}));
+      Tensor back = run_node({.op = "FromBlocked", .domain = "kiln", .inputs = {blocked}, .attrs = {{"channels", attr_int(c)}}})[0];
+      EXPECT_TRUE(all_close(back, x, 0, 0)) << "C " << c << " block " << block;
+
+      Tensor w = random_f32({7, c, 3, 3}, rng), bias = random_f32({7}, rng);
+      const std::map<std::string, Attribute> conv_attrs = {{"pads", attr_ints({1, 0, 1, 2})}, {"strides", attr_ints({1, 2})}};
+      Tensor want = run_node({.op = "Conv", .inputs = {x, w, bias}, .attrs = conv_attrs})[0];
+      auto attrs = conv_attrs;
+      attrs["block"] = attr_int(block);
+      for (bool plain_src : {true, false}) {
+        NodeSpec conv{.op = "BlockedConv", .domain = "kiln", .inputs = {plain_src ? x : blocked, w, bias}, .attrs = attrs};
+        conv.constant_inputs = true;  // W and B must be constants
+        Tensor y = run_node(conv)[0];
+        Tensor got = run_node({.op = "FromBlocked", .domain = "kiln", .inputs = {y}, .attrs = {{"channels", attr_int(7)}}})[0];
+        EXPECT_TRUE(all_close(got, want, 1e-4, 1e-5)) << "C " << c << " block " << block << " plain " << plain_src;
+      }
+    }
 }
 
 }  // namespace kiln::test

@@ -84,6 +84,7 @@ class ReorderKernel : public Kernel {
                            to_blocked_ ? Shape{nchw[0], ceil_div(nchw[1], block), nchw[2], nchw[3], block} : nchw);
     if (y.numel() == 0) return;
     const auto& prim = cache_.get(nchw, [&] {
+      dnnl_glue::use_threads(threads_of(ctx));
       memory::desc plain(nchw, kF32, Tag::nchw), blocked(nchw, kF32, dnnl_glue::blocked_tag(block));
       return to_blocked_ ? dnnl::reorder(dnnl::reorder::primitive_desc(dnnl_glue::engine(), plain,
                                                                        dnnl_glue::engine(), blocked))
@@ -215,7 +216,10 @@ class BlockedConvKernel : public Kernel {
     const bool plain = x.rank() == 4;
     if (x.dtype() != DType::kFloat32 || (!plain && (x.rank() != 5 || x.dim(4) != block_)))
       throw ctx.error("unexpected input " + shape_str(x.shape()));
-    const Prepared& p = prepared_.get(x.shape(), [&] { return prepare(x, plain); });
+    const Prepared& p = prepared_.get(x.shape(), [&] {
+      dnnl_glue::use_threads(threads_of(ctx));
+      return prepare(x, plain);
+    });
     Tensor& y = ctx.output(0, DType::kFloat32,
                            {x.dim(0), ceil_div(weights_.dim(0), block_), p.setup.g.out[0], p.setup.g.out[1], block_});
     if (y.numel() == 0) return;
@@ -335,6 +339,7 @@ class BlockedPoolKernel : public Kernel {
     check_blocked(ctx, x, block_);
     if (ceil_div(channels_, block_) != x.dim(1)) throw ctx.error("channels does not match the blocked input");
     const Prepared& p = prepared_.get(x.shape(), [&] {
+      dnnl_glue::use_threads(threads_of(ctx));
       PoolSetup s;
       std::string err = pool_setup(node_, x.dim(2), x.dim(3), &s);
       if (!err.empty()) throw ctx.error(err);

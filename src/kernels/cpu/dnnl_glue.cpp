@@ -53,8 +53,10 @@ bool post_ops_for(const std::vector<EpilogueStep>& steps, dnnl::post_ops* out) {
   return true;
 }
 
+void use_threads(int threads) { omp_set_num_threads(threads > 0 ? threads : 1); }
+
 void execute(const dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args, int threads) {
-  omp_set_num_threads(threads > 0 ? threads : 1);
+  use_threads(threads);
   dnnl::stream s(engine());
   p.execute(s, args);
   s.wait();

@@ -27,6 +27,10 @@ int64_t channel_block();
 dnnl::memory::format_tag blocked_tag(int64_t block);
 // The epilogue as oneDNN post-ops; false when a step has no equivalent.
 bool post_ops_for(const std::vector<EpilogueStep>& steps, dnnl::post_ops* out);
+// Sets the calling thread's OpenMP team size for what follows. oneDNN sizes
+// a primitive's work split when the primitive is created, so call it before
+// creating one as well as before running it.
+void use_threads(int threads);
 // Runs p on `threads` threads (oneDNN's OpenMP team for this call) and waits.
 void execute(const dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args, int threads);
 
