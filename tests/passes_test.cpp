@@ -552,4 +552,26 @@ TEST(LayoutBlocked, ReordersAndConvForBothBlockSizes) {
     }
 }
 
+TEST(Passes, LeftoverBatchNormBecomesPerChannelAffine) {
+  Builder b;
+  b.input("x", {2, 5, 4, 3}).input("z", {2, 3, 4, 3}).output("y");
+  b.random_constant("scale", {8}).random_constant("bias", {8}).random_constant("mean", {8});
+  b.random_constant("var", {8}, 0.5f, 2.0f);
+  set_int(b.node("Concat", {"x", "z"}, {"c"}), "axis", 1);
+  set_float(b.node("BatchNormalization", {"c", "scale", "bias", "mean", "var"}, {"y"}), "epsilon", 1e-3f);
+  EXPECT_EQ(check_passes(b, {"batchnorm_to_affine"}), "Concat Mul Add");
+}
+
+TEST(LayoutBlocked, SpatialPadRunsBlocked) {
+  Builder b;
+  b.input("x", {1, 4, 6, 7}).output("y").random_constant("w", {16, 4, 1, 1});
+  b.ints("pads", {8}, {0, 0, 1, 2, 0, 0, 2, 1});
+  b.node("Conv", {"x", "w"}, {"c"});
+  b.node("Pad", {"c", "pads"}, {"p"});
+  onnx::NodeProto* pool = b.node("AveragePool", {"p"}, {"y"});
+  set_ints(pool, "kernel_shape", {3, 3});
+  const std::string ops = check_passes(b, {"layout_blocked"}, 1e-4);
+  EXPECT_EQ(ops, "BlockedConv Pad BlockedPool FromBlocked");
+}
+
 }  // namespace kiln::test

@@ -4,6 +4,10 @@
 // (b[m] - mean[m]) * s[m] + B[m]. Needs constant BN parameters, conv
 // weights and bias, float32, and a conv output read only by the BN. New
 // weights are new initializers: the old ones may be shared.
+//
+// batchnorm_to_affine handles the BNs left over (a BN after a Concat or an
+// Add, as in DenseNet's pre-activation blocks): x * s + t with per-channel
+// constants, ops that the epilogue fusion and the blocked layout handle.
 #include <cmath>
 
 #include "ir/op.h"
@@ -86,6 +90,33 @@ bool fold_batchnorm(Graph& g) {
     if (!op || !op->has_input(1) || !only_read_by(g, n->inputs[0], n.get())) continue;
     if (op->op_type == "Gemm" && (n->inputs[0]->type.rank() != 2)) continue;
     changed |= fold_into(g, *op, *n);
+  }
+  return changed;
+}
+
+bool batchnorm_to_affine(Graph& g) {
+  bool changed = false;
+  const size_t count = g.nodes.size();
+  for (size_t i = 0; i < count; ++i) {
+    Node& bn = *g.nodes[i];
+    if (bn.op_type != "BatchNormalization" || !bn.domain.empty() || !bn.has_input(0) || !bn.has_output(0)) continue;
+    const ValueType& x = bn.inputs[0]->type;
+    if (x.dtype != DType::kFloat32 || x.rank() < 2 || !(*x.shape)[1].is_known()) continue;
+    const int64_t channels = (*x.shape)[1].value;
+    BnScale bs;
+    if (!bn_scale(bn, channels, &bs)) continue;
+    Shape per_channel(static_cast<size_t>(x.rank() - 1), 1);
+    per_channel[0] = channels;
+    Tensor scale(DType::kFloat32, per_channel), shift(DType::kFloat32, per_channel);
+    std::copy(bs.scale.begin(), bs.scale.end(), scale.data<float>());
+    std::copy(bs.shift.begin(), bs.shift.end(), shift.data<float>());
+    Value* in = bn.inputs[0];
+    Value* out = bn.outputs[0];
+    detach_node(g, &bn);
+    Value* scaled = add_fresh_value(g, out->name + ".scaled");
+    add_node(g, "Mul", bn.name + ".scale", {in, add_constant(g, bn.name + ".bn_scale", std::move(scale))}, {scaled}, 14);
+    add_node(g, "Add", bn.name + ".shift", {scaled, add_constant(g, bn.name + ".bn_shift", std::move(shift))}, {out}, 14);
+    changed = true;
   }
   return changed;
 }

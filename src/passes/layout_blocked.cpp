@@ -62,6 +62,7 @@ class LayoutPass {
       else if (is_one_of(n.op_type, {"Add", "Sub", "Mul", "Max", "Min"})) changed |= binary(n);
       else if (is_one_of(n.op_type, {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"})) changed |= pool(n);
       else if (n.op_type == "Concat") changed |= concat(n);
+      else if (n.op_type == "Pad") changed |= pad(n);
     }
     return changed;
   }
@@ -192,6 +193,27 @@ class LayoutPass {
     auto attrs = n.attrs;
     attrs["axis"] = int_attr(1);
     replace(n, "Concat", inputs, std::move(attrs));
+    return true;
+  }
+
+  // Spatial zero-or-constant padding (Inception's explicit pads before its
+  // pools): the same Pad on the 5-D twin, with the pads of H and W.
+  bool pad(Node& n) {
+    auto it = twin_.find(n.inputs[0]);
+    if (it == twin_.end() || n.opset < 11 || n.attr_string("mode", "constant") != "constant" || n.inputs.size() > 3 ||
+        !n.has_input(1) || static_channels(n.outputs[0]) < 0)
+      return false;
+    const Tensor* pads = constant_of(n.inputs[1]);
+    if (!pads || pads->dtype() != DType::kInt64 || pads->numel() != 8) return false;
+    const int64_t* p = pads->data<int64_t>();
+    if (p[0] || p[1] || p[4] || p[5]) return false;  // N and C unpadded
+    if (n.has_input(2) && !constant_of(n.inputs[2])) return false;
+    Tensor blocked_pads(DType::kInt64, {10});
+    const int64_t v[10] = {0, 0, p[2], p[3], 0, 0, 0, p[6], p[7], 0};
+    std::copy(v, v + 10, blocked_pads.data<int64_t>());
+    std::vector<Value*> inputs = {it->second, add_constant(g_, n.name + ".blocked_pads", std::move(blocked_pads))};
+    if (n.has_input(2)) inputs.push_back(n.inputs[2]);
+    replace(n, "Pad", inputs, n.attrs);
     return true;
   }
 

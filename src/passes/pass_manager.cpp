@@ -24,6 +24,7 @@ const std::vector<Pass>& all_passes() {
       {"eliminate_common_subexpressions", 1, eliminate_common_subexpressions},
       {"eliminate_dead_code", 1, eliminate_dead_code},
       {"fold_batchnorm", 2, fold_batchnorm},
+      {"batchnorm_to_affine", 2, batchnorm_to_affine},
       {"recognize_layernorm", 2, recognize_layernorm},
       {"recognize_gelu", 2, recognize_gelu},
       {"fuse_matmul_add", 2, fuse_matmul_add},

@@ -15,6 +15,7 @@ bool eliminate_dead_code(Graph& g);  // unread nodes and initializers
 
 // Level 2: fusions and recognition of decomposed ops.
 bool fold_batchnorm(Graph& g);       // Conv/Gemm + BatchNormalization
+bool batchnorm_to_affine(Graph& g);  // other BatchNormalizations -> Mul + Add per channel
 bool recognize_layernorm(Graph& g);  // ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add
 bool recognize_gelu(Graph& g);       // x * 0.5 * (1 + erf(x / sqrt(2)))
 bool fuse_matmul_add(Graph& g);      // 2-D MatMul + Add(bias) -> Gemm
