@@ -1,0 +1,179 @@
+// Kernel micro-benchmarks, one core: the FMA peak measured here, kiln's
+// packed GEMM, and the main convolutions of ResNet-50 and MobileNetV2 both
+// through kiln's own NCHW kernels (im2col + GEMM, direct depthwise) and
+// through oneDNN in the blocked layout, which is what the layout pass runs.
+// Every benchmark reports GFLOP/s ("FLOPS" counter) and its share of the
+// peak ("peak_frac"); see docs/benchmarks.md.
+//
+//   build/bench/micro/kiln_microbench [--benchmark_filter=Conv]
+#include <benchmark/benchmark.h>
+
+#include <dnnl.hpp>
+#include <ctime>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/conv_f32.h"
+#include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/dnnl_glue.h"
+#include "kernels/cpu/gemm_f32.h"
+
+namespace kiln::bench {
+
+float fma_chains_avx2(int64_t iterations);
+
+namespace {
+
+std::vector<float> random_floats(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> v(n);
+  for (float& x : v) x = u(rng);
+  return v;
+}
+
+double thread_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+// FLOP/s of one core's FMA units, measured once on this thread's CPU time
+// (like the benchmarks' rates, so a busy machine skews neither); needs AVX2,
+// 0 otherwise.
+double fma_peak_flops() {
+  static const double peak = [] {
+    if (cpu_isa_supported() < CpuIsa::kAvx2) return 0.0;
+    const int64_t iters = 20'000'000;
+    double best = 0;
+    for (int rep = 0; rep < 3; ++rep) {
+      const double t0 = thread_cpu_seconds();
+      benchmark::DoNotOptimize(fma_chains_avx2(iters));
+      const double s = thread_cpu_seconds() - t0;
+      best = std::max(best, double(iters) * 12 * 8 * 2 / s);
+    }
+    return best;
+  }();
+  return peak;
+}
+
+void report(benchmark::State& state, double flops_per_iteration) {
+  state.counters["FLOPS"] = benchmark::Counter(flops_per_iteration, benchmark::Counter::kIsIterationInvariantRate,
+                                               benchmark::Counter::kIs1000);
+  const double peak = fma_peak_flops();
+  if (peak > 0) {
+    state.counters["peak_frac"] = benchmark::Counter(flops_per_iteration / peak,
+                                                     benchmark::Counter::kIsIterationInvariantRate);
+  }
+}
+
+void BM_FmaPeak(benchmark::State& state) {
+  if (cpu_isa_supported() < CpuIsa::kAvx2) {
+    state.SkipWithError("no AVX2");
+    return;
+  }
+  const int64_t iters = 1'000'000;
+  for (auto _ : state) benchmark::DoNotOptimize(fma_chains_avx2(iters));
+  report(state, double(iters) * 12 * 8 * 2);
+}
+BENCHMARK(BM_FmaPeak);
+
+// C[M, N] = A[M, K] * B[K, N], B packed ahead like a weight.
+void BM_Gemm(benchmark::State& state) {
+  const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
+  auto a = random_floats(size_t(M * K), 1), b = random_floats(size_t(K * N), 2);
+  std::vector<float> c(size_t(M * N));
+  auto packed = PackedMatrixF32::pack(PackedMatrixF32::Side::kB, b.data(), N, false, K, N, gemm_f32_default_kernel());
+  for (auto _ : state) {
+    gemm_f32(M, N, K, 1.0f, {a.data(), K}, {b.data(), N, false, packed.get()}, 0.0f, c.data(), N, nullptr);
+    benchmark::ClobberMemory();
+  }
+  report(state, 2.0 * M * N * K);
+}
+BENCHMARK(BM_Gemm)
+    ->ArgNames({"M", "N", "K"})
+    ->Args({256, 256, 256})
+    ->Args({1024, 1024, 1024})
+    ->Args({197, 768, 768})    // ViT-B/16 attention projection, batch 1
+    ->Args({197, 3072, 768})   // ViT-B/16 MLP up
+    ->Args({197, 768, 3072})   // ViT-B/16 MLP down
+    ->Args({1, 1000, 2048});   // ResNet-50 classifier, batch 1
+
+struct ConvShape {
+  int64_t c, h, m, k, stride, group;
+};
+// ResNet-50 (batch 1): stem, bottleneck 1x1 / 3x3 of each stage.
+// MobileNetV2: expand 1x1, depthwise 3x3 s1 and s2, project 1x1, head.
+const ConvShape kConvs[] = {
+    {3, 224, 64, 7, 2, 1},      {64, 56, 64, 1, 1, 1},      {64, 56, 64, 3, 1, 1},     {64, 56, 256, 1, 1, 1},
+    {256, 56, 64, 1, 1, 1},     {128, 28, 128, 3, 1, 1},    {256, 14, 256, 3, 1, 1},   {1024, 14, 256, 1, 1, 1},
+    {512, 7, 512, 3, 1, 1},     {24, 56, 144, 1, 1, 1},     {144, 56, 144, 3, 1, 144}, {144, 56, 144, 3, 2, 144},
+    {144, 56, 24, 1, 1, 1},     {320, 7, 1280, 1, 1, 1},
+};
+
+double conv_flops(const ConvShape& s) {
+  const int64_t oh = (s.h + 2 * (s.k / 2) - s.k) / s.stride + 1;
+  return 2.0 * s.m * oh * oh * (s.c / s.group) * s.k * s.k;
+}
+
+void BM_ConvKilnNchw(benchmark::State& state) {
+  const ConvShape& cs = kConvs[state.range(0)];
+  Conv2dF32Shape s;
+  s.C = cs.c;
+  s.H = s.W = cs.h;
+  s.M = cs.m;
+  s.KH = s.KW = cs.k;
+  s.stride_h = s.stride_w = cs.stride;
+  s.pad_h = s.pad_w = cs.k / 2;
+  s.group = cs.group;
+  s.OH = s.OW = (cs.h + 2 * s.pad_h - cs.k) / cs.stride + 1;
+  auto x = random_floats(size_t(s.C * s.H * s.W), 1), w = random_floats(size_t(s.M * (s.C / s.group) * cs.k * cs.k), 2);
+  std::vector<float> y(size_t(s.M * s.OH * s.OW));
+  auto packed = s.depthwise() ? nullptr : pack_conv_weights_f32(w.data(), s.M, s.group, (s.C / s.group) * cs.k * cs.k);
+  for (auto _ : state) {
+    conv2d_f32(s, x.data(), w.data(), packed.get(), nullptr, y.data(), nullptr);
+    benchmark::ClobberMemory();
+  }
+  report(state, conv_flops(cs));
+  state.SetLabel("C" + std::to_string(cs.c) + " " + std::to_string(cs.h) + "x" + std::to_string(cs.h) + " M" +
+                 std::to_string(cs.m) + " k" + std::to_string(cs.k) + " s" + std::to_string(cs.stride) +
+                 (cs.group > 1 ? " dw" : ""));
+}
+
+void BM_ConvOneDnnBlocked(benchmark::State& state) {
+  using dnnl::memory;
+  const ConvShape& cs = kConvs[state.range(0)];
+  const int64_t block = dnnl_glue::channel_block(), pad = cs.k / 2;
+  const int64_t oh = (cs.h + 2 * pad - cs.k) / cs.stride + 1;
+  const auto f32 = memory::data_type::f32;
+  const auto tag = dnnl_glue::blocked_tag(block);
+  dnnl_glue::use_threads(1);
+  memory::desc src({1, cs.c, cs.h, cs.h}, f32, cs.c < block ? memory::format_tag::nchw : tag);
+  memory::desc wd = cs.group == 1 ? memory::desc({cs.m, cs.c, cs.k, cs.k}, f32, memory::format_tag::any)
+                                  : memory::desc({cs.group, cs.m / cs.group, cs.c / cs.group, cs.k, cs.k}, f32,
+                                                 memory::format_tag::any);
+  memory::desc dst({1, cs.m, oh, oh}, f32, tag);
+  dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wd,
+                                    dst, {cs.stride, cs.stride}, {pad, pad}, {pad, pad});
+  dnnl::convolution_forward::primitive_desc pd(d, dnnl_glue::engine());
+  memory sm(pd.src_desc(), dnnl_glue::engine()), wm(pd.weights_desc(), dnnl_glue::engine()),
+      dm(pd.dst_desc(), dnnl_glue::engine());
+  dnnl::convolution_forward conv(pd);
+  for (auto _ : state)
+    dnnl_glue::execute(conv, {{DNNL_ARG_SRC, sm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, dm}}, 1);
+  report(state, conv_flops(cs));
+  state.SetLabel(pd.impl_info_str());
+}
+
+void conv_args(benchmark::internal::Benchmark* b) {
+  b->ArgName("shape");
+  for (size_t i = 0; i < std::size(kConvs); ++i) b->Arg(int64_t(i));
+}
+BENCHMARK(BM_ConvKilnNchw)->Apply(conv_args);
+BENCHMARK(BM_ConvOneDnnBlocked)->Apply(conv_args);
+
+}  // namespace
+
+}  // namespace kiln::bench
+
+BENCHMARK_MAIN();
