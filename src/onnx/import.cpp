@@ -3,7 +3,14 @@
 // and subgraph attributes (recursively, with outer-scope references).
 #include "onnx/import.h"
 
+#include <fcntl.h>
 #include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <climits>
 #include <filesystem>
@@ -36,6 +43,13 @@ class Importer {
 
   std::shared_ptr<Graph> import_graph(const onnx::GraphProto& gp, Graph* parent,
                                       const std::map<std::string, int>& opsets, int depth);
+  // The main graph: its initializers' data is freed from the proto once
+  // copied into the Graph.
+  std::shared_ptr<Graph> import_graph(onnx::GraphProto& gp, Graph* parent, const std::map<std::string, int>& opsets,
+                                      int depth) {
+    consumable_ = &gp;
+    return import_graph(static_cast<const onnx::GraphProto&>(gp), parent, opsets, depth);
+  }
 
  private:
   ValueType value_type(const onnx::TypeProto& tp, const std::string& what);
@@ -51,6 +65,7 @@ class Importer {
   std::string where(const std::string& s) const { return source_ + ": " + s; }
 
   const onnx::ModelProto& model_;
+  onnx::GraphProto* consumable_ = nullptr;
   std::string base_dir_;
   std::string source_;
   std::map<FunctionKey, const onnx::FunctionProto*> functions_;
@@ -281,12 +296,18 @@ std::shared_ptr<Graph> Importer::import_graph(const onnx::GraphProto& gp, Graph*
   g->parent = parent;
   g->opsets = opsets;
   std::string gname = "graph '" + gp.name() + "'";
-  for (const auto& tp : gp.initializer()) {
+  for (int i = 0; i < gp.initializer_size(); ++i) {
+    const onnx::TensorProto& tp = gp.initializer(i);
     if (tp.name().empty()) throw Error(where(gname + ": an initializer has no name"));
     Value* v = g->add_value(tp.name());
     if (v->initializer) throw Error(where(gname + ": initializer '" + tp.name() + "' is defined twice"));
     v->initializer = tensor_from_proto(tp, base_dir_, where("initializer '" + tp.name() + "'"));
     v->type = ValueType::tensor(v->initializer->dtype(), v->initializer->shape());
+    if (&gp == consumable_) {
+      onnx::TensorProto* owned = consumable_->mutable_initializer(i);
+      onnx::TensorProto().Swap(owned);  // frees the data (Clear() would keep the capacity)
+      owned->set_name(v->name);
+    }
   }
   if (gp.sparse_initializer_size() > 0)
     throw Error(where(gname + ": sparse initializers are not supported"));
@@ -342,15 +363,19 @@ std::shared_ptr<Graph> Importer::import_graph(const onnx::GraphProto& gp, Graph*
 
 }  // namespace
 
-Model load_onnx_bytes(const void* data, size_t size, const std::string& base_dir, const std::string& source) {
-  if (size > static_cast<size_t>(INT_MAX))
-    throw Error(source + ": file is larger than 2 GB; store the weights as external data");
-  onnx::ModelProto mp;
-  google::protobuf::io::CodedInputStream in(static_cast<const uint8_t*>(data), static_cast<int>(size));
+namespace {
+
+void parse_model(google::protobuf::io::ZeroCopyInputStream& raw, const std::string& source, onnx::ModelProto* mp) {
+  google::protobuf::io::CodedInputStream in(&raw);
   in.SetTotalBytesLimit(INT_MAX);
   in.SetRecursionLimit(200);
-  if (!mp.ParseFromCodedStream(&in) || !in.ConsumedEntireMessage())
+  if (!mp->ParseFromCodedStream(&in) || !in.ConsumedEntireMessage())
     throw Error(source + ": not a valid ONNX model (protobuf parse failed: truncated or not a ModelProto)");
+}
+
+// The parsed model is consumed: initializer data moves into the Graph and is
+// freed from the proto as it goes, so a large model is never held twice.
+Model import_model(onnx::ModelProto& mp, const std::string& base_dir, const std::string& source) {
   if (!mp.has_graph() || !mp.has_ir_version())
     throw Error(source + ": not an ONNX model (no graph or no ir_version)");
   if (mp.ir_version() < kMinIrVersion || mp.ir_version() > kMaxIrVersion)
@@ -369,15 +394,44 @@ Model load_onnx_bytes(const void* data, size_t size, const std::string& base_dir
   }
   if (mp.opset_import_size() == 0) m.opsets[""] = 1;  // IR < 3 files predate opset_import
   Importer imp(mp, base_dir, source);
-  m.graph = imp.import_graph(mp.graph(), nullptr, m.opsets, 0);
+  m.graph = imp.import_graph(*mp.mutable_graph(), nullptr, m.opsets, 0);
   return m;
 }
 
+}  // namespace
+
+Model load_onnx_bytes(const void* data, size_t size, const std::string& base_dir, const std::string& source) {
+  if (size > static_cast<size_t>(INT_MAX))
+    throw Error(source + ": file is larger than 2 GB; store the weights as external data");
+  onnx::ModelProto mp;
+  google::protobuf::io::ArrayInputStream raw(data, static_cast<int>(size));
+  parse_model(raw, source, &mp);
+  return import_model(mp, base_dir, source);
+}
+
 Model load_onnx_file(const std::string& path) {
-  std::string bytes = read_file(path);
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw Error(path + ": is a directory, not a file");
+  // Parsed straight from the file, not from a copy of it in memory.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || st.st_size > static_cast<off_t>(INT_MAX)) {
+    ::close(fd);
+    throw Error(path + ": file is larger than 2 GB; store the weights as external data");
+  }
+  onnx::ModelProto mp;
+  try {
+    google::protobuf::io::FileInputStream raw(fd);
+    parse_model(raw, path, &mp);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
   std::string dir = std::filesystem::path(path).parent_path().string();
   if (dir.empty()) dir = ".";
-  return load_onnx_bytes(bytes.data(), bytes.size(), dir, path);
+  return import_model(mp, dir, path);
 }
 
 }  // namespace kiln
