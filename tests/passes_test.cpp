@@ -574,4 +574,29 @@ TEST(LayoutBlocked, SpatialPadRunsBlocked) {
   EXPECT_EQ(ops, "BlockedConv Pad BlockedPool FromBlocked");
 }
 
+TEST(ReleaseOwnedConstants, FreesPackedWeightsOnlyWhenEveryReaderOwnsThem) {
+  Builder b;
+  b.input("x", {3, 8}).output("y").output("z");
+  b.random_constant("w", {8, 5}).random_constant("shared", {8, 5}).random_constant("w2", {8, 8, 1, 1});
+  b.node("MatMul", {"x", "w"}, {"m"});           // w: only a packing MatMul reads it
+  b.node("MatMul", {"x", "shared"}, {"m2"});     // shared: also read by an Add
+  b.node("Add", {"m", "m2"}, {"y"});
+  b.node("Add", {"shared", "shared"}, {"z"});
+  Model model = load(b);
+  std::mt19937 rng(9);
+  Tensor x = random_f32({3, 8}, rng);
+  auto cg = CompiledGraph::compile(*model.graph);
+  const std::vector<Tensor> want = cg->run({x}, nullptr);
+  const size_t freed = cg->release_owned_constants(*model.graph);
+  EXPECT_EQ(freed, 8u * 5u * sizeof(float));
+  EXPECT_EQ(model.graph->find("w")->initializer->raw(), nullptr);
+  EXPECT_NE(model.graph->find("shared")->initializer->raw(), nullptr);
+  EXPECT_EQ(model.graph->find("w")->initializer->shape(), (Shape{8, 5}));
+  for (int run = 0; run < 2; ++run) {
+    const std::vector<Tensor> got = cg->run({x}, nullptr);
+    EXPECT_TRUE(all_close(got[0], want[0], 0, 0));
+    EXPECT_TRUE(all_close(got[1], want[1], 0, 0));
+  }
+}
+
 }  // namespace kiln::test

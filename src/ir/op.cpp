@@ -151,6 +151,7 @@ class EpilogueKernel : public Kernel {
     inner_->run(ctx);
     apply_epilogue(steps_, ctx.output_tensor(0));
   }
+  bool owns_constant_input(size_t i) const override { return inner_->owns_constant_input(i); }
 
  private:
   std::unique_ptr<Kernel> inner_;

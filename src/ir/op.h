@@ -96,6 +96,10 @@ class Kernel {
   // True when run() itself applies the node's element-wise epilogue
   // (ir/epilogue.h); otherwise make_kernel applies it after run().
   virtual bool applies_epilogue() const { return false; }
+  // True when the kernel keeps its own copy (packed, reordered) of constant
+  // input `i` and never reads that input's data at run time: the session
+  // then frees the original (see CompiledGraph::release_owned_constants).
+  virtual bool owns_constant_input(size_t /*i*/) const { return false; }
 };
 
 using ComputeFn = std::function<void(KernelContext&)>;

@@ -207,9 +207,22 @@ class BlockedConvKernel : public Kernel {
       if (!node.inputs[2]->initializer) throw Error(node.describe() + ": B must be a constant");
       bias_ = *node.inputs[2]->initializer;
     }
+    // With the input's channels and spatial size known, reorder the weights
+    // now and let go of the originals: other shapes (another batch size)
+    // reorder from this copy.
+    const ValueType& x = node.inputs[0]->type;
+    if (weights_.raw() && x.rank() >= 4 && (*x.shape)[2].is_known() && (*x.shape)[3].is_known()) {
+      const bool plain = x.rank() == 4;
+      ConvSetup s;
+      if (conv_setup(node_, weights_.shape(), 1, (*x.shape)[2].value, (*x.shape)[3].value, plain, block_, &s).empty()) {
+        reordered_weights(s, conv_pd(s, attr_).weights_desc());
+        weights_ = Tensor::wrap(weights_.dtype(), weights_.shape(), nullptr);
+      }
+    }
   }
 
   bool applies_epilogue() const override { return true; }
+  bool owns_constant_input(size_t i) const override { return i == 1; }
 
   void run(KernelContext& ctx) const override {
     const Tensor& x = ctx.input(0);
@@ -253,14 +266,15 @@ class BlockedConvKernel : public Kernel {
     return p;
   }
 
-  // Weights in `layout`, reordered once per layout (every shape of one conv
-  // normally gets the same).
+  // The weights in `layout`, reordered once per layout (every shape of one
+  // conv normally gets the same), from the originals or, once those are
+  // gone, from the first reordered copy.
   std::shared_ptr<memory> reordered_weights(const ConvSetup& s, const memory::desc& layout) const {
     std::lock_guard<std::mutex> lock(weights_mutex_);
     for (const auto& w : packed_weights_)
       if (w->get_desc() == layout) return w;
     auto w = std::make_shared<memory>(layout, dnnl_glue::engine());
-    memory src = wrap(conv_weights_desc(s, Tag::oihw), weights_.raw());
+    memory src = weights_.raw() ? wrap(conv_weights_desc(s, Tag::oihw), weights_.raw()) : *packed_weights_.front();
     dnnl_glue::execute(dnnl::reorder(src, *w), {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, *w}}, 1);
     packed_weights_.push_back(w);
     return w;
@@ -269,7 +283,7 @@ class BlockedConvKernel : public Kernel {
   const Node& node_;
   int64_t block_;
   dnnl::primitive_attr attr_;
-  Tensor weights_, bias_;
+  Tensor weights_, bias_;  // weights_ loses its data once reordered
   ShapeCache<Prepared> prepared_;
   mutable std::mutex weights_mutex_;
   mutable std::vector<std::shared_ptr<memory>> packed_weights_;

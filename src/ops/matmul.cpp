@@ -260,12 +260,13 @@ const Tensor* constant_f32_matrix(const Node& node) {
 }
 
 // B packed for gemm_f32, and the data it was packed from: a run uses it only
-// when its B is that same tensor.
+// when its B is that same tensor, or that tensor after the session freed its
+// data (owns_constant_input).
 struct PackedB {
   const float* source = nullptr;
   std::shared_ptr<const PackedMatrixF32> packed;
   const PackedMatrixF32* for_input(const Tensor& b) const {
-    return packed && b.data<float>() == source ? packed.get() : nullptr;
+    return packed && (b.data<float>() == source || b.raw() == nullptr) ? packed.get() : nullptr;
   }
 };
 
@@ -278,6 +279,10 @@ class MatMulKernel : public Kernel {
                                         gemm_f32_default_kernel());
     }
   }
+
+  // The fast path below is the only one for a float32 B, and it reads the
+  // packed copy only.
+  bool owns_constant_input(size_t i) const override { return i == 1 && b_.packed; }
 
   void run(KernelContext& ctx) const override {
     const Tensor& a = ctx.input(0);
@@ -315,8 +320,12 @@ class GemmKernel : public Kernel {
       b_.source = b->data<float>();
       b_.packed = PackedMatrixF32::pack(PackedMatrixF32::Side::kB, b_.source, b->dim(1), tb, tb ? b->dim(1) : b->dim(0),
                                         tb ? b->dim(0) : b->dim(1), gemm_f32_default_kernel());
+      // Before opset 11 every run takes compute_gemm, which reads B itself.
+      owns_b_ = node.opset >= 11;
     }
   }
+
+  bool owns_constant_input(size_t i) const override { return i == 1 && owns_b_; }
 
   void run(KernelContext& ctx) const override {
     const Node& node = ctx.node();
@@ -351,6 +360,7 @@ class GemmKernel : public Kernel {
 
  private:
   PackedB b_;
+  bool owns_b_ = false;
 };
 
 }  // namespace

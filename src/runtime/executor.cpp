@@ -1,5 +1,6 @@
 #include "runtime/executor.h"
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "ir/infer.h"
@@ -38,6 +39,34 @@ std::shared_ptr<const CompiledGraph> CompiledGraph::compile(const Graph& graph) 
   for (auto& [v, i] : last_use)
     if (!v->initializer && !v->is_outer && !v->is_graph_input) cg->frees_[i].push_back(v->index);
   return cg;
+}
+
+size_t CompiledGraph::release_owned_constants(Graph& g) const {
+  if (&g != graph_) throw Error("release_owned_constants: not the compiled graph");
+  std::unordered_map<const Node*, size_t> index;
+  for (size_t i = 0; i < g.nodes.size(); ++i) index[g.nodes[i].get()] = i;
+  std::unordered_map<const Value*, bool> read_by_subgraph;
+  for (const auto& n : g.nodes)
+    for (const Value* v : g.implicit_inputs(*n)) read_by_subgraph[v] = true;
+  size_t freed = 0;
+  for (const auto& v : g.values) {
+    if (!v->initializer || v->is_graph_input || v->initializer->raw() == nullptr || v->consumers.empty() ||
+        read_by_subgraph.count(v.get()) ||
+        std::find(g.outputs.begin(), g.outputs.end(), v.get()) != g.outputs.end())
+      continue;
+    bool owned = true;
+    for (const Node* n : v->consumers) {
+      auto it = index.find(n);
+      if (it == index.end()) owned = false;
+      for (size_t k = 0; owned && k < n->inputs.size(); ++k)
+        if (n->inputs[k] == v.get() && !kernels_[it->second]->owns_constant_input(k)) owned = false;
+      if (!owned) break;
+    }
+    if (!owned) continue;
+    freed += v->initializer->nbytes();
+    v->initializer = Tensor::wrap(v->initializer->dtype(), v->initializer->shape(), nullptr);
+  }
+  return freed;
 }
 
 Frame::Frame(const CompiledGraph& cg, const Frame* parent)

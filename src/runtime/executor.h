@@ -17,6 +17,11 @@ class CompiledGraph {
   static std::shared_ptr<const CompiledGraph> compile(const Graph& graph);
 
   const Graph& graph() const { return *graph_; }
+  // Frees the data of the constants of `g` (the graph this was compiled
+  // from) whose every reader's kernel owns a copy of it (packed weights);
+  // they keep their type and shape, and reach kernels as tensors without
+  // data. Returns the bytes freed.
+  size_t release_owned_constants(Graph& g) const;
   // Runs with the given values for graph->inputs (by position; undefined
   // tensors for omitted optional inputs) and returns graph->outputs.
   // Kernels get `pool` (a subgraph: its outer frame's pool when null).

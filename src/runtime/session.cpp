@@ -81,6 +81,7 @@ std::unique_ptr<Session::Impl> build(Model model, const SessionOptions& options)
   }
   optimize(g, options);
   impl->compiled = CompiledGraph::compile(g);
+  impl->compiled->release_owned_constants(g);
   for (Value* v : g.inputs) {
     impl->inputs.push_back(info_of(*v));
     impl->inputs.back().has_default = v->initializer.has_value();
