@@ -62,4 +62,57 @@ inline std::string bytes_of(const onnx::ModelProto& m) {
   return s;
 }
 
+inline onnx::TensorProto int64_tensor(const std::string& name, std::vector<int64_t> v) {
+  onnx::TensorProto t;
+  t.set_name(name);
+  t.set_data_type(onnx::TensorProto::INT64);
+  t.add_dims(static_cast<int64_t>(v.size()));
+  for (int64_t x : v) t.add_int64_data(x);
+  return t;
+}
+
+// A small static-shape conv net: x float[2, C, H, W] through `layers` of
+// Conv 3x3 (pad 1) + Relu; the middle layer's output also goes through two
+// Reshapes (views) to an Add after the last layer, so its memory must outlive
+// its views; then GlobalAveragePool and Flatten to y float[2, C]. Weights are
+// a fixed pseudo-random sequence.
+inline onnx::ModelProto conv_chain_model(int layers, int64_t c = 8, int64_t hw = 16) {
+  onnx::ModelProto m = make_model();
+  auto* g = m.mutable_graph();
+  *g->add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {2, c, hw, hw});
+  *g->add_output() = tensor_info("y", onnx::TensorProto::FLOAT, {2, c});
+  uint32_t seed = 12345;
+  auto next = [&] {
+    seed = seed * 1664525u + 1013904223u;
+    return static_cast<float>(seed >> 8) / static_cast<float>(1u << 24) - 0.5f;
+  };
+  std::string cur = "x";
+  for (int i = 0; i < layers; ++i) {
+    std::string id = std::to_string(i);
+    std::vector<float> wv(static_cast<size_t>(c * c * 9)), bv(static_cast<size_t>(c));
+    for (float& v : wv) v = next() * 0.5f;
+    for (float& v : bv) v = next() * 0.1f;
+    *g->add_initializer() = float_tensor("w" + id, {c, c, 3, 3}, wv);
+    *g->add_initializer() = float_tensor("b" + id, {c}, bv);
+    onnx::NodeProto conv = make_node("Conv", {cur, "w" + id, "b" + id}, {"conv" + id}, "conv" + id);
+    auto* pads = conv.add_attribute();
+    pads->set_name("pads");
+    pads->set_type(onnx::AttributeProto::INTS);
+    for (int k = 0; k < 4; ++k) pads->add_ints(1);
+    *g->add_node() = conv;
+    *g->add_node() = make_node("Relu", {"conv" + id}, {"relu" + id}, "relu" + id);
+    cur = "relu" + id;
+    if (i == layers / 2) {
+      *g->add_initializer() = int64_tensor("flat_shape", {2, c * hw * hw});
+      *g->add_initializer() = int64_tensor("back_shape", {2, c, hw, hw});
+      *g->add_node() = make_node("Reshape", {cur, "flat_shape"}, {"flat"}, "flatten_view");
+      *g->add_node() = make_node("Reshape", {"flat", "back_shape"}, {"skip"}, "unflatten_view");
+    }
+  }
+  *g->add_node() = make_node("Add", {cur, "skip"}, {"sum"}, "skip_add");
+  *g->add_node() = make_node("GlobalAveragePool", {"sum"}, {"pooled"}, "pool");
+  *g->add_node() = make_node("Flatten", {"pooled"}, {"y"}, "flatten");
+  return m;
+}
+
 }  // namespace kiln::test

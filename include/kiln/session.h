@@ -48,6 +48,10 @@ struct SessionOptions {
   int opt_level = 2;
   // Pass names to skip (see src/passes/pass_manager.cpp), e.g. "fuse_epilogue".
   std::vector<std::string> disabled_passes;
+  // Place intermediate tensors in one reused arena planned from their
+  // lifetimes (docs/memory.md), so that steady-state runs allocate no tensor
+  // data. KILN_ARENA=0 in the environment also turns it off.
+  bool memory_planner = true;
 };
 
 class Session {
@@ -73,6 +77,13 @@ class Session {
   std::map<std::string, int> opsets() const;
   std::string producer() const;
   size_t num_nodes() const;
+
+  // Memory planner (docs/memory.md). Plans are made at the first run with each
+  // set of input shapes; of those made so far, the largest arena's size and
+  // the sum of the tensors it holds (their size without reuse). 0 before the
+  // first run or with the planner off.
+  size_t arena_bytes() const;
+  size_t planned_bytes() const;
 
   struct Impl;
 

@@ -1,6 +1,7 @@
 #include "ir/op.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "ir/epilogue.h"
 
@@ -49,6 +50,18 @@ const Tensor& KernelContext::input(size_t i) const {
 }
 
 Tensor& KernelContext::output(size_t i, DType dtype, Shape shape) {
+  if (i < blocks_.size()) {
+    OutputBlock& block = blocks_[i];
+    block.from_output = true;
+    const size_t elem = dtype_size(dtype);
+    const int64_t numel = shape_numel(shape);
+    if (block.data && dtype != DType::kString && elem > 0 && static_cast<size_t>(numel) <= block.bytes / elem) {
+      // Kernels may rely on zeroed outputs, as a fresh Tensor is.
+      std::memset(block.data, 0, static_cast<size_t>(numel) * elem);
+      outputs_[i] = Tensor::wrap(dtype, std::move(shape), block.data);
+      return outputs_[i];
+    }
+  }
   outputs_[i] = Tensor(dtype, std::move(shape));
   return outputs_[i];
 }

@@ -56,6 +56,16 @@ class BuildContext {
   virtual std::shared_ptr<const CompiledGraph> compile(const Graph& body) = 0;
 };
 
+// Memory the executor planned for one output of a node (a block of the run's
+// arena, runtime/arena.h), or none. output() fills it in and sets
+// from_output, so that the executor learns which outputs a kernel writes
+// fresh and which it passes through (views, inputs).
+struct OutputBlock {
+  void* data = nullptr;
+  size_t bytes = 0;
+  bool from_output = false;
+};
+
 class KernelContext {
  public:
   KernelContext(const Node& node, std::span<const Tensor* const> inputs, std::span<Tensor> outputs,
@@ -67,7 +77,9 @@ class KernelContext {
   bool has_input(size_t i) const { return i < inputs_.size() && inputs_[i] != nullptr; }
   bool has_output(size_t i) const { return node_.has_output(i); }
   const Tensor& input(size_t i) const;
-  // Allocates output i with the given type and shape and returns it.
+  // Allocates output i with the given type and shape and returns it, zero
+  // filled: in its planned arena block when there is one and it is large
+  // enough, else on the heap.
   Tensor& output(size_t i, DType dtype, Shape shape);
   // Sets output i to an existing tensor (a view or an input passed through).
   void set_output(size_t i, Tensor t);
@@ -79,6 +91,12 @@ class KernelContext {
   // The session's intra-op pool; null runs everything on the calling thread
   // (kiln::parallel_for in core/thread_pool.h accepts both).
   ThreadPool* thread_pool() const { return pool_; }
+  // Set by the executor: one block per output (empty: all on the heap).
+  void set_output_blocks(std::span<OutputBlock> blocks) { blocks_ = blocks; }
+  // For a kernel that computes its outputs through an inner context with the
+  // same outputs (e.g. arithmetic's legacy broadcast): lets that context use
+  // this one's planned blocks.
+  void share_output_blocks(const KernelContext& outer) { blocks_ = outer.blocks_; }
 
  private:
   const Node& node_;
@@ -86,6 +104,7 @@ class KernelContext {
   std::span<Tensor> outputs_;
   const Frame* frame_;
   ThreadPool* pool_;
+  std::span<OutputBlock> blocks_;
 };
 
 class Kernel {

@@ -169,6 +169,7 @@ OpSchema prelu_schema(int since, int until) {
     const Tensor* ins[2] = {&x, &slope};
     Tensor out;
     KernelContext inner(ctx.node(), ins, std::span<Tensor>(&out, 1), nullptr);
+    inner.share_output_blocks(ctx);  // its output is ours: use our planned block
     binary_elementwise<NumericTypes>(inner, [](auto v, auto a) {
       if constexpr (std::is_unsigned_v<decltype(v)>) {
         return v;

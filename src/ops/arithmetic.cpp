@@ -15,6 +15,7 @@ void arith(KernelContext& ctx, F f) {
   const Tensor* ins[2] = {&a, &b};
   Tensor out;
   KernelContext inner(ctx.node(), ins, std::span<Tensor>(&out, 1), nullptr);
+  inner.share_output_blocks(ctx);  // its output is ours: use our planned block
   binary_elementwise<NumericTypes>(inner, f);
   ctx.set_output(0, std::move(out));
 }

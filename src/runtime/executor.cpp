@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "ir/infer.h"
+#include "runtime/arena.h"
 
 namespace kiln {
 
@@ -12,11 +13,25 @@ class CompilingContext : public BuildContext {
  public:
   std::shared_ptr<const CompiledGraph> compile(const Graph& body) override { return CompiledGraph::compile(body); }
 };
+
+// The key of a memory plan: each input's dtype, rank and dims.
+std::vector<int64_t> input_signature(const std::vector<Tensor>& inputs) {
+  std::vector<int64_t> key;
+  for (const Tensor& t : inputs) {
+    key.push_back(static_cast<int64_t>(t.dtype()));
+    key.push_back(t.rank());
+    key.insert(key.end(), t.shape().begin(), t.shape().end());
+  }
+  return key;
+}
 }  // namespace
 
-std::shared_ptr<const CompiledGraph> CompiledGraph::compile(const Graph& graph) {
+CompiledGraph::~CompiledGraph() = default;
+
+std::shared_ptr<const CompiledGraph> CompiledGraph::compile(const Graph& graph, bool plan_memory) {
   auto cg = std::shared_ptr<CompiledGraph>(new CompiledGraph());
   cg->graph_ = &graph;
+  cg->plan_memory_ = plan_memory;
   CompilingContext bc;
   for (const auto& node : graph.nodes) {
     if (!node->schema) throw Error(node->describe() + ": not resolved (infer_graph must run first)");
@@ -31,6 +46,11 @@ std::shared_ptr<const CompiledGraph> CompiledGraph::compile(const Graph& graph) 
       if (in) last_use[in] = i;
     for (const Value* in : graph.implicit_inputs(*graph.nodes[i])) last_use[in] = i;
   }
+  cg->last_read_.assign(graph.values.size(), -1);
+  for (auto& [v, i] : last_use)
+    if (v->index >= 0) cg->last_read_[static_cast<size_t>(v->index)] = static_cast<int>(i);
+  cg->is_output_.assign(graph.values.size(), false);
+  for (const Value* out : graph.outputs) cg->is_output_[static_cast<size_t>(out->index)] = true;
   for (size_t i = 0; i < graph.nodes.size(); ++i)
     for (const Value* out : graph.nodes[i]->outputs)
       if (out && !last_use.count(out)) last_use[out] = i;  // produced, never read
@@ -69,13 +89,17 @@ size_t CompiledGraph::release_owned_constants(Graph& g) const {
   return freed;
 }
 
-Frame::Frame(const CompiledGraph& cg, const Frame* parent)
-    : slots(cg.graph().values.size()), cg_(cg), parent_(parent) {}
+Frame::Frame(const CompiledGraph& cg, const Frame* parent, std::vector<Tensor> reuse)
+    : slots(std::move(reuse)), cg_(cg), parent_(parent) {
+  slots.resize(cg.graph().values.size());
+}
 
 const Tensor* Frame::lookup(const Value* v) const {
   if (!v->is_outer) {
+    // Initializers are read in place rather than copied into every frame.
     const Tensor& t = slots[static_cast<size_t>(v->index)];
-    return t.defined() ? &t : nullptr;
+    if (t.defined()) return &t;
+    return v->initializer ? &*v->initializer : nullptr;
   }
   for (const Frame* f = parent_; f; f = f->parent_) {
     const Value* pv = f->cg_.graph().find(v->name);
@@ -85,26 +109,72 @@ const Tensor* Frame::lookup(const Value* v) const {
 }
 
 std::vector<Tensor> CompiledGraph::run(const std::vector<Tensor>& inputs, const Frame* outer, ThreadPool* pool) const {
+  if (plan_memory_ && !outer) return run_planned(inputs, pool);
+  return run_frame(inputs, outer, pool, nullptr, nullptr, nullptr);
+}
+
+std::vector<Tensor> CompiledGraph::run_planned(const std::vector<Tensor>& inputs, ThreadPool* pool) const {
+  std::vector<int64_t> key = input_signature(inputs);
+  std::shared_ptr<RunPlan> plan;
+  bool full = false;
+  {
+    std::lock_guard<std::mutex> lock(plans_mu_);
+    auto it = plans_.find(key);
+    if (it != plans_.end()) plan = it->second;
+    full = plans_.size() >= kMaxPlans;
+  }
+  if (!plan && full) return run_frame(inputs, nullptr, pool, nullptr, nullptr, nullptr);
+  if (!plan) {
+    // First run with these shapes: heap-allocated, recording what to plan.
+    LifetimeRecorder recorder(graph_->values.size());
+    std::vector<Tensor> result = run_frame(inputs, nullptr, pool, nullptr, nullptr, &recorder);
+    std::shared_ptr<RunPlan> made = make_run_plan(recorder.values, last_read_, is_output_);
+    std::lock_guard<std::mutex> lock(plans_mu_);
+    if (plans_.size() < kMaxPlans) plans_.emplace(std::move(key), std::move(made));  // a concurrent first run may have won
+    return result;
+  }
+  std::unique_ptr<RunState> state = plan->acquire();
+  // Gives the state back however the run ends.
+  struct Release {
+    RunPlan& plan;
+    std::unique_ptr<RunState>& state;
+    ~Release() { plan.release(std::move(state)); }
+  } release{*plan, state};
+  return run_frame(inputs, nullptr, pool, plan.get(), state.get(), nullptr);
+}
+
+std::vector<Tensor> CompiledGraph::run_frame(const std::vector<Tensor>& inputs, const Frame* outer, ThreadPool* pool,
+                                             const RunPlan* plan, RunState* state, LifetimeRecorder* recorder) const {
   const Graph& g = *graph_;
-  Frame frame(*this, outer);
+  Frame frame(*this, outer, state ? std::move(state->slots) : std::vector<Tensor>{});
   frame.pool_ = pool ? pool : outer ? outer->pool_ : nullptr;
-  for (const auto& v : g.values)
-    if (v->initializer) frame.slots[static_cast<size_t>(v->index)] = *v->initializer;
   for (size_t i = 0; i < g.inputs.size() && i < inputs.size(); ++i)
     if (inputs[i].defined()) frame.slots[static_cast<size_t>(g.inputs[i]->index)] = inputs[i];
 
-  std::vector<const Tensor*> in_ptrs;
-  std::vector<Tensor> outs;
+  RunState local;
+  RunState& scratch = state ? *state : local;  // vectors reused across runs when planned
+  std::byte* arena = state ? state->arena.get() : nullptr;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& node = *g.nodes[i];
-    in_ptrs.clear();
+    scratch.in_ptrs.clear();
     for (const Value* in : node.inputs) {
       const Tensor* t = in ? frame.lookup(in) : nullptr;
       if (in && !t) throw Error(node.describe() + ": input '" + in->name + "' has no value");
-      in_ptrs.push_back(t);
+      scratch.in_ptrs.push_back(t);
     }
+    std::vector<Tensor>& outs = scratch.outs;
     outs.assign(node.outputs.size(), Tensor());
-    KernelContext ctx(node, in_ptrs, outs, &frame, frame.pool_);
+    KernelContext ctx(node, scratch.in_ptrs, outs, &frame, frame.pool_);
+    std::vector<OutputBlock>& blocks = scratch.blocks;
+    if (plan || recorder) {
+      blocks.assign(node.outputs.size(), OutputBlock{});
+      for (size_t k = 0; plan && k < node.outputs.size(); ++k) {
+        const Value* out = node.outputs[k];
+        if (out && plan->offset[static_cast<size_t>(out->index)] >= 0)
+          blocks[k] = {arena + plan->offset[static_cast<size_t>(out->index)], plan->bytes[static_cast<size_t>(out->index)]};
+      }
+      ctx.set_output_blocks(blocks);
+    }
     try {
       kernels_[i]->run(ctx);
     } catch (const Error& e) {
@@ -115,9 +185,18 @@ std::vector<Tensor> CompiledGraph::run(const std::vector<Tensor>& inputs, const 
     for (size_t k = 0; k < node.outputs.size(); ++k) {
       if (!node.outputs[k]) continue;
       if (!outs[k].defined()) throw Error(node.describe() + ": kernel produced no value for output " + std::to_string(k));
-      frame.slots[static_cast<size_t>(node.outputs[k]->index)] = std::move(outs[k]);
+      const int v = node.outputs[k]->index;
+      // A kernel that passed through memory of the arena the plan did not
+      // expect (a view it did not make in the recording run) would see that
+      // memory reused while the view lives: copy it out instead.
+      if (plan && !arena_output_ok(*plan, arena, v, outs[k])) outs[k] = outs[k].clone();
+      if (recorder) recorder->produced(static_cast<int>(i), v, outs[k], blocks[k].from_output);
+      frame.slots[static_cast<size_t>(v)] = std::move(outs[k]);
     }
-    for (int v : frees_[i]) frame.slots[static_cast<size_t>(v)] = Tensor();
+    for (int v : frees_[i]) {
+      frame.slots[static_cast<size_t>(v)] = Tensor();
+      if (recorder) recorder->released(v);
+    }
   }
   std::vector<Tensor> result;
   for (const Value* out : g.outputs) {
@@ -125,7 +204,19 @@ std::vector<Tensor> CompiledGraph::run(const std::vector<Tensor>& inputs, const 
     if (!t) throw Error("graph output '" + out->name + "' has no value");
     result.push_back(*t);
   }
+  if (state) {
+    for (Tensor& t : frame.slots) t = Tensor();
+    state->slots = std::move(frame.slots);
+  }
   return result;
+}
+
+CompiledGraph::MemoryStats CompiledGraph::memory_stats() const {
+  std::lock_guard<std::mutex> lock(plans_mu_);
+  MemoryStats stats;
+  for (const auto& [key, plan] : plans_)
+    if (plan->arena_bytes >= stats.arena_bytes) stats = {plan->arena_bytes, plan->planned_bytes};
+  return stats;
 }
 
 std::vector<Tensor> KernelContext::run_subgraph(const CompiledGraph& body, std::vector<Tensor> inputs) const {

@@ -1,7 +1,9 @@
 // Executes a compiled graph: nodes in topological order, each with its kernel,
 // values held in per-run frames so that runs are independent and thread-safe.
 #pragma once
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -10,11 +12,17 @@
 
 namespace kiln {
 
+class RunPlan;  // runtime/arena.h
+struct RunState;
+class LifetimeRecorder;
+
 class CompiledGraph {
  public:
   // Resolves schemas, infers shapes and creates kernels. Unsupported nodes are
-  // all listed in one kiln::Error.
-  static std::shared_ptr<const CompiledGraph> compile(const Graph& graph);
+  // all listed in one kiln::Error. plan_memory: top-level runs place their
+  // intermediate tensors in a planned arena (runtime/arena.h).
+  static std::shared_ptr<const CompiledGraph> compile(const Graph& graph, bool plan_memory = false);
+  ~CompiledGraph();
 
   const Graph& graph() const { return *graph_; }
   // Frees the data of the constants of `g` (the graph this was compiled
@@ -27,21 +35,40 @@ class CompiledGraph {
   // Kernels get `pool` (a subgraph: its outer frame's pool when null).
   std::vector<Tensor> run(const std::vector<Tensor>& inputs, const Frame* outer, ThreadPool* pool = nullptr) const;
 
+  // Of the memory plans made so far (one per set of input shapes), the one
+  // with the largest arena: its size and the sum of the tensors placed in it.
+  struct MemoryStats {
+    size_t arena_bytes = 0;
+    size_t planned_bytes = 0;
+  };
+  MemoryStats memory_stats() const;
+
  private:
   friend class Frame;
+  std::vector<Tensor> run_frame(const std::vector<Tensor>& inputs, const Frame* outer, ThreadPool* pool,
+                                const RunPlan* plan, RunState* state, LifetimeRecorder* recorder) const;
+  std::vector<Tensor> run_planned(const std::vector<Tensor>& inputs, ThreadPool* pool) const;
+
   const Graph* graph_ = nullptr;
   std::vector<std::unique_ptr<Kernel>> kernels_;  // parallel to graph_->nodes
-  std::vector<int> free_after_;  // per node: value indices whose last use it is
-  std::vector<std::vector<int>> frees_;
+  std::vector<std::vector<int>> frees_;  // per node: value indices whose last use it is
+  std::vector<int> last_read_;           // per value: the last node reading it, -1 = none
+  std::vector<bool> is_output_;          // per value: a graph output
+  bool plan_memory_ = false;
+  // Plans by input signature (dtypes and shapes), made at the first run with
+  // those shapes; at most kMaxPlans, later signatures run unplanned.
+  static constexpr size_t kMaxPlans = 8;
+  mutable std::mutex plans_mu_;
+  mutable std::map<std::vector<int64_t>, std::shared_ptr<RunPlan>> plans_;
 };
 
 // The values of one run of one graph. Subgraph frames point at their parent so
 // outer-scope names resolve.
 class Frame {
  public:
-  Frame(const CompiledGraph& cg, const Frame* parent);
+  Frame(const CompiledGraph& cg, const Frame* parent, std::vector<Tensor> slots = {});
   const Tensor* lookup(const Value* v) const;
-  std::vector<Tensor> slots;
+  std::vector<Tensor> slots;  // empty for initializers not overridden by a feed
 
  private:
   friend class CompiledGraph;

@@ -80,7 +80,9 @@ std::unique_ptr<Session::Impl> build(Model model, const SessionOptions& options)
     throw UnsupportedError(msg);
   }
   optimize(g, options);
-  impl->compiled = CompiledGraph::compile(g);
+  const char* arena_env = std::getenv("KILN_ARENA");
+  bool plan_memory = options.memory_planner && !(arena_env && std::string(arena_env) == "0");
+  impl->compiled = CompiledGraph::compile(g, plan_memory);
   impl->compiled->release_owned_constants(g);
   for (Value* v : g.inputs) {
     impl->inputs.push_back(info_of(*v));
@@ -172,5 +174,7 @@ std::string Session::producer() const {
   return impl_->model.producer_name + (impl_->model.producer_version.empty() ? "" : " " + impl_->model.producer_version);
 }
 size_t Session::num_nodes() const { return impl_->model.graph->nodes.size(); }
+size_t Session::arena_bytes() const { return impl_->compiled->memory_stats().arena_bytes; }
+size_t Session::planned_bytes() const { return impl_->compiled->memory_stats().planned_bytes; }
 
 }  // namespace kiln

@@ -65,6 +65,12 @@ int64_t arena_bytes_of(const S& s) {
   return 0;
 }
 
+template <typename S>
+int64_t planned_bytes_of(const S& s) {
+  if constexpr (requires { s.planned_bytes(); }) return static_cast<int64_t>(s.planned_bytes());
+  return 0;
+}
+
 // CPU time of the whole process (all threads). On a shared, busy machine the
 // wall-clock latency includes time spent waiting for a core; this does not.
 double process_cpu_ms() {
@@ -190,6 +196,7 @@ void bench_main(const BenchArgs& a) {
   double per_s = static_cast<double>(lat.size()) / (total_ms / 1000);
   int64_t rss = peak_rss_bytes();
   int64_t arena = arena_bytes_of(s);
+  int64_t planned = planned_bytes_of(s);
 
   if (a.json) {
     nlohmann::json j;
@@ -202,6 +209,7 @@ void bench_main(const BenchArgs& a) {
     j["items_per_s"] = batch > 0 ? nlohmann::json(per_s * static_cast<double>(batch)) : nlohmann::json(nullptr);
     j["peak_rss_bytes"] = rss;
     j["arena_bytes"] = arena;
+    j["planned_bytes"] = planned;
     j["threads"] = a.threads;
     j["threads_applied"] = threads_applied;
     j["opt_level"] = a.opt_level;
@@ -225,7 +233,11 @@ void bench_main(const BenchArgs& a) {
   if (batch > 0) std::printf(", %.2f items/s (batch %lld)", per_s * static_cast<double>(batch), static_cast<long long>(batch));
   std::printf("\n");
   std::printf("peak RSS         %.1f MiB\n", static_cast<double>(rss) / (1 << 20));
-  std::printf("arena            %.1f MiB\n", static_cast<double>(arena) / (1 << 20));
+  std::printf("arena            %.1f MiB", static_cast<double>(arena) / (1 << 20));
+  if (planned > 0)
+    std::printf(" for %.1f MiB of intermediate tensors (%.1fx reuse)", static_cast<double>(planned) / (1 << 20),
+                static_cast<double>(planned) / static_cast<double>(arena));
+  std::printf("\n");
 }
 
 }  // namespace

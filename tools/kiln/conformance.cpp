@@ -142,13 +142,18 @@ Result run_test(const fs::path& dir, const ConfArgs& a) {
         return {"ERROR", set.filename().string() + ": more input files than model inputs"};
       std::vector<std::pair<std::string, Tensor>> feed;
       for (size_t k = 0; k < in_files.size(); ++k) feed.emplace_back(s.inputs()[k].name, load_tensor_pb(in_files[k].string()));
-      std::vector<Tensor> outs = s.run(feed);
-      if (out_files.size() != outs.size())
-        return {"FAIL", std::to_string(outs.size()) + " outputs, expected " + std::to_string(out_files.size())};
-      for (size_t k = 0; k < outs.size(); ++k) {
-        Tensor want = load_tensor_pb(out_files[k].string());
-        std::string diff = compare(outs[k], want, a.rtol, a.atol, a.max_rel_l2);
-        if (!diff.empty()) return {"FAIL", "output '" + s.outputs()[k].name + "': " + diff};
+      // Twice: the first run with these shapes records what the memory
+      // planner needs, the second runs in its arena (docs/memory.md).
+      for (int pass = 0; pass < 2; ++pass) {
+        std::vector<Tensor> outs = s.run(feed);
+        std::string which = pass == 0 ? "" : "second (memory-planned) run: ";
+        if (out_files.size() != outs.size())
+          return {"FAIL", which + std::to_string(outs.size()) + " outputs, expected " + std::to_string(out_files.size())};
+        for (size_t k = 0; k < outs.size(); ++k) {
+          Tensor want = load_tensor_pb(out_files[k].string());
+          std::string diff = compare(outs[k], want, a.rtol, a.atol, a.max_rel_l2);
+          if (!diff.empty()) return {"FAIL", which + "output '" + s.outputs()[k].name + "': " + diff};
+        }
       }
     }
     return {"PASS", ""};
