@@ -149,7 +149,7 @@ class EpilogueKernel : public Kernel {
       : inner_(std::move(inner)), steps_(std::move(steps)) {}
   void run(KernelContext& ctx) const override {
     inner_->run(ctx);
-    apply_epilogue(steps_, ctx.output_tensor(0));
+    apply_epilogue(steps_, ctx.output_tensor(0), ctx.thread_pool());
   }
 
  private:
