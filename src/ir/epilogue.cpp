@@ -157,6 +157,12 @@ void apply_step_f32(const EpilogueStep& s, float* p, int64_t n) {
 
 }  // namespace
 
+void apply_epilogue(const std::vector<EpilogueStep>& steps, float* p, int64_t n) {
+  constexpr int64_t kBlock = 4096;
+  for (int64_t b = 0; b < n; b += kBlock)
+    for (const EpilogueStep& s : steps) apply_step_f32(s, p + b, std::min(kBlock, n - b));
+}
+
 void apply_epilogue(const std::vector<EpilogueStep>& steps, Tensor& t, ThreadPool* pool) {
   if (steps.empty()) return;
   if (t.dtype() != DType::kFloat32 && t.dtype() != DType::kFloat64)

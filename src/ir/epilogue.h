@@ -42,5 +42,8 @@ class ThreadPool;
 // few ulp of them. float32 and float64 only; large tensors run on `pool`.
 void apply_epilogue(const std::vector<EpilogueStep>& steps, Tensor& t, ThreadPool* pool = nullptr);
 double apply_epilogue(const std::vector<EpilogueStep>& steps, double x);
+// The float32 steps on p[0, n), on the calling thread (for kernels that fuse
+// the epilogue into their own loops).
+void apply_epilogue(const std::vector<EpilogueStep>& steps, float* p, int64_t n);
 
 }  // namespace kiln

@@ -21,10 +21,13 @@ namespace {
 // its precision. e^r is its Taylor polynomial to degree 7 (truncation error
 // below 0.1 ulp for |r| <= 0.35). 2^n is applied as two factors so that
 // results near overflow and in the denormal range need no special case.
-// Returns m exp(x), with m applied before the scaling so that a product that
-// is normal stays exact when exp(x) alone would be denormal (SiLU far left).
 template <class V>
-inline typename V::T exp_times_v(typename V::T x, typename V::T m) {
+struct ExpParts {
+  typename V::T x, p, s1, s2;  // exp(x) = p * s1 * s2
+};
+
+template <class V>
+inline ExpParts<V> exp_parts_v(typename V::T x) {
   using T = typename V::T;
   const T xc = V::min(V::max(x, V::set1(-104.0f)), V::set1(89.0f));  // exp(-104) rounds to 0, exp(89) to inf
   const T n = V::round(xc * V::set1(1.44269504f));
@@ -39,14 +42,22 @@ inline typename V::T exp_times_v(typename V::T x, typename V::T m) {
   p = V::fma(p, r, V::set1(1.0f));
   p = V::fma(p, r, V::set1(1.0f));
   const T n1 = V::round(n * V::set1(0.5f));  // n in [-150, 129]: both halves fit in a float exponent
-  T y = (m * p) * V::pow2(n1) * V::pow2(n - n1);
-  y = V::select(V::lt(x, V::set1(-104.0f)), V::set1(0.0f) * m, y);  // the clamp must not leak a huge m through
-  return V::select(V::is_nan(x), x, y);
+  return {x, p, V::pow2(n1), V::pow2(n - n1)};
+}
+
+// m exp(x), with m applied before the scaling so that a product that is
+// normal stays exact when exp(x) alone would be denormal (SiLU far left).
+template <class V>
+inline typename V::T exp_times_v(const ExpParts<V>& e, typename V::T m) {
+  using T = typename V::T;
+  T y = (m * e.p) * e.s1 * e.s2;
+  y = V::select(V::lt(e.x, V::set1(-104.0f)), V::set1(0.0f) * m, y);  // the clamp must not leak a huge m through
+  return V::select(V::is_nan(e.x), e.x, y);
 }
 
 template <class V>
 inline typename V::T exp_v(typename V::T x) {
-  return exp_times_v<V>(x, V::set1(1.0f));
+  return exp_times_v<V>(exp_parts_v<V>(x), V::set1(1.0f));
 }
 
 // exp(y) - 1 for y in [0, 19], accurate also for y near 0: 2^n (e^r - 1) +
@@ -83,7 +94,8 @@ template <class V>
 inline typename V::T silu_v(typename V::T x) {
   using T = typename V::T;
   const T minus_abs = V::abs(x) * V::set1(-1.0f);
-  const T e = exp_v<V>(minus_abs), xe = exp_times_v<V>(minus_abs, x);
+  const ExpParts<V> parts = exp_parts_v<V>(minus_abs);
+  const T e = exp_times_v<V>(parts, V::set1(1.0f)), xe = exp_times_v<V>(parts, x);
   return V::select(V::lt(x, V::set1(0.0f)), xe, x) / (e + V::set1(1.0f));
 }
 
@@ -107,7 +119,8 @@ inline typename V::T gelu_tanh_v(typename V::T x) {
   using T = typename V::T;
   const T u2 = x * V::fma(x * x, V::set1(2 * 0.7978845608f * 0.044715f), V::set1(2 * 0.7978845608f));
   const T minus_abs = V::abs(u2) * V::set1(-1.0f);
-  const T e = exp_v<V>(minus_abs), xe = exp_times_v<V>(minus_abs, x);
+  const ExpParts<V> parts = exp_parts_v<V>(minus_abs);
+  const T e = exp_times_v<V>(parts, V::set1(1.0f)), xe = exp_times_v<V>(parts, x);
   return V::select(V::lt(u2, V::set1(0.0f)), xe, x) / (e + V::set1(1.0f));
 }
 
