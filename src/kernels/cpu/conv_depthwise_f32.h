@@ -31,11 +31,14 @@ inline void depthwise_channel_f32_fixed(const float* __restrict x, int64_t H, in
       float wk[KW];
       for (int kw = 0; kw < KW; ++kw) wk[kw] = w[kh * KW + kw];
       auto border = [&](int64_t begin, int64_t end) {
-        for (int64_t ow = begin; ow < end; ++ow)
+        for (int64_t ow = begin; ow < end; ++ow) {
+          float acc = 0;  // in a register: one store per column, not one per tap
           for (int kw = 0; kw < KW; ++kw) {
             const int64_t iw = ow * SW - pw + kw;
-            if (iw >= 0 && iw < W) yr[ow] += wk[kw] * xr[iw];
+            if (iw >= 0 && iw < W) acc += wk[kw] * xr[iw];
           }
+          yr[ow] += acc;
+        }
       };
       border(0, lo);
       border(hi, OW);
