@@ -3,6 +3,9 @@
 // ops in float64, which run the reference kernels. Max pooling and the
 // arithmetic must give the same bits (rounding the double result of one
 // float operation to float is exact); average pooling is close.
+#include <cmath>
+#include <limits>
+
 #include <gtest/gtest.h>
 
 #include "core/thread_pool.h"
@@ -98,6 +101,21 @@ TEST(FastPool, GlobalPoolsMatchReference) {
     expect_matches_f64({.op = "GlobalMaxPool", .inputs = {random_f32(s, rng, -3, 3)}});
     expect_matches_f64({.op = "GlobalAveragePool", .inputs = {random_f32(s, rng, -3, 3)}}, 1e-6, 1e-7);
   }
+}
+
+TEST(FastSoftmax, RowsMatchReference) {
+  std::mt19937 rng(36);
+  for (const char* op : {"Softmax", "LogSoftmax"})
+    for (Shape shape : std::vector<Shape>{{3, 7, 197}, {130, 600}, {5, 1}, {0, 4}}) {
+      expect_matches_f64({.op = op, .opset = 13, .inputs = {random_f32(shape, rng, -20, 20)}}, 1e-6, 1e-7);
+      expect_matches_f64({.op = op, .opset = 11, .inputs = {random_f32(shape, rng, -20, 20)}}, 1e-6, 1e-7);
+    }
+  // Rows with infinities and NaN give what the reference gives.
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const char* op : {"Softmax", "LogSoftmax"})
+    expect_matches_f64({.op = op, .opset = 13,
+                        .inputs = {make_f32({4, 3}, {-inf, 1, 2, -inf, -inf, -inf, inf, 0, 1, NAN, 1, 2})}},
+                       1e-6, 1e-7);
 }
 
 TEST(FastBinary, BroadcastPatternsMatchReference) {
