@@ -122,6 +122,25 @@ TEST(VecMathF32, GeluTanh) {
               3) << cpu_isa_name(isa);
 }
 
+TEST(VecMathF32, Erf) {
+  const std::vector<float> x = test_inputs(6);
+  for (CpuIsa isa : isas())
+    EXPECT_LE(max_ulp_error(vec_math_f32_for(isa).erf, [](double v) { return std::erf(v); }, x), 3) << cpu_isa_name(isa);
+}
+
+// For x < 0 the reference takes erfc directly: 1 + erf(x / sqrt 2) in double
+// cancels far left.
+double gelu_erf_ref(double x) {
+  return x < 0 ? 0.5 * x * std::erfc(-x / std::sqrt(2.0)) : 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+}
+
+TEST(VecMathF32, GeluErf) {
+  const std::vector<float> x = test_inputs(16);
+  for (CpuIsa isa : isas())
+    EXPECT_LE(max_ulp_error(vec_math_f32_for(isa).gelu_erf, gelu_erf_ref, x, std::numeric_limits<float>::min()), 10)
+        << cpu_isa_name(isa);
+}
+
 TEST(VecMathF32, InPlaceAndOddLengths) {
   for (CpuIsa isa : isas())
     for (int64_t n : {0, 1, 7, 8, 9, 31}) {

@@ -145,6 +145,7 @@ void apply_step_f32(const EpilogueStep& s, float* p, int64_t n) {
     case EpilogueStep::Kind::kSilu: return vm.silu(p, p, n);
     case EpilogueStep::Kind::kTanh: return vm.tanh(p, p, n);
     case EpilogueStep::Kind::kGeluTanh: return vm.gelu_tanh(p, p, n);
+    case EpilogueStep::Kind::kGelu: return vm.gelu_erf(p, p, n);
     case EpilogueStep::Kind::kHardSigmoid:
       for (int64_t i = 0; i < n; ++i) p[i] = std::max(0.0f, std::min(1.0f, s.alpha * p[i] + s.beta));
       return;

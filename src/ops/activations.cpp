@@ -35,12 +35,12 @@ OpSchema float_act(const char* name, int since, Make make) {
 
 // float32 runs through the vector math of kernels/cpu/vec_math_f32.h (a few
 // ulp from the double result rounded once, and threaded); other types keep
-// the double scalar function. `use_fast(node)` may decline by attributes.
-OpSchema with_f32_fast(OpSchema s, VecMathF32Fn VecMathF32::*fn, bool (*use_fast)(const Node&) = nullptr) {
+// the double scalar function.
+OpSchema with_f32_fast(OpSchema s, VecMathF32Fn VecMathF32::*fn) {
   ComputeFn generic = std::move(s.compute);
-  s.compute = [generic, fn, use_fast](KernelContext& ctx) {
+  s.compute = [generic, fn](KernelContext& ctx) {
     const Tensor& x = ctx.input(0);
-    if (x.dtype() != DType::kFloat32 || (use_fast && !use_fast(ctx.node()))) return generic(ctx);
+    if (x.dtype() != DType::kFloat32) return generic(ctx);
     Tensor& y = ctx.output(0, DType::kFloat32, x.shape());
     map_f32(vec_math_f32().*fn, x.data<float>(), y.data<float>(), x.numel(), ctx.thread_pool());
   };
@@ -120,8 +120,12 @@ KILN_OP(Gelu) {
       return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
     };
   });
-  s = with_f32_fast(std::move(s), &VecMathF32::gelu_tanh,
-                    [](const Node& n) { return n.attr_string("approximate", "none") == "tanh"; });
+  const ComputeFn tanh_form = with_f32_fast(s, &VecMathF32::gelu_tanh).compute;
+  const ComputeFn erf_form = with_f32_fast(s, &VecMathF32::gelu_erf).compute;
+  s.compute = [tanh_form, erf_form](KernelContext& ctx) {
+    if (ctx.node().attr_string("approximate", "none") == "tanh") tanh_form(ctx);
+    else erf_form(ctx);
+  };
   s.check = [](const Node& n) {
     std::string a = n.attr_string("approximate", "none");
     return a == "none" || a == "tanh" ? std::string() : "approximate must be 'none' or 'tanh', got '" + a + "'";

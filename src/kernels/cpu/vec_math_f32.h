@@ -1,5 +1,5 @@
-// Float32 transcendental functions over arrays: exp, sigmoid, SiLU, tanh and
-// the tanh form of GELU, accurate to a few ulp (tests/vec_math_test.cpp
+// Float32 transcendental functions over arrays: exp, sigmoid, SiLU, tanh,
+// erf and both forms of GELU, accurate to a few ulp (tests/vec_math_test.cpp
 // checks the bounds against double references), with IEEE behaviour at
 // +-inf, NaN, overflow and underflow (denormal results included). One body
 // (vec_math_f32_body.h) is built for AVX2 + FMA and as a portable scalar
@@ -20,6 +20,8 @@ struct VecMathF32 {
   VecMathF32Fn silu;       // x * sigmoid(x)
   VecMathF32Fn tanh;
   VecMathF32Fn gelu_tanh;  // 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+  VecMathF32Fn erf;
+  VecMathF32Fn gelu_erf;   // 0.5 x (1 + erf(x / sqrt(2)))
 };
 
 class ThreadPool;

@@ -124,6 +124,78 @@ inline typename V::T gelu_tanh_v(typename V::T x) {
   return V::select(V::lt(u2, V::set1(0.0f)), xe, x) / (e + V::set1(1.0f));
 }
 
+// erf(a) = a P(a^2) for 0 <= a < 1 (relative error ~1e-7 in float).
+template <class V>
+inline typename V::T erf_small_v(typename V::T a) {
+  using T = typename V::T;
+  const T t = a * a;
+  T p = V::set1(0.000105233114f);
+  p = V::fma(p, t, V::set1(-0.000886932830f));
+  p = V::fma(p, t, V::set1(0.00529419491f));
+  p = V::fma(p, t, V::set1(-0.0269159377f));
+  p = V::fma(p, t, V::set1(0.112853304f));
+  p = V::fma(p, t, V::set1(-0.376128286f));
+  p = V::fma(p, t, V::set1(1.12837923f));
+  return a * p;
+}
+
+// erfc(a) = exp(-a^2) R(1/a) / a for a >= 1, with a^2 = a2_hi + a2_lo given
+// exactly (a rounded a^2 would cost |2 a^2| ulp in exp). R's polynomial in
+// 1/a - 0.55 is a least-squares fit on [1, 10] (relative error ~1e-7); past
+// a = 10.5 erfc is 0 in float. The caller clamps a to 10.5 so that a2_hi
+// stays finite.
+template <class V>
+inline typename V::T erfc_big_v(typename V::T a, typename V::T a2_hi, typename V::T a2_lo) {
+  using T = typename V::T;
+  const T inv = V::set1(1.0f) / a;
+  const T t = inv - V::set1(0.55f);
+  T r = V::set1(-0.05863823f);
+  r = V::fma(r, t, V::set1(-0.0291614886f));
+  r = V::fma(r, t, V::set1(0.110910147f));
+  r = V::fma(r, t, V::set1(-0.0740487054f));
+  r = V::fma(r, t, V::set1(0.00875313208f));
+  r = V::fma(r, t, V::set1(0.0510683805f));
+  r = V::fma(r, t, V::set1(-0.0968531147f));
+  r = V::fma(r, t, V::set1(0.0983134508f));
+  r = V::fma(r, t, V::set1(-0.0203669704f));
+  r = V::fma(r, t, V::set1(-0.170034662f));
+  r = V::fma(r, t, V::set1(0.50235343f));
+  const T m = r * inv;
+  // exp(-hi - lo) = exp(-hi) (1 - lo) to first order; |lo| <= ulp(hi) / 2.
+  return exp_times_v<V>(exp_parts_v<V>(a2_hi * V::set1(-1.0f)), V::fma(m * V::set1(-1.0f), a2_lo, m));
+}
+
+template <class V>
+inline typename V::T erf_v(typename V::T x) {
+  using T = typename V::T;
+  const T a = V::min(V::abs(x), V::set1(10.5f));
+  const T hi = a * a, lo = V::fma(a, a, hi * V::set1(-1.0f));
+  const T big = V::set1(1.0f) - erfc_big_v<V>(a, hi, lo);
+  const T y = V::select(V::lt(a, V::set1(1.0f)), erf_small_v<V>(a), big);
+  return V::select(V::is_nan(x), x, V::or_bits(y, V::sign(x)));
+}
+
+// 0.5 x (1 + erf(x / sqrt 2)); for x < 0 as 0.5 x erfc(|x| / sqrt 2), which
+// does not cancel far left. The erfc's a^2 = x^2 / 2 comes exactly from x.
+// Just left of x = -sqrt 2, erfc = 1 - erf(a) with erf(a) near 0.84 loses
+// up to 3 bits (the tests allow 10 ulp).
+template <class V>
+inline typename V::T gelu_erf_v(typename V::T x) {
+  using T = typename V::T;
+  using M = typename V::M;
+  const T xa = V::min(V::abs(x), V::set1(14.8f));  // a <= 10.5
+  const T a = xa * V::set1(0.707106781f);
+  const T hi = xa * xa, lo = V::fma(xa, xa, hi * V::set1(-1.0f));
+  const T half = V::set1(0.5f);
+  const T erfc_big = erfc_big_v<V>(a, hi * half, lo * half);
+  const T erf_small = erf_small_v<V>(a);
+  const M small = V::lt(a, V::set1(1.0f));
+  const T erf_a = V::select(small, erf_small, V::set1(1.0f) - erfc_big);
+  const T erfc_a = V::select(small, V::set1(1.0f) - erf_small, erfc_big);
+  const T y = half * x * V::select(V::lt(x, V::set1(0.0f)), erfc_a, V::set1(1.0f) + erf_a);
+  return V::select(V::is_nan(x), x, y);
+}
+
 template <class V, typename V::T (*F)(typename V::T)>
 inline void map_v(const float* x, float* y, int64_t n) {
   constexpr int L = V::kLanes;
@@ -140,8 +212,8 @@ inline void map_v(const float* x, float* y, int64_t n) {
 
 template <class V>
 constexpr VecMathF32 make_vec_math() {
-  return {map_v<V, exp_v<V>>, map_v<V, sigmoid_v<V>>, map_v<V, silu_v<V>>, map_v<V, tanh_v<V>>,
-          map_v<V, gelu_tanh_v<V>>};
+  return {map_v<V, exp_v<V>>,       map_v<V, sigmoid_v<V>>,   map_v<V, silu_v<V>>, map_v<V, tanh_v<V>>,
+          map_v<V, gelu_tanh_v<V>>, map_v<V, erf_v<V>>, map_v<V, gelu_erf_v<V>>};
 }
 
 }  // namespace
