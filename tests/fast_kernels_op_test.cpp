@@ -75,6 +75,17 @@ TEST(FastConv, Depthwise) {
                         .attrs = conv_attrs({3, 3}, {stride, stride}, {1, 1}, {1, 1, 1, 1}, 12)});
   expect_matches_f64({.op = "Conv", .inputs = {random_f32({1, 8, 12, 12}, rng), random_f32({8, 1, 5, 5}, rng)},
                       .attrs = conv_attrs({5, 5}, {2, 1}, {2, 1}, {4, 2, 3, 1}, 8)});
+  // The unrolled KW = 3 / 5, stride 1 / 2 kernels: odd widths, asymmetric
+  // pads, rows narrower than the kernel (no interior columns), row dilation.
+  for (int64_t k : {3, 5})
+    for (int64_t stride : {1, 2}) {
+      expect_matches_f64({.op = "Conv", .inputs = {random_f32({1, 3, 11, 29}, rng), random_f32({3, 1, k, k}, rng), random_f32({3}, rng)},
+                          .attrs = conv_attrs({k, k}, {stride, stride}, {1, 1}, {k / 2, k / 2, k / 2, k / 2}, 3)});
+      expect_matches_f64({.op = "Conv", .inputs = {random_f32({2, 2, 9, 3}, rng), random_f32({2, 1, k, k}, rng)},
+                          .attrs = conv_attrs({k, k}, {stride, stride}, {2, 1}, {0, 2, 1, 0}, 2)});
+      expect_matches_f64({.op = "Conv", .inputs = {random_f32({1, 2, 6, 2}, rng), random_f32({2, 1, k, k}, rng)},
+                          .attrs = conv_attrs({k, k}, {1, stride}, {1, 1}, {k / 2, k / 2, k / 2, k / 2}, 2)});
+    }
   // Channel multiplier 2 (group == C, M == 2C): grouped GEMM path.
   expect_matches_f64({.op = "Conv", .inputs = {random_f32({1, 4, 7, 7}, rng), random_f32({8, 1, 3, 3}, rng)},
                       .attrs = conv_attrs({3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 4)});

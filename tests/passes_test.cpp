@@ -281,6 +281,24 @@ TEST(Passes, ActivationsBecomeEpilogues) {
   }
 }
 
+// Depthwise convs apply the epilogue per channel inside the conv kernel.
+TEST(Passes, EpiloguesOnDepthwiseConv) {
+  for (const char* op : {"Sigmoid", "HardSwish", "Tanh", "SiLU"}) {
+    Builder b;
+    b.input("x", {2, 6, 9, 7}).output("y").random_constant("w", {6, 1, 3, 3}).random_constant("bias", {6});
+    onnx::NodeProto* conv = b.node("Conv", {"x", "w", "bias"}, {"c"});
+    set_int(conv, "group", 6);
+    set_ints(conv, "pads", {1, 1, 1, 1});
+    if (std::string(op) == "SiLU") {
+      b.node("Sigmoid", {"c"}, {"s"});
+      b.node("Mul", {"c", "s"}, {"y"});
+    } else {
+      b.node(op, {"c"}, {"y"});
+    }
+    EXPECT_EQ(check_passes(b, {"fuse_epilogue"}), std::string("Conv+") + op);
+  }
+}
+
 TEST(Passes, Relu6AndSiluOnGemmMatMulAndAdd) {
   Builder b;
   b.input("x", {3, 5}).input("z", {3, 4}).output("y1").output("y2").output("y3");

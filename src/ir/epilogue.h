@@ -33,10 +33,17 @@ bool has_epilogue(const Node& n);
 // "Relu", "Clip(0,6)", ... for dumps and tests.
 std::string epilogue_str(const Node& n);
 
+class ThreadPool;
+
 // Applies the steps to every element, one step at a time, rounding to the
-// tensor's type after each like the unfused activation ops do (transcendental
-// steps compute in double, as those ops do). float32 and float64 only.
-void apply_epilogue(const std::vector<EpilogueStep>& steps, Tensor& t);
+// tensor's type after each like the unfused activation ops do. float64 and
+// the exact steps (Relu, Clip, LeakyRelu) give the unfused ops' bits; the
+// other float32 steps compute in float (kernels/cpu/vec_math_f32.h), within a
+// few ulp of them. float32 and float64 only; large tensors run on `pool`.
+void apply_epilogue(const std::vector<EpilogueStep>& steps, Tensor& t, ThreadPool* pool = nullptr);
 double apply_epilogue(const std::vector<EpilogueStep>& steps, double x);
+// The float32 steps on p[0, n), on the calling thread (for kernels that fuse
+// the epilogue into their own loops).
+void apply_epilogue(const std::vector<EpilogueStep>& steps, float* p, int64_t n);
 
 }  // namespace kiln

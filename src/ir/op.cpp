@@ -162,7 +162,7 @@ class EpilogueKernel : public Kernel {
       : inner_(std::move(inner)), steps_(std::move(steps)) {}
   void run(KernelContext& ctx) const override {
     inner_->run(ctx);
-    apply_epilogue(steps_, ctx.output_tensor(0));
+    apply_epilogue(steps_, ctx.output_tensor(0), ctx.thread_pool());
   }
   bool owns_constant_input(size_t i) const override { return inner_->owns_constant_input(i); }
 

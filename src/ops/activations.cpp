@@ -5,6 +5,7 @@
 // PRelu below opset 7 had its own slope broadcasting and gets its own.
 #include <cmath>
 
+#include "kernels/cpu/vec_math_f32.h"
 #include "ops/elementwise_util.h"
 
 namespace kiln {
@@ -32,16 +33,32 @@ OpSchema float_act(const char* name, int since, Make make) {
                                        [make](const Node& n) { return via_double(make(n)); });
 }
 
+// float32 runs through the vector math of kernels/cpu/vec_math_f32.h (a few
+// ulp from the double result rounded once, and threaded); other types keep
+// the double scalar function.
+OpSchema with_f32_fast(OpSchema s, VecMathF32Fn VecMathF32::*fn) {
+  ComputeFn generic = std::move(s.compute);
+  s.compute = [generic, fn](KernelContext& ctx) {
+    const Tensor& x = ctx.input(0);
+    if (x.dtype() != DType::kFloat32) return generic(ctx);
+    Tensor& y = ctx.output(0, DType::kFloat32, x.shape());
+    map_f32(vec_math_f32().*fn, x.data<float>(), y.data<float>(), x.numel(), ctx.thread_pool());
+  };
+  return s;
+}
+
 double sigmoid(double x) { return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x)); }
 double softplus(double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::fabs(x))); }
 
 }  // namespace
 
 KILN_OP(Sigmoid) {
-  return float_act("Sigmoid", 1, [](const Node&) { return [](double x) { return sigmoid(x); }; });
+  return with_f32_fast(float_act("Sigmoid", 1, [](const Node&) { return [](double x) { return sigmoid(x); }; }),
+                       &VecMathF32::sigmoid);
 }
 KILN_OP(Tanh) {
-  return float_act("Tanh", 1, [](const Node&) { return [](double x) { return std::tanh(x); }; });
+  return with_f32_fast(float_act("Tanh", 1, [](const Node&) { return [](double x) { return std::tanh(x); }; }),
+                       &VecMathF32::tanh);
 }
 KILN_OP(HardSigmoid) {
   return float_act("HardSigmoid", 1, [](const Node& n) {
@@ -103,6 +120,12 @@ KILN_OP(Gelu) {
       return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
     };
   });
+  const ComputeFn tanh_form = with_f32_fast(s, &VecMathF32::gelu_tanh).compute;
+  const ComputeFn erf_form = with_f32_fast(s, &VecMathF32::gelu_erf).compute;
+  s.compute = [tanh_form, erf_form](KernelContext& ctx) {
+    if (ctx.node().attr_string("approximate", "none") == "tanh") tanh_form(ctx);
+    else erf_form(ctx);
+  };
   s.check = [](const Node& n) {
     std::string a = n.attr_string("approximate", "none");
     return a == "none" || a == "tanh" ? std::string() : "approximate must be 'none' or 'tanh', got '" + a + "'";

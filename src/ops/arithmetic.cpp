@@ -2,6 +2,7 @@
 // `broadcast`/`axis` attributes (see legacy_broadcast_rhs).
 #include <cmath>
 
+#include "kernels/cpu/binary_f32.h"
 #include "ops/elementwise.h"
 
 namespace kiln {
@@ -12,6 +13,13 @@ template <typename F>
 void arith(KernelContext& ctx, F f) {
   const Tensor& a = ctx.input(0);
   Tensor b = legacy_broadcast_rhs(ctx, a, ctx.input(1));
+  if (a.dtype() == DType::kFloat32 && b.dtype() == DType::kFloat32) {
+    // The float32 fast path (same results, vectorized and threaded).
+    Tensor& y = ctx.output(0, DType::kFloat32, broadcast_shapes({a.shape(), b.shape()}, ctx.node()));
+    binary_f32(F::kOpF32, a.data<float>(), a.shape(), b.data<float>(), b.shape(), y.data<float>(), y.shape(),
+               ctx.thread_pool());
+    return;
+  }
   const Tensor* ins[2] = {&a, &b};
   Tensor out;
   KernelContext inner(ctx.node(), ins, std::span<Tensor>(&out, 1), nullptr);
@@ -34,10 +42,20 @@ OpSchema arith_schema(const char* name, int since, int until, F f) {
   return s;
 }
 
-struct AddFn { template <typename T> T operator()(T a, T b) const { return a + b; } };
-struct SubFn { template <typename T> T operator()(T a, T b) const { return a - b; } };
-struct MulFn { template <typename T> T operator()(T a, T b) const { return a * b; } };
+struct AddFn {
+  static constexpr BinaryOpF32 kOpF32 = BinaryOpF32::kAdd;
+  template <typename T> T operator()(T a, T b) const { return a + b; }
+};
+struct SubFn {
+  static constexpr BinaryOpF32 kOpF32 = BinaryOpF32::kSub;
+  template <typename T> T operator()(T a, T b) const { return a - b; }
+};
+struct MulFn {
+  static constexpr BinaryOpF32 kOpF32 = BinaryOpF32::kMul;
+  template <typename T> T operator()(T a, T b) const { return a * b; }
+};
 struct DivFn {
+  static constexpr BinaryOpF32 kOpF32 = BinaryOpF32::kDiv;
   template <typename T> T operator()(T a, T b) const {
     if constexpr (std::is_integral_v<T>) {
       if (b == 0) return 0;  // defined here instead of a SIGFPE

@@ -4,6 +4,7 @@
 // im2col + blocked GEMM (conv_core in nn_util.h); float32 1-D/2-D convs take
 // the fast path of kernels/cpu/conv_f32.h, with weights packed once when they
 // are initializers.
+#include "ir/epilogue.h"
 #include "kernels/cpu/conv_f32.h"
 #include "ops/nn_util.h"
 
@@ -84,7 +85,7 @@ const Tensor* constant_weight(const Node& node) {
 // compute_conv. Weights that are initializers are packed here, once.
 class ConvKernel : public Kernel {
  public:
-  explicit ConvKernel(const Node& node) {
+  explicit ConvKernel(const Node& node) : epilogue_(epilogue_of(node)) {
     const Tensor* w = constant_weight(node);
     const int64_t group = node.attr_int("group", 1);
     if (!w || w->dtype() != DType::kFloat32 || w->rank() < 3 || w->rank() > 4 || group <= 0 || w->numel() == 0 ||
@@ -96,11 +97,16 @@ class ConvKernel : public Kernel {
     packed_ = pack_conv_weights_f32(weights_, w->dim(0), group, k_per_group);
   }
 
+  // The fast path fuses the epilogue into its loops; the reference path
+  // applies it after.
+  bool applies_epilogue() const override { return true; }
+
   void run(KernelContext& ctx) const override {
     Conv2dF32Shape s;
     const Tensor& x = ctx.input(0);
     if (x.dtype() != DType::kFloat32 || (x.rank() != 3 && x.rank() != 4) || !fast_shape(ctx, &s)) {
       compute_conv(ctx);
+      apply_epilogue(epilogue_, ctx.output_tensor(0), ctx.thread_pool());
       return;
     }
     const Tensor& w = ctx.input(1);
@@ -108,8 +114,9 @@ class ConvKernel : public Kernel {
     Tensor& y = ctx.output(0, DType::kFloat32, x.rank() == 3 ? Shape{s.N, s.M, s.OW} : Shape{s.N, s.M, s.OH, s.OW});
     if (y.numel() == 0) return;
     const PackedConvWeightsF32* packed = w.data<float>() == weights_ ? packed_.get() : nullptr;
+    const Conv2dF32Epilogue epilogue = [this](float* p, int64_t n) { apply_epilogue(epilogue_, p, n); };
     conv2d_f32(s, x.data<float>(), w.data<float>(), packed, b ? b->data<float>() : nullptr, y.data<float>(),
-               ctx.thread_pool());
+               ctx.thread_pool(), epilogue_.empty() ? nullptr : &epilogue);
   }
 
  private:
@@ -152,6 +159,7 @@ class ConvKernel : public Kernel {
     return true;
   }
 
+  std::vector<EpilogueStep> epilogue_;
   const float* weights_ = nullptr;  // the initializer's data that packed_ holds
   std::shared_ptr<const PackedConvWeightsF32> packed_;
 };

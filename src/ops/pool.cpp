@@ -6,6 +6,8 @@
 #include <cmath>
 #include <limits>
 
+#include "core/thread_pool.h"
+#include "kernels/cpu/pool_f32.h"
 #include "ops/nn_util.h"
 
 namespace kiln {
@@ -112,6 +114,42 @@ void pool_kernel(KernelContext& ctx, PoolKind kind, const WindowGeometry& g, con
   }
 }
 
+// The float32 fast path (kernels/cpu/pool_f32.h) takes 1-D and 2-D max and
+// average pools without the Indices output; returns false for the rest.
+bool pool_f32_fast(KernelContext& ctx, PoolKind kind, const WindowGeometry& g, const Shape& out_shape) {
+  const Tensor& x = ctx.input(0);
+  if (x.dtype() != DType::kFloat32 || kind == PoolKind::kLp || g.rank() > 2) return false;
+  if (kind == PoolKind::kMax && ctx.has_output(1)) return false;
+  const bool two_d = g.rank() == 2;
+  const size_t w = two_d ? 1 : 0;  // the width dim of g
+  Pool2dF32Shape s;
+  s.planes = x.dim(0) * x.dim(1);
+  s.W = g.in[w];
+  s.OW = g.out[w];
+  s.KW = g.kernel[w];
+  s.stride_w = g.strides[w];
+  s.dilation_w = g.dilations[w];
+  s.pad_left = g.pads_begin[w];
+  s.pad_right = g.pads_end[w];
+  if (two_d) {
+    s.H = g.in[0];
+    s.OH = g.out[0];
+    s.KH = g.kernel[0];
+    s.stride_h = g.strides[0];
+    s.dilation_h = g.dilations[0];
+    s.pad_top = g.pads_begin[0];
+    s.pad_bottom = g.pads_end[0];
+  }
+  Tensor& y = ctx.output(0, DType::kFloat32, out_shape);
+  if (kind == PoolKind::kMax) {
+    max_pool2d_f32(s, x.data<float>(), y.data<float>(), ctx.thread_pool());
+  } else {
+    const bool include_pad = ctx.node().opset >= 7 && ctx.node().attr_int("count_include_pad", 0) != 0;
+    average_pool2d_f32(s, include_pad, x.data<float>(), y.data<float>(), ctx.thread_pool());
+  }
+  return true;
+}
+
 void compute_pool(KernelContext& ctx, PoolKind kind) {
   const Tensor& x = ctx.input(0);
   const Node& node = ctx.node();
@@ -122,6 +160,7 @@ void compute_pool(KernelContext& ctx, PoolKind kind) {
   if (!err.empty()) throw ctx.error(err);
   Shape out_shape = {x.dim(0), x.dim(1)};
   out_shape.insert(out_shape.end(), g.out.begin(), g.out.end());
+  if (pool_f32_fast(ctx, kind, g, out_shape)) return;
   using MaxTypes = TypeList<float, double, Float16, BFloat16, int8_t, uint8_t>;
   dispatch<MaxTypes>(x.dtype(), node.op_type, [&]<typename T>() {
     if constexpr (std::is_integral_v<T>) {
@@ -157,6 +196,32 @@ std::vector<DType> max_pool_types(int opset) {
   return t;
 }
 
+// Float32 global pools: eight independent partial results let the loops
+// vectorize (a single running sum or max is a serial dependency chain). The
+// sum is kept in double like the generic kernel below.
+float plane_mean_f32(const float* x, int64_t n) {
+  double part[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) part[j] += x[i + j];
+  double sum = 0;
+  for (; i < n; ++i) sum += x[i];
+  for (double p : part) sum += p;
+  return n ? static_cast<float>(sum / static_cast<double>(n)) : 0.0f;
+}
+
+float plane_max_f32(const float* x, int64_t n) {
+  float part[8];
+  for (float& p : part) p = -std::numeric_limits<float>::infinity();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) part[j] = std::max(part[j], x[i + j]);
+  float best = -std::numeric_limits<float>::infinity();
+  for (; i < n; ++i) best = std::max(best, x[i]);
+  for (float p : part) best = std::max(best, p);
+  return best;
+}
+
 // Global pools reduce every spatial dim to 1.
 void compute_global_pool(KernelContext& ctx, PoolKind kind) {
   const Tensor& x = ctx.input(0);
@@ -166,6 +231,16 @@ void compute_global_pool(KernelContext& ctx, PoolKind kind) {
   const int64_t planes = x.dim(0) * x.dim(1), sp = planes ? x.numel() / planes : 0;
   double p = 2;
   if (kind == PoolKind::kLp) p = ctx.node().opset < 2 ? ctx.node().attr_float("p", 2.0f) : static_cast<double>(ctx.node().attr_int("p", 2));
+  if (x.dtype() == DType::kFloat32 && kind != PoolKind::kLp) {
+    Tensor& y = ctx.output(0, x.dtype(), out_shape);
+    const float* px = x.data<float>();
+    float* py = y.data<float>();
+    parallel_for(ctx.thread_pool(), planes, [&](int64_t begin, int64_t end) {
+      for (int64_t pl = begin; pl < end; ++pl)
+        py[pl] = kind == PoolKind::kMax ? plane_max_f32(px + pl * sp, sp) : plane_mean_f32(px + pl * sp, sp);
+    });
+    return;
+  }
   dispatch<FloatTypes>(x.dtype(), ctx.node().op_type, [&]<typename T>() {
     Tensor& y = ctx.output(0, x.dtype(), out_shape);
     for (int64_t pl = 0; pl < planes; ++pl) {

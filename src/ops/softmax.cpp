@@ -3,9 +3,12 @@
 // Opset 1-12: the input is coerced to 2-D [prod(dims[:axis]), prod(dims[axis:])]
 // (axis default 1) and the op works along the second dim. Opset 13+: the op
 // works along the single dim `axis` (default -1).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "core/thread_pool.h"
+#include "kernels/cpu/vec_math_f32.h"
 #include "ops/reduce_util.h"
 
 namespace kiln {
@@ -58,6 +61,36 @@ void softmax_typed(SoftKind kind, const Tensor& x, const AxisView& v, Tensor& ou
   }
 }
 
+// Softmax / LogSoftmax of float32 rows along a contiguous axis (inner == 1,
+// the usual case): the exponentials come from the vector exp of
+// kernels/cpu/vec_math_f32.h (within 2 ulp) and the sum stays in double, so
+// results are within a few ulp of the double reference above. Rows are
+// spread over the thread pool.
+void softmax_f32_rows(SoftKind kind, const float* x, float* y, int64_t rows, int64_t n, ThreadPool* pool) {
+  const VecMathF32Fn exp = vec_math_f32().exp;
+  parallel_for(rows * n >= 65536 ? pool : nullptr, rows, [&](int64_t begin, int64_t end) {
+    std::vector<float> shifted(static_cast<size_t>(n)), e(static_cast<size_t>(n));
+    for (int64_t r = begin; r < end; ++r) {
+      const float* xr = x + r * n;
+      float* yr = y + r * n;
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t k = 0; k < n; ++k) mx = std::max(mx, xr[k]);
+      const float shift = std::isfinite(mx) ? mx : 0.0f;  // as in softmax_typed
+      for (int64_t k = 0; k < n; ++k) shifted[static_cast<size_t>(k)] = xr[k] - shift;
+      exp(shifted.data(), e.data(), n);
+      double sum = 0;
+      for (float v : e) sum += v;
+      if (kind == SoftKind::kSoftmax) {
+        const float s = static_cast<float>(sum);
+        for (int64_t k = 0; k < n; ++k) yr[k] = e[static_cast<size_t>(k)] / s;
+      } else {
+        const float log_sum = static_cast<float>(std::log(sum));
+        for (int64_t k = 0; k < n; ++k) yr[k] = shifted[static_cast<size_t>(k)] - log_sum;
+      }
+    }
+  });
+}
+
 void softmax_compute(KernelContext& ctx, SoftKind kind, bool coerce_2d) {
   const Tensor& x = ctx.input(0);
   int64_t rank = x.rank();
@@ -71,6 +104,10 @@ void softmax_compute(KernelContext& ctx, SoftKind kind, bool coerce_2d) {
     v = axis_view(x.shape(), normalize_axis(axis, rank, ctx.node()));
   }
   Tensor& out = ctx.output(0, x.dtype(), x.shape());
+  if (x.dtype() == DType::kFloat32 && kind != SoftKind::kHardmax && v.inner == 1) {
+    softmax_f32_rows(kind, x.data<float>(), out.data<float>(), v.outer, v.n, ctx.thread_pool());
+    return;
+  }
   dispatch<FloatTypes>(x.dtype(), ctx.node().op_type, [&]<typename T>() { softmax_typed<T>(kind, x, v, out); });
 }
 

@@ -4,6 +4,7 @@
 // compute the same thing, so each op has one schema from its first opset.
 #include <cmath>
 
+#include "kernels/cpu/vec_math_f32.h"
 #include "ops/elementwise_util.h"
 
 namespace kiln {
@@ -56,6 +57,20 @@ void float_predicate(KernelContext& ctx, Pred pred) {
   });
 }
 
+// float32 runs through the vector math of kernels/cpu/vec_math_f32.h (a few
+// ulp from the correctly rounded result, and threaded); other types keep the
+// scalar function.
+OpSchema with_f32_fast(OpSchema s, VecMathF32Fn VecMathF32::*fn) {
+  ComputeFn generic = std::move(s.compute);
+  s.compute = [generic, fn](KernelContext& ctx) {
+    const Tensor& x = ctx.input(0);
+    if (x.dtype() != DType::kFloat32) return generic(ctx);
+    Tensor& y = ctx.output(0, DType::kFloat32, x.shape());
+    map_f32(vec_math_f32().*fn, x.data<float>(), y.data<float>(), x.numel(), ctx.thread_pool());
+  };
+  return s;
+}
+
 template <typename F>
 OpSchema float_unary(const char* name, int since, F f) {
   return unary_schema<FloatTypes>(name, since, float_dtypes(), f);
@@ -73,7 +88,8 @@ KILN_OP(Sign) {
   return unary_schema<NumericTypes>("Sign", 9, numeric_dtypes(), [](auto x) { return sign_of(x); });
 }
 
-KILN_OP(Exp) { return float_unary("Exp", 1, [](auto x) { return std::exp(x); }); }
+// float32: the vector exp within 2 ulp, threaded.
+KILN_OP(Exp) { return with_f32_fast(float_unary("Exp", 1, [](auto x) { return std::exp(x); }), &VecMathF32::exp); }
 KILN_OP(Log) { return float_unary("Log", 1, [](auto x) { return std::log(x); }); }
 KILN_OP(Sqrt) { return float_unary("Sqrt", 1, [](auto x) { return std::sqrt(x); }); }
 KILN_OP(Reciprocal) {
@@ -92,7 +108,8 @@ KILN_OP(Acosh) { return float_unary("Acosh", 9, [](auto x) { return std::acosh(x
 KILN_OP(Atanh) { return float_unary("Atanh", 9, [](auto x) { return std::atanh(x); }); }
 KILN_OP(Erf) {
   // Erf-9 also accepts integer types; the result is erf rounded back to T.
-  return unary_schema<NumericTypes>("Erf", 9, numeric_dtypes(), [](auto x) {
+  // float32: the vector erf within 3 ulp, threaded.
+  OpSchema s = unary_schema<NumericTypes>("Erf", 9, numeric_dtypes(), [](auto x) {
     using T = decltype(x);
     if constexpr (std::is_integral_v<T>) {
       return static_cast<T>(std::nearbyint(std::erf(static_cast<double>(x))));
@@ -100,6 +117,7 @@ KILN_OP(Erf) {
       return std::erf(x);
     }
   });
+  return with_f32_fast(std::move(s), &VecMathF32::erf);
 }
 KILN_OP(Ceil) { return float_unary("Ceil", 1, [](auto x) { return std::ceil(x); }); }
 KILN_OP(Floor) { return float_unary("Floor", 1, [](auto x) { return std::floor(x); }); }

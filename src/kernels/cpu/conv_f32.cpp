@@ -31,7 +31,7 @@ DepthwiseFn depthwise_kernel() {
 }
 
 void depthwise_conv2d_f32(const Conv2dF32Shape& s, const float* x, const float* w, const float* bias, float* y,
-                          ThreadPool* pool) {
+                          ThreadPool* pool, const Conv2dF32Epilogue* epilogue) {
   const DepthwiseFn fn = depthwise_kernel();
   const int64_t in_sp = s.H * s.W, out_sp = s.OH * s.OW, k_sp = s.KH * s.KW;
   parallel_for(pool, s.N * s.C, [&](int64_t begin, int64_t end) {
@@ -39,6 +39,7 @@ void depthwise_conv2d_f32(const Conv2dF32Shape& s, const float* x, const float* 
       const int64_t c = nc % s.C;
       fn(x + nc * in_sp, s.H, s.W, w + c * k_sp, s.KH, s.KW, s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.dilation_h,
          s.dilation_w, bias ? bias[c] : 0.0f, y + nc * out_sp, s.OH, s.OW);
+      if (epilogue) (*epilogue)(y + nc * out_sp, out_sp);
     }
   });
 }
@@ -114,8 +115,8 @@ std::shared_ptr<const PackedConvWeightsF32> pack_conv_weights_f32(const float* w
 }
 
 void conv2d_f32(const Conv2dF32Shape& s, const float* x, const float* w, const PackedConvWeightsF32* packed,
-                const float* bias, float* y, ThreadPool* pool) {
-  if (s.depthwise() && s.M == s.C) return depthwise_conv2d_f32(s, x, w, bias, y, pool);
+                const float* bias, float* y, ThreadPool* pool, const Conv2dF32Epilogue* epilogue) {
+  if (s.depthwise() && s.M == s.C) return depthwise_conv2d_f32(s, x, w, bias, y, pool, epilogue);
   const int64_t in_sp = s.H * s.W, out_sp = s.OH * s.OW;
   const int64_t Cg = s.C / s.group, Mg = s.M / s.group, Kc = Cg * s.KH * s.KW;
   const bool pointwise = s.pointwise();
@@ -131,6 +132,15 @@ void conv2d_f32(const Conv2dF32Shape& s, const float* x, const float* w, const P
       gemm_f32(Mg, out_sp, Kc, 1.0f, a, b, bias ? 1.0f : 0.0f, yg, out_sp, pool);
     }
   }
+  if (!epilogue) return;
+  // A separate pass: the GEMM's K blocking leaves no point where a finished
+  // tile is still in cache for the caller.
+  constexpr int64_t kBlock = 16384;
+  const int64_t n = s.N * s.M * out_sp;
+  parallel_for(n >= 4 * kBlock ? pool : nullptr, (n + kBlock - 1) / kBlock, [&](int64_t begin, int64_t end) {
+    const int64_t lo = begin * kBlock;
+    (*epilogue)(y + lo, std::min(n, end * kBlock) - lo);
+  });
 }
 
 }  // namespace kiln

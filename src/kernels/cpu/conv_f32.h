@@ -4,6 +4,7 @@
 // direct loop. 1-D convs run as 2-D with H = 1.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -32,9 +33,14 @@ struct PackedConvWeightsF32 {
 std::shared_ptr<const PackedConvWeightsF32> pack_conv_weights_f32(const float* w, int64_t M, int64_t group,
                                                                     int64_t k_per_group);
 
-// y = conv(x, w) + bias (bias may be null). `packed`, when given, must come
-// from pack_conv_weights_f32 on the same w.
+// An element-wise function applied in place to y[0, n) (a fused activation).
+using Conv2dF32Epilogue = std::function<void(float* y, int64_t n)>;
+
+// y = conv(x, w) + bias (bias may be null), then `epilogue` (may be null) on
+// every output element once; depthwise convs apply it to each channel while
+// that is still in cache. `packed`, when given, must come from
+// pack_conv_weights_f32 on the same w.
 void conv2d_f32(const Conv2dF32Shape& s, const float* x, const float* w, const PackedConvWeightsF32* packed,
-                const float* bias, float* y, ThreadPool* pool);
+                const float* bias, float* y, ThreadPool* pool, const Conv2dF32Epilogue* epilogue = nullptr);
 
 }  // namespace kiln

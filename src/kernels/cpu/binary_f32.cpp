@@ -1,0 +1,89 @@
+#include "kernels/cpu/binary_f32.h"
+
+#include <algorithm>
+
+#include "core/thread_pool.h"
+#include "kernels/cpu/binary_f32_body.h"
+#include "kernels/cpu/cpu_isa.h"
+
+namespace kiln {
+
+void binary_run_f32_avx2(BinaryOpF32 op, const float* a, int64_t as, const float* b, int64_t bs, float* y,
+                         int64_t n);
+
+namespace {
+
+void binary_run_f32_baseline(BinaryOpF32 op, const float* a, int64_t as, const float* b, int64_t bs, float* y,
+                             int64_t n) {
+  binary_run_f32(op, a, as, b, bs, y, n);
+}
+
+// A run of output dims over which each operand is either contiguous
+// (stride = its extent's product) or broadcast (stride 0).
+struct Run {
+  int64_t size;
+  bool a_broadcast, b_broadcast;
+  int64_t a_stride = 0, b_stride = 0;
+};
+
+std::vector<Run> collapse(const std::vector<int64_t>& a_shape, const std::vector<int64_t>& b_shape,
+                          const std::vector<int64_t>& y_shape) {
+  const size_t r = y_shape.size();
+  std::vector<Run> dims;
+  for (size_t d = 0; d < r; ++d) {
+    const int64_t n = y_shape[d];
+    if (n == 1) continue;
+    const size_t ar = a_shape.size(), br = b_shape.size();
+    const bool ab = d + ar < r || a_shape[d + ar - r] == 1;
+    const bool bb = d + br < r || b_shape[d + br - r] == 1;
+    if (!dims.empty() && dims.back().a_broadcast == ab && dims.back().b_broadcast == bb) dims.back().size *= n;
+    else dims.push_back({n, ab, bb});
+  }
+  int64_t as = 1, bs = 1;
+  for (size_t i = dims.size(); i-- > 0;) {
+    dims[i].a_stride = dims[i].a_broadcast ? 0 : as;
+    dims[i].b_stride = dims[i].b_broadcast ? 0 : bs;
+    if (!dims[i].a_broadcast) as *= dims[i].size;
+    if (!dims[i].b_broadcast) bs *= dims[i].size;
+  }
+  return dims;
+}
+
+}  // namespace
+
+void binary_f32(BinaryOpF32 op, const float* a, const std::vector<int64_t>& a_shape, const float* b,
+                const std::vector<int64_t>& b_shape, float* y, const std::vector<int64_t>& y_shape,
+                ThreadPool* pool) {
+  int64_t total = 1;
+  for (int64_t n : y_shape) total *= n;
+  if (total == 0) return;
+  const auto run = static_cast<int>(cpu_isa_selected()) >= static_cast<int>(CpuIsa::kAvx2) ? binary_run_f32_avx2
+                                                                                           : binary_run_f32_baseline;
+  std::vector<Run> dims = collapse(a_shape, b_shape, y_shape);
+  if (dims.empty()) dims.push_back({1, false, false, 1, 1});
+  const Run inner = dims.back();
+  dims.pop_back();
+  // Work items: each row of the outer dims, cut in pieces when rows are long
+  // (a same-shape op is one row), so that the pool gets work to split.
+  constexpr int64_t kPiece = 16384;
+  const int64_t pieces = (inner.size + kPiece - 1) / kPiece, piece_len = (inner.size + pieces - 1) / pieces;
+  const int64_t rows = total / inner.size;
+  ThreadPool* p = total >= 4 * kPiece ? pool : nullptr;
+  parallel_for(p, rows * pieces, [&](int64_t begin, int64_t end) {
+    for (int64_t it = begin; it < end; ++it) {
+      int64_t row = it / pieces, ao = 0, bo = 0;
+      for (size_t d = dims.size(); d-- > 0;) {
+        const int64_t i = row % dims[d].size;
+        row /= dims[d].size;
+        ao += i * dims[d].a_stride;
+        bo += i * dims[d].b_stride;
+      }
+      const int64_t lo = (it % pieces) * piece_len, len = std::min(inner.size - lo, piece_len);
+      const int64_t as = inner.a_stride, bs = inner.b_stride;
+      const int64_t yo = (it / pieces) * inner.size + lo;
+      run(op, a + ao + lo * as, as, b + bo + lo * bs, bs, y + yo, len);
+    }
+  });
+}
+
+}  // namespace kiln

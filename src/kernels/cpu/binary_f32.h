@@ -1,0 +1,22 @@
+// Float32 Add / Sub / Mul / Div with numpy broadcasting. The shapes are
+// collapsed to runs of dims where each operand is either read contiguously or
+// broadcast, so the innermost loop is one of vector-vector, vector-scalar or
+// scalar-vector and vectorizes; this covers same shapes, scalars, per-channel
+// [N, C, H, W] op [1 or N, C, 1, 1] and last-dim rows. Large outputs are
+// split over the thread pool. Results are the same bits as the generic
+// kernel's (one IEEE operation per element).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace kiln {
+
+class ThreadPool;
+
+enum class BinaryOpF32 { kAdd, kSub, kMul, kDiv };
+
+// y (of shape y_shape, the broadcast of a_shape and b_shape) = a op b.
+void binary_f32(BinaryOpF32 op, const float* a, const std::vector<int64_t>& a_shape, const float* b,
+                const std::vector<int64_t>& b_shape, float* y, const std::vector<int64_t>& y_shape, ThreadPool* pool);
+
+}  // namespace kiln
