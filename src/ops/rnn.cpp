@@ -305,11 +305,19 @@ void run_recurrent(KernelContext& ctx, const RnnAttrs& a) {
 
 // ------------------------------------------------------------ float32 gate math
 
+// v limited to [lo, hi], NaN kept. Written in the operand order of SSE's
+// max/min (a > b ? a : b), the one form GCC 12 vectorizes without
+// -fno-trapping-math (std::min/std::max and v < lo ? lo : v stay scalar).
+inline float clamp_f32(float v, float lo, float hi) {
+  v = lo > v ? lo : v;
+  return hi < v ? hi : v;
+}
+
 // e^x as plain arithmetic the compiler can vectorize (std::exp is a library
 // call it cannot): Cephes' expf, range-reduced by ln 2, within 2 ulp. Inputs
 // are clamped to where 2^n stays a normal float.
 inline float exp_f32(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
+  x = clamp_f32(x, -87.0f, 88.0f);
   const float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   float n = (x * 1.44269504088896341f + kRound) - kRound;
   float r = x - n * 0.693359375f + n * 2.12194440e-4f;
@@ -340,7 +348,7 @@ inline float tanh_f32(float x) {
 }
 
 // The node's clip, or +inf when it has none.
-inline float clip_f32(float v, float clip) { return std::min(std::max(v, -clip), clip); }
+inline float clip_f32(float v, float clip) { return clamp_f32(v, -clip, clip); }
 
 // One batch entry's step. xg: the input projection of step t with its biases,
 // hg: h_{t-1} R^T; h (and c) are updated in place.
