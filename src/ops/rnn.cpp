@@ -520,6 +520,10 @@ void RecurrentKernelF32::run_fast(KernelContext& ctx, const RunDims& d, const st
   for (int64_t dir = 0; dir < d.D; ++dir) run_direction(ctx, d, lens, dir, xw.data(), y, yh, yc);
 }
 
+// GEMMs below this many multiply-adds run on the calling thread: waking the
+// pool costs more than it saves, and a step's GEMM (B rows) comes S times in a row.
+constexpr int64_t kMinPooledMacs = int64_t{1} << 21;
+
 void RecurrentKernelF32::run_direction(KernelContext& ctx, const RunDims& d, const std::vector<int64_t>& lens,
                                        int64_t dir, float* xw, float* y, float* yh, float* yc) const {
   const int64_t S = d.S, B = d.B, I = d.I, H = d.H, D = d.D, G = d.G, GH = G * H;
@@ -547,7 +551,9 @@ void RecurrentKernelF32::run_direction(KernelContext& ctx, const RunDims& d, con
     for (int64_t row = 0; row < S * B; ++row) std::copy(row_bias.begin(), row_bias.end(), xw + row * GH);
   }
   const PackedMatrixF32* w_pack = W.data<float>() == w_source_ ? w_packed_[static_cast<size_t>(dir)].get() : nullptr;
-  gemm_f32(S * B, GH, I, 1.0f, {ctx.input(0).data<float>(), I}, {wd, I, true, w_pack}, bias ? 1.0f : 0.0f, xw, GH, pool);
+  ThreadPool* proj_pool = S * B * GH * I >= kMinPooledMacs ? pool : nullptr;
+  gemm_f32(S * B, GH, I, 1.0f, {ctx.input(0).data<float>(), I}, {wd, I, true, w_pack}, bias ? 1.0f : 0.0f, xw, GH,
+           proj_pool);
 
   // State, one row per batch entry.
   std::vector<float> h(static_cast<size_t>(B * H), 0.0f), c(lstm ? static_cast<size_t>(B * H) : 0, 0.0f);
@@ -559,6 +565,7 @@ void RecurrentKernelF32::run_direction(KernelContext& ctx, const RunDims& d, con
   const float* peep = lstm && ctx.has_input(7) ? ctx.input(7).data<float>() + dir * 3 * H : nullptr;
 
   const int64_t N1 = first_gemm_gates() * H;
+  ThreadPool* step_pool = B * N1 * H >= kMinPooledMacs ? pool : nullptr;
   const PackedMatrixF32* r_pack = packed_r ? r_packed_[static_cast<size_t>(dir)].get() : nullptr;
   const PackedMatrixF32* rh_pack = packed_r && split_gru() ? rh_packed_[static_cast<size_t>(dir)].get() : nullptr;
   std::vector<float> hg(static_cast<size_t>(B * N1)), zs, rh, hh;
@@ -573,7 +580,7 @@ void RecurrentKernelF32::run_direction(KernelContext& ctx, const RunDims& d, con
   // Batch entries past their length keep their state; their rows of hg are
   // computed and ignored.
   for (int64_t step = 0; step < max_len; ++step) {
-    gemm_f32(B, N1, H, 1.0f, {h.data(), H}, {rd, H, true, r_pack}, 0.0f, hg.data(), N1, pool);
+    gemm_f32(B, N1, H, 1.0f, {h.data(), H}, {rd, H, true, r_pack}, 0.0f, hg.data(), N1, step_pool);
     if (split_gru()) {
       for (int64_t b = 0; b < B; ++b) {
         const int64_t len = lens[static_cast<size_t>(b)];
@@ -582,7 +589,7 @@ void RecurrentKernelF32::run_direction(KernelContext& ctx, const RunDims& d, con
         gru_reset_step(H, xw + x_row(t, b) * GH, hg.data() + b * N1, clip, h.data() + b * H, zs.data() + b * H,
                        rh.data() + b * H);
       }
-      gemm_f32(B, H, H, 1.0f, {rh.data(), H}, {rd + 2 * H * H, H, true, rh_pack}, 0.0f, hh.data(), H, pool);
+      gemm_f32(B, H, H, 1.0f, {rh.data(), H}, {rd + 2 * H * H, H, true, rh_pack}, 0.0f, hh.data(), H, step_pool);
     }
     for (int64_t b = 0; b < B; ++b) {
       const int64_t len = lens[static_cast<size_t>(b)];
