@@ -12,7 +12,6 @@
 #include <bit>
 #include <cctype>
 #include <cmath>
-#include <limits>
 
 #include "kernels/cpu/gemm_f32.h"
 #include "ops/common.h"
@@ -305,22 +304,24 @@ void run_recurrent(KernelContext& ctx, const RnnAttrs& a) {
 
 // ------------------------------------------------------------ float32 gate math
 
-// v limited to [lo, hi], NaN kept. Written in the operand order of SSE's
-// max/min (a > b ? a : b), the one form GCC 12 vectorizes without
-// -fno-trapping-math (std::min/std::max and v < lo ? lo : v stay scalar).
-inline float clamp_f32(float v, float lo, float hi) {
-  v = lo > v ? lo : v;
-  return hi < v ? hi : v;
-}
+// The gate math is short passes over one array each, in forms GCC vectorizes
+// under its default -ftrapping-math: no float compare feeds a select (those
+// loops stay scalar), so limits and branches are integer operations on the
+// bits. Fused per-unit loops and std::exp/std::tanh calls did not vectorize.
 
-// e^x as plain arithmetic the compiler can vectorize (std::exp is a library
-// call it cannot): Cephes' expf, range-reduced by ln 2, within 2 ulp. Inputs
-// are clamped to where 2^n stays a normal float.
+// e^x as Cephes' expf (range reduction by ln 2, degree-6 polynomial), within
+// 2 ulp; |x| is limited to 87 so that 2^n stays a normal float. NaN stays NaN.
 inline float exp_f32(float x) {
-  x = clamp_f32(x, -87.0f, 88.0f);
-  const float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  float n = (x * 1.44269504088896341f + kRound) - kRound;
-  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  int32_t bits = std::bit_cast<int32_t>(x);
+  const int32_t mag = bits & 0x7fffffff, kLimit = 0x42ae0000;  // 87.0f
+  bits = mag > kLimit && mag <= 0x7f800000 ? (bits & INT32_MIN) | kLimit : bits;
+  x = std::bit_cast<float>(bits);
+  // Adding 1.5 * 2^23 rounds to an integer, which the low mantissa bits then hold.
+  const float kRound = 12582912.0f;
+  const float t = x * 1.44269504088896341f + kRound;
+  const int32_t k = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kRound);
+  const float n = t - kRound;
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
@@ -328,72 +329,98 @@ inline float exp_f32(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  return p * std::bit_cast<float>(bits);
+  return p * std::bit_cast<float>(static_cast<uint32_t>(k + 127) << 23);
 }
 
 inline float sigmoid_f32(float x) { return 1.0f / (1.0f + exp_f32(-x)); }
 
-// Near 0 a polynomial (Cephes' tanhf), elsewhere (1 - e^-2|x|) / (1 + e^-2|x|);
-// both are computed so that the loop has no branch.
+// Near 0 Cephes' tanhf polynomial, elsewhere (1 - e^-2|x|) / (1 + e^-2|x|)
+// with x's sign; both are computed and one is picked by a bit mask.
 inline float tanh_f32(float x) {
-  float ax = std::fabs(x);
-  float z = x * x;
-  float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
-                 3.33332819422e-1f) * z * x + x;
-  float e = exp_f32(-2.0f * ax);
-  float large = (1.0f - e) / (1.0f + e);
-  large = x < 0 ? -large : large;
-  return ax < 0.625f ? small : large;
+  const uint32_t bits = std::bit_cast<uint32_t>(x), mag = bits & 0x7fffffffu;
+  const float z = x * x;
+  const float small =
+      ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
+       3.33332819422e-1f) * z * x + x;
+  const float e = exp_f32(-2.0f * std::bit_cast<float>(mag));
+  const uint32_t large = std::bit_cast<uint32_t>((1.0f - e) / (1.0f + e)) | (bits & 0x80000000u);
+  const uint32_t use_small = 0u - static_cast<uint32_t>(mag < 0x3f200000u);  // |x| < 0.625: all ones
+  return std::bit_cast<float>((std::bit_cast<uint32_t>(small) & use_small) | (large & ~use_small));
 }
 
-// The node's clip, or +inf when it has none.
-inline float clip_f32(float v, float clip) { return clamp_f32(v, -clip, clip); }
+void add_into(int64_t n, const float* a, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a[i];
+}
+void mul_add_into(int64_t n, const float* a, const float* b, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a[i] * b[i];
+}
+void sigmoid_inplace(int64_t n, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = sigmoid_f32(y[i]);
+}
+void tanh_inplace(int64_t n, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = tanh_f32(y[i]);
+}
+// The node's clip (0: none), applied to pre-activations.
+void clip_inplace(int64_t n, float clip, float* y) {
+  if (clip <= 0) return;
+  for (int64_t i = 0; i < n; ++i) y[i] = std::max(-clip, std::min(clip, y[i]));
+}
 
-// One batch entry's step. xg: the input projection of step t with its biases,
-// hg: h_{t-1} R^T; h (and c) are updated in place.
-void lstm_step(int64_t H, const float* xg, const float* hg, const float* peep, float clip, float* h, float* c) {
-  for (int64_t j = 0; j < H; ++j) {  // gate blocks i, o, f, c
-    float pi = peep ? peep[j] : 0.0f, po = peep ? peep[H + j] : 0.0f, pf = peep ? peep[2 * H + j] : 0.0f;
-    float ig = sigmoid_f32(clip_f32(xg[j] + hg[j] + pi * c[j], clip));
-    float fg = sigmoid_f32(clip_f32(xg[2 * H + j] + hg[2 * H + j] + pf * c[j], clip));
-    float cg = tanh_f32(clip_f32(xg[3 * H + j] + hg[3 * H + j], clip));
-    float cn = fg * c[j] + ig * cg;
-    float og = sigmoid_f32(clip_f32(xg[H + j] + hg[H + j] + po * cn, clip));
-    c[j] = cn;
-    h[j] = og * tanh_f32(cn);
+// One batch entry's step. xg: the input projection of step t with its biases;
+// g: h_{t-1} R^T on entry, then the gates in place; h (and c) are updated.
+void lstm_step(int64_t H, const float* xg, float* g, const float* peep, float clip, float* h, float* c) {
+  float *gi = g, *go = g + H, *gf = g + 2 * H, *gc = g + 3 * H;  // ONNX's gate order i, o, f, c
+  add_into(4 * H, xg, g);
+  if (peep) {
+    mul_add_into(H, peep, c, gi);
+    mul_add_into(H, peep + 2 * H, c, gf);
   }
+  clip_inplace(H, clip, gi);
+  clip_inplace(2 * H, clip, gf);  // f and c
+  sigmoid_inplace(H, gi);
+  sigmoid_inplace(H, gf);
+  tanh_inplace(H, gc);
+  for (int64_t j = 0; j < H; ++j) c[j] = gf[j] * c[j] + gi[j] * gc[j];
+  if (peep) mul_add_into(H, peep + H, c, go);  // o's peephole sees the new c
+  clip_inplace(H, clip, go);
+  sigmoid_inplace(H, go);
+  for (int64_t j = 0; j < H; ++j) h[j] = go[j] * tanh_f32(c[j]);
 }
 
-void rnn_step(int64_t H, const float* xg, const float* hg, float clip, float* h) {
-  for (int64_t j = 0; j < H; ++j) h[j] = tanh_f32(clip_f32(xg[j] + hg[j], clip));
+void rnn_step(int64_t H, const float* xg, float* g, float clip, float* h) {
+  add_into(H, xg, g);
+  clip_inplace(H, clip, g);
+  for (int64_t j = 0; j < H; ++j) h[j] = tanh_f32(g[j]);
 }
 
-// GRU with linear_before_reset: hg holds h R^T for gates z, r, h; rbh is the
+// GRU with linear_before_reset: g holds h R^T for gates z, r, h; rbh is the
 // h gate's recurrence bias, which sits inside the reset product.
-void gru_lbr_step(int64_t H, const float* xg, const float* hg, const float* rbh, float clip, float* h) {
-  for (int64_t j = 0; j < H; ++j) {
-    float z = sigmoid_f32(clip_f32(xg[j] + hg[j], clip));
-    float r = sigmoid_f32(clip_f32(xg[H + j] + hg[H + j], clip));
-    float hh = tanh_f32(clip_f32(xg[2 * H + j] + r * (hg[2 * H + j] + rbh[j]), clip));
-    h[j] = (1.0f - z) * hh + z * h[j];
-  }
+void gru_lbr_step(int64_t H, const float* xg, float* g, const float* rbh, float clip, float* h) {
+  float *gz = g, *gr = g + H, *gh = g + 2 * H;
+  add_into(2 * H, xg, g);
+  clip_inplace(2 * H, clip, g);
+  sigmoid_inplace(2 * H, g);
+  for (int64_t j = 0; j < H; ++j) gh[j] = xg[2 * H + j] + gr[j] * (gh[j] + rbh[j]);
+  clip_inplace(H, clip, gh);
+  tanh_inplace(H, gh);
+  for (int64_t j = 0; j < H; ++j) h[j] = (1.0f - gz[j]) * gh[j] + gz[j] * h[j];
 }
 
-// GRU without linear_before_reset, first half: z into zs, r . h into rh.
-void gru_reset_step(int64_t H, const float* xg, const float* hg, float clip, const float* h, float* zs, float* rh) {
-  for (int64_t j = 0; j < H; ++j) {
-    zs[j] = sigmoid_f32(clip_f32(xg[j] + hg[j], clip));
-    rh[j] = sigmoid_f32(clip_f32(xg[H + j] + hg[H + j], clip)) * h[j];
-  }
+// GRU without linear_before_reset, first half: g (h R^T for z and r) becomes
+// z and r in place, and rh gets r . h.
+void gru_reset_step(int64_t H, const float* xg, float* g, float clip, const float* h, float* rh) {
+  add_into(2 * H, xg, g);
+  clip_inplace(2 * H, clip, g);
+  sigmoid_inplace(2 * H, g);
+  for (int64_t j = 0; j < H; ++j) rh[j] = g[H + j] * h[j];
 }
 
-// Second half, with hh = (r . h) Rh^T; the h gate's biases are in xg.
-void gru_update_step(int64_t H, const float* xg, const float* hh, const float* zs, float clip, float* h) {
-  for (int64_t j = 0; j < H; ++j) {
-    float cand = tanh_f32(clip_f32(xg[2 * H + j] + hh[j], clip));
-    h[j] = (1.0f - zs[j]) * cand + zs[j] * h[j];
-  }
+// Second half: hh holds (r . h) Rh^T; the h gate's biases are in xg.
+void gru_update_step(int64_t H, const float* xg, float* hh, const float* z, float clip, float* h) {
+  add_into(H, xg + 2 * H, hh);
+  clip_inplace(H, clip, hh);
+  tanh_inplace(H, hh);
+  for (int64_t j = 0; j < H; ++j) h[j] = (1.0f - z[j]) * hh[j] + z[j] * h[j];
 }
 
 // ------------------------------------------------------------ float32 kernel
@@ -529,7 +556,7 @@ void RecurrentKernelF32::run_direction(KernelContext& ctx, const RunDims& d, con
   const int64_t S = d.S, B = d.B, I = d.I, H = d.H, D = d.D, G = d.G, GH = G * H;
   const bool reverse = attrs_.reverse_only || dir == 1;
   const bool lstm = attrs_.cell == Cell::kLstm;
-  const float clip = attrs_.clip > 0 ? static_cast<float>(attrs_.clip) : std::numeric_limits<float>::infinity();
+  const float clip = static_cast<float>(attrs_.clip);  // 0: none
   ThreadPool* pool = ctx.thread_pool();
   const Tensor& W = ctx.input(1);
   const Tensor& R = ctx.input(2);
@@ -568,9 +595,8 @@ void RecurrentKernelF32::run_direction(KernelContext& ctx, const RunDims& d, con
   ThreadPool* step_pool = B * N1 * H >= kMinPooledMacs ? pool : nullptr;
   const PackedMatrixF32* r_pack = packed_r ? r_packed_[static_cast<size_t>(dir)].get() : nullptr;
   const PackedMatrixF32* rh_pack = packed_r && split_gru() ? rh_packed_[static_cast<size_t>(dir)].get() : nullptr;
-  std::vector<float> hg(static_cast<size_t>(B * N1)), zs, rh, hh;
+  std::vector<float> hg(static_cast<size_t>(B * N1)), rh, hh;
   if (split_gru()) {
-    zs.assign(static_cast<size_t>(B * H), 0.0f);
     rh.assign(static_cast<size_t>(B * H), 0.0f);
     hh.assign(static_cast<size_t>(B * H), 0.0f);
   }
@@ -586,8 +612,7 @@ void RecurrentKernelF32::run_direction(KernelContext& ctx, const RunDims& d, con
         const int64_t len = lens[static_cast<size_t>(b)];
         if (step >= len) continue;
         const int64_t t = reverse ? len - 1 - step : step;
-        gru_reset_step(H, xw + x_row(t, b) * GH, hg.data() + b * N1, clip, h.data() + b * H, zs.data() + b * H,
-                       rh.data() + b * H);
+        gru_reset_step(H, xw + x_row(t, b) * GH, hg.data() + b * N1, clip, h.data() + b * H, rh.data() + b * H);
       }
       gemm_f32(B, H, H, 1.0f, {rh.data(), H}, {rd + 2 * H * H, H, true, rh_pack}, 0.0f, hh.data(), H, step_pool);
     }
@@ -596,13 +621,13 @@ void RecurrentKernelF32::run_direction(KernelContext& ctx, const RunDims& d, con
       if (step >= len) continue;
       const int64_t t = reverse ? len - 1 - step : step;
       const float* xg = xw + x_row(t, b) * GH;
-      const float* hgb = hg.data() + b * N1;
+      float* hgb = hg.data() + b * N1;
       float* hb = h.data() + b * H;
       switch (attrs_.cell) {
         case Cell::kRnn: rnn_step(H, xg, hgb, clip, hb); break;
         case Cell::kLstm: lstm_step(H, xg, hgb, peep, clip, hb, c.data() + b * H); break;
         case Cell::kGru:
-          if (split_gru()) gru_update_step(H, xg, hh.data() + b * H, zs.data() + b * H, clip, hb);
+          if (split_gru()) gru_update_step(H, xg, hh.data() + b * H, hgb, clip, hb);
           else gru_lbr_step(H, xg, hgb, rbh.data(), clip, hb);
           break;
       }
