@@ -378,6 +378,10 @@ TEST(RecurrentF32, LargerSizesAndThreads) {
         c.seq_lens = {9, 3, 0, 9, 8, 1, 5};
         check_fast(c, rng, p, 1e-5);
       }
+  // An input projection big enough (4M multiply-adds) to run on the pool.
+  FastCase big{.op = "LSTM", .S = 16, .B = 8, .I = 64, .H = 128};
+  big.bias = big.init = big.constant = true;
+  check_fast(big, rng, &pool, 1e-5);
 }
 
 // Non-default activations and input_forget take the reference path; the
