@@ -1,9 +1,11 @@
 // RNN, GRU and LSTM against a plain per-step reference written from the
-// spec's equations (default layout; layout=1 by transposing).
+// spec's equations (default layout; layout=1 by transposing), and the float32
+// kernel against the reference kernel (the same node in double).
 #include <cmath>
 
 #include <gtest/gtest.h>
 
+#include "core/thread_pool.h"
 #include "op_harness.h"
 
 namespace kiln::test {
@@ -271,6 +273,134 @@ TEST(Recurrent, BadInputsAreErrors) {
   lens.data<int32_t>()[0] = 9;
   EXPECT_THROW(run_node({.op = "LSTM", .opset = 14, .inputs = {d.x, d.w, d.r, std::nullopt, lens}, .attrs = {{"hidden_size", attr_int(c.H)}}, .num_outputs = 3}), Error);
   EXPECT_THROW(run_node({.op = "LSTM", .opset = 14, .inputs = {d.x, d.w, d.r}, .attrs = {{"direction", attr_string("sideways")}}}), Error);
+}
+
+// ---------------------------------------------------------------- float32 fast path
+
+namespace {
+
+Tensor to_f64(const Tensor& t) {
+  Tensor out(DType::kFloat64, t.shape());
+  for (int64_t i = 0; i < t.numel(); ++i) out.data<double>()[i] = t.data<float>()[i];
+  return out;
+}
+
+Tensor f64_to_f32(const Tensor& t) {
+  Tensor out(DType::kFloat32, t.shape());
+  for (int64_t i = 0; i < t.numel(); ++i) out.data<float>()[i] = static_cast<float>(t.data<double>()[i]);
+  return out;
+}
+
+struct FastCase {
+  std::string op;  // RNN, GRU, LSTM
+  int S = 4, B = 3, I = 3, H = 5;
+  std::string direction = "forward";
+  int layout = 0;
+  bool bias = false, init = false, lens = false, clip = false, lbr = false, peep = false, constant = false;
+  std::vector<int32_t> seq_lens;  // used when lens; default {S, 0, 2, ...}
+};
+
+// Runs the case in float32 (the fast kernel) and in double (the reference)
+// on the same random inputs, and compares every output. Larger sizes need a
+// looser atol: float sums of ~50 products, amplified over the steps.
+void check_fast(const FastCase& c, std::mt19937& rng, ThreadPool* pool = nullptr, double atol = 1e-6) {
+  const int D = c.direction == "bidirectional" ? 2 : 1;
+  const int G = c.op == "RNN" ? 1 : c.op == "GRU" ? 3 : 4;
+  Shape x_shape = c.layout ? Shape{c.B, c.S, c.I} : Shape{c.S, c.B, c.I};
+  Shape state = c.layout ? Shape{c.B, D, c.H} : Shape{D, c.B, c.H};
+  std::vector<std::optional<Tensor>> in(c.op == "LSTM" ? 8 : 6);
+  in[0] = random_f32(x_shape, rng, -2, 2);
+  in[1] = random_f32({D, G * c.H, c.I}, rng);
+  in[2] = random_f32({D, G * c.H, c.H}, rng);
+  if (c.bias) in[3] = random_f32({D, 2 * G * c.H}, rng);
+  if (c.lens) {
+    Tensor l(DType::kInt32, {c.B});
+    for (int b = 0; b < c.B; ++b)
+      l.data<int32_t>()[b] = c.seq_lens.empty() ? (b == 0 ? c.S : b == 1 ? 0 : b % c.S) : c.seq_lens[static_cast<size_t>(b)];
+    in[4] = l;
+  }
+  if (c.init) in[5] = random_f32(state, rng);
+  if (c.op == "LSTM" && c.init) in[6] = random_f32(state, rng, -2, 2);
+  if (c.op == "LSTM" && c.peep) in[7] = random_f32({D, 3 * c.H}, rng);
+  NodeSpec spec{.op = c.op, .opset = 14, .inputs = in, .num_outputs = c.op == "LSTM" ? 3 : 2};
+  spec.attrs["hidden_size"] = attr_int(c.H);
+  spec.attrs["direction"] = attr_string(c.direction);
+  spec.attrs["layout"] = attr_int(c.layout);
+  if (c.clip) spec.attrs["clip"] = attr_float(0.7f);
+  if (c.op == "GRU") spec.attrs["linear_before_reset"] = attr_int(c.lbr ? 1 : 0);
+  spec.constant_inputs = c.constant;
+  spec.pool = pool;
+  std::vector<Tensor> got = run_node(spec);
+  for (std::optional<Tensor>& t : spec.inputs)
+    if (t && t->dtype() == DType::kFloat32) t = to_f64(*t);
+  std::vector<Tensor> want = run_node(spec);
+  std::string what = c.op + " " + c.direction + " layout " + std::to_string(c.layout) + (c.bias ? " bias" : "") +
+                     (c.init ? " init" : "") + (c.lens ? " lens" : "") + (c.clip ? " clip" : "") +
+                     (c.lbr ? " lbr" : "") + (c.peep ? " peep" : "") + (c.constant ? " constant" : "");
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_TRUE(all_close(got[i], f64_to_f32(want[i]), 1e-5, atol)) << what << ", output " << i;
+}
+
+}  // namespace
+
+TEST(RecurrentF32, MatchesReferenceOverOptionMatrix) {
+  std::mt19937 rng(21);
+  for (const char* op : {"RNN", "GRU", "LSTM"})
+    for (const char* dir : {"forward", "reverse", "bidirectional"})
+      for (int layout : {0, 1})
+        for (int bits = 0; bits < 64; ++bits) {
+          FastCase c{.op = op, .direction = dir, .layout = layout};
+          c.bias = bits & 1;
+          c.init = bits & 2;
+          c.lens = bits & 4;
+          c.clip = bits & 8;
+          c.constant = bits & 16;
+          // The cell's own variant: GRU's linear_before_reset, LSTM's peepholes.
+          c.lbr = c.op == "GRU" && (bits & 32);
+          c.peep = c.op == "LSTM" && (bits & 32);
+          if (c.op == "RNN" && (bits & 32)) continue;
+          check_fast(c, rng);
+        }
+}
+
+// Sizes past the GEMM's register tiles, long sequences, and a thread pool.
+TEST(RecurrentF32, LargerSizesAndThreads) {
+  std::mt19937 rng(22);
+  ThreadPool pool(2);
+  for (const char* op : {"RNN", "GRU", "LSTM"})
+    for (bool lbr : {false, true})
+      for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+        if (std::string(op) != "GRU" && lbr) continue;
+        FastCase c{.op = op, .S = 9, .B = 7, .I = 19, .H = 37, .direction = "bidirectional"};
+        c.bias = c.init = c.lens = c.constant = true;
+        c.lbr = lbr;
+        c.seq_lens = {9, 3, 0, 9, 8, 1, 5};
+        check_fast(c, rng, p, 1e-5);
+      }
+  // An input projection big enough (4M multiply-adds) to run on the pool.
+  FastCase big{.op = "LSTM", .S = 16, .B = 8, .I = 64, .H = 128};
+  big.bias = big.init = big.constant = true;
+  check_fast(big, rng, &pool, 1e-5);
+}
+
+// Non-default activations and input_forget take the reference path; the
+// float32 result still matches the double one.
+TEST(RecurrentF32, OtherActivationsFallBack) {
+  std::mt19937 rng(23);
+  Tensor x = random_f32({3, 2, 4}, rng), w = random_f32({1, 12, 4}, rng), r = random_f32({1, 12, 3}, rng);
+  Attribute acts;
+  acts.kind = Attribute::Kind::kStrings;
+  acts.strings = {"HardSigmoid", "Tanh", "Relu"};
+  for (bool constant : {false, true}) {
+    NodeSpec spec{.op = "LSTM", .opset = 14, .inputs = {x, w, r}, .num_outputs = 3, .constant_inputs = constant};
+    spec.attrs["hidden_size"] = attr_int(3);
+    spec.attrs["activations"] = acts;
+    std::vector<Tensor> got = run_node(spec);
+    spec.inputs = {to_f64(x), to_f64(w), to_f64(r)};
+    std::vector<Tensor> want = run_node(spec);
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(all_close(got[i], f64_to_f32(want[i]), 1e-5, 1e-6)) << i;
+  }
 }
 
 }  // namespace kiln::test

@@ -2,10 +2,18 @@
 // Versions: RNN/LSTM 1-13 and 14+ (the `layout` attribute), GRU 1-2 (no
 // linear_before_reset), 3-13 and 14+. Opset 1 also carried `output_sequence`,
 // which only said whether Y is wanted; it changes no value.
+//
+// Float32 with the default activations runs on RecurrentKernelF32: one packed
+// GEMM projects the input of every time step, then each step is one small GEMM
+// against R plus the gate math in float. Everything else (other types,
+// activation lists, input_forget) runs the reference run_recurrent, which is
+// the specification and also reports malformed inputs.
 #include <algorithm>
+#include <bit>
 #include <cctype>
 #include <cmath>
 
+#include "kernels/cpu/gemm_f32.h"
 #include "ops/common.h"
 
 namespace kiln {
@@ -294,6 +302,349 @@ void run_recurrent(KernelContext& ctx, const RnnAttrs& a) {
   for (size_t i = 0; i < ctx.num_outputs() && i < 3; ++i) ctx.set_output(i, std::move(outs[i]));
 }
 
+// ------------------------------------------------------------ float32 gate math
+
+// The gate math is short passes over one array each, in forms GCC vectorizes
+// under its default -ftrapping-math: no float compare feeds a select (those
+// loops stay scalar), so limits and branches are integer operations on the
+// bits. Fused per-unit loops and std::exp/std::tanh calls did not vectorize.
+
+// e^x as Cephes' expf (range reduction by ln 2, degree-6 polynomial), within
+// 2 ulp; |x| is limited to 87 so that 2^n stays a normal float. NaN stays NaN.
+inline float exp_f32(float x) {
+  int32_t bits = std::bit_cast<int32_t>(x);
+  const int32_t mag = bits & 0x7fffffff, kLimit = 0x42ae0000;  // 87.0f
+  bits = mag > kLimit && mag <= 0x7f800000 ? (bits & INT32_MIN) | kLimit : bits;
+  x = std::bit_cast<float>(bits);
+  // Adding 1.5 * 2^23 rounds to an integer, which the low mantissa bits then hold.
+  const float kRound = 12582912.0f;
+  const float t = x * 1.44269504088896341f + kRound;
+  const int32_t k = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kRound);
+  const float n = t - kRound;
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  return p * std::bit_cast<float>(static_cast<uint32_t>(k + 127) << 23);
+}
+
+inline float sigmoid_f32(float x) { return 1.0f / (1.0f + exp_f32(-x)); }
+
+// Near 0 Cephes' tanhf polynomial, elsewhere (1 - e^-2|x|) / (1 + e^-2|x|)
+// with x's sign; both are computed and one is picked by a bit mask.
+inline float tanh_f32(float x) {
+  const uint32_t bits = std::bit_cast<uint32_t>(x), mag = bits & 0x7fffffffu;
+  const float z = x * x;
+  const float small =
+      ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
+       3.33332819422e-1f) * z * x + x;
+  const float e = exp_f32(-2.0f * std::bit_cast<float>(mag));
+  const uint32_t large = std::bit_cast<uint32_t>((1.0f - e) / (1.0f + e)) | (bits & 0x80000000u);
+  const uint32_t use_small = 0u - static_cast<uint32_t>(mag < 0x3f200000u);  // |x| < 0.625: all ones
+  return std::bit_cast<float>((std::bit_cast<uint32_t>(small) & use_small) | (large & ~use_small));
+}
+
+void add_into(int64_t n, const float* a, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a[i];
+}
+void mul_add_into(int64_t n, const float* a, const float* b, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a[i] * b[i];
+}
+void sigmoid_inplace(int64_t n, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = sigmoid_f32(y[i]);
+}
+void tanh_inplace(int64_t n, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = tanh_f32(y[i]);
+}
+// The node's clip (0: none), applied to pre-activations.
+void clip_inplace(int64_t n, float clip, float* y) {
+  if (clip <= 0) return;
+  for (int64_t i = 0; i < n; ++i) y[i] = std::max(-clip, std::min(clip, y[i]));
+}
+
+// One batch entry's step. xg: the input projection of step t with its biases;
+// g: h_{t-1} R^T on entry, then the gates in place; h (and c) are updated.
+void lstm_step(int64_t H, const float* xg, float* g, const float* peep, float clip, float* h, float* c) {
+  float *gi = g, *go = g + H, *gf = g + 2 * H, *gc = g + 3 * H;  // ONNX's gate order i, o, f, c
+  add_into(4 * H, xg, g);
+  if (peep) {
+    mul_add_into(H, peep, c, gi);
+    mul_add_into(H, peep + 2 * H, c, gf);
+  }
+  clip_inplace(H, clip, gi);
+  clip_inplace(2 * H, clip, gf);  // f and c
+  sigmoid_inplace(H, gi);
+  sigmoid_inplace(H, gf);
+  tanh_inplace(H, gc);
+  for (int64_t j = 0; j < H; ++j) c[j] = gf[j] * c[j] + gi[j] * gc[j];
+  if (peep) mul_add_into(H, peep + H, c, go);  // o's peephole sees the new c
+  clip_inplace(H, clip, go);
+  sigmoid_inplace(H, go);
+  for (int64_t j = 0; j < H; ++j) h[j] = go[j] * tanh_f32(c[j]);
+}
+
+void rnn_step(int64_t H, const float* xg, float* g, float clip, float* h) {
+  add_into(H, xg, g);
+  clip_inplace(H, clip, g);
+  for (int64_t j = 0; j < H; ++j) h[j] = tanh_f32(g[j]);
+}
+
+// GRU with linear_before_reset: g holds h R^T for gates z, r, h; rbh is the
+// h gate's recurrence bias, which sits inside the reset product.
+void gru_lbr_step(int64_t H, const float* xg, float* g, const float* rbh, float clip, float* h) {
+  float *gz = g, *gr = g + H, *gh = g + 2 * H;
+  add_into(2 * H, xg, g);
+  clip_inplace(2 * H, clip, g);
+  sigmoid_inplace(2 * H, g);
+  for (int64_t j = 0; j < H; ++j) gh[j] = xg[2 * H + j] + gr[j] * (gh[j] + rbh[j]);
+  clip_inplace(H, clip, gh);
+  tanh_inplace(H, gh);
+  for (int64_t j = 0; j < H; ++j) h[j] = (1.0f - gz[j]) * gh[j] + gz[j] * h[j];
+}
+
+// GRU without linear_before_reset, first half: g (h R^T for z and r) becomes
+// z and r in place, and rh gets r . h.
+void gru_reset_step(int64_t H, const float* xg, float* g, float clip, const float* h, float* rh) {
+  add_into(2 * H, xg, g);
+  clip_inplace(2 * H, clip, g);
+  sigmoid_inplace(2 * H, g);
+  for (int64_t j = 0; j < H; ++j) rh[j] = g[H + j] * h[j];
+}
+
+// Second half: hh holds (r . h) Rh^T; the h gate's biases are in xg.
+void gru_update_step(int64_t H, const float* xg, float* hh, const float* z, float clip, float* h) {
+  add_into(H, xg + 2 * H, hh);
+  clip_inplace(H, clip, hh);
+  tanh_inplace(H, hh);
+  for (int64_t j = 0; j < H; ++j) h[j] = (1.0f - z[j]) * hh[j] + z[j] * h[j];
+}
+
+// ------------------------------------------------------------ float32 kernel
+
+bool has_default_activations(const RnnAttrs& a) {
+  const size_t per_dir = static_cast<size_t>(acts_of(a.cell));
+  for (size_t i = 0; i < a.acts.size(); ++i) {
+    bool first = i % per_dir == 0;
+    Activation::Kind want = a.cell != Cell::kRnn && first ? Activation::kSigmoid : Activation::kTanh;
+    if (a.acts[i].kind != want) return false;
+  }
+  return true;
+}
+
+// Input i when it is a rank-3 float32 constant of the graph (not an
+// overridable graph input).
+const Tensor* constant_f32(const Node& node, size_t i) {
+  const Value* v = i < node.inputs.size() ? node.inputs[i] : nullptr;
+  if (!v || !v->initializer || v->is_graph_input) return nullptr;
+  const Tensor& t = *v->initializer;
+  return t.dtype() == DType::kFloat32 && t.rank() == 3 && t.numel() > 0 ? &t : nullptr;
+}
+
+// The sizes of one run, once its inputs have been checked.
+struct RunDims {
+  int64_t S = 0, B = 0, I = 0, H = 0, D = 1, G = 1;
+};
+
+class RecurrentKernelF32 : public Kernel {
+ public:
+  RecurrentKernelF32(const Node& node, Cell cell) : attrs_(parse_attrs(node, cell)) {
+    fast_ = has_default_activations(attrs_) && !attrs_.input_forget;
+    const Tensor* w = constant_f32(node, 1);
+    const Tensor* r = constant_f32(node, 2);
+    if (!fast_ || !w || !r) return;
+    const int64_t D = attrs_.num_dirs, G = gates_of(cell);
+    const int64_t H = attrs_.hidden > 0 ? attrs_.hidden : r->dim(2), I = w->dim(2);
+    if (w->shape() != Shape{D, G * H, I} || r->shape() != Shape{D, G * H, H}) return;
+    const GemmF32Microkernel& mk = gemm_f32_default_kernel();
+    using Side = PackedMatrixF32::Side;
+    w_source_ = w->data<float>();
+    r_source_ = r->data<float>();
+    for (int64_t d = 0; d < D; ++d) {
+      // op(B) is W^T (I x G*H) and R^T (H x the gates of the first step GEMM).
+      const float* rd = r_source_ + d * G * H * H;
+      w_packed_.push_back(PackedMatrixF32::pack(Side::kB, w_source_ + d * G * H * I, I, true, I, G * H, mk));
+      r_packed_.push_back(PackedMatrixF32::pack(Side::kB, rd, H, true, H, first_gemm_gates() * H, mk));
+      if (split_gru()) rh_packed_.push_back(PackedMatrixF32::pack(Side::kB, rd + 2 * H * H, H, true, H, H, mk));
+    }
+  }
+
+  void run(KernelContext& ctx) const override {
+    RunDims dims;
+    std::vector<int64_t> lens;
+    if (!fast_ || !fast_inputs(ctx, &dims, &lens)) return reference(ctx);
+    run_fast(ctx, dims, lens);
+  }
+
+ private:
+  // GRU without linear_before_reset needs r before the h gate's recurrence:
+  // two GEMMs per step (gates z and r on h, then gate h on r . h).
+  bool split_gru() const { return attrs_.cell == Cell::kGru && !attrs_.linear_before_reset; }
+  int64_t first_gemm_gates() const { return split_gru() ? 2 : gates_of(attrs_.cell); }
+
+  void reference(KernelContext& ctx) const {
+    dispatch<FloatTypes>(ctx.input(0).dtype(), ctx.node().op_type, [&]<typename T>() { run_recurrent<T>(ctx, attrs_); });
+  }
+
+  bool fast_inputs(const KernelContext& ctx, RunDims* d, std::vector<int64_t>* lens) const;
+  void run_fast(KernelContext& ctx, const RunDims& d, const std::vector<int64_t>& lens) const;
+  void run_direction(KernelContext& ctx, const RunDims& d, const std::vector<int64_t>& lens, int64_t dir, float* xw,
+                     float* y, float* yh, float* yc) const;
+
+  RnnAttrs attrs_;
+  bool fast_ = false;
+  const float* w_source_ = nullptr;  // the initializers that the packed operands hold
+  const float* r_source_ = nullptr;
+  std::vector<std::shared_ptr<const PackedMatrixF32>> w_packed_, r_packed_, rh_packed_;  // one per direction
+};
+
+// True when every input is float32 of the expected shape; anything else goes
+// to the reference, which reports it.
+bool RecurrentKernelF32::fast_inputs(const KernelContext& ctx, RunDims* d, std::vector<int64_t>* lens) const {
+  const Tensor& X = ctx.input(0);
+  const Tensor& W = ctx.input(1);
+  const Tensor& R = ctx.input(2);
+  if (X.dtype() != DType::kFloat32 || X.rank() != 3 || W.dtype() != DType::kFloat32 || W.rank() != 3 ||
+      R.dtype() != DType::kFloat32 || R.rank() != 3)
+    return false;
+  d->G = gates_of(attrs_.cell);
+  d->D = attrs_.num_dirs;
+  d->S = attrs_.layout ? X.dim(1) : X.dim(0);
+  d->B = attrs_.layout ? X.dim(0) : X.dim(1);
+  d->I = X.dim(2);
+  d->H = attrs_.hidden > 0 ? attrs_.hidden : R.dim(2);
+  const int64_t GH = d->G * d->H;
+  if (d->S == 0 || d->B == 0 || d->I == 0 || d->H == 0) return false;  // nothing to gain; the reference handles it
+  if (W.shape() != Shape{d->D, GH, d->I} || R.shape() != Shape{d->D, GH, d->H}) return false;
+  auto absent_or = [&](size_t i, const Shape& s) {
+    return !ctx.has_input(i) || (ctx.input(i).dtype() == DType::kFloat32 && ctx.input(i).shape() == s);
+  };
+  const Shape state = attrs_.layout ? Shape{d->B, d->D, d->H} : Shape{d->D, d->B, d->H};
+  if (!absent_or(3, {d->D, 2 * GH}) || !absent_or(5, state)) return false;
+  if (attrs_.cell == Cell::kLstm && (!absent_or(6, state) || !absent_or(7, {d->D, 3 * d->H}))) return false;
+  lens->assign(static_cast<size_t>(d->B), d->S);
+  if (ctx.has_input(4)) {
+    const Tensor& l = ctx.input(4);
+    if ((l.dtype() != DType::kInt32 && l.dtype() != DType::kInt64) || l.numel() != d->B) return false;
+    *lens = read_ints(l, ctx, "sequence_lens");
+    for (int64_t v : *lens)
+      if (v < 0 || v > d->S) return false;
+  }
+  return true;
+}
+
+void RecurrentKernelF32::run_fast(KernelContext& ctx, const RunDims& d, const std::vector<int64_t>& lens) const {
+  const Shape state = attrs_.layout ? Shape{d.B, d.D, d.H} : Shape{d.D, d.B, d.H};
+  const Shape y_shape = attrs_.layout ? Shape{d.B, d.S, d.D, d.H} : Shape{d.S, d.D, d.B, d.H};
+  const size_t outs = ctx.num_outputs();
+  float* y = outs > 0 ? ctx.output(0, DType::kFloat32, y_shape).data<float>() : nullptr;
+  float* yh = outs > 1 ? ctx.output(1, DType::kFloat32, state).data<float>() : nullptr;
+  float* yc = outs > 2 && attrs_.cell == Cell::kLstm ? ctx.output(2, DType::kFloat32, state).data<float>() : nullptr;
+  std::vector<float> xw(static_cast<size_t>(d.S * d.B * d.G * d.H));
+  for (int64_t dir = 0; dir < d.D; ++dir) run_direction(ctx, d, lens, dir, xw.data(), y, yh, yc);
+}
+
+// GEMMs below this many multiply-adds (~0.1 ms on one core) run on the
+// calling thread: splitting them saves little, a step's GEMM (B rows) comes S
+// times in a row, and on a busy machine one wake of the pool cost the zoo LSTM
+// ~7 ms per run at 2 threads (its 2M multiply-add projection; 0.6 ms without).
+constexpr int64_t kMinPooledMacs = int64_t{1} << 22;
+
+void RecurrentKernelF32::run_direction(KernelContext& ctx, const RunDims& d, const std::vector<int64_t>& lens,
+                                       int64_t dir, float* xw, float* y, float* yh, float* yc) const {
+  const int64_t S = d.S, B = d.B, I = d.I, H = d.H, D = d.D, G = d.G, GH = G * H;
+  const bool reverse = attrs_.reverse_only || dir == 1;
+  const bool lstm = attrs_.cell == Cell::kLstm;
+  const float clip = static_cast<float>(attrs_.clip);  // 0: none
+  ThreadPool* pool = ctx.thread_pool();
+  const Tensor& W = ctx.input(1);
+  const Tensor& R = ctx.input(2);
+  const bool packed_r = R.data<float>() == r_source_;
+  const float* wd = W.data<float>() + dir * GH * I;
+  const float* rd = R.data<float>() + dir * GH * H;
+
+  // Input projection of every step: xw[row] = x[row] W^T + Wb + Rb, where a
+  // row is (t, b) in X's own order; GRU's linear_before_reset keeps Rbh apart.
+  const float* bias = ctx.has_input(3) ? ctx.input(3).data<float>() + dir * 2 * GH : nullptr;
+  std::vector<float> row_bias(static_cast<size_t>(GH), 0.0f), rbh(static_cast<size_t>(H), 0.0f);
+  if (bias) {
+    for (int64_t k = 0; k < GH; ++k) row_bias[static_cast<size_t>(k)] = bias[k] + bias[GH + k];
+    if (attrs_.cell == Cell::kGru && attrs_.linear_before_reset)
+      for (int64_t j = 0; j < H; ++j) {
+        row_bias[static_cast<size_t>(2 * H + j)] = bias[2 * H + j];
+        rbh[static_cast<size_t>(j)] = bias[GH + 2 * H + j];
+      }
+    for (int64_t row = 0; row < S * B; ++row) std::copy(row_bias.begin(), row_bias.end(), xw + row * GH);
+  }
+  const PackedMatrixF32* w_pack = W.data<float>() == w_source_ ? w_packed_[static_cast<size_t>(dir)].get() : nullptr;
+  ThreadPool* proj_pool = S * B * GH * I >= kMinPooledMacs ? pool : nullptr;
+  gemm_f32(S * B, GH, I, 1.0f, {ctx.input(0).data<float>(), I}, {wd, I, true, w_pack}, bias ? 1.0f : 0.0f, xw, GH,
+           proj_pool);
+
+  // State, one row per batch entry.
+  std::vector<float> h(static_cast<size_t>(B * H), 0.0f), c(lstm ? static_cast<size_t>(B * H) : 0, 0.0f);
+  auto state_at = [&](int64_t b) { return attrs_.layout ? (b * D + dir) * H : (dir * B + b) * H; };
+  for (int64_t b = 0; b < B; ++b) {
+    if (ctx.has_input(5)) std::copy_n(ctx.input(5).data<float>() + state_at(b), H, h.data() + b * H);
+    if (lstm && ctx.has_input(6)) std::copy_n(ctx.input(6).data<float>() + state_at(b), H, c.data() + b * H);
+  }
+  const float* peep = lstm && ctx.has_input(7) ? ctx.input(7).data<float>() + dir * 3 * H : nullptr;
+
+  const int64_t N1 = first_gemm_gates() * H;
+  ThreadPool* step_pool = B * N1 * H >= kMinPooledMacs ? pool : nullptr;
+  const PackedMatrixF32* r_pack = packed_r ? r_packed_[static_cast<size_t>(dir)].get() : nullptr;
+  const PackedMatrixF32* rh_pack = packed_r && split_gru() ? rh_packed_[static_cast<size_t>(dir)].get() : nullptr;
+  std::vector<float> hg(static_cast<size_t>(B * N1)), rh, hh;
+  if (split_gru()) {
+    rh.assign(static_cast<size_t>(B * H), 0.0f);
+    hh.assign(static_cast<size_t>(B * H), 0.0f);
+  }
+  auto x_row = [&](int64_t t, int64_t b) { return attrs_.layout ? b * S + t : t * B + b; };
+  auto y_at = [&](int64_t t, int64_t b) { return attrs_.layout ? ((b * S + t) * D + dir) * H : ((t * D + dir) * B + b) * H; };
+  const int64_t max_len = *std::max_element(lens.begin(), lens.end());
+  // Batch entries past their length keep their state; their rows of hg are
+  // computed and ignored.
+  for (int64_t step = 0; step < max_len; ++step) {
+    gemm_f32(B, N1, H, 1.0f, {h.data(), H}, {rd, H, true, r_pack}, 0.0f, hg.data(), N1, step_pool);
+    if (split_gru()) {
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t len = lens[static_cast<size_t>(b)];
+        if (step >= len) continue;
+        const int64_t t = reverse ? len - 1 - step : step;
+        gru_reset_step(H, xw + x_row(t, b) * GH, hg.data() + b * N1, clip, h.data() + b * H, rh.data() + b * H);
+      }
+      gemm_f32(B, H, H, 1.0f, {rh.data(), H}, {rd + 2 * H * H, H, true, rh_pack}, 0.0f, hh.data(), H, step_pool);
+    }
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t len = lens[static_cast<size_t>(b)];
+      if (step >= len) continue;
+      const int64_t t = reverse ? len - 1 - step : step;
+      const float* xg = xw + x_row(t, b) * GH;
+      float* hgb = hg.data() + b * N1;
+      float* hb = h.data() + b * H;
+      switch (attrs_.cell) {
+        case Cell::kRnn: rnn_step(H, xg, hgb, clip, hb); break;
+        case Cell::kLstm: lstm_step(H, xg, hgb, peep, clip, hb, c.data() + b * H); break;
+        case Cell::kGru:
+          if (split_gru()) gru_update_step(H, xg, hh.data() + b * H, hgb, clip, hb);
+          else gru_lbr_step(H, xg, hgb, rbh.data(), clip, hb);
+          break;
+      }
+      if (y) std::copy_n(hb, H, y + y_at(t, b));
+    }
+  }
+  // Steps past a batch entry's length stay zero in Y.
+  for (int64_t b = 0; b < B && y; ++b)
+    for (int64_t t = lens[static_cast<size_t>(b)]; t < S; ++t) std::fill_n(y + y_at(t, b), H, 0.0f);
+  for (int64_t b = 0; b < B; ++b) {
+    if (yh) std::copy_n(h.data() + b * H, H, yh + state_at(b));
+    if (yc) std::copy_n(c.data() + b * H, H, yc + state_at(b));
+  }
+}
+
 // ------------------------------------------------------------ inference
 
 void infer_recurrent(InferContext& ctx, Cell cell) {
@@ -343,6 +694,7 @@ OpSchema recurrent_schema(const char* name, Cell cell, int since, int until) {
     RnnAttrs a = parse_attrs(ctx.node(), cell);
     dispatch<FloatTypes>(ctx.input(0).dtype(), ctx.node().op_type, [&]<typename T>() { run_recurrent<T>(ctx, a); });
   };
+  s.make_kernel = [cell](const Node& node, BuildContext&) { return std::make_unique<RecurrentKernelF32>(node, cell); };
   return s;
 }
 
