@@ -617,4 +617,29 @@ TEST(ReleaseOwnedConstants, FreesPackedWeightsOnlyWhenEveryReaderOwnsThem) {
   }
 }
 
+TEST(Passes, ConvTapsThatOnlyReadPaddingAreDropped) {
+  struct Case {
+    std::vector<int64_t> in, dil, pads, strides;
+    std::string kernel;  // expected kernel_shape after the pass
+  };
+  const Case cases[] = {
+      {{6, 6}, {6, 6}, {6, 6, 6, 6}, {1, 1}, "1x1"},  // ASPP-like: only the centre reaches the image
+      {{6, 9}, {7, 2}, {7, 2, 7, 2}, {1, 1}, "1x3"},  // one axis shrinks
+      {{3, 3}, {4, 3}, {4, 1, 4, 5}, {2, 2}, "1x2"},  // asymmetric pads, strided
+  };
+  for (const Case& c : cases) {
+    Builder b;
+    b.input("x", {2, 3, c.in[0], c.in[1]}).output("y").random_constant("w", {4, 3, 3, 3}).random_constant("b", {4});
+    onnx::NodeProto* conv = b.node("Conv", {"x", "w", "b"}, {"y"});
+    set_ints(conv, "dilations", c.dil);
+    set_ints(conv, "pads", c.pads);
+    set_ints(conv, "strides", c.strides);
+    EXPECT_EQ(check_passes(b, {"shrink_conv_taps"}), "Conv");
+    Model m = load(b);
+    run_pass(*m.graph, "shrink_conv_taps");
+    const Shape k = m.graph->nodes[0]->attr_ints("kernel_shape");
+    EXPECT_EQ(std::to_string(k[0]) + "x" + std::to_string(k[1]), c.kernel);
+  }
+}
+
 }  // namespace kiln::test
