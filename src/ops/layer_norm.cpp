@@ -57,39 +57,33 @@ ParamLayout param_layout(const Tensor& p, const Shape& x_shape, int64_t axis) {
 
 constexpr int kLanes = 8;
 
-float sum_f32(const float* __restrict x, int64_t n) {
+// Sum of x - c over a row. (Each statistic gets its own loop: GCC 12
+// vectorizes a loop with one accumulator array well, but one that fills two
+// at once about 4x slower than the two loops together.)
+float centered_sum_f32(const float* __restrict x, int64_t n, float c) {
   float acc[kLanes] = {};
   int64_t k = 0;
   for (; k + kLanes <= n; k += kLanes)
-    for (int j = 0; j < kLanes; ++j) acc[j] += x[k + j];
+    for (int j = 0; j < kLanes; ++j) acc[j] += x[k + j] - c;
   float s = 0;
-  for (; k < n; ++k) s += x[k];
+  for (; k < n; ++k) s += x[k] - c;
   for (int j = 0; j < kLanes; ++j) s += acc[j];
   return s;
 }
 
-// Sums of (x - c) and (x - c)^2.
-void centered_sums_f32(const float* __restrict x, int64_t n, float c, float* sum, float* sum_sq) {
-  float a1[kLanes] = {}, a2[kLanes] = {};
+// Sum of (x - c)^2 over a row.
+float centered_sum_sq_f32(const float* __restrict x, int64_t n, float c) {
+  float acc[kLanes] = {};
   int64_t k = 0;
   for (; k + kLanes <= n; k += kLanes)
     for (int j = 0; j < kLanes; ++j) {
       float d = x[k + j] - c;
-      a1[j] += d;
-      a2[j] += d * d;
+      acc[j] += d * d;
     }
-  float s1 = 0, s2 = 0;
-  for (; k < n; ++k) {
-    float d = x[k] - c;
-    s1 += d;
-    s2 += d * d;
-  }
-  for (int j = 0; j < kLanes; ++j) {
-    s1 += a1[j];
-    s2 += a2[j];
-  }
-  *sum = s1;
-  *sum_sq = s2;
+  float s = 0;
+  for (; k < n; ++k) s += (x[k] - c) * (x[k] - c);
+  for (int j = 0; j < kLanes; ++j) s += acc[j];
+  return s;
 }
 
 // The mean is kept as a float plus the float's own error (mean_error), since
@@ -100,9 +94,8 @@ struct RowStats {
 };
 
 RowStats layer_norm_stats_f32(const float* x, int64_t n, double eps) {
-  float m = sum_f32(x, n) / static_cast<float>(n);
-  float s1, s2;
-  centered_sums_f32(x, n, m, &s1, &s2);
+  float m = centered_sum_f32(x, n, 0.0f) / static_cast<float>(n);
+  float s1 = centered_sum_f32(x, n, m), s2 = centered_sum_sq_f32(x, n, m);
   double dm = static_cast<double>(s1) / static_cast<double>(n);
   double var = std::max(static_cast<double>(s2) / static_cast<double>(n) - dm * dm, 0.0);
   return {m, static_cast<float>(dm), static_cast<float>(1.0 / std::sqrt(var + eps))};
@@ -177,9 +170,7 @@ bool rms_norm_f32(KernelContext& ctx, int64_t axis) {
   ThreadPool* pool = x.numel() >= kParallelElements ? ctx.thread_pool() : nullptr;
   parallel_for(pool, v.outer, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
-      float unused, sum_sq;
-      centered_sums_f32(px + r * v.n, v.n, 0.0f, &unused, &sum_sq);
-      double mean_sq = static_cast<double>(sum_sq) / static_cast<double>(v.n);
+      double mean_sq = static_cast<double>(centered_sum_sq_f32(px + r * v.n, v.n, 0.0f)) / static_cast<double>(v.n);
       layer_norm_row_f32(px + r * v.n, py + r * v.n, v.n, {0.0f, 0.0f, static_cast<float>(1.0 / std::sqrt(mean_sq + eps))},
                          scale, nullptr);
     }
