@@ -27,7 +27,7 @@ std::string check_stash_type(const Node& n) {
 
 // ------------------------------------------- float32 fast paths (LN, RMS)
 //
-// The reference kernels above are the specification; these take the common
+// The reference kernels below are the specification; these take the common
 // case: float32 throughout, stash_type float32, and Scale / B that are either
 // one value per element of the normalized block (x.shape[axis:], up to
 // leading 1s) or a single value. Statistics accumulate in float with eight
@@ -36,7 +36,7 @@ std::string check_stash_type(const Node& n) {
 // corrected two-pass algorithm), which keeps rows of 768 values within about
 // 1e-6 of the double reference. Rows are spread over the thread pool.
 
-// Rows smaller than this many elements in all run on the calling thread.
+// Inputs with fewer elements run on the calling thread.
 constexpr int64_t kParallelElements = 32768;
 
 enum class ParamLayout { kUnsupported, kPerElement, kSingle };
