@@ -379,9 +379,11 @@ void transpose_fast(const T* src, T* dst, const CollapsedTranspose& c, ThreadPoo
   const int64_t last = static_cast<int64_t>(rank) - 1;
   const int64_t row = c.in_dims[rank - 1];
   if constexpr (sizeof(T) < 8) {
-    // Rows of 2, 4 or 8 bytes that stay innermost move as single wider elements.
+    // Rows of 2, 4 or 8 bytes that stay innermost move as single wider
+    // elements (when both tensors are aligned for them).
     size_t row_bytes = static_cast<size_t>(row) * sizeof(T);
-    if (c.perm[rank - 1] == last && (row_bytes == 2 || row_bytes == 4 || row_bytes == 8)) {
+    bool aligned = (reinterpret_cast<uintptr_t>(src) | reinterpret_cast<uintptr_t>(dst)) % row_bytes == 0;
+    if (c.perm[rank - 1] == last && (row_bytes == 2 || row_bytes == 4 || row_bytes == 8) && aligned) {
       CollapsedTranspose wide = c;
       wide.in_dims.pop_back();
       wide.perm.pop_back();
