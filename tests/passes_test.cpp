@@ -642,4 +642,32 @@ TEST(Passes, ConvTapsThatOnlyReadPaddingAreDropped) {
   }
 }
 
+TEST(Passes, ZeroPadFoldsIntoConvAndAveragePool) {
+  for (const char* op : {"Conv", "AveragePool"}) {
+    Builder b;
+    b.input("x", {2, 3, 7, 6}).output("y").random_constant("w", {4, 3, 3, 3});
+    b.ints("pads", {8}, {0, 0, 1, 2, 0, 0, 2, 0});
+    b.node("Pad", {"x", "pads"}, {"p"});
+    onnx::NodeProto* n = std::string(op) == "Conv" ? b.node("Conv", {"p", "w"}, {"y"}) : b.node("AveragePool", {"p"}, {"y"});
+    if (std::string(op) == "Conv") set_ints(n, "pads", {1, 1, 1, 1});
+    else set_ints(n, "kernel_shape", {3, 3});
+    EXPECT_EQ(check_passes(b, {"fuse_pad"}), op);
+  }
+  // Not folded: a pool with pads of its own, a non-zero pad value.
+  Builder own;
+  own.input("x", {1, 2, 5, 5}).output("y").ints("pads", {8}, {0, 0, 1, 1, 0, 0, 1, 1});
+  own.node("Pad", {"x", "pads"}, {"p"});
+  onnx::NodeProto* pool = own.node("AveragePool", {"p"}, {"y"});
+  set_ints(pool, "kernel_shape", {3, 3});
+  set_ints(pool, "pads", {1, 1, 1, 1});
+  Model m = load(own);
+  EXPECT_FALSE(run_pass(*m.graph, "fuse_pad"));
+  Builder value;
+  value.input("x", {1, 2, 5, 5}).output("y").ints("pads", {8}, {0, 0, 1, 1, 0, 0, 1, 1}).constant("v", {}, {1.0f});
+  value.node("Pad", {"x", "pads", "v"}, {"p"});
+  set_ints(value.node("AveragePool", {"p"}, {"y"}), "kernel_shape", {3, 3});
+  Model mv = load(value);
+  EXPECT_FALSE(run_pass(*mv.graph, "fuse_pad"));
+}
+
 }  // namespace kiln::test
