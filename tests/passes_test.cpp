@@ -670,4 +670,20 @@ TEST(Passes, ZeroPadFoldsIntoConvAndAveragePool) {
   EXPECT_FALSE(run_pass(*mv.graph, "fuse_pad"));
 }
 
+TEST(LayoutBlocked, PreActivationBatchNormIsOneScaleShift) {
+  Builder b;
+  b.input("x", {2, 8, 6, 5}).output("y");
+  b.random_constant("w1", {16, 8, 3, 3}).random_constant("w2", {8, 24, 1, 1});
+  b.random_constant("scale", {24}).random_constant("bias", {24}).random_constant("mean", {24});
+  b.random_constant("var", {24}, 0.5f, 2.0f);
+  set_ints(b.node("Conv", {"x", "w1"}, {"c1"}), "pads", {1, 1, 1, 1});
+  set_int(b.node("Concat", {"x", "c1"}, {"cat"}), "axis", 1);
+  b.node("BatchNormalization", {"cat", "scale", "bias", "mean", "var"}, {"bn"});
+  b.node("Relu", {"bn"}, {"r"});
+  b.node("Conv", {"r", "w2"}, {"y"});
+  const std::string ops = check_passes(b, {"batchnorm_to_affine", "fuse_epilogue", "layout_blocked"}, 1e-4);
+  EXPECT_EQ(count_op(ops, "BlockedScaleShift+Relu"), 1) << ops;
+  EXPECT_EQ(count_op(ops, "FromBlocked"), 1) << ops;
+}
+
 }  // namespace kiln::test
