@@ -80,7 +80,7 @@ class ReorderKernel : public Kernel {
       if (c <= 0 || ceil_div(c, block) != x.dim(1)) throw ctx.error("channels does not match the blocked input");
       nchw = {x.dim(0), c, x.dim(2), x.dim(3)};
     }
-    Tensor& y = ctx.output(0, DType::kFloat32,
+    Tensor& y = ctx.output_uninitialized(0, DType::kFloat32,
                            to_blocked_ ? Shape{nchw[0], ceil_div(nchw[1], block), nchw[2], nchw[3], block} : nchw);
     if (y.numel() == 0) return;
     const auto& prim = cache_.get(nchw, [&] {
@@ -233,7 +233,7 @@ class BlockedConvKernel : public Kernel {
       dnnl_glue::use_threads(threads_of(ctx));
       return prepare(x, plain);
     });
-    Tensor& y = ctx.output(0, DType::kFloat32,
+    Tensor& y = ctx.output_uninitialized(0, DType::kFloat32,
                            {x.dim(0), ceil_div(weights_.dim(0), block_), p.setup.g.out[0], p.setup.g.out[1], block_});
     if (y.numel() == 0) return;
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, wrap(p.pd.src_desc(), x.raw())},
@@ -366,7 +366,7 @@ class BlockedPoolKernel : public Kernel {
       dnnl::pooling_forward::primitive_desc pd(d, dnnl_glue::engine());
       return Prepared{g.out, pd, dnnl::pooling_forward(pd)};
     });
-    Tensor& y = ctx.output(0, DType::kFloat32, {x.dim(0), x.dim(1), p.out[0], p.out[1], block_});
+    Tensor& y = ctx.output_uninitialized(0, DType::kFloat32, {x.dim(0), x.dim(1), p.out[0], p.out[1], block_});
     if (y.numel() == 0) return;
     dnnl_glue::execute(p.prim, {{DNNL_ARG_SRC, wrap(p.pd.src_desc(), x.raw())}, {DNNL_ARG_DST, wrap(p.pd.dst_desc(), y.raw())}},
                        threads_of(ctx));
@@ -415,7 +415,7 @@ class BlockedScaleShiftKernel : public Kernel {
     if (x.dtype() != DType::kFloat32 || x.rank() != 5 || scale.numel() != x.dim(1) * x.dim(4) ||
         shift.numel() != scale.numel())
       throw ctx.error("unexpected shapes " + shape_str(x.shape()) + ", " + shape_str(scale.shape()));
-    Tensor& y = ctx.output(0, DType::kFloat32, x.shape());
+    Tensor& y = ctx.output_uninitialized(0, DType::kFloat32, x.shape());
     const int64_t cb = x.dim(1), block = x.dim(4), plane = x.dim(2) * x.dim(3) * block;
     const float* px = x.data<float>();
     const float* ps = scale.data<float>();
