@@ -1,7 +1,11 @@
 // Ops that join, divide, permute or repeat tensors: Concat, Split, Transpose,
 // Tile. All are pure data movement and work for every dtype.
 #include <algorithm>
+#include <cstring>
 #include <numeric>
+#include <type_traits>
+
+#include "core/thread_pool.h"
 
 #include "ops/tensor_util.h"
 
@@ -217,6 +221,197 @@ std::vector<int64_t> transpose_perm(const Node& n, int64_t rank) {
   return perm;
 }
 
+// Fast path for every fixed-size element type (the per-element loop in the
+// schema below stays for strings). The permutation is first simplified
+// (collapse_transpose); what remains either keeps the innermost input axis
+// innermost, so whole rows move with memcpy, or moves it, so the two axes
+// involved are transposed in cache-sized square tiles. Both split their work
+// over the thread pool when the tensor is large.
+
+// The same data movement over fewer axes: size-1 axes dropped, and runs of
+// input axes that stay adjacent and in order in the output merged into one.
+struct CollapsedTranspose {
+  std::vector<int64_t> in_dims;  // collapsed input shape
+  std::vector<int64_t> perm;     // output axis i is input axis perm[i]
+};
+
+CollapsedTranspose collapse_transpose(const Shape& shape, const std::vector<int64_t>& perm) {
+  std::vector<int64_t> kept_index(shape.size(), -1);  // input axis -> index among the kept ones
+  std::vector<int64_t> kept_dims;
+  for (size_t d = 0; d < shape.size(); ++d)
+    if (shape[d] != 1) {
+      kept_index[d] = static_cast<int64_t>(kept_dims.size());
+      kept_dims.push_back(shape[d]);
+    }
+  std::vector<int64_t> p;
+  for (int64_t a : perm)
+    if (kept_index[static_cast<size_t>(a)] >= 0) p.push_back(kept_index[static_cast<size_t>(a)]);
+  // Runs of output axes reading consecutive input axes, as [first, last] input axes.
+  std::vector<std::pair<int64_t, int64_t>> runs;
+  for (int64_t a : p) {
+    if (!runs.empty() && runs.back().second + 1 == a) runs.back().second = a;
+    else runs.push_back({a, a});
+  }
+  // Each run becomes one input axis, numbered by where it starts in the input.
+  std::vector<int64_t> by_start(runs.size());
+  std::iota(by_start.begin(), by_start.end(), 0);
+  std::sort(by_start.begin(), by_start.end(), [&](int64_t a, int64_t b) {
+    return runs[static_cast<size_t>(a)].first < runs[static_cast<size_t>(b)].first;
+  });
+  CollapsedTranspose c;
+  c.perm.resize(runs.size());
+  for (size_t axis = 0; axis < by_start.size(); ++axis) {
+    const auto& run = runs[static_cast<size_t>(by_start[axis])];
+    int64_t dim = 1;
+    for (int64_t a = run.first; a <= run.second; ++a) dim *= kept_dims[static_cast<size_t>(a)];
+    c.in_dims.push_back(dim);
+    c.perm[static_cast<size_t>(by_start[axis])] = static_cast<int64_t>(axis);
+  }
+  return c;
+}
+
+// Output axes walked by the outer loops, with their strides in the source
+// and the destination.
+struct OuterAxes {
+  std::vector<int64_t> dims, src_strides, dst_strides;
+};
+
+// A row-major walk over the outer axes that tracks the matching source and
+// destination offsets: one division per axis to start anywhere, then an
+// odometer step per index.
+struct OffsetWalk {
+  const OuterAxes& axes;
+  std::vector<int64_t> idx;
+  int64_t src = 0, dst = 0;
+
+  OffsetWalk(const OuterAxes& a, int64_t start) : axes(a), idx(a.dims.size()) {
+    for (size_t k = idx.size(); k-- > 0;) {
+      idx[k] = start % axes.dims[k];
+      start /= axes.dims[k];
+      src += idx[k] * axes.src_strides[k];
+      dst += idx[k] * axes.dst_strides[k];
+    }
+  }
+  void next() {
+    for (size_t k = idx.size(); k-- > 0;) {
+      src += axes.src_strides[k];
+      dst += axes.dst_strides[k];
+      if (++idx[k] < axes.dims[k]) return;
+      src -= axes.src_strides[k] * axes.dims[k];
+      dst -= axes.dst_strides[k] * axes.dims[k];
+      idx[k] = 0;
+    }
+  }
+};
+
+constexpr int64_t kTransposeParallelElements = 32768;
+
+// Contiguous rows of `row` elements, one per outer index.
+template <typename T>
+void copy_rows(const T* src, T* dst, int64_t row, int64_t rows, const OuterAxes& outer, ThreadPool* pool) {
+  parallel_for(pool, rows, [&](int64_t begin, int64_t end) {
+    OffsetWalk walk(outer, begin);
+    for (int64_t r = begin; r < end; ++r, walk.next()) {
+      if (row * static_cast<int64_t>(sizeof(T)) >= 64) {
+        std::memcpy(dst + walk.dst, src + walk.src, static_cast<size_t>(row) * sizeof(T));
+      } else {  // a call per short row would cost more than the copy
+        for (int64_t k = 0; k < row; ++k) dst[walk.dst + k] = src[walk.src + k];
+      }
+    }
+  });
+}
+
+// dst[b * dst_stride + a] = src[a * src_stride + b] for a, b < kTile; the
+// fixed trip counts let the compiler turn it into register shuffles.
+template <typename T, int64_t kTile>
+void transpose_tile(const T* __restrict src, int64_t src_stride, T* __restrict dst, int64_t dst_stride) {
+  T buf[kTile][kTile];
+  for (int64_t a = 0; a < kTile; ++a)
+    for (int64_t b = 0; b < kTile; ++b) buf[b][a] = src[a * src_stride + b];
+  for (int64_t b = 0; b < kTile; ++b)
+    for (int64_t a = 0; a < kTile; ++a) dst[b * dst_stride + a] = buf[b][a];
+}
+
+// One 2-D transpose per outer index: dst[b * dst_b_stride + a] =
+// src[a * src_a_stride + b] for a < a_len, b < b_len, in square tiles; the
+// work items are strips of one tile along `a`.
+struct TileTranspose {
+  int64_t a_len, b_len, src_a_stride, dst_b_stride;
+};
+
+template <typename T>
+void transpose_tiles(const T* src, T* dst, const TileTranspose& t, int64_t count, const OuterAxes& outer,
+                     ThreadPool* pool) {
+  constexpr int64_t tile = std::max<int64_t>(8, 64 / sizeof(T));  // a cache line of T, at least 8
+  const int64_t a_tiles = (t.a_len + tile - 1) / tile;
+  parallel_for(pool, count * a_tiles, [&](int64_t begin, int64_t end) {
+    OffsetWalk walk(outer, begin / a_tiles);
+    for (int64_t item = begin; item < end; ++item) {
+      if (item != begin && item % a_tiles == 0) walk.next();
+      const T* s = src + walk.src;
+      T* d = dst + walk.dst;
+      int64_t a0 = item % a_tiles * tile, a1 = std::min(a0 + tile, t.a_len);
+      for (int64_t b0 = 0; b0 < t.b_len; b0 += tile) {
+        int64_t b1 = std::min(b0 + tile, t.b_len);
+        if (a1 - a0 == tile && b1 - b0 == tile) {
+          transpose_tile<T, tile>(s + a0 * t.src_a_stride + b0, t.src_a_stride, d + b0 * t.dst_b_stride + a0,
+                                  t.dst_b_stride);
+          continue;
+        }
+        for (int64_t b = b0; b < b1; ++b)
+          for (int64_t a = a0; a < a1; ++a) d[b * t.dst_b_stride + a] = s[a * t.src_a_stride + b];
+      }
+    }
+  });
+}
+
+template <typename T>
+void transpose_fast(const T* src, T* dst, const CollapsedTranspose& c, ThreadPool* pool) {
+  int64_t numel = 1;
+  for (int64_t d : c.in_dims) numel *= d;
+  if (numel == 0) return;
+  const size_t rank = c.in_dims.size();
+  if (rank <= 1) {
+    std::memcpy(dst, src, static_cast<size_t>(numel) * sizeof(T));
+    return;
+  }
+  if (numel < kTransposeParallelElements) pool = nullptr;
+  const int64_t last = static_cast<int64_t>(rank) - 1;
+  const int64_t row = c.in_dims[rank - 1];
+  if constexpr (sizeof(T) < 8) {
+    // Rows of 2, 4 or 8 bytes that stay innermost move as single wider elements.
+    size_t row_bytes = static_cast<size_t>(row) * sizeof(T);
+    if (c.perm[rank - 1] == last && (row_bytes == 2 || row_bytes == 4 || row_bytes == 8)) {
+      CollapsedTranspose wide = c;
+      wide.in_dims.pop_back();
+      wide.perm.pop_back();
+      auto as = [&]<typename W>() {
+        transpose_fast(reinterpret_cast<const W*>(src), reinterpret_cast<W*>(dst), wide, pool);
+      };
+      if (row_bytes == 2) as.template operator()<uint16_t>();
+      else if (row_bytes == 4) as.template operator()<uint32_t>();
+      else as.template operator()<uint64_t>();
+      return;
+    }
+  }
+  std::vector<int64_t> in_strides = contiguous_strides(Shape(c.in_dims.begin(), c.in_dims.end()));
+  std::vector<int64_t> out_dims(rank), out_strides(rank, 1);
+  for (size_t i = 0; i < rank; ++i) out_dims[i] = c.in_dims[static_cast<size_t>(c.perm[i])];
+  for (size_t i = rank - 1; i-- > 0;) out_strides[i] = out_strides[i + 1] * out_dims[i + 1];
+  // The output position of the input's innermost axis.
+  size_t b_pos = static_cast<size_t>(std::find(c.perm.begin(), c.perm.end(), last) - c.perm.begin());
+  OuterAxes outer;
+  for (size_t i = 0; i + 1 < rank; ++i) {
+    if (i == b_pos) continue;
+    outer.dims.push_back(out_dims[i]);
+    outer.src_strides.push_back(in_strides[static_cast<size_t>(c.perm[i])]);
+    outer.dst_strides.push_back(out_strides[i]);
+  }
+  if (b_pos == rank - 1) return copy_rows(src, dst, row, numel / row, outer, pool);
+  TileTranspose t{out_dims[rank - 1], row, in_strides[static_cast<size_t>(c.perm[rank - 1])], out_strides[b_pos]};
+  transpose_tiles(src, dst, t, numel / (t.a_len * t.b_len), outer, pool);
+}
+
 OpSchema transpose_schema() {
   OpSchema s;
   s.name = "Transpose";
@@ -244,7 +439,10 @@ OpSchema transpose_schema() {
       Tensor& out = ctx.output(0, x.dtype(), out_shape);
       const T* px = x.data<T>();
       T* po = out.data<T>();
-      for_each_broadcast(out_shape, {strides}, [&](int64_t i, const int64_t* off) { po[i] = px[off[0]]; });
+      if constexpr (std::is_trivially_copyable_v<T>)
+        transpose_fast(px, po, collapse_transpose(x.shape(), perm), ctx.thread_pool());
+      else  // std::string
+        for_each_broadcast(out_shape, {strides}, [&](int64_t i, const int64_t* off) { po[i] = px[off[0]]; });
     });
   };
   return s;
