@@ -603,10 +603,9 @@ TEST(ReleaseOwnedConstants, FreesPackedWeightsOnlyWhenEveryReaderOwnsThem) {
   Model model = load(b);
   std::mt19937 rng(9);
   Tensor x = random_f32({3, 8}, rng);
-  auto cg = CompiledGraph::compile(*model.graph);
-  const std::vector<Tensor> want = cg->run({x}, nullptr);
-  const size_t freed = cg->release_owned_constants(*model.graph);
-  EXPECT_EQ(freed, 8u * 5u * sizeof(float));
+  const std::vector<Tensor> want = CompiledGraph::compile(*model.graph)->run({x}, nullptr);
+  auto cg = CompiledGraph::compile(*model.graph, false, model.graph.get());
+  EXPECT_EQ(cg->freed_constant_bytes(), 8u * 5u * sizeof(float));
   EXPECT_EQ(model.graph->find("w")->initializer->raw(), nullptr);
   EXPECT_NE(model.graph->find("shared")->initializer->raw(), nullptr);
   EXPECT_EQ(model.graph->find("w")->initializer->shape(), (Shape{8, 5}));
@@ -640,6 +639,50 @@ TEST(Passes, ConvTapsThatOnlyReadPaddingAreDropped) {
     const Shape k = m.graph->nodes[0]->attr_ints("kernel_shape");
     EXPECT_EQ(std::to_string(k[0]) + "x" + std::to_string(k[1]), c.kernel);
   }
+}
+
+TEST(Passes, ZeroPadFoldsIntoConvAndAveragePool) {
+  for (const char* op : {"Conv", "AveragePool"}) {
+    Builder b;
+    b.input("x", {2, 3, 7, 6}).output("y").random_constant("w", {4, 3, 3, 3});
+    b.ints("pads", {8}, {0, 0, 1, 2, 0, 0, 2, 0});
+    b.node("Pad", {"x", "pads"}, {"p"});
+    onnx::NodeProto* n = std::string(op) == "Conv" ? b.node("Conv", {"p", "w"}, {"y"}) : b.node("AveragePool", {"p"}, {"y"});
+    if (std::string(op) == "Conv") set_ints(n, "pads", {1, 1, 1, 1});
+    else set_ints(n, "kernel_shape", {3, 3});
+    EXPECT_EQ(check_passes(b, {"fuse_pad"}), op);
+  }
+  // Not folded: a pool with pads of its own, a non-zero pad value.
+  Builder own;
+  own.input("x", {1, 2, 5, 5}).output("y").ints("pads", {8}, {0, 0, 1, 1, 0, 0, 1, 1});
+  own.node("Pad", {"x", "pads"}, {"p"});
+  onnx::NodeProto* pool = own.node("AveragePool", {"p"}, {"y"});
+  set_ints(pool, "kernel_shape", {3, 3});
+  set_ints(pool, "pads", {1, 1, 1, 1});
+  Model m = load(own);
+  EXPECT_FALSE(run_pass(*m.graph, "fuse_pad"));
+  Builder value;
+  value.input("x", {1, 2, 5, 5}).output("y").ints("pads", {8}, {0, 0, 1, 1, 0, 0, 1, 1}).constant("v", {}, {1.0f});
+  value.node("Pad", {"x", "pads", "v"}, {"p"});
+  set_ints(value.node("AveragePool", {"p"}, {"y"}), "kernel_shape", {3, 3});
+  Model mv = load(value);
+  EXPECT_FALSE(run_pass(*mv.graph, "fuse_pad"));
+}
+
+TEST(LayoutBlocked, PreActivationBatchNormIsOneScaleShift) {
+  Builder b;
+  b.input("x", {2, 8, 6, 5}).output("y");
+  b.random_constant("w1", {16, 8, 3, 3}).random_constant("w2", {8, 24, 1, 1});
+  b.random_constant("scale", {24}).random_constant("bias", {24}).random_constant("mean", {24});
+  b.random_constant("var", {24}, 0.5f, 2.0f);
+  set_ints(b.node("Conv", {"x", "w1"}, {"c1"}), "pads", {1, 1, 1, 1});
+  set_int(b.node("Concat", {"x", "c1"}, {"cat"}), "axis", 1);
+  b.node("BatchNormalization", {"cat", "scale", "bias", "mean", "var"}, {"bn"});
+  b.node("Relu", {"bn"}, {"r"});
+  b.node("Conv", {"r", "w2"}, {"y"});
+  const std::string ops = check_passes(b, {"batchnorm_to_affine", "fuse_epilogue", "layout_blocked"}, 1e-4);
+  EXPECT_EQ(count_op(ops, "BlockedScaleShift+Relu"), 1) << ops;
+  EXPECT_EQ(count_op(ops, "FromBlocked"), 1) << ops;
 }
 
 }  // namespace kiln::test

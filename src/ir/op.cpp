@@ -49,7 +49,13 @@ const Tensor& KernelContext::input(size_t i) const {
   return *inputs_[i];
 }
 
-Tensor& KernelContext::output(size_t i, DType dtype, Shape shape) {
+Tensor& KernelContext::output(size_t i, DType dtype, Shape shape) { return planned_output(i, dtype, std::move(shape), true); }
+
+Tensor& KernelContext::output_uninitialized(size_t i, DType dtype, Shape shape) {
+  return planned_output(i, dtype, std::move(shape), false);
+}
+
+Tensor& KernelContext::planned_output(size_t i, DType dtype, Shape shape, bool zero) {
   if (i < blocks_.size()) {
     OutputBlock& block = blocks_[i];
     block.from_output = true;
@@ -57,7 +63,7 @@ Tensor& KernelContext::output(size_t i, DType dtype, Shape shape) {
     const int64_t numel = shape_numel(shape);
     if (block.data && dtype != DType::kString && elem > 0 && static_cast<size_t>(numel) <= block.bytes / elem) {
       // Kernels may rely on zeroed outputs, as a fresh Tensor is.
-      std::memset(block.data, 0, static_cast<size_t>(numel) * elem);
+      if (zero) std::memset(block.data, 0, static_cast<size_t>(numel) * elem);
       outputs_[i] = Tensor::wrap(dtype, std::move(shape), block.data);
       return outputs_[i];
     }

@@ -81,6 +81,9 @@ class KernelContext {
   // filled: in its planned arena block when there is one and it is large
   // enough, else on the heap.
   Tensor& output(size_t i, DType dtype, Shape shape);
+  // The same for a kernel that writes every element itself: a planned
+  // output is not zero-filled first (a fresh allocation still is).
+  Tensor& output_uninitialized(size_t i, DType dtype, Shape shape);
   // Sets output i to an existing tensor (a view or an input passed through).
   void set_output(size_t i, Tensor t);
   // Output i as the kernel left it (for wrappers that post-process it).
@@ -99,6 +102,7 @@ class KernelContext {
   void share_output_blocks(const KernelContext& outer) { blocks_ = outer.blocks_; }
 
  private:
+  Tensor& planned_output(size_t i, DType dtype, Shape shape, bool zero);
   const Node& node_;
   std::span<const Tensor* const> inputs_;
   std::span<Tensor> outputs_;

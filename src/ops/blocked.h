@@ -6,6 +6,8 @@
 //   kiln.BlockedConv(x, W, B?) -> [N, ceil(M/B), OH, OW, B]      Conv's attrs + block;
 //       x blocked (5-D) or plain NCHW (4-D, for inputs of few channels);
 //       honours the node's epilogue as oneDNN post-ops
+//   kiln.BlockedScaleShift(x, scale, shift) -> x * scale + shift per channel,
+//       scale/shift [1,Cb,1,1,B]; honours the node's epilogue
 //   kiln.BlockedPool(x [N,Cb,H,W,B]) -> [N,Cb,OH,OW,B]           attrs mode (max|avg),
 //       global, channels, block and the pooling attributes of MaxPool/AveragePool
 #pragma once

@@ -289,7 +289,7 @@ class MatMulKernel : public Kernel {
     const Tensor& b = ctx.input(1);
     if (a.dtype() != DType::kFloat32 || b.dtype() != DType::kFloat32) return compute_matmul(ctx);
     MatMulPlan p = plan_matmul(a.shape(), b.shape(), ctx);
-    Tensor& y = ctx.output(0, DType::kFloat32, p.out);
+    Tensor& y = ctx.output_uninitialized(0, DType::kFloat32, p.out);  // beta = 0: every element written
     if (y.numel() == 0) return;
     const size_t nb = p.a_offsets.size();
     // A's batches stacked over one shared B: a single GEMM with nb * M rows.
@@ -347,7 +347,8 @@ class GemmKernel : public Kernel {
       if (broadcast_shapes({c->shape(), Shape{M, N}}, node) != Shape{M, N}) return compute_gemm(ctx);
       cst = broadcast_strides(c->shape(), Shape{M, N});
     }
-    Tensor& y = ctx.output(0, DType::kFloat32, {M, N});
+    // Every element is written: from C below, or by the GEMM with beta = 0.
+    Tensor& y = ctx.output_uninitialized(0, DType::kFloat32, {M, N});
     if (y.numel() == 0) return;
     float* py = y.data<float>();
     const bool use_c = c != nullptr;

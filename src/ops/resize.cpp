@@ -9,8 +9,10 @@
 // attributes; 13 makes roi/scales optional; 18 adds antialias, axes and
 // keep_aspect_ratio_policy; 19 adds half_pixel_symmetric.
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
+#include "core/thread_pool.h"
 #include "ops/nn_util.h"
 
 namespace kiln {
@@ -219,10 +221,11 @@ bool axis_taps(const ResizeAttrs& a, double scale, int64_t W, int64_t out_len, i
   return true;
 }
 
-void compute_resize(KernelContext& ctx) {
+// Reads scales/sizes/roi (inputs, or Upsample-1/7's attributes) and plans
+// the output shape.
+ResizePlan plan_from_inputs(KernelContext& ctx, const ResizeAttrs& a) {
   const Node& node = ctx.node();
   const Tensor& x = ctx.input(0);
-  ResizeAttrs a = resize_attrs(node);
   std::vector<float> scales;
   std::vector<int64_t> sizes;
   std::vector<double> roi;
@@ -251,6 +254,162 @@ void compute_resize(KernelContext& ctx) {
   ResizePlan p;
   std::string err = resize_plan(node, a, x.shape(), scales, sizes, roi, &p);
   if (!err.empty()) throw ctx.error(err);
+  return p;
+}
+
+// The reference leaves an axis untouched when it is not really resized.
+bool axis_is_identity(const ResizePlan& p, const Shape& in, size_t d) {
+  const size_t r = in.size();
+  return std::abs(p.scales[d] - 1.0) < 1e-9 && p.out[d] == in[d] && std::abs(p.roi[d]) < 1e-9 &&
+         std::abs(p.roi[r + d] - 1) < 1e-9;
+}
+
+// Float32 fast path for nearest and (non-antialiased) linear resizing of the
+// last two axes: the common bilinear/nearest upsampling of NCHW feature maps.
+// The source taps come from axis_taps, the reference's own coordinate
+// mapping, so both paths pick the same pixels; only the arithmetic is float.
+
+// Per output coordinate along one axis: the two source indices and weights.
+// Nearest uses lo alone.
+struct AxisTable {
+  std::vector<int32_t> lo, hi;
+  std::vector<float> w_lo, w_hi;
+};
+
+AxisTable axis_table(const ResizeAttrs& a, const ResizePlan& p, const Shape& in, size_t d) {
+  const int64_t W = in[d], O = p.out[d];
+  AxisTable t;
+  t.lo.resize(static_cast<size_t>(O));
+  t.hi.resize(static_cast<size_t>(O));
+  t.w_lo.resize(static_cast<size_t>(O));
+  t.w_hi.resize(static_cast<size_t>(O));
+  const bool identity = axis_is_identity(p, in, d);
+  std::vector<Tap> taps;
+  for (int64_t y = 0; y < O; ++y) {
+    const size_t i = static_cast<size_t>(y);
+    if (identity) {
+      t.lo[i] = t.hi[i] = static_cast<int32_t>(y);
+      t.w_lo[i] = 1;
+      t.w_hi[i] = 0;
+      continue;
+    }
+    axis_taps(a, p.scales[d], W, O, y, 0, 1, &taps);  // never extrapolates outside tf_crop_and_resize
+    if (a.mode == "nearest") {
+      const int64_t src = taps[0].weight != 0 ? taps[0].index : taps[1].index;
+      t.lo[i] = t.hi[i] = static_cast<int32_t>(src);
+      t.w_lo[i] = 1;
+      t.w_hi[i] = 0;
+    } else {
+      t.lo[i] = static_cast<int32_t>(taps[0].index);
+      t.hi[i] = static_cast<int32_t>(taps[1].index);
+      t.w_lo[i] = static_cast<float>(taps[0].weight);
+      t.w_hi[i] = static_cast<float>(taps[1].weight);
+    }
+  }
+  return t;
+}
+
+bool fast_path_applies(const ResizeAttrs& a, const ResizePlan& p, const Tensor& x) {
+  if (x.dtype() != DType::kFloat32 || x.rank() < 2 || x.numel() == 0) return false;
+  if (a.mode != "nearest" && a.mode != "linear") return false;
+  if (a.antialias || a.exclude_outside || a.coord == "tf_crop_and_resize") return false;
+  const Shape& in = x.shape();
+  const size_t r = in.size();
+  for (size_t d = 0; d + 2 < r; ++d)
+    if (!axis_is_identity(p, in, d)) return false;
+  for (size_t d = r - 2; d < r; ++d)
+    if (in[d] > INT32_MAX || p.out[d] > INT32_MAX) return false;
+  return true;
+}
+
+// Output rows [y0, y1) of one plane.
+void nearest_rows(const float* src, float* dst, int64_t IW, int64_t OW, const AxisTable& rows, const AxisTable& cols,
+                  int64_t y0, int64_t y1) {
+  const int32_t* __restrict cx = cols.lo.data();
+  for (int64_t y = y0; y < y1; ++y) {
+    float* __restrict d = dst + y * OW;
+    const size_t yi = static_cast<size_t>(y);
+    if (y > y0 && rows.lo[yi] == rows.lo[yi - 1]) {
+      std::copy(d - OW, d, d);
+      continue;
+    }
+    const float* __restrict s = src + rows.lo[yi] * IW;
+    for (int64_t i = 0; i < OW; ++i) d[i] = s[cx[i]];
+  }
+}
+
+void linear_row(const float* __restrict s, float* __restrict d, const AxisTable& cols, int64_t OW) {
+  const int32_t* __restrict lo = cols.lo.data();
+  const int32_t* __restrict hi = cols.hi.data();
+  const float* __restrict wl = cols.w_lo.data();
+  const float* __restrict wh = cols.w_hi.data();
+  for (int64_t i = 0; i < OW; ++i) d[i] = s[lo[i]] * wl[i] + s[hi[i]] * wh[i];
+}
+
+// Output rows [y0, y1) of one plane. Each source row is interpolated
+// horizontally once into a row buffer (buf0/buf1, OW floats each, reused
+// while consecutive output rows share it); output rows blend two of those.
+void linear_rows(const float* src, float* dst, int64_t IW, int64_t OW, const AxisTable& rows, const AxisTable& cols,
+                 int64_t y0, int64_t y1, float* buf0, float* buf1) {
+  int64_t in0 = -1, in1 = -1;  // source rows held by buf0, buf1
+  for (int64_t y = y0; y < y1; ++y) {
+    const size_t yi = static_cast<size_t>(y);
+    const int64_t h0 = rows.lo[yi], h1 = rows.hi[yi];
+    if (in0 != h0) {
+      if (in1 == h0) {
+        std::swap(buf0, buf1);
+        std::swap(in0, in1);
+      } else {
+        linear_row(src + h0 * IW, buf0, cols, OW);
+        in0 = h0;
+      }
+    }
+    if (h1 != h0 && in1 != h1) {
+      linear_row(src + h1 * IW, buf1, cols, OW);
+      in1 = h1;
+    }
+    const float* __restrict r0 = buf0;
+    const float* __restrict r1 = h1 == h0 ? buf0 : buf1;
+    float* __restrict d = dst + y * OW;
+    const float a = rows.w_lo[yi], b = rows.w_hi[yi];
+    for (int64_t i = 0; i < OW; ++i) d[i] = r0[i] * a + r1[i] * b;
+  }
+}
+
+void resize_f32_fast(KernelContext& ctx, const ResizeAttrs& a, const ResizePlan& p) {
+  const Tensor& x = ctx.input(0);
+  const Shape& in = x.shape();
+  const size_t r = in.size();
+  const AxisTable rows = axis_table(a, p, in, r - 2), cols = axis_table(a, p, in, r - 1);
+  const int64_t IH = in[r - 2], IW = in[r - 1], OH = p.out[r - 2], OW = p.out[r - 1];
+  const int64_t planes = x.numel() / (IH * IW);
+  Tensor& out = ctx.output(0, DType::kFloat32, p.out);
+  if (out.numel() == 0) return;
+  const float* src = x.data<float>();
+  float* dst = out.data<float>();
+  // With few planes, split each plane's rows too so every thread gets work.
+  ThreadPool* pool = ctx.thread_pool();
+  const int64_t threads = pool ? pool->num_threads() : 1;
+  const int64_t row_blocks = threads == 1 || planes >= 4 * threads ? 1 : std::min(OH, (4 * threads + planes - 1) / planes);
+  const bool linear = a.mode == "linear";
+  parallel_for(pool, planes * row_blocks, [&](int64_t begin, int64_t end) {
+    std::vector<float> buf(linear ? static_cast<size_t>(2 * OW) : 0);
+    for (int64_t u = begin; u < end; ++u) {
+      const int64_t plane = u / row_blocks, block = u % row_blocks;
+      const int64_t y0 = OH * block / row_blocks, y1 = OH * (block + 1) / row_blocks;
+      const float* s = src + plane * IH * IW;
+      float* d = dst + plane * OH * OW;
+      if (linear) linear_rows(s, d, IW, OW, rows, cols, y0, y1, buf.data(), buf.data() + OW);
+      else nearest_rows(s, d, IW, OW, rows, cols, y0, y1);
+    }
+  });
+}
+
+void compute_resize(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  ResizeAttrs a = resize_attrs(ctx.node());
+  const ResizePlan p = plan_from_inputs(ctx, a);
+  if (fast_path_applies(a, p, x)) return resize_f32_fast(ctx, a, p);
   const int64_t r = x.rank();
   std::vector<double> cur(static_cast<size_t>(x.numel())), next;
   Shape shape = x.shape();

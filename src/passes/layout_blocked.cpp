@@ -113,6 +113,7 @@ class LayoutPass {
     const int64_t c = static_channels(n.outputs[0]);
     if (c < 0 || n.inputs.size() != 2 || !n.inputs[0] || !n.inputs[1]) return false;
     if (!twin_.count(n.inputs[0]) && !twin_.count(n.inputs[1])) return false;
+    if (scale_shift(n, c)) return true;
     std::vector<Value*> inputs;
     for (Value* in : n.inputs) {
       Value* b = operand(in, c);
@@ -120,6 +121,30 @@ class LayoutPass {
       inputs.push_back(b);
     }
     replace(n, n.op_type, inputs, n.attrs);
+    return true;
+  }
+
+  // Mul(x, per-channel constant) read only by Add(., per-channel constant):
+  // one kiln.BlockedScaleShift carrying the Add's epilogue.
+  bool scale_shift(Node& mul, int64_t c) {
+    if (mul.op_type != "Mul" || has_epilogue(mul)) return false;
+    const int xi = twin_.count(mul.inputs[0]) ? 0 : 1;
+    const Tensor* scale = constant_of(mul.inputs[1 - xi]);
+    Value* product = mul.outputs[0];
+    if (!scale || product->consumers.size() != 1 || !only_read_by(g_, product, product->consumers[0])) return false;
+    Node& add = *product->consumers[0];
+    if (add.op_type != "Add" || !add.domain.empty() || add.inputs.size() != 2) return false;
+    const Tensor* shift = constant_of(add.inputs[add.inputs[0] == product ? 1 : 0]);
+    if (!shift || static_channels(add.outputs[0]) != c) return false;
+    Value* s = per_channel_constant(*scale, c);
+    Value* t = s ? per_channel_constant(*shift, c) : nullptr;
+    if (!t) return false;
+    Value* x = twin_[mul.inputs[xi]];
+    detach_node(g_, &mul);
+    std::map<std::string, Attribute> attrs;
+    for (const auto& [k, v] : add.attrs)
+      if (k.rfind("kiln.epilogue", 0) == 0) attrs[k] = v;
+    replace(add, "BlockedScaleShift", {x, s, t}, std::move(attrs));
     return true;
   }
 

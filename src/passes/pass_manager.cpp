@@ -28,6 +28,7 @@ const std::vector<Pass>& all_passes() {
       {"recognize_layernorm", 2, recognize_layernorm},
       {"recognize_gelu", 2, recognize_gelu},
       {"fuse_matmul_add", 2, fuse_matmul_add},
+      {"fuse_pad", 2, fuse_pad},
       {"shrink_conv_taps", 2, shrink_conv_taps},
       {"fuse_conv_bias", 2, fuse_conv_bias},
       {"fuse_epilogue", 2, fuse_epilogue},

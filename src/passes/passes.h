@@ -19,6 +19,7 @@ bool batchnorm_to_affine(Graph& g);  // other BatchNormalizations -> Mul + Add p
 bool recognize_layernorm(Graph& g);  // ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add
 bool recognize_gelu(Graph& g);       // x * 0.5 * (1 + erf(x / sqrt(2)))
 bool fuse_matmul_add(Graph& g);      // 2-D MatMul + Add(bias) -> Gemm
+bool fuse_pad(Graph& g);             // zero Pad -> pads of the Conv/AveragePool reading it
 bool shrink_conv_taps(Graph& g);     // conv taps that only ever read padding dropped
 bool fuse_conv_bias(Graph& g);       // Conv + Add(per-channel constant) -> Conv bias
 bool fuse_epilogue(Graph& g);        // GEMM-like op + activation -> epilogue

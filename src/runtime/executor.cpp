@@ -28,15 +28,60 @@ std::vector<int64_t> input_signature(const std::vector<Tensor>& inputs) {
 
 CompiledGraph::~CompiledGraph() = default;
 
-std::shared_ptr<const CompiledGraph> CompiledGraph::compile(const Graph& graph, bool plan_memory) {
+namespace {
+
+// Frees constants whose every reader's kernel keeps its own copy (packed
+// weights) as soon as the last of those kernels exists, so a model's packed
+// and original weights are never held in full at the same time.
+class OwnedConstantReleaser {
+ public:
+  explicit OwnedConstantReleaser(Graph* g) : g_(g) {
+    if (!g_) return;
+    std::unordered_map<const Value*, bool> ineligible;
+    for (const auto& n : g_->nodes)
+      for (const Value* v : g_->implicit_inputs(*n)) ineligible[v] = true;
+    for (const Value* v : g_->outputs) ineligible[v] = true;
+    for (const auto& n : g_->nodes)
+      for (Value* v : n->inputs)
+        if (v && v->initializer && !v->is_graph_input && v->initializer->raw() && !ineligible.count(v))
+          ++readers_left_[v];
+  }
+
+  void kernel_created(const Node& n, const Kernel& k) {
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      auto it = readers_left_.find(n.inputs[i]);
+      if (it == readers_left_.end()) continue;
+      Value* v = it->first;
+      if (!k.owns_constant_input(i)) not_owned_[v] = true;
+      if (--it->second > 0 || not_owned_.count(v)) continue;
+      freed_ += v->initializer->nbytes();
+      v->initializer = Tensor::wrap(v->initializer->dtype(), v->initializer->shape(), nullptr);
+    }
+  }
+  size_t freed() const { return freed_; }
+
+ private:
+  Graph* g_;
+  std::unordered_map<Value*, int> readers_left_;
+  std::unordered_map<Value*, bool> not_owned_;
+  size_t freed_ = 0;
+};
+
+}  // namespace
+
+std::shared_ptr<const CompiledGraph> CompiledGraph::compile(const Graph& graph, bool plan_memory, Graph* free_owned) {
+  if (free_owned && free_owned != &graph) throw Error("compile: free_owned must be the graph being compiled");
   auto cg = std::shared_ptr<CompiledGraph>(new CompiledGraph());
   cg->graph_ = &graph;
   cg->plan_memory_ = plan_memory;
   CompilingContext bc;
+  OwnedConstantReleaser releaser(free_owned);
   for (const auto& node : graph.nodes) {
     if (!node->schema) throw Error(node->describe() + ": not resolved (infer_graph must run first)");
     cg->kernels_.push_back(make_kernel(*node, bc));
+    releaser.kernel_created(*node, *cg->kernels_.back());
   }
+  cg->freed_constant_bytes_ = releaser.freed();
   // Last use of each value, so a run can free it early. Graph outputs and
   // initializers are never freed.
   std::unordered_map<const Value*, size_t> last_use;
@@ -59,34 +104,6 @@ std::shared_ptr<const CompiledGraph> CompiledGraph::compile(const Graph& graph, 
   for (auto& [v, i] : last_use)
     if (!v->initializer && !v->is_outer && !v->is_graph_input) cg->frees_[i].push_back(v->index);
   return cg;
-}
-
-size_t CompiledGraph::release_owned_constants(Graph& g) const {
-  if (&g != graph_) throw Error("release_owned_constants: not the compiled graph");
-  std::unordered_map<const Node*, size_t> index;
-  for (size_t i = 0; i < g.nodes.size(); ++i) index[g.nodes[i].get()] = i;
-  std::unordered_map<const Value*, bool> read_by_subgraph;
-  for (const auto& n : g.nodes)
-    for (const Value* v : g.implicit_inputs(*n)) read_by_subgraph[v] = true;
-  size_t freed = 0;
-  for (const auto& v : g.values) {
-    if (!v->initializer || v->is_graph_input || v->initializer->raw() == nullptr || v->consumers.empty() ||
-        read_by_subgraph.count(v.get()) ||
-        std::find(g.outputs.begin(), g.outputs.end(), v.get()) != g.outputs.end())
-      continue;
-    bool owned = true;
-    for (const Node* n : v->consumers) {
-      auto it = index.find(n);
-      if (it == index.end()) owned = false;
-      for (size_t k = 0; owned && k < n->inputs.size(); ++k)
-        if (n->inputs[k] == v.get() && !kernels_[it->second]->owns_constant_input(k)) owned = false;
-      if (!owned) break;
-    }
-    if (!owned) continue;
-    freed += v->initializer->nbytes();
-    v->initializer = Tensor::wrap(v->initializer->dtype(), v->initializer->shape(), nullptr);
-  }
-  return freed;
 }
 
 Frame::Frame(const CompiledGraph& cg, const Frame* parent, std::vector<Tensor> reuse)

@@ -21,15 +21,17 @@ class CompiledGraph {
   // Resolves schemas, infers shapes and creates kernels. Unsupported nodes are
   // all listed in one kiln::Error. plan_memory: top-level runs place their
   // intermediate tensors in a planned arena (runtime/arena.h).
-  static std::shared_ptr<const CompiledGraph> compile(const Graph& graph, bool plan_memory = false);
+  // `free_owned` (the same graph, mutable): frees the data of its constants
+  // whose every reader's kernel owns a copy (packed weights), as soon as the
+  // last such kernel is created; they keep their type and shape and reach
+  // kernels as tensors without data.
+  static std::shared_ptr<const CompiledGraph> compile(const Graph& graph, bool plan_memory = false,
+                                                      Graph* free_owned = nullptr);
   ~CompiledGraph();
 
   const Graph& graph() const { return *graph_; }
-  // Frees the data of the constants of `g` (the graph this was compiled
-  // from) whose every reader's kernel owns a copy of it (packed weights);
-  // they keep their type and shape, and reach kernels as tensors without
-  // data. Returns the bytes freed.
-  size_t release_owned_constants(Graph& g) const;
+  // Bytes of constants freed by compile (free_owned).
+  size_t freed_constant_bytes() const { return freed_constant_bytes_; }
   // Runs with the given values for graph->inputs (by position; undefined
   // tensors for omitted optional inputs) and returns graph->outputs.
   // Kernels get `pool` (a subgraph: its outer frame's pool when null).
@@ -50,6 +52,7 @@ class CompiledGraph {
   std::vector<Tensor> run_planned(const std::vector<Tensor>& inputs, ThreadPool* pool) const;
 
   const Graph* graph_ = nullptr;
+  size_t freed_constant_bytes_ = 0;
   std::vector<std::unique_ptr<Kernel>> kernels_;  // parallel to graph_->nodes
   std::vector<std::vector<int>> frees_;  // per node: value indices whose last use it is
   std::vector<int> last_read_;           // per value: the last node reading it, -1 = none

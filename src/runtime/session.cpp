@@ -82,8 +82,7 @@ std::unique_ptr<Session::Impl> build(Model model, const SessionOptions& options)
   optimize(g, options);
   const char* arena_env = std::getenv("KILN_ARENA");
   bool plan_memory = options.memory_planner && !(arena_env && std::string(arena_env) == "0");
-  impl->compiled = CompiledGraph::compile(g, plan_memory);
-  impl->compiled->release_owned_constants(g);
+  impl->compiled = CompiledGraph::compile(g, plan_memory, &g);
   for (Value* v : g.inputs) {
     impl->inputs.push_back(info_of(*v));
     impl->inputs.back().has_default = v->initializer.has_value();
