@@ -438,13 +438,15 @@ OpSchema transpose_schema() {
       strides.push_back(in_strides[static_cast<size_t>(p)]);
     }
     dispatch_by_size(x.dtype(), "Transpose", [&]<typename T>() {
-      Tensor& out = ctx.output(0, x.dtype(), out_shape);
       const T* px = x.data<T>();
-      T* po = out.data<T>();
-      if constexpr (std::is_trivially_copyable_v<T>)
+      if constexpr (std::is_trivially_copyable_v<T>) {
+        // Every element is written.
+        T* po = ctx.output_uninitialized(0, x.dtype(), out_shape).template data<T>();
         transpose_fast(px, po, collapse_transpose(x.shape(), perm), ctx.thread_pool());
-      else  // std::string
+      } else {  // std::string
+        T* po = ctx.output(0, x.dtype(), out_shape).template data<T>();
         for_each_broadcast(out_shape, {strides}, [&](int64_t i, const int64_t* off) { po[i] = px[off[0]]; });
+      }
     });
   };
   return s;

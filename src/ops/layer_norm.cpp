@@ -138,10 +138,11 @@ bool layer_norm_f32(KernelContext& ctx, int64_t axis) {
   double eps = node.attr_float("epsilon", 1e-5f);
   Shape stat_shape = x.shape();
   for (size_t d = static_cast<size_t>(axis); d < stat_shape.size(); ++d) stat_shape[d] = 1;
+  // Every element of every output is written below.
   const float* px = x.data<float>();
-  float* py = ctx.output(0, DType::kFloat32, x.shape()).data<float>();
-  float* pmean = ctx.has_output(1) ? ctx.output(1, DType::kFloat32, stat_shape).data<float>() : nullptr;
-  float* pinv = ctx.has_output(2) ? ctx.output(2, DType::kFloat32, stat_shape).data<float>() : nullptr;
+  float* py = ctx.output_uninitialized(0, DType::kFloat32, x.shape()).data<float>();
+  float* pmean = ctx.has_output(1) ? ctx.output_uninitialized(1, DType::kFloat32, stat_shape).data<float>() : nullptr;
+  float* pinv = ctx.has_output(2) ? ctx.output_uninitialized(2, DType::kFloat32, stat_shape).data<float>() : nullptr;
   ThreadPool* pool = x.numel() >= kParallelElements ? ctx.thread_pool() : nullptr;
   parallel_for(pool, v.outer, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
@@ -166,7 +167,7 @@ bool rms_norm_f32(KernelContext& ctx, int64_t axis) {
   const float* scale = per_element_f32(ctx.input(1), scale_layout, v.n, scale_storage);
   double eps = node.attr_float("epsilon", 1e-5f);
   const float* px = x.data<float>();
-  float* py = ctx.output(0, DType::kFloat32, x.shape()).data<float>();
+  float* py = ctx.output_uninitialized(0, DType::kFloat32, x.shape()).data<float>();  // every element written
   ThreadPool* pool = x.numel() >= kParallelElements ? ctx.thread_pool() : nullptr;
   parallel_for(pool, v.outer, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
