@@ -10,19 +10,6 @@ namespace kiln::test {
 
 namespace {
 
-Tensor to_f64(const Tensor& t) {
-  Tensor d(DType::kFloat64, t.shape());
-  for (int64_t i = 0; i < t.numel(); ++i) d.data<double>()[i] = t.data<float>()[i];
-  return d;
-}
-
-Tensor to_f32_tensor(const Tensor& t) {
-  Tensor f(DType::kFloat32, t.shape());
-  std::vector<float> v = to_f32(t);
-  std::copy(v.begin(), v.end(), f.data<float>());
-  return f;
-}
-
 // Runs spec in float32 with constant (packed) and with fed weights, threaded
 // and not, and checks all against the float64 result.
 void expect_matches_f64(NodeSpec spec, double rtol = 1e-4, double atol = 1e-5) {

@@ -13,18 +13,6 @@ namespace kiln::test {
 
 namespace {
 
-Tensor to_f64(const Tensor& t) {
-  Tensor out(DType::kFloat64, t.shape());
-  for (int64_t i = 0; i < t.numel(); ++i) out.data<double>()[i] = t.data<float>()[i];
-  return out;
-}
-
-Tensor f64_to_f32(const Tensor& t) {
-  Tensor out(DType::kFloat32, t.shape());
-  for (int64_t i = 0; i < t.numel(); ++i) out.data<float>()[i] = static_cast<float>(t.data<double>()[i]);
-  return out;
-}
-
 struct LnCase {
   Shape x, scale;
   int64_t axis = -1;
@@ -57,7 +45,7 @@ void check_layer_norm(const LnCase& c, std::mt19937& rng) {
   auto ref = run_node({.op = "LayerNormalization", .inputs = {to_f64(x), to_f64(scale), bias64}, .attrs = attrs,
                        .num_outputs = 3});
   ASSERT_EQ(fast[0].dtype(), DType::kFloat32);
-  EXPECT_TRUE(all_close(fast[0], f64_to_f32(ref[0]), 2e-5, 5e-6));
+  EXPECT_TRUE(all_close(fast[0], to_f32_tensor(ref[0]), 2e-5, 5e-6));
   ASSERT_EQ(fast[1].shape(), ref[1].shape());
   EXPECT_TRUE(all_close(fast[1], ref[1], 1e-6, 1e-6));  // stash_type float: Mean is float32 in both
   EXPECT_TRUE(all_close(fast[2], ref[2], 1e-5, 1e-6));
@@ -151,7 +139,7 @@ TEST(RmsNormFast, AgainstReference) {
                             .pool = c.pool})[0];
     Tensor ref = run_node({.op = "RMSNormalization", .opset = 23, .inputs = {to_f64(x), to_f64(scale)},
                            .attrs = attrs})[0];
-    EXPECT_TRUE(all_close(fast, f64_to_f32(ref), 1e-5, 1e-6));
+    EXPECT_TRUE(all_close(fast, to_f32_tensor(ref), 1e-5, 1e-6));
   }
 }
 

@@ -1,5 +1,6 @@
 #include "op_harness.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/dispatch.h"
@@ -100,6 +101,19 @@ std::vector<float> to_f32(const Tensor& t) {
     for (int64_t i = 0; i < t.numel(); ++i) v[static_cast<size_t>(i)] = static_cast<float>(acc_t<T>(t.data<T>()[i]));
   });
   return v;
+}
+
+Tensor to_f64(const Tensor& t) {
+  Tensor d(DType::kFloat64, t.shape());
+  for (int64_t i = 0; i < t.numel(); ++i) d.data<double>()[i] = t.data<float>()[i];
+  return d;
+}
+
+Tensor to_f32_tensor(const Tensor& t) {
+  Tensor f(DType::kFloat32, t.shape());
+  std::vector<float> v = to_f32(t);
+  std::copy(v.begin(), v.end(), f.data<float>());
+  return f;
 }
 
 int64_t offset_of(const Shape& s, const std::vector<int64_t>& idx) {

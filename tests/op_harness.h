@@ -51,6 +51,10 @@ Tensor random_f32(Shape shape, std::mt19937& rng, float lo = -1, float hi = 1);
 // Element-wise closeness for float tensors (same shape and dtype required).
 ::testing::AssertionResult all_close(const Tensor& got, const Tensor& want, double rtol = 1e-5, double atol = 1e-6);
 std::vector<float> to_f32(const Tensor& t);  // any float/int dtype
+// Tensor copies in another dtype, for running a node in float64 (the
+// reference path) and comparing with its float32 fast path.
+Tensor to_f64(const Tensor& t);           // from float32
+Tensor to_f32_tensor(const Tensor& t);    // from any float/int dtype
 
 // Index helpers for references written as loops over multi-indices.
 int64_t offset_of(const Shape& s, const std::vector<int64_t>& idx);  // row-major

@@ -9,19 +9,6 @@ namespace kiln::test {
 
 namespace {
 
-Tensor to_f64(const Tensor& t) {
-  Tensor d(DType::kFloat64, t.shape());
-  for (int64_t i = 0; i < t.numel(); ++i) d.data<double>()[i] = t.data<float>()[i];
-  return d;
-}
-
-Tensor to_f32_tensor(const Tensor& t) {
-  Tensor f(DType::kFloat32, t.shape());
-  std::vector<float> v = to_f32(t);
-  std::copy(v.begin(), v.end(), f.data<float>());
-  return f;
-}
-
 // Nearest must pick the very same pixels (exact); linear may differ by float
 // rounding.
 void expect_matches_f64(NodeSpec spec, bool exact) {

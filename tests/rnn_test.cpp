@@ -279,18 +279,6 @@ TEST(Recurrent, BadInputsAreErrors) {
 
 namespace {
 
-Tensor to_f64(const Tensor& t) {
-  Tensor out(DType::kFloat64, t.shape());
-  for (int64_t i = 0; i < t.numel(); ++i) out.data<double>()[i] = t.data<float>()[i];
-  return out;
-}
-
-Tensor f64_to_f32(const Tensor& t) {
-  Tensor out(DType::kFloat32, t.shape());
-  for (int64_t i = 0; i < t.numel(); ++i) out.data<float>()[i] = static_cast<float>(t.data<double>()[i]);
-  return out;
-}
-
 struct FastCase {
   std::string op;  // RNN, GRU, LSTM
   int S = 4, B = 3, I = 3, H = 5;
@@ -339,7 +327,7 @@ void check_fast(const FastCase& c, std::mt19937& rng, ThreadPool* pool = nullptr
                      (c.lbr ? " lbr" : "") + (c.peep ? " peep" : "") + (c.constant ? " constant" : "");
   ASSERT_EQ(got.size(), want.size()) << what;
   for (size_t i = 0; i < got.size(); ++i)
-    EXPECT_TRUE(all_close(got[i], f64_to_f32(want[i]), 1e-5, atol)) << what << ", output " << i;
+    EXPECT_TRUE(all_close(got[i], to_f32_tensor(want[i]), 1e-5, atol)) << what << ", output " << i;
 }
 
 }  // namespace
@@ -399,7 +387,7 @@ TEST(RecurrentF32, OtherActivationsFallBack) {
     std::vector<Tensor> got = run_node(spec);
     spec.inputs = {to_f64(x), to_f64(w), to_f64(r)};
     std::vector<Tensor> want = run_node(spec);
-    for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(all_close(got[i], f64_to_f32(want[i]), 1e-5, 1e-6)) << i;
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(all_close(got[i], to_f32_tensor(want[i]), 1e-5, 1e-6)) << i;
   }
 }
 
