@@ -5,7 +5,6 @@
 // PRelu below opset 7 had its own slope broadcasting and gets its own.
 #include <cmath>
 
-#include "kernels/cpu/vec_math_f32.h"
 #include "ops/elementwise_util.h"
 
 namespace kiln {
@@ -31,20 +30,6 @@ template <typename Make>
 OpSchema float_act(const char* name, int since, Make make) {
   return unary_attr_schema<FloatTypes>(name, since, float_dtypes(),
                                        [make](const Node& n) { return via_double(make(n)); });
-}
-
-// float32 runs through the vector math of kernels/cpu/vec_math_f32.h (a few
-// ulp from the double result rounded once, and threaded); other types keep
-// the double scalar function.
-OpSchema with_f32_fast(OpSchema s, VecMathF32Fn VecMathF32::*fn) {
-  ComputeFn generic = std::move(s.compute);
-  s.compute = [generic, fn](KernelContext& ctx) {
-    const Tensor& x = ctx.input(0);
-    if (x.dtype() != DType::kFloat32) return generic(ctx);
-    Tensor& y = ctx.output(0, DType::kFloat32, x.shape());
-    map_f32(vec_math_f32().*fn, x.data<float>(), y.data<float>(), x.numel(), ctx.thread_pool());
-  };
-  return s;
 }
 
 double sigmoid(double x) { return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x)); }

@@ -7,6 +7,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "kernels/cpu/vec_math_f32.h"
 #include "ops/elementwise.h"
 
 namespace kiln {
@@ -109,6 +110,20 @@ T saturate_cast(double v) {
   if (v <= lo) return std::numeric_limits<T>::min();
   if (v >= hi) return std::numeric_limits<T>::max();
   return static_cast<T>(v);
+}
+
+// A unary schema whose float32 inputs run through the vector math of
+// kernels/cpu/vec_math_f32.h (a few ulp from the correctly rounded result,
+// threaded); other types keep the schema's own compute.
+inline OpSchema with_f32_fast(OpSchema s, VecMathF32Fn VecMathF32::*fn) {
+  ComputeFn generic = std::move(s.compute);
+  s.compute = [generic, fn](KernelContext& ctx) {
+    const Tensor& x = ctx.input(0);
+    if (x.dtype() != DType::kFloat32) return generic(ctx);
+    Tensor& y = ctx.output(0, DType::kFloat32, x.shape());
+    map_f32(vec_math_f32().*fn, x.data<float>(), y.data<float>(), x.numel(), ctx.thread_pool());
+  };
+  return s;
 }
 
 }  // namespace kiln

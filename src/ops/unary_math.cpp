@@ -4,7 +4,6 @@
 // compute the same thing, so each op has one schema from its first opset.
 #include <cmath>
 
-#include "kernels/cpu/vec_math_f32.h"
 #include "ops/elementwise_util.h"
 
 namespace kiln {
@@ -55,20 +54,6 @@ void float_predicate(KernelContext& ctx, Pred pred) {
     bool* po = out.data<bool>();
     for (int64_t i = 0, n = x.numel(); i < n; ++i) po[i] = pred(static_cast<double>(acc_t<T>(px[i])));
   });
-}
-
-// float32 runs through the vector math of kernels/cpu/vec_math_f32.h (a few
-// ulp from the correctly rounded result, and threaded); other types keep the
-// scalar function.
-OpSchema with_f32_fast(OpSchema s, VecMathF32Fn VecMathF32::*fn) {
-  ComputeFn generic = std::move(s.compute);
-  s.compute = [generic, fn](KernelContext& ctx) {
-    const Tensor& x = ctx.input(0);
-    if (x.dtype() != DType::kFloat32) return generic(ctx);
-    Tensor& y = ctx.output(0, DType::kFloat32, x.shape());
-    map_f32(vec_math_f32().*fn, x.data<float>(), y.data<float>(), x.numel(), ctx.thread_pool());
-  };
-  return s;
 }
 
 template <typename F>

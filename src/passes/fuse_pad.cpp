@@ -48,10 +48,7 @@ bool fold_into(Graph& g, Node& pad, Node& consumer, const Shape& extra) {
     consumer.attrs["count_include_pad"] = int_attr(1);
   }
   for (size_t i = 0; i < pads.size(); ++i) pads[i] += extra[i];
-  Attribute a;
-  a.kind = Attribute::Kind::kInts;
-  a.ints = pads;
-  consumer.attrs["pads"] = a;
+  consumer.attrs["pads"] = ints_attr(pads);
   Value* padded = pad.outputs[0];
   Value* x = pad.inputs[0];
   for (Value*& in : consumer.inputs)

@@ -101,6 +101,13 @@ Node* add_node(Graph& g, const std::string& op, const std::string& name, std::ve
   return raw;
 }
 
+Attribute ints_attr(std::vector<int64_t> v) {
+  Attribute a;
+  a.kind = Attribute::Kind::kInts;
+  a.ints = std::move(v);
+  return a;
+}
+
 Attribute int_attr(int64_t v) {
   Attribute a;
   a.kind = Attribute::Kind::kInt;

@@ -39,6 +39,7 @@ Node* add_node(Graph& g, const std::string& op, const std::string& name, std::ve
 Attribute int_attr(int64_t v);
 Attribute float_attr(float v);
 Attribute string_attr(std::string v);
+Attribute ints_attr(std::vector<int64_t> v);
 // Disconnects a node from its inputs and outputs. Used when a node's work
 // moved into another node; the pass manager then erases it.
 void detach_node(Graph& g, Node* n);

@@ -90,14 +90,9 @@ bool shrink(Graph& g, Node& n) {
                                n.inputs[1]->consumers.end());
   n.inputs[1] = new_w;
   new_w->consumers.push_back(&n);
-  Attribute a;
-  a.kind = Attribute::Kind::kInts;
-  a.ints = pads;
-  n.attrs["pads"] = a;
-  a.ints = dilations;
-  n.attrs["dilations"] = a;
-  a.ints = keep;
-  n.attrs["kernel_shape"] = a;
+  n.attrs["pads"] = ints_attr(pads);
+  n.attrs["dilations"] = ints_attr(dilations);
+  n.attrs["kernel_shape"] = ints_attr(keep);
   n.attrs.erase("auto_pad");
   return true;
 }
