@@ -72,6 +72,22 @@ class Session {
   // the order of outputs().
   std::vector<Tensor> run(const std::vector<std::pair<std::string, Tensor>>& inputs) const;
 
+  // The nodes a run executes, in order, after optimization (kiln profile).
+  struct ExecutedNode {
+    std::string name;
+    std::string op;                         // "Conv"; other domains prefixed: "kiln.BlockedConv"
+    std::vector<std::string> output_types;  // "float[1 x 64 x 56 x 56]", as inferred at load
+  };
+  const std::vector<ExecutedNode>& executed_nodes() const;
+  // Timing of one run, per executed node: start and end in microseconds from
+  // the run's start (nodes inside If/Loop bodies count in their parent).
+  struct RunProfile {
+    std::vector<double> start_us, end_us;
+    double total_us = 0;
+  };
+  // run() that also fills `profile` (null: plain run).
+  std::vector<Tensor> run(const std::vector<std::pair<std::string, Tensor>>& inputs, RunProfile* profile) const;
+
   // Model metadata.
   int64_t ir_version() const;
   std::map<std::string, int> opsets() const;

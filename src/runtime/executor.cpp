@@ -1,6 +1,7 @@
 #include "runtime/executor.h"
 
 #include <algorithm>
+#include <chrono>
 #include <unordered_map>
 
 #include "ir/infer.h"
@@ -23,6 +24,11 @@ std::vector<int64_t> input_signature(const std::vector<Tensor>& inputs) {
     key.insert(key.end(), t.shape().begin(), t.shape().end());
   }
   return key;
+}
+
+int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 }  // namespace
 
@@ -125,12 +131,16 @@ const Tensor* Frame::lookup(const Value* v) const {
   return nullptr;
 }
 
-std::vector<Tensor> CompiledGraph::run(const std::vector<Tensor>& inputs, const Frame* outer, ThreadPool* pool) const {
-  if (plan_memory_ && !outer) return run_planned(inputs, pool);
-  return run_frame(inputs, outer, pool, nullptr, nullptr, nullptr);
+std::vector<Tensor> CompiledGraph::run(const std::vector<Tensor>& inputs, const Frame* outer, ThreadPool* pool,
+                                       NodeTimes* times) const {
+  if (outer) times = nullptr;
+  if (times) times->assign(graph_->nodes.size(), NodeTime{});
+  if (plan_memory_ && !outer) return run_planned(inputs, pool, times);
+  return run_frame(inputs, outer, pool, nullptr, nullptr, nullptr, times);
 }
 
-std::vector<Tensor> CompiledGraph::run_planned(const std::vector<Tensor>& inputs, ThreadPool* pool) const {
+std::vector<Tensor> CompiledGraph::run_planned(const std::vector<Tensor>& inputs, ThreadPool* pool,
+                                               NodeTimes* times) const {
   std::vector<int64_t> key = input_signature(inputs);
   std::shared_ptr<RunPlan> plan;
   bool full = false;
@@ -140,11 +150,11 @@ std::vector<Tensor> CompiledGraph::run_planned(const std::vector<Tensor>& inputs
     if (it != plans_.end()) plan = it->second;
     full = plans_.size() >= kMaxPlans;
   }
-  if (!plan && full) return run_frame(inputs, nullptr, pool, nullptr, nullptr, nullptr);
+  if (!plan && full) return run_frame(inputs, nullptr, pool, nullptr, nullptr, nullptr, times);
   if (!plan) {
     // First run with these shapes: heap-allocated, recording what to plan.
     LifetimeRecorder recorder(graph_->values.size());
-    std::vector<Tensor> result = run_frame(inputs, nullptr, pool, nullptr, nullptr, &recorder);
+    std::vector<Tensor> result = run_frame(inputs, nullptr, pool, nullptr, nullptr, &recorder, times);
     std::shared_ptr<RunPlan> made = make_run_plan(recorder.values, last_read_, is_output_);
     std::lock_guard<std::mutex> lock(plans_mu_);
     if (plans_.size() < kMaxPlans) plans_.emplace(std::move(key), std::move(made));  // a concurrent first run may have won
@@ -157,11 +167,12 @@ std::vector<Tensor> CompiledGraph::run_planned(const std::vector<Tensor>& inputs
     std::unique_ptr<RunState>& state;
     ~Release() { plan.release(std::move(state)); }
   } release{*plan, state};
-  return run_frame(inputs, nullptr, pool, plan.get(), state.get(), nullptr);
+  return run_frame(inputs, nullptr, pool, plan.get(), state.get(), nullptr, times);
 }
 
 std::vector<Tensor> CompiledGraph::run_frame(const std::vector<Tensor>& inputs, const Frame* outer, ThreadPool* pool,
-                                             const RunPlan* plan, RunState* state, LifetimeRecorder* recorder) const {
+                                             const RunPlan* plan, RunState* state, LifetimeRecorder* recorder,
+                                             NodeTimes* times) const {
   const Graph& g = *graph_;
   Frame frame(*this, outer, state ? std::move(state->slots) : std::vector<Tensor>{});
   frame.pool_ = pool ? pool : outer ? outer->pool_ : nullptr;
@@ -192,6 +203,7 @@ std::vector<Tensor> CompiledGraph::run_frame(const std::vector<Tensor>& inputs, 
       }
       ctx.set_output_blocks(blocks);
     }
+    if (times) (*times)[i].start_ns = steady_ns();
     try {
       kernels_[i]->run(ctx);
     } catch (const Error& e) {
@@ -214,6 +226,7 @@ std::vector<Tensor> CompiledGraph::run_frame(const std::vector<Tensor>& inputs, 
       frame.slots[static_cast<size_t>(v)] = Tensor();
       if (recorder) recorder->released(v);
     }
+    if (times) (*times)[i].end_ns = steady_ns();
   }
   std::vector<Tensor> result;
   for (const Value* out : g.outputs) {

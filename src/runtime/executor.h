@@ -15,6 +15,10 @@ namespace kiln {
 class RunPlan;  // runtime/arena.h
 struct RunState;
 class LifetimeRecorder;
+struct NodeTime {
+  int64_t start_ns = 0, end_ns = 0;
+};
+using NodeTimes = std::vector<NodeTime>;
 
 class CompiledGraph {
  public:
@@ -35,7 +39,10 @@ class CompiledGraph {
   // Runs with the given values for graph->inputs (by position; undefined
   // tensors for omitted optional inputs) and returns graph->outputs.
   // Kernels get `pool` (a subgraph: its outer frame's pool when null).
-  std::vector<Tensor> run(const std::vector<Tensor>& inputs, const Frame* outer, ThreadPool* pool = nullptr) const;
+  // With `times` (top-level runs only): each node's start and end on
+  // std::chrono::steady_clock, in ns, parallel to graph().nodes.
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs, const Frame* outer, ThreadPool* pool = nullptr,
+                          NodeTimes* times = nullptr) const;
 
   // Of the memory plans made so far (one per set of input shapes), the one
   // with the largest arena: its size and the sum of the tensors placed in it.
@@ -48,8 +55,9 @@ class CompiledGraph {
  private:
   friend class Frame;
   std::vector<Tensor> run_frame(const std::vector<Tensor>& inputs, const Frame* outer, ThreadPool* pool,
-                                const RunPlan* plan, RunState* state, LifetimeRecorder* recorder) const;
-  std::vector<Tensor> run_planned(const std::vector<Tensor>& inputs, ThreadPool* pool) const;
+                                const RunPlan* plan, RunState* state, LifetimeRecorder* recorder,
+                                NodeTimes* times) const;
+  std::vector<Tensor> run_planned(const std::vector<Tensor>& inputs, ThreadPool* pool, NodeTimes* times) const;
 
   const Graph* graph_ = nullptr;
   size_t freed_constant_bytes_ = 0;

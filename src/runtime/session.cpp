@@ -1,6 +1,7 @@
 #include "kiln/session.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 
@@ -30,6 +31,7 @@ struct Session::Impl {
   std::shared_ptr<const CompiledGraph> compiled;
   std::vector<TensorInfo> inputs, outputs;
   std::unique_ptr<ThreadPool> pool;
+  std::vector<Session::ExecutedNode> executed;
 };
 
 namespace {
@@ -88,6 +90,13 @@ std::unique_ptr<Session::Impl> build(Model model, const SessionOptions& options)
     impl->inputs.back().has_default = v->initializer.has_value();
   }
   for (Value* v : g.outputs) impl->outputs.push_back(info_of(*v));
+  for (const auto& n : g.nodes) {
+    Session::ExecutedNode e;
+    e.name = n->name;
+    e.op = n->domain.empty() || n->domain == "ai.onnx" ? n->op_type : n->domain + "." + n->op_type;
+    for (const Value* out : n->outputs) e.output_types.push_back(out ? out->type.str() : "");
+    impl->executed.push_back(std::move(e));
+  }
   impl->model = std::move(model);
   return impl;
 }
@@ -144,6 +153,13 @@ const std::vector<TensorInfo>& Session::inputs() const { return impl_->inputs; }
 const std::vector<TensorInfo>& Session::outputs() const { return impl_->outputs; }
 
 std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor>>& inputs) const {
+  return run(inputs, nullptr);
+}
+
+const std::vector<Session::ExecutedNode>& Session::executed_nodes() const { return impl_->executed; }
+
+std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor>>& inputs,
+                                 RunProfile* profile) const {
   const Graph& g = *impl_->model.graph;
   std::vector<Tensor> feed(g.inputs.size());
   for (const auto& input : inputs) {
@@ -164,7 +180,20 @@ std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor
   for (size_t i = 0; i < g.inputs.size(); ++i)
     if (!feed[i].defined() && !g.inputs[i]->initializer)
       throw Error("input '" + g.inputs[i]->name + "' (" + g.inputs[i]->type.str() + ") is required but not given");
-  return impl_->compiled->run(feed, nullptr, impl_->pool.get());
+  if (!profile) return impl_->compiled->run(feed, nullptr, impl_->pool.get());
+  NodeTimes times;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<Tensor> out = impl_->compiled->run(feed, nullptr, impl_->pool.get(), &times);
+  const int64_t t0_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(t0.time_since_epoch()).count();
+  profile->total_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  profile->start_us.resize(times.size());
+  profile->end_us.resize(times.size());
+  for (size_t i = 0; i < times.size(); ++i) {
+    profile->start_us[i] = static_cast<double>(times[i].start_ns - t0_ns) / 1e3;
+    profile->end_us[i] = static_cast<double>(times[i].end_ns - t0_ns) / 1e3;
+  }
+  return out;
 }
 
 int64_t Session::ir_version() const { return impl_->model.ir_version; }
