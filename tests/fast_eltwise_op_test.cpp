@@ -121,6 +121,14 @@ TEST(FastBinary, BroadcastPatternsMatchReference) {
       {{0, 3}, {3}},                 // empty
       {{3, 70000}, {3, 1}},          // long rows, cut in pieces
       {{4, 16, 33, 33}, {1, 16, 1, 1}},
+      // Blocked layout [N, C/B, H, W, B] against a per-channel operand, both
+      // sides, block 8 and 16, rows cut in pieces, and short odd rows.
+      {{2, 3, 7, 5, 8}, {2, 3, 1, 1, 8}},
+      {{1, 2, 1, 1, 16}, {1, 2, 9, 9, 16}},
+      {{1, 2, 130, 130, 8}, {1, 2, 1, 1, 8}},
+      {{3, 50, 7}, {3, 1, 7}},
+      {{3, 50, 7}, {1, 50, 1}},
+      {{6, 40, 2}, {6, 40, 2}},
   };
   for (const char* op : {"Add", "Sub", "Mul", "Div"})
     for (const auto& [a, b] : shapes)

@@ -8,14 +8,14 @@
 
 namespace kiln {
 
-void binary_run_f32_avx2(BinaryOpF32 op, const float* a, int64_t as, const float* b, int64_t bs, float* y,
-                         int64_t n);
+void binary_rows_f32_avx2(BinaryOpF32 op, const float* a, int64_t as, int64_t a_row, const float* b, int64_t bs,
+                          int64_t b_row, float* y, int64_t n, int64_t rows);
 
 namespace {
 
-void binary_run_f32_baseline(BinaryOpF32 op, const float* a, int64_t as, const float* b, int64_t bs, float* y,
-                             int64_t n) {
-  binary_run_f32(op, a, as, b, bs, y, n);
+void binary_rows_f32_baseline(BinaryOpF32 op, const float* a, int64_t as, int64_t a_row, const float* b, int64_t bs,
+                              int64_t b_row, float* y, int64_t n, int64_t rows) {
+  binary_rows_f32(op, a, as, a_row, b, bs, b_row, y, n, rows);
 }
 
 // A run of output dims over which each operand is either contiguous
@@ -57,31 +57,50 @@ void binary_f32(BinaryOpF32 op, const float* a, const std::vector<int64_t>& a_sh
   int64_t total = 1;
   for (int64_t n : y_shape) total *= n;
   if (total == 0) return;
-  const auto run = static_cast<int>(cpu_isa_selected()) >= static_cast<int>(CpuIsa::kAvx2) ? binary_run_f32_avx2
-                                                                                           : binary_run_f32_baseline;
+  const auto run = static_cast<int>(cpu_isa_selected()) >= static_cast<int>(CpuIsa::kAvx2) ? binary_rows_f32_avx2
+                                                                                           : binary_rows_f32_baseline;
   std::vector<Run> dims = collapse(a_shape, b_shape, y_shape);
   if (dims.empty()) dims.push_back({1, false, false, 1, 1});
   const Run inner = dims.back();
   dims.pop_back();
-  // Work items: each row of the outer dims, cut in pieces when rows are long
-  // (a same-shape op is one row), so that the pool gets work to split.
+  // Short inner runs (a blocked tensor's channel block against a per-channel
+  // operand: [N, C/8, H, W, 8] * [N, C/8, 1, 1, 8]) go as rows of the next
+  // dim out, so that the per-row index arithmetic below is not paid every 8
+  // elements.
+  Run outer{1, false, false, 0, 0};
+  if (inner.size < 256 && !dims.empty()) {
+    outer = dims.back();
+    dims.pop_back();
+  }
+  const int64_t block = outer.size * inner.size;
+  // Work items: each block of the remaining outer dims, cut in pieces when
+  // blocks are long (a same-shape op is one block), so that the pool gets
+  // work to split. A piece is whole rows of the outer run, or part of the
+  // inner run when there is no outer run.
   constexpr int64_t kPiece = 16384;
-  const int64_t pieces = (inner.size + kPiece - 1) / kPiece, piece_len = (inner.size + pieces - 1) / pieces;
-  const int64_t rows = total / inner.size;
+  const int64_t pieces = (block + kPiece - 1) / kPiece;
+  const int64_t units = outer.size > 1 ? outer.size : inner.size;  // what pieces cut
+  const int64_t piece_len = (units + pieces - 1) / pieces;
+  const int64_t blocks = total / block;
   ThreadPool* p = total >= 4 * kPiece ? pool : nullptr;
-  parallel_for(p, rows * pieces, [&](int64_t begin, int64_t end) {
+  parallel_for(p, blocks * pieces, [&](int64_t begin, int64_t end) {
     for (int64_t it = begin; it < end; ++it) {
-      int64_t row = it / pieces, ao = 0, bo = 0;
+      int64_t rest = it / pieces, ao = 0, bo = 0;
       for (size_t d = dims.size(); d-- > 0;) {
-        const int64_t i = row % dims[d].size;
-        row /= dims[d].size;
+        const int64_t i = rest % dims[d].size;
+        rest /= dims[d].size;
         ao += i * dims[d].a_stride;
         bo += i * dims[d].b_stride;
       }
-      const int64_t lo = (it % pieces) * piece_len, len = std::min(inner.size - lo, piece_len);
-      const int64_t as = inner.a_stride, bs = inner.b_stride;
-      const int64_t yo = (it / pieces) * inner.size + lo;
-      run(op, a + ao + lo * as, as, b + bo + lo * bs, bs, y + yo, len);
+      const int64_t lo = (it % pieces) * piece_len, len = std::min(units - lo, piece_len);
+      if (len <= 0) continue;
+      const int64_t yo = (it / pieces) * block;
+      if (outer.size > 1)
+        run(op, a + ao + lo * outer.a_stride, inner.a_stride, outer.a_stride, b + bo + lo * outer.b_stride,
+            inner.b_stride, outer.b_stride, y + yo + lo * inner.size, inner.size, len);
+      else
+        run(op, a + ao + lo * inner.a_stride, inner.a_stride, 0, b + bo + lo * inner.b_stride, inner.b_stride, 0,
+            y + yo + lo, len, 1);
     }
   });
 }
