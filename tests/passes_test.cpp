@@ -520,9 +520,38 @@ TEST(LayoutBlocked, AveragePoolModes) {
       set_int(p, "ceil_mode", ceil);
       set_int(p, "count_include_pad", include_pad);
       const std::string ops = check_passes(b, {"layout_blocked"}, 1e-4);
-      // oneDNN would count the ceil-mode overhang as padding: kept plain.
-      EXPECT_EQ(count_op(ops, "BlockedPool"), include_pad && ceil ? 0 : 1) << ops;
+      // The ceil-mode overhang past the padding is not counted (ONNX).
+      EXPECT_EQ(count_op(ops, "BlockedPool"), 1) << ops;
     }
+}
+
+TEST(LayoutBlocked, PoolGeometries) {
+  struct Case {
+    const char* op;
+    std::vector<int64_t> kernel, strides, dilations, pads;
+    int64_t ceil;
+  };
+  const Case cases[] = {
+      {"MaxPool", {3, 3}, {2, 2}, {1, 1}, {0, 0, 0, 0}, 1},      // SqueezeNet's
+      {"MaxPool", {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 0},      // GoogLeNet's branch pool
+      {"MaxPool", {2, 3}, {1, 2}, {2, 1}, {1, 0, 0, 2}, 0},      // dilated, asymmetric pads
+      {"AveragePool", {5, 5}, {3, 3}, {1, 1}, {2, 2, 2, 2}, 1},  // window larger than the rest
+      {"AveragePool", {13, 13}, {1, 1}, {1, 1}, {0, 0, 0, 0}, 0},  // the whole plane
+      {"MaxPool", {2, 2}, {2, 2}, {1, 1}, {0, 0, 0, 0}, 1},
+  };
+  for (const Case& c : cases) {
+    Builder b;
+    b.input("x", {2, 3, 13, 14}).output("y").random_constant("w", {20, 3, 1, 1});
+    b.node("Conv", {"x", "w"}, {"c"});
+    onnx::NodeProto* p = b.node(c.op, {"c"}, {"y"});
+    set_ints(p, "kernel_shape", c.kernel);
+    set_ints(p, "strides", c.strides);
+    set_ints(p, "pads", c.pads);
+    if (c.dilations != std::vector<int64_t>{1, 1}) set_ints(p, "dilations", c.dilations);
+    set_int(p, "ceil_mode", c.ceil);
+    const std::string ops = check_passes(b, {"layout_blocked"}, 1e-5);
+    EXPECT_EQ(count_op(ops, "BlockedPool"), 1) << ops << " " << c.op;
+  }
 }
 
 TEST(LayoutBlocked, DynamicBatchRunsEveryBatchSize) {

@@ -183,14 +183,8 @@ class LayoutPass {
     if (!global) {
       const int64_t ceil = n.opset >= 10 ? n.attr_int("ceil_mode", 0) : 0;
       const int64_t include_pad = !max && n.opset >= 7 ? n.attr_int("count_include_pad", 0) : 0;
-      const Shape dil = n.attr_ints("dilations", {1, 1});
-      if (n.attr_ints("kernel_shape").size() != 2 || dil != Shape{1, 1} || n.attr_int("storage_order", 0) != 0)
-        return false;
-      // An averaging window hanging past the padding (ceil_mode) would count
-      // the overhang too in oneDNN: keep those plain.
-      if (include_pad && ceil) return false;
+      if (n.attr_ints("kernel_shape").size() != 2 || n.attr_int("storage_order", 0) != 0) return false;
       attrs = n.attrs;
-      attrs.erase("dilations");
       attrs.erase("storage_order");
       attrs["ceil_mode"] = int_attr(ceil);
       attrs["count_include_pad"] = int_attr(include_pad);

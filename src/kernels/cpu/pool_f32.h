@@ -21,4 +21,9 @@ void max_pool2d_f32(const Pool2dF32Shape& s, const float* x, float* y, ThreadPoo
 // the count is 0.
 void average_pool2d_f32(const Pool2dF32Shape& s, bool count_include_pad, const float* x, float* y, ThreadPool* pool);
 
+// Max or average pool on a blocked tensor [N, C/B, H, W, B] (s.planes =
+// N * C/B, block B = 8 or 16): each lane is a channel, pooled as above.
+void pool2d_blocked_f32(bool max, const Pool2dF32Shape& s, int64_t block, bool count_include_pad, const float* x,
+                        float* y, ThreadPool* pool);
+
 }  // namespace kiln
