@@ -153,9 +153,13 @@ TEST(TensorOps, SplitAllOpsetForms) {
 
 TEST(TensorOps, SliceStepsAndClampingAgainstReference) {
   std::mt19937 rng(13);
-  Tensor x = random_f32({5, 6, 4}, rng);
+  // Rows of 20: long enough for the contiguous-run copy (>= 16 elements).
+  Tensor x = random_f32({5, 6, 20}, rng);
   struct Case { std::vector<int64_t> starts, ends, axes, steps; };
   std::vector<Case> cases = {
+      {{1}, {4}, {1}, {1}},                    // a channel split: whole rows
+      {{0, 3}, {5, 19}, {0, 2}, {2, 1}},       // part of each row
+      {{2}, {3}, {0}, {1}},                    // one contiguous block
       {{1, 0}, {4, 6}, {0, 1}, {1, 2}},
       {{-1}, {-100}, {1}, {-2}},               // negative step to the front
       {{INT64_MAX}, {INT64_MIN}, {-1}, {-1}},  // clamped full reverse
@@ -195,7 +199,7 @@ TEST(TensorOps, SliceStepsAndClampingAgainstReference) {
   auto out = run_node({.op = "Slice", .opset = 9, .inputs = {x},
                        .attrs = {{"starts", attr_ints({1, -2})}, {"ends", attr_ints({3, 1000})}, {"axes", attr_ints({0, 2})}}});
   ASSERT_EQ(out[0].shape(), (Shape{2, 6, 2}));
-  EXPECT_EQ(at(out[0], {1, 5, 1}), at(x, {2, 5, 3}));
+  EXPECT_EQ(at(out[0], {1, 5, 1}), at(x, {2, 5, 19}));
 }
 
 // ------------------------------------------------------------------------ Pad

@@ -1,6 +1,8 @@
 // Windowing ops: Slice, Pad and CenterCropPad. Each output element maps to
 // one input element (or the pad value) through a per-axis index function.
 #include <algorithm>
+#include <cstring>
+#include <type_traits>
 
 #include "ops/tensor_util.h"
 
@@ -64,10 +66,30 @@ void slice_kernel(KernelContext& ctx, const Tensor& x, const std::vector<SliceAx
     base += plan[d].start * st[d];
     strides.push_back(plan[d].step * st[d]);
   }
+  // Trailing axes taken whole with step 1, and the axis before them when its
+  // step is 1, are contiguous in the input: copy such runs with memcpy (a
+  // channel split copies whole planes).
+  int64_t run = 1;
+  size_t outer = plan.size();
+  while (outer > 0 && plan[outer - 1].step == 1) {
+    --outer;
+    run *= plan[outer].size;
+    if (plan[outer].size != x.dim(static_cast<int64_t>(outer))) break;
+  }
   dispatch_by_size(x.dtype(), "Slice", [&]<typename T>() {
-    Tensor& out = ctx.output(0, x.dtype(), out_shape);
-    const T* px = x.data<T>() + (out.numel() ? base : 0);
+    constexpr bool trivial = std::is_trivially_copyable_v<T>;  // not std::string
+    Tensor& out = trivial ? ctx.output_uninitialized(0, x.dtype(), out_shape) : ctx.output(0, x.dtype(), out_shape);
+    if (out.numel() == 0) return;
+    const T* px = x.data<T>() + base;
     T* po = out.data<T>();
+    if (trivial && run >= 16) {
+      const Shape outer_shape(out_shape.begin(), out_shape.begin() + static_cast<std::ptrdiff_t>(outer));
+      const std::vector<int64_t> outer_strides(strides.begin(), strides.begin() + static_cast<std::ptrdiff_t>(outer));
+      for_each_broadcast(outer_shape, {outer_strides}, [&](int64_t i, const int64_t* off) {
+        std::memcpy(po + i * run, px + off[0], static_cast<size_t>(run) * sizeof(T));
+      });
+      return;
+    }
     for_each_broadcast(out_shape, {strides}, [&](int64_t i, const int64_t* off) { po[i] = px[off[0]]; });
   });
 }
