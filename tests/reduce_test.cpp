@@ -111,6 +111,39 @@ TEST(Reduce, AllOpsMatchReferenceAcrossAxesAndVersions) {
   }
 }
 
+// The float32 fast path (one contiguous block of reduced axes, threaded when
+// large) against the reference: trailing blocks (global pooling), blocks with
+// inner axes after them, kept size-1 axes inside the block, long rows.
+TEST(Reduce, FloatBlocksMatchReference) {
+  std::mt19937 rng(9);
+  struct Case { Shape shape; std::vector<int64_t> axes; };
+  const std::vector<Case> cases = {
+      {{2, 5, 3, 7}, {2, 3}}, {{2, 5, 3, 7}, {1, 2}}, {{3, 4, 1, 5}, {1, 3}}, {{2, 40000}, {-1}},
+      {{2, 16, 40}, {1}},     {{1, 1, 9}, {0, 1}},
+  };
+  for (const ReduceCase& rc : reduce_cases()) {
+    const std::string op = rc.op;
+    if (op != "ReduceSum" && op != "ReduceMean" && op != "ReduceMax" && op != "ReduceMin") continue;
+    for (const Case& c : cases) {
+      Tensor x = random_f32(c.shape, rng, -2.0f, 2.0f);
+      std::vector<bool> red(c.shape.size(), false);
+      for (int64_t a : c.axes) red[static_cast<size_t>(a < 0 ? a + static_cast<int64_t>(c.shape.size()) : a)] = true;
+      Tensor want = ref_reduce(x, red, true, rc.init, rc.f, rc.fin);
+      NodeSpec spec{.op = rc.op, .opset = 18, .inputs = {x, make_i64({static_cast<int64_t>(c.axes.size())}, c.axes)},
+                    .constant_inputs = true};
+      EXPECT_TRUE(all_close(run_node(spec)[0], want, 1e-5, 1e-5)) << op << " " << c.shape.size();
+    }
+  }
+  // NaN propagates through max/min, -inf is a value like any other.
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  Tensor x = make_f32({2, 3}, {1, nan, 2, -inf, -inf, -inf});
+  for (const char* op : {"ReduceMax", "ReduceMin"}) {
+    Tensor y = run_node({.op = op, .opset = 18, .inputs = {x, make_i64({1}, {1})}, .constant_inputs = true})[0];
+    EXPECT_TRUE(std::isnan(y.data<float>()[0])) << op;
+    EXPECT_EQ(y.data<float>()[1], -inf) << op;
+  }
+}
+
 TEST(Reduce, NoopWithEmptyAxesKeepsElementwisePart) {
   std::mt19937 rng(8);
   Tensor x = random_f32({3, 2}, rng, 0.5f, 2.0f);

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/thread_pool.h"
 #include "ops/reduce_util.h"
 
 namespace kiln {
@@ -177,12 +178,74 @@ void reduce_typed(Reduce kind, const Tensor& x, const ReducePlan& p, Tensor& out
   }
 }
 
+// Float32 Sum/Mean/Max/Min over one contiguous block of axes, viewing x as
+// [outer, n, inner] (n: the reduced block): a global average over H x W, a
+// last-axis mean. Sums accumulate in double like the generic loop; with
+// inner == 1 in four interleaved partial sums, so the loop is not one long
+// dependency chain. Returns false when the shape or op does not fit.
+bool reduce_f32_block(Reduce kind, const Tensor& x, const std::vector<bool>& red, const ReducePlan& p, Tensor& out,
+                      ThreadPool* pool) {
+  if (x.dtype() != DType::kFloat32) return false;
+  if (kind != Reduce::kSum && kind != Reduce::kMean && kind != Reduce::kMax && kind != Reduce::kMin) return false;
+  size_t first = red.size(), last = 0;
+  for (size_t d = 0; d < red.size(); ++d)
+    if (red[d] && x.shape()[d] != 1) first = std::min(first, d), last = d;
+  if (first > last) return false;  // nothing reduced
+  int64_t outer = 1, n = 1, inner = 1;
+  for (size_t d = 0; d < red.size(); ++d) {
+    const int64_t e = x.shape()[d];
+    if (d < first) outer *= e;
+    else if (d > last) inner *= e;
+    else if (red[d] || e == 1) n *= e;
+    else return false;  // a kept axis inside the reduced block
+  }
+  if (n == 0 || out.numel() == 0) return false;
+  const float* px = x.data<float>();
+  float* po = out.data<float>();
+  const bool sum = kind == Reduce::kSum || kind == Reduce::kMean;
+  const auto finish = [&](double a) {
+    return static_cast<float>(kind == Reduce::kMean ? a / static_cast<double>(p.count) : a);
+  };
+  parallel_for(outer * n * inner >= 65536 ? pool : nullptr, outer, [&](int64_t b, int64_t e) {
+    std::vector<double> acc(static_cast<size_t>(inner));
+    for (int64_t o = b; o < e; ++o) {
+      const float* row = px + o * n * inner;
+      if (inner == 1 && sum) {
+        double a[4] = {0, 0, 0, 0};
+        int64_t i = 0;
+        for (; i + 4 <= n; i += 4)
+          for (int k = 0; k < 4; ++k) a[k] += static_cast<double>(row[i + k]);
+        for (; i < n; ++i) a[0] += static_cast<double>(row[i]);
+        po[o] = finish((a[0] + a[1]) + (a[2] + a[3]));
+        continue;
+      }
+      float* y = po + o * inner;
+      if (sum) {
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t j = 0; j < inner; ++j) acc[static_cast<size_t>(j)] += static_cast<double>(row[i * inner + j]);
+        for (int64_t j = 0; j < inner; ++j) y[j] = finish(acc[static_cast<size_t>(j)]);
+      } else {
+        std::copy(row, row + inner, y);
+        for (int64_t i = 1; i < n; ++i)
+          for (int64_t j = 0; j < inner; ++j) {
+            const float v = row[i * inner + j];
+            // NaN propagates, as in the generic loop.
+            if (kind == Reduce::kMax ? (v > y[j] || v != v) : (v < y[j] || v != v)) y[j] = v;
+          }
+      }
+    }
+  });
+  return true;
+}
+
 void reduce_compute(KernelContext& ctx, Reduce kind, bool axes_input) {
   const Tensor& x = ctx.input(0);
   bool keepdims = ctx.node().attr_int("keepdims", 1) != 0;
   std::vector<bool> red = runtime_axes(ctx, axes_input, x.rank());
   ReducePlan p = make_plan(x.shape(), red, keepdims);
   Tensor& out = ctx.output(0, x.dtype(), p.out_shape);
+  if (reduce_f32_block(kind, x, red, p, out, ctx.thread_pool())) return;
   if (x.dtype() == DType::kBool) {
     if (kind != Reduce::kMax && kind != Reduce::kMin) throw ctx.error("bool input is only valid for ReduceMax/ReduceMin");
     reduce_typed<bool>(kind, x, p, out);
