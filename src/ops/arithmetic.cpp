@@ -15,7 +15,7 @@ void arith(KernelContext& ctx, F f) {
   Tensor b = legacy_broadcast_rhs(ctx, a, ctx.input(1));
   if (a.dtype() == DType::kFloat32 && b.dtype() == DType::kFloat32) {
     // The float32 fast path (same results, vectorized and threaded).
-    Tensor& y = ctx.output(0, DType::kFloat32, broadcast_shapes({a.shape(), b.shape()}, ctx.node()));
+    Tensor& y = ctx.output_uninitialized(0, DType::kFloat32, broadcast_shapes({a.shape(), b.shape()}, ctx.node()));
     binary_f32(F::kOpF32, a.data<float>(), a.shape(), b.data<float>(), b.shape(), y.data<float>(), y.shape(),
                ctx.thread_pool());
     return;

@@ -84,7 +84,9 @@ OpSchema concat_schema(int since, int until) {
                         std::to_string(axis));
       out_shape[static_cast<size_t>(axis)] += t.dim(static_cast<int>(axis));
     }
-    Tensor& out = ctx.output(0, first.dtype(), out_shape);
+    // The inputs cover the output: no zero fill (strings are constructed).
+    Tensor& out = first.dtype() == DType::kString ? ctx.output(0, first.dtype(), out_shape)
+                                                  : ctx.output_uninitialized(0, first.dtype(), out_shape);
     int64_t outer = dims_product(out_shape, 0, axis);
     int64_t out_row = dims_product(out_shape, axis, rank);
     int64_t offset = 0;  // within one output row

@@ -17,7 +17,10 @@ void binary_elementwise(KernelContext& ctx, F f) {
   Shape out_shape = broadcast_shapes({a.shape(), b.shape()}, ctx.node());
   dispatch<List>(a.dtype(), ctx.node().op_type, [&]<typename T>() {
     using O = std::conditional_t<OutBool, bool, T>;
-    Tensor& out = ctx.output(0, dtype_of<O>, out_shape);
+    // Every element is written below: no zero fill first (not for strings,
+    // which must be constructed).
+    Tensor& out = std::is_trivially_copyable_v<O> ? ctx.output_uninitialized(0, dtype_of<O>, out_shape)
+                                                  : ctx.output(0, dtype_of<O>, out_shape);
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
     O* po = out.data<O>();
@@ -42,7 +45,8 @@ template <typename List, typename F>
 void unary_elementwise(KernelContext& ctx, F f) {
   const Tensor& x = ctx.input(0);
   dispatch<List>(x.dtype(), ctx.node().op_type, [&]<typename T>() {
-    Tensor& out = ctx.output(0, x.dtype(), x.shape());
+    Tensor& out = std::is_trivially_copyable_v<T> ? ctx.output_uninitialized(0, x.dtype(), x.shape())
+                                                  : ctx.output(0, x.dtype(), x.shape());
     const T* px = x.data<T>();
     T* po = out.data<T>();
     for (int64_t i = 0, n = x.numel(); i < n; ++i) po[i] = static_cast<T>(f(acc_t<T>(px[i])));

@@ -120,7 +120,7 @@ inline OpSchema with_f32_fast(OpSchema s, VecMathF32Fn VecMathF32::*fn) {
   s.compute = [generic, fn](KernelContext& ctx) {
     const Tensor& x = ctx.input(0);
     if (x.dtype() != DType::kFloat32) return generic(ctx);
-    Tensor& y = ctx.output(0, DType::kFloat32, x.shape());
+    Tensor& y = ctx.output_uninitialized(0, DType::kFloat32, x.shape());
     map_f32(vec_math_f32().*fn, x.data<float>(), y.data<float>(), x.numel(), ctx.thread_pool());
   };
   return s;

@@ -140,7 +140,7 @@ bool pool_f32_fast(KernelContext& ctx, PoolKind kind, const WindowGeometry& g, c
     s.pad_top = g.pads_begin[0];
     s.pad_bottom = g.pads_end[0];
   }
-  Tensor& y = ctx.output(0, DType::kFloat32, out_shape);
+  Tensor& y = ctx.output_uninitialized(0, DType::kFloat32, out_shape);
   if (kind == PoolKind::kMax) {
     max_pool2d_f32(s, x.data<float>(), y.data<float>(), ctx.thread_pool());
   } else {

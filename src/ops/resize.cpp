@@ -383,7 +383,7 @@ void resize_f32_fast(KernelContext& ctx, const ResizeAttrs& a, const ResizePlan&
   const AxisTable rows = axis_table(a, p, in, r - 2), cols = axis_table(a, p, in, r - 1);
   const int64_t IH = in[r - 2], IW = in[r - 1], OH = p.out[r - 2], OW = p.out[r - 1];
   const int64_t planes = x.numel() / (IH * IW);
-  Tensor& out = ctx.output(0, DType::kFloat32, p.out);
+  Tensor& out = ctx.output_uninitialized(0, DType::kFloat32, p.out);
   if (out.numel() == 0) return;
   const float* src = x.data<float>();
   float* dst = out.data<float>();

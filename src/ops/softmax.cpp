@@ -103,7 +103,7 @@ void softmax_compute(KernelContext& ctx, SoftKind kind, bool coerce_2d) {
   } else {
     v = axis_view(x.shape(), normalize_axis(axis, rank, ctx.node()));
   }
-  Tensor& out = ctx.output(0, x.dtype(), x.shape());
+  Tensor& out = ctx.output_uninitialized(0, x.dtype(), x.shape());
   if (x.dtype() == DType::kFloat32 && kind != SoftKind::kHardmax && v.inner == 1) {
     softmax_f32_rows(kind, x.data<float>(), out.data<float>(), v.outer, v.n, ctx.thread_pool());
     return;
