@@ -361,6 +361,28 @@ TEST(Passes, MatMulAddBecomesGemm) {
   EXPECT_EQ(check_passes(b, {"fuse_matmul_add"}), "Gemm");
 }
 
+TEST(FuseMatMulAdd, LinearOnThreeAndFourDInputsThroughReshapes) {
+  // [batch, tokens, features] and channels-last [N, H, W, C], then the
+  // activation moves through the output Reshape into the Gemm.
+  for (const Shape& in : {Shape{2, 7, 5}, Shape{1, 3, 4, 5}}) {
+    Builder b;
+    b.input("x", in).output("y").random_constant("w", {5, 6}).random_constant("bias", {6});
+    b.node("MatMul", {"x", "w"}, {"m"});
+    b.node("Add", {"m", "bias"}, {"a"});
+    b.node("Tanh", {"a"}, {"y"});
+    EXPECT_EQ(check_passes(b, {"fuse_matmul_add", "fuse_epilogue"}, 1e-5), "Reshape Gemm+Tanh Reshape");
+  }
+  // A dynamic middle dim: left alone.
+  Builder b;
+  *b.g()->add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {2, -1, 5}, {"", "T"});
+  b.output("y").random_constant("w", {5, 6}).random_constant("bias", {6});
+  b.node("MatMul", {"x", "w"}, {"m"});
+  b.node("Add", {"m", "bias"}, {"y"});
+  Model m = load(b);
+  for (const passes::Pass& p : passes::all_passes())
+    if (p.name == "fuse_matmul_add") EXPECT_FALSE(p.run(*m.graph));
+}
+
 TEST(PassManager, OptLevelsAndDisabledPasses) {
   Builder b;
   b.input("x", {1, 2, 5, 5}).output("y").random_constant("w", {3, 2, 3, 3});

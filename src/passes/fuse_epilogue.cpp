@@ -62,8 +62,24 @@ bool fuse_activation(Graph& g, Node& a) {
   if (!a.has_input(0) || !step_of(a, &step)) return false;
   Value* x = a.inputs[0];
   Node* p = x->producer;
-  if (!p || !accepts_epilogue(*p) || !only_read_by(g, x, &a)) return false;
-  absorb(g, *p, step, a, {&a});
+  if (!p || !only_read_by(g, x, &a)) return false;
+  if (accepts_epilogue(*p)) {
+    absorb(g, *p, step, a, {&a});
+    return true;
+  }
+  // Through a Reshape (an element-wise step commutes with it): Gemm →
+  // Reshape → Gelu, what fuse_matmul_add makes of a Linear layer on a 3-D
+  // input, becomes Gemm+Gelu → Reshape.
+  if (p->op_type != "Reshape" || !p->domain.empty() || !p->has_input(0)) return false;
+  Value* x0 = p->inputs[0];
+  Node* q = x0->producer;
+  if (!q || !accepts_epilogue(*q) || !only_read_by(g, x0, p)) return false;
+  append_epilogue(*q, step);
+  Value* out = a.outputs[0];
+  detach_node(g, &a);
+  p->outputs[0]->producer = nullptr;
+  p->outputs[0] = out;
+  out->producer = p;
   return true;
 }
 
