@@ -4,6 +4,7 @@
 // QLinearMatMul. Float32 MatMul and Gemm run on the packed GEMM of
 // kernels/cpu/gemm_f32.h, with a constant B packed once at kernel creation.
 #include <cmath>
+#include <cstring>
 
 #include "kernels/cpu/gemm_f32.h"
 #include "ops/nn_util.h"
@@ -352,9 +353,16 @@ class GemmKernel : public Kernel {
     if (y.numel() == 0) return;
     float* py = y.data<float>();
     const bool use_c = c != nullptr;
-    if (use_c)
-      for (int64_t i = 0; i < M; ++i)
-        for (int64_t j = 0; j < N; ++j) py[i * N + j] = beta * c->data<float>()[i * cst[0] + j * cst[1]];
+    if (use_c) {
+      const float* pc = c->data<float>();
+      if (cst[0] == 0 && cst[1] == 1 && beta == 1.0f) {
+        // A bias row (the usual C): copied row by row.
+        for (int64_t i = 0; i < M; ++i) std::memcpy(py + i * N, pc, static_cast<size_t>(N) * sizeof(float));
+      } else {
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < N; ++j) py[i * N + j] = beta * pc[i * cst[0] + j * cst[1]];
+      }
+    }
     gemm_f32(M, N, K, alpha, {a.data<float>(), a.dim(1), ta}, {b.data<float>(), b.dim(1), tb, b_.for_input(b)},
              use_c ? 1.0f : 0.0f, py, N, ctx.thread_pool());
   }
