@@ -101,6 +101,10 @@ TEST(FastGemm, TransposesAlphaBetaAndBroadcastC) {
   }
   expect_matches_f64({.op = "Gemm", .opset = 13, .inputs = {random_f32({3, 200}, rng), random_f32({10, 200}, rng)},
                       .attrs = {{"transB", attr_int(1)}}});
+  // A bias row with beta = 1 (what fuse_matmul_add makes), [N] and [1, N].
+  for (const Shape& cs : {Shape{33}, Shape{1, 33}})
+    expect_matches_f64({.op = "Gemm", .opset = 13,
+                        .inputs = {random_f32({21, 40}, rng), random_f32({40, 33}, rng), random_f32(cs, rng)}});
 }
 
 }  // namespace kiln::test
