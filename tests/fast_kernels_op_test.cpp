@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/thread_pool.h"
+#include "kernels/cpu/conv_f32.h"
 #include "op_harness.h"
 
 namespace kiln::test {
@@ -53,6 +54,46 @@ TEST(FastConv, GroupedDilatedAsymmetricAndOneD) {
                       .attrs = conv_attrs({3, 2}, {2, 1}, {2, 3}, {1, 0, 2, 1}, 2)});
   expect_matches_f64({.op = "Conv", .inputs = {random_f32({2, 6, 17}, rng), random_f32({5, 6, 3}, rng)},
                       .attrs = conv_attrs({3}, {2}, {2}, {1, 2}, 1)});
+}
+
+// Convs whose taps mostly read padding (DeepLab's ASPP) run one GEMM per tap
+// over the outputs where the tap reads the image: the op, and the kernel with
+// tap-packed weights against im2col + GEMM on the same shapes.
+TEST(FastConv, SparseTapsMatchReference) {
+  std::mt19937 rng(26);
+  struct Case {
+    Shape x, w;
+    std::vector<int64_t> strides, dilations, pads;
+  };
+  const Case cases[] = {
+      {{1, 16, 14, 14}, {24, 16, 3, 3}, {1, 1}, {12, 12}, {12, 12, 12, 12}},  // ASPP at 14x14
+      {{2, 8, 9, 11}, {5, 8, 3, 3}, {1, 1}, {6, 4}, {6, 4, 5, 3}},              // asymmetric
+      {{1, 6, 13, 10}, {7, 6, 3, 2}, {2, 1}, {5, 7}, {5, 7, 5, 7}},            // strided, 3x2 kernel
+      {{1, 4, 5, 5}, {3, 4, 3, 3}, {1, 1}, {9, 9}, {9, 9, 9, 9}},               // only the center tap reads
+  };
+  for (const Case& c : cases) {
+    Conv2dF32Shape s;
+    s.N = c.x[0], s.C = c.x[1], s.H = c.x[2], s.W = c.x[3], s.M = c.w[0], s.KH = c.w[2], s.KW = c.w[3];
+    s.stride_h = c.strides[0], s.stride_w = c.strides[1], s.dilation_h = c.dilations[0], s.dilation_w = c.dilations[1];
+    s.pad_h = c.pads[0], s.pad_w = c.pads[1];
+    s.OH = (s.H + c.pads[0] + c.pads[2] - (s.KH - 1) * s.dilation_h - 1) / s.stride_h + 1;
+    s.OW = (s.W + c.pads[1] + c.pads[3] - (s.KW - 1) * s.dilation_w - 1) / s.stride_w + 1;
+    ASSERT_TRUE(conv2d_f32_taps_sparse(s));
+    Tensor x = random_f32(c.x, rng), w = random_f32(c.w, rng), b = random_f32({c.w[0]}, rng);
+    expect_matches_f64({.op = "Conv", .inputs = {x, w, b},
+                        .attrs = conv_attrs({c.w[2], c.w[3]}, c.strides, c.dilations, c.pads, 1)});
+    if (c.pads[0] != c.pads[2] || c.pads[1] != c.pads[3]) continue;  // the kernel below takes begin pads only
+    auto taps = pack_conv_tap_weights_f32(w.data<float>(), s.M, s.C, s.KH, s.KW);
+    std::vector<float> want(static_cast<size_t>(s.N * s.M * s.OH * s.OW)), got(want.size());
+    ThreadPool pool(2);
+    conv2d_f32(s, x.data<float>(), w.data<float>(), nullptr, b.data<float>(), want.data(), nullptr);
+    conv2d_f32(s, x.data<float>(), w.data<float>(), taps.get(), b.data<float>(), got.data(), &pool);
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-4 * (1 + std::abs(want[i]))) << i;
+  }
+  // A dense conv is not sparse.
+  Conv2dF32Shape dense;
+  dense.C = 8, dense.H = dense.W = dense.OH = dense.OW = 14, dense.M = 8, dense.KH = dense.KW = 3, dense.pad_h = dense.pad_w = 1;
+  EXPECT_FALSE(conv2d_f32_taps_sparse(dense));
 }
 
 TEST(FastConv, Depthwise) {

@@ -94,6 +94,15 @@ class ConvKernel : public Kernel {
     const int64_t k_per_group = w->numel() / w->dim(0);
     if (w->dim(1) == 1 && w->dim(0) == group) return;  // depthwise: runs directly on w
     weights_ = w->data<float>();
+    // With the input's size known, a conv whose taps mostly read padding
+    // runs tap by tap (conv_f32.h).
+    Conv2dF32Shape s;
+    const ValueType& xt = node.inputs[0]->type;
+    if (w->rank() == 4 && xt.is_static() && xt.rank() == 4 && shape_of(node, xt.static_shape(), w->shape(), &s) &&
+        conv2d_f32_taps_sparse(s)) {
+      packed_ = pack_conv_tap_weights_f32(weights_, s.M, s.C, s.KH, s.KW);
+      return;
+    }
     packed_ = pack_conv_weights_f32(weights_, w->dim(0), group, k_per_group);
   }
 
@@ -125,23 +134,30 @@ class ConvKernel : public Kernel {
   static bool fast_shape(KernelContext& ctx, Conv2dF32Shape* s) {
     const Tensor& x = ctx.input(0);
     const Tensor& w = ctx.input(1);
-    const Node& node = ctx.node();
     if (w.dtype() != DType::kFloat32 || w.rank() != x.rank()) return false;
     if (ctx.has_input(2) && (ctx.input(2).dtype() != DType::kFloat32 || ctx.input(2).rank() != 1 ||
                              ctx.input(2).dim(0) != w.dim(0)))
       return false;
+    return shape_of(ctx.node(), x.shape(), w.shape(), s);
+  }
+
+  // The conv2d_f32 shape of `node` on input x_shape and weights w_shape
+  // (rank 3 or 4 each), false when they do not make a valid conv.
+  static bool shape_of(const Node& node, const Shape& x_shape, const Shape& w_shape, Conv2dF32Shape* s) {
     const int64_t group = node.attr_int("group", 1);
-    if (group <= 0 || x.dim(1) % group != 0 || w.dim(1) * group != x.dim(1) || w.dim(0) % group != 0) return false;
-    Shape in(x.shape().begin() + 2, x.shape().end()), kernel(w.shape().begin() + 2, w.shape().end());
+    if (x_shape.size() != w_shape.size() || x_shape.size() < 3 || x_shape.size() > 4) return false;
+    if (group <= 0 || x_shape[1] % group != 0 || w_shape[1] * group != x_shape[1] || w_shape[0] % group != 0)
+      return false;
+    Shape in(x_shape.begin() + 2, x_shape.end()), kernel(w_shape.begin() + 2, w_shape.end());
     if (node.has_attr("kernel_shape") && node.attr_ints("kernel_shape") != kernel) return false;
     WindowGeometry g;
     if (!window_geometry(node, in, kernel, false, &g).empty()) return false;
     for (int64_t o : g.out)
       if (o < 0) return false;
-    const bool two_d = x.rank() == 4;
-    s->N = x.dim(0);
-    s->C = x.dim(1);
-    s->M = w.dim(0);
+    const bool two_d = x_shape.size() == 4;
+    s->N = x_shape[0];
+    s->C = x_shape[1];
+    s->M = w_shape[0];
     s->group = group;
     s->H = two_d ? in[0] : 1;
     s->W = in.back();

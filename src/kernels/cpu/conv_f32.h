@@ -26,12 +26,23 @@ struct Conv2dF32Shape {
   }
 };
 
-// The weights of one group-wise GEMM per group, packed as GEMM A operands.
+// The weights of one group-wise GEMM per group, packed as GEMM A operands;
+// or, for the tap-by-tap path, one [M, C] matrix per kernel tap.
 struct PackedConvWeightsF32 {
   std::vector<std::shared_ptr<const PackedMatrixF32>> groups;
+  std::vector<std::shared_ptr<const PackedMatrixF32>> taps;  // kh * KW + kw
 };
 std::shared_ptr<const PackedConvWeightsF32> pack_conv_weights_f32(const float* w, int64_t M, int64_t group,
                                                                     int64_t k_per_group);
+
+// True when most of the conv's taps read padding for most outputs (large
+// dilation on a small map: DeepLab's ASPP, 3x3 dilated by 12 on 14x14), so
+// that one GEMM per tap over just the outputs where the tap reads the image
+// does at most half the multiply-adds of im2col + GEMM. Group 1 only.
+bool conv2d_f32_taps_sparse(const Conv2dF32Shape& s);
+// Weights [M, C, KH, KW] packed per tap, for that path.
+std::shared_ptr<const PackedConvWeightsF32> pack_conv_tap_weights_f32(const float* w, int64_t M, int64_t C,
+                                                                        int64_t KH, int64_t KW);
 
 // An element-wise function applied in place to y[0, n) (a fused activation).
 using Conv2dF32Epilogue = std::function<void(float* y, int64_t n)>;
@@ -39,7 +50,8 @@ using Conv2dF32Epilogue = std::function<void(float* y, int64_t n)>;
 // y = conv(x, w) + bias (bias may be null), then `epilogue` (may be null) on
 // every output element once; depthwise convs apply it to each channel while
 // that is still in cache. `packed`, when given, must come from
-// pack_conv_weights_f32 on the same w.
+// pack_conv_weights_f32 or pack_conv_tap_weights_f32 on the same w; the
+// latter selects the tap-by-tap path.
 void conv2d_f32(const Conv2dF32Shape& s, const float* x, const float* w, const PackedConvWeightsF32* packed,
                 const float* bias, float* y, ThreadPool* pool, const Conv2dF32Epilogue* epilogue = nullptr);
 
