@@ -84,23 +84,21 @@ class ReorderKernel : public Kernel {
     Tensor& y = ctx.output_uninitialized(0, DType::kFloat32,
                            to_blocked_ ? Shape{nchw[0], ceil_div(nchw[1], block), nchw[2], nchw[3], block} : nchw);
     if (y.numel() == 0) return;
-    const auto& prim = cache_.get(nchw, [&] {
+    const auto& call = cache_.get(nchw, [&] {
       dnnl_glue::use_threads(threads_of(ctx));
       memory::desc plain(nchw, kF32, Tag::nchw), blocked(nchw, kF32, dnnl_glue::blocked_tag(block));
-      return to_blocked_ ? dnnl::reorder(dnnl::reorder::primitive_desc(dnnl_glue::engine(), plain,
-                                                                       dnnl_glue::engine(), blocked))
-                         : dnnl::reorder(dnnl::reorder::primitive_desc(dnnl_glue::engine(), blocked,
-                                                                       dnnl_glue::engine(), plain));
+      const memory::desc& from = to_blocked_ ? plain : blocked;
+      const memory::desc& to = to_blocked_ ? blocked : plain;
+      dnnl::reorder r(dnnl::reorder::primitive_desc(dnnl_glue::engine(), from, dnnl_glue::engine(), to));
+      return std::make_shared<dnnl_glue::Call>(r, std::vector<std::pair<int, memory::desc>>{{DNNL_ARG_FROM, from},
+                                                                                           {DNNL_ARG_TO, to}});
     });
-    memory::desc plain(nchw, kF32, Tag::nchw), blocked(nchw, kF32, dnnl_glue::blocked_tag(block));
-    memory src = wrap(to_blocked_ ? plain : blocked, x.raw());
-    memory dst = wrap(to_blocked_ ? blocked : plain, y.raw());
-    dnnl_glue::execute(prim, {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}}, threads_of(ctx));
+    call->run({x.raw(), y.raw()}, threads_of(ctx));
   }
 
  private:
   bool to_blocked_;
-  ShapeCache<dnnl::reorder> cache_;
+  ShapeCache<std::shared_ptr<dnnl_glue::Call>> cache_;
 };
 
 void infer_to_blocked(InferContext& ctx) {
@@ -237,11 +235,7 @@ class BlockedConvKernel : public Kernel {
     Tensor& y = ctx.output_uninitialized(0, DType::kFloat32,
                            {x.dim(0), ceil_div(weights_.dim(0), block_), p.setup.g.out[0], p.setup.g.out[1], block_});
     if (y.numel() == 0) return;
-    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, wrap(p.pd.src_desc(), x.raw())},
-                                            {DNNL_ARG_WEIGHTS, *p.weights},
-                                            {DNNL_ARG_DST, wrap(p.pd.dst_desc(), y.raw())}};
-    if (bias_.defined()) args.emplace(DNNL_ARG_BIAS, wrap(p.pd.bias_desc(), bias_.raw()));
-    dnnl_glue::execute(p.prim, args, threads_of(ctx));
+    p.call->run({x.raw(), y.raw()}, threads_of(ctx));
   }
 
  private:
@@ -250,6 +244,7 @@ class BlockedConvKernel : public Kernel {
     dnnl::convolution_forward::primitive_desc pd;
     dnnl::convolution_forward prim;
     std::shared_ptr<memory> weights;  // in the layout pd wants
+    std::shared_ptr<dnnl_glue::Call> call;  // prim with its arguments: src, dst per run
   };
 
   Prepared prepare(const Tensor& x, bool plain) const {
@@ -261,9 +256,14 @@ class BlockedConvKernel : public Kernel {
     if (!plain && ceil_div(s.c, block_) != x.dim(1)) throw Error(node_.describe() + ": X's channel blocks do not match W");
     for (int64_t o : s.g.out)
       if (o < 0) throw Error(node_.describe() + ": invalid output size");
-    Prepared p{s, conv_pd(s, attr_), {}, nullptr};
+    Prepared p{s, conv_pd(s, attr_), {}, nullptr, nullptr};
     p.prim = dnnl::convolution_forward(p.pd);
     p.weights = reordered_weights(s, p.pd.weights_desc());
+    std::unordered_map<int, memory> fixed = {{DNNL_ARG_WEIGHTS, *p.weights}};
+    if (bias_.defined()) fixed.emplace(DNNL_ARG_BIAS, wrap(p.pd.bias_desc(), bias_.raw()));
+    p.call = std::make_shared<dnnl_glue::Call>(
+        p.prim, std::vector<std::pair<int, memory::desc>>{{DNNL_ARG_SRC, p.pd.src_desc()}, {DNNL_ARG_DST, p.pd.dst_desc()}},
+        std::move(fixed));
     return p;
   }
 

@@ -2,6 +2,8 @@
 
 #include "kernels/cpu/cpu_isa.h"
 
+#include <stdexcept>
+
 // libgomp's entry point, declared here rather than through <omp.h> so that
 // kiln itself is not built with -fopenmp (only oneDNN uses OpenMP).
 extern "C" void omp_set_num_threads(int);
@@ -55,11 +57,48 @@ bool post_ops_for(const std::vector<EpilogueStep>& steps, dnnl::post_ops* out) {
 
 void use_threads(int threads) { omp_set_num_threads(threads > 0 ? threads : 1); }
 
+namespace {
+dnnl::stream& thread_stream() {
+  thread_local dnnl::stream s(engine());
+  return s;
+}
+}  // namespace
+
 void execute(const dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args, int threads) {
   use_threads(threads);
-  dnnl::stream s(engine());
+  dnnl::stream& s = thread_stream();
   p.execute(s, args);
   s.wait();
+}
+
+Call::Call(dnnl::primitive prim, std::vector<std::pair<int, dnnl::memory::desc>> args,
+           std::unordered_map<int, dnnl::memory> fixed)
+    : prim_(std::move(prim)), args_(std::move(args)), fixed_(std::move(fixed)) {}
+
+void Call::run(std::initializer_list<const void*> data, int threads) const {
+  std::unique_ptr<ArgSet> set;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!free_.empty()) {
+      set = std::move(free_.back());
+      free_.pop_back();
+    }
+  }
+  if (data.size() != args_.size()) throw std::logic_error("dnnl_glue::Call: wrong number of arguments");
+  const void* const* ptr = data.begin();
+  if (!set) {
+    set = std::make_unique<ArgSet>();
+    set->map = fixed_;
+    for (size_t i = 0; i < args_.size(); ++i) {
+      set->per_run.emplace_back(args_[i].second, engine(), const_cast<void*>(ptr[i]));
+      set->map.emplace(args_[i].first, set->per_run.back());
+    }
+  } else {
+    for (size_t i = 0; i < args_.size(); ++i) set->per_run[i].set_data_handle(const_cast<void*>(ptr[i]));
+  }
+  execute(prim_, set->map, threads);
+  std::lock_guard<std::mutex> lock(mutex_);
+  free_.push_back(std::move(set));
 }
 
 }  // namespace kiln::dnnl_glue
