@@ -3,7 +3,9 @@
 // outputs agree, and that the pattern was actually rewritten (the op list).
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include "ir/epilogue.h"
 #include "ir/infer.h"
@@ -594,6 +596,37 @@ TEST(LayoutBlocked, DynamicBatchRunsEveryBatchSize) {
     Tensor x = random_f32({n, 8, 7, 7}, rng);
     EXPECT_TRUE(all_close(opt.run({{"x", x}})[0], ref.run({{"x", x}})[0], 1e-4, 1e-5)) << "batch " << n;
   }
+}
+
+// Several threads run one session whose blocked convs and reorders share
+// their oneDNN argument sets (dnnl_glue::Call), at two batch sizes at once.
+TEST(LayoutBlocked, ConcurrentRunsOfOneSession) {
+  Builder b;
+  *b.g()->add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {-1, 5, 9, 9}, {"N"});
+  b.output("y").random_constant("w", {16, 5, 3, 3}).random_constant("bias", {16}).random_constant("w2", {8, 16, 1, 1});
+  set_ints(b.node("Conv", {"x", "w", "bias"}, {"c"}), "pads", {1, 1, 1, 1});
+  b.node("Relu", {"c"}, {"r"});
+  b.node("Conv", {"r", "w2"}, {"y"});
+  const std::string bytes = bytes_of(b.m);
+  SessionOptions plain;
+  plain.opt_level = 1;
+  Session ref = Session::load_bytes(bytes.data(), bytes.size(), plain);
+  Session opt = Session::load_bytes(bytes.data(), bytes.size());
+  std::mt19937 rng(6);
+  std::vector<Tensor> xs, want;
+  for (int64_t n : {1, 2, 1, 2}) {
+    xs.push_back(random_f32({n, 5, 9, 9}, rng));
+    want.push_back(ref.run({{"x", xs.back()}})[0]);
+  }
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < xs.size(); ++t)
+    threads.emplace_back([&, t] {
+      for (int iter = 0; iter < 50; ++iter)
+        if (!all_close(opt.run({{"x", xs[t]}})[0], want[t], 1e-4, 1e-5)) ++mismatches;
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
 
 TEST(LayoutBlocked, ReordersAndConvForBothBlockSizes) {
