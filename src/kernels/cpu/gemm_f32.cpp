@@ -15,11 +15,11 @@ namespace {
 // Block sizes for Zen 3 class cores (32 KiB L1d, 512 KiB L2, 32 MiB L3): a
 // KC x NR panel of B (16 KiB for 6x16) stays in L1 while the MC x KC block of
 // A (at most 240 x 256 floats, 240 KiB) streams from L2; an NC-wide block of
-// packed B (at most 4 MiB) is shared by all row blocks from L3. A pre-packed
+// packed B (at most 2 MiB) is shared by all row blocks from L3. A pre-packed
 // B is taken whole (one NC block), so A is packed once per K block.
 constexpr int64_t kKc = 256;
 constexpr int64_t kMc = 240;
-constexpr int64_t kNc = 4096;
+constexpr int64_t kNc = 2048;
 // Up to this many rows, the small-M path (no A packing, several B panels per
 // kernel call) beats the MR-row tiles, which would run mostly on padding.
 constexpr int64_t kSmallM = 8;
