@@ -6,6 +6,10 @@
 #include <new>
 #include <stdexcept>
 
+#ifdef __SSE2__
+#include <immintrin.h>
+#endif
+
 #include "core/thread_pool.h"
 
 namespace kiln {
@@ -50,6 +54,42 @@ struct ScratchBuffer {
 };
 thread_local ScratchBuffer tls_pack_a, tls_pack_b, tls_rows_a;
 
+// Transposes `rows` rows of a row-major A (kc columns from src) into one
+// k-major panel (out[k * mr + i]). With SSE (baseline on x86-64) four rows
+// and four k at a time go through a 4 x 4 register transpose and two rows
+// through one unpack, instead of one strided store per element; this packing
+// runs on every call for an activation A.
+void pack_a_rows(const float* src, int64_t ld, int64_t rows, int64_t kc, int64_t mr, float* out) {
+  int64_t k = 0;
+#ifdef __SSE2__
+  for (; k + 4 <= kc; k += 4) {
+    float* o = out + k * mr;
+    int64_t i = 0;
+    for (; i + 4 <= rows; i += 4) {
+      __m128 r0 = _mm_loadu_ps(src + i * ld + k), r1 = _mm_loadu_ps(src + (i + 1) * ld + k);
+      __m128 r2 = _mm_loadu_ps(src + (i + 2) * ld + k), r3 = _mm_loadu_ps(src + (i + 3) * ld + k);
+      _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+      _mm_storeu_ps(o + i, r0);
+      _mm_storeu_ps(o + mr + i, r1);
+      _mm_storeu_ps(o + 2 * mr + i, r2);
+      _mm_storeu_ps(o + 3 * mr + i, r3);
+    }
+    for (; i + 2 <= rows; i += 2) {
+      const __m128 a = _mm_loadu_ps(src + i * ld + k), b = _mm_loadu_ps(src + (i + 1) * ld + k);
+      const __m128 lo = _mm_unpacklo_ps(a, b), hi = _mm_unpackhi_ps(a, b);
+      _mm_storel_pi(reinterpret_cast<__m64*>(o + i), lo);
+      _mm_storeh_pi(reinterpret_cast<__m64*>(o + mr + i), lo);
+      _mm_storel_pi(reinterpret_cast<__m64*>(o + 2 * mr + i), hi);
+      _mm_storeh_pi(reinterpret_cast<__m64*>(o + 3 * mr + i), hi);
+    }
+    for (; i < rows; ++i)
+      for (int64_t kk = 0; kk < 4; ++kk) o[kk * mr + i] = src[i * ld + k + kk];
+  }
+#endif
+  for (; k < kc; ++k)
+    for (int64_t i = 0; i < rows; ++i) out[k * mr + i] = src[i * ld + k];
+}
+
 // Packs rows [i0, i0 + m) x cols [k0, k0 + kc) of op(A) into MR-row panels,
 // zero-padding the last panel.
 void pack_a(const GemmF32Operand& A, int64_t i0, int64_t m, int64_t k0, int64_t kc, int64_t mr, float* out) {
@@ -57,10 +97,7 @@ void pack_a(const GemmF32Operand& A, int64_t i0, int64_t m, int64_t k0, int64_t 
     float* o = out + p * mr * kc;
     const int64_t rows = std::min(mr, m - p * mr), r0 = i0 + p * mr;
     if (!A.trans) {
-      for (int64_t i = 0; i < rows; ++i) {
-        const float* s = A.data + (r0 + i) * A.ld + k0;
-        for (int64_t k = 0; k < kc; ++k) o[k * mr + i] = s[k];
-      }
+      pack_a_rows(A.data + r0 * A.ld + k0, A.ld, rows, kc, mr, o);
     } else {
       for (int64_t k = 0; k < kc; ++k) {
         const float* s = A.data + (k0 + k) * A.ld + r0;
