@@ -85,6 +85,53 @@ TEST_P(GemmF32Variants, MatchesTripleLoop) {
     EXPECT_LT(gemm_error(kernel, c, &pool, rng), 1e-7 * c.K) << kernel.name << " M=" << c.M << " N=" << c.N;
 }
 
+// The small-M path (M <= 8: A read in place, several B panels per call) and
+// the row chunks above MR, with every column remainder and panel grouping.
+TEST_P(GemmF32Variants, SmallMMatchesTripleLoop) {
+  const GemmF32Microkernel& kernel = *GetParam();
+  if (static_cast<int>(kernel.isa) > static_cast<int>(cpu_isa_supported()))
+    GTEST_SKIP() << kernel.name << " needs " << cpu_isa_name(kernel.isa) << ", which this CPU lacks";
+  std::mt19937 rng(11);
+  ThreadPool pool(2);
+  int n = 0;
+  for (int64_t M = 1; M <= 9; ++M)
+    for (int64_t N : {1, 15, 16, 17, 33, 100, 250})
+      for (int64_t K : {1, 3, 64, 300}) {
+        ++n;
+        GemmCase c{M, N, K, n % 3 == 0, n % 4 == 1, n % 7 == 3, n % 2 == 0, n % 5 == 0 ? -1.5f : 1.0f,
+                   n % 3 == 1 ? 0.0f : n % 3 == 2 ? 1.0f : 0.25f};
+        EXPECT_LT(gemm_error(kernel, c, n % 2 ? &pool : nullptr, rng), 1e-7 * (K + 10))
+            << kernel.name << " M=" << M << " N=" << N << " K=" << K << " ta=" << c.ta << " tb=" << c.tb
+            << " pack_a=" << c.pack_a << " pack_b=" << c.pack_b;
+      }
+  // The classifier and LSTM step shapes, threaded and not.
+  for (GemmCase c : {GemmCase{1, 1000, 2048, false, false, false, true, 1.0f, 0.0f},
+                     GemmCase{4, 1024, 256, false, true, false, true, 1.0f, 1.0f},
+                     GemmCase{8, 520, 130, true, false, false, false, 0.5f, 0.0f}})
+    for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool})
+      EXPECT_LT(gemm_error(kernel, c, p, rng), 1e-7 * c.K) << kernel.name << " M=" << c.M << " N=" << c.N;
+}
+
+// K = 0 (C = beta * C), alpha = 0, and the general path's row and column
+// remainders at sizes spanning several row blocks and K blocks.
+TEST_P(GemmF32Variants, EdgesMatchTripleLoop) {
+  const GemmF32Microkernel& kernel = *GetParam();
+  if (static_cast<int>(kernel.isa) > static_cast<int>(cpu_isa_supported()))
+    GTEST_SKIP() << kernel.name << " needs " << cpu_isa_name(kernel.isa) << ", which this CPU lacks";
+  std::mt19937 rng(13);
+  ThreadPool pool(2);
+  for (GemmCase c : {GemmCase{5, 9, 0, false, false, false, false, 1.0f, 0.5f},
+                     GemmCase{13, 20, 0, false, false, true, true, 1.0f, 0.0f},
+                     GemmCase{11, 21, 7, false, false, false, false, 0.0f, 2.0f},
+                     GemmCase{197, 50, 260, false, false, false, true, 1.0f, 0.0f},
+                     GemmCase{491, 37, 513, true, false, true, false, 1.0f, -1.0f},
+                     GemmCase{250, 130, 90, false, true, false, true, 0.75f, 1.0f},
+                     GemmCase{10, 3, 1, false, false, false, false, 1.0f, 1.0f}})
+    for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool})
+      EXPECT_LT(gemm_error(kernel, c, p, rng), 1e-7 * (c.K + 10))
+          << kernel.name << " M=" << c.M << " N=" << c.N << " K=" << c.K;
+}
+
 INSTANTIATE_TEST_SUITE_P(All, GemmF32Variants, ::testing::ValuesIn(kGemmF32Microkernels),
                          [](const auto& info) { return std::string(info.param->name); });
 

@@ -10,9 +10,11 @@
 
 #include <dnnl.hpp>
 #include <ctime>
+#include <memory>
 #include <random>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "kernels/cpu/conv_f32.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/dnnl_glue.h"
@@ -78,26 +80,67 @@ void BM_FmaPeak(benchmark::State& state) {
 }
 BENCHMARK(BM_FmaPeak);
 
-// C[M, N] = A[M, K] * B[K, N], B packed ahead like a weight.
+// C[M, N] = A[M, K] * B[K, N], B packed ahead like a weight; range(3) is the
+// thread count (with more than one, rates are per wall-clock second).
 void BM_Gemm(benchmark::State& state) {
   const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
+  const int threads = static_cast<int>(state.range(3));
   auto a = random_floats(size_t(M * K), 1), b = random_floats(size_t(K * N), 2);
   std::vector<float> c(size_t(M * N));
   auto packed = PackedMatrixF32::pack(PackedMatrixF32::Side::kB, b.data(), N, false, K, N, gemm_f32_default_kernel());
+  std::unique_ptr<ThreadPool> pool = threads > 1 ? std::make_unique<ThreadPool>(threads) : nullptr;
   for (auto _ : state) {
-    gemm_f32(M, N, K, 1.0f, {a.data(), K}, {b.data(), N, false, packed.get()}, 0.0f, c.data(), N, nullptr);
+    gemm_f32(M, N, K, 1.0f, {a.data(), K}, {b.data(), N, false, packed.get()}, 0.0f, c.data(), N, pool.get());
     benchmark::ClobberMemory();
   }
   report(state, 2.0 * M * N * K);
 }
-BENCHMARK(BM_Gemm)
-    ->ArgNames({"M", "N", "K"})
-    ->Args({256, 256, 256})
-    ->Args({1024, 1024, 1024})
-    ->Args({197, 768, 768})    // ViT-B/16 attention projection, batch 1
-    ->Args({197, 3072, 768})   // ViT-B/16 MLP up
-    ->Args({197, 768, 3072})   // ViT-B/16 MLP down
-    ->Args({1, 1000, 2048});   // ResNet-50 classifier, batch 1
+
+// The same product through oneDNN's matmul (B in the layout it picks,
+// reordered once), for the ratio in the same run.
+void BM_GemmOneDnn(benchmark::State& state) {
+  using dnnl::memory;
+  const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
+  const int threads = static_cast<int>(state.range(3));
+  const auto f32 = memory::data_type::f32;
+  dnnl_glue::use_threads(threads);
+  memory::desc ad({M, K}, f32, memory::format_tag::ab), bd({K, N}, f32, memory::format_tag::any),
+      cd({M, N}, f32, memory::format_tag::ab);
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(ad, bd, cd), dnnl_glue::engine());
+  auto a = random_floats(size_t(M * K), 1), b = random_floats(size_t(K * N), 2);
+  std::vector<float> c(size_t(M * N));
+  memory am(ad, dnnl_glue::engine(), a.data()), cm(cd, dnnl_glue::engine(), c.data());
+  memory b_plain({{K, N}, f32, memory::format_tag::ab}, dnnl_glue::engine(), b.data());
+  memory bm(pd.weights_desc(), dnnl_glue::engine());
+  dnnl_glue::execute(dnnl::reorder(b_plain, bm), {{DNNL_ARG_FROM, b_plain}, {DNNL_ARG_TO, bm}}, threads);
+  dnnl::matmul mm(pd);
+  for (auto _ : state)
+    dnnl_glue::execute(mm, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}}, threads);
+  report(state, 2.0 * M * N * K);
+  state.SetLabel(pd.impl_info_str());
+}
+
+// Shapes: square; ViT-B/16 at batch 1 (M = 197) and 8 (M = 1576); the
+// transformer_encoder's projections (M = 128..512, N = K = 512); the
+// ResNet-50 classifier at batch 1 (a GEMV); LSTM/GRU steps (M = batch rows,
+// N = 4 * hidden, K = hidden).
+constexpr int64_t kGemmShapes[][3] = {
+    {256, 256, 256},  {1024, 1024, 1024}, {197, 768, 768},  {197, 3072, 768}, {197, 768, 3072},
+    {1576, 768, 768}, {1576, 3072, 768},  {128, 512, 512},  {512, 512, 512},  {1, 1000, 2048},
+    {1, 256, 64},     {4, 512, 128},      {8, 1024, 256},   {2, 2048, 512},   {8, 2048, 512}};
+void gemm_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"M", "N", "K", "threads"});
+  for (const auto& s : kGemmShapes) b->Args({s[0], s[1], s[2], 1});
+}
+// Two threads on a few of them, timed by the wall clock.
+void gemm_args_2t(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"M", "N", "K", "threads"});
+  for (int i : {2, 5, 8, 9, 12}) b->Args({kGemmShapes[i][0], kGemmShapes[i][1], kGemmShapes[i][2], 2});
+}
+BENCHMARK(BM_Gemm)->Apply(gemm_args);
+BENCHMARK(BM_GemmOneDnn)->Apply(gemm_args);
+BENCHMARK(BM_Gemm)->Apply(gemm_args_2t)->UseRealTime();
+BENCHMARK(BM_GemmOneDnn)->Apply(gemm_args_2t)->UseRealTime();
 
 struct ConvShape {
   int64_t c, h, m, k, stride, group;

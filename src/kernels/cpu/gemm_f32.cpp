@@ -6,18 +6,27 @@
 #include <new>
 #include <stdexcept>
 
+#ifdef __SSE2__
+#include <immintrin.h>
+#endif
+
 #include "core/thread_pool.h"
 
 namespace kiln {
 
 namespace {
 
-// Block sizes for Zen 4 class cores (32 KiB L1d, 1 MiB L2): a KC x NR panel of
-// B stays in L1 while the MC x KC block of A streams from L2; an NC-wide
-// block of packed B is shared by all row blocks.
+// Block sizes for Zen 3 class cores (32 KiB L1d, 512 KiB L2, 32 MiB L3): a
+// KC x NR panel of B (16 KiB for 6x16) stays in L1 while the MC x KC block of
+// A (at most 240 x 256 floats, 240 KiB) streams from L2; an NC-wide block of
+// packed B (at most 2 MiB) is shared by all row blocks from L3. A pre-packed
+// B is taken whole (one NC block), so A is packed once per K block.
 constexpr int64_t kKc = 256;
-constexpr int64_t kMc = 144;
+constexpr int64_t kMc = 240;
 constexpr int64_t kNc = 2048;
+// Up to this many rows, the small-M path (no A packing, several B panels per
+// kernel call) beats the MR-row tiles, which would run mostly on padding.
+constexpr int64_t kSmallM = 8;
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -43,7 +52,43 @@ struct ScratchBuffer {
     return data;
   }
 };
-thread_local ScratchBuffer tls_pack_a, tls_pack_b;
+thread_local ScratchBuffer tls_pack_a, tls_pack_b, tls_rows_a;
+
+// Transposes `rows` rows of a row-major A (kc columns from src) into one
+// k-major panel (out[k * mr + i]). With SSE (baseline on x86-64) four rows
+// and four k at a time go through a 4 x 4 register transpose and two rows
+// through one unpack, instead of one strided store per element; this packing
+// runs on every call for an activation A.
+void pack_a_rows(const float* src, int64_t ld, int64_t rows, int64_t kc, int64_t mr, float* out) {
+  int64_t k = 0;
+#ifdef __SSE2__
+  for (; k + 4 <= kc; k += 4) {
+    float* o = out + k * mr;
+    int64_t i = 0;
+    for (; i + 4 <= rows; i += 4) {
+      __m128 r0 = _mm_loadu_ps(src + i * ld + k), r1 = _mm_loadu_ps(src + (i + 1) * ld + k);
+      __m128 r2 = _mm_loadu_ps(src + (i + 2) * ld + k), r3 = _mm_loadu_ps(src + (i + 3) * ld + k);
+      _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+      _mm_storeu_ps(o + i, r0);
+      _mm_storeu_ps(o + mr + i, r1);
+      _mm_storeu_ps(o + 2 * mr + i, r2);
+      _mm_storeu_ps(o + 3 * mr + i, r3);
+    }
+    for (; i + 2 <= rows; i += 2) {
+      const __m128 a = _mm_loadu_ps(src + i * ld + k), b = _mm_loadu_ps(src + (i + 1) * ld + k);
+      const __m128 lo = _mm_unpacklo_ps(a, b), hi = _mm_unpackhi_ps(a, b);
+      _mm_storel_pi(reinterpret_cast<__m64*>(o + i), lo);
+      _mm_storeh_pi(reinterpret_cast<__m64*>(o + mr + i), lo);
+      _mm_storel_pi(reinterpret_cast<__m64*>(o + 2 * mr + i), hi);
+      _mm_storeh_pi(reinterpret_cast<__m64*>(o + 3 * mr + i), hi);
+    }
+    for (; i < rows; ++i)
+      for (int64_t kk = 0; kk < 4; ++kk) o[kk * mr + i] = src[i * ld + k + kk];
+  }
+#endif
+  for (; k < kc; ++k)
+    for (int64_t i = 0; i < rows; ++i) out[k * mr + i] = src[i * ld + k];
+}
 
 // Packs rows [i0, i0 + m) x cols [k0, k0 + kc) of op(A) into MR-row panels,
 // zero-padding the last panel.
@@ -52,10 +97,7 @@ void pack_a(const GemmF32Operand& A, int64_t i0, int64_t m, int64_t k0, int64_t 
     float* o = out + p * mr * kc;
     const int64_t rows = std::min(mr, m - p * mr), r0 = i0 + p * mr;
     if (!A.trans) {
-      for (int64_t i = 0; i < rows; ++i) {
-        const float* s = A.data + (r0 + i) * A.ld + k0;
-        for (int64_t k = 0; k < kc; ++k) o[k * mr + i] = s[k];
-      }
+      pack_a_rows(A.data + r0 * A.ld + k0, A.ld, rows, kc, mr, o);
     } else {
       for (int64_t k = 0; k < kc; ++k) {
         const float* s = A.data + (k0 + k) * A.ld + r0;
@@ -127,25 +169,32 @@ void macro_kernel(const GemmProblem& g, int64_t mc, int64_t nc, int64_t kc, cons
   }
 }
 
+// B's packed panels for rows [pc, pc + kc) x columns [jc, jc + nc): the
+// pre-packed ones, or this thread's scratch filled now.
+const float* b_panels(const GemmProblem& g, int64_t pc, int64_t kc, int64_t jc, int64_t nc) {
+  if (g.B->packed) return g.B->packed->panel(pc, jc);
+  const int64_t nr = g.kernel->nr;
+  float* buf = tls_pack_b.get(static_cast<size_t>(round_up(nc, nr) * kc));
+  if (g.B->packer) g.B->packer->pack_b(pc, kc, jc, nc, nr, buf);
+  else pack_b(*g.B, pc, kc, jc, nc, nr, buf);
+  return buf;
+}
+
 // One thread's share: rows [i0, i1) x cols [j0, j1); i0 and j0 are multiples
 // of MR and NR so packed operands can be indexed by panel.
 void gemm_block(const GemmProblem& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
   const int64_t mr = g.kernel->mr, nr = g.kernel->nr;
-  const int64_t mc_block = std::max(mr, kMc / mr * mr), nc_block = round_up(kNc, nr);
+  // Equal row blocks of at most kMc rows (197 rows: one block of 198, not
+  // 144 + 53), and for a pre-packed B one column block.
+  const int64_t m_blocks = (i1 - i0 + kMc - 1) / kMc;
+  const int64_t mc_block = round_up((i1 - i0 + m_blocks - 1) / m_blocks, mr);
+  const int64_t nc_block = g.B->packed ? round_up(j1 - j0, nr) : round_up(kNc, nr);
   for (int64_t pc = 0; pc < g.K; pc += kKc) {
     const int64_t kc = std::min(kKc, g.K - pc);
     const float beta = pc == 0 ? g.beta : 1.0f;
     for (int64_t jc = j0; jc < j1; jc += nc_block) {
       const int64_t nc = std::min(nc_block, j1 - jc);
-      const float* bp;
-      if (g.B->packed) {
-        bp = g.B->packed->panel(pc, jc);
-      } else {
-        float* buf = tls_pack_b.get(static_cast<size_t>(round_up(nc, nr) * kc));
-        if (g.B->packer) g.B->packer->pack_b(pc, kc, jc, nc, nr, buf);
-        else pack_b(*g.B, pc, kc, jc, nc, nr, buf);
-        bp = buf;
-      }
+      const float* bp = b_panels(g, pc, kc, jc, nc);
       for (int64_t ic = i0; ic < i1; ic += mc_block) {
         const int64_t mc = std::min(mc_block, i1 - ic);
         const float* ap;
@@ -160,6 +209,77 @@ void gemm_block(const GemmProblem& g, int64_t i0, int64_t i1, int64_t j0, int64_
       }
     }
   }
+}
+
+// The small-M path (M <= kSmallM): all rows x cols [j0, j1) with A's rows
+// read in place (row-major, lda), in row chunks of at most MR; j0 is a
+// multiple of NR.
+void gemm_rows_block(const GemmProblem& g, const float* a, int64_t lda, int64_t j0, int64_t j1) {
+  const GemmF32Microkernel& k = *g.kernel;
+  const int64_t nr = k.nr, chunks = (g.M + k.mr - 1) / k.mr;
+  // Panels per call: with two row chunks, the second reads them from L2. 12
+  // is a multiple of every panel group (1 to 4).
+  constexpr int64_t kSlice = 12;
+  const int64_t nc_block = g.B->packed ? round_up(j1 - j0, nr) : round_up(kNc, nr);
+  alignas(64) float tile[kSmallM * 32];
+  for (int64_t pc = 0; pc < g.K; pc += kKc) {
+    const int64_t kc = std::min(kKc, g.K - pc);
+    const float beta = pc == 0 ? g.beta : 1.0f;
+    for (int64_t jc = j0; jc < j1; jc += nc_block) {
+      const int64_t nc = std::min(nc_block, j1 - jc), full = nc / nr;
+      const float* bp = b_panels(g, pc, kc, jc, nc);
+      for (int64_t q0 = 0; q0 < full; q0 += kSlice) {
+        const int64_t qn = std::min(kSlice, full - q0);
+        for (int64_t ch = 0, r0 = 0; ch < chunks; ++ch) {
+          const int64_t r1 = g.M * (ch + 1) / chunks;
+          k.run_rows(static_cast<int>(r1 - r0), kc, a + r0 * lda + pc, lda, bp + q0 * nr * kc, qn,
+                     g.C + r0 * g.ldc + jc + q0 * nr, g.ldc, g.alpha, beta);
+          r0 = r1;
+        }
+      }
+      const int64_t rest = nc - full * nr;
+      if (rest == 0) continue;
+      for (int64_t ch = 0, r0 = 0; ch < chunks; ++ch) {
+        const int64_t r1 = g.M * (ch + 1) / chunks;
+        k.run_rows(static_cast<int>(r1 - r0), kc, a + r0 * lda + pc, lda, bp + full * nr * kc, 1, tile, nr, g.alpha,
+                   0.0f);
+        for (int64_t i = r0; i < r1; ++i)
+          for (int64_t j = 0; j < rest; ++j) {
+            float& dst = g.C[i * g.ldc + jc + full * nr + j];
+            const float t = tile[(i - r0) * nr + j];
+            dst = beta == 0.0f ? t : t + beta * dst;
+          }
+        r0 = r1;
+      }
+    }
+  }
+}
+
+// The small-M path for the whole problem: A made row-major if it is not,
+// then the columns split over the threads in whole panels.
+void gemm_rows(const GemmProblem& g, int threads, ThreadPool* pool) {
+  const float* a = g.A->data;
+  int64_t lda = g.A->ld;
+  if (g.A->trans) {
+    float* buf = tls_rows_a.get(static_cast<size_t>(g.M * g.K));
+    for (int64_t k = 0; k < g.K; ++k)
+      for (int64_t i = 0; i < g.M; ++i) buf[i * g.K + k] = g.A->data[k * g.A->ld + i];
+    a = buf;
+    lda = g.K;
+  }
+  const int64_t nr = g.kernel->nr, n_tiles = (g.N + nr - 1) / nr;
+  threads = static_cast<int>(std::min<int64_t>(threads, n_tiles));
+  if (threads <= 1) {
+    gemm_rows_block(g, a, lda, 0, g.N);
+    return;
+  }
+  pool->parallel_for(threads, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t j0 = std::min(g.N, n_tiles * t / threads * nr);
+      const int64_t j1 = std::min(g.N, n_tiles * (t + 1) / threads * nr);
+      if (j0 < j1) gemm_rows_block(g, a, lda, j0, j1);
+    }
+  });
 }
 
 // Splits the M x N output over `threads` tasks as a tm x tn grid of whole
@@ -242,6 +362,10 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, float alpha, const GemmF32Operand
   // Below ~100k multiply-adds a second thread costs more than it saves.
   int threads = pool ? pool->num_threads() : 1;
   if (M * N * K < 128 * 1024) threads = 1;
+  if (M <= kSmallM && !A.packed) {
+    gemm_rows(g, threads, pool);
+    return;
+  }
   threads = static_cast<int>(std::min<int64_t>(threads, m_tiles * n_tiles));
   if (threads <= 1) {
     gemm_block(g, 0, M, 0, N);

@@ -19,6 +19,12 @@ struct GemmF32Microkernel {
   // C[MR x NR] = alpha * (A panel * B panel over kc) + beta * C. C is not
   // read when beta == 0 (it may hold garbage).
   void (*run)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta);
+  // The small-M path: C[m x panels * NR] = alpha * A * B + beta * C for
+  // 1 <= m <= MR rows of A read in place (row-major, lda) and `panels`
+  // consecutive full B panels (each NR * kc floats). No packing of A, and
+  // enough accumulators for m = 1 (several panels at once).
+  void (*run_rows)(int m, int64_t kc, const float* a, int64_t lda, const float* b, int64_t panels, float* c,
+                   int64_t ldc, float alpha, float beta);
 };
 
 extern const GemmF32Microkernel gemm_f32_scalar_4x8;
