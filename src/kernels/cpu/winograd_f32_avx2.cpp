@@ -1,0 +1,219 @@
+// The F(4x4, 3x3) tile loop for AVX2 + FMA (Lavin & Gray 2015): one ymm
+// register holds the 8 channels of one pixel of the nChw8c layout, so every
+// transform is the scalar formula applied to whole registers. Compiled with
+// -mavx2 -mfma (CMakeLists.txt); called only when the CPU has them.
+//
+// Per block of tiles: (1) V = B^T d B for every tile and input block, stored
+// as 36 matrices [tiles x C]; (2) P = V U, 36 GEMMs with a 6 x 16 register
+// tile; (3) y = A^T P A + bias, clamped or passed to the epilogue, stored.
+#include <immintrin.h>
+
+#include "kernels/cpu/winograd_f32_tiles.h"
+
+namespace kiln {
+namespace {
+
+using V8 = __m256;
+
+// z -> B^T z for one 6-vector (a column or a row of the input tile).
+//   B^T = [4  0 -5  0 1 0]
+//         [0 -4 -4  1 1 0]
+//         [0  4 -4 -1 1 0]
+//         [0 -2 -1  2 1 0]
+//         [0  2 -1 -2 1 0]
+//         [0  4  0 -5 0 1]
+inline void input_1d(const V8 z[6], V8 r[6]) {
+  const V8 four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f), two = _mm256_set1_ps(2.0f);
+  const V8 a = _mm256_fnmadd_ps(four, z[2], z[4]);  // z4 - 4 z2
+  const V8 b = _mm256_fnmadd_ps(four, z[1], z[3]);  // z3 - 4 z1
+  const V8 c = _mm256_sub_ps(z[4], z[2]);
+  const V8 d = _mm256_mul_ps(two, _mm256_sub_ps(z[3], z[1]));
+  r[0] = _mm256_fmadd_ps(four, z[0], _mm256_fnmadd_ps(five, z[2], z[4]));
+  r[1] = _mm256_add_ps(a, b);
+  r[2] = _mm256_sub_ps(a, b);
+  r[3] = _mm256_add_ps(c, d);
+  r[4] = _mm256_sub_ps(c, d);
+  r[5] = _mm256_fmadd_ps(four, z[1], _mm256_fnmadd_ps(five, z[3], z[5]));
+}
+
+// m -> A^T m.
+//   A^T = [1 1  1 1  1 0]
+//         [0 1 -1 2 -2 0]
+//         [0 1  1 4  4 0]
+//         [0 1 -1 8 -8 1]
+inline void output_1d(const V8 m[6], V8 o[4]) {
+  const V8 s1 = _mm256_add_ps(m[1], m[2]), d1 = _mm256_sub_ps(m[1], m[2]);
+  const V8 s2 = _mm256_add_ps(m[3], m[4]), d2 = _mm256_sub_ps(m[3], m[4]);
+  o[0] = _mm256_add_ps(_mm256_add_ps(m[0], s1), s2);
+  o[1] = _mm256_fmadd_ps(_mm256_set1_ps(2.0f), d2, d1);
+  o[2] = _mm256_fmadd_ps(_mm256_set1_ps(4.0f), s2, s1);
+  o[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.0f), d2, d1), m[5]);
+}
+
+struct TileAt {
+  int64_t n, oy, ox;  // image, output origin
+};
+
+TileAt tile_at(const WinogradF32Job& j, int64_t t) {
+  const int64_t per_image = j.tiles_h * j.tiles_w;
+  const int64_t r = t % per_image;
+  return {t / per_image, (r / j.tiles_w) * 4, (r % j.tiles_w) * 4};
+}
+
+// V[xi][row][cb * 8 ..] for one tile, all input blocks; ld = in_blocks * 8.
+void input_tile(const WinogradF32Job& j, const TileAt& at, float* v, int64_t row, int64_t rows) {
+  const int64_t iy0 = at.oy - j.pad_top, ix0 = at.ox - j.pad_left;
+  const bool inside = iy0 >= 0 && ix0 >= 0 && iy0 + 6 <= j.H && ix0 + 6 <= j.W;
+  const int64_t ld = j.in_blocks * 8;
+  for (int64_t cb = 0; cb < j.in_blocks; ++cb) {
+    const float* plane = j.x + (at.n * j.in_blocks + cb) * j.H * j.W * 8;
+    V8 d[6][6];
+    if (inside) {
+      const float* src = plane + (iy0 * j.W + ix0) * 8;
+      for (int i = 0; i < 6; ++i)
+        for (int k = 0; k < 6; ++k) d[i][k] = _mm256_loadu_ps(src + (i * j.W + k) * 8);
+    } else {
+      for (int i = 0; i < 6; ++i) {
+        const int64_t iy = iy0 + i;
+        for (int k = 0; k < 6; ++k) {
+          const int64_t ix = ix0 + k;
+          d[i][k] = iy >= 0 && iy < j.H && ix >= 0 && ix < j.W ? _mm256_loadu_ps(plane + (iy * j.W + ix) * 8)
+                                                               : _mm256_setzero_ps();
+        }
+      }
+    }
+    V8 t[6][6];
+    for (int k = 0; k < 6; ++k) {
+      V8 col[6] = {d[0][k], d[1][k], d[2][k], d[3][k], d[4][k], d[5][k]}, out[6];
+      input_1d(col, out);
+      for (int i = 0; i < 6; ++i) t[i][k] = out[i];
+    }
+    float* dst = v + row * ld + cb * 8;
+    for (int i = 0; i < 6; ++i) {
+      V8 out[6];
+      input_1d(t[i], out);
+      for (int k = 0; k < 6; ++k) _mm256_storeu_ps(dst + (i * 6 + k) * rows * ld, out[k]);
+    }
+  }
+}
+
+// P[R x 16] = V[R x K] * U-panel[K x 16]. Named accumulators: with an
+// array GCC kept them on the stack.
+template <int R>
+void gemm_rows(int64_t K, const float* v, int64_t ldv, const float* u, float* p, int64_t ldp) {
+  V8 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+     c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  const float* a0 = v;
+  const float* a1 = R > 1 ? v + ldv : v;
+  const float* a2 = R > 2 ? v + 2 * ldv : v;
+  const float* a3 = R > 3 ? v + 3 * ldv : v;
+  const float* a4 = R > 4 ? v + 4 * ldv : v;
+  const float* a5 = R > 5 ? v + 5 * ldv : v;
+  for (int64_t k = 0; k < K; ++k) {
+    const V8 b0 = _mm256_load_ps(u + k * 16), b1 = _mm256_load_ps(u + k * 16 + 8);
+    V8 a = _mm256_broadcast_ss(a0 + k);
+    c00 = _mm256_fmadd_ps(a, b0, c00);
+    c01 = _mm256_fmadd_ps(a, b1, c01);
+    if constexpr (R > 1) {
+      a = _mm256_broadcast_ss(a1 + k);
+      c10 = _mm256_fmadd_ps(a, b0, c10);
+      c11 = _mm256_fmadd_ps(a, b1, c11);
+    }
+    if constexpr (R > 2) {
+      a = _mm256_broadcast_ss(a2 + k);
+      c20 = _mm256_fmadd_ps(a, b0, c20);
+      c21 = _mm256_fmadd_ps(a, b1, c21);
+    }
+    if constexpr (R > 3) {
+      a = _mm256_broadcast_ss(a3 + k);
+      c30 = _mm256_fmadd_ps(a, b0, c30);
+      c31 = _mm256_fmadd_ps(a, b1, c31);
+    }
+    if constexpr (R > 4) {
+      a = _mm256_broadcast_ss(a4 + k);
+      c40 = _mm256_fmadd_ps(a, b0, c40);
+      c41 = _mm256_fmadd_ps(a, b1, c41);
+    }
+    if constexpr (R > 5) {
+      a = _mm256_broadcast_ss(a5 + k);
+      c50 = _mm256_fmadd_ps(a, b0, c50);
+      c51 = _mm256_fmadd_ps(a, b1, c51);
+    }
+  }
+  const V8 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  for (int r = 0; r < R; ++r) {
+    _mm256_store_ps(p + r * ldp, acc[r][0]);
+    _mm256_store_ps(p + r * ldp + 8, acc[r][1]);
+  }
+}
+
+void gemm_block(int64_t rows, int64_t K, const float* v, int64_t ldv, const float* u, float* p, int64_t ldp) {
+  int64_t r = 0;
+  for (; r + 6 <= rows; r += 6) gemm_rows<6>(K, v + r * ldv, ldv, u, p + r * ldp, ldp);
+  switch (rows - r) {
+    case 5: gemm_rows<5>(K, v + r * ldv, ldv, u, p + r * ldp, ldp); break;
+    case 4: gemm_rows<4>(K, v + r * ldv, ldv, u, p + r * ldp, ldp); break;
+    case 3: gemm_rows<3>(K, v + r * ldv, ldv, u, p + r * ldp, ldp); break;
+    case 2: gemm_rows<2>(K, v + r * ldv, ldv, u, p + r * ldp, ldp); break;
+    case 1: gemm_rows<1>(K, v + r * ldv, ldv, u, p + r * ldp, ldp); break;
+    default: break;
+  }
+}
+
+// y for one tile from P[xi][row][..], all output blocks.
+void output_tile(const WinogradF32Job& j, const TileAt& at, const float* p, int64_t row, int64_t rows, int64_t ob0,
+                 int64_t ob1) {
+  const int64_t ny = j.OH - at.oy < 4 ? j.OH - at.oy : 4, nx = j.OW - at.ox < 4 ? j.OW - at.ox : 4;
+  const V8 lo = _mm256_set1_ps(j.lo), hi = _mm256_set1_ps(j.hi);
+  for (int64_t ob = ob0; ob < ob1; ++ob) {
+    const float* src = p + row * j.m_pad + ob * 8;
+    V8 t[4][6];
+    for (int k = 0; k < 6; ++k) {
+      V8 col[6], out[4];
+      for (int i = 0; i < 6; ++i) col[i] = _mm256_load_ps(src + (i * 6 + k) * rows * j.m_pad);
+      output_1d(col, out);
+      for (int i = 0; i < 4; ++i) t[i][k] = out[i];
+    }
+    const V8 bias = _mm256_loadu_ps(j.bias + ob * 8);
+    const bool tail = j.m_tail != 0 && ob == j.out_blocks - 1;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const V8 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(int(j.m_tail)), lane));
+    float* plane = j.y + (at.n * j.out_blocks + ob) * j.OH * j.OW * 8;
+    for (int64_t i = 0; i < ny; ++i) {
+      V8 out[4];
+      output_1d(t[i], out);
+      float* dst = plane + ((at.oy + i) * j.OW + at.ox) * 8;
+      for (int64_t k = 0; k < nx; ++k) {
+        V8 r = _mm256_add_ps(out[k], bias);
+        if (j.clamp) r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
+        if (tail) r = _mm256_and_ps(r, keep);
+        _mm256_storeu_ps(dst + k * 8, r);
+      }
+      if (j.epilogue) {
+        j.epilogue(j.epilogue_ctx, dst, nx * 8);
+        if (tail)
+          for (int64_t k = 0; k < nx; ++k) _mm256_storeu_ps(dst + k * 8, _mm256_and_ps(_mm256_loadu_ps(dst + k * 8), keep));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void winograd_f4x3_tiles_avx2(const WinogradF32Job& j, int64_t t0, int64_t t1, int64_t q0, int64_t q1, float* scratch) {
+  const int64_t rows = t1 - t0, K = j.in_blocks * 8;
+  float* v = scratch;                          // [36][rows][K]
+  float* p = scratch + 36 * j.tile_block * K;  // [36][rows][m_pad]
+  for (int64_t t = t0; t < t1; ++t) input_tile(j, tile_at(j, t), v, t - t0, rows);
+  const int64_t panels = j.m_pad / 16;
+  for (int xi = 0; xi < 36; ++xi) {
+    const float* vx = v + xi * rows * K;
+    const float* ux = j.u + xi * panels * K * 16;
+    float* px = p + xi * rows * j.m_pad;
+    for (int64_t q = q0; q < q1; ++q) gemm_block(rows, K, vx, K, ux + q * K * 16, px + q * 16, j.m_pad);
+  }
+  const int64_t ob1 = 2 * q1 < j.out_blocks ? 2 * q1 : j.out_blocks;
+  for (int64_t t = t0; t < t1; ++t) output_tile(j, tile_at(j, t), p, t - t0, rows, 2 * q0, ob1);
+}
+
+}  // namespace kiln
