@@ -217,8 +217,9 @@ class BlockedConvKernel : public Kernel {
                           (!bias_.defined() || bias_.dtype() == DType::kFloat32) && WinogradF32Conv::available();
     // With the input's channels and spatial size known, reorder the weights
     // (or transform them for Winograd) now and let go of the originals:
-    // other shapes (another batch size) reorder from this copy. A conv that
-    // may run Winograd keeps them, as another shape may pick either.
+    // other shapes (another batch size) reorder from this copy, or run
+    // Winograd too. A conv that may run Winograd but starts on oneDNN keeps
+    // them, as another shape may pick either.
     if (weights_.raw() && x.rank() >= 4 && (*x.shape)[2].is_known() && (*x.shape)[3].is_known()) {
       const bool plain = x.rank() == 4;
       const int64_t n = (*x.shape)[0].is_known() ? (*x.shape)[0].value : 1;
@@ -226,6 +227,8 @@ class BlockedConvKernel : public Kernel {
       if (conv_setup(node_, weights_.shape(), n, (*x.shape)[2].value, (*x.shape)[3].value, plain, block_, &s).empty()) {
         if (use_winograd(s)) {
           winograd();
+          winograd_only_ = true;
+          weights_ = Tensor::wrap(weights_.dtype(), weights_.shape(), nullptr);
         } else {
           reordered_weights(s, conv_pd(s, attr_).weights_desc());
           if (!winograd_candidate_) weights_ = Tensor::wrap(weights_.dtype(), weights_.shape(), nullptr);
@@ -286,6 +289,7 @@ class BlockedConvKernel : public Kernel {
                                    g.pads_begin, g.pads_end))
       return false;
     if (g.out[0] <= 0 || g.out[1] <= 0) return false;
+    if (winograd_only_) return true;
     return winograd_mode_ == WinogradMode::kForce || winograd_f32_wins(s.n, s.c, s.m, g.out[0], g.out[1]);
   }
 
@@ -337,7 +341,8 @@ class BlockedConvKernel : public Kernel {
   mutable std::mutex weights_mutex_;
   mutable std::vector<std::shared_ptr<memory>> packed_weights_;
   WinogradMode winograd_mode_ = WinogradMode::kOff;
-  bool winograd_candidate_ = false;  // weights_ keeps the originals then
+  bool winograd_candidate_ = false;  // weights_ keeps the originals then...
+  bool winograd_only_ = false;       // ...unless the static shape picked Winograd
   mutable std::unique_ptr<WinogradF32Conv> winograd_;
 };
 

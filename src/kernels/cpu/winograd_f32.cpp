@@ -100,16 +100,19 @@ WinogradF32Conv::WinogradF32Conv(const float* w, const float* bias, int64_t C, i
   const int64_t n = 36 * K * m_pad_;
   u_ = std::unique_ptr<float[], void (*)(float*)>(aligned_floats(n), free_floats);
   std::memset(u_.get(), 0, size_t(n) * sizeof(float));
-  for (int64_t m = 0; m < M; ++m) {
+  // Panel by panel, so that the 36 output streams are written in order.
+  for (int64_t q = 0; q < panels; ++q) {
     for (int64_t c = 0; c < C; ++c) {
-      const float* g = w + (m * C + c) * 9;
-      double gg[6][3];  // G g
-      for (int i = 0; i < 6; ++i)
-        for (int k = 0; k < 3; ++k) gg[i][k] = kG[i][0] * g[k] + kG[i][1] * g[3 + k] + kG[i][2] * g[6 + k];
-      for (int i = 0; i < 6; ++i) {
-        for (int k = 0; k < 6; ++k) {
-          const double v = gg[i][0] * kG[k][0] + gg[i][1] * kG[k][1] + gg[i][2] * kG[k][2];
-          u_[(((i * 6 + k) * panels + m / 16) * K + c) * 16 + m % 16] = float(v);
+      for (int64_t m = q * 16; m < std::min(M, q * 16 + 16); ++m) {
+        const float* g = w + (m * C + c) * 9;
+        double gg[6][3];  // G g
+        for (int i = 0; i < 6; ++i)
+          for (int k = 0; k < 3; ++k) gg[i][k] = kG[i][0] * g[k] + kG[i][1] * g[3 + k] + kG[i][2] * g[6 + k];
+        for (int i = 0; i < 6; ++i) {
+          for (int k = 0; k < 6; ++k) {
+            const double v = gg[i][0] * kG[k][0] + gg[i][1] * kG[k][1] + gg[i][2] * kG[k][2];
+            u_[(((i * 6 + k) * panels + q) * K + c) * 16 + m % 16] = float(v);
+          }
         }
       }
     }
