@@ -46,11 +46,13 @@ void run_epilogue(const void* ctx, float* p, int64_t n) {
   apply_epilogue(*static_cast<const std::vector<EpilogueStep>*>(ctx), p, n);
 }
 
-// How run() splits the work: blocks of tiles (each with its scratch of
-// 36 x tiles x (C + M) floats within about 256 KiB of L2, and their count a
-// multiple of the threads so that each gets as many), and, when there are
-// too few tiles for every thread to fill a 6-row GEMM tile, slices of the
-// output channels too (each thread then reads only its part of U).
+// How run() splits the work: blocks of tiles, each with a scratch of
+// 36 x tiles x (C + M) floats within about 256 KiB of L2 but at least 12
+// tiles (two GEMM row tiles per pass over U: a little faster than 6 on the
+// ResNet shapes), their count a multiple of the threads so that each gets as
+// many; and when there are too few tiles for every thread to fill a 6-row
+// GEMM tile, slices of the output channels too (each thread then reads only
+// its part of U).
 struct WorkSplit {
   int64_t tile_block = 1, blocks = 1, m_slices = 1;
 };
@@ -62,7 +64,7 @@ WorkSplit split_work(int64_t tiles, int64_t in_floats, int64_t m_pad, int thread
   }();
   WorkSplit w;
   const int64_t cache_rows =
-      forced > 0 ? forced : std::clamp<int64_t>((256 * 1024 / 4) / (36 * (in_floats + m_pad)) / 6 * 6, 6, 96);
+      forced > 0 ? forced : std::clamp<int64_t>((256 * 1024 / 4) / (36 * (in_floats + m_pad)) / 6 * 6, 12, 96);
   const int64_t panels = m_pad / 16;
   if (threads > 1 && tiles < 6 * threads && panels >= threads) {
     w.m_slices = threads;
