@@ -1,6 +1,6 @@
-// Winograd F(4x4, 3x3) on the blocked layout (kernels/cpu/winograd_f32.h)
-// against a plain double-precision direct convolution, and a conv chain run
-// with and without it (KILN_WINOGRAD).
+// Winograd F(4x4, 3x3) and F(2x2, 3x3) on the blocked layout
+// (kernels/cpu/winograd_f32.h) against a plain double-precision direct
+// convolution, and a conv chain run with and without it (KILN_WINOGRAD).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -60,7 +60,7 @@ std::vector<float> to_blocked(const std::vector<float>& v, int64_t n, int64_t c,
   return out;
 }
 
-void check_case(const WinoCase& s, const std::vector<EpilogueStep>& epilogue, ThreadPool* pool) {
+void check_case(const WinoCase& s, const std::vector<EpilogueStep>& epilogue, ThreadPool* pool, int tile = 4) {
   std::mt19937 rng(unsigned(s.c * 131 + s.m * 7 + s.h));
   std::uniform_real_distribution<float> u(-1, 1);
   auto fill = [&](size_t k) {
@@ -74,7 +74,7 @@ void check_case(const WinoCase& s, const std::vector<EpilogueStep>& epilogue, Th
   std::vector<double> want = direct_conv(s, x, w, b, oh, ow, &mag);
   const int64_t mb = (s.m + 7) / 8;
   std::vector<float> xb = to_blocked(x, s.n, s.c, s.h, s.w), y(size_t(s.n * mb * oh * ow * 8), NAN);
-  WinogradF32Conv conv(w.data(), b.data(), s.c, s.m, epilogue);
+  WinogradF32Conv conv(w.data(), b.data(), s.c, s.m, epilogue, tile);
   WinogradF32Geometry g;
   g.N = s.n;
   g.H = s.h;
@@ -102,7 +102,7 @@ void check_case(const WinoCase& s, const std::vector<EpilogueStep>& epilogue, Th
         if (!(std::abs(got - ref) <= 1e-5 * mag[at]) && bad++ < 5)
           ADD_FAILURE() << "n " << n << " m " << m << " p " << p << ": " << got << " vs " << ref;
       }
-  EXPECT_EQ(bad, 0) << "N" << s.n << " C" << s.c << " M" << s.m << " " << s.h << "x" << s.w << " pads " << s.pt
+  EXPECT_EQ(bad, 0) << "F(" << tile << "x" << tile << ", 3x3) N" << s.n << " C" << s.c << " M" << s.m << " " << s.h << "x" << s.w << " pads " << s.pt
                     << s.pl << s.pb << s.pr;
   ::testing::Test::RecordProperty("worst_relative_error", std::to_string(worst));
   if (std::getenv("KILN_WINOGRAD_TEST_VERBOSE")) printf("C%ld M%ld: worst error / sum|terms| %.3g\n", long(s.c), long(s.m), worst);
@@ -120,6 +120,15 @@ const WinoCase kCases[] = {
 TEST(Winograd, MatchesDirectConvolution) {
   if (!WinogradF32Conv::available()) GTEST_SKIP() << "needs AVX2";
   for (const WinoCase& s : kCases) check_case(s, {}, nullptr);
+}
+
+TEST(Winograd, F2x2MatchesDirectConvolution) {
+  if (!WinogradF32Conv::available()) GTEST_SKIP() << "needs AVX2";
+  ThreadPool pool(2);
+  for (const WinoCase& s : kCases) {
+    check_case(s, {}, nullptr, 2);
+    check_case(s, {{EpilogueStep::Kind::kSigmoid}}, &pool, 2);
+  }
 }
 
 TEST(Winograd, EpiloguesAndThreads) {

@@ -11,6 +11,7 @@
 #include <benchmark/benchmark.h>
 
 #include <dnnl.hpp>
+#include <cstdio>
 #include <ctime>
 #include <random>
 #include <string>
@@ -202,8 +203,10 @@ double conv3x3_flops(const Conv3x3Shape& s) {
 }
 
 std::string conv3x3_label(const Conv3x3Shape& s) {
-  return std::string(s.model) + " N" + std::to_string(s.n) + " C" + std::to_string(s.c) + " " + std::to_string(s.h) +
-         "x" + std::to_string(s.h) + " M" + std::to_string(s.m) + " p" + std::to_string(s.pad);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%s N%lld C%lld %lldx%lld M%lld p%lld", s.model, (long long)s.n, (long long)s.c,
+                (long long)s.h, (long long)s.h, (long long)s.m, (long long)s.pad);
+  return buf;
 }
 
 void BM_Conv3x3OneDnn(benchmark::State& state) {
@@ -231,8 +234,10 @@ void BM_Conv3x3OneDnn(benchmark::State& state) {
   state.SetLabel(conv3x3_label(cs) + " " + pd.impl_info_str());
 }
 
+// range(1): the output tile, 4 for F(4x4, 3x3) (what kiln runs), 2 for F(2x2, 3x3).
 void BM_Conv3x3Winograd(benchmark::State& state) {
   const Conv3x3Shape& cs = k3x3Convs[state.range(0)];
+  const int tile = int(state.range(1));
   if (!WinogradF32Conv::available()) {
     state.SkipWithError("no AVX2");
     return;
@@ -246,21 +251,26 @@ void BM_Conv3x3Winograd(benchmark::State& state) {
   auto x = random_floats(size_t(cs.n * cb * cs.h * cs.h * 8), 1);
   auto w = random_floats(size_t(cs.m * cs.c * 9), 2), b = random_floats(size_t(cs.m), 3);
   std::vector<float> y(size_t(cs.n * mb * g.OH * g.OW * 8));
-  WinogradF32Conv conv(w.data(), b.data(), cs.c, cs.m, {{EpilogueStep::Kind::kRelu}});
+  WinogradF32Conv conv(w.data(), b.data(), cs.c, cs.m, {{EpilogueStep::Kind::kRelu}}, tile);
   for (auto _ : state) {
     conv.run(g, x.data(), y.data(), nullptr);
     benchmark::ClobberMemory();
   }
   report(state, conv3x3_flops(cs));
-  state.SetLabel(conv3x3_label(cs) + (winograd_f32_wins(cs.n, cs.c, cs.m, g.OH, g.OW) ? " picked" : ""));
+  state.SetLabel(conv3x3_label(cs) + (tile == 4 && winograd_f32_wins(cs.n, cs.c, cs.m, g.OH, g.OW) ? " picked" : ""));
 }
 
 void conv3x3_args(benchmark::internal::Benchmark* b) {
   b->ArgName("shape");
   for (size_t i = 0; i < std::size(k3x3Convs); ++i) b->Arg(int64_t(i));
 }
+void winograd_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"shape", "tile"});
+  for (int64_t tile : {4, 2})
+    for (size_t i = 0; i < std::size(k3x3Convs); ++i) b->Args({int64_t(i), tile});
+}
 BENCHMARK(BM_Conv3x3OneDnn)->Apply(conv3x3_args);
-BENCHMARK(BM_Conv3x3Winograd)->Apply(conv3x3_args);
+BENCHMARK(BM_Conv3x3Winograd)->Apply(winograd_args);
 
 }  // namespace
 

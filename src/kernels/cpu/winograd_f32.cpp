@@ -15,7 +15,7 @@ namespace kiln {
 namespace {
 
 // G of F(4x4, 3x3): U = G g G^T is 6x6 per (output, input) channel pair.
-constexpr double kG[6][3] = {
+constexpr double kG4[6][3] = {
     {1.0 / 4, 0, 0},
     {-1.0 / 6, -1.0 / 6, -1.0 / 6},
     {-1.0 / 6, 1.0 / 6, -1.0 / 6},
@@ -23,6 +23,8 @@ constexpr double kG[6][3] = {
     {1.0 / 24, -1.0 / 12, 1.0 / 6},
     {0, 0, 1},
 };
+// G of F(2x2, 3x3): 4x4.
+constexpr double kG2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
 
 float* aligned_floats(int64_t n) {
   void* p = std::aligned_alloc(64, size_t((n * int64_t(sizeof(float)) + 63) / 64 * 64));
@@ -57,14 +59,14 @@ struct WorkSplit {
   int64_t tile_block = 1, blocks = 1, m_slices = 1;
 };
 
-WorkSplit split_work(int64_t tiles, int64_t in_floats, int64_t m_pad, int threads) {
+WorkSplit split_work(int64_t points, int64_t tiles, int64_t in_floats, int64_t m_pad, int threads) {
   static const int64_t forced = [] {
     const char* e = std::getenv("KILN_WINOGRAD_TILES");  // tuning only
     return e ? std::atoll(e) : 0;
   }();
   WorkSplit w;
   const int64_t cache_rows =
-      forced > 0 ? forced : std::clamp<int64_t>((256 * 1024 / 4) / (36 * (in_floats + m_pad)) / 6 * 6, 12, 96);
+      forced > 0 ? forced : std::clamp<int64_t>((256 * 1024 / 4) / (points * (in_floats + m_pad)) / 6 * 6, 12, 96);
   const int64_t panels = m_pad / 16;
   if (threads > 1 && tiles < 6 * threads && panels >= threads) {
     w.m_slices = threads;
@@ -96,10 +98,13 @@ bool WinogradF32Conv::supports(int64_t kh, int64_t kw, int64_t stride_h, int64_t
 }
 
 WinogradF32Conv::WinogradF32Conv(const float* w, const float* bias, int64_t C, int64_t M,
-                                 std::vector<EpilogueStep> epilogue)
-    : C_(C), M_(M), in_blocks_((C + kBlock - 1) / kBlock), m_pad_((M + 15) / 16 * 16), epilogue_(std::move(epilogue)) {
+                                 std::vector<EpilogueStep> epilogue, int tile)
+    : C_(C), M_(M), in_blocks_((C + kBlock - 1) / kBlock), m_pad_((M + 15) / 16 * 16), tile_(tile == 2 ? 2 : 4),
+      epilogue_(std::move(epilogue)) {
   const int64_t K = in_blocks_ * kBlock, panels = m_pad_ / 16;
-  const int64_t n = 36 * K * m_pad_;
+  const int alpha = tile_ + 2;
+  const double(*G)[3] = tile_ == 2 ? kG2 : kG4;
+  const int64_t n = alpha * alpha * K * m_pad_;
   u_ = std::unique_ptr<float[], void (*)(float*)>(aligned_floats(n), free_floats);
   std::memset(u_.get(), 0, size_t(n) * sizeof(float));
   // Panel by panel, so that the 36 output streams are written in order.
@@ -108,12 +113,12 @@ WinogradF32Conv::WinogradF32Conv(const float* w, const float* bias, int64_t C, i
       for (int64_t m = q * 16; m < std::min(M, q * 16 + 16); ++m) {
         const float* g = w + (m * C + c) * 9;
         double gg[6][3];  // G g
-        for (int i = 0; i < 6; ++i)
-          for (int k = 0; k < 3; ++k) gg[i][k] = kG[i][0] * g[k] + kG[i][1] * g[3 + k] + kG[i][2] * g[6 + k];
-        for (int i = 0; i < 6; ++i) {
-          for (int k = 0; k < 6; ++k) {
-            const double v = gg[i][0] * kG[k][0] + gg[i][1] * kG[k][1] + gg[i][2] * kG[k][2];
-            u_[(((i * 6 + k) * panels + q) * K + c) * 16 + m % 16] = float(v);
+        for (int i = 0; i < alpha; ++i)
+          for (int k = 0; k < 3; ++k) gg[i][k] = G[i][0] * g[k] + G[i][1] * g[3 + k] + G[i][2] * g[6 + k];
+        for (int i = 0; i < alpha; ++i) {
+          for (int k = 0; k < alpha; ++k) {
+            const double v = gg[i][0] * G[k][0] + gg[i][1] * G[k][1] + gg[i][2] * G[k][2];
+            u_[(((i * alpha + k) * panels + q) * K + c) * 16 + m % 16] = float(v);
           }
         }
       }
@@ -144,8 +149,9 @@ void WinogradF32Conv::run(const WinogradF32Geometry& g, const float* x, float* y
   j.OW = g.OW;
   j.pad_top = g.pad_top;
   j.pad_left = g.pad_left;
-  j.tiles_h = (g.OH + 3) / 4;
-  j.tiles_w = (g.OW + 3) / 4;
+  j.tile = tile_;
+  j.tiles_h = (g.OH + tile_ - 1) / tile_;
+  j.tiles_w = (g.OW + tile_ - 1) / tile_;
   j.in_blocks = in_blocks_;
   j.out_blocks = (M_ + kBlock - 1) / kBlock;
   j.m_pad = m_pad_;
@@ -164,7 +170,7 @@ void WinogradF32Conv::run(const WinogradF32Geometry& g, const float* x, float* y
   const int64_t tiles = g.N * j.tiles_h * j.tiles_w;
   if (tiles == 0) return;
   const int threads = pool ? pool->num_threads() : 1;
-  const WorkSplit w = split_work(tiles, in_blocks_ * kBlock, m_pad_, threads);
+  const WorkSplit w = split_work((tile_ + 2) * (tile_ + 2), tiles, in_blocks_ * kBlock, m_pad_, threads);
   j.tile_block = w.tile_block;
   const int64_t panels = m_pad_ / 16, items = w.blocks * w.m_slices;
   const int64_t parts = std::min<int64_t>(threads, items);
@@ -174,7 +180,7 @@ void WinogradF32Conv::run(const WinogradF32Geometry& g, const float* x, float* y
     for (int64_t part = begin; part < end; ++part) {
       for (int64_t i = part * items / parts; i < (part + 1) * items / parts; ++i) {
         const int64_t b = i / w.m_slices, slice = i % w.m_slices;
-        winograd_f4x3_tiles_avx2(j, b * j.tile_block, std::min(tiles, (b + 1) * j.tile_block),
+        winograd_f32_tiles_avx2(j, b * j.tile_block, std::min(tiles, (b + 1) * j.tile_block),
                                  slice * panels / w.m_slices, (slice + 1) * panels / w.m_slices, s);
       }
     }

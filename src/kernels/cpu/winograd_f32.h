@@ -38,18 +38,22 @@ class WinogradF32Conv {
   static bool supports(int64_t kh, int64_t kw, int64_t stride_h, int64_t stride_w, int64_t dil_h, int64_t dil_w,
                        int64_t group, const std::vector<int64_t>& pads_begin, const std::vector<int64_t>& pads_end);
 
-  // w: [M, C, 3, 3]; bias: M floats or null. The epilogue runs after the bias.
-  WinogradF32Conv(const float* w, const float* bias, int64_t C, int64_t M, std::vector<EpilogueStep> epilogue);
+  // w: [M, C, 3, 3]; bias: M floats or null. The epilogue runs after the
+  // bias. tile: 4 for F(4x4, 3x3), 2 for F(2x2, 3x3).
+  WinogradF32Conv(const float* w, const float* bias, int64_t C, int64_t M, std::vector<EpilogueStep> epilogue,
+                  int tile = 4);
 
   // x: [N, ceil(C/8), H, W, 8] -> y: [N, ceil(M/8), OH, OW, 8], padded
   // channels of y written as zeros.
   void run(const WinogradF32Geometry& g, const float* x, float* y, ThreadPool* pool) const;
 
   int64_t C() const { return C_; }
+  int tile() const { return tile_; }
   int64_t M() const { return M_; }
 
  private:
   int64_t C_, M_, in_blocks_, m_pad_;
+  int tile_;
   std::unique_ptr<float[], void (*)(float*)> u_{nullptr, nullptr};
   std::vector<float> bias_;
   std::vector<EpilogueStep> epilogue_;

@@ -1,11 +1,13 @@
-// The F(4x4, 3x3) tile loop for AVX2 + FMA (Lavin & Gray 2015): one ymm
+// The Winograd tile loop, F(4x4, 3x3) and F(2x2, 3x3), for AVX2 + FMA
+// (Lavin & Gray 2015): one ymm
 // register holds the 8 channels of one pixel of the nChw8c layout, so every
 // transform is the scalar formula applied to whole registers. Compiled with
 // -mavx2 -mfma (CMakeLists.txt); called only when the CPU has them.
 //
 // Per block of tiles: (1) V = B^T d B for every tile and input block, stored
-// as 36 matrices [tiles x C]; (2) P = V U, 36 GEMMs with a 6 x 16 register
-// tile; (3) y = A^T P A + bias, clamped or passed to the epilogue, stored.
+// as 36 (16) matrices [tiles x C]; (2) P = V U, 36 (16) GEMMs with a 6 x 16
+// register tile; (3) y = A^T P A + bias, clamped or passed to the epilogue,
+// stored.
 #include <immintrin.h>
 
 #include "kernels/cpu/winograd_f32_tiles.h"
@@ -15,14 +17,15 @@ namespace {
 
 using V8 = __m256;
 
-// z -> B^T z for one 6-vector (a column or a row of the input tile).
+// F(4x4, 3x3): z -> B^T z for one 6-vector (a column or a row of the input
+// tile).
 //   B^T = [4  0 -5  0 1 0]
 //         [0 -4 -4  1 1 0]
 //         [0  4 -4 -1 1 0]
 //         [0 -2 -1  2 1 0]
 //         [0  2 -1 -2 1 0]
 //         [0  4  0 -5 0 1]
-inline void input_1d(const V8 z[6], V8 r[6]) {
+inline void input_1d_f4(const V8 z[6], V8 r[6]) {
   const V8 four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f), two = _mm256_set1_ps(2.0f);
   const V8 a = _mm256_fnmadd_ps(four, z[2], z[4]);  // z4 - 4 z2
   const V8 b = _mm256_fnmadd_ps(four, z[1], z[3]);  // z3 - 4 z1
@@ -41,7 +44,7 @@ inline void input_1d(const V8 z[6], V8 r[6]) {
 //         [0 1 -1 2 -2 0]
 //         [0 1  1 4  4 0]
 //         [0 1 -1 8 -8 1]
-inline void output_1d(const V8 m[6], V8 o[4]) {
+inline void output_1d_f4(const V8 m[6], V8 o[4]) {
   const V8 s1 = _mm256_add_ps(m[1], m[2]), d1 = _mm256_sub_ps(m[1], m[2]);
   const V8 s2 = _mm256_add_ps(m[3], m[4]), d2 = _mm256_sub_ps(m[3], m[4]);
   o[0] = _mm256_add_ps(_mm256_add_ps(m[0], s1), s2);
@@ -50,6 +53,34 @@ inline void output_1d(const V8 m[6], V8 o[4]) {
   o[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.0f), d2, d1), m[5]);
 }
 
+// F(2x2, 3x3): B^T = [1  0 -1  0]   A^T = [1 1  1  0]
+//                   [0  1  1  0]         [0 1 -1 -1]
+//                   [0 -1  1  0]
+//                   [0  1  0 -1]
+inline void input_1d_f2(const V8 z[4], V8 r[4]) {
+  r[0] = _mm256_sub_ps(z[0], z[2]);
+  r[1] = _mm256_add_ps(z[1], z[2]);
+  r[2] = _mm256_sub_ps(z[2], z[1]);
+  r[3] = _mm256_sub_ps(z[1], z[3]);
+}
+
+inline void output_1d_f2(const V8 m[4], V8 o[2]) {
+  o[0] = _mm256_add_ps(_mm256_add_ps(m[0], m[1]), m[2]);
+  o[1] = _mm256_sub_ps(_mm256_sub_ps(m[1], m[2]), m[3]);
+}
+
+struct F4 {
+  static constexpr int kTile = 4, kAlpha = 6;
+  static void input_1d(const V8* z, V8* r) { input_1d_f4(z, r); }
+  static void output_1d(const V8* m, V8* o) { output_1d_f4(m, o); }
+};
+
+struct F2 {
+  static constexpr int kTile = 2, kAlpha = 4;
+  static void input_1d(const V8* z, V8* r) { input_1d_f2(z, r); }
+  static void output_1d(const V8* m, V8* o) { output_1d_f2(m, o); }
+};
+
 struct TileAt {
   int64_t n, oy, ox;  // image, output origin
 };
@@ -57,42 +88,45 @@ struct TileAt {
 TileAt tile_at(const WinogradF32Job& j, int64_t t) {
   const int64_t per_image = j.tiles_h * j.tiles_w;
   const int64_t r = t % per_image;
-  return {t / per_image, (r / j.tiles_w) * 4, (r % j.tiles_w) * 4};
+  return {t / per_image, (r / j.tiles_w) * j.tile, (r % j.tiles_w) * j.tile};
 }
 
 // V[xi][row][cb * 8 ..] for one tile, all input blocks; ld = in_blocks * 8.
+template <typename F>
 void input_tile(const WinogradF32Job& j, const TileAt& at, float* v, int64_t row, int64_t rows) {
+  constexpr int A = F::kAlpha;
   const int64_t iy0 = at.oy - j.pad_top, ix0 = at.ox - j.pad_left;
-  const bool inside = iy0 >= 0 && ix0 >= 0 && iy0 + 6 <= j.H && ix0 + 6 <= j.W;
+  const bool inside = iy0 >= 0 && ix0 >= 0 && iy0 + A <= j.H && ix0 + A <= j.W;
   const int64_t ld = j.in_blocks * 8;
   for (int64_t cb = 0; cb < j.in_blocks; ++cb) {
     const float* plane = j.x + (at.n * j.in_blocks + cb) * j.H * j.W * 8;
-    V8 d[6][6];
+    V8 d[A][A];
     if (inside) {
       const float* src = plane + (iy0 * j.W + ix0) * 8;
-      for (int i = 0; i < 6; ++i)
-        for (int k = 0; k < 6; ++k) d[i][k] = _mm256_loadu_ps(src + (i * j.W + k) * 8);
+      for (int i = 0; i < A; ++i)
+        for (int k = 0; k < A; ++k) d[i][k] = _mm256_loadu_ps(src + (i * j.W + k) * 8);
     } else {
-      for (int i = 0; i < 6; ++i) {
+      for (int i = 0; i < A; ++i) {
         const int64_t iy = iy0 + i;
-        for (int k = 0; k < 6; ++k) {
+        for (int k = 0; k < A; ++k) {
           const int64_t ix = ix0 + k;
           d[i][k] = iy >= 0 && iy < j.H && ix >= 0 && ix < j.W ? _mm256_loadu_ps(plane + (iy * j.W + ix) * 8)
                                                                : _mm256_setzero_ps();
         }
       }
     }
-    V8 t[6][6];
-    for (int k = 0; k < 6; ++k) {
-      V8 col[6] = {d[0][k], d[1][k], d[2][k], d[3][k], d[4][k], d[5][k]}, out[6];
-      input_1d(col, out);
-      for (int i = 0; i < 6; ++i) t[i][k] = out[i];
+    V8 t[A][A];
+    for (int k = 0; k < A; ++k) {
+      V8 col[A], out[A];
+      for (int i = 0; i < A; ++i) col[i] = d[i][k];
+      F::input_1d(col, out);
+      for (int i = 0; i < A; ++i) t[i][k] = out[i];
     }
     float* dst = v + row * ld + cb * 8;
-    for (int i = 0; i < 6; ++i) {
-      V8 out[6];
-      input_1d(t[i], out);
-      for (int k = 0; k < 6; ++k) _mm256_storeu_ps(dst + (i * 6 + k) * rows * ld, out[k]);
+    for (int i = 0; i < A; ++i) {
+      V8 out[A];
+      F::input_1d(t[i], out);
+      for (int k = 0; k < A; ++k) _mm256_storeu_ps(dst + (i * A + k) * rows * ld, out[k]);
     }
   }
 }
@@ -161,18 +195,20 @@ void gemm_block(int64_t rows, int64_t K, const float* v, int64_t ldv, const floa
 }
 
 // y for one tile from P[xi][row][..], all output blocks.
+template <typename F>
 void output_tile(const WinogradF32Job& j, const TileAt& at, const float* p, int64_t row, int64_t rows, int64_t ob0,
                  int64_t ob1) {
-  const int64_t ny = j.OH - at.oy < 4 ? j.OH - at.oy : 4, nx = j.OW - at.ox < 4 ? j.OW - at.ox : 4;
+  constexpr int A = F::kAlpha, T = F::kTile;
+  const int64_t ny = j.OH - at.oy < T ? j.OH - at.oy : T, nx = j.OW - at.ox < T ? j.OW - at.ox : T;
   const V8 lo = _mm256_set1_ps(j.lo), hi = _mm256_set1_ps(j.hi);
   for (int64_t ob = ob0; ob < ob1; ++ob) {
     const float* src = p + row * j.m_pad + ob * 8;
-    V8 t[4][6];
-    for (int k = 0; k < 6; ++k) {
-      V8 col[6], out[4];
-      for (int i = 0; i < 6; ++i) col[i] = _mm256_load_ps(src + (i * 6 + k) * rows * j.m_pad);
-      output_1d(col, out);
-      for (int i = 0; i < 4; ++i) t[i][k] = out[i];
+    V8 t[T][A];
+    for (int k = 0; k < A; ++k) {
+      V8 col[A], out[T];
+      for (int i = 0; i < A; ++i) col[i] = _mm256_load_ps(src + (i * A + k) * rows * j.m_pad);
+      F::output_1d(col, out);
+      for (int i = 0; i < T; ++i) t[i][k] = out[i];
     }
     const V8 bias = _mm256_loadu_ps(j.bias + ob * 8);
     const bool tail = j.m_tail != 0 && ob == j.out_blocks - 1;
@@ -180,8 +216,8 @@ void output_tile(const WinogradF32Job& j, const TileAt& at, const float* p, int6
     const V8 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(int(j.m_tail)), lane));
     float* plane = j.y + (at.n * j.out_blocks + ob) * j.OH * j.OW * 8;
     for (int64_t i = 0; i < ny; ++i) {
-      V8 out[4];
-      output_1d(t[i], out);
+      V8 out[T];
+      F::output_1d(t[i], out);
       float* dst = plane + ((at.oy + i) * j.OW + at.ox) * 8;
       for (int64_t k = 0; k < nx; ++k) {
         V8 r = _mm256_add_ps(out[k], bias);
@@ -200,20 +236,31 @@ void output_tile(const WinogradF32Job& j, const TileAt& at, const float* p, int6
 
 }  // namespace
 
-void winograd_f4x3_tiles_avx2(const WinogradF32Job& j, int64_t t0, int64_t t1, int64_t q0, int64_t q1, float* scratch) {
+namespace {
+
+template <typename F>
+void tiles(const WinogradF32Job& j, int64_t t0, int64_t t1, int64_t q0, int64_t q1, float* scratch) {
+  constexpr int points = F::kAlpha * F::kAlpha;
   const int64_t rows = t1 - t0, K = j.in_blocks * 8;
-  float* v = scratch;                          // [36][rows][K]
-  float* p = scratch + 36 * j.tile_block * K;  // [36][rows][m_pad]
-  for (int64_t t = t0; t < t1; ++t) input_tile(j, tile_at(j, t), v, t - t0, rows);
+  float* v = scratch;                              // [points][rows][K]
+  float* p = scratch + points * j.tile_block * K;  // [points][rows][m_pad]
+  for (int64_t t = t0; t < t1; ++t) input_tile<F>(j, tile_at(j, t), v, t - t0, rows);
   const int64_t panels = j.m_pad / 16;
-  for (int xi = 0; xi < 36; ++xi) {
+  for (int xi = 0; xi < points; ++xi) {
     const float* vx = v + xi * rows * K;
     const float* ux = j.u + xi * panels * K * 16;
     float* px = p + xi * rows * j.m_pad;
     for (int64_t q = q0; q < q1; ++q) gemm_block(rows, K, vx, K, ux + q * K * 16, px + q * 16, j.m_pad);
   }
   const int64_t ob1 = 2 * q1 < j.out_blocks ? 2 * q1 : j.out_blocks;
-  for (int64_t t = t0; t < t1; ++t) output_tile(j, tile_at(j, t), p, t - t0, rows, 2 * q0, ob1);
+  for (int64_t t = t0; t < t1; ++t) output_tile<F>(j, tile_at(j, t), p, t - t0, rows, 2 * q0, ob1);
+}
+
+}  // namespace
+
+void winograd_f32_tiles_avx2(const WinogradF32Job& j, int64_t t0, int64_t t1, int64_t q0, int64_t q1, float* scratch) {
+  if (j.tile == 2) tiles<F2>(j, t0, t1, q0, q1, scratch);
+  else tiles<F4>(j, t0, t1, q0, q1, scratch);
 }
 
 }  // namespace kiln

@@ -6,9 +6,10 @@
 
 namespace kiln {
 
-// One F(4x4, 3x3) convolution on nChw8c tensors, over tiles numbered
-// n * tiles_h * tiles_w + ty * tiles_w + tx.
+// One F(tile x tile, 3x3) convolution on nChw8c tensors, tile 4 or 2, over
+// tiles numbered n * tiles_h * tiles_w + ty * tiles_w + tx.
 struct WinogradF32Job {
+  int64_t tile = 4;
   int64_t H = 0, W = 0, OH = 0, OW = 0, pad_top = 0, pad_left = 0;
   int64_t tiles_h = 0, tiles_w = 0;
   int64_t in_blocks = 0;   // ceil(C / 8)
@@ -18,8 +19,9 @@ struct WinogradF32Job {
   int64_t tile_block = 0;  // tiles per call at most (the scratch's rows)
   const float* x = nullptr;
   float* y = nullptr;
-  // U[36][m_pad / 16][in_blocks * 8][16]: the transformed weights, one
-  // [C x M] matrix per point of the 6x6 tile, in 16-column panels.
+  // U[points][m_pad / 16][in_blocks * 8][16]: the transformed weights, one
+  // [C x M] matrix per point of the (tile + 2)^2 input tile, in 16-column
+  // panels.
   const float* u = nullptr;
   const float* bias = nullptr;  // m_pad floats, zero past M
   float lo = 0, hi = 0;         // clamp after the bias (ReLU: 0, +inf)
@@ -29,15 +31,15 @@ struct WinogradF32Job {
   const void* epilogue_ctx = nullptr;
 };
 
-// Floats of scratch (64-byte aligned) winograd_f4x3_tiles_avx2 needs.
+// Floats of scratch (64-byte aligned) winograd_f32_tiles_avx2 needs.
 inline int64_t winograd_f32_scratch_floats(const WinogradF32Job& j) {
-  return 36 * j.tile_block * (j.in_blocks * 8 + j.m_pad);
+  return (j.tile + 2) * (j.tile + 2) * j.tile_block * (j.in_blocks * 8 + j.m_pad);
 }
 
-// Input transform, 36 GEMMs [tiles x C] x [C x M] and output transform for
+// Input transform, 36 (16) GEMMs [tiles x C] x [C x M] and output transform for
 // tiles [t0, t1), t1 - t0 <= tile_block, and the output channels of U's
 // 16-column panels [q0, q1).
-void winograd_f4x3_tiles_avx2(const WinogradF32Job& job, int64_t t0, int64_t t1, int64_t q0, int64_t q1,
+void winograd_f32_tiles_avx2(const WinogradF32Job& job, int64_t t0, int64_t t1, int64_t q0, int64_t q1,
                               float* scratch);
 
 }  // namespace kiln
