@@ -25,7 +25,18 @@ using V8 = __m256;
 //         [0 -2 -1  2 1 0]
 //         [0  2 -1 -2 1 0]
 //         [0  4  0 -5 0 1]
-inline void input_1d_f4(const V8 z[6], V8 r[6]) {
+//
+// The 1-D transforms load their inputs themselves, z[i * step]: filling a
+// V8 array in a loop first made GCC copy it in 16-byte pieces through the
+// stack and stall on reading it back as 32-byte loads.
+inline void input_1d_f4(const float* zp, int64_t step, V8 r[6]) {
+  V8 z[6];
+  z[0] = _mm256_loadu_ps(zp);
+  z[1] = _mm256_loadu_ps(zp + step);
+  z[2] = _mm256_loadu_ps(zp + 2 * step);
+  z[3] = _mm256_loadu_ps(zp + 3 * step);
+  z[4] = _mm256_loadu_ps(zp + 4 * step);
+  z[5] = _mm256_loadu_ps(zp + 5 * step);
   const V8 four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f), two = _mm256_set1_ps(2.0f);
   const V8 a = _mm256_fnmadd_ps(four, z[2], z[4]);  // z4 - 4 z2
   const V8 b = _mm256_fnmadd_ps(four, z[1], z[3]);  // z3 - 4 z1
@@ -44,7 +55,14 @@ inline void input_1d_f4(const V8 z[6], V8 r[6]) {
 //         [0 1 -1 2 -2 0]
 //         [0 1  1 4  4 0]
 //         [0 1 -1 8 -8 1]
-inline void output_1d_f4(const V8 m[6], V8 o[4]) {
+inline void output_1d_f4(const float* mp, int64_t step, V8 o[4]) {
+  V8 m[6];
+  m[0] = _mm256_loadu_ps(mp);
+  m[1] = _mm256_loadu_ps(mp + step);
+  m[2] = _mm256_loadu_ps(mp + 2 * step);
+  m[3] = _mm256_loadu_ps(mp + 3 * step);
+  m[4] = _mm256_loadu_ps(mp + 4 * step);
+  m[5] = _mm256_loadu_ps(mp + 5 * step);
   const V8 s1 = _mm256_add_ps(m[1], m[2]), d1 = _mm256_sub_ps(m[1], m[2]);
   const V8 s2 = _mm256_add_ps(m[3], m[4]), d2 = _mm256_sub_ps(m[3], m[4]);
   o[0] = _mm256_add_ps(_mm256_add_ps(m[0], s1), s2);
@@ -57,28 +75,38 @@ inline void output_1d_f4(const V8 m[6], V8 o[4]) {
 //                   [0  1  1  0]         [0 1 -1 -1]
 //                   [0 -1  1  0]
 //                   [0  1  0 -1]
-inline void input_1d_f2(const V8 z[4], V8 r[4]) {
+inline void input_1d_f2(const float* zp, int64_t step, V8 r[4]) {
+  V8 z[4];
+  z[0] = _mm256_loadu_ps(zp);
+  z[1] = _mm256_loadu_ps(zp + step);
+  z[2] = _mm256_loadu_ps(zp + 2 * step);
+  z[3] = _mm256_loadu_ps(zp + 3 * step);
   r[0] = _mm256_sub_ps(z[0], z[2]);
   r[1] = _mm256_add_ps(z[1], z[2]);
   r[2] = _mm256_sub_ps(z[2], z[1]);
   r[3] = _mm256_sub_ps(z[1], z[3]);
 }
 
-inline void output_1d_f2(const V8 m[4], V8 o[2]) {
+inline void output_1d_f2(const float* mp, int64_t step, V8 o[2]) {
+  V8 m[4];
+  m[0] = _mm256_loadu_ps(mp);
+  m[1] = _mm256_loadu_ps(mp + step);
+  m[2] = _mm256_loadu_ps(mp + 2 * step);
+  m[3] = _mm256_loadu_ps(mp + 3 * step);
   o[0] = _mm256_add_ps(_mm256_add_ps(m[0], m[1]), m[2]);
   o[1] = _mm256_sub_ps(_mm256_sub_ps(m[1], m[2]), m[3]);
 }
 
 struct F4 {
   static constexpr int kTile = 4, kAlpha = 6;
-  static void input_1d(const V8* z, V8* r) { input_1d_f4(z, r); }
-  static void output_1d(const V8* m, V8* o) { output_1d_f4(m, o); }
+  static void input_1d(const float* z, int64_t step, V8* r) { input_1d_f4(z, step, r); }
+  static void output_1d(const float* m, int64_t step, V8* o) { output_1d_f4(m, step, o); }
 };
 
 struct F2 {
   static constexpr int kTile = 2, kAlpha = 4;
-  static void input_1d(const V8* z, V8* r) { input_1d_f2(z, r); }
-  static void output_1d(const V8* m, V8* o) { output_1d_f2(m, o); }
+  static void input_1d(const float* z, int64_t step, V8* r) { input_1d_f2(z, step, r); }
+  static void output_1d(const float* m, int64_t step, V8* o) { output_1d_f2(m, step, o); }
 };
 
 struct TileAt {
@@ -100,33 +128,30 @@ void input_tile(const WinogradF32Job& j, const TileAt& at, float* v, int64_t row
   const int64_t ld = j.in_blocks * 8;
   for (int64_t cb = 0; cb < j.in_blocks; ++cb) {
     const float* plane = j.x + (at.n * j.in_blocks + cb) * j.H * j.W * 8;
-    V8 d[A][A];
-    if (inside) {
-      const float* src = plane + (iy0 * j.W + ix0) * 8;
-      for (int i = 0; i < A; ++i)
-        for (int k = 0; k < A; ++k) d[i][k] = _mm256_loadu_ps(src + (i * j.W + k) * 8);
-    } else {
-      for (int i = 0; i < A; ++i) {
-        const int64_t iy = iy0 + i;
+    // t = d B row by row, then B^T t by columns.
+    alignas(32) float t[A][A][8];
+    alignas(32) float edge[A][8];
+    for (int i = 0; i < A; ++i) {
+      const int64_t iy = iy0 + i;
+      const float* src = edge[0];
+      if (inside) {
+        src = plane + (iy * j.W + ix0) * 8;
+      } else {
         for (int k = 0; k < A; ++k) {
           const int64_t ix = ix0 + k;
-          d[i][k] = iy >= 0 && iy < j.H && ix >= 0 && ix < j.W ? _mm256_loadu_ps(plane + (iy * j.W + ix) * 8)
-                                                               : _mm256_setzero_ps();
+          const bool in = iy >= 0 && iy < j.H && ix >= 0 && ix < j.W;
+          _mm256_store_ps(edge[k], in ? _mm256_loadu_ps(plane + (iy * j.W + ix) * 8) : _mm256_setzero_ps());
         }
       }
-    }
-    V8 t[A][A];
-    for (int k = 0; k < A; ++k) {
-      V8 col[A], out[A];
-      for (int i = 0; i < A; ++i) col[i] = d[i][k];
-      F::input_1d(col, out);
-      for (int i = 0; i < A; ++i) t[i][k] = out[i];
+      V8 r[A];
+      F::input_1d(src, 8, r);
+      for (int k = 0; k < A; ++k) _mm256_store_ps(t[i][k], r[k]);
     }
     float* dst = v + row * ld + cb * 8;
-    for (int i = 0; i < A; ++i) {
-      V8 out[A];
-      F::input_1d(t[i], out);
-      for (int k = 0; k < A; ++k) _mm256_storeu_ps(dst + (i * A + k) * rows * ld, out[k]);
+    for (int k = 0; k < A; ++k) {
+      V8 r[A];
+      F::input_1d(t[0][k], A * 8, r);
+      for (int i = 0; i < A; ++i) _mm256_storeu_ps(dst + (i * A + k) * rows * ld, r[i]);
     }
   }
 }
@@ -203,12 +228,11 @@ void output_tile(const WinogradF32Job& j, const TileAt& at, const float* p, int6
   const V8 lo = _mm256_set1_ps(j.lo), hi = _mm256_set1_ps(j.hi);
   for (int64_t ob = ob0; ob < ob1; ++ob) {
     const float* src = p + row * j.m_pad + ob * 8;
-    V8 t[T][A];
+    alignas(32) float t[T][A][8];  // A^T P by columns, then each row times A
     for (int k = 0; k < A; ++k) {
-      V8 col[A], out[T];
-      for (int i = 0; i < A; ++i) col[i] = _mm256_load_ps(src + (i * A + k) * rows * j.m_pad);
-      F::output_1d(col, out);
-      for (int i = 0; i < T; ++i) t[i][k] = out[i];
+      V8 out[T];
+      F::output_1d(src + k * rows * j.m_pad, A * rows * j.m_pad, out);
+      for (int i = 0; i < T; ++i) _mm256_store_ps(t[i][k], out[i]);
     }
     const V8 bias = _mm256_loadu_ps(j.bias + ob * 8);
     const bool tail = j.m_tail != 0 && ob == j.out_blocks - 1;
@@ -217,7 +241,7 @@ void output_tile(const WinogradF32Job& j, const TileAt& at, const float* p, int6
     float* plane = j.y + (at.n * j.out_blocks + ob) * j.OH * j.OW * 8;
     for (int64_t i = 0; i < ny; ++i) {
       V8 out[T];
-      F::output_1d(t[i], out);
+      F::output_1d(t[i][0], 8, out);
       float* dst = plane + ((at.oy + i) * j.OW + at.ox) * 8;
       for (int64_t k = 0; k < nx; ++k) {
         V8 r = _mm256_add_ps(out[k], bias);
