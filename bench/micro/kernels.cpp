@@ -1,7 +1,9 @@
 // Kernel micro-benchmarks, one core: the FMA peak measured here, kiln's
 // packed GEMM, and the main convolutions of ResNet-50 and MobileNetV2 both
 // through kiln's own NCHW kernels (im2col + GEMM, direct depthwise) and
-// through oneDNN in the blocked layout, which is what the layout pass runs.
+// through oneDNN in the blocked layout, which is what the layout pass runs;
+// and the 3x3 stride-1 convolutions of the CNN zoo through oneDNN and through
+// kiln's Winograd F(4x4, 3x3), which is where winograd_f32_wins() comes from.
 // Every benchmark reports GFLOP/s ("FLOPS" counter) and its share of the
 // peak ("peak_frac"); see docs/benchmarks.md.
 //
@@ -9,9 +11,11 @@
 #include <benchmark/benchmark.h>
 
 #include <dnnl.hpp>
+#include <cstdio>
 #include <ctime>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -19,6 +23,7 @@
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/dnnl_glue.h"
 #include "kernels/cpu/gemm_f32.h"
+#include "kernels/cpu/winograd_f32.h"
 
 namespace kiln::bench {
 
@@ -214,6 +219,101 @@ void conv_args(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_ConvKilnNchw)->Apply(conv_args);
 BENCHMARK(BM_ConvOneDnnBlocked)->Apply(conv_args);
+
+// 3x3 stride-1 convolutions, blocked layout: oneDNN's direct convolution
+// against Winograd F(4x4, 3x3). GFLOP/s count the direct convolution's FLOPs
+// for both, so the rates compare times.
+struct Conv3x3Shape {
+  int64_t n, c, h, m, pad;
+  const char* model;
+};
+const Conv3x3Shape k3x3Convs[] = {
+    {1, 64, 56, 64, 1, "resnet"},       {1, 128, 28, 128, 1, "resnet"},     {1, 256, 14, 256, 1, "resnet"},
+    {1, 512, 7, 512, 1, "resnet"},      {8, 64, 56, 64, 1, "resnet b8"},    {8, 256, 14, 256, 1, "resnet b8"},
+    {8, 512, 7, 512, 1, "resnet b8"},   {1, 16, 55, 64, 1, "squeezenet"},   {1, 32, 27, 128, 1, "squeezenet"},
+    {1, 48, 13, 192, 1, "squeezenet"},  {1, 64, 13, 256, 1, "squeezenet"},  {1, 128, 56, 32, 1, "densenet"},
+    {1, 128, 28, 32, 1, "densenet"},    {1, 128, 14, 32, 1, "densenet"},    {1, 128, 7, 32, 1, "densenet"},
+    {1, 64, 56, 192, 1, "googlenet"},   {1, 96, 28, 128, 1, "googlenet"},   {1, 16, 28, 32, 1, "googlenet"},
+    {1, 128, 28, 192, 1, "googlenet"},  {1, 96, 14, 208, 1, "googlenet"},   {1, 160, 14, 320, 1, "googlenet"},
+    {1, 160, 7, 320, 1, "googlenet"},   {1, 192, 7, 384, 1, "googlenet"},   {1, 32, 149, 32, 0, "inception3"},
+    {1, 32, 147, 64, 1, "inception3"},  {1, 80, 73, 192, 0, "inception3"},  {1, 64, 35, 96, 1, "inception3"},
+    {1, 96, 35, 96, 1, "inception3"},   {1, 448, 8, 384, 1, "inception3"},
+};
+
+double conv3x3_flops(const Conv3x3Shape& s) {
+  const int64_t o = s.h + 2 * s.pad - 2;
+  return 2.0 * s.n * s.m * o * o * s.c * 9;
+}
+
+std::string conv3x3_label(const Conv3x3Shape& s) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%s N%lld C%lld %lldx%lld M%lld p%lld", s.model, (long long)s.n, (long long)s.c,
+                (long long)s.h, (long long)s.h, (long long)s.m, (long long)s.pad);
+  return buf;
+}
+
+void BM_Conv3x3OneDnn(benchmark::State& state) {
+  using dnnl::memory;
+  const Conv3x3Shape& cs = k3x3Convs[state.range(0)];
+  const int64_t o = cs.h + 2 * cs.pad - 2;
+  const auto f32 = memory::data_type::f32;
+  const auto tag = dnnl_glue::blocked_tag(8);
+  dnnl_glue::use_threads(1);
+  memory::desc src({cs.n, cs.c, cs.h, cs.h}, f32, tag), dst({cs.n, cs.m, o, o}, f32, tag);
+  memory::desc wd({cs.m, cs.c, 3, 3}, f32, memory::format_tag::any), bd({cs.m}, f32, memory::format_tag::a);
+  dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wd,
+                                    bd, dst, {1, 1}, {cs.pad, cs.pad}, {cs.pad, cs.pad});
+  dnnl::post_ops po;
+  po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(po);
+  dnnl::convolution_forward::primitive_desc pd(d, attr, dnnl_glue::engine());
+  memory sm(pd.src_desc(), dnnl_glue::engine()), wm(pd.weights_desc(), dnnl_glue::engine()),
+      bm(pd.bias_desc(), dnnl_glue::engine()), dm(pd.dst_desc(), dnnl_glue::engine());
+  dnnl::convolution_forward conv(pd);
+  for (auto _ : state)
+    dnnl_glue::execute(conv, {{DNNL_ARG_SRC, sm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_BIAS, bm}, {DNNL_ARG_DST, dm}}, 1);
+  report(state, conv3x3_flops(cs));
+  state.SetLabel(conv3x3_label(cs) + " " + pd.impl_info_str());
+}
+
+// range(1): the output tile, 4 for F(4x4, 3x3) (what kiln runs), 2 for F(2x2, 3x3).
+void BM_Conv3x3Winograd(benchmark::State& state) {
+  const Conv3x3Shape& cs = k3x3Convs[state.range(0)];
+  const int tile = int(state.range(1));
+  if (!WinogradF32Conv::available()) {
+    state.SkipWithError("no AVX2");
+    return;
+  }
+  const int64_t cb = (cs.c + 7) / 8, mb = (cs.m + 7) / 8;
+  WinogradF32Geometry g;
+  g.N = cs.n;
+  g.H = g.W = cs.h;
+  g.pad_top = g.pad_left = cs.pad;
+  g.OH = g.OW = cs.h + 2 * cs.pad - 2;
+  auto x = random_floats(size_t(cs.n * cb * cs.h * cs.h * 8), 1);
+  auto w = random_floats(size_t(cs.m * cs.c * 9), 2), b = random_floats(size_t(cs.m), 3);
+  std::vector<float> y(size_t(cs.n * mb * g.OH * g.OW * 8));
+  WinogradF32Conv conv(w.data(), b.data(), cs.c, cs.m, {{EpilogueStep::Kind::kRelu}}, tile);
+  for (auto _ : state) {
+    conv.run(g, x.data(), y.data(), nullptr);
+    benchmark::ClobberMemory();
+  }
+  report(state, conv3x3_flops(cs));
+  state.SetLabel(conv3x3_label(cs) + (tile == 4 && winograd_f32_wins(cs.n, cs.c, cs.m, g.OH, g.OW) ? " picked" : ""));
+}
+
+void conv3x3_args(benchmark::internal::Benchmark* b) {
+  b->ArgName("shape");
+  for (size_t i = 0; i < std::size(k3x3Convs); ++i) b->Arg(int64_t(i));
+}
+void winograd_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"shape", "tile"});
+  for (int64_t tile : {4, 2})
+    for (size_t i = 0; i < std::size(k3x3Convs); ++i) b->Args({int64_t(i), tile});
+}
+BENCHMARK(BM_Conv3x3OneDnn)->Apply(conv3x3_args);
+BENCHMARK(BM_Conv3x3Winograd)->Apply(winograd_args);
 
 }  // namespace
 

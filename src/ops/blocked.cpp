@@ -1,4 +1,6 @@
-// The blocked-layout ops (ops/blocked.h), running on oneDNN. Primitives
+// The blocked-layout ops (ops/blocked.h), running on oneDNN, except 3x3
+// stride-1 convolutions where kiln's Winograd F(4x4, 3x3) is faster
+// (kernels/cpu/winograd_f32.h; KILN_WINOGRAD=0 turns it off). Primitives
 // depend on the input's N, H and W, so each kernel keeps the ones it built
 // per input shape (a model with a dynamic batch builds one per batch size it
 // sees); weights are reordered into the layout oneDNN chose once per such
@@ -11,6 +13,7 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/pool_f32.h"
 #include "kernels/cpu/dnnl_glue.h"
+#include "kernels/cpu/winograd_f32.h"
 #include "ops/nn_util.h"
 
 namespace kiln {
@@ -206,16 +209,29 @@ class BlockedConvKernel : public Kernel {
       if (!node.inputs[2]->initializer) throw Error(node.describe() + ": B must be a constant");
       bias_ = *node.inputs[2]->initializer;
     }
-    // With the input's channels and spatial size known, reorder the weights
-    // now and let go of the originals: other shapes (another batch size)
-    // reorder from this copy.
     const ValueType& x = node.inputs[0]->type;
+    winograd_mode_ = winograd_mode();
+    winograd_candidate_ = winograd_mode_ != WinogradMode::kOff && block_ == WinogradF32Conv::kBlock &&
+                          x.rank() == 5 && weights_.raw() && weights_.dtype() == DType::kFloat32 &&
+                          (!bias_.defined() || bias_.dtype() == DType::kFloat32) && WinogradF32Conv::available();
+    // With the input's channels and spatial size known, reorder the weights
+    // (or transform them for Winograd) now and let go of the originals:
+    // other shapes (another batch size: the choice depends on the spatial
+    // size only) reorder from this copy, or run Winograd too.
     if (weights_.raw() && x.rank() >= 4 && (*x.shape)[2].is_known() && (*x.shape)[3].is_known()) {
       const bool plain = x.rank() == 4;
+      const int64_t n = (*x.shape)[0].is_known() ? (*x.shape)[0].value : 1;
       ConvSetup s;
-      if (conv_setup(node_, weights_.shape(), 1, (*x.shape)[2].value, (*x.shape)[3].value, plain, block_, &s).empty()) {
-        reordered_weights(s, conv_pd(s, attr_).weights_desc());
-        weights_ = Tensor::wrap(weights_.dtype(), weights_.shape(), nullptr);
+      if (conv_setup(node_, weights_.shape(), n, (*x.shape)[2].value, (*x.shape)[3].value, plain, block_, &s).empty()) {
+        if (use_winograd(s)) {
+          winograd();
+          winograd_only_ = true;
+          weights_ = Tensor::wrap(weights_.dtype(), weights_.shape(), nullptr);
+        } else {
+          reordered_weights(s, conv_pd(s, attr_).weights_desc());
+          winograd_candidate_ = false;
+          weights_ = Tensor::wrap(weights_.dtype(), weights_.shape(), nullptr);
+        }
       }
     }
   }
@@ -235,6 +251,18 @@ class BlockedConvKernel : public Kernel {
     Tensor& y = ctx.output_uninitialized(0, DType::kFloat32,
                            {x.dim(0), ceil_div(weights_.dim(0), block_), p.setup.g.out[0], p.setup.g.out[1], block_});
     if (y.numel() == 0) return;
+    if (p.winograd) {
+      WinogradF32Geometry g;
+      g.N = x.dim(0);
+      g.H = x.dim(2);
+      g.W = x.dim(3);
+      g.pad_top = p.setup.g.pads_begin[0];
+      g.pad_left = p.setup.g.pads_begin[1];
+      g.OH = p.setup.g.out[0];
+      g.OW = p.setup.g.out[1];
+      p.winograd->run(g, x.data<float>(), y.data<float>(), ctx.thread_pool());
+      return;
+    }
     p.call->run({x.raw(), y.raw()}, threads_of(ctx));
   }
 
@@ -245,7 +273,31 @@ class BlockedConvKernel : public Kernel {
     dnnl::convolution_forward prim;
     std::shared_ptr<memory> weights;  // in the layout pd wants
     std::shared_ptr<dnnl_glue::Call> call;  // prim with its arguments: src, dst per run
+    const WinogradF32Conv* winograd = nullptr;  // set instead of the above when it runs
   };
+
+  // Winograd for this shape: a 3x3 stride-1 conv it supports, and faster
+  // than oneDNN there by winograd_f32_wins() (or forced by KILN_WINOGRAD=1).
+  bool use_winograd(const ConvSetup& s) const {
+    if (!winograd_candidate_ || s.plain_src || s.group != 1) return false;
+    const WindowGeometry& g = s.g;
+    if (!WinogradF32Conv::supports(s.kh, s.kw, g.strides[0], g.strides[1], g.dilations[0], g.dilations[1], s.group,
+                                   g.pads_begin, g.pads_end))
+      return false;
+    if (g.out[0] <= 0 || g.out[1] <= 0) return false;
+    if (winograd_only_) return true;
+    return winograd_mode_ == WinogradMode::kForce || winograd_f32_wins(s.n, s.c, s.m, g.out[0], g.out[1]);
+  }
+
+  // The weights transformed for Winograd, once.
+  const WinogradF32Conv* winograd() const {
+    std::lock_guard<std::mutex> lock(weights_mutex_);
+    if (!winograd_) {
+      winograd_ = std::make_unique<WinogradF32Conv>(weights_.data<float>(), bias_.defined() ? bias_.data<float>() : nullptr,
+                                                    weights_.dim(1), weights_.dim(0), epilogue_of(node_));
+    }
+    return winograd_.get();
+  }
 
   Prepared prepare(const Tensor& x, bool plain) const {
     ConvSetup s;
@@ -256,7 +308,8 @@ class BlockedConvKernel : public Kernel {
     if (!plain && ceil_div(s.c, block_) != x.dim(1)) throw Error(node_.describe() + ": X's channel blocks do not match W");
     for (int64_t o : s.g.out)
       if (o < 0) throw Error(node_.describe() + ": invalid output size");
-    Prepared p{s, conv_pd(s, attr_), {}, nullptr, nullptr};
+    if (use_winograd(s)) return Prepared{s, {}, {}, nullptr, nullptr, winograd()};
+    Prepared p{s, conv_pd(s, attr_), {}, nullptr, nullptr, nullptr};
     p.prim = dnnl::convolution_forward(p.pd);
     p.weights = reordered_weights(s, p.pd.weights_desc());
     std::unordered_map<int, memory> fixed = {{DNNL_ARG_WEIGHTS, *p.weights}};
@@ -288,6 +341,10 @@ class BlockedConvKernel : public Kernel {
   ShapeCache<Prepared> prepared_;
   mutable std::mutex weights_mutex_;
   mutable std::vector<std::shared_ptr<memory>> packed_weights_;
+  WinogradMode winograd_mode_ = WinogradMode::kOff;
+  bool winograd_candidate_ = false;  // weights_ keeps the originals then...
+  bool winograd_only_ = false;       // ...unless the static shape picked Winograd
+  mutable std::unique_ptr<WinogradF32Conv> winograd_;
 };
 
 // ---- BlockedPool ------------------------------------------------------------------

@@ -1,0 +1,219 @@
+#include "kernels/cpu/winograd_f32.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+
+#include "core/thread_pool.h"
+#include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/winograd_f32_tiles.h"
+
+namespace kiln {
+
+namespace {
+
+// G of F(4x4, 3x3): U = G g G^T is 6x6 per (output, input) channel pair.
+constexpr double kG4[6][3] = {
+    {1.0 / 4, 0, 0},
+    {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+    {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+    {1.0 / 24, 1.0 / 12, 1.0 / 6},
+    {1.0 / 24, -1.0 / 12, 1.0 / 6},
+    {0, 0, 1},
+};
+// G of F(2x2, 3x3): 4x4.
+constexpr double kG2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+
+float* aligned_floats(int64_t n) {
+  void* p = std::aligned_alloc(64, size_t((n * int64_t(sizeof(float)) + 63) / 64 * 64));
+  if (!p) throw std::bad_alloc();
+  return static_cast<float*>(p);
+}
+void free_floats(float* p) { std::free(p); }
+
+// This thread's scratch, grown to at least n floats; kept for later runs.
+float* thread_scratch(int64_t n) {
+  thread_local std::unique_ptr<float[], void (*)(float*)> buf{nullptr, free_floats};
+  thread_local int64_t size = 0;
+  if (size < n) {
+    buf.reset(aligned_floats(n));
+    size = n;
+  }
+  return buf.get();
+}
+
+void run_epilogue(const void* ctx, float* p, int64_t n) {
+  apply_epilogue(*static_cast<const std::vector<EpilogueStep>*>(ctx), p, n);
+}
+
+// How run() splits the work: blocks of tiles, each with a scratch of
+// 36 x tiles x (C + M) floats within about 256 KiB of L2 but at least 12
+// tiles (two GEMM row tiles per pass over U: a little faster than 6 on the
+// ResNet shapes), their count a multiple of the threads so that each gets as
+// many; and when there are too few tiles for every thread to fill a 6-row
+// GEMM tile, slices of the output channels too (each thread then reads only
+// its part of U).
+struct WorkSplit {
+  int64_t tile_block = 1, blocks = 1, m_slices = 1;
+};
+
+WorkSplit split_work(int64_t points, int64_t tiles, int64_t in_floats, int64_t m_pad, int threads) {
+  static const int64_t forced = [] {
+    const char* e = std::getenv("KILN_WINOGRAD_TILES");  // tuning only
+    return e ? std::atoll(e) : 0;
+  }();
+  WorkSplit w;
+  const int64_t cache_rows =
+      forced > 0 ? forced : std::clamp<int64_t>((256 * 1024 / 4) / (points * (in_floats + m_pad)) / 6 * 6, 12, 96);
+  const int64_t panels = m_pad / 16;
+  if (threads > 1 && tiles < 6 * threads && panels >= threads) {
+    w.m_slices = threads;
+    w.blocks = (tiles + cache_rows - 1) / cache_rows;
+  } else {
+    w.blocks = (tiles + cache_rows - 1) / cache_rows;
+    w.blocks = (w.blocks + threads - 1) / threads * threads;
+    w.blocks = std::min(w.blocks, tiles);
+  }
+  w.tile_block = (tiles + w.blocks - 1) / w.blocks;
+  w.blocks = (tiles + w.tile_block - 1) / w.tile_block;
+  return w;
+}
+
+}  // namespace
+
+bool WinogradF32Conv::available() { return cpu_isa_selected() >= CpuIsa::kAvx2; }
+
+bool WinogradF32Conv::supports(int64_t kh, int64_t kw, int64_t stride_h, int64_t stride_w, int64_t dil_h,
+                               int64_t dil_w, int64_t group, const std::vector<int64_t>& pads_begin,
+                               const std::vector<int64_t>& pads_end) {
+  if (kh != 3 || kw != 3 || stride_h != 1 || stride_w != 1 || dil_h != 1 || dil_w != 1 || group != 1) return false;
+  if (pads_begin.size() != 2 || pads_end.size() != 2) return false;
+  for (int64_t p : pads_begin)
+    if (p < 0 || p > 2) return false;
+  for (int64_t p : pads_end)
+    if (p < 0 || p > 2) return false;
+  return true;
+}
+
+WinogradF32Conv::WinogradF32Conv(const float* w, const float* bias, int64_t C, int64_t M,
+                                 std::vector<EpilogueStep> epilogue, int tile)
+    : C_(C), M_(M), in_blocks_((C + kBlock - 1) / kBlock), m_pad_((M + 15) / 16 * 16), tile_(tile == 2 ? 2 : 4),
+      epilogue_(std::move(epilogue)) {
+  const int64_t K = in_blocks_ * kBlock, panels = m_pad_ / 16;
+  const int alpha = tile_ + 2;
+  const double(*G)[3] = tile_ == 2 ? kG2 : kG4;
+  const int64_t n = alpha * alpha * K * m_pad_;
+  u_ = std::unique_ptr<float[], void (*)(float*)>(aligned_floats(n), free_floats);
+  std::memset(u_.get(), 0, size_t(n) * sizeof(float));
+  // Panel by panel, so that the 36 output streams are written in order.
+  for (int64_t q = 0; q < panels; ++q) {
+    for (int64_t c = 0; c < C; ++c) {
+      for (int64_t m = q * 16; m < std::min(M, q * 16 + 16); ++m) {
+        const float* g = w + (m * C + c) * 9;
+        double gg[6][3];  // G g
+        for (int i = 0; i < alpha; ++i)
+          for (int k = 0; k < 3; ++k) gg[i][k] = G[i][0] * g[k] + G[i][1] * g[3 + k] + G[i][2] * g[6 + k];
+        for (int i = 0; i < alpha; ++i) {
+          for (int k = 0; k < alpha; ++k) {
+            const double v = gg[i][0] * G[k][0] + gg[i][1] * G[k][1] + gg[i][2] * G[k][2];
+            u_[(((i * alpha + k) * panels + q) * K + c) * 16 + m % 16] = float(v);
+          }
+        }
+      }
+    }
+  }
+  bias_.assign(size_t(m_pad_), 0.0f);
+  if (bias) std::copy(bias, bias + M, bias_.begin());
+  // ReLU and Clip run as a clamp in the output loop; anything else as a call
+  // on each stored row of a tile.
+  if (epilogue_.size() == 1 && epilogue_[0].kind == EpilogueStep::Kind::kRelu) {
+    clamp_ = true;
+    lo_ = 0;
+    hi_ = std::numeric_limits<float>::infinity();
+    epilogue_.clear();
+  } else if (epilogue_.size() == 1 && epilogue_[0].kind == EpilogueStep::Kind::kClip) {
+    clamp_ = true;
+    lo_ = epilogue_[0].alpha;
+    hi_ = epilogue_[0].beta;
+    epilogue_.clear();
+  }
+}
+
+void WinogradF32Conv::run(const WinogradF32Geometry& g, const float* x, float* y, ThreadPool* pool) const {
+  WinogradF32Job j;
+  j.H = g.H;
+  j.W = g.W;
+  j.OH = g.OH;
+  j.OW = g.OW;
+  j.pad_top = g.pad_top;
+  j.pad_left = g.pad_left;
+  j.tile = tile_;
+  j.tiles_h = (g.OH + tile_ - 1) / tile_;
+  j.tiles_w = (g.OW + tile_ - 1) / tile_;
+  j.in_blocks = in_blocks_;
+  j.out_blocks = (M_ + kBlock - 1) / kBlock;
+  j.m_pad = m_pad_;
+  j.m_tail = M_ % kBlock;
+  j.x = x;
+  j.y = y;
+  j.u = u_.get();
+  j.bias = bias_.data();
+  j.clamp = clamp_;
+  j.lo = lo_;
+  j.hi = hi_;
+  if (!epilogue_.empty()) {
+    j.epilogue = run_epilogue;
+    j.epilogue_ctx = &epilogue_;
+  }
+  const int64_t tiles = g.N * j.tiles_h * j.tiles_w;
+  if (tiles == 0) return;
+  const int threads = pool ? pool->num_threads() : 1;
+  const WorkSplit w = split_work((tile_ + 2) * (tile_ + 2), tiles, in_blocks_ * kBlock, m_pad_, threads);
+  j.tile_block = w.tile_block;
+  const int64_t panels = m_pad_ / 16, items = w.blocks * w.m_slices;
+  const int64_t parts = std::min<int64_t>(threads, items);
+  const int64_t scratch = winograd_f32_scratch_floats(j);
+  parallel_for(pool, parts, [&](int64_t begin, int64_t end) {
+    float* s = thread_scratch(scratch);
+    for (int64_t part = begin; part < end; ++part) {
+      for (int64_t i = part * items / parts; i < (part + 1) * items / parts; ++i) {
+        const int64_t b = i / w.m_slices, slice = i % w.m_slices;
+        winograd_f32_tiles_avx2(j, b * j.tile_block, std::min(tiles, (b + 1) * j.tile_block),
+                                 slice * panels / w.m_slices, (slice + 1) * panels / w.m_slices, s);
+      }
+    }
+  });
+}
+
+WinogradMode winograd_mode() {
+  const char* e = std::getenv("KILN_WINOGRAD");
+  if (e && std::strcmp(e, "0") == 0) return WinogradMode::kOff;
+  if (e && std::strcmp(e, "1") == 0) return WinogradMode::kForce;
+  return WinogradMode::kAuto;
+}
+
+bool winograd_f32_wins(int64_t N, int64_t C, int64_t M, int64_t OH, int64_t OW) {
+  // Speed, measured on Zen 3 (AVX2, one thread) against oneDNN 2.6's
+  // jit:avx2 direct convolution (docs/kernels.md): Winograd is 1.3x to 3x
+  // faster on every 3x3 layer of the CNN zoo down to C16 and 7x7 outputs
+  // (4 tiles); it ties with 8 channels and is 3x slower on a single tile (a
+  // 3x3 output of C512: U, 4x the weights, streamed for one tile).
+  // Accuracy: its transforms add a rounding error of about 1e-6 of the
+  // terms' magnitudes per layer whatever C is, while the direct sum's own
+  // error grows with C; with C = 32 (Inception-v3's 147x147 stem) that
+  // amplifies to 1.2e-4 relative L2 at the output, over kiln's 1e-4
+  // budget, so small-C layers (also those it speeds up least) stay direct.
+  // Memory: the transformed weights are 4x the 3x3 ones. On 7x7 outputs (4
+  // tiles an image: ResNet's last stage, 512 channels, 38 MB a conv) it
+  // gains least (1.5x) and costs most, and would lift ResNet-50's peak
+  // memory from 180 to 310 MB: those stay direct, whatever the batch.
+  // The batch does not enter the choice, so that a conv's kernel picks once
+  // for every batch size and keeps only the weights that one needs.
+  static_cast<void>(N);
+  const int64_t tiles_per_image = ((OH + 3) / 4) * ((OW + 3) / 4);
+  return C >= 64 && M >= 16 && tiles_per_image >= 9;
+}
+
+}  // namespace kiln

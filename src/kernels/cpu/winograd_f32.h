@@ -1,0 +1,76 @@
+// Winograd convolution F(4x4, 3x3) (Lavin & Gray 2015, "Fast Algorithms for
+// Convolutional Neural Networks") on kiln's blocked layout with 8-channel
+// blocks (nChw8c, kernels/cpu/dnnl_glue.h): 3x3 kernels, stride 1,
+// dilation 1, one group, pads 0 to 2 on each side. Each 4x4 output tile
+// costs 36 multiply-adds per (input, output) channel pair instead of 144.
+//
+// F(2x2, 3x3) is there too (tile = 2): 15x more accurate, but slower than
+// both F(4x4) and oneDNN on the layers measured, so not selected.
+//
+// Lifecycle: the constructor transforms the weights once (U = G g G^T, in
+// double, rounded to float, laid out as 36 [C x M] matrices in 16-column
+// panels); run() transforms the input tiles, multiplies and transforms the
+// output with the bias and epilogue fused, threaded over blocks of tiles.
+// Scratch is one buffer per pool thread that only ever grows, so steady-state
+// runs do not allocate. AVX2 + FMA only: available() says whether this CPU
+// (capped by KILN_CPU_ISA) can run it; callers fall back to oneDNN otherwise.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "ir/epilogue.h"
+
+namespace kiln {
+
+class ThreadPool;
+
+struct WinogradF32Geometry {
+  int64_t N = 1, H = 1, W = 1;            // input batch and spatial size
+  int64_t pad_top = 0, pad_left = 0;      // 0..2
+  int64_t OH = 1, OW = 1;                 // H + pads - 2, W + pads - 2
+};
+
+class WinogradF32Conv {
+ public:
+  static constexpr int64_t kBlock = 8;
+
+  // Whether this CPU runs it (AVX2 + FMA, not capped below by KILN_CPU_ISA).
+  static bool available();
+  // Whether a conv of these attributes is one it computes.
+  static bool supports(int64_t kh, int64_t kw, int64_t stride_h, int64_t stride_w, int64_t dil_h, int64_t dil_w,
+                       int64_t group, const std::vector<int64_t>& pads_begin, const std::vector<int64_t>& pads_end);
+
+  // w: [M, C, 3, 3]; bias: M floats or null. The epilogue runs after the
+  // bias. tile: 4 for F(4x4, 3x3), 2 for F(2x2, 3x3).
+  WinogradF32Conv(const float* w, const float* bias, int64_t C, int64_t M, std::vector<EpilogueStep> epilogue,
+                  int tile = 4);
+
+  // x: [N, ceil(C/8), H, W, 8] -> y: [N, ceil(M/8), OH, OW, 8], padded
+  // channels of y written as zeros.
+  void run(const WinogradF32Geometry& g, const float* x, float* y, ThreadPool* pool) const;
+
+  int64_t C() const { return C_; }
+  int tile() const { return tile_; }
+  int64_t M() const { return M_; }
+
+ private:
+  int64_t C_, M_, in_blocks_, m_pad_;
+  int tile_;
+  std::unique_ptr<float[], void (*)(float*)> u_{nullptr, nullptr};
+  std::vector<float> bias_;
+  std::vector<EpilogueStep> epilogue_;
+  bool clamp_ = false;
+  float lo_ = 0, hi_ = 0;
+};
+
+// KILN_WINOGRAD: "0" never, "1" for every conv it supports, unset (or
+// anything else): where winograd_f32_wins() says so.
+enum class WinogradMode { kOff, kAuto, kForce };
+WinogradMode winograd_mode();
+
+// The selection rule, from bench/micro/kernels.cpp's measurements against
+// oneDNN's direct convolution (docs/kernels.md).
+bool winograd_f32_wins(int64_t N, int64_t C, int64_t M, int64_t OH, int64_t OW);
+
+}  // namespace kiln
