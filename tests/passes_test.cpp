@@ -123,7 +123,7 @@ bool run_pass(Graph& g, const std::string& name) {
 // Runs the named passes (then dead-code elimination) on the model, checks
 // the result against the unoptimized model on random inputs, and returns
 // the optimized graph's ops.
-std::string check_passes(const Builder& b, std::vector<std::string> names, double rtol = 1e-5) {
+std::string check_passes(const Builder& b, std::vector<std::string> names, double rtol = 1e-5, double atol = 1e-5) {
   Model ref = load(b), opt = load(b);
   names.push_back("eliminate_dead_code");
   bool changed = false;
@@ -148,7 +148,7 @@ std::string check_passes(const Builder& b, std::vector<std::string> names, doubl
   EXPECT_EQ(want.size(), got.size());
   for (size_t i = 0; i < want.size() && i < got.size(); ++i) {
     EXPECT_EQ(ref.graph->outputs[i]->name, opt.graph->outputs[i]->name);
-    EXPECT_TRUE(all_close(got[i], want[i], rtol, 1e-5)) << "output " << i;
+    EXPECT_TRUE(all_close(got[i], want[i], rtol, atol)) << "output " << i;
   }
   return ops_of(*opt.graph);
 }
@@ -635,6 +635,58 @@ TEST(LayoutBlocked, ConcurrentRunsOfOneSession) {
     });
   for (auto& th : threads) th.join();
   EXPECT_EQ(mismatches.load(), 0);
+}
+
+// The residual Add of a ResNet block moves into the conv before it: with the
+// oneDNN path (1x1), the Winograd path (3x3, 64 channels, 12x12) and a
+// strided conv, the Add's ReLU after the sum; not when the conv output has
+// another reader or the conv already has an epilogue.
+TEST(FuseConvSum, ResidualAddsMoveIntoTheConv) {
+  if (!blocked_convs_available()) GTEST_SKIP() << "no oneDNN JIT convolution at this ISA (KILN_CPU_ISA)";
+  struct Case {
+    int64_t c, k, stride;
+    bool relu_on_conv, second_reader;
+    int fused;
+  };
+  const Case cases[] = {
+      {16, 1, 1, false, false, 1}, {64, 3, 1, false, false, 1}, {24, 3, 2, false, false, 1},
+      {16, 1, 1, true, false, 0},  {16, 1, 1, false, true, 0},
+  };
+  for (const Case& c : cases) {
+    Builder b;
+    b.input("x", {2, c.c, 12, 12}).output("y");
+    b.random_constant("w0", {c.c, c.c, 1, 1}).random_constant("w", {c.c, c.c, c.k, c.k}).random_constant("bias", {c.c});
+    b.random_constant("ws", {c.c, c.c, 1, 1});
+    b.node("Conv", {"x", "w0"}, {"h"});  // blocked producer of the block input
+    onnx::NodeProto* conv = b.node("Conv", {"h", "w", "bias"}, {"c"});
+    set_ints(conv, "pads", std::vector<int64_t>(4, c.k / 2));
+    set_ints(conv, "strides", {c.stride, c.stride});
+    std::string residual = "h";
+    if (c.stride != 1) {  // a projection shortcut, like ResNet's downsample
+      set_ints(b.node("Conv", {"h", "ws"}, {"short"}), "strides", {c.stride, c.stride});
+      residual = "short";
+    }
+    std::string sum_in = "c";
+    if (c.relu_on_conv) {
+      b.node("Relu", {"c"}, {"cr"});
+      sum_in = "cr";
+    }
+    b.node("Add", {sum_in, residual}, {"a"});
+    if (c.second_reader) {
+      b.node("Relu", {"a"}, {"r"});
+      b.node("Add", {"r", "c"}, {"y"});
+    } else {
+      b.node("Relu", {"a"}, {"y"});
+    }
+    // Winograd (the 64-channel 3x3 case) rounds differently from the direct
+    // conv, by ~2e-6 of the sum of the terms' magnitudes (here ~800).
+    const double atol = c.c == 64 ? 5e-3 : 1e-5;
+    const std::string ops =
+        check_passes(b, {"fuse_epilogue", "layout_blocked", "eliminate_dead_code", "fuse_conv_sum"}, 1e-4, atol);
+    const int adds = count_op(ops, "Add");
+    EXPECT_EQ(adds, (c.second_reader ? 2 : 1) - c.fused) << ops << " case c=" << c.c << " k=" << c.k;
+    if (c.fused) EXPECT_NE(ops.find("BlockedConv+Relu"), std::string::npos) << ops;
+  }
 }
 
 TEST(LayoutBlocked, ReordersAndConvForBothBlockSizes) {

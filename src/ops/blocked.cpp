@@ -172,14 +172,28 @@ dnnl::convolution_forward::primitive_desc conv_pd(const ConvSetup& s, const dnnl
   return dnnl::convolution_forward::primitive_desc(d, attr, dnnl_glue::engine());
 }
 
-dnnl::primitive_attr conv_attr(const Node& conv) {
+// The node's epilogue as post-ops; with `sum` (the layout of the sum input,
+// input 3), y = epilogue(conv + sum): a binary add first, reading the sum
+// while the conv stores.
+dnnl::primitive_attr conv_attr(const Node& conv, const memory::desc* sum = nullptr) {
   dnnl::primitive_attr attr;
   dnnl::post_ops po;
-  if (!dnnl_glue::post_ops_for(epilogue_of(conv), &po))
+  if (sum) po.append_binary(dnnl::algorithm::binary_add, *sum);
+  dnnl::post_ops steps;
+  if (!dnnl_glue::post_ops_for(epilogue_of(conv), &steps))
     throw Error(conv.describe() + ": its epilogue has no oneDNN equivalent");
+  for (int i = 0; i < steps.len(); ++i) {
+    float scale, alpha, beta;
+    dnnl::algorithm alg;
+    steps.get_params_eltwise(i, scale, alg, alpha, beta);
+    po.append_eltwise(scale, alg, alpha, beta);
+  }
   attr.set_post_ops(po);
   return attr;
 }
+
+// Whether a BlockedConv node has a sum input (input 3).
+bool has_sum(const Node& conv) { return conv.has_input(3); }
 
 void infer_blocked_conv(InferContext& ctx) {
   const ValueType& x = ctx.input_type(0);
@@ -194,8 +208,15 @@ void infer_blocked_conv(InferContext& ctx) {
   std::string err = window_geometry(ctx.node(), {known(d[2]), known(d[3])}, {ws[2], ws[3]}, false, &g);
   if (!err.empty()) throw ctx.error(err);
   auto out = [](int64_t v) { return v >= 0 ? Dim::known(v) : Dim::unknown(); };
-  ctx.set_output(0, x.dtype, DimVector{d[0], Dim::known(ceil_div(ws[0], block)), out(g.out[0]), out(g.out[1]),
-                                       Dim::known(block)});
+  const DimVector y{d[0], Dim::known(ceil_div(ws[0], block)), out(g.out[0]), out(g.out[1]), Dim::known(block)};
+  if (ctx.has_input(3)) {
+    const ValueType& sum = ctx.input_type(3);
+    bool ok = sum.dtype == DType::kFloat32 && sum.rank() == 5;
+    for (size_t i = 0; ok && i < 5; ++i)
+      ok = !(*sum.shape)[i].is_known() || !y[i].is_known() || (*sum.shape)[i].value == y[i].value;
+    if (!ok) throw ctx.error("the sum input " + sum.str() + " does not match the output");
+  }
+  ctx.set_output(0, x.dtype, y);
 }
 
 class BlockedConvKernel : public Kernel {
@@ -251,6 +272,9 @@ class BlockedConvKernel : public Kernel {
     Tensor& y = ctx.output_uninitialized(0, DType::kFloat32,
                            {x.dim(0), ceil_div(weights_.dim(0), block_), p.setup.g.out[0], p.setup.g.out[1], block_});
     if (y.numel() == 0) return;
+    const Tensor* sum = has_sum(node_) ? &ctx.input(3) : nullptr;
+    if (sum && (sum->dtype() != DType::kFloat32 || sum->shape() != y.shape()))
+      throw ctx.error("the sum input " + shape_str(sum->shape()) + " does not match the output " + shape_str(y.shape()));
     if (p.winograd) {
       WinogradF32Geometry g;
       g.N = x.dim(0);
@@ -260,10 +284,11 @@ class BlockedConvKernel : public Kernel {
       g.pad_left = p.setup.g.pads_begin[1];
       g.OH = p.setup.g.out[0];
       g.OW = p.setup.g.out[1];
-      p.winograd->run(g, x.data<float>(), y.data<float>(), ctx.thread_pool());
+      p.winograd->run(g, x.data<float>(), y.data<float>(), ctx.thread_pool(), sum ? sum->data<float>() : nullptr);
       return;
     }
-    p.call->run({x.raw(), y.raw()}, threads_of(ctx));
+    if (sum) p.call->run({x.raw(), y.raw(), sum->raw()}, threads_of(ctx));
+    else p.call->run({x.raw(), y.raw()}, threads_of(ctx));
   }
 
  private:
@@ -309,14 +334,15 @@ class BlockedConvKernel : public Kernel {
     for (int64_t o : s.g.out)
       if (o < 0) throw Error(node_.describe() + ": invalid output size");
     if (use_winograd(s)) return Prepared{s, {}, {}, nullptr, nullptr, winograd()};
-    Prepared p{s, conv_pd(s, attr_), {}, nullptr, nullptr, nullptr};
+    const memory::desc dst = conv_dst_desc(s);
+    Prepared p{s, conv_pd(s, has_sum(node_) ? conv_attr(node_, &dst) : attr_), {}, nullptr, nullptr, nullptr};
     p.prim = dnnl::convolution_forward(p.pd);
     p.weights = reordered_weights(s, p.pd.weights_desc());
     std::unordered_map<int, memory> fixed = {{DNNL_ARG_WEIGHTS, *p.weights}};
     if (bias_.defined()) fixed.emplace(DNNL_ARG_BIAS, wrap(p.pd.bias_desc(), bias_.raw()));
-    p.call = std::make_shared<dnnl_glue::Call>(
-        p.prim, std::vector<std::pair<int, memory::desc>>{{DNNL_ARG_SRC, p.pd.src_desc()}, {DNNL_ARG_DST, p.pd.dst_desc()}},
-        std::move(fixed));
+    std::vector<std::pair<int, memory::desc>> args = {{DNNL_ARG_SRC, p.pd.src_desc()}, {DNNL_ARG_DST, p.pd.dst_desc()}};
+    if (has_sum(node_)) args.emplace_back(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, dst);
+    p.call = std::make_shared<dnnl_glue::Call>(p.prim, std::move(args), std::move(fixed));
     return p;
   }
 
@@ -508,7 +534,8 @@ OpSchema kiln_schema(const char* name, int max_inputs) {
 
 }  // namespace
 
-std::string blocked_conv_impl(const Node& conv, int64_t n, int64_t h, int64_t w, bool plain_src, int64_t block) {
+std::string blocked_conv_impl(const Node& conv, int64_t n, int64_t h, int64_t w, bool plain_src, int64_t block,
+                              bool with_sum) {
   const Value* wv = conv.inputs.size() > 1 ? conv.inputs[1] : nullptr;
   if (!wv || !wv->initializer) return "";
   ConvSetup s;
@@ -516,7 +543,8 @@ std::string blocked_conv_impl(const Node& conv, int64_t n, int64_t h, int64_t w,
   for (int64_t o : s.g.out)
     if (o <= 0) return "";
   try {
-    return conv_pd(s, conv_attr(conv)).impl_info_str();
+    const memory::desc dst = conv_dst_desc(s);
+    return conv_pd(s, conv_attr(conv, with_sum ? &dst : nullptr)).impl_info_str();
   } catch (const std::exception&) {
     return "";
   }
@@ -537,7 +565,7 @@ KILN_OP(FromBlocked) {
 }
 
 KILN_OP(BlockedConv) {
-  OpSchema s = kiln_schema("BlockedConv", 3);
+  OpSchema s = kiln_schema("BlockedConv", 4);
   s.min_inputs = 2;
   s.infer = infer_blocked_conv;
   s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<BlockedConvKernel>(node); };

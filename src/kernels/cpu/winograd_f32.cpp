@@ -141,7 +141,8 @@ WinogradF32Conv::WinogradF32Conv(const float* w, const float* bias, int64_t C, i
   }
 }
 
-void WinogradF32Conv::run(const WinogradF32Geometry& g, const float* x, float* y, ThreadPool* pool) const {
+void WinogradF32Conv::run(const WinogradF32Geometry& g, const float* x, float* y, ThreadPool* pool,
+                          const float* sum) const {
   WinogradF32Job j;
   j.H = g.H;
   j.W = g.W;
@@ -160,6 +161,7 @@ void WinogradF32Conv::run(const WinogradF32Geometry& g, const float* x, float* y
   j.y = y;
   j.u = u_.get();
   j.bias = bias_.data();
+  j.sum = sum;
   j.clamp = clamp_;
   j.lo = lo_;
   j.hi = hi_;

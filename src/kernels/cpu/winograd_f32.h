@@ -47,8 +47,10 @@ class WinogradF32Conv {
                   int tile = 4);
 
   // x: [N, ceil(C/8), H, W, 8] -> y: [N, ceil(M/8), OH, OW, 8], padded
-  // channels of y written as zeros.
-  void run(const WinogradF32Geometry& g, const float* x, float* y, ThreadPool* pool) const;
+  // channels of y written as zeros. With `sum` (y's shape), y =
+  // epilogue(conv + bias + sum).
+  void run(const WinogradF32Geometry& g, const float* x, float* y, ThreadPool* pool,
+           const float* sum = nullptr) const;
 
   int64_t C() const { return C_; }
   int tile() const { return tile_; }

@@ -238,13 +238,17 @@ void output_tile(const WinogradF32Job& j, const TileAt& at, const float* p, int6
     const bool tail = j.m_tail != 0 && ob == j.out_blocks - 1;
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const V8 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(int(j.m_tail)), lane));
-    float* plane = j.y + (at.n * j.out_blocks + ob) * j.OH * j.OW * 8;
+    const int64_t plane_at = (at.n * j.out_blocks + ob) * j.OH * j.OW * 8;
+    float* plane = j.y + plane_at;
     for (int64_t i = 0; i < ny; ++i) {
       V8 out[T];
       F::output_1d(t[i][0], 8, out);
-      float* dst = plane + ((at.oy + i) * j.OW + at.ox) * 8;
+      const int64_t row_at = ((at.oy + i) * j.OW + at.ox) * 8;
+      float* dst = plane + row_at;
+      const float* add = j.sum ? j.sum + plane_at + row_at : nullptr;
       for (int64_t k = 0; k < nx; ++k) {
         V8 r = _mm256_add_ps(out[k], bias);
+        if (add) r = _mm256_add_ps(r, _mm256_loadu_ps(add + k * 8));
         if (j.clamp) r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
         if (tail) r = _mm256_and_ps(r, keep);
         _mm256_storeu_ps(dst + k * 8, r);

@@ -24,6 +24,7 @@ struct WinogradF32Job {
   // panels.
   const float* u = nullptr;
   const float* bias = nullptr;  // m_pad floats, zero past M
+  const float* sum = nullptr;   // null, or added before the clamp/epilogue (y's layout)
   float lo = 0, hi = 0;         // clamp after the bias (ReLU: 0, +inf)
   bool clamp = false;
   // Any other epilogue: called on each stored run of n floats of y.

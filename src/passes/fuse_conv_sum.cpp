@@ -1,0 +1,72 @@
+// Add(BlockedConv(...), S), with S another blocked value of the output's
+// shape, becomes BlockedConv(..., S): the residual Add of ResNet-style blocks
+// is read while the conv stores its output (a oneDNN binary post-op, or in
+// the Winograd output transform) instead of costing one more pass over
+// memory. The Add's own epilogue (the block's ReLU) moves to the conv, after
+// the sum. Runs after layout_blocked, on the blocked graph.
+#include "ir/epilogue.h"
+#include "ir/op.h"
+#include "ops/blocked.h"
+#include "passes/passes.h"
+#include "passes/rewrite.h"
+
+namespace kiln::passes {
+
+namespace {
+
+Node* blocked_conv_producing(const Value* v) {
+  Node* p = v ? v->producer : nullptr;
+  return p && p->domain == kKilnDomain && p->op_type == "BlockedConv" ? p : nullptr;
+}
+
+bool same_static_shape(const Value* a, const Value* b) {
+  return a->type.dtype == DType::kFloat32 && b->type.dtype == DType::kFloat32 && a->type.is_static() &&
+         b->type.is_static() && a->type.static_shape() == b->type.static_shape();
+}
+
+// Whether oneDNN runs `conv` with a sum post-op by a JIT kernel (it does for
+// the usual convs; a reference fallback would lose more than the Add costs).
+bool jit_with_sum(const Node& conv) {
+  const ValueType& x = conv.inputs[0]->type;
+  if (!x.is_static() || (x.rank() != 4 && x.rank() != 5)) return false;
+  const Shape xs = x.static_shape();
+  const std::string impl =
+      blocked_conv_impl(conv, xs[0], xs[2], xs[3], x.rank() == 4, conv.attr_int("block", 0), /*with_sum=*/true);
+  return impl.rfind("jit", 0) == 0;
+}
+
+bool fuse(Graph& g, Node& add) {
+  for (int i = 0; i < 2; ++i) {
+    Value* c = add.inputs[static_cast<size_t>(i)];
+    Value* s = add.inputs[static_cast<size_t>(1 - i)];
+    Node* conv = blocked_conv_producing(c);
+    if (!conv || c == s || conv->has_input(3) || has_epilogue(*conv) || !only_read_by(g, c, &add)) continue;
+    if (s->producer == conv || !same_static_shape(c, s) || !jit_with_sum(*conv)) continue;
+    std::vector<Value*> inputs = {conv->inputs[0], conv->inputs[1], conv->has_input(2) ? conv->inputs[2] : nullptr, s};
+    Node* fused = add_node(g, "BlockedConv", conv->name, std::move(inputs), {add.outputs[0]}, conv->opset);
+    fused->domain = kKilnDomain;
+    fused->attrs = conv->attrs;
+    for (const EpilogueStep& step : epilogue_of(add)) append_epilogue(*fused, step);
+    detach_node(g, &add);
+    detach_node(g, conv);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool fuse_conv_sum(Graph& g) {
+  bool changed = false;
+  const size_t count = g.nodes.size();
+  for (size_t i = 0; i < count; ++i) {
+    Node& add = *g.nodes[i];
+    if (add.op_type != "Add" || !add.domain.empty() || add.inputs.size() != 2 || !add.inputs[0] || !add.inputs[1] ||
+        !add.has_output(0))
+      continue;
+    changed |= fuse(g, add);
+  }
+  return changed;
+}
+
+}  // namespace kiln::passes
