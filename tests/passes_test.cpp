@@ -353,6 +353,94 @@ TEST(Passes, LayerNormIsRecognized) {
   EXPECT_EQ(check_passes(b, {"recognize_layernorm"}, 1e-4), "LayerNormalization");
 }
 
+// ---- fold_transposes -------------------------------------------------------------
+
+// The perm of the Transpose producing `name` in g, or {-1} when none does.
+std::vector<int64_t> transpose_perm(const Graph& g, const std::string& name) {
+  const Value* v = g.find(name);
+  if (!v || !v->producer || v->producer->op_type != "Transpose") return {-1};
+  return v->producer->attr_ints("perm");
+}
+
+TEST(FoldTransposes, ChainComposingToTheIdentityGoes) {
+  Builder b;
+  b.input("x", {2, 3, 4}).output("y");
+  set_ints(b.node("Transpose", {"x"}, {"t1"}), "perm", {1, 2, 0});
+  set_ints(b.node("Transpose", {"t1"}, {"t2"}), "perm", {2, 0, 1});
+  b.node("Relu", {"t2"}, {"y"});
+  EXPECT_EQ(check_passes(b, {"fold_transposes"}), "Relu");
+}
+
+TEST(FoldTransposes, IdentityChainBeforeAGraphOutputKeepsItsName) {
+  Builder b;
+  b.input("x", {2, 3, 4}).output("y");
+  b.node("Relu", {"x"}, {"r"});
+  b.node("Transpose", {"r"}, {"t1"});  // default perm: reversed
+  b.node("Transpose", {"t1"}, {"y"});
+  EXPECT_EQ(check_passes(b, {"fold_transposes"}), "Relu");  // checks the output name too
+}
+
+TEST(FoldTransposes, ChainBecomesOneTransposeWithTheComposedPerm) {
+  Builder b;
+  b.input("x", {2, 3, 4, 5}).output("y");
+  set_ints(b.node("Transpose", {"x"}, {"t1"}), "perm", {0, 2, 1, 3});
+  set_ints(b.node("Transpose", {"t1"}, {"t2"}), "perm", {0, 1, 3, 2});
+  set_ints(b.node("Transpose", {"t2"}, {"y"}), "perm", {3, 1, 2, 0});
+  EXPECT_EQ(check_passes(b, {"fold_transposes"}), "Transpose");
+  Model m = load(b);
+  EXPECT_TRUE(run_pass(*m.graph, "fold_transposes"));
+  // t1 reads x[0, 2, 1, 3]; t2 then t1[0, 1, 3, 2] = x[0, 2, 3, 1]; y = t2[3, 1, 2, 0].
+  EXPECT_EQ(transpose_perm(*m.graph, "y"), (std::vector<int64_t>{1, 2, 3, 0}));
+  EXPECT_EQ(m.graph->find("y")->producer->inputs[0], m.graph->find("x"));
+}
+
+TEST(FoldTransposes, InnerTransposeReadByOthersStays) {
+  Builder b;
+  b.input("x", {2, 3, 4}).output("y").output("z");
+  set_ints(b.node("Transpose", {"x"}, {"t1"}), "perm", {1, 0, 2});
+  set_ints(b.node("Transpose", {"t1"}, {"t2"}), "perm", {0, 2, 1});
+  b.node("Relu", {"t1"}, {"y"});
+  b.node("Neg", {"t2"}, {"z"});
+  EXPECT_EQ(check_passes(b, {"fold_transposes"}), "Transpose Transpose Relu Neg");
+  Model m = load(b);
+  EXPECT_TRUE(run_pass(*m.graph, "fold_transposes"));
+  EXPECT_EQ(transpose_perm(*m.graph, "t2"), (std::vector<int64_t>{1, 2, 0}));
+  EXPECT_EQ(m.graph->find("t2")->producer->inputs[0], m.graph->find("x"));
+  EXPECT_EQ(m.graph->find("t1")->consumers.size(), 1u);  // the Relu only
+}
+
+TEST(FoldTransposes, IdentityPermGoes) {
+  Builder b;
+  b.input("x", {2, 3}).output("y");
+  set_ints(b.node("Transpose", {"x"}, {"t"}), "perm", {0, 1});
+  b.node("Relu", {"t"}, {"y"});
+  EXPECT_EQ(check_passes(b, {"fold_transposes"}), "Relu");
+}
+
+TEST(FoldTransposes, TransposeMovingOnlyUnitDimsIsAReshape) {
+  Builder b;
+  b.input("x", {5, 1, 8}).output("y");
+  set_ints(b.node("Transpose", {"x"}, {"t"}), "perm", {1, 0, 2});  // [1, 5, 8], the data unmoved
+  b.node("Relu", {"t"}, {"y"});
+  EXPECT_EQ(check_passes(b, {"fold_transposes"}), "Reshape Relu");
+}
+
+TEST(FoldTransposes, LeavesRealTransposesAlone) {
+  // A transpose that moves data; the identity between a graph input and a
+  // graph output (which needs a node of its own); a unit-dim move that
+  // reorders the other dims.
+  for (auto [shape, perm] : {std::pair<Shape, std::vector<int64_t>>{{3, 2, 4}, {1, 0, 2}},
+                             {{3, 2}, {0, 1}},
+                             {{3, 1, 4}, {2, 1, 0}}}) {
+    Builder b;
+    b.input("x", shape).output("y");
+    set_ints(b.node("Transpose", {"x"}, {"y"}), "perm", perm);
+    Model m = load(b);
+    EXPECT_FALSE(run_pass(*m.graph, "fold_transposes")) << shape_str(shape);
+    EXPECT_EQ(ops_of(*m.graph), "Transpose");
+  }
+}
+
 TEST(Passes, MatMulAddBecomesGemm) {
   Builder b;
   b.input("x", {3, 5}).output("y").random_constant("w", {5, 4}).random_constant("bias", {4});

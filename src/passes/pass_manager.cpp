@@ -22,6 +22,7 @@ const std::vector<Pass>& all_passes() {
       {"fold_shape", 1, fold_shape},
       {"fold_constants", 1, fold_constants},
       {"eliminate_common_subexpressions", 1, eliminate_common_subexpressions},
+      {"fold_transposes", 1, fold_transposes},
       {"eliminate_dead_code", 1, eliminate_dead_code},
       {"fold_batchnorm", 2, fold_batchnorm},
       {"batchnorm_to_affine", 2, batchnorm_to_affine},

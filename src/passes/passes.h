@@ -11,6 +11,7 @@ bool eliminate_identity(Graph& g);   // Identity, Dropout, Cast to the same type
 bool fold_shape(Graph& g);           // Shape/Size of statically shaped values
 bool fold_constants(Graph& g);       // nodes whose inputs are all constants
 bool eliminate_common_subexpressions(Graph& g);
+bool fold_transposes(Graph& g);      // Transpose chains composed, identity perms and unit-dim moves dropped
 bool eliminate_dead_code(Graph& g);  // unread nodes and initializers
 
 // Level 2: fusions and recognition of decomposed ops.
