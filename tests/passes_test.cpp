@@ -337,6 +337,65 @@ TEST(Passes, GeluIsRecognizedAndFused) {
   EXPECT_EQ(check_passes(b, {"recognize_gelu", "fuse_epilogue"}), "MatMul+Gelu");
 }
 
+// gelu(approximate='tanh') as PyTorch 1.13 exports it at opset 17 (x * x * x,
+// constants first), and as hand-written code often has it (Pow, x * 0.5 first).
+TEST(Passes, GeluTanhFormIsRecognizedAndFused) {
+  for (bool torch_form : {true, false}) {
+    Builder b;
+    b.input("x", {4, 6}).output("y").random_constant("w", {6, 5});
+    b.constant("c", {}, {0.044715f}).constant("k", {}, {0.7978846f}).constant("one", {}, {1.0f});
+    b.constant("half", {}, {0.5f}).constant("three", {}, {3.0f});
+    b.node("MatMul", {"x", "w"}, {"m"});
+    if (torch_form) {
+      b.node("Mul", {"m", "m"}, {"sq"});
+      b.node("Mul", {"m", "sq"}, {"cube"});
+      b.node("Mul", {"c", "cube"}, {"cc"});
+      b.node("Add", {"m", "cc"}, {"inner"});
+      b.node("Mul", {"k", "inner"}, {"scaled"});
+      b.node("Tanh", {"scaled"}, {"t"});
+      b.node("Add", {"one", "t"}, {"a"});
+      b.node("Mul", {"m", "a"}, {"p"});
+      b.node("Mul", {"half", "p"}, {"y"});
+    } else {
+      b.node("Pow", {"m", "three"}, {"cube"});
+      b.node("Mul", {"cube", "c"}, {"cc"});
+      b.node("Add", {"cc", "m"}, {"inner"});
+      b.node("Mul", {"inner", "k"}, {"scaled"});
+      b.node("Tanh", {"scaled"}, {"t"});
+      b.node("Add", {"t", "one"}, {"a"});
+      b.node("Mul", {"m", "half"}, {"h"});
+      b.node("Mul", {"h", "a"}, {"y"});
+    }
+    EXPECT_EQ(check_passes(b, {"recognize_gelu"}), "MatMul Gelu");
+    EXPECT_EQ(check_passes(b, {"recognize_gelu", "fuse_epilogue"}), "MatMul+GeluTanh") << torch_form;
+    Model m = load(b);
+    EXPECT_TRUE(run_pass(*m.graph, "recognize_gelu"));
+    EXPECT_EQ(m.graph->find("y")->producer->attr_string("approximate", ""), "tanh");
+  }
+}
+
+TEST(Passes, GeluTanhFormNeedsItsConstantsAndPrivateIntermediates) {
+  // Another cubic coefficient; x^2 read elsewhere too; Tanh of something else.
+  for (int variant = 0; variant < 3; ++variant) {
+    Builder b;
+    b.input("x", {4, 6}).output("y");
+    b.constant("c", {}, {variant == 0 ? 0.05f : 0.044715f}).constant("k", {}, {0.7978846f});
+    b.constant("one", {}, {1.0f}).constant("half", {}, {0.5f});
+    b.node("Mul", {"x", "x"}, {"sq"});
+    b.node("Mul", {"x", "sq"}, {"cube"});
+    b.node("Mul", {"c", "cube"}, {"cc"});
+    b.node("Add", {variant == 2 ? "sq" : "x", "cc"}, {"inner"});
+    b.node("Mul", {"k", "inner"}, {"scaled"});
+    b.node("Tanh", {"scaled"}, {"t"});
+    b.node("Add", {"one", "t"}, {"a"});
+    b.node("Mul", {"x", "a"}, {"p"});
+    b.node("Mul", {"half", "p"}, {variant == 1 ? "z" : "y"});
+    if (variant == 1) b.node("Add", {"z", "sq"}, {"y"});
+    Model m = load(b);
+    EXPECT_FALSE(run_pass(*m.graph, "recognize_gelu")) << variant;
+  }
+}
+
 TEST(Passes, LayerNormIsRecognized) {
   Builder b;
   b.input("x", {2, 3, 8}).output("y").constant("two", {}, {2.0f}).constant("eps", {}, {1e-5f});
