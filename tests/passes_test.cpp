@@ -3,8 +3,10 @@
 // outputs agree, and that the pattern was actually rewritten (the op list).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 
+#include "core/thread_pool.h"
 #include "ir/epilogue.h"
 #include "ir/infer.h"
 #include "ir/verify.h"
@@ -497,6 +499,137 @@ TEST(FoldTransposes, LeavesRealTransposesAlone) {
     Model m = load(b);
     EXPECT_FALSE(run_pass(*m.graph, "fold_transposes")) << shape_str(shape);
     EXPECT_EQ(ops_of(*m.graph), "Transpose");
+  }
+}
+
+// ---- recognize_attention + kiln.Attention ---------------------------------------
+
+struct AttentionCase {
+  Shape batch;
+  int64_t lq, lk, d, dv;
+  Shape mask;  // empty: no mask
+  // 0: Transpose(K) swapping the last two dims; 1: K^T given; 2: K^T = Transpose(x, other perm)
+  int k_form;
+  // 0: none; 1: Mul(c, scores); 2: Div(scores, c); 3: Div(Q, c) (torch's MHA); 4: Mul(Q) and Mul(K^T)
+  int scale_form;
+  bool mask_first;  // Add(mask, scores)
+};
+
+Shape with(Shape s, std::initializer_list<int64_t> tail) {
+  s.insert(s.end(), tail);
+  return s;
+}
+
+Builder attention_model(const AttentionCase& c) {
+  Builder b;
+  b.input("q", with(c.batch, {c.lq, c.d})).input("v", with(c.batch, {c.lk, c.dv})).output("y");
+  // The usual 1 / sqrt(D), multiplied or divided by.
+  const float root = std::sqrt(static_cast<float>(c.d));
+  b.constant("c", {}, {c.scale_form == 2 || c.scale_form == 3 ? root : 1 / root}).constant("half", {}, {0.5f});
+  std::string kt = "kt";
+  if (c.k_form == 0) {
+    b.input("k", with(c.batch, {c.lk, c.d}));
+    std::vector<int64_t> perm;
+    for (size_t i = 0; i < c.batch.size(); ++i) perm.push_back(static_cast<int64_t>(i));
+    perm.push_back(static_cast<int64_t>(c.batch.size()) + 1);
+    perm.push_back(static_cast<int64_t>(c.batch.size()));
+    set_ints(b.node("Transpose", {"k"}, {"kt"}), "perm", perm);
+  } else if (c.k_form == 1) {
+    b.input("kt", with(c.batch, {c.d, c.lk}));
+  } else {  // K^T from [Lk, batch, D] as nn.MultiheadAttention's (1, 2, 0) on a 3-D [L, N*H, D]
+    b.input("k", {c.lk, c.batch.at(0), c.d});
+    set_ints(b.node("Transpose", {"k"}, {"kt"}), "perm", {1, 2, 0});
+  }
+  std::string q = "q";
+  if (c.scale_form == 3) {
+    b.node("Div", {"q", "c"}, {"qs"});
+    q = "qs";
+  } else if (c.scale_form == 4) {
+    b.node("Mul", {"q", "c"}, {"qs"});
+    b.node("Mul", {"half", "kt"}, {"kts"});
+    q = "qs";
+    kt = "kts";
+  }
+  b.node("MatMul", {q, kt}, {"s"});
+  std::string scores = "s";
+  if (c.scale_form == 1) b.node("Mul", {"c", "s"}, {"ss"});
+  if (c.scale_form == 2) b.node("Div", {"s", "c"}, {"ss"});
+  if (c.scale_form == 1 || c.scale_form == 2) scores = "ss";
+  if (!c.mask.empty()) {
+    b.input("mask", c.mask);
+    if (c.mask_first) b.node("Add", {"mask", scores}, {"sm"});
+    else b.node("Add", {scores, "mask"}, {"sm"});
+    scores = "sm";
+  }
+  b.node("Softmax", {scores}, {"p"});
+  b.node("MatMul", {"p", "v"}, {"y"});
+  return b;
+}
+
+TEST(RecognizeAttention, MatchesTheUnfusedChain) {
+  const std::vector<AttentionCase> cases = {
+      {{2, 3}, 7, 13, 5, 6, {}, 0, 1, false},
+      {{6}, 61, 300, 16, 8, {61, 300}, 1, 2, false},     // a 2-D mask
+      {{2}, 200, 601, 8, 4, {}, 0, 1, false},            // three blocks of query rows
+      {{2, 3}, 9, 11, 4, 4, {2, 1, 1, 11}, 0, 3, true},  // a padding mask over heads and rows
+      {{12}, 197, 197, 64, 64, {}, 2, 3, false},         // ViT-B/16
+      {{4}, 1, 5, 3, 7, {1, 5}, 1, 4, false},            // one query row
+      {{}, 33, 17, 8, 3, {33, 1}, 0, 0, true},           // no batch dims, a mask per row
+  };
+  for (const AttentionCase& c : cases) {
+    SCOPED_TRACE(shape_str(with(c.batch, {c.lq, c.lk})));
+    const std::string ops = check_passes(attention_model(c), {"recognize_attention"}, 1e-4);
+    EXPECT_EQ(ops, c.k_form == 2 ? "Transpose Attention" : "Attention");
+    Model m = load(attention_model(c));
+    EXPECT_TRUE(run_pass(*m.graph, "recognize_attention"));
+    const Node* attn = m.graph->find("y")->producer;
+    ASSERT_EQ(attn->domain, "kiln");
+    EXPECT_EQ(attn->attr_int("k_transposed", -1), c.k_form == 0 ? 0 : 1);
+    const float root = std::sqrt(static_cast<float>(c.d));
+    const float want_scale[] = {1.0f, 1 / root, 1 / root, 1 / root, 0.5f / root};
+    EXPECT_FLOAT_EQ(attn->attr_float("scale", 0), want_scale[c.scale_form]);
+  }
+}
+
+TEST(RecognizeAttention, KernelSplitsOverThreads) {
+  AttentionCase c = {{2, 5}, 130, 77, 24, 12, {2, 1, 130, 77}, 0, 2, false};
+  Model ref = load(attention_model(c)), opt = load(attention_model(c));
+  EXPECT_TRUE(run_pass(*opt.graph, "recognize_attention"));
+  passes::erase_detached_nodes(*opt.graph);
+  opt.graph->sort_topologically();
+  std::vector<std::string> unsupported;
+  infer_graph(*opt.graph, &unsupported);
+  ASSERT_TRUE(unsupported.empty());
+  std::mt19937 rng(11);
+  std::vector<Tensor> feed;
+  for (const Value* in : ref.graph->inputs) feed.push_back(random_f32(in->type.static_shape(), rng, -3, 3));
+  std::vector<Tensor> want = run(*ref.graph, feed);
+  ThreadPool pool(4);
+  auto compiled = CompiledGraph::compile(*opt.graph);
+  for (int i = 0; i < 2; ++i) {  // the second run reuses the threads' scratch
+    std::vector<Tensor> got = compiled->run(feed, nullptr, &pool);
+    EXPECT_TRUE(all_close(got[0], want[0], 1e-4, 1e-5));
+  }
+}
+
+TEST(RecognizeAttention, LeavesOtherChainsAlone) {
+  for (int variant = 0; variant < 4; ++variant) {
+    Builder b;
+    b.input("q", {3, 5, 4}).input("kt", {3, 4, 6}).input("v", {3, 6, 2}).output("y");
+    b.random_constant("per_head", {3, 1, 1});
+    b.node("MatMul", {"q", "kt"}, {"s"});
+    std::string scores = "s";
+    if (variant == 0) {  // a scale per head is no scalar attribute
+      b.node("Mul", {"s", "per_head"}, {"ss"});
+      scores = "ss";
+    }
+    onnx::NodeProto* softmax = b.node("Softmax", {scores}, {"p"});
+    if (variant == 1) set_int(softmax, "axis", 1);  // not over the keys
+    b.node("MatMul", {"p", "v"}, {"y"});
+    if (variant == 2) b.output("s");  // the scores are wanted as well
+    if (variant == 3) b.output("p");  // the probabilities too
+    Model m = load(b);
+    EXPECT_FALSE(run_pass(*m.graph, "recognize_attention")) << variant;
   }
 }
 

@@ -16,7 +16,8 @@ namespace kiln::passes {
 const std::vector<Pass>& all_passes() {
   // Cleanups first so the fusions see a small graph; fusions that create new
   // patterns for later ones come before those (GELU recognition before the
-  // epilogue fusion that absorbs the new Gelu).
+  // epilogue fusion that absorbs the new Gelu; attention before the MatMul
+  // + Add fusion that would take its mask Add).
   static const std::vector<Pass> passes = {
       {"eliminate_identity", 1, eliminate_identity},
       {"fold_shape", 1, fold_shape},
@@ -28,6 +29,7 @@ const std::vector<Pass>& all_passes() {
       {"batchnorm_to_affine", 2, batchnorm_to_affine},
       {"recognize_layernorm", 2, recognize_layernorm},
       {"recognize_gelu", 2, recognize_gelu},
+      {"recognize_attention", 2, recognize_attention},
       {"fuse_matmul_add", 2, fuse_matmul_add},
       {"fuse_pad", 2, fuse_pad},
       {"shrink_conv_taps", 2, shrink_conv_taps},

@@ -19,6 +19,7 @@ bool fold_batchnorm(Graph& g);       // Conv/Gemm + BatchNormalization
 bool batchnorm_to_affine(Graph& g);  // other BatchNormalizations -> Mul + Add per channel
 bool recognize_layernorm(Graph& g);  // ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add
 bool recognize_gelu(Graph& g);       // x * 0.5 * (1 + erf(x / sqrt(2))), and the tanh form
+bool recognize_attention(Graph& g);  // MatMul/scale/[mask]/Softmax/MatMul -> kiln.Attention
 bool fuse_matmul_add(Graph& g);      // 2-D MatMul + Add(bias) -> Gemm
 bool fuse_pad(Graph& g);             // zero Pad -> pads of the Conv/AveragePool reading it
 bool shrink_conv_taps(Graph& g);     // conv taps that only ever read padding dropped
