@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
 #include <random>
 #include <thread>
 
+#include "core/thread_pool.h"
 #include "ir/epilogue.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "ir/infer.h"
@@ -344,6 +346,65 @@ TEST(Passes, GeluIsRecognizedAndFused) {
   EXPECT_EQ(check_passes(b, {"recognize_gelu", "fuse_epilogue"}), "MatMul+Gelu");
 }
 
+// gelu(approximate='tanh') as PyTorch 1.13 exports it at opset 17 (x * x * x,
+// constants first), and as hand-written code often has it (Pow, x * 0.5 first).
+TEST(Passes, GeluTanhFormIsRecognizedAndFused) {
+  for (bool torch_form : {true, false}) {
+    Builder b;
+    b.input("x", {4, 6}).output("y").random_constant("w", {6, 5});
+    b.constant("c", {}, {0.044715f}).constant("k", {}, {0.7978846f}).constant("one", {}, {1.0f});
+    b.constant("half", {}, {0.5f}).constant("three", {}, {3.0f});
+    b.node("MatMul", {"x", "w"}, {"m"});
+    if (torch_form) {
+      b.node("Mul", {"m", "m"}, {"sq"});
+      b.node("Mul", {"m", "sq"}, {"cube"});
+      b.node("Mul", {"c", "cube"}, {"cc"});
+      b.node("Add", {"m", "cc"}, {"inner"});
+      b.node("Mul", {"k", "inner"}, {"scaled"});
+      b.node("Tanh", {"scaled"}, {"t"});
+      b.node("Add", {"one", "t"}, {"a"});
+      b.node("Mul", {"m", "a"}, {"p"});
+      b.node("Mul", {"half", "p"}, {"y"});
+    } else {
+      b.node("Pow", {"m", "three"}, {"cube"});
+      b.node("Mul", {"cube", "c"}, {"cc"});
+      b.node("Add", {"cc", "m"}, {"inner"});
+      b.node("Mul", {"inner", "k"}, {"scaled"});
+      b.node("Tanh", {"scaled"}, {"t"});
+      b.node("Add", {"t", "one"}, {"a"});
+      b.node("Mul", {"m", "half"}, {"h"});
+      b.node("Mul", {"h", "a"}, {"y"});
+    }
+    EXPECT_EQ(check_passes(b, {"recognize_gelu"}), "MatMul Gelu");
+    EXPECT_EQ(check_passes(b, {"recognize_gelu", "fuse_epilogue"}), "MatMul+GeluTanh") << torch_form;
+    Model m = load(b);
+    EXPECT_TRUE(run_pass(*m.graph, "recognize_gelu"));
+    EXPECT_EQ(m.graph->find("y")->producer->attr_string("approximate", ""), "tanh");
+  }
+}
+
+TEST(Passes, GeluTanhFormNeedsItsConstantsAndPrivateIntermediates) {
+  // Another cubic coefficient; x^2 read elsewhere too; Tanh of something else.
+  for (int variant = 0; variant < 3; ++variant) {
+    Builder b;
+    b.input("x", {4, 6}).output("y");
+    b.constant("c", {}, {variant == 0 ? 0.05f : 0.044715f}).constant("k", {}, {0.7978846f});
+    b.constant("one", {}, {1.0f}).constant("half", {}, {0.5f});
+    b.node("Mul", {"x", "x"}, {"sq"});
+    b.node("Mul", {"x", "sq"}, {"cube"});
+    b.node("Mul", {"c", "cube"}, {"cc"});
+    b.node("Add", {variant == 2 ? "sq" : "x", "cc"}, {"inner"});
+    b.node("Mul", {"k", "inner"}, {"scaled"});
+    b.node("Tanh", {"scaled"}, {"t"});
+    b.node("Add", {"one", "t"}, {"a"});
+    b.node("Mul", {"x", "a"}, {"p"});
+    b.node("Mul", {"half", "p"}, {variant == 1 ? "z" : "y"});
+    if (variant == 1) b.node("Add", {"z", "sq"}, {"y"});
+    Model m = load(b);
+    EXPECT_FALSE(run_pass(*m.graph, "recognize_gelu")) << variant;
+  }
+}
+
 TEST(Passes, LayerNormIsRecognized) {
   Builder b;
   b.input("x", {2, 3, 8}).output("y").constant("two", {}, {2.0f}).constant("eps", {}, {1e-5f});
@@ -358,6 +419,225 @@ TEST(Passes, LayerNormIsRecognized) {
   b.node("Mul", {"n", "gamma"}, {"nm"});
   b.node("Add", {"nm", "beta"}, {"y"});
   EXPECT_EQ(check_passes(b, {"recognize_layernorm"}, 1e-4), "LayerNormalization");
+}
+
+// ---- fold_transposes -------------------------------------------------------------
+
+// The perm of the Transpose producing `name` in g, or {-1} when none does.
+std::vector<int64_t> transpose_perm(const Graph& g, const std::string& name) {
+  const Value* v = g.find(name);
+  if (!v || !v->producer || v->producer->op_type != "Transpose") return {-1};
+  return v->producer->attr_ints("perm");
+}
+
+TEST(FoldTransposes, ChainComposingToTheIdentityGoes) {
+  Builder b;
+  b.input("x", {2, 3, 4}).output("y");
+  set_ints(b.node("Transpose", {"x"}, {"t1"}), "perm", {1, 2, 0});
+  set_ints(b.node("Transpose", {"t1"}, {"t2"}), "perm", {2, 0, 1});
+  b.node("Relu", {"t2"}, {"y"});
+  EXPECT_EQ(check_passes(b, {"fold_transposes"}), "Relu");
+}
+
+TEST(FoldTransposes, IdentityChainBeforeAGraphOutputKeepsItsName) {
+  Builder b;
+  b.input("x", {2, 3, 4}).output("y");
+  b.node("Relu", {"x"}, {"r"});
+  b.node("Transpose", {"r"}, {"t1"});  // default perm: reversed
+  b.node("Transpose", {"t1"}, {"y"});
+  EXPECT_EQ(check_passes(b, {"fold_transposes"}), "Relu");  // checks the output name too
+}
+
+TEST(FoldTransposes, ChainBecomesOneTransposeWithTheComposedPerm) {
+  Builder b;
+  b.input("x", {2, 3, 4, 5}).output("y");
+  set_ints(b.node("Transpose", {"x"}, {"t1"}), "perm", {0, 2, 1, 3});
+  set_ints(b.node("Transpose", {"t1"}, {"t2"}), "perm", {0, 1, 3, 2});
+  set_ints(b.node("Transpose", {"t2"}, {"y"}), "perm", {3, 1, 2, 0});
+  EXPECT_EQ(check_passes(b, {"fold_transposes"}), "Transpose");
+  Model m = load(b);
+  EXPECT_TRUE(run_pass(*m.graph, "fold_transposes"));
+  // t1 reads x[0, 2, 1, 3]; t2 then t1[0, 1, 3, 2] = x[0, 2, 3, 1]; y = t2[3, 1, 2, 0].
+  EXPECT_EQ(transpose_perm(*m.graph, "y"), (std::vector<int64_t>{1, 2, 3, 0}));
+  EXPECT_EQ(m.graph->find("y")->producer->inputs[0], m.graph->find("x"));
+}
+
+TEST(FoldTransposes, InnerTransposeReadByOthersStays) {
+  Builder b;
+  b.input("x", {2, 3, 4}).output("y").output("z");
+  set_ints(b.node("Transpose", {"x"}, {"t1"}), "perm", {1, 0, 2});
+  set_ints(b.node("Transpose", {"t1"}, {"t2"}), "perm", {0, 2, 1});
+  b.node("Relu", {"t1"}, {"y"});
+  b.node("Neg", {"t2"}, {"z"});
+  EXPECT_EQ(check_passes(b, {"fold_transposes"}), "Transpose Transpose Relu Neg");
+  Model m = load(b);
+  EXPECT_TRUE(run_pass(*m.graph, "fold_transposes"));
+  EXPECT_EQ(transpose_perm(*m.graph, "t2"), (std::vector<int64_t>{1, 2, 0}));
+  EXPECT_EQ(m.graph->find("t2")->producer->inputs[0], m.graph->find("x"));
+  EXPECT_EQ(m.graph->find("t1")->consumers.size(), 1u);  // the Relu only
+}
+
+TEST(FoldTransposes, IdentityPermGoes) {
+  Builder b;
+  b.input("x", {2, 3}).output("y");
+  set_ints(b.node("Transpose", {"x"}, {"t"}), "perm", {0, 1});
+  b.node("Relu", {"t"}, {"y"});
+  EXPECT_EQ(check_passes(b, {"fold_transposes"}), "Relu");
+}
+
+TEST(FoldTransposes, TransposeMovingOnlyUnitDimsIsAReshape) {
+  Builder b;
+  b.input("x", {5, 1, 8}).output("y");
+  set_ints(b.node("Transpose", {"x"}, {"t"}), "perm", {1, 0, 2});  // [1, 5, 8], the data unmoved
+  b.node("Relu", {"t"}, {"y"});
+  EXPECT_EQ(check_passes(b, {"fold_transposes"}), "Reshape Relu");
+}
+
+TEST(FoldTransposes, LeavesRealTransposesAlone) {
+  // A transpose that moves data; the identity between a graph input and a
+  // graph output (which needs a node of its own); a unit-dim move that
+  // reorders the other dims.
+  for (auto [shape, perm] : {std::pair<Shape, std::vector<int64_t>>{{3, 2, 4}, {1, 0, 2}},
+                             {{3, 2}, {0, 1}},
+                             {{3, 1, 4}, {2, 1, 0}}}) {
+    Builder b;
+    b.input("x", shape).output("y");
+    set_ints(b.node("Transpose", {"x"}, {"y"}), "perm", perm);
+    Model m = load(b);
+    EXPECT_FALSE(run_pass(*m.graph, "fold_transposes")) << shape_str(shape);
+    EXPECT_EQ(ops_of(*m.graph), "Transpose");
+  }
+}
+
+// ---- recognize_attention + kiln.Attention ---------------------------------------
+
+struct AttentionCase {
+  Shape batch;
+  int64_t lq, lk, d, dv;
+  Shape mask;  // empty: no mask
+  // 0: Transpose(K) swapping the last two dims; 1: K^T given; 2: K^T = Transpose(x, other perm)
+  int k_form;
+  // 0: none; 1: Mul(c, scores); 2: Div(scores, c); 3: Div(Q, c) (torch's MHA); 4: Mul(Q) and Mul(K^T)
+  int scale_form;
+  bool mask_first;  // Add(mask, scores)
+};
+
+Shape with(Shape s, std::initializer_list<int64_t> tail) {
+  s.insert(s.end(), tail);
+  return s;
+}
+
+Builder attention_model(const AttentionCase& c) {
+  Builder b;
+  b.input("q", with(c.batch, {c.lq, c.d})).input("v", with(c.batch, {c.lk, c.dv})).output("y");
+  // The usual 1 / sqrt(D), multiplied or divided by.
+  const float root = std::sqrt(static_cast<float>(c.d));
+  b.constant("c", {}, {c.scale_form == 2 || c.scale_form == 3 ? root : 1 / root}).constant("half", {}, {0.5f});
+  std::string kt = "kt";
+  if (c.k_form == 0) {
+    b.input("k", with(c.batch, {c.lk, c.d}));
+    std::vector<int64_t> perm;
+    for (size_t i = 0; i < c.batch.size(); ++i) perm.push_back(static_cast<int64_t>(i));
+    perm.push_back(static_cast<int64_t>(c.batch.size()) + 1);
+    perm.push_back(static_cast<int64_t>(c.batch.size()));
+    set_ints(b.node("Transpose", {"k"}, {"kt"}), "perm", perm);
+  } else if (c.k_form == 1) {
+    b.input("kt", with(c.batch, {c.d, c.lk}));
+  } else {  // K^T from [Lk, batch, D] as nn.MultiheadAttention's (1, 2, 0) on a 3-D [L, N*H, D]
+    b.input("k", {c.lk, c.batch.at(0), c.d});
+    set_ints(b.node("Transpose", {"k"}, {"kt"}), "perm", {1, 2, 0});
+  }
+  std::string q = "q";
+  if (c.scale_form == 3) {
+    b.node("Div", {"q", "c"}, {"qs"});
+    q = "qs";
+  } else if (c.scale_form == 4) {
+    b.node("Mul", {"q", "c"}, {"qs"});
+    b.node("Mul", {"half", "kt"}, {"kts"});
+    q = "qs";
+    kt = "kts";
+  }
+  b.node("MatMul", {q, kt}, {"s"});
+  std::string scores = "s";
+  if (c.scale_form == 1) b.node("Mul", {"c", "s"}, {"ss"});
+  if (c.scale_form == 2) b.node("Div", {"s", "c"}, {"ss"});
+  if (c.scale_form == 1 || c.scale_form == 2) scores = "ss";
+  if (!c.mask.empty()) {
+    b.input("mask", c.mask);
+    if (c.mask_first) b.node("Add", {"mask", scores}, {"sm"});
+    else b.node("Add", {scores, "mask"}, {"sm"});
+    scores = "sm";
+  }
+  b.node("Softmax", {scores}, {"p"});
+  b.node("MatMul", {"p", "v"}, {"y"});
+  return b;
+}
+
+TEST(RecognizeAttention, MatchesTheUnfusedChain) {
+  const std::vector<AttentionCase> cases = {
+      {{2, 3}, 7, 13, 5, 6, {}, 0, 1, false},
+      {{6}, 61, 300, 16, 8, {61, 300}, 1, 2, false},     // a 2-D mask
+      {{2}, 200, 601, 8, 4, {}, 0, 1, false},            // three blocks of query rows
+      {{2, 3}, 9, 11, 4, 4, {2, 1, 1, 11}, 0, 3, true},  // a padding mask over heads and rows
+      {{12}, 197, 197, 64, 64, {}, 2, 3, false},         // ViT-B/16
+      {{4}, 1, 5, 3, 7, {1, 5}, 1, 4, false},            // one query row
+      {{}, 33, 17, 8, 3, {33, 1}, 0, 0, true},           // no batch dims, a mask per row
+  };
+  for (const AttentionCase& c : cases) {
+    SCOPED_TRACE(shape_str(with(c.batch, {c.lq, c.lk})));
+    const std::string ops = check_passes(attention_model(c), {"recognize_attention"}, 1e-4);
+    EXPECT_EQ(ops, c.k_form == 2 ? "Transpose Attention" : "Attention");
+    Model m = load(attention_model(c));
+    EXPECT_TRUE(run_pass(*m.graph, "recognize_attention"));
+    const Node* attn = m.graph->find("y")->producer;
+    ASSERT_EQ(attn->domain, "kiln");
+    EXPECT_EQ(attn->attr_int("k_transposed", -1), c.k_form == 0 ? 0 : 1);
+    const float root = std::sqrt(static_cast<float>(c.d));
+    const float want_scale[] = {1.0f, 1 / root, 1 / root, 1 / root, 0.5f / root};
+    EXPECT_FLOAT_EQ(attn->attr_float("scale", 0), want_scale[c.scale_form]);
+  }
+}
+
+TEST(RecognizeAttention, KernelSplitsOverThreads) {
+  AttentionCase c = {{2, 5}, 130, 77, 24, 12, {2, 1, 130, 77}, 0, 2, false};
+  Model ref = load(attention_model(c)), opt = load(attention_model(c));
+  EXPECT_TRUE(run_pass(*opt.graph, "recognize_attention"));
+  passes::erase_detached_nodes(*opt.graph);
+  opt.graph->sort_topologically();
+  std::vector<std::string> unsupported;
+  infer_graph(*opt.graph, &unsupported);
+  ASSERT_TRUE(unsupported.empty());
+  std::mt19937 rng(11);
+  std::vector<Tensor> feed;
+  for (const Value* in : ref.graph->inputs) feed.push_back(random_f32(in->type.static_shape(), rng, -3, 3));
+  std::vector<Tensor> want = run(*ref.graph, feed);
+  ThreadPool pool(4);
+  auto compiled = CompiledGraph::compile(*opt.graph);
+  for (int i = 0; i < 2; ++i) {  // the second run reuses the threads' scratch
+    std::vector<Tensor> got = compiled->run(feed, nullptr, &pool);
+    EXPECT_TRUE(all_close(got[0], want[0], 1e-4, 1e-5));
+  }
+}
+
+TEST(RecognizeAttention, LeavesOtherChainsAlone) {
+  for (int variant = 0; variant < 4; ++variant) {
+    Builder b;
+    b.input("q", {3, 5, 4}).input("kt", {3, 4, 6}).input("v", {3, 6, 2}).output("y");
+    b.random_constant("per_head", {3, 1, 1});
+    b.node("MatMul", {"q", "kt"}, {"s"});
+    std::string scores = "s";
+    if (variant == 0) {  // a scale per head is no scalar attribute
+      b.node("Mul", {"s", "per_head"}, {"ss"});
+      scores = "ss";
+    }
+    onnx::NodeProto* softmax = b.node("Softmax", {scores}, {"p"});
+    if (variant == 1) set_int(softmax, "axis", 1);  // not over the keys
+    b.node("MatMul", {"p", "v"}, {"y"});
+    if (variant == 2) b.output("s");  // the scores are wanted as well
+    if (variant == 3) b.output("p");  // the probabilities too
+    Model m = load(b);
+    EXPECT_FALSE(run_pass(*m.graph, "recognize_attention")) << variant;
+  }
 }
 
 TEST(Passes, MatMulAddBecomesGemm) {

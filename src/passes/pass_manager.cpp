@@ -16,17 +16,20 @@ namespace kiln::passes {
 const std::vector<Pass>& all_passes() {
   // Cleanups first so the fusions see a small graph; fusions that create new
   // patterns for later ones come before those (GELU recognition before the
-  // epilogue fusion that absorbs the new Gelu).
+  // epilogue fusion that absorbs the new Gelu; attention before the MatMul
+  // + Add fusion that would take its mask Add).
   static const std::vector<Pass> passes = {
       {"eliminate_identity", 1, eliminate_identity},
       {"fold_shape", 1, fold_shape},
       {"fold_constants", 1, fold_constants},
       {"eliminate_common_subexpressions", 1, eliminate_common_subexpressions},
+      {"fold_transposes", 1, fold_transposes},
       {"eliminate_dead_code", 1, eliminate_dead_code},
       {"fold_batchnorm", 2, fold_batchnorm},
       {"batchnorm_to_affine", 2, batchnorm_to_affine},
       {"recognize_layernorm", 2, recognize_layernorm},
       {"recognize_gelu", 2, recognize_gelu},
+      {"recognize_attention", 2, recognize_attention},
       {"fuse_matmul_add", 2, fuse_matmul_add},
       {"fuse_pad", 2, fuse_pad},
       {"shrink_conv_taps", 2, shrink_conv_taps},

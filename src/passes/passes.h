@@ -11,13 +11,15 @@ bool eliminate_identity(Graph& g);   // Identity, Dropout, Cast to the same type
 bool fold_shape(Graph& g);           // Shape/Size of statically shaped values
 bool fold_constants(Graph& g);       // nodes whose inputs are all constants
 bool eliminate_common_subexpressions(Graph& g);
+bool fold_transposes(Graph& g);      // Transpose chains composed, identity perms and unit-dim moves dropped
 bool eliminate_dead_code(Graph& g);  // unread nodes and initializers
 
 // Level 2: fusions and recognition of decomposed ops.
 bool fold_batchnorm(Graph& g);       // Conv/Gemm + BatchNormalization
 bool batchnorm_to_affine(Graph& g);  // other BatchNormalizations -> Mul + Add per channel
 bool recognize_layernorm(Graph& g);  // ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add
-bool recognize_gelu(Graph& g);       // x * 0.5 * (1 + erf(x / sqrt(2)))
+bool recognize_gelu(Graph& g);       // x * 0.5 * (1 + erf(x / sqrt(2))), and the tanh form
+bool recognize_attention(Graph& g);  // MatMul/scale/[mask]/Softmax/MatMul -> kiln.Attention
 bool fuse_matmul_add(Graph& g);      // 2-D MatMul + Add(bias) -> Gemm
 bool fuse_pad(Graph& g);             // zero Pad -> pads of the Conv/AveragePool reading it
 bool shrink_conv_taps(Graph& g);     // conv taps that only ever read padding dropped
