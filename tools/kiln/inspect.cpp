@@ -74,6 +74,28 @@ std::map<std::string, int64_t> assume_open_dims(Graph& g, const std::map<std::st
   return assumed;
 }
 
+// Shape inference alone leaves open what an exporter computes at run time
+// from Shape nodes (a Reshape to [batch * heads, -1, 64], a Resize to the
+// input's size). kiln's shape folding makes those static, but it rewrites the
+// graph; so it runs on a second copy of the model and the original graph
+// takes the shapes the copy found for the values of the same name.
+void adopt_folded_shapes(Graph& g, const std::string& path, const std::map<std::string, Shape>& shapes) {
+  Model copy = load_onnx_file(path);
+  Graph& c = *copy.graph;
+  bind_input_shapes(c, shapes);
+  assume_open_dims(c, shapes);
+  std::vector<UnsupportedNode> unsupported;
+  infer_graph(c, &unsupported);
+  // Folding only: dead-code elimination would drop folded values whose consumers folded too.
+  passes::optimize(c, passes::PassOptions::from_env(
+                          1, {"eliminate_identity", "eliminate_common_subexpressions", "eliminate_dead_code"}));
+  for (const auto& v : g.values) {
+    if (v->type.is_static()) continue;
+    const Value* folded = c.find(v->name);
+    if (folded && folded->type.is_static() && folded->type.dtype == v->type.dtype) v->type = folded->type;
+  }
+}
+
 // The header's numbers: every initializer of the top-level graph, and those
 // that are parameters (analysis/flops.h: is_parameter) by element type.
 json initializers_json(const Graph& g, json* parameters) {
@@ -158,6 +180,8 @@ json inspect(const InspectArgs& a) {
   const auto assumed = assume_open_dims(g, shapes);
   std::vector<UnsupportedNode> unsupported;
   infer_graph(g, &unsupported);
+  // Folding needs a graph kiln supports.
+  if (!a.optimized && unsupported.empty()) adopt_folded_shapes(g, a.model, shapes);
 
   json j;
   j["model"] = a.model;
