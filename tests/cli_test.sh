@@ -24,7 +24,7 @@ check() {  # check NAME EXPECTED_RC CMD...
 }
 check "--version" 0 "$kiln" --version
 check "--help" 0 "$kiln" --help
-for sub in run conformance ops bench; do check "$sub --help" 0 "$kiln" "$sub" --help; done
+for sub in run conformance ops bench profile inspect; do check "$sub --help" 0 "$kiln" "$sub" --help; done
 check "missing file" 1 "$kiln" run /nonexistent.onnx
 check "unknown flag" 1 "$kiln" run --bogus-flag x.onnx
 while IFS=$'\t' read -r file phrase; do
@@ -41,6 +41,9 @@ check "not a tensor file" 1 "$kiln" run "$src/models/digits/model.onnx" --input 
 check "bench missing file" 1 "$kiln" bench /nonexistent.onnx
 check "bench bad --iterations" 1 "$kiln" bench "$src/models/digits/model.onnx" --iterations 0
 check "bench --iterations with --duration" 1 "$kiln" bench "$src/models/digits/model.onnx" --iterations 3 --duration 1
+check "inspect missing file" 1 "$kiln" inspect /nonexistent.onnx
+check "inspect bad --shapes" 1 "$kiln" inspect "$src/models/digits/model.onnx" --shapes image:1xAx8x8
+check "inspect unsupported ops" 0 "$kiln" inspect "$src/tests/bad_models/unsupported_ops.onnx"
 check "conformance on missing dir" 1 "$kiln" conformance /nonexistent-dir
 if [ $fail = 0 ]; then echo "cli tests passed"; fi
 exit $fail

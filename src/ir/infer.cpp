@@ -27,7 +27,21 @@ void merge_declared(ValueType& inferred, const ValueType& declared) {
 
 }  // namespace
 
+std::string UnsupportedNode::str() const {
+  std::string types;
+  for (size_t i = 0; i < input_types.size(); ++i) types += (i ? ", " : "") + input_types[i];
+  std::string full_op = domain.empty() ? op : domain + ":" + op;  // as Node::describe()
+  return "node '" + name + "' (" + full_op + "-" + std::to_string(opset) + ") with input types (" + types +
+         "): " + reason;
+}
+
 void infer_graph(Graph& g, std::vector<std::string>* unsupported) {
+  std::vector<UnsupportedNode> nodes;
+  infer_graph(g, &nodes);
+  for (const UnsupportedNode& u : nodes) unsupported->push_back(u.str());
+}
+
+void infer_graph(Graph& g, std::vector<UnsupportedNode>* unsupported) {
   // Values downstream of an unsupported node have no type; nodes reading
   // them are checked for support but not inferred, so that the report lists
   // every unsupported node instead of stopping at a confusing type error.
@@ -51,7 +65,8 @@ void infer_graph(Graph& g, std::vector<std::string>* unsupported) {
       }
   for (auto& node : g.nodes) {
     std::string why;
-    node->schema = OpRegistry::global().resolve(*node, &why);
+    SupportIssue issue = SupportIssue::kNone;
+    node->schema = OpRegistry::global().resolve(*node, &why, &issue);
     for (auto& [name, attr] : node->attrs) {
       if (attr.g) infer_graph(*attr.g, unsupported);
       for (auto& sub : attr.graphs) infer_graph(*sub, unsupported);
@@ -64,13 +79,12 @@ void infer_graph(Graph& g, std::vector<std::string>* unsupported) {
     }
     if (blocked && node->schema) continue;
     if (!node->schema) {
-      std::string types;
-      for (size_t i = 0; i < node->inputs.size(); ++i) {
-        if (i) types += ", ";
-        DType t = node->inputs[i] ? node->inputs[i]->type.dtype : DType::kUndefined;
-        types += !node->inputs[i] ? "_" : t == DType::kUndefined ? "?" : dtype_name(t);
+      UnsupportedNode u{node->name, node->domain, node->op_type, node->opset, {}, issue, why};
+      for (const Value* in : node->inputs) {
+        DType t = in ? in->type.dtype : DType::kUndefined;
+        u.input_types.push_back(!in ? "_" : t == DType::kUndefined ? "?" : dtype_name(t));
       }
-      unsupported->push_back(node->describe() + " with input types (" + types + "): " + why);
+      unsupported->push_back(std::move(u));
       continue;
     }
     if (!node->schema->infer) continue;
@@ -80,6 +94,23 @@ void infer_graph(Graph& g, std::vector<std::string>* unsupported) {
     node->schema->infer(ctx);
     for (size_t i = 0; i < node->outputs.size(); ++i)
       if (node->outputs[i]) merge_declared(node->outputs[i]->type, declared[i]);
+  }
+}
+
+void bind_input_shapes(Graph& g, const std::map<std::string, Shape>& shapes) {
+  for (const auto& [name, shape] : shapes) {
+    Value* v = g.find(name);
+    if (!v || !v->is_graph_input) throw Error("--shapes names '" + name + "', which is not an input of the model");
+    if (v->type.shape && v->type.shape->size() != shape.size())
+      throw Error("input '" + name + "' has rank " + std::to_string(v->type.shape->size()) +
+                  " but the given shape " + shape_str(shape) + " has rank " + std::to_string(shape.size()));
+    for (size_t i = 0; v->type.shape && i < shape.size(); ++i) {
+      const Dim& d = (*v->type.shape)[i];
+      if (d.is_known() && d.value != shape[i])
+        throw Error("input '" + name + "' has fixed dim " + std::to_string(i) + " = " + std::to_string(d.value) +
+                    ", the given shape " + shape_str(shape) + " disagrees");
+    }
+    v->type = ValueType::tensor(v->type.dtype, shape);
   }
 }
 

@@ -89,8 +89,23 @@ bool OpRegistry::add(OpSchema schema) {
   return true;
 }
 
-const OpSchema* OpRegistry::find(const std::string& domain, const std::string& op, int opset,
-                                 std::string* why) const {
+const char* support_issue_name(SupportIssue issue) {
+  switch (issue) {
+    case SupportIssue::kNone: return "supported";
+    case SupportIssue::kUnknownOp: return "op unknown";
+    case SupportIssue::kOpsetOutOfRange: return "opset out of range";
+    case SupportIssue::kArity: return "arity";
+    case SupportIssue::kType: return "type unsupported";
+    case SupportIssue::kAttribute: return "attribute value unsupported";
+  }
+  return "?";
+}
+
+const OpSchema* OpRegistry::find(const std::string& domain, const std::string& op, int opset, std::string* why,
+                                 SupportIssue* issue) const {
+  SupportIssue unused;
+  if (!issue) issue = &unused;
+  *issue = SupportIssue::kNone;
   const OpSchema* best = nullptr;
   int lo = INT_MAX, hi = 0;
   for (const OpSchema& s : schemas_) {
@@ -102,32 +117,39 @@ const OpSchema* OpRegistry::find(const std::string& domain, const std::string& o
   if (best) return best;
   std::string full = domain.empty() ? op : domain + ":" + op;
   if (lo == INT_MAX) {
+    *issue = SupportIssue::kUnknownOp;
     *why = "op " + full + " is unknown";
   } else {
+    *issue = SupportIssue::kOpsetOutOfRange;
     *why = "op " + full + " opset " + std::to_string(opset) + " is out of the supported range " +
            std::to_string(lo) + "-" + (hi == INT_MAX ? std::string("latest") : std::to_string(hi));
   }
   return nullptr;
 }
 
-const OpSchema* OpRegistry::resolve(const Node& node, std::string* why) const {
-  const OpSchema* s = find(node.domain, node.op_type, node.opset, why);
+const OpSchema* OpRegistry::resolve(const Node& node, std::string* why, SupportIssue* issue) const {
+  SupportIssue unused;
+  if (!issue) issue = &unused;
+  const OpSchema* s = find(node.domain, node.op_type, node.opset, why, issue);
   if (!s) return nullptr;
   int nin = static_cast<int>(node.inputs.size());
   int nout = static_cast<int>(node.outputs.size());
   if (nin < s->min_inputs || nin > s->max_inputs) {
+    *issue = SupportIssue::kArity;
     *why = "takes " + std::to_string(s->min_inputs) + (s->max_inputs == s->min_inputs ? "" : "..") +
            (s->max_inputs == s->min_inputs ? "" : s->max_inputs == INT_MAX ? "n" : std::to_string(s->max_inputs)) +
            " inputs, got " + std::to_string(nin);
     return nullptr;
   }
   if (nout < s->min_outputs || nout > s->max_outputs) {
+    *issue = SupportIssue::kArity;
     *why = "produces at most " + std::to_string(s->max_outputs) + " outputs, got " + std::to_string(nout);
     return nullptr;
   }
   if (!s->types.empty() && node.has_input(static_cast<size_t>(s->type_input))) {
     DType t = node.inputs[static_cast<size_t>(s->type_input)]->type.dtype;
     if (t != DType::kUndefined && std::find(s->types.begin(), s->types.end(), t) == s->types.end()) {
+      *issue = SupportIssue::kType;
       *why = "type " + dtype_name(t) + " is unsupported for input " + std::to_string(s->type_input);
       return nullptr;
     }
@@ -135,6 +157,7 @@ const OpSchema* OpRegistry::resolve(const Node& node, std::string* why) const {
   if (s->check) {
     std::string reason = s->check(node);
     if (!reason.empty()) {
+      *issue = SupportIssue::kAttribute;
       *why = reason;
       return nullptr;
     }

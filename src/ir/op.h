@@ -149,15 +149,30 @@ struct OpSchema {
   MakeKernelFn make_kernel;
 };
 
+// Why a node is not supported, by category (the text says the details).
+enum class SupportIssue {
+  kNone,
+  kUnknownOp,        // no schema for (domain, op) at any opset
+  kOpsetOutOfRange,  // schemas exist, none covers the node's opset
+  kArity,            // wrong number of inputs or outputs
+  kType,             // input element type not accepted
+  kAttribute,        // the schema's check refused it: an attribute value (or combination) kiln does not run
+};
+// "op unknown", "opset out of range", "arity", "type unsupported",
+// "attribute value unsupported".
+const char* support_issue_name(SupportIssue issue);
+
 class OpRegistry {
  public:
   static OpRegistry& global();
   bool add(OpSchema schema);
-  // The schema for (domain, op) at `opset`, or nullptr with the reason in *why.
-  const OpSchema* find(const std::string& domain, const std::string& op, int opset, std::string* why) const;
+  // The schema for (domain, op) at `opset`, or nullptr with the reason in
+  // *why (and its category in *issue when given).
+  const OpSchema* find(const std::string& domain, const std::string& op, int opset, std::string* why,
+                       SupportIssue* issue = nullptr) const;
   // Full support check of a node whose input types are known: op, opset,
   // arity, types, attributes. Returns the schema or nullptr with *why.
-  const OpSchema* resolve(const Node& node, std::string* why) const;
+  const OpSchema* resolve(const Node& node, std::string* why, SupportIssue* issue = nullptr) const;
   std::vector<const OpSchema*> all() const;
 
  private:

@@ -60,19 +60,10 @@ std::unique_ptr<Session::Impl> build(Model model, const SessionOptions& options)
   auto impl = std::make_unique<Session::Impl>();
   impl->pool = std::make_unique<ThreadPool>(options.threads);
   Graph& g = *model.graph;
-  for (const auto& [name, shape] : options.input_shapes) {
-    Value* v = g.find(name);
-    if (!v || !v->is_graph_input) throw Error(model.source + ": --shapes names '" + name + "', which is not an input of the model");
-    if (v->type.shape && v->type.shape->size() != shape.size())
-      throw Error(model.source + ": input '" + name + "' has rank " + std::to_string(v->type.shape->size()) +
-                  " but the given shape " + shape_str(shape) + " has rank " + std::to_string(shape.size()));
-    for (size_t i = 0; v->type.shape && i < shape.size(); ++i) {
-      const Dim& d = (*v->type.shape)[i];
-      if (d.is_known() && d.value != shape[i])
-        throw Error(model.source + ": input '" + name + "' has fixed dim " + std::to_string(i) + " = " +
-                    std::to_string(d.value) + ", the given shape " + shape_str(shape) + " disagrees");
-    }
-    v->type = ValueType::tensor(v->type.dtype, shape);
+  try {
+    bind_input_shapes(g, options.input_shapes);
+  } catch (const Error& e) {
+    throw Error(model.source + ": " + e.what());
   }
   std::vector<std::string> unsupported;
   infer_graph(g, &unsupported);

@@ -55,6 +55,20 @@ def main():
     m.opset_import.append(helper.make_opsetid("com.example", 1))
     save("unsupported_ops.onnx", m, "2 node(s) not supported")
 
+    # One unsupported node per reason `kiln inspect` reports: op unknown, opset
+    # out of range (Gelu exists from opset 20), type unsupported (Sigmoid on
+    # int32), attribute value unsupported (Celu with alpha 0).
+    i = helper.make_tensor_value_info("i", TensorProto.INT32, [2, 3])
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2, 3]) for n in ("a", "b", "d", "y")]
+    m = model([helper.make_node("FancyOp", ["x"], ["a"], name="fancy", domain="com.example"),
+               helper.make_node("Gelu", ["x"], ["b"], name="gelu"),
+               helper.make_node("Sigmoid", ["i"], ["c"], name="sigmoid_int"),
+               helper.make_node("Celu", ["x"], ["d"], name="celu", alpha=0.0),
+               helper.make_node("Relu", ["x"], ["y"], name="relu")], [x, i],
+              outs[:3] + [helper.make_tensor_value_info("c", TensorProto.INT32, [2, 3]), outs[3]])
+    m.opset_import.append(helper.make_opsetid("com.example", 1))
+    save("unsupported_reasons.onnx", m, "4 node(s) not supported")
+
     # Initializer whose data is shorter than its shape.
     w = helper.make_tensor("w", TensorProto.FLOAT, [2, 3], [1.0] * 6)
     w.ClearField("float_data")

@@ -34,5 +34,6 @@ void add_conformance_command(CLI::App& app);
 void add_ops_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_profile_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
 
 }  // namespace kiln::cli

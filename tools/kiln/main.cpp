@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   kiln::cli::add_ops_command(app);
   kiln::cli::add_bench_command(app);
   kiln::cli::add_profile_command(app);
+  kiln::cli::add_inspect_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

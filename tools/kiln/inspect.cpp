@@ -1,0 +1,431 @@
+// kiln inspect MODEL: what is in a model and what it costs, without running
+// it: the file's header (IR version, producer, opsets, inputs and outputs,
+// parameters by type), an op histogram, the nodes kiln cannot run and why,
+// and a per-node table of shapes, parameters, MACs and FLOPs
+// (src/analysis/flops.h; conventions in docs/flops.md). --optimized shows the
+// table for the graph after kiln's passes. The JSON, YAML and CSV layouts are
+// documented in docs/flops.md and kept stable.
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "analysis/flops.h"
+#include "cli.h"
+#include "ir/infer.h"
+#include "onnx/import.h"
+#include "passes/pass_manager.h"
+
+namespace kiln::cli {
+
+namespace {
+
+// Keys in the order they are written: the report reads top-down (header,
+// histogram, unsupported, nodes, totals) in JSON and YAML alike.
+using json = nlohmann::ordered_json;
+
+struct InspectArgs {
+  std::string model;
+  std::string shapes;
+  std::string format = "table";
+  bool optimized = false;
+};
+
+std::string domain_name(const std::string& domain) { return domain.empty() ? "ai.onnx" : domain; }
+
+std::string op_name(const Node& n) {
+  return n.domain.empty() || n.domain == "ai.onnx" ? n.op_type : n.domain + "." + n.op_type;
+}
+
+// [1, "batch", 224] for JSON/YAML: known dims as numbers, symbols as
+// strings, unknown dims "?"; null for an unknown rank.
+json shape_json(const ValueType& t) {
+  if (!t.shape) return nullptr;
+  json dims = json::array();
+  for (const Dim& d : *t.shape) {
+    if (d.is_known()) dims.push_back(d.value);
+    else dims.push_back(d.symbol.empty() ? "?" : d.symbol);
+  }
+  return dims;
+}
+
+json value_json(const Value& v, const ValueType& declared) {
+  return {{"name", v.name}, {"dtype", dtype_name(declared.dtype)}, {"shape", shape_json(declared)},
+          {"analysis_shape", shape_json(v.type)}};
+}
+
+// Gives every symbolic or unknown dim of the inputs that --shapes left open
+// the size 1, so that the per-node counts are numbers; returns what it chose
+// ("batch" -> 1) for the report.
+std::map<std::string, int64_t> assume_open_dims(Graph& g, const std::map<std::string, Shape>& given) {
+  std::map<std::string, int64_t> assumed;
+  for (Value* in : g.inputs) {
+    if (in->initializer || given.count(in->name) || !in->type.shape) continue;
+    for (size_t i = 0; i < in->type.shape->size(); ++i) {
+      Dim& d = (*in->type.shape)[i];
+      if (d.is_known()) continue;
+      assumed[d.symbol.empty() ? in->name + "[" + std::to_string(i) + "]" : d.symbol] = 1;
+      d = Dim::known(1);
+    }
+  }
+  return assumed;
+}
+
+// Shape inference alone leaves open what an exporter computes at run time
+// from Shape nodes (a Reshape to [batch * heads, -1, 64], a Resize to the
+// input's size). kiln's shape folding makes those static, but it rewrites the
+// graph; so it runs on a second copy of the model and the original graph
+// takes the shapes the copy found for the values of the same name.
+void adopt_folded_shapes(Graph& g, const std::string& path, const std::map<std::string, Shape>& shapes) {
+  Model copy = load_onnx_file(path);
+  Graph& c = *copy.graph;
+  bind_input_shapes(c, shapes);
+  assume_open_dims(c, shapes);
+  std::vector<UnsupportedNode> unsupported;
+  infer_graph(c, &unsupported);
+  // Folding only: dead-code elimination would drop folded values whose consumers folded too.
+  passes::optimize(c, passes::PassOptions::from_env(
+                          1, {"eliminate_identity", "eliminate_common_subexpressions", "eliminate_dead_code"}));
+  for (const auto& v : g.values) {
+    if (v->type.is_static()) continue;
+    const Value* folded = c.find(v->name);
+    if (folded && folded->type.is_static() && folded->type.dtype == v->type.dtype) v->type = folded->type;
+  }
+}
+
+// The header's numbers: every initializer of the top-level graph, and those
+// that are parameters (analysis/flops.h: is_parameter) by element type.
+json initializers_json(const Graph& g, json* parameters) {
+  int64_t tensors = 0, bytes = 0, params = 0, param_bytes = 0;
+  std::map<std::string, std::pair<int64_t, int64_t>> by_dtype;  // count, bytes
+  for (const auto& v : g.values) {
+    if (!v->initializer) continue;
+    const Tensor& t = *v->initializer;
+    const int64_t b = static_cast<int64_t>(t.nbytes());
+    ++tensors;
+    bytes += b;
+    if (!is_parameter(t)) continue;
+    params += t.numel();
+    param_bytes += b;
+    auto& [count, dbytes] = by_dtype[dtype_name(t.dtype())];
+    count += t.numel();
+    dbytes += b;
+  }
+  json types = json::object();
+  for (const auto& [name, cb] : by_dtype) types[name] = {{"count", cb.first}, {"bytes", cb.second}};
+  *parameters = {{"count", params}, {"bytes", param_bytes}, {"by_dtype", types}};
+  return {{"tensors", tensors}, {"bytes", bytes}};
+}
+
+json unsupported_json(const std::vector<UnsupportedNode>& list) {
+  json out = json::array();
+  for (const UnsupportedNode& u : list)
+    out.push_back({{"name", u.name},
+                   {"domain", domain_name(u.domain)},
+                   {"op", u.op},
+                   {"opset", u.opset},
+                   {"input_types", u.input_types},
+                   {"reason_kind", support_issue_name(u.issue)},
+                   {"reason", u.reason}});
+  return out;
+}
+
+// One row per top-level node, and the totals (parameters counted once per
+// initializer, however many nodes read it).
+void nodes_json(const Graph& g, json* nodes, json* totals) {
+  *nodes = json::array();
+  int64_t macs = 0, flops = 0, uncounted = 0, params = 0;
+  std::set<const Value*> seen;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = *g.nodes[i];
+    const NodeCost c = node_cost(n);
+    json in_shapes = json::array(), out_shapes = json::array();
+    for (const Value* v : n.inputs) in_shapes.push_back(v ? shape_json(v->type) : json(nullptr));
+    for (const Value* v : n.outputs) out_shapes.push_back(v ? shape_json(v->type) : json(nullptr));
+    json row = {{"index", i},
+                {"name", n.name},
+                {"op", op_name(n)},
+                {"input_shapes", in_shapes},
+                {"output_shapes", out_shapes},
+                {"params", node_params(n)},
+                {"macs", c.known ? json(c.macs) : json(nullptr)},
+                {"flops", c.known ? json(c.flops) : json(nullptr)}};
+    if (n.has_attr("kiln.epilogue")) row["epilogue"] = n.attr_strings("kiln.epilogue");
+    if (!c.known) row["uncounted_why"] = c.why;
+    nodes->push_back(std::move(row));
+    if (c.known) {
+      macs += c.macs;
+      flops += c.flops;
+    } else {
+      ++uncounted;
+    }
+    for (const Value* v : n.inputs)
+      if (v && v->initializer && is_parameter(*v->initializer) && seen.insert(v).second) params += v->initializer->numel();
+  }
+  *totals = {{"macs", macs}, {"flops", flops}, {"params", params}, {"nodes", g.nodes.size()},
+             {"uncounted_nodes", uncounted}};
+}
+
+json inspect(const InspectArgs& a) {
+  Model m = load_onnx_file(a.model);
+  Graph& g = *m.graph;
+  const auto shapes = parse_shapes(a.shapes);
+  std::vector<ValueType> declared_in, declared_out;
+  for (const Value* v : g.inputs) declared_in.push_back(v->type);
+  for (const Value* v : g.outputs) declared_out.push_back(v->type);
+  bind_input_shapes(g, shapes);
+  const auto assumed = assume_open_dims(g, shapes);
+  std::vector<UnsupportedNode> unsupported;
+  infer_graph(g, &unsupported);
+  // Folding needs a graph kiln supports.
+  if (!a.optimized && unsupported.empty()) adopt_folded_shapes(g, a.model, shapes);
+
+  json j;
+  j["model"] = a.model;
+  j["ir_version"] = m.ir_version;
+  j["producer"] = {{"name", m.producer_name}, {"version", m.producer_version}};
+  j["opsets"] = json::object();
+  for (const auto& [domain, version] : m.opsets) j["opsets"][domain_name(domain)] = version;
+  j["inputs"] = json::array();
+  for (size_t i = 0; i < g.inputs.size(); ++i) {
+    if (g.inputs[i]->initializer) continue;  // an initializer that may be overridden: not a user input
+    j["inputs"].push_back(value_json(*g.inputs[i], declared_in[i]));
+  }
+  j["outputs"] = json::array();
+  for (size_t i = 0; i < g.outputs.size(); ++i) j["outputs"].push_back(value_json(*g.outputs[i], declared_out[i]));
+  j["assumed_dims"] = assumed;
+  json parameters;
+  j["initializers"] = initializers_json(g, &parameters);
+  j["parameters"] = parameters;
+  std::map<std::string, int> histogram;
+  for (const auto& n : g.nodes) ++histogram[op_name(*n)];
+  j["node_count"] = g.nodes.size();
+  j["op_histogram"] = histogram;
+  j["unsupported"] = unsupported_json(unsupported);
+
+  j["graph"] = "original";
+  if (a.optimized && unsupported.empty()) {
+    passes::optimize(g, passes::PassOptions::from_env(2, {}));
+    j["graph"] = "optimized";
+  } else if (a.optimized) {
+    std::fprintf(stderr, "kiln inspect: --optimized ignored: the optimizer needs a model kiln supports\n");
+  }
+  json nodes, totals;
+  nodes_json(g, &nodes, &totals);
+  j["nodes"] = std::move(nodes);
+  j["totals"] = std::move(totals);
+  return j;
+}
+
+// ------------------------------------------------------------------ output
+
+// YAML through yaml-cpp, mirroring the JSON: strings double-quoted so that a
+// node named "1" or "yes" reads back as a string.
+void emit_yaml(YAML::Emitter& out, const json& j) {
+  if (j.is_object()) {
+    out << YAML::BeginMap;
+    for (const auto& [k, v] : j.items()) {
+      out << YAML::Key << YAML::DoubleQuoted << k << YAML::Value;
+      emit_yaml(out, v);
+    }
+    out << YAML::EndMap;
+  } else if (j.is_array()) {
+    // A list of scalars (a shape, a list of types) on one line.
+    const bool flat = std::none_of(j.begin(), j.end(), [](const json& v) { return v.is_structured(); });
+    if (flat) out << YAML::Flow;
+    out << YAML::BeginSeq;
+    for (const auto& v : j) emit_yaml(out, v);
+    out << YAML::EndSeq;
+  } else if (j.is_null()) {
+    out << YAML::Null;
+  } else if (j.is_boolean()) {
+    out << j.get<bool>();
+  } else if (j.is_number_integer()) {
+    out << j.get<int64_t>();
+  } else if (j.is_number()) {
+    out << j.get<double>();
+  } else {
+    out << YAML::DoubleQuoted << j.get<std::string>();
+  }
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+// Shapes of the CSV and the table: "1x64x56x56", several joined by ";"; "?"
+// for an unknown rank. `sep` joins the dims.
+std::string shapes_text(const json& shapes, const char* sep = "x") {
+  std::string s;
+  for (const json& d : shapes) {
+    if (!s.empty()) s += ";";
+    if (d.is_null()) {
+      s += "?";
+      continue;
+    }
+    std::string one;
+    for (const json& x : d) one += (one.empty() ? "" : sep) + (x.is_string() ? x.get<std::string>() : x.dump());
+    s += one;
+  }
+  return s;
+}
+
+std::string number_or_empty(const json& v) { return v.is_null() ? "" : v.dump(); }
+
+void print_csv(const json& j) {
+  std::printf("index,name,op,input_shapes,output_shapes,params,macs,flops\n");
+  for (const json& n : j["nodes"])
+    std::printf("%s,%s,%s,%s,%s,%s,%s,%s\n", n["index"].dump().c_str(),
+                csv_field(n["name"].get<std::string>()).c_str(), csv_field(n["op"].get<std::string>()).c_str(),
+                csv_field(shapes_text(n["input_shapes"])).c_str(), csv_field(shapes_text(n["output_shapes"])).c_str(),
+                n["params"].dump().c_str(), number_or_empty(n["macs"]).c_str(), number_or_empty(n["flops"]).c_str());
+}
+
+// 4.11 G, 25.6 M, 812 k: counts for people.
+std::string human(double v) {
+  const char* units[] = {"", " k", " M", " G", " T", " P"};
+  int u = 0;
+  while (v >= 1000 && u < 5) v /= 1000, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f%s" : "%.3g%s", v, units[u]);
+  return buf;
+}
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) b /= 1024, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", b, units[u]);
+  return buf;
+}
+
+std::string io_line(const json& v) {
+  std::string shape = v["shape"].is_null() ? "?" : shapes_text(json::array({v["shape"]}), " x ");
+  std::string line = v["name"].get<std::string>() + ": " + v["dtype"].get<std::string>() + "[" + shape + "]";
+  if (v["analysis_shape"] != v["shape"] && !v["analysis_shape"].is_null())
+    line += "  (analysed as " + shapes_text(json::array({v["analysis_shape"]})) + ")";
+  return line;
+}
+
+std::string clip_left(const std::string& s, size_t width) {
+  return s.size() <= width ? s : "…" + s.substr(s.size() - (width - 1));
+}
+
+void print_table(const json& j) {
+  std::printf("model      %s\n", j["model"].get<std::string>().c_str());
+  std::printf("IR         %lld, producer %s %s\n", j["ir_version"].get<long long>(),
+              j["producer"]["name"].get<std::string>().c_str(), j["producer"]["version"].get<std::string>().c_str());
+  std::string opsets;
+  for (const auto& [d, v] : j["opsets"].items()) opsets += (opsets.empty() ? "" : ", ") + d + " " + v.dump();
+  std::printf("opsets     %s\n", opsets.c_str());
+  for (const json& v : j["inputs"]) std::printf("input      %s\n", io_line(v).c_str());
+  for (const json& v : j["outputs"]) std::printf("output     %s\n", io_line(v).c_str());
+  if (!j["assumed_dims"].empty()) {
+    std::string dims;
+    for (const auto& [k, v] : j["assumed_dims"].items()) dims += (dims.empty() ? "" : ", ") + k + "=" + v.dump();
+    std::printf("assumed    %s (give --shapes NAME:DIMxDIM... to choose)\n", dims.c_str());
+  }
+  const json& p = j["parameters"];
+  std::string by_type;
+  for (const auto& [t, cb] : p["by_dtype"].items())
+    by_type += (by_type.empty() ? "" : ", ") + t + " " + human(cb["count"].get<double>()) + " (" +
+               human_bytes(cb["bytes"].get<double>()) + ")";
+  std::printf("parameters %s (%s)%s%s\n", human(p["count"].get<double>()).c_str(),
+              human_bytes(p["bytes"].get<double>()).c_str(), by_type.empty() ? "" : ": ", by_type.c_str());
+  std::printf("initializers %lld tensors, %s\n", j["initializers"]["tensors"].get<long long>(),
+              human_bytes(j["initializers"]["bytes"].get<double>()).c_str());
+  std::printf("nodes      %lld\n\n", j["node_count"].get<long long>());
+
+  std::vector<std::pair<std::string, int>> hist;
+  for (const auto& [op, count] : j["op_histogram"].items()) hist.emplace_back(op, count.get<int>());
+  std::stable_sort(hist.begin(), hist.end(), [](const auto& x, const auto& y) { return x.second > y.second; });
+  std::printf("op histogram\n");
+  for (const auto& [op, count] : hist) std::printf("  %-28s %6d\n", op.c_str(), count);
+
+  const json& un = j["unsupported"];
+  if (un.empty()) {
+    std::printf("\nsupported: every node runs on kiln\n");
+  } else {
+    std::printf("\nnot supported: %zu node(s)\n", un.size());
+    for (const json& u : un) {
+      std::string types;
+      for (const json& t : u["input_types"]) types += (types.empty() ? "" : ", ") + t.get<std::string>();
+      std::printf("  %-24s %s %s-%lld (%s): %s: %s\n", u["name"].get<std::string>().c_str(),
+                  u["domain"].get<std::string>().c_str(), u["op"].get<std::string>().c_str(),
+                  u["opset"].get<long long>(), types.c_str(), u["reason_kind"].get<std::string>().c_str(),
+                  u["reason"].get<std::string>().c_str());
+    }
+  }
+
+  std::printf("\nnodes (%s graph)\n", j["graph"].get<std::string>().c_str());
+  std::printf("%5s  %-28s %-24s %-20s %-20s %10s %10s %10s\n", "#", "name", "op", "input", "output", "params", "MACs",
+              "FLOPs");
+  for (const json& n : j["nodes"]) {
+    std::string op = n["op"].get<std::string>();
+    if (n.contains("epilogue"))
+      for (const json& e : n["epilogue"]) op += "+" + e.get<std::string>();
+    std::string in = n["input_shapes"].empty() ? "" : shapes_text(json::array({n["input_shapes"][0]}));
+    std::string out = n["output_shapes"].empty() ? "" : shapes_text(json::array({n["output_shapes"][0]}));
+    const json& macs = n["macs"];
+    const json& flops = n["flops"];
+    std::printf("%5s  %-28s %-24s %-20s %-20s %10s %10s %10s\n", n["index"].dump().c_str(),
+                clip_left(n["name"].get<std::string>(), 28).c_str(), clip_left(op, 24).c_str(),
+                clip_left(in, 20).c_str(), clip_left(out, 20).c_str(), human(n["params"].get<double>()).c_str(),
+                macs.is_null() ? "?" : human(macs.get<double>()).c_str(),
+                flops.is_null() ? "?" : human(flops.get<double>()).c_str());
+  }
+  const json& t = j["totals"];
+  std::printf("\ntotal      %s MACs, %s FLOPs, %s parameters over %lld nodes", human(t["macs"].get<double>()).c_str(),
+              human(t["flops"].get<double>()).c_str(), human(t["params"].get<double>()).c_str(),
+              t["nodes"].get<long long>());
+  if (t["uncounted_nodes"].get<int64_t>() > 0)
+    std::printf(" (%lld not counted: shape unknown or no rule, see docs/flops.md)",
+                t["uncounted_nodes"].get<long long>());
+  std::printf("\n");
+}
+
+void inspect_main(const InspectArgs& a) {
+  json j;
+  try {
+    j = inspect(a);
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    throw Error(msg.rfind(a.model, 0) == 0 ? msg : a.model + ": " + msg);
+  }
+  if (a.format == "json") {
+    std::printf("%s\n", j.dump(2).c_str());
+  } else if (a.format == "yaml") {
+    YAML::Emitter out;
+    emit_yaml(out, j);
+    std::printf("%s\n", out.c_str());
+  } else if (a.format == "csv") {
+    print_csv(j);
+  } else {
+    print_table(j);
+  }
+}
+
+}  // namespace
+
+void add_inspect_command(CLI::App& app) {
+  auto a = std::make_shared<InspectArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "inspect", "Show a model's inputs, parameters, ops, unsupported nodes and per-node MACs/FLOPs (without running it)");
+  cmd->add_option("model", a->model, "ONNX model file")->required();
+  cmd->add_option("--shapes", a->shapes,
+                  "Sizes for symbolic input dims: NAME:1x3x224x224,... (dims left open count as 1)");
+  cmd->add_option("--format", a->format, "table, json, csv (the per-node table) or yaml")
+      ->check(CLI::IsMember({"table", "json", "csv", "yaml"}))
+      ->capture_default_str();
+  cmd->add_flag("--optimized", a->optimized, "Count the graph after kiln's optimizer (fusions, folded BatchNorm)");
+  cmd->callback([a] { inspect_main(*a); });
+}
+
+}  // namespace kiln::cli
