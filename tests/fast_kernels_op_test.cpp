@@ -70,6 +70,7 @@ TEST(FastConv, SparseTapsMatchReference) {
       {{2, 8, 9, 11}, {5, 8, 3, 3}, {1, 1}, {6, 4}, {6, 4, 5, 3}},              // asymmetric
       {{1, 6, 13, 10}, {7, 6, 3, 2}, {2, 1}, {5, 7}, {5, 7, 5, 7}},            // strided, 3x2 kernel
       {{1, 4, 5, 5}, {3, 4, 3, 3}, {1, 1}, {9, 9}, {9, 9, 9, 9}},               // only the center tap reads
+      {{1, 512, 14, 14}, {8, 512, 3, 3}, {1, 1}, {12, 12}, {12, 12, 12, 12}},  // gathered on the pool's threads
   };
   for (const Case& c : cases) {
     Conv2dF32Shape s;

@@ -166,11 +166,14 @@ void conv2d_f32_by_taps(const Conv2dF32Shape& s, const float* x, const PackedCon
         window.resize(static_cast<size_t>(s.C * npix));
         const int64_t ih0 = r.oh0 * s.stride_h - s.pad_h + kh * s.dilation_h;
         const int64_t iw0 = r.ow0 * s.stride_w - s.pad_w + kw * s.dilation_w;
+        // A plain pointer: inside the lambda, `window` would name the pool
+        // thread's own (empty) thread_local.
+        float* const win = window.data();
         parallel_for(s.C * npix >= 65536 ? pool : nullptr, s.C, [&](int64_t c0, int64_t c1) {
           for (int64_t c = c0; c < c1; ++c)
             for (int64_t i = 0; i < rh; ++i) {
               const float* src = xn + c * in_sp + (ih0 + i * s.stride_h) * s.W + iw0;
-              float* dst = window.data() + c * npix + i * rw;
+              float* dst = win + c * npix + i * rw;
               if (s.stride_w == 1) std::memcpy(dst, src, static_cast<size_t>(rw) * sizeof(float));
               else
                 for (int64_t j = 0; j < rw; ++j) dst[j] = src[j * s.stride_w];
