@@ -812,7 +812,9 @@ TEST(LayoutBlocked, SqueezeExciteConcatAndChannelConstants) {
   set_int(b.node("Concat", {"se", "c4"}, {"cat"}), "axis", 1);
   b.node("Mul", {"cat", "scale"}, {"scaled"});
   b.node("Add", {"scaled", "half"}, {"y"});
-  const std::string ops = check_passes(b, {"fuse_epilogue", "layout_blocked"}, 1e-4);
+  // The 16-channel 3x3 conv runs Winograd: its rounding differs from the
+  // direct reference by ~1e-6 of the sum of the terms' magnitudes.
+  const std::string ops = check_passes(b, {"fuse_epilogue", "layout_blocked"}, 1e-4, 2e-4);
   EXPECT_EQ(count_op(ops, "BlockedConv"), 4) << ops;
   EXPECT_EQ(count_op(ops, "FromBlocked"), 1) << ops;  // the graph output
   EXPECT_EQ(count_op(ops, "ToBlocked"), 1) << ops;    // the graph input
