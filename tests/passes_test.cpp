@@ -971,6 +971,64 @@ TEST(FuseConvSum, ResidualAddsMoveIntoTheConv) {
   }
 }
 
+// A ConvNeXt block: depthwise conv, then channels-last LayerNorm and MLP
+// between two Transposes, a layer scale and the residual Add. All of it
+// stays blocked: BlockedLayerNorm, two 1x1 BlockedConvs (the layer scale
+// folded into the second), no Transpose left. Also without the layer scale,
+// with a LayerNorm only (ConvNeXt's downsampling), and not when the island
+// is read elsewhere.
+TEST(BlockedChannelsLast, ConvNeXtBlocksStayBlocked) {
+  if (!blocked_convs_available()) GTEST_SKIP() << "no oneDNN JIT convolution at this ISA (KILN_CPU_ISA)";
+  for (int variant = 0; variant < 4; ++variant) {
+    const bool scale = variant == 0, mlp = variant != 2, extra_reader = variant == 3;
+    const int64_t c = 12, h = 5;
+    Builder b;
+    b.input("x", {2, c, h, h}).output("y");
+    b.random_constant("dw", {c, 1, 3, 3}).random_constant("ln_s", {c}).random_constant("ln_b", {c});
+    b.random_constant("w1", {c, 4 * c}).random_constant("b1", {4 * c}).random_constant("w2", {4 * c, c});
+    b.random_constant("b2", {c}).random_constant("gamma", {c, 1, 1});
+    onnx::NodeProto* dw = b.node("Conv", {"x", "dw"}, {"d"});
+    set_int(dw, "group", c);
+    set_ints(dw, "pads", {1, 1, 1, 1});
+    set_ints(b.node("Transpose", {"d"}, {"t"}), "perm", {0, 2, 3, 1});
+    set_int(b.node("LayerNormalization", {"t", "ln_s", "ln_b"}, {"ln"}), "axis", -1);
+    std::string last = "ln";
+    if (mlp) {
+      b.node("MatMul", {"ln", "w1"}, {"m1"});
+      b.node("Add", {"m1", "b1"}, {"a1"});
+      b.node("Relu", {"a1"}, {"r1"});
+      b.node("MatMul", {"r1", "w2"}, {"m2"});
+      b.node("Add", {"m2", "b2"}, {"a2"});
+      last = "a2";
+    }
+    set_ints(b.node("Transpose", {last}, {"back"}), "perm", {0, 3, 1, 2});
+    std::string res = "back";
+    if (scale) {
+      b.node("Mul", {"back", "gamma"}, {"scaled"});
+      res = "scaled";
+    }
+    if (extra_reader) {  // the LayerNorm's output also read outside the island
+      b.node("Add", {res, "x"}, {"sum"});
+      set_ints(b.node("ReduceMean", {"ln"}, {"lnm"}), "axes", {3});
+      set_ints(b.node("Transpose", {"lnm"}, {"lnm_t"}), "perm", {0, 3, 1, 2});
+      b.node("Add", {"sum", "lnm_t"}, {"y"});
+    } else {
+      b.node("Add", {res, "x"}, {"y"});
+    }
+    const std::string ops = check_passes(
+        b, {"fuse_matmul_add", "fuse_epilogue", "layout_blocked", "eliminate_dead_code", "blocked_channels_last"}, 1e-4);
+    if (extra_reader) {
+      EXPECT_EQ(count_op(ops, "BlockedLayerNorm"), 0) << ops;
+      continue;
+    }
+    EXPECT_EQ(count_op(ops, "Transpose"), 0) << ops << " variant " << variant;
+    EXPECT_EQ(count_op(ops, "BlockedLayerNorm"), 1) << ops;
+    EXPECT_EQ(count_op(ops, "BlockedConv"), mlp ? 3 : 1) << ops;
+    EXPECT_EQ(count_op(ops, "Mul"), 0) << ops;
+    if (mlp) EXPECT_NE(ops.find("BlockedConv+Relu"), std::string::npos) << ops;
+  }
+}
+
 TEST(LayoutBlocked, ReordersAndConvForBothBlockSizes) {
   std::mt19937 rng(11);
   for (int64_t block : {8, 16})

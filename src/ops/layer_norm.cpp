@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "ops/layer_norm_rows.h"
 #include "ops/reduce_util.h"
 
 namespace kiln {
@@ -86,12 +87,7 @@ float centered_sum_sq_f32(const float* __restrict x, int64_t n, float c) {
   return s;
 }
 
-// The mean is kept as a float plus the float's own error (mean_error), since
-// where the mean is large against the spread that error is not negligible
-// next to x - mean.
-struct RowStats {
-  float mean, mean_error, inv_std;
-};
+}  // namespace
 
 RowStats layer_norm_stats_f32(const float* x, int64_t n, double eps) {
   float m = centered_sum_f32(x, n, 0.0f) / static_cast<float>(n);
@@ -101,8 +97,6 @@ RowStats layer_norm_stats_f32(const float* x, int64_t n, double eps) {
   return {m, static_cast<float>(dm), static_cast<float>(1.0 / std::sqrt(var + eps))};
 }
 
-// y = (x - mean) * inv_std * scale + bias, scale and bias per element
-// (bias may be null).
 void layer_norm_row_f32(const float* __restrict x, float* __restrict y, int64_t n, RowStats st,
                         const float* __restrict scale, const float* __restrict bias) {
   const float m = st.mean, dm = st.mean_error, is = st.inv_std;
@@ -112,6 +106,8 @@ void layer_norm_row_f32(const float* __restrict x, float* __restrict y, int64_t 
     for (int64_t k = 0; k < n; ++k) y[k] = (x[k] - m - dm) * is * scale[k];
   }
 }
+
+namespace {
 
 // Scale / B as one value per element of a row: the tensor's own data when it
 // is laid out so, else (a single value) that value repeated into `storage`.

@@ -26,6 +26,7 @@ bool shrink_conv_taps(Graph& g);     // conv taps that only ever read padding dr
 bool fuse_conv_bias(Graph& g);       // Conv + Add(per-channel constant) -> Conv bias
 bool fuse_epilogue(Graph& g);        // GEMM-like op + activation -> epilogue
 bool layout_blocked(Graph& g);       // conv activations kept in oneDNN's blocked layout
+bool blocked_channels_last(Graph& g);  // Transpose/LayerNorm/Linear/Transpose islands kept blocked (ConvNeXt)
 bool fuse_conv_sum(Graph& g);        // blocked Conv + residual Add -> one conv with a sum input
 
 // One node of fold_shape; fold_constants applies it too as it sweeps, so a
