@@ -1029,6 +1029,28 @@ TEST(BlockedChannelsLast, ConvNeXtBlocksStayBlocked) {
   }
 }
 
+// kiln.BlockedLayerNorm against LayerNormalization over the channels of a
+// channels-last copy: both block sizes, channels that fill no whole block,
+// padded lanes written as zeros.
+TEST(BlockedChannelsLast, BlockedLayerNormMatchesLayerNorm) {
+  std::mt19937 rng(12);
+  for (int64_t block : {8, 16})
+    for (int64_t c : {3, 12, 21}) {
+      Tensor x = random_f32({2, c, 3, 5}, rng), scale = random_f32({c}, rng), bias = random_f32({c}, rng);
+      Tensor xb = run_node({.op = "ToBlocked", .domain = "kiln", .inputs = {x}, .attrs = {{"block", attr_int(block)}}})[0];
+      Tensor yb = run_node({.op = "BlockedLayerNorm", .domain = "kiln", .inputs = {xb, scale, bias},
+                            .attrs = {{"block", attr_int(block)}, {"channels", attr_int(c)}, {"epsilon", attr_float(1e-5f)}}})[0];
+      for (int64_t i = 0; i < yb.numel(); ++i)
+        if ((i % block) + (i / (block * 15)) % ((c + block - 1) / block) * block >= c)
+          ASSERT_EQ(yb.data<float>()[i], 0.0f) << "padded lane " << i;
+      Tensor y = run_node({.op = "FromBlocked", .domain = "kiln", .inputs = {yb}, .attrs = {{"channels", attr_int(c)}}})[0];
+      Tensor xt = run_node({.op = "Transpose", .inputs = {x}, .attrs = {{"perm", attr_ints({0, 2, 3, 1})}}})[0];
+      Tensor lt = run_node({.op = "LayerNormalization", .opset = 17, .inputs = {xt, scale, bias}})[0];
+      Tensor want = run_node({.op = "Transpose", .inputs = {lt}, .attrs = {{"perm", attr_ints({0, 3, 1, 2})}}})[0];
+      EXPECT_TRUE(all_close(y, want, 0, 0)) << "C " << c << " block " << block;
+    }
+}
+
 TEST(LayoutBlocked, ReordersAndConvForBothBlockSizes) {
   std::mt19937 rng(11);
   for (int64_t block : {8, 16})
