@@ -979,8 +979,10 @@ TEST(FuseConvSum, ResidualAddsMoveIntoTheConv) {
 // is read elsewhere.
 TEST(BlockedChannelsLast, ConvNeXtBlocksStayBlocked) {
   if (!blocked_convs_available()) GTEST_SKIP() << "no oneDNN JIT convolution at this ISA (KILN_CPU_ISA)";
-  for (int variant = 0; variant < 4; ++variant) {
-    const bool scale = variant == 0, mlp = variant != 2, extra_reader = variant == 3;
+  for (int variant = 0; variant < 5; ++variant) {
+    // 4: the Linear layers as explicit Reshape + Gemm(transB = 1), scaled.
+    const bool scale = variant == 0 || variant == 4, mlp = variant != 2, extra_reader = variant == 3;
+    const bool gemm_t = variant == 4;
     const int64_t c = 12, h = 5;
     Builder b;
     b.input("x", {2, c, h, h}).output("y");
@@ -993,7 +995,16 @@ TEST(BlockedChannelsLast, ConvNeXtBlocksStayBlocked) {
     set_ints(b.node("Transpose", {"d"}, {"t"}), "perm", {0, 2, 3, 1});
     set_int(b.node("LayerNormalization", {"t", "ln_s", "ln_b"}, {"ln"}), "axis", -1);
     std::string last = "ln";
-    if (mlp) {
+    if (mlp && gemm_t) {
+      b.random_constant("w1t", {4 * c, c}).random_constant("w2t", {c, 4 * c});
+      b.ints("rows_i", {2}, {-1, c}).ints("back_i", {4}, {2, h, h, c});
+      b.node("Reshape", {"ln", "rows_i"}, {"lr"});
+      set_int(b.node("Gemm", {"lr", "w1t", "b1"}, {"g1"}), "transB", 1);
+      b.node("Relu", {"g1"}, {"r1"});
+      set_int(b.node("Gemm", {"r1", "w2t", "b2"}, {"g2"}), "transB", 1);
+      b.node("Reshape", {"g2", "back_i"}, {"a2"});
+      last = "a2";
+    } else if (mlp) {
       b.node("MatMul", {"ln", "w1"}, {"m1"});
       b.node("Add", {"m1", "b1"}, {"a1"});
       b.node("Relu", {"a1"}, {"r1"});

@@ -149,7 +149,7 @@ std::string conv_setup(const Node& conv, const Shape& w_shape, int64_t n, int64_
 }
 
 memory::desc conv_weights_desc(const ConvSetup& s, Tag tag) {
-  if (s.group == 1) return memory::desc({s.m, s.c, s.kh, s.kw}, kF32, tag == Tag::any ? Tag::any : Tag::oihw);
+  if (s.group == 1) return memory::desc({s.m, s.c, s.kh, s.kw}, kF32, tag);
   return memory::desc({s.group, s.m / s.group, s.c / s.group, s.kh, s.kw}, kF32, tag == Tag::any ? Tag::any : Tag::goihw);
 }
 
@@ -195,13 +195,22 @@ dnnl::primitive_attr conv_attr(const Node& conv, const memory::desc* sum = nullp
 // Whether a BlockedConv node has a sum input (input 3).
 bool has_sum(const Node& conv) { return conv.has_input(3); }
 
+// W's shape as [M, C/group, kH, kW]. With weights_io (1x1 convs made from a
+// Linear layer, passes/blocked_channels_last.cpp) W is the Linear layer's
+// [C, M] matrix as it was, read by oneDNN as "iohw" instead of transposed
+// while optimizing; {} when W's shape fits neither.
+Shape logical_weight_shape(const Node& conv, const Shape& w) {
+  if (conv.attr_int("weights_io", 0) == 0) return w.size() == 4 ? w : Shape{};
+  return w.size() == 2 ? Shape{w[1], w[0], 1, 1} : Shape{};
+}
+
 void infer_blocked_conv(InferContext& ctx) {
   const ValueType& x = ctx.input_type(0);
   const ValueType& w = ctx.input_type(1);
   const int64_t block = block_attr(ctx.node());
   if (x.dtype != DType::kFloat32 || (x.rank() != 4 && x.rank() != 5)) throw ctx.error("expects a float32 4-D or 5-D input");
-  if (!w.is_static() || w.rank() != 4) throw ctx.error("W must have a static 4-D shape");
-  const Shape ws = w.static_shape();
+  const Shape ws = w.is_static() ? logical_weight_shape(ctx.node(), w.static_shape()) : Shape{};
+  if (ws.empty()) throw ctx.error("W must have a static 4-D shape (2-D with weights_io)");
   const DimVector& d = *x.shape;
   auto known = [](const Dim& v) { return v.is_known() ? v.value : -1; };
   WindowGeometry g;
@@ -225,14 +234,17 @@ class BlockedConvKernel : public Kernel {
       : node_(node), block_(block_attr(node)), attr_(conv_attr(node)) {
     const Value* w = node.inputs[1];
     if (!w->initializer) throw Error(node.describe() + ": W must be a constant");
-    weights_ = *w->initializer;
+    weights_io_ = node.attr_int("weights_io", 0) != 0;
+    const Shape ws = logical_weight_shape(node, w->initializer->shape());
+    if (ws.empty()) throw Error(node.describe() + ": W must be 4-D (2-D with weights_io)");
+    weights_ = w->initializer->reshaped(ws);  // shares the initializer's data
     if (node.has_input(2)) {
       if (!node.inputs[2]->initializer) throw Error(node.describe() + ": B must be a constant");
       bias_ = *node.inputs[2]->initializer;
     }
     const ValueType& x = node.inputs[0]->type;
     winograd_mode_ = winograd_mode();
-    winograd_candidate_ = winograd_mode_ != WinogradMode::kOff && block_ == WinogradF32Conv::kBlock &&
+    winograd_candidate_ = !weights_io_ && winograd_mode_ != WinogradMode::kOff && block_ == WinogradF32Conv::kBlock &&
                           x.rank() == 5 && weights_.raw() && weights_.dtype() == DType::kFloat32 &&
                           (!bias_.defined() || bias_.dtype() == DType::kFloat32) && WinogradF32Conv::available();
     // With the input's channels and spatial size known, reorder the weights
@@ -354,7 +366,8 @@ class BlockedConvKernel : public Kernel {
     for (const auto& w : packed_weights_)
       if (w->get_desc() == layout) return w;
     auto w = std::make_shared<memory>(layout, dnnl_glue::engine());
-    memory src = weights_.raw() ? wrap(conv_weights_desc(s, Tag::oihw), weights_.raw()) : *packed_weights_.front();
+    memory src = weights_.raw() ? wrap(conv_weights_desc(s, weights_io_ ? Tag::iohw : Tag::oihw), weights_.raw())
+                                : *packed_weights_.front();
     dnnl_glue::execute(dnnl::reorder(src, *w), {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, *w}}, 1);
     packed_weights_.push_back(w);
     return w;
@@ -367,6 +380,7 @@ class BlockedConvKernel : public Kernel {
   ShapeCache<Prepared> prepared_;
   mutable std::mutex weights_mutex_;
   mutable std::vector<std::shared_ptr<memory>> packed_weights_;
+  bool weights_io_ = false;  // weights_ holds [C, M] data (see logical_weight_shape)
   WinogradMode winograd_mode_ = WinogradMode::kOff;
   bool winograd_candidate_ = false;  // weights_ keeps the originals then...
   bool winograd_only_ = false;       // ...unless the static shape picked Winograd
@@ -539,7 +553,8 @@ std::string blocked_conv_impl(const Node& conv, int64_t n, int64_t h, int64_t w,
   const Value* wv = conv.inputs.size() > 1 ? conv.inputs[1] : nullptr;
   if (!wv || !wv->initializer) return "";
   ConvSetup s;
-  if (!conv_setup(conv, wv->initializer->shape(), n, h, w, plain_src, block, &s).empty()) return "";
+  const Shape ws = logical_weight_shape(conv, wv->initializer->shape());
+  if (ws.empty() || !conv_setup(conv, ws, n, h, w, plain_src, block, &s).empty()) return "";
   for (int64_t o : s.g.out)
     if (o <= 0) return "";
   try {

@@ -28,6 +28,7 @@
 #include "kernels/cpu/gemm_f32.h"
 #include "kernels/cpu/vec_math_f32.h"
 #include "ops/common.h"
+#include "ops/softmax_rows.h"
 
 namespace kiln {
 
@@ -126,22 +127,12 @@ void softmax_rows(float* s, int64_t rows, int64_t lk, const float* mask, int64_t
       else
         for (int64_t j = 0; j < lk; ++j) row[j] += mr[0];
     }
-    float m4[4];
-    for (float& m : m4) m = -std::numeric_limits<float>::infinity();
-    int64_t j = 0;
-    for (; j + 4 <= lk; j += 4)
-      for (int l = 0; l < 4; ++l) m4[l] = row[j + l] > m4[l] ? row[j + l] : m4[l];
-    for (; j < lk; ++j) m4[0] = row[j] > m4[0] ? row[j] : m4[0];
-    const float mx = std::max(std::max(m4[0], m4[1]), std::max(m4[2], m4[3]));
+    const float mx = row_max_f32(row, lk);
     const float shift = std::isfinite(mx) ? mx : 0.0f;
-    for (j = 0; j < lk; ++j) row[j] -= shift;
+    for (int64_t j = 0; j < lk; ++j) row[j] -= shift;
     exp(row, row, lk);
-    double s4[4] = {0, 0, 0, 0};
-    for (j = 0; j + 4 <= lk; j += 4)
-      for (int l = 0; l < 4; ++l) s4[l] += row[j + l];
-    for (; j < lk; ++j) s4[0] += row[j];
-    const float sum = static_cast<float>((s4[0] + s4[1]) + (s4[2] + s4[3]));
-    for (j = 0; j < lk; ++j) row[j] /= sum;
+    const float sum = static_cast<float>(row_sum_f64(row, lk));
+    for (int64_t j = 0; j < lk; ++j) row[j] /= sum;
   }
 }
 

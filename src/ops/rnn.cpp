@@ -13,6 +13,7 @@
 #include <cctype>
 #include <cmath>
 
+#include "core/thread_pool.h"
 #include "kernels/cpu/gemm_f32.h"
 #include "ops/common.h"
 
@@ -552,6 +553,9 @@ void RecurrentKernelF32::run_fast(KernelContext& ctx, const RunDims& d, const st
 // times in a row, and on a busy machine one wake of the pool cost the zoo LSTM
 // ~7 ms per run at 2 threads (its 2M multiply-add projection; 0.6 ms without).
 constexpr int64_t kMinPooledMacs = int64_t{1} << 22;
+// The recurrence of a batch of two or more splits over the pool by batch
+// entry (one fork per sequence) from this many multiply-adds in all.
+constexpr int64_t kMinSplitStepMacs = int64_t{1} << 20;
 
 void RecurrentKernelF32::run_direction(KernelContext& ctx, const RunDims& d, const std::vector<int64_t>& lens,
                                        int64_t dir, float* xw, float* y, float* yh, float* yc) const {
@@ -594,7 +598,6 @@ void RecurrentKernelF32::run_direction(KernelContext& ctx, const RunDims& d, con
   const float* peep = lstm && ctx.has_input(7) ? ctx.input(7).data<float>() + dir * 3 * H : nullptr;
 
   const int64_t N1 = first_gemm_gates() * H;
-  ThreadPool* step_pool = B * N1 * H >= kMinPooledMacs ? pool : nullptr;
   const PackedMatrixF32* r_pack = packed_r ? r_packed_[static_cast<size_t>(dir)].get() : nullptr;
   const PackedMatrixF32* rh_pack = packed_r && split_gru() ? rh_packed_[static_cast<size_t>(dir)].get() : nullptr;
   std::vector<float> hg(static_cast<size_t>(B * N1)), rh, hh;
@@ -605,37 +608,47 @@ void RecurrentKernelF32::run_direction(KernelContext& ctx, const RunDims& d, con
   auto x_row = [&](int64_t t, int64_t b) { return attrs_.layout ? b * S + t : t * B + b; };
   auto y_at = [&](int64_t t, int64_t b) { return attrs_.layout ? ((b * S + t) * D + dir) * H : ((t * D + dir) * B + b) * H; };
   const int64_t max_len = *std::max_element(lens.begin(), lens.end());
-  // Batch entries past their length keep their state; their rows of hg are
-  // computed and ignored.
-  for (int64_t step = 0; step < max_len; ++step) {
-    gemm_f32(B, N1, H, 1.0f, {h.data(), H}, {rd, H, true, r_pack}, 0.0f, hg.data(), N1, step_pool);
-    if (split_gru()) {
-      for (int64_t b = 0; b < B; ++b) {
+  // The batch entries [b0, b1) through every step. Each entry's recurrence
+  // depends on its own state only, so the batch splits over the pool with no
+  // synchronization between steps (one fork for the whole sequence instead
+  // of one per step). Entries past their length keep their state; their rows
+  // of hg are computed and ignored.
+  auto run_rows = [&](int64_t b0, int64_t b1) {
+    const int64_t rows = b1 - b0;
+    for (int64_t step = 0; step < max_len; ++step) {
+      gemm_f32(rows, N1, H, 1.0f, {h.data() + b0 * H, H}, {rd, H, true, r_pack}, 0.0f, hg.data() + b0 * N1, N1,
+               nullptr);
+      if (split_gru()) {
+        for (int64_t b = b0; b < b1; ++b) {
+          const int64_t len = lens[static_cast<size_t>(b)];
+          if (step >= len) continue;
+          const int64_t t = reverse ? len - 1 - step : step;
+          gru_reset_step(H, xw + x_row(t, b) * GH, hg.data() + b * N1, clip, h.data() + b * H, rh.data() + b * H);
+        }
+        gemm_f32(rows, H, H, 1.0f, {rh.data() + b0 * H, H}, {rd + 2 * H * H, H, true, rh_pack}, 0.0f,
+                 hh.data() + b0 * H, H, nullptr);
+      }
+      for (int64_t b = b0; b < b1; ++b) {
         const int64_t len = lens[static_cast<size_t>(b)];
         if (step >= len) continue;
         const int64_t t = reverse ? len - 1 - step : step;
-        gru_reset_step(H, xw + x_row(t, b) * GH, hg.data() + b * N1, clip, h.data() + b * H, rh.data() + b * H);
+        const float* xg = xw + x_row(t, b) * GH;
+        float* hgb = hg.data() + b * N1;
+        float* hb = h.data() + b * H;
+        switch (attrs_.cell) {
+          case Cell::kRnn: rnn_step(H, xg, hgb, clip, hb); break;
+          case Cell::kLstm: lstm_step(H, xg, hgb, peep, clip, hb, c.data() + b * H); break;
+          case Cell::kGru:
+            if (split_gru()) gru_update_step(H, xg, hh.data() + b * H, hgb, clip, hb);
+            else gru_lbr_step(H, xg, hgb, rbh.data(), clip, hb);
+            break;
+        }
+        if (y) std::copy_n(hb, H, y + y_at(t, b));
       }
-      gemm_f32(B, H, H, 1.0f, {rh.data(), H}, {rd + 2 * H * H, H, true, rh_pack}, 0.0f, hh.data(), H, step_pool);
     }
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t len = lens[static_cast<size_t>(b)];
-      if (step >= len) continue;
-      const int64_t t = reverse ? len - 1 - step : step;
-      const float* xg = xw + x_row(t, b) * GH;
-      float* hgb = hg.data() + b * N1;
-      float* hb = h.data() + b * H;
-      switch (attrs_.cell) {
-        case Cell::kRnn: rnn_step(H, xg, hgb, clip, hb); break;
-        case Cell::kLstm: lstm_step(H, xg, hgb, peep, clip, hb, c.data() + b * H); break;
-        case Cell::kGru:
-          if (split_gru()) gru_update_step(H, xg, hh.data() + b * H, hgb, clip, hb);
-          else gru_lbr_step(H, xg, hgb, rbh.data(), clip, hb);
-          break;
-      }
-      if (y) std::copy_n(hb, H, y + y_at(t, b));
-    }
-  }
+  };
+  const bool split = B >= 2 && max_len * B * N1 * H >= kMinSplitStepMacs;
+  parallel_for(split ? pool : nullptr, B, run_rows);
   // Steps past a batch entry's length stay zero in Y.
   for (int64_t b = 0; b < B && y; ++b)
     for (int64_t t = lens[static_cast<size_t>(b)]; t < S; ++t) std::fill_n(y + y_at(t, b), H, 0.0f);

@@ -10,6 +10,7 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/vec_math_f32.h"
 #include "ops/reduce_util.h"
+#include "ops/softmax_rows.h"
 
 namespace kiln {
 
@@ -73,24 +74,11 @@ void softmax_f32_rows(SoftKind kind, const float* x, float* y, int64_t rows, int
     for (int64_t r = begin; r < end; ++r) {
       const float* xr = x + r * n;
       float* yr = y + r * n;
-      // The max and the sum as several independent lanes, so that neither is
-      // one long dependency chain: `v > m ? v : m` is std::max(m, v) (NaN
-      // skipped alike) in a form the compiler vectorizes.
-      float m4[4];
-      for (float& m : m4) m = -std::numeric_limits<float>::infinity();
-      int64_t k = 0;
-      for (; k + 4 <= n; k += 4)
-        for (int l = 0; l < 4; ++l) m4[l] = xr[k + l] > m4[l] ? xr[k + l] : m4[l];
-      for (; k < n; ++k) m4[0] = xr[k] > m4[0] ? xr[k] : m4[0];
-      const float mx = std::max(std::max(m4[0], m4[1]), std::max(m4[2], m4[3]));
+      const float mx = row_max_f32(xr, n);
       const float shift = std::isfinite(mx) ? mx : 0.0f;  // as in softmax_typed
-      for (k = 0; k < n; ++k) shifted[static_cast<size_t>(k)] = xr[k] - shift;
+      for (int64_t k = 0; k < n; ++k) shifted[static_cast<size_t>(k)] = xr[k] - shift;
       exp(shifted.data(), e.data(), n);
-      double s4[4] = {0, 0, 0, 0};
-      for (k = 0; k + 4 <= n; k += 4)
-        for (int l = 0; l < 4; ++l) s4[l] += e[static_cast<size_t>(k + l)];
-      for (; k < n; ++k) s4[0] += e[static_cast<size_t>(k)];
-      const double sum = (s4[0] + s4[1]) + (s4[2] + s4[3]);
+      const double sum = row_sum_f64(e.data(), n);
       if (kind == SoftKind::kSoftmax) {
         const float s = static_cast<float>(sum);
         for (int64_t k = 0; k < n; ++k) yr[k] = e[static_cast<size_t>(k)] / s;

@@ -10,6 +10,7 @@
 // into the last Linear layer's weights. The two Transposes and the layout
 // conversions, four passes over memory per block, are gone. Runs after
 // layout_blocked (which made the FromBlocked/ToBlocked pair).
+#include <algorithm>
 #include <vector>
 
 #include "kernels/cpu/dnnl_glue.h"
@@ -154,11 +155,24 @@ bool rewrite(Graph& g, Node& from_blocked) {
       const bool tb = s.node->attr_int("transB", 0) != 0;
       const int64_t k = channels, n = s.out_channels;
       const float* scale = last && gamma ? gamma->data<float>() : nullptr;
-      Tensor w2(DType::kFloat32, {n, k, 1, 1});
-      for (int64_t o = 0; o < n; ++o)
-        for (int64_t j = 0; j < k; ++j)
-          w2.data<float>()[o * k + j] = (tb ? w.data<float>()[o * k + j] : w.data<float>()[j * n + o]) * (scale ? scale[o] : 1.0f);
-      std::vector<Value*> inputs = {cur, add_constant(g, s.node->name + ".conv_weight", std::move(w2))};
+      // The conv reads B as it is: [n, k] (transB) is OIHW, [k, n] is IOHW
+      // (weights_io), so nothing is transposed here; only a layer scale
+      // makes a scaled copy.
+      Value* weight = s.node->inputs[1];
+      if (scale) {
+        Tensor w2(DType::kFloat32, w.shape());
+        const float* src = w.data<float>();
+        float* dst = w2.data<float>();
+        for (int64_t r = 0; r < w.dim(0); ++r)
+          for (int64_t q = 0; q < w.dim(1); ++q) dst[r * w.dim(1) + q] = src[r * w.dim(1) + q] * scale[tb ? r : q];
+        weight = add_constant(g, s.node->name + ".scaled_weight", std::move(w2));
+      }
+      if (tb) {
+        // [n, k] as an [n, k, 1, 1] OIHW weight: the same data.
+        Tensor oihw = constant_of(weight)->reshaped({n, k, 1, 1});
+        weight = add_constant(g, s.node->name + ".conv_weight", std::move(oihw));
+      }
+      std::vector<Value*> inputs = {cur, weight};
       if (s.node->has_input(2)) {
         Tensor bias(DType::kFloat32, {n});
         const float* src = constant_of(s.node->inputs[2])->data<float>();
@@ -167,6 +181,7 @@ bool rewrite(Graph& g, Node& from_blocked) {
       }
       b = add_node(g, "BlockedConv", s.node->name, std::move(inputs), {out}, 1);
       b->attrs["kernel_shape"] = ints_attr({1, 1});
+      if (!tb) b->attrs["weights_io"] = int_attr(1);
       for (const EpilogueStep& e : epilogue_of(*s.node)) append_epilogue(*b, e);
       channels = n;
     }
