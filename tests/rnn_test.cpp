@@ -375,13 +375,13 @@ TEST(RecurrentF32, LargerSizesAndThreads) {
   for (const char* op : {"RNN", "GRU", "LSTM"})
     for (bool lbr : {false, true}) {
       if (std::string(op) != "GRU" && lbr) continue;
-      FastCase c{.op = op, .S = 16, .B = 8, .I = 16, .H = 96, .direction = "bidirectional"};
+      FastCase c{.op = op, .S = 16, .B = 16, .I = 8, .H = 64, .direction = "bidirectional"};
       c.bias = c.init = c.lens = c.constant = true;
       c.lbr = lbr;
-      c.seq_lens = {16, 3, 0, 16, 9, 1, 5, 12};
-      // 96-term float dot products over 16 steps drift ~3e-4 from the
+      c.seq_lens = {16, 3, 0, 16, 9, 1, 5, 12, 16, 15, 2, 7, 16, 4, 11, 6};
+      // 64-term float dot products over 16 steps drift up to ~1e-3 from the
       // double reference with or without the pool; a wrong split is O(1).
-      check_fast(c, rng, &pool, 1e-3);
+      check_fast(c, rng, &pool, 5e-3);
     }
 }
 
