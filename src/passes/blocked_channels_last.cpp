@@ -163,8 +163,15 @@ bool rewrite(Graph& g, Node& from_blocked) {
         Tensor w2(DType::kFloat32, w.shape());
         const float* src = w.data<float>();
         float* dst = w2.data<float>();
-        for (int64_t r = 0; r < w.dim(0); ++r)
-          for (int64_t q = 0; q < w.dim(1); ++q) dst[r * w.dim(1) + q] = src[r * w.dim(1) + q] * scale[tb ? r : q];
+        const int64_t rows = w.dim(0), cols = w.dim(1);
+        // Output channels are B's rows with transB, its columns without.
+        if (tb) {
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t q = 0; q < cols; ++q) dst[r * cols + q] = src[r * cols + q] * scale[r];
+        } else {
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t q = 0; q < cols; ++q) dst[r * cols + q] = src[r * cols + q] * scale[q];
+        }
         weight = add_constant(g, s.node->name + ".scaled_weight", std::move(w2));
       }
       if (tb) {
