@@ -26,6 +26,9 @@ void complete_feed(const Session& s, Feed& feed, const std::map<std::string, Sha
 // Writes each output to DIR/NAME.npy (or .pb with format "pb"), creating DIR.
 void write_outputs(const Session& s, const std::vector<Tensor>& outs, const std::string& dir,
                    const std::string& format);
+// Linear interpolation between closest ranks, on sorted values (0 when empty).
+double percentile(const std::vector<double>& sorted, double p);
+double median(std::vector<double> v);
 // One-line summary of a tensor: min/max/mean or the first values.
 std::string summarize(const Tensor& t);
 

@@ -125,4 +125,17 @@ std::string summarize(const Tensor& t) {
   return s;
 }
 
+double percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  double pos = p / 100.0 * static_cast<double>(sorted.size() - 1);
+  size_t lo = static_cast<size_t>(std::floor(pos));
+  size_t hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (pos - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return percentile(v, 50);
+}
+
 }  // namespace kiln::cli

@@ -29,13 +29,6 @@ struct ProfileArgs {
   uint64_t seed = 0;
 };
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 struct NodeRow {
   size_t index;
   double median_ms;
