@@ -13,6 +13,20 @@ namespace kiln::cli {
 
 // "a:1x3x224x224,b:2x4" -> {a: [1,3,224,224], b: [2,4]}; kiln::Error on bad text.
 std::map<std::string, Shape> parse_shapes(const std::string& text);
+// "1x3x224x224" -> [1, 3, 224, 224]; a bad dim throws kiln::Error
+// "FLAG: bad dimension 'D' in 'ITEM'".
+Shape parse_dims(const std::string& dims, const std::string& flag, const std::string& item);
+// --shapes-sweep: the shapes to bench one after another. Each step gives every
+// swept input a shape; the inputs of one step vary in lockstep.
+struct ShapeSweep {
+  std::vector<std::string> names;         // the swept inputs, in the spec's order
+  std::vector<std::vector<Shape>> steps;  // steps[k][i]: the shape of names[i] at step k
+};
+// "a:1x8..4x8;b:1x8,2x8,3x8,4x8" (see bench's --help); kiln::Error naming the
+// problem on bad text.
+ShapeSweep parse_shape_sweep(const std::string& spec);
+// "a:1x8,b:2x8": one step of a sweep, in --shapes syntax.
+std::string sweep_step_str(const ShapeSweep& sweep, size_t step);
 // Random input for a declared input, with symbolic dims taken from `shapes`
 // (or 1). Integer inputs are drawn from [0, 4) so index inputs stay valid.
 Tensor random_input(const TensorInfo& info, const std::map<std::string, Shape>& shapes, uint64_t seed);

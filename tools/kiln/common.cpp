@@ -20,22 +20,24 @@ std::map<std::string, Shape> parse_shapes(const std::string& text) {
     size_t colon = item.rfind(':');
     if (colon == std::string::npos || colon == 0)
       throw Error("--shapes: '" + item + "' is not NAME:DIMxDIMx... (e.g. input:1x3x224x224)");
-    std::string name = item.substr(0, colon);
-    std::string dims = item.substr(colon + 1);
-    Shape shape;
-    std::stringstream ds(dims);
-    std::string d;
-    while (std::getline(ds, d, 'x')) {
-      char* end = nullptr;
-      errno = 0;
-      long long v = std::strtoll(d.c_str(), &end, 10);
-      if (d.empty() || *end || errno || v < 0 || v > (int64_t{1} << 40))
-        throw Error("--shapes: bad dimension '" + d + "' in '" + item + "'");
-      shape.push_back(v);
-    }
-    out[name] = shape;
+    out[item.substr(0, colon)] = parse_dims(item.substr(colon + 1), "--shapes", item);
   }
   return out;
+}
+
+Shape parse_dims(const std::string& dims, const std::string& flag, const std::string& item) {
+  Shape shape;
+  std::stringstream ds(dims);
+  std::string d;
+  while (std::getline(ds, d, 'x')) {
+    char* end = nullptr;
+    errno = 0;
+    long long v = std::strtoll(d.c_str(), &end, 10);
+    if (d.empty() || *end || errno || v < 0 || v > (int64_t{1} << 40))
+      throw Error(flag + ": bad dimension '" + d + "' in '" + item + "'");
+    shape.push_back(v);
+  }
+  return shape;
 }
 
 Tensor random_input(const TensorInfo& info, const std::map<std::string, Shape>& shapes, uint64_t seed) {
