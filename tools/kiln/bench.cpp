@@ -1,13 +1,16 @@
 // kiln bench MODEL: time session creation and repeated runs, in the style of
 // trtexec and onnxruntime_perf_test.
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -28,6 +31,8 @@ struct BenchArgs {
   std::string model;
   std::vector<std::string> inputs;
   std::string shapes;
+  std::string shapes_sweep;
+  bool sweep = false;  // --shapes-sweep was given (an empty SPEC is an error, not a plain bench)
   int threads = 0;  // 0: the engine's default
   int warmup = 5;
   int iterations = 50;
@@ -79,22 +84,48 @@ double process_cpu_ms() {
   return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
 }
 
-// Peak resident set: VmHWM from /proc (exact bytes), else ru_maxrss (KiB on Linux).
-int64_t peak_rss_bytes() {
+// A "Key:   123 kB" line of /proc/self/status, in bytes; -1 when absent.
+int64_t proc_status_bytes(const std::string& key) {
   std::ifstream f("/proc/self/status");
   std::string line;
   while (std::getline(f, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+    if (line.rfind(key + ":", 0) == 0) return std::stoll(line.substr(key.size() + 1)) * 1024;
+  return -1;
+}
+
+// The process's peak resident set since it started (ru_maxrss is in KiB on Linux).
+int64_t process_peak_rss_bytes() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<int64_t>(ru.ru_maxrss) * 1024;
 }
 
-// A one-line progress bar redrawn on stderr, only when stdout is a terminal.
+// Peak resident set: VmHWM from /proc (exact bytes), else ru_maxrss.
+int64_t peak_rss_bytes() {
+  int64_t hwm = proc_status_bytes("VmHWM");
+  return hwm >= 0 ? hwm : process_peak_rss_bytes();
+}
+
+// Sets VmHWM back to the current resident set, so that it then measures the
+// peak of what runs next (Linux 4.0+). On failure, `why` says why.
+bool reset_peak_rss(std::string& why) {
+  int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+  bool ok = fd >= 0 && write(fd, "5", 1) == 1;
+  if (!ok) why = std::string("writing 5 to /proc/self/clear_refs: ") + std::strerror(errno);
+  if (fd >= 0) close(fd);
+  if (ok && proc_status_bytes("VmHWM") < 0) {
+    ok = false;
+    why = "/proc/self/status has no VmHWM";
+  }
+  return ok;
+}
+
+// A one-line progress bar redrawn on stderr, when `on` (by default, when
+// stdout is a terminal).
 class Progress {
  public:
-  Progress(const char* label, int total, double total_s)
-      : label_(label), total_(total), total_s_(total_s), on_(isatty(STDOUT_FILENO)) {}
+  Progress(std::string label, int total, double total_s, bool on = isatty(STDOUT_FILENO))
+      : label_(std::move(label)), total_(total), total_s_(total_s), on_(on) {}
   // Redraws at most every 0.1 s, so that drawing does not slow fast models.
   void update(int done, double elapsed_s) {
     if (!on_) return;
@@ -104,16 +135,17 @@ class Progress {
     double frac = total_s_ > 0 ? elapsed_s / total_s_ : static_cast<double>(done) / std::max(1, total_);
     frac = std::clamp(frac, 0.0, 1.0);
     int filled = static_cast<int>(frac * 30);
-    std::fprintf(stderr, "\r%-8s [%s%s] %3d%%  %d runs", label_, std::string(static_cast<size_t>(filled), '#').c_str(),
+    std::fprintf(stderr, "\r%-8s [%s%s] %3d%%  %d runs", label_.c_str(),
+                 std::string(static_cast<size_t>(filled), '#').c_str(),
                  std::string(static_cast<size_t>(30 - filled), '.').c_str(), static_cast<int>(frac * 100), done);
     std::fflush(stderr);
   }
   ~Progress() {
-    if (on_) std::fprintf(stderr, "\r%60s\r", "");
+    if (on_) std::fprintf(stderr, "\r%80s\r", "");
   }
 
  private:
-  const char* label_;
+  std::string label_;
   int total_;
   double total_s_;
   bool on_;
@@ -141,50 +173,87 @@ Stats stats_of(std::vector<double> v) {
   return {v.front(), percentile(v, 50), sum / static_cast<double>(v.size()), percentile(v, 90), percentile(v, 99)};
 }
 
-void bench_main(const BenchArgs& a) {
+struct LoadedSession {
+  Session session;
+  double create_ms;
+  bool threads_applied;
+  bool opt_level_applied;
+};
+
+LoadedSession load_session(const BenchArgs& a, const std::map<std::string, Shape>& input_shapes) {
   SessionOptions opts;
-  auto shapes = parse_shapes(a.shapes);
-  opts.input_shapes = shapes;
+  opts.input_shapes = input_shapes;
   bool threads_applied = apply_threads(opts, a.threads);
   bool opt_level_applied = apply_opt_level(opts, a.opt_level);
-
   auto t0 = Clock::now();
   Session s = Session::load(a.model, opts);
-  double create_ms = ms_since(t0);
+  return {std::move(s), ms_since(t0), threads_applied, opt_level_applied};
+}
+
+void print_session_lines(const BenchArgs& a, const LoadedSession& l) {
+  std::printf("model            %s\n", a.model.c_str());
+  std::printf("threads          %d%s\n", a.threads,
+              l.threads_applied ? (a.threads == 0 ? " (engine default)" : "")
+                                : " (not applied: this build runs on one thread)");
+  std::printf("opt level        %d%s\n", a.opt_level,
+              l.opt_level_applied ? "" : " (not applied: no optimizer in this build)");
+  std::printf("session create   %.2f ms\n", l.create_ms);
+}
+
+struct Timing {
+  std::vector<double> lat;  // wall-clock ms of each timed run
+  std::vector<double> cpu;  // process CPU ms of each timed run
+  double total_ms = 0;      // of the timed runs
+  std::vector<Tensor> outs;  // of the last run
+  double per_s() const { return static_cast<double>(lat.size()) / (total_ms / 1000); }
+};
+
+// a.warmup untimed runs, then a.iterations timed runs (or as many as fit in
+// a.duration_s), with a progress bar labelled `label` when `progress`.
+Timing time_runs(const Session& s, const Feed& feed, const BenchArgs& a, const std::string& label, bool progress) {
+  Timing t;
+  {
+    Progress bar(label + "warmup", a.warmup, 0, progress);
+    for (int i = 0; i < a.warmup; ++i) {
+      t.outs = s.run(feed);
+      bar.update(i + 1, 0);
+    }
+  }
+  auto start = Clock::now();
+  Progress bar(label + "bench", a.iterations, a.duration_s, progress);
+  while (a.duration_s > 0 ? t.lat.empty() || ms_since(start) < a.duration_s * 1000
+                          : static_cast<int>(t.lat.size()) < a.iterations) {
+    auto r0 = Clock::now();
+    double c0 = process_cpu_ms();
+    t.outs = s.run(feed);
+    t.lat.push_back(ms_since(r0));
+    t.cpu.push_back(process_cpu_ms() - c0);
+    bar.update(static_cast<int>(t.lat.size()), ms_since(start) / 1000);
+  }
+  t.total_ms = ms_since(start);
+  return t;
+}
+
+void sweep_main(const BenchArgs& a);
+
+void bench_main(const BenchArgs& a) {
+  if (a.sweep) return sweep_main(a);
+  auto shapes = parse_shapes(a.shapes);
+  LoadedSession loaded = load_session(a, shapes);
+  const Session& s = loaded.session;
 
   Feed feed = load_input_files(a.inputs);
   complete_feed(s, feed, shapes, a.seed, a.json ? nullptr : stdout);
   int64_t batch = batch_of(s, feed);
 
-  std::vector<Tensor> outs;
-  {
-    Progress bar("warmup", a.warmup, 0);
-    for (int i = 0; i < a.warmup; ++i) {
-      outs = s.run(feed);
-      bar.update(i + 1, 0);
-    }
-  }
-  std::vector<double> lat;
-  std::vector<double> cpu;
-  auto start = Clock::now();
-  {
-    Progress bar("bench", a.iterations, a.duration_s);
-    while (a.duration_s > 0 ? lat.empty() || ms_since(start) < a.duration_s * 1000
-                            : static_cast<int>(lat.size()) < a.iterations) {
-      auto r0 = Clock::now();
-      double c0 = process_cpu_ms();
-      outs = s.run(feed);
-      lat.push_back(ms_since(r0));
-      cpu.push_back(process_cpu_ms() - c0);
-      bar.update(static_cast<int>(lat.size()), ms_since(start) / 1000);
-    }
-  }
-  double total_ms = ms_since(start);
-  if (!a.output_dir.empty()) write_outputs(s, outs, a.output_dir, "npy");
+  Timing timing = time_runs(s, feed, a, "", isatty(STDOUT_FILENO));
+  const std::vector<double>& lat = timing.lat;
+  double total_ms = timing.total_ms;
+  if (!a.output_dir.empty()) write_outputs(s, timing.outs, a.output_dir, "npy");
 
   Stats st = stats_of(lat);
-  Stats cpu_st = stats_of(cpu);
-  double per_s = static_cast<double>(lat.size()) / (total_ms / 1000);
+  Stats cpu_st = stats_of(timing.cpu);
+  double per_s = timing.per_s();
   int64_t rss = peak_rss_bytes();
   int64_t arena = arena_bytes_of(s);
   int64_t planned = planned_bytes_of(s);
@@ -192,7 +261,7 @@ void bench_main(const BenchArgs& a) {
   if (a.json) {
     nlohmann::json j;
     j["model"] = a.model;
-    j["session_create_ms"] = create_ms;
+    j["session_create_ms"] = loaded.create_ms;
     j["latency_ms"] = {{"min", st.min}, {"median", st.median}, {"mean", st.mean}, {"p90", st.p90}, {"p99", st.p99}};
     j["cpu_ms"] = {{"median", cpu_st.median}, {"mean", cpu_st.mean}};
     j["throughput_per_s"] = per_s;
@@ -202,20 +271,16 @@ void bench_main(const BenchArgs& a) {
     j["arena_bytes"] = arena;
     j["planned_bytes"] = planned;
     j["threads"] = a.threads;
-    j["threads_applied"] = threads_applied;
+    j["threads_applied"] = loaded.threads_applied;
     j["opt_level"] = a.opt_level;
-    j["opt_level_applied"] = opt_level_applied;
+    j["opt_level_applied"] = loaded.opt_level_applied;
     j["warmup"] = a.warmup;
     j["iterations"] = static_cast<int64_t>(lat.size());
     j["total_ms"] = total_ms;
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
-  std::printf("model            %s\n", a.model.c_str());
-  std::printf("threads          %d%s\n", a.threads,
-              threads_applied ? (a.threads == 0 ? " (engine default)" : "") : " (not applied: this build runs on one thread)");
-  std::printf("opt level        %d%s\n", a.opt_level, opt_level_applied ? "" : " (not applied: no optimizer in this build)");
-  std::printf("session create   %.2f ms\n", create_ms);
+  print_session_lines(a, loaded);
   std::printf("runs             %zu after %d warm-up, %.1f ms in all\n", lat.size(), a.warmup, total_ms);
   std::printf("latency (ms)     min %.3f  median %.3f  mean %.3f  p90 %.3f  p99 %.3f\n", st.min, st.median, st.mean,
               st.p90, st.p99);
@@ -229,6 +294,175 @@ void bench_main(const BenchArgs& a) {
     std::printf(" for %.1f MiB of intermediate tensors (%.1fx reuse)", static_cast<double>(planned) / (1 << 20),
                 static_cast<double>(planned) / static_cast<double>(arena));
   std::printf("\n");
+}
+
+// --shapes-sweep: one session, timed at each shape of the sweep in turn.
+
+std::string input_names(const Session& s) {
+  std::string names;
+  for (const auto& info : s.inputs()) names += (names.empty() ? "" : ", ") + info.name;
+  return names;
+}
+
+// What can be checked before running: every swept input exists, ranks match,
+// and no input is both swept and fixed. Sizes the model rejects fail at their
+// step, with the engine's own message.
+void check_sweep(const Session& s, const ShapeSweep& sweep, const std::map<std::string, Shape>& fixed,
+                 const Feed& files) {
+  auto find_input = [&](const std::string& name) -> const TensorInfo* {
+    for (const auto& info : s.inputs())
+      if (info.name == name) return &info;
+    return nullptr;
+  };
+  for (const auto& [name, shape] : fixed)
+    if (!find_input(name))
+      throw Error("--shapes: the model has no input '" + name + "' (its inputs: " + input_names(s) + ")");
+  for (size_t i = 0; i < sweep.names.size(); ++i) {
+    const std::string& name = sweep.names[i];
+    const TensorInfo* info = find_input(name);
+    if (!info)
+      throw Error("--shapes-sweep: the model has no input '" + name + "' (its inputs: " + input_names(s) + ")");
+    if (fixed.count(name)) throw Error("input '" + name + "' is in both --shapes and --shapes-sweep");
+    for (const auto& f : files)
+      if (f.first == name) throw Error("input '" + name + "' is both given by --input and swept by --shapes-sweep");
+    if (!info->has_shape) continue;
+    for (const auto& step : sweep.steps)
+      if (step[i].size() != info->shape.size())
+        throw Error("--shapes-sweep: input '" + name + "' is " + info->str() + " (rank " +
+                    std::to_string(info->shape.size()) + "), but shape " + shape_str(step[i]) + " has rank " +
+                    std::to_string(step[i].size()));
+  }
+}
+
+struct ShapeResult {
+  std::string label;  // "image:4x1x8x8"
+  std::map<std::string, Shape> swept;  // the swept inputs' shapes at this step
+  int64_t batch = 0;  // dim 0 of the first swept input; 0 when it is a scalar
+  Timing timing;
+  Stats lat{}, cpu{};
+  int64_t peak_rss = 0;  // since the reset before this shape, or of the process (see SweepMemory)
+  int64_t rss = -1;      // after the runs; -1 when unknown
+  int64_t arena = 0;     // Session::arena_bytes() after the runs
+};
+
+struct SweepMemory {
+  bool per_shape = false;  // VmHWM is reset before each shape
+  std::string why_not;     // when not
+};
+
+ShapeResult time_shape(const Session& s, const BenchArgs& a, const ShapeSweep& sweep, size_t step,
+                       const std::map<std::string, Shape>& fixed, const Feed& files, const SweepMemory& memory) {
+  ShapeResult r;
+  r.label = sweep_step_str(sweep, step);
+  std::map<std::string, Shape> shapes = fixed;
+  for (size_t i = 0; i < sweep.names.size(); ++i) {
+    r.swept[sweep.names[i]] = sweep.steps[step][i];
+    shapes[sweep.names[i]] = sweep.steps[step][i];
+  }
+  const Shape& first = sweep.steps[step][0];
+  r.batch = first.empty() ? 0 : first[0];
+
+  std::string why;
+  if (memory.per_shape && !reset_peak_rss(why)) throw Error("resetting the peak RSS before " + r.label + ": " + why);
+  try {
+    Feed feed = files;
+    complete_feed(s, feed, shapes, a.seed, nullptr);
+    std::string label = "[" + std::to_string(step + 1) + "/" + std::to_string(sweep.steps.size()) + "] ";
+    r.timing = time_runs(s, feed, a, label, isatty(STDERR_FILENO));
+  } catch (const std::exception& e) {
+    throw Error("shape " + r.label + ": " + e.what());
+  }
+  r.rss = proc_status_bytes("VmRSS");
+  // The kernel updates VmHWM lazily; it can lag the RSS it has just reported.
+  r.peak_rss = std::max(r.rss, memory.per_shape ? proc_status_bytes("VmHWM") : process_peak_rss_bytes());
+  r.arena = arena_bytes_of(s);
+  r.lat = stats_of(r.timing.lat);
+  r.cpu = stats_of(r.timing.cpu);
+  return r;
+}
+
+double mib(int64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
+
+nlohmann::json shape_json(const ShapeResult& r) {
+  nlohmann::json j;
+  for (const auto& [name, shape] : r.swept) j["shape"][name] = shape;
+  double per_s = r.timing.per_s();
+  j["batch"] = r.batch > 0 ? nlohmann::json(r.batch) : nlohmann::json(nullptr);
+  j["iterations"] = static_cast<int64_t>(r.timing.lat.size());
+  j["total_ms"] = r.timing.total_ms;
+  j["latency_ms"] = {{"median", r.lat.median}, {"p90", r.lat.p90}, {"min", r.lat.min}, {"mean", r.lat.mean}};
+  j["cpu_ms"] = {{"median", r.cpu.median}, {"mean", r.cpu.mean}};
+  j["throughput_per_s"] = per_s;
+  j["samples_per_s"] = r.batch > 0 ? nlohmann::json(per_s * static_cast<double>(r.batch)) : nlohmann::json(nullptr);
+  j["peak_rss_mib"] = mib(r.peak_rss);
+  j["rss_mib"] = r.rss >= 0 ? nlohmann::json(mib(r.rss)) : nlohmann::json(nullptr);
+  j["arena_mib"] = mib(r.arena);
+  return j;
+}
+
+void print_sweep_row(const ShapeResult& r, int label_width) {
+  double per_s = r.timing.per_s();
+  char samples[32] = "-";
+  if (r.batch > 0) std::snprintf(samples, sizeof samples, "%.2f", per_s * static_cast<double>(r.batch));
+  char rss[32] = "-";
+  if (r.rss >= 0) std::snprintf(rss, sizeof rss, "%.1f", mib(r.rss));
+  std::printf("%-*s  %6zu  %10.3f  %10.3f  %10.2f  %10s  %9.1f  %8s  %9.1f\n", label_width, r.label.c_str(),
+              r.timing.lat.size(), r.lat.median, r.lat.p90, per_s, samples, mib(r.peak_rss), rss, mib(r.arena));
+  std::fflush(stdout);
+}
+
+void sweep_main(const BenchArgs& a) {
+  ShapeSweep sweep = parse_shape_sweep(a.shapes_sweep);
+  auto fixed = parse_shapes(a.shapes);
+  Feed files = load_input_files(a.inputs);
+  // The session is not specialized to any shape: the swept dims stay symbolic.
+  LoadedSession loaded = load_session(a, {});
+  const Session& s = loaded.session;
+  check_sweep(s, sweep, fixed, files);
+
+  SweepMemory memory;
+  memory.per_shape = reset_peak_rss(memory.why_not);
+  std::string memory_note = memory.per_shape ? "per shape (VmHWM reset before each shape's warm-up)"
+                                             : "of the whole process (getrusage), not per shape: " + memory.why_not;
+  int label_width = 5;
+  for (size_t k = 0; k < sweep.steps.size(); ++k)
+    label_width = std::max(label_width, static_cast<int>(sweep_step_str(sweep, k).size()));
+  // One line per finished shape on stderr, unless the table rows already go to that terminal.
+  bool finished_lines = isatty(STDERR_FILENO) && (a.json || !isatty(STDOUT_FILENO));
+
+  if (!a.json) {
+    print_session_lines(a, loaded);
+    if (a.duration_s > 0) std::printf("runs per shape   for %.1f s after %d warm-up\n", a.duration_s, a.warmup);
+    else std::printf("runs per shape   %d after %d warm-up\n", a.iterations, a.warmup);
+    std::printf("peak RSS         %s\n", memory_note.c_str());
+    std::printf("arena            Session::arena_bytes(): the largest arena planned so far (docs/memory.md)\n\n");
+    std::printf("%-*s  %6s  %10s  %10s  %10s  %10s  %9s  %8s  %9s\n", label_width, "shape", "runs", "median ms",
+                "p90 ms", "inf/s", "samples/s", "peak MiB", "RSS MiB", "arena MiB");
+    std::fflush(stdout);
+  }
+  nlohmann::json rows = nlohmann::json::array();
+  for (size_t k = 0; k < sweep.steps.size(); ++k) {
+    ShapeResult r = time_shape(s, a, sweep, k, fixed, files, memory);
+    if (a.json) rows.push_back(shape_json(r));
+    else print_sweep_row(r, label_width);
+    if (finished_lines)
+      std::fprintf(stderr, "[%zu/%zu] %s  median %.3f ms\n", k + 1, sweep.steps.size(), r.label.c_str(), r.lat.median);
+  }
+  if (!a.json) return;
+  nlohmann::json j;
+  j["model"] = a.model;
+  j["session_create_ms"] = loaded.create_ms;
+  j["threads"] = a.threads;
+  j["threads_applied"] = loaded.threads_applied;
+  j["opt_level"] = a.opt_level;
+  j["opt_level_applied"] = loaded.opt_level_applied;
+  j["warmup"] = a.warmup;
+  j["iterations"] = a.duration_s > 0 ? nlohmann::json(nullptr) : nlohmann::json(a.iterations);
+  j["duration_s"] = a.duration_s > 0 ? nlohmann::json(a.duration_s) : nlohmann::json(nullptr);
+  j["peak_rss_per_shape"] = memory.per_shape;
+  if (!memory.per_shape) j["peak_rss_note"] = memory_note;
+  j["sweep"] = std::move(rows);
+  std::printf("%s\n", j.dump(2).c_str());
 }
 
 }  // namespace
@@ -250,10 +484,18 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--opt-level", a->opt_level, "Graph optimization level")
       ->check(CLI::IsMember({0, 1, 2}))
       ->capture_default_str();
+  auto* sweep = cmd->add_option("--shapes-sweep", a->shapes_sweep,
+                                "Time each shape in turn with one session (symbolic dims stay symbolic): "
+                                "NAME:1x3x224x224..8x3x224x224 (dims that differ count up by 1 together), "
+                                "NAME:1x8,4x8,32x8 (a list; ranges may be items), several inputs in lockstep "
+                                "with ';' (a:1x8..4x8;b:1x8..4x8). --shapes gives the other inputs' sizes");
   cmd->add_flag("--json", a->json, "Print one JSON object and nothing else on stdout");
-  cmd->add_option("--output-dir,-o", a->output_dir, "Write the last run's outputs to DIR/NAME.npy");
+  cmd->add_option("--output-dir,-o", a->output_dir, "Write the last run's outputs to DIR/NAME.npy")->excludes(sweep);
   cmd->add_option("--seed", a->seed, "Seed for random inputs");
-  cmd->callback([a] { bench_main(*a); });
+  cmd->callback([a, sweep] {
+    a->sweep = sweep->count() > 0;
+    bench_main(*a);
+  });
 }
 
 }  // namespace kiln::cli
