@@ -41,6 +41,29 @@ check "not a tensor file" 1 "$kiln" run "$src/models/digits/model.onnx" --input 
 check "bench missing file" 1 "$kiln" bench /nonexistent.onnx
 check "bench bad --iterations" 1 "$kiln" bench "$src/models/digits/model.onnx" --iterations 0
 check "bench --iterations with --duration" 1 "$kiln" bench "$src/models/digits/model.onnx" --iterations 3 --duration 1
+# check_msg NAME PHRASE CMD...: exit code 1, a "kiln: error:" line, and PHRASE in the message.
+check_msg() {
+  local name="$1" phrase="$2"
+  shift 2
+  check "$name" 1 "$@"
+  local out
+  out=$("$@" 2>&1)
+  grep -qF -- "$phrase" <<<"$out" || { echo "FAIL $name: message lacks '$phrase': $out"; fail=1; }
+}
+digits="$src/models/digits/model.onnx"
+sweep() { "$kiln" bench "$digits" -n 1 --warmup 0 --shapes-sweep "$@"; }
+check_msg "sweep unknown input" "no input 'nope'" sweep nope:1x1x8x8..2x1x8x8
+check_msg "sweep rank mismatch" "has rank 2" sweep image:1x8..2x8
+check_msg "sweep range goes down" "dim 0 goes down" sweep image:4x1x8x8..1x1x8x8
+check_msg "sweep non-numeric dim" "bad dimension 'A'" sweep image:1xAx8x8..2x1x8x8
+check_msg "sweep dims grow unevenly" "grow by 3 and 1" sweep image:1x1x8x8..4x1x9x8
+check_msg "sweep groups of different lengths" "same number of shapes" sweep "image:1x1x8x8..3x1x8x8;b:1x8,2x8"
+check_msg "sweep not NAME:SHAPES" "is not NAME:SHAPES" sweep 1x1x8x8
+check_msg "sweep empty shape" "empty shape" sweep image:1x1x8x8,,2x1x8x8
+check_msg "sweep step size" "no step size" sweep image:1x1x8x8..8x1x8x8:2
+check_msg "sweep and --shapes on one input" "both --shapes and --shapes-sweep" sweep image:1x1x8x8 --shapes image:1x1x8x8
+check_msg "sweep shape the model rejects" "shape image:1x2x8x8: input 'image'" sweep image:1x1x8x8,1x2x8x8
+check "sweep with --output-dir" 1 "$kiln" bench "$digits" --shapes-sweep image:1x1x8x8 --output-dir /tmp/x
 check "inspect missing file" 1 "$kiln" inspect /nonexistent.onnx
 check "inspect bad --shapes" 1 "$kiln" inspect "$src/models/digits/model.onnx" --shapes image:1xAx8x8
 check "inspect unsupported ops" 0 "$kiln" inspect "$src/tests/bad_models/unsupported_ops.onnx"
