@@ -6,6 +6,7 @@
 // A Session is immutable after creation: run() may be called concurrently
 // from several threads. Errors are thrown as kiln::Error.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -52,10 +53,25 @@ struct SessionOptions {
   // lifetimes (docs/memory.md), so that steady-state runs allocate no tensor
   // data. KILN_ARENA=0 in the environment also turns it off.
   bool memory_planner = true;
+  // Engines (.kiln) with several profiles: the one every run uses; -1 picks,
+  // per run, the profile that fits the inputs with the smallest memory plan.
+  int profile = -1;
+};
+
+// An optimization profile of an engine (kiln build): for each input with
+// dynamic dims, the smallest, typical and largest shape it accepts. Runs with
+// any shapes in [min, max] (dim by dim) use it; kernels are chosen and tuned
+// for opt; memory is planned once for max.
+struct ShapeProfile {
+  std::map<std::string, Shape> min, opt, max;
+  std::string str() const;  // "input:1x3x224x224..32x3x224x224 (opt 8x3x224x224)"
 };
 
 class Session {
  public:
+  // Loads an ONNX model or a kiln engine (told apart by the engine's magic
+  // bytes). An engine was optimized when it was built: options.opt_level,
+  // disabled_passes and input_shapes do not apply to it.
   static Session load(const std::string& path, const SessionOptions& options = {});
   static Session load_bytes(const void* data, size_t size, const SessionOptions& options = {});
   ~Session();
@@ -101,6 +117,15 @@ class Session {
   size_t arena_bytes() const;
   size_t planned_bytes() const;
 
+  // Engines: whether this session runs one, and its profiles (empty for ONNX
+  // models). Warnings of the load (e.g. kernels re-packed for this CPU).
+  bool is_engine() const;
+  const std::vector<ShapeProfile>& profiles() const;
+  const std::vector<std::string>& load_warnings() const;
+  // The implementation each executed node runs ("onednn", "winograd"; "" for
+  // an op's only one), parallel to executed_nodes().
+  std::vector<std::string> implementations() const;
+
   struct Impl;
 
  private:
@@ -109,5 +134,24 @@ class Session {
 };
 
 std::string version();
+
+// Building engine files (kiln build).
+struct BuildOptions {
+  // opt_level, threads, disabled_passes and memory_planner as for a session;
+  // input_shapes makes a static build (one profile with min = opt = max).
+  SessionOptions session;
+  // Profiles for dynamic dims (empty: a static build).
+  std::vector<ShapeProfile> profiles;
+  // Told what the build is doing: a stage name and the fraction done, 0..1.
+  std::function<void(const std::string& stage, double fraction)> progress;
+};
+struct BuildReport {
+  size_t engine_bytes = 0, weight_bytes = 0, packed_bytes = 0;
+  size_t nodes = 0;
+  double seconds = 0;
+  std::vector<size_t> arena_bytes;  // per profile
+};
+// Builds an engine file from an ONNX model (docs/engine-format.md).
+BuildReport build_engine(const std::string& onnx_path, const std::string& engine_path, const BuildOptions& options = {});
 
 }  // namespace kiln

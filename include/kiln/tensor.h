@@ -25,6 +25,9 @@ class Tensor {
   // Wraps caller-owned memory without copying; the caller keeps it alive for
   // as long as the tensor (or any copy of it) is in use.
   static Tensor wrap(DType dtype, Shape shape, void* data);
+  // Wraps memory that `owner` keeps alive (e.g. a memory-mapped engine file):
+  // the tensor and its copies hold a reference to it.
+  static Tensor wrap(DType dtype, Shape shape, void* data, std::shared_ptr<const void> owner);
   static Tensor scalar_float(float v);
   static Tensor from_strings(Shape shape, std::vector<std::string> values);
 

@@ -35,7 +35,9 @@ struct Tensor::Storage {
   void* bytes = nullptr;
   size_t mapped = 0;  // bytes came from mmap (this many), not malloc
   std::unique_ptr<std::string[]> strings;
+  std::shared_ptr<const void> owner;  // wrap() with an owner: bytes is not ours
   ~Storage() {
+    if (owner) return;
     if (mapped) munmap(bytes, mapped);
     else std::free(bytes);
   }
@@ -109,6 +111,13 @@ Tensor Tensor::wrap(DType dtype, Shape shape, void* data) {
   t.shape_ = std::move(shape);
   t.numel_ = shape_numel(t.shape_);
   t.data_ = data;
+  return t;
+}
+
+Tensor Tensor::wrap(DType dtype, Shape shape, void* data, std::shared_ptr<const void> owner) {
+  Tensor t = wrap(dtype, std::move(shape), data);
+  t.storage_ = std::make_shared<Storage>();
+  t.storage_->owner = std::move(owner);
   return t;
 }
 

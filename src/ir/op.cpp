@@ -194,6 +194,8 @@ class EpilogueKernel : public Kernel {
     apply_epilogue(steps_, ctx.output_tensor(0), ctx.thread_pool());
   }
   bool owns_constant_input(size_t i) const override { return inner_->owns_constant_input(i); }
+  PackedState packed_state() const override { return inner_->packed_state(); }
+  std::string implementation() const override { return inner_->implementation(); }
 
  private:
   std::unique_ptr<Kernel> inner_;

@@ -49,11 +49,37 @@ class CompiledGraph;  // runtime/executor.h
 class Frame;
 class ThreadPool;  // core/thread_pool.h
 
-// Given to kernel factories: compiles subgraph bodies (If/Loop/Scan).
+// What a kernel prepared from its constant inputs (weights reordered for
+// oneDNN, transformed for Winograd, ...), saved in an engine file at build
+// and handed back to the same kind of kernel at load, so that loading does not
+// repeat the work (src/engine/, docs/engine-format.md).
+struct PackedState {
+  std::string kernel;  // the implementation it is for: "onednn", "winograd"
+  std::string isa;     // the instruction set it was prepared for (cpu_isa_name)
+  struct Blob {
+    std::string key;
+    Tensor data;
+  };
+  std::vector<Blob> blobs;
+  // The blobs are all the kernel needs (it can re-pack from them for another
+  // instruction set): the engine then stores no copy of the constant inputs
+  // the kernel owns (Kernel::owns_constant_input).
+  bool replaces_constants = false;
+  bool empty() const { return blobs.empty(); }
+  const Tensor* blob(const std::string& key) const {
+    for (const Blob& b : blobs)
+      if (b.key == key) return &b.data;
+    return nullptr;
+  }
+};
+
+// Given to kernel factories: compiles subgraph bodies (If/Loop/Scan) and,
+// when loading an engine, hands out what was packed for the node at build.
 class BuildContext {
  public:
   virtual ~BuildContext() = default;
   virtual std::shared_ptr<const CompiledGraph> compile(const Graph& body) = 0;
+  virtual const PackedState* packed_state(const Node& /*node*/) const { return nullptr; }
 };
 
 // Memory the executor planned for one output of a node (a block of the run's
@@ -123,6 +149,11 @@ class Kernel {
   // input `i` and never reads that input's data at run time: the session
   // then frees the original (see CompiledGraph::release_owned_constants).
   virtual bool owns_constant_input(size_t /*i*/) const { return false; }
+  // What it prepared from its constants, to save in an engine (empty: none).
+  virtual PackedState packed_state() const { return {}; }
+  // The implementation it runs, for kiln inspect of an engine ("" = the op's
+  // only one).
+  virtual std::string implementation() const { return ""; }
 };
 
 using ComputeFn = std::function<void(KernelContext&)>;

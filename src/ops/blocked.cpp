@@ -7,10 +7,14 @@
 // layout, not per run.
 #include "ops/blocked.h"
 
+#include <algorithm>
+#include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
 
 #include "core/thread_pool.h"
+#include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/pool_f32.h"
 #include "kernels/cpu/dnnl_glue.h"
 #include "kernels/cpu/winograd_f32.h"
@@ -65,11 +69,43 @@ class ShapeCache {
   mutable std::map<Shape, T> entries_;
 };
 
+// The batch sizes a kernel splits a dynamic batch into: the node's
+// batch_chunks attribute, which the engine builder sets from a profile (its
+// opt batch and the powers of two up to its max batch, src/engine/build.cpp).
+// oneDNN primitives are made per shape; splitting keeps their number (and the
+// memory they hold) bounded however many batch sizes the runs bring. Empty:
+// each batch whole.
+std::vector<int64_t> batch_chunks(const Node& node) {
+  std::vector<int64_t> sizes = node.attr_ints("batch_chunks");
+  std::sort(sizes.begin(), sizes.end(), std::greater<>());
+  if (sizes.empty() || sizes.back() != 1) return {};  // must be able to cover every batch
+  return sizes;
+}
+
+// Calls f(start, count) for consecutive slices covering a batch of n: n
+// itself when it is an allowed size, else the largest allowed sizes first.
+template <typename F>
+void for_each_batch_chunk(const std::vector<int64_t>& sizes, int64_t n, F f) {
+  if (sizes.empty() || n <= 1 || std::find(sizes.begin(), sizes.end(), n) != sizes.end()) {
+    f(0, n);
+    return;
+  }
+  int64_t start = 0;
+  for (int64_t size : sizes)
+    for (; n - start >= size; start += size) f(start, size);
+}
+
+// A shape with another batch size.
+Shape with_batch(Shape shape, int64_t n) {
+  shape[0] = n;
+  return shape;
+}
+
 // ---- ToBlocked / FromBlocked: oneDNN reorders ---------------------------------
 
 class ReorderKernel : public Kernel {
  public:
-  explicit ReorderKernel(bool to_blocked) : to_blocked_(to_blocked) {}
+  ReorderKernel(const Node& node, bool to_blocked) : to_blocked_(to_blocked), chunks_(batch_chunks(node)) {}
 
   void run(KernelContext& ctx) const override {
     const Tensor& x = ctx.input(0);
@@ -87,20 +123,27 @@ class ReorderKernel : public Kernel {
     Tensor& y = ctx.output_uninitialized(0, DType::kFloat32,
                            to_blocked_ ? Shape{nchw[0], ceil_div(nchw[1], block), nchw[2], nchw[3], block} : nchw);
     if (y.numel() == 0) return;
-    const auto& call = cache_.get(nchw, [&] {
-      dnnl_glue::use_threads(threads_of(ctx));
-      memory::desc plain(nchw, kF32, Tag::nchw), blocked(nchw, kF32, dnnl_glue::blocked_tag(block));
-      const memory::desc& from = to_blocked_ ? plain : blocked;
-      const memory::desc& to = to_blocked_ ? blocked : plain;
-      dnnl::reorder r(dnnl::reorder::primitive_desc(dnnl_glue::engine(), from, dnnl_glue::engine(), to));
-      return std::make_shared<dnnl_glue::Call>(r, std::vector<std::pair<int, memory::desc>>{{DNNL_ARG_FROM, from},
-                                                                                           {DNNL_ARG_TO, to}});
+    const size_t x_sample = x.nbytes() / static_cast<size_t>(nchw[0]), y_sample = y.nbytes() / static_cast<size_t>(nchw[0]);
+    for_each_batch_chunk(chunks_, nchw[0], [&](int64_t start, int64_t n) {
+      const Shape shape = with_batch(nchw, n);
+      const auto& call = cache_.get(shape, [&] {
+        dnnl_glue::use_threads(threads_of(ctx));
+        memory::desc plain(shape, kF32, Tag::nchw), blocked(shape, kF32, dnnl_glue::blocked_tag(block));
+        const memory::desc& from = to_blocked_ ? plain : blocked;
+        const memory::desc& to = to_blocked_ ? blocked : plain;
+        dnnl::reorder r(dnnl::reorder::primitive_desc(dnnl_glue::engine(), from, dnnl_glue::engine(), to));
+        return std::make_shared<dnnl_glue::Call>(r, std::vector<std::pair<int, memory::desc>>{{DNNL_ARG_FROM, from},
+                                                                                             {DNNL_ARG_TO, to}});
+      });
+      call->run({static_cast<const std::byte*>(x.raw()) + static_cast<size_t>(start) * x_sample,
+                 static_cast<std::byte*>(y.raw()) + static_cast<size_t>(start) * y_sample},
+                threads_of(ctx));
     });
-    call->run({x.raw(), y.raw()}, threads_of(ctx));
   }
 
  private:
   bool to_blocked_;
+  std::vector<int64_t> chunks_;
   ShapeCache<std::shared_ptr<dnnl_glue::Call>> cache_;
 };
 
@@ -230,8 +273,9 @@ void infer_blocked_conv(InferContext& ctx) {
 
 class BlockedConvKernel : public Kernel {
  public:
-  explicit BlockedConvKernel(const Node& node)
-      : node_(node), block_(block_attr(node)), attr_(conv_attr(node)) {
+  // packed: what an engine saved for this node (null: prepare from W).
+  BlockedConvKernel(const Node& node, const PackedState* packed)
+      : node_(node), block_(block_attr(node)), attr_(conv_attr(node)), chunks_(batch_chunks(node)) {
     const Value* w = node.inputs[1];
     if (!w->initializer) throw Error(node.describe() + ": W must be a constant");
     weights_io_ = node.attr_int("weights_io", 0) != 0;
@@ -247,6 +291,8 @@ class BlockedConvKernel : public Kernel {
     winograd_candidate_ = !weights_io_ && winograd_mode_ != WinogradMode::kOff && block_ == WinogradF32Conv::kBlock &&
                           x.rank() == 5 && weights_.raw() && weights_.dtype() == DType::kFloat32 &&
                           (!bias_.defined() || bias_.dtype() == DType::kFloat32) && WinogradF32Conv::available();
+    if (packed && adopt(*packed)) return;
+    if (!weights_.raw()) throw Error(node.describe() + ": W has no data (an engine without usable packed weights)");
     // With the input's channels and spatial size known, reorder the weights
     // (or transform them for Winograd) now and let go of the originals:
     // other shapes (another batch size: the choice depends on the spatial
@@ -277,30 +323,72 @@ class BlockedConvKernel : public Kernel {
     const bool plain = x.rank() == 4;
     if (x.dtype() != DType::kFloat32 || (!plain && (x.rank() != 5 || x.dim(4) != block_)))
       throw ctx.error("unexpected input " + shape_str(x.shape()));
-    const Prepared& p = prepared_.get(x.shape(), [&] {
-      dnnl_glue::use_threads(threads_of(ctx));
-      return prepare(x, plain);
-    });
+    auto prepared = [&](int64_t n) -> const Prepared& {
+      return prepared_.get(with_batch(x.shape(), n), [&] {
+        dnnl_glue::use_threads(threads_of(ctx));
+        return prepare(with_batch(x.shape(), n), plain);
+      });
+    };
+    const ConvSetup& s = prepared(x.dim(0)).setup;
     Tensor& y = ctx.output_uninitialized(0, DType::kFloat32,
-                           {x.dim(0), ceil_div(weights_.dim(0), block_), p.setup.g.out[0], p.setup.g.out[1], block_});
+                                         {x.dim(0), ceil_div(weights_.dim(0), block_), s.g.out[0], s.g.out[1], block_});
     if (y.numel() == 0) return;
     const Tensor* sum = has_sum(node_) ? &ctx.input(3) : nullptr;
     if (sum && (sum->dtype() != DType::kFloat32 || sum->shape() != y.shape()))
       throw ctx.error("the sum input " + shape_str(sum->shape()) + " does not match the output " + shape_str(y.shape()));
-    if (p.winograd) {
-      WinogradF32Geometry g;
-      g.N = x.dim(0);
-      g.H = x.dim(2);
-      g.W = x.dim(3);
-      g.pad_top = p.setup.g.pads_begin[0];
-      g.pad_left = p.setup.g.pads_begin[1];
-      g.OH = p.setup.g.out[0];
-      g.OW = p.setup.g.out[1];
-      p.winograd->run(g, x.data<float>(), y.data<float>(), ctx.thread_pool(), sum ? sum->data<float>() : nullptr);
-      return;
+    const int64_t x_sample = x.numel() / x.dim(0), y_sample = y.numel() / y.dim(0);
+    for_each_batch_chunk(chunks_, x.dim(0), [&](int64_t start, int64_t n) {
+      const Prepared& p = prepared(n);
+      const float* xs = x.data<float>() + start * x_sample;
+      float* ys = y.data<float>() + start * y_sample;
+      const float* sums = sum ? sum->data<float>() + start * y_sample : nullptr;
+      if (p.winograd) {
+        WinogradF32Geometry g;
+        g.N = n;
+        g.H = x.dim(2);
+        g.W = x.dim(3);
+        g.pad_top = p.setup.g.pads_begin[0];
+        g.pad_left = p.setup.g.pads_begin[1];
+        g.OH = p.setup.g.out[0];
+        g.OW = p.setup.g.out[1];
+        p.winograd->run(g, xs, ys, ctx.thread_pool(), sums);
+      } else if (sums) {
+        p.call->run({xs, ys, sums}, threads_of(ctx));
+      } else {
+        p.call->run({xs, ys}, threads_of(ctx));
+      }
+    });
+  }
+
+  PackedState packed_state() const override {
+    PackedState st;
+    st.isa = cpu_isa_name(cpu_isa_selected());
+    std::lock_guard<std::mutex> lock(weights_mutex_);
+    if (winograd_only_ && winograd_) {
+      // Winograd's U cannot be turned back into W for another kernel: the
+      // engine keeps W too.
+      st.kernel = "winograd";
+      st.blobs.push_back({"u", Tensor::wrap(DType::kFloat32, {static_cast<int64_t>(winograd_->transformed_floats())},
+                                            const_cast<float*>(winograd_->transformed()))});
+    } else if (!packed_weights_.empty()) {
+      // oneDNN's layout (a plain C struct) and the weights in it: any other
+      // layout, for another shape or instruction set, reorders from these.
+      const memory& w = *packed_weights_.front();
+      const dnnl_memory_desc_t& d = w.get_desc().data;
+      Tensor desc(DType::kUInt8, {static_cast<int64_t>(sizeof d)});
+      std::memcpy(desc.raw(), &d, sizeof d);
+      st.kernel = "onednn";
+      st.blobs.push_back({"layout", desc});
+      st.blobs.push_back({"weights", Tensor::wrap(DType::kUInt8, {static_cast<int64_t>(w.get_desc().get_size())},
+                                                  w.get_data_handle())});
+      st.replaces_constants = !winograd_candidate_;
     }
-    if (sum) p.call->run({x.raw(), y.raw(), sum->raw()}, threads_of(ctx));
-    else p.call->run({x.raw(), y.raw()}, threads_of(ctx));
+    return st;
+  }
+
+  std::string implementation() const override {
+    std::lock_guard<std::mutex> lock(weights_mutex_);
+    return winograd_only_ ? "winograd" : "onednn";
   }
 
  private:
@@ -336,13 +424,53 @@ class BlockedConvKernel : public Kernel {
     return winograd_.get();
   }
 
-  Prepared prepare(const Tensor& x, bool plain) const {
+  // Adopts what an engine saved for this node; false when it cannot be used
+  // here (Winograd on a CPU without AVX2: W is in the engine for that).
+  bool adopt(const PackedState& st) {
+    auto owner = [](const Tensor& t) { return std::make_shared<const Tensor>(t); };
+    if (st.kernel == "winograd") {
+      const Tensor* u = st.blob("u");
+      if (!u || u->dtype() != DType::kFloat32 || !winograd_candidate_) return false;
+      winograd_ = std::make_unique<WinogradF32Conv>(owner(*u), u->data<float>(), static_cast<size_t>(u->numel()),
+                                                    bias_.defined() ? bias_.data<float>() : nullptr, weights_.dim(1),
+                                                    weights_.dim(0), epilogue_of(node_));
+      winograd_only_ = true;
+      weights_ = Tensor::wrap(weights_.dtype(), weights_.shape(), nullptr);
+      return true;
+    }
+    if (st.kernel != "onednn") throw Error(node_.describe() + ": packed weights for an unknown kernel '" + st.kernel + "'");
+    const Tensor* layout = st.blob("layout");
+    const Tensor* w = st.blob("weights");
+    dnnl_memory_desc_t d;
+    if (!layout || !w || layout->nbytes() != sizeof d || w->dtype() != DType::kUInt8)
+      throw Error(node_.describe() + ": packed oneDNN weights are incomplete");
+    std::memcpy(&d, layout->raw(), sizeof d);
+    // Checked as far as oneDNN cannot itself: a layout that is not a plain
+    // blocked f32 one, or whose size differs from the data, is refused.
+    int64_t numel = 1;
+    bool ok = d.ndims >= 4 && d.ndims <= 5 && d.data_type == dnnl_f32 && d.format_kind == dnnl_blocked &&
+              d.format_desc.blocking.inner_nblks >= 0 && d.format_desc.blocking.inner_nblks <= DNNL_MAX_NDIMS;
+    for (int i = 0; ok && i < d.ndims; ++i) {
+      ok = d.dims[i] > 0 && d.padded_dims[i] >= d.dims[i] && d.padded_dims[i] < (int64_t{1} << 31);
+      numel *= d.dims[i];
+    }
+    if (!ok || numel != weights_.numel()) throw Error(node_.describe() + ": packed oneDNN weights have an invalid layout");
+    const memory::desc desc(d);
+    if (desc.get_size() != w->nbytes()) throw Error(node_.describe() + ": packed oneDNN weights have the wrong size");
+    packed_weights_.push_back(std::make_shared<memory>(desc, dnnl_glue::engine(), const_cast<void*>(w->raw())));
+    packed_owner_ = *w;
+    winograd_candidate_ = false;
+    weights_ = Tensor::wrap(weights_.dtype(), weights_.shape(), nullptr);
+    return true;
+  }
+
+  Prepared prepare(const Shape& x, bool plain) const {
     ConvSetup s;
-    const int64_t c = plain ? x.dim(1) : -1;
-    std::string err = conv_setup(node_, weights_.shape(), x.dim(0), x.dim(2), x.dim(3), plain, block_, &s);
+    const int64_t c = plain ? x[1] : -1;
+    std::string err = conv_setup(node_, weights_.shape(), x[0], x[2], x[3], plain, block_, &s);
     if (!err.empty()) throw Error(node_.describe() + ": " + err);
     if (plain && c != s.c) throw Error(node_.describe() + ": X has " + std::to_string(c) + " channels, W expects " + std::to_string(s.c));
-    if (!plain && ceil_div(s.c, block_) != x.dim(1)) throw Error(node_.describe() + ": X's channel blocks do not match W");
+    if (!plain && ceil_div(s.c, block_) != x[1]) throw Error(node_.describe() + ": X's channel blocks do not match W");
     for (int64_t o : s.g.out)
       if (o < 0) throw Error(node_.describe() + ": invalid output size");
     if (use_winograd(s)) return Prepared{s, {}, {}, nullptr, nullptr, winograd()};
@@ -377,9 +505,11 @@ class BlockedConvKernel : public Kernel {
   int64_t block_;
   dnnl::primitive_attr attr_;
   Tensor weights_, bias_;  // weights_ loses its data once reordered
+  std::vector<int64_t> chunks_;  // batch_chunks()
   ShapeCache<Prepared> prepared_;
   mutable std::mutex weights_mutex_;
   mutable std::vector<std::shared_ptr<memory>> packed_weights_;
+  Tensor packed_owner_;  // the engine's data behind packed_weights_.front(), when adopted
   bool weights_io_ = false;  // weights_ holds [C, M] data (see logical_weight_shape)
   WinogradMode winograd_mode_ = WinogradMode::kOff;
   bool winograd_candidate_ = false;  // weights_ keeps the originals then...
@@ -568,14 +698,14 @@ std::string blocked_conv_impl(const Node& conv, int64_t n, int64_t h, int64_t w,
 KILN_OP(ToBlocked) {
   OpSchema s = kiln_schema("ToBlocked", 1);
   s.infer = infer_to_blocked;
-  s.make_kernel = [](const Node&, BuildContext&) { return std::make_unique<ReorderKernel>(true); };
+  s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<ReorderKernel>(node, true); };
   return s;
 }
 
 KILN_OP(FromBlocked) {
   OpSchema s = kiln_schema("FromBlocked", 1);
   s.infer = infer_from_blocked;
-  s.make_kernel = [](const Node&, BuildContext&) { return std::make_unique<ReorderKernel>(false); };
+  s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<ReorderKernel>(node, false); };
   return s;
 }
 
@@ -583,7 +713,9 @@ KILN_OP(BlockedConv) {
   OpSchema s = kiln_schema("BlockedConv", 4);
   s.min_inputs = 2;
   s.infer = infer_blocked_conv;
-  s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<BlockedConvKernel>(node); };
+  s.make_kernel = [](const Node& node, BuildContext& bc) {
+    return std::make_unique<BlockedConvKernel>(node, bc.packed_state(node));
+  };
   return s;
 }
 

@@ -19,19 +19,32 @@ Node* blocked_conv_producing(const Value* v) {
   return p && p->domain == kKilnDomain && p->op_type == "BlockedConv" ? p : nullptr;
 }
 
-bool same_static_shape(const Value* a, const Value* b) {
-  return a->type.dtype == DType::kFloat32 && b->type.dtype == DType::kFloat32 && a->type.is_static() &&
-         b->type.is_static() && a->type.static_shape() == b->type.static_shape();
+// Same shape, dims known and equal or the same symbol (a dynamic batch).
+bool same_shape(const Value* a, const Value* b) {
+  if (a->type.dtype != DType::kFloat32 || b->type.dtype != DType::kFloat32 || !a->type.shape || !b->type.shape)
+    return false;
+  const DimVector& x = *a->type.shape;
+  const DimVector& y = *b->type.shape;
+  if (x.size() != y.size()) return false;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const bool same = x[i].is_known() ? y[i].is_known() && x[i].value == y[i].value
+                                      : !y[i].is_known() && !x[i].symbol.empty() && x[i].symbol == y[i].symbol;
+    if (!same) return false;
+  }
+  return true;
 }
 
 // Whether oneDNN runs `conv` with a sum post-op by a JIT kernel (it does for
 // the usual convs; a reference fallback would lose more than the Add costs).
+// The choice does not depend on the batch, so a dynamic one is taken as 1.
 bool jit_with_sum(const Node& conv) {
   const ValueType& x = conv.inputs[0]->type;
-  if (!x.is_static() || (x.rank() != 4 && x.rank() != 5)) return false;
-  const Shape xs = x.static_shape();
+  if (!x.shape || (x.rank() != 4 && x.rank() != 5)) return false;
+  const DimVector& d = *x.shape;
+  if (!d[2].is_known() || !d[3].is_known()) return false;
+  const int64_t n = d[0].is_known() ? d[0].value : 1;
   const std::string impl =
-      blocked_conv_impl(conv, xs[0], xs[2], xs[3], x.rank() == 4, conv.attr_int("block", 0), /*with_sum=*/true);
+      blocked_conv_impl(conv, n, d[2].value, d[3].value, x.rank() == 4, conv.attr_int("block", 0), /*with_sum=*/true);
   return impl.rfind("jit", 0) == 0;
 }
 
@@ -41,7 +54,7 @@ bool fuse(Graph& g, Node& add) {
     Value* s = add.inputs[static_cast<size_t>(1 - i)];
     Node* conv = blocked_conv_producing(c);
     if (!conv || c == s || conv->has_input(3) || has_epilogue(*conv) || !only_read_by(g, c, &add)) continue;
-    if (s->producer == conv || !same_static_shape(c, s) || !jit_with_sum(*conv)) continue;
+    if (s->producer == conv || !same_shape(c, s) || !jit_with_sum(*conv)) continue;
     std::vector<Value*> inputs = {conv->inputs[0], conv->inputs[1], conv->has_input(2) ? conv->inputs[2] : nullptr, s};
     Node* fused = add_node(g, "BlockedConv", conv->name, std::move(inputs), {add.outputs[0]}, conv->opset);
     fused->domain = kKilnDomain;

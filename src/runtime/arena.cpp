@@ -9,7 +9,6 @@
 namespace kiln {
 
 namespace {
-constexpr size_t kArenaAlignment = 64;
 }  // namespace
 
 void LifetimeRecorder::produced(int node, int value, const Tensor& t, bool from_output) {
@@ -94,7 +93,7 @@ std::unique_ptr<RunState> RunPlan::acquire() {
   }
   auto s = std::make_unique<RunState>();
   void* p = std::aligned_alloc(kArenaAlignment, std::max(arena_bytes, kArenaAlignment));
-  if (!p) throw std::bad_alloc();
+  if (!p) throw Error("out of memory allocating a " + std::to_string(arena_bytes) + "-byte arena for intermediate tensors");
   s->arena = {static_cast<std::byte*>(p), std::free};
   return s;
 }

@@ -20,6 +20,9 @@
 
 namespace kiln {
 
+// Alignment of the arena and of every block in it.
+inline constexpr size_t kArenaAlignment = 64;
+
 // What the recording run saw of one value.
 struct ValueRecord {
   int producer = -1;   // node index; -1 when not produced by a node

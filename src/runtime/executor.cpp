@@ -12,7 +12,12 @@ namespace kiln {
 namespace {
 class CompilingContext : public BuildContext {
  public:
+  explicit CompilingContext(const CompiledGraph::PackedLookup& packed) : packed_(packed) {}
   std::shared_ptr<const CompiledGraph> compile(const Graph& body) override { return CompiledGraph::compile(body); }
+  const PackedState* packed_state(const Node& node) const override { return packed_ ? packed_(node) : nullptr; }
+
+ private:
+  const CompiledGraph::PackedLookup& packed_;
 };
 
 // The key of a memory plan: each input's dtype, rank and dims.
@@ -75,12 +80,13 @@ class OwnedConstantReleaser {
 
 }  // namespace
 
-std::shared_ptr<const CompiledGraph> CompiledGraph::compile(const Graph& graph, bool plan_memory, Graph* free_owned) {
+std::shared_ptr<const CompiledGraph> CompiledGraph::compile(const Graph& graph, bool plan_memory, Graph* free_owned,
+                                                            const PackedLookup& packed) {
   if (free_owned && free_owned != &graph) throw Error("compile: free_owned must be the graph being compiled");
   auto cg = std::shared_ptr<CompiledGraph>(new CompiledGraph());
   cg->graph_ = &graph;
   cg->plan_memory_ = plan_memory;
-  CompilingContext bc;
+  CompilingContext bc(packed);
   OwnedConstantReleaser releaser(free_owned);
   for (const auto& node : graph.nodes) {
     if (!node->schema) throw Error(node->describe() + ": not resolved (infer_graph must run first)");
@@ -132,9 +138,15 @@ const Tensor* Frame::lookup(const Value* v) const {
 }
 
 std::vector<Tensor> CompiledGraph::run(const std::vector<Tensor>& inputs, const Frame* outer, ThreadPool* pool,
-                                       NodeTimes* times) const {
+                                       NodeTimes* times, int profile) const {
   if (outer) times = nullptr;
   if (times) times->assign(graph_->nodes.size(), NodeTime{});
+  if (profile >= 0 && !outer) {
+    if (static_cast<size_t>(profile) >= profile_plans_.size())
+      throw Error("profile " + std::to_string(profile) + " does not exist (" + std::to_string(profile_plans_.size()) +
+                  " profiles)");
+    return run_with_plan(inputs, pool, times, *profile_plans_[static_cast<size_t>(profile)]);
+  }
   if (plan_memory_ && !outer) return run_planned(inputs, pool, times);
   return run_frame(inputs, outer, pool, nullptr, nullptr, nullptr, times);
 }
@@ -160,14 +172,35 @@ std::vector<Tensor> CompiledGraph::run_planned(const std::vector<Tensor>& inputs
     if (plans_.size() < kMaxPlans) plans_.emplace(std::move(key), std::move(made));  // a concurrent first run may have won
     return result;
   }
-  std::unique_ptr<RunState> state = plan->acquire();
+  return run_with_plan(inputs, pool, times, *plan);
+}
+
+std::vector<Tensor> CompiledGraph::run_with_plan(const std::vector<Tensor>& inputs, ThreadPool* pool, NodeTimes* times,
+                                                 RunPlan& plan) const {
+  std::unique_ptr<RunState> state = plan.acquire();
   // Gives the state back however the run ends.
   struct Release {
     RunPlan& plan;
     std::unique_ptr<RunState>& state;
     ~Release() { plan.release(std::move(state)); }
-  } release{*plan, state};
-  return run_frame(inputs, nullptr, pool, plan.get(), state.get(), nullptr, times);
+  } release{plan, state};
+  return run_frame(inputs, nullptr, pool, &plan, state.get(), nullptr, times);
+}
+
+std::shared_ptr<RunPlan> CompiledGraph::record_plan(const std::vector<Tensor>& inputs, ThreadPool* pool) const {
+  LifetimeRecorder recorder(graph_->values.size());
+  run_frame(inputs, nullptr, pool, nullptr, nullptr, &recorder, nullptr);
+  return make_run_plan(recorder.values, last_read_, is_output_);
+}
+
+size_t CompiledGraph::profile_arena_bytes(size_t p) const { return profile_plans_.at(p)->arena_bytes; }
+
+void CompiledGraph::add_profile_plan(std::shared_ptr<RunPlan> plan) {
+  if (plan->offset.size() != graph_->values.size() || plan->bytes.size() != graph_->values.size() ||
+      plan->root.size() != graph_->values.size())
+    throw Error("memory plan for " + std::to_string(plan->offset.size()) + " values, the graph has " +
+                std::to_string(graph_->values.size()));
+  profile_plans_.push_back(std::move(plan));
 }
 
 std::vector<Tensor> CompiledGraph::run_frame(const std::vector<Tensor>& inputs, const Frame* outer, ThreadPool* pool,
@@ -245,6 +278,8 @@ CompiledGraph::MemoryStats CompiledGraph::memory_stats() const {
   std::lock_guard<std::mutex> lock(plans_mu_);
   MemoryStats stats;
   for (const auto& [key, plan] : plans_)
+    if (plan->arena_bytes >= stats.arena_bytes) stats = {plan->arena_bytes, plan->planned_bytes};
+  for (const auto& plan : profile_plans_)
     if (plan->arena_bytes >= stats.arena_bytes) stats = {plan->arena_bytes, plan->planned_bytes};
   return stats;
 }

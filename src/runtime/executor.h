@@ -1,6 +1,7 @@
 // Executes a compiled graph: nodes in topological order, each with its kernel,
 // values held in per-run frames so that runs are independent and thread-safe.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,8 +30,10 @@ class CompiledGraph {
   // whose every reader's kernel owns a copy (packed weights), as soon as the
   // last such kernel is created; they keep their type and shape and reach
   // kernels as tensors without data.
+  // `packed` (engine load): what kernels prepared at build, by node.
+  using PackedLookup = std::function<const PackedState*(const Node&)>;
   static std::shared_ptr<const CompiledGraph> compile(const Graph& graph, bool plan_memory = false,
-                                                      Graph* free_owned = nullptr);
+                                                      Graph* free_owned = nullptr, const PackedLookup& packed = {});
   ~CompiledGraph();
 
   const Graph& graph() const { return *graph_; }
@@ -41,8 +44,23 @@ class CompiledGraph {
   // Kernels get `pool` (a subgraph: its outer frame's pool when null).
   // With `times` (top-level runs only): each node's start and end on
   // std::chrono::steady_clock, in ns, parallel to graph().nodes.
+  // `profile` >= 0: a top-level run with the memory plan of that profile
+  // (add_profile_plan), whose shapes the caller checked the inputs fit.
   std::vector<Tensor> run(const std::vector<Tensor>& inputs, const Frame* outer, ThreadPool* pool = nullptr,
-                          NodeTimes* times = nullptr) const;
+                          NodeTimes* times = nullptr, int profile = -1) const;
+
+  // The kernel of node i (graph().nodes order).
+  const Kernel& kernel(size_t i) const { return *kernels_[i]; }
+
+  // Engine profiles. A recording run (heap-allocated) whose memory plan
+  // (runtime/arena.h) then serves every run of the profile: made at the
+  // profile's max shapes, each tensor's block is large enough for any
+  // shape inside it (a larger one would go to the heap).
+  std::shared_ptr<RunPlan> record_plan(const std::vector<Tensor>& inputs, ThreadPool* pool) const;
+  // Registers a plan as profile number plan_count(); before any run.
+  void add_profile_plan(std::shared_ptr<RunPlan> plan);
+  size_t profile_count() const { return profile_plans_.size(); }
+  size_t profile_arena_bytes(size_t p) const;
 
   // Of the memory plans made so far (one per set of input shapes), the one
   // with the largest arena: its size and the sum of the tensors placed in it.
@@ -58,6 +76,8 @@ class CompiledGraph {
                                 const RunPlan* plan, RunState* state, LifetimeRecorder* recorder,
                                 NodeTimes* times) const;
   std::vector<Tensor> run_planned(const std::vector<Tensor>& inputs, ThreadPool* pool, NodeTimes* times) const;
+  std::vector<Tensor> run_with_plan(const std::vector<Tensor>& inputs, ThreadPool* pool, NodeTimes* times,
+                                    RunPlan& plan) const;
 
   const Graph* graph_ = nullptr;
   size_t freed_constant_bytes_ = 0;
@@ -71,6 +91,7 @@ class CompiledGraph {
   static constexpr size_t kMaxPlans = 8;
   mutable std::mutex plans_mu_;
   mutable std::map<std::vector<int64_t>, std::shared_ptr<RunPlan>> plans_;
+  std::vector<std::shared_ptr<RunPlan>> profile_plans_;
 };
 
 // The values of one run of one graph. Subgraph frames point at their parent so

@@ -6,10 +6,13 @@
 #include <cstdlib>
 
 #include "core/thread_pool.h"
+#include "engine/engine_file.h"
+#include "engine/load.h"
 #include "ir/infer.h"
 #include "onnx/import.h"
 #include "passes/pass_manager.h"
 #include "runtime/executor.h"
+#include "runtime/session_impl.h"
 
 namespace kiln {
 
@@ -26,14 +29,6 @@ std::string TensorInfo::str() const {
   return s + "]";
 }
 
-struct Session::Impl {
-  Model model;
-  std::shared_ptr<const CompiledGraph> compiled;
-  std::vector<TensorInfo> inputs, outputs;
-  std::unique_ptr<ThreadPool> pool;
-  std::vector<Session::ExecutedNode> executed;
-};
-
 namespace {
 
 TensorInfo info_of(const Value& v) {
@@ -46,8 +41,9 @@ TensorInfo info_of(const Value& v) {
   return info;
 }
 
-// Runs the graph optimizer; the passes re-infer types as they go.
-void optimize(Graph& g, const SessionOptions& options) {
+}  // namespace
+
+void optimize_graph(Graph& g, const SessionOptions& options) {
   if (options.opt_level < 0 || options.opt_level > 2)
     throw Error("opt level must be 0, 1 or 2, got " + std::to_string(options.opt_level));
   passes::PassReport report =
@@ -55,6 +51,18 @@ void optimize(Graph& g, const SessionOptions& options) {
   const char* env = std::getenv("KILN_PASS_REPORT");
   if (env && std::string(env) == "1") std::fprintf(stderr, "%s", report.str().c_str());
 }
+
+void infer_supported(Graph& g, const std::string& source) {
+  std::vector<std::string> unsupported;
+  infer_graph(g, &unsupported);
+  if (!unsupported.empty()) {
+    std::string msg = source + ": " + std::to_string(unsupported.size()) + " node(s) not supported:";
+    for (const auto& u : unsupported) msg += "\n  " + u;
+    throw UnsupportedError(msg);
+  }
+}
+
+namespace {
 
 std::unique_ptr<Session::Impl> build(Model model, const SessionOptions& options) {
   auto impl = std::make_unique<Session::Impl>();
@@ -65,32 +73,38 @@ std::unique_ptr<Session::Impl> build(Model model, const SessionOptions& options)
   } catch (const Error& e) {
     throw Error(model.source + ": " + e.what());
   }
-  std::vector<std::string> unsupported;
-  infer_graph(g, &unsupported);
-  if (!unsupported.empty()) {
-    std::string msg = model.source + ": " + std::to_string(unsupported.size()) + " node(s) not supported:";
-    for (const auto& u : unsupported) msg += "\n  " + u;
-    throw UnsupportedError(msg);
-  }
-  optimize(g, options);
+  infer_supported(g, model.source);
+  optimize_graph(g, options);
+  impl->compiled = CompiledGraph::compile(g, memory_planner_on(options), &g);
+  impl->model = std::move(model);
+  describe_graph(*impl);
+  return impl;
+}
+
+}  // namespace
+
+bool memory_planner_on(const SessionOptions& options) {
   const char* arena_env = std::getenv("KILN_ARENA");
-  bool plan_memory = options.memory_planner && !(arena_env && std::string(arena_env) == "0");
-  impl->compiled = CompiledGraph::compile(g, plan_memory, &g);
+  return options.memory_planner && !(arena_env && std::string(arena_env) == "0");
+}
+
+void describe_graph(Session::Impl& impl) {
+  const Graph& g = *impl.model.graph;
   for (Value* v : g.inputs) {
-    impl->inputs.push_back(info_of(*v));
-    impl->inputs.back().has_default = v->initializer.has_value();
+    impl.inputs.push_back(info_of(*v));
+    impl.inputs.back().has_default = v->initializer.has_value();
   }
-  for (Value* v : g.outputs) impl->outputs.push_back(info_of(*v));
+  for (Value* v : g.outputs) impl.outputs.push_back(info_of(*v));
   for (const auto& n : g.nodes) {
     Session::ExecutedNode e;
     e.name = n->name;
     e.op = n->domain.empty() || n->domain == "ai.onnx" ? n->op_type : n->domain + "." + n->op_type;
     for (const Value* out : n->outputs) e.output_types.push_back(out ? out->type.str() : "");
-    impl->executed.push_back(std::move(e));
+    impl.executed.push_back(std::move(e));
   }
-  impl->model = std::move(model);
-  return impl;
 }
+
+namespace {
 
 void check_input(const Value& v, const Tensor& t) {
   if (t.dtype() != v.type.dtype)
@@ -105,6 +119,45 @@ void check_input(const Value& v, const Tensor& t) {
     if (dims[i].is_known() && dims[i].value != t.shape()[i])
       throw Error("input '" + v.name + "': expected shape " + v.type.str() + ", got " + shape_str(t.shape()) +
                   " (dim " + std::to_string(i) + " differs)");
+}
+
+// Whether every input of the run lies inside profile p.
+bool fits(const ShapeProfile& p, const Graph& g, const std::vector<Tensor>& feed) {
+  for (size_t i = 0; i < g.inputs.size(); ++i) {
+    auto lo = p.min.find(g.inputs[i]->name);
+    if (lo == p.min.end() || !feed[i].defined()) continue;
+    const Shape& hi = p.max.at(lo->first);
+    const Shape& s = feed[i].shape();
+    if (s.size() != lo->second.size()) return false;
+    for (size_t d = 0; d < s.size(); ++d)
+      if (s[d] < lo->second[d] || s[d] > hi[d]) return false;
+  }
+  return true;
+}
+
+// The profile a run uses: the fixed one, else of those its inputs fit, the
+// one with the smallest memory plan. A kiln::Error naming the inputs and the
+// allowed ranges when none fits.
+int select_profile(const Session::Impl& impl, const std::vector<Tensor>& feed) {
+  const Graph& g = *impl.model.graph;
+  int best = -1;
+  for (size_t p = 0; p < impl.profiles.size(); ++p) {
+    if (impl.fixed_profile >= 0 && static_cast<int>(p) != impl.fixed_profile) continue;
+    if (!fits(impl.profiles[p], g, feed)) continue;
+    auto arena = [&](size_t q) { return q < impl.compiled->profile_count() ? impl.compiled->profile_arena_bytes(q) : 0; };
+    if (best < 0 || arena(p) < arena(static_cast<size_t>(best))) best = static_cast<int>(p);
+  }
+  if (best >= 0) return best;
+  std::string given;
+  for (size_t i = 0; i < g.inputs.size(); ++i)
+    if (feed[i].defined()) given += (given.empty() ? "" : ", ") + g.inputs[i]->name + ":" + shape_str(feed[i].shape());
+  std::string msg = "input shapes " + given + " are outside ";
+  msg += impl.fixed_profile >= 0 ? "profile " + std::to_string(impl.fixed_profile) : "every profile";
+  msg += " of the engine; allowed:";
+  for (size_t p = 0; p < impl.profiles.size(); ++p)
+    if (impl.fixed_profile < 0 || static_cast<int>(p) == impl.fixed_profile)
+      msg += "\n  profile " + std::to_string(p) + ": " + impl.profiles[p].str();
+  throw Error(msg);
 }
 
 }  // namespace
@@ -132,12 +185,18 @@ Session::Impl* with_source(const std::string& source, F&& f) {
 }  // namespace
 
 Session Session::load(const std::string& path, const SessionOptions& options) {
-  return Session(std::unique_ptr<Impl>(with_source(path, [&] { return build(load_onnx_file(path), options); })));
+  return Session(std::unique_ptr<Impl>(with_source(path, [&] {
+    if (engine::is_engine_file(path)) return load_engine(engine::EngineFile::open(path), options);
+    return build(load_onnx_file(path), options);
+  })));
 }
 
 Session Session::load_bytes(const void* data, size_t size, const SessionOptions& options) {
-  return Session(std::unique_ptr<Impl>(
-      with_source("<memory>", [&] { return build(load_onnx_bytes(data, size), options); })));
+  return Session(std::unique_ptr<Impl>(with_source("<memory>", [&] {
+    if (engine::has_engine_magic(data, size))
+      return load_engine(engine::EngineFile::from_bytes(data, size, "<memory>"), options);
+    return build(load_onnx_bytes(data, size), options);
+  })));
 }
 
 const std::vector<TensorInfo>& Session::inputs() const { return impl_->inputs; }
@@ -171,10 +230,12 @@ std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor
   for (size_t i = 0; i < g.inputs.size(); ++i)
     if (!feed[i].defined() && !g.inputs[i]->initializer)
       throw Error("input '" + g.inputs[i]->name + "' (" + g.inputs[i]->type.str() + ") is required but not given");
-  if (!profile) return impl_->compiled->run(feed, nullptr, impl_->pool.get());
+  int shape_profile = impl_->profiles.empty() ? -1 : select_profile(*impl_, feed);
+  if (shape_profile >= static_cast<int>(impl_->compiled->profile_count())) shape_profile = -1;  // planner off
+  if (!profile) return impl_->compiled->run(feed, nullptr, impl_->pool.get(), nullptr, shape_profile);
   NodeTimes times;
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<Tensor> out = impl_->compiled->run(feed, nullptr, impl_->pool.get(), &times);
+  std::vector<Tensor> out = impl_->compiled->run(feed, nullptr, impl_->pool.get(), &times, shape_profile);
   const int64_t t0_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(t0.time_since_epoch()).count();
   profile->total_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
@@ -193,6 +254,26 @@ std::string Session::producer() const {
   return impl_->model.producer_name + (impl_->model.producer_version.empty() ? "" : " " + impl_->model.producer_version);
 }
 size_t Session::num_nodes() const { return impl_->model.graph->nodes.size(); }
+bool Session::is_engine() const { return impl_->engine != nullptr; }
+const std::vector<ShapeProfile>& Session::profiles() const { return impl_->profiles; }
+const std::vector<std::string>& Session::load_warnings() const { return impl_->warnings; }
+std::vector<std::string> Session::implementations() const {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < impl_->executed.size(); ++i) names.push_back(impl_->compiled->kernel(i).implementation());
+  return names;
+}
+
+std::string ShapeProfile::str() const {
+  std::string s;
+  for (const auto& [name, lo] : min) {
+    const Shape& hi = max.count(name) ? max.at(name) : lo;
+    s += (s.empty() ? "" : ", ") + name + ":" + shape_str(lo);
+    if (hi != lo) s += ".." + shape_str(hi);
+    if (opt.count(name) && opt.at(name) != lo && opt.at(name) != hi) s += " (opt " + shape_str(opt.at(name)) + ")";
+  }
+  return s;
+}
+
 size_t Session::arena_bytes() const { return impl_->compiled->memory_stats().arena_bytes; }
 size_t Session::planned_bytes() const { return impl_->compiled->memory_stats().planned_bytes; }
 

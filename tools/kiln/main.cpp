@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   kiln::cli::add_bench_command(app);
   kiln::cli::add_profile_command(app);
   kiln::cli::add_inspect_command(app);
+  kiln::cli::add_build_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

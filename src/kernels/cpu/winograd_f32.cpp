@@ -7,6 +7,7 @@
 #include <new>
 
 #include "core/thread_pool.h"
+#include "kiln/error.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/winograd_f32_tiles.h"
 
@@ -105,8 +106,10 @@ WinogradF32Conv::WinogradF32Conv(const float* w, const float* bias, int64_t C, i
   const int alpha = tile_ + 2;
   const double(*G)[3] = tile_ == 2 ? kG2 : kG4;
   const int64_t n = alpha * alpha * K * m_pad_;
-  u_ = std::unique_ptr<float[], void (*)(float*)>(aligned_floats(n), free_floats);
-  std::memset(u_.get(), 0, size_t(n) * sizeof(float));
+  float* u = aligned_floats(n);
+  u_owner_ = std::shared_ptr<const void>(u, [](const void* p) { free_floats(static_cast<float*>(const_cast<void*>(p))); });
+  u_ = u;
+  std::memset(u, 0, size_t(n) * sizeof(float));
   // Panel by panel, so that the 36 output streams are written in order.
   for (int64_t q = 0; q < panels; ++q) {
     for (int64_t c = 0; c < C; ++c) {
@@ -118,14 +121,33 @@ WinogradF32Conv::WinogradF32Conv(const float* w, const float* bias, int64_t C, i
         for (int i = 0; i < alpha; ++i) {
           for (int k = 0; k < alpha; ++k) {
             const double v = gg[i][0] * G[k][0] + gg[i][1] * G[k][1] + gg[i][2] * G[k][2];
-            u_[(((i * alpha + k) * panels + q) * K + c) * 16 + m % 16] = float(v);
+            u[(((i * alpha + k) * panels + q) * K + c) * 16 + m % 16] = float(v);
           }
         }
       }
     }
   }
+  set_bias_and_epilogue(bias);
+}
+
+WinogradF32Conv::WinogradF32Conv(std::shared_ptr<const void> owner, const float* u, size_t floats, const float* bias,
+                                 int64_t C, int64_t M, std::vector<EpilogueStep> epilogue, int tile)
+    : C_(C), M_(M), in_blocks_((C + kBlock - 1) / kBlock), m_pad_((M + 15) / 16 * 16), tile_(tile == 2 ? 2 : 4),
+      u_owner_(std::move(owner)), u_(u), epilogue_(std::move(epilogue)) {
+  if (floats != transformed_floats())
+    throw Error("Winograd weights of " + std::to_string(floats) + " floats, expected " +
+                std::to_string(transformed_floats()) + " for C=" + std::to_string(C) + ", M=" + std::to_string(M));
+  set_bias_and_epilogue(bias);
+}
+
+size_t WinogradF32Conv::transformed_floats() const {
+  const int64_t alpha = tile_ + 2;
+  return size_t(alpha * alpha * in_blocks_ * kBlock * m_pad_);
+}
+
+void WinogradF32Conv::set_bias_and_epilogue(const float* bias) {
   bias_.assign(size_t(m_pad_), 0.0f);
-  if (bias) std::copy(bias, bias + M, bias_.begin());
+  if (bias) std::copy(bias, bias + M_, bias_.begin());
   // ReLU and Clip run as a clamp in the output loop; anything else as a call
   // on each stored row of a tile.
   if (epilogue_.size() == 1 && epilogue_[0].kind == EpilogueStep::Kind::kRelu) {
@@ -159,7 +181,7 @@ void WinogradF32Conv::run(const WinogradF32Geometry& g, const float* x, float* y
   j.m_tail = M_ % kBlock;
   j.x = x;
   j.y = y;
-  j.u = u_.get();
+  j.u = u_;
   j.bias = bias_.data();
   j.sum = sum;
   j.clamp = clamp_;

@@ -45,6 +45,15 @@ class WinogradF32Conv {
   // bias. tile: 4 for F(4x4, 3x3), 2 for F(2x2, 3x3).
   WinogradF32Conv(const float* w, const float* bias, int64_t C, int64_t M, std::vector<EpilogueStep> epilogue,
                   int tile = 4);
+  // Adopts weights transformed earlier (transformed() of a conv with the same
+  // C, M and tile, e.g. from an engine file), used in place; `owner` keeps
+  // them alive. kiln::Error when `floats` is not the size they must have.
+  WinogradF32Conv(std::shared_ptr<const void> owner, const float* u, size_t floats, const float* bias, int64_t C,
+                  int64_t M, std::vector<EpilogueStep> epilogue, int tile = 4);
+
+  // The transformed weights (U), transformed_floats() of them.
+  const float* transformed() const { return u_; }
+  size_t transformed_floats() const;
 
   // x: [N, ceil(C/8), H, W, 8] -> y: [N, ceil(M/8), OH, OW, 8], padded
   // channels of y written as zeros. With `sum` (y's shape), y =
@@ -57,9 +66,12 @@ class WinogradF32Conv {
   int64_t M() const { return M_; }
 
  private:
+  void set_bias_and_epilogue(const float* bias);
+
   int64_t C_, M_, in_blocks_, m_pad_;
   int tile_;
-  std::unique_ptr<float[], void (*)(float*)> u_{nullptr, nullptr};
+  std::shared_ptr<const void> u_owner_;
+  const float* u_ = nullptr;
   std::vector<float> bias_;
   std::vector<EpilogueStep> epilogue_;
   bool clamp_ = false;

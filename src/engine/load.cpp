@@ -1,0 +1,195 @@
+// Engine load: the optimized graph from the graph section, its weights used
+// in place from the memory-mapped weights section, kernels handed the data
+// they packed at build, one memory plan per profile. Nothing in the file is
+// trusted: the container's checksums catch accidents, and every offset, size
+// and index read from the metadata is checked before use, so a crafted file
+// fails with an error too.
+#include "engine/load.h"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <unordered_map>
+
+#include "engine/meta.h"
+#include "ir/infer.h"
+#include "kernels/cpu/cpu_isa.h"
+#include "onnx/export.h"
+#include "runtime/arena.h"
+
+namespace kiln {
+
+namespace {
+
+using nlohmann::json;
+
+// A tensor in the weights section, wrapped in place.
+class WeightsSection {
+ public:
+  WeightsSection(std::shared_ptr<const engine::EngineFile> file)
+      : file_(std::move(file)), data_(file_->section(engine::SectionKind::kWeights)) {}
+
+  Tensor tensor(DType dtype, const Shape& shape, int64_t offset, int64_t length, const std::string& what) const {
+    if (dtype == DType::kString || !dtype_is_supported(static_cast<int32_t>(dtype)))
+      throw Error(what + ": element type " + dtype_name(dtype) + " cannot be stored in the weights section");
+    const int64_t numel = shape_numel(shape);
+    if (offset < 0 || length < 0 || static_cast<uint64_t>(offset) > data_.size() ||
+        static_cast<uint64_t>(length) > data_.size() - static_cast<uint64_t>(offset))
+      throw Error(what + ": data at " + std::to_string(offset) + "+" + std::to_string(length) +
+                  " lies outside the weights section (" + std::to_string(data_.size()) + " bytes)");
+    if (static_cast<uint64_t>(length) != static_cast<uint64_t>(numel) * dtype_size(dtype))
+      throw Error(what + ": " + std::to_string(length) + " bytes of data for " + dtype_name(dtype) + "[" +
+                  shape_str(shape) + "]");
+    if (offset % static_cast<int64_t>(engine::kWeightAlignment) != 0)
+      throw Error(what + ": data at offset " + std::to_string(offset) + " is not 64-byte aligned");
+    void* p = const_cast<char*>(data_.data() + offset);  // read only: mapped PROT_READ
+    return Tensor::wrap(dtype, shape, p, file_);
+  }
+
+ private:
+  std::shared_ptr<const engine::EngineFile> file_;
+  std::string_view data_;
+};
+
+Shape shape_of(const json& j, const std::string& what) {
+  Shape s = j.get<Shape>();
+  if (s.size() > 16) throw Error(what + ": rank " + std::to_string(s.size()));
+  shape_numel(s);  // throws on negative dims and overflow
+  return s;
+}
+
+// What kernels packed, by node index.
+std::unordered_map<size_t, PackedState> packed_states(const json& meta, const WeightsSection& weights,
+                                                      const Graph& g, const std::string& src) {
+  std::unordered_map<size_t, PackedState> by_node;
+  const CpuIsa here = cpu_isa_selected();
+  for (const json& p : meta.at("packed")) {
+    const size_t node = p.at("node").get<size_t>();
+    const std::string what = src + ": packed weights of node " + std::to_string(node);
+    if (node >= g.nodes.size()) throw Error(what + ": the graph has " + std::to_string(g.nodes.size()) + " nodes");
+    const Node& n = *g.nodes[node];
+    if (p.at("op").get<std::string>() != n.op_type)
+      throw Error(what + ": recorded for a " + p.at("op").get<std::string>() + ", the graph has " + n.describe());
+    PackedState st;
+    st.kernel = p.at("kernel").get<std::string>();
+    st.isa = p.at("isa").get<std::string>();
+    // Data packed for a wider instruction set than this CPU allows is not
+    // handed over: the kernel prepares its own from the originals.
+    if (engine::isa_from_name(st.isa) > here) continue;
+    st.replaces_constants = p.at("replaces_constants").get<bool>();
+    for (const json& b : p.at("blobs")) {
+      const std::string key = b.at("key").get<std::string>();
+      const DType dtype = static_cast<DType>(b.at("dtype").get<int32_t>());
+      st.blobs.push_back({key, weights.tensor(dtype, shape_of(b.at("shape"), what), b.at("offset").get<int64_t>(),
+                                              b.at("bytes").get<int64_t>(), what + " ('" + key + "')")});
+    }
+    by_node.emplace(node, std::move(st));
+  }
+  return by_node;
+}
+
+// A profile's memory plan, checked against the graph it is for.
+std::shared_ptr<RunPlan> plan_of(const json& j, size_t num_values, const std::string& what) {
+  auto plan = std::make_shared<RunPlan>();
+  plan->offset = j.at("offset").get<std::vector<int64_t>>();
+  plan->bytes = j.at("bytes").get<std::vector<size_t>>();
+  plan->root = j.at("root").get<std::vector<int>>();
+  plan->arena_bytes = j.at("arena_bytes").get<size_t>();
+  plan->planned_bytes = j.at("planned_bytes").get<size_t>();
+  if (plan->offset.size() != num_values || plan->bytes.size() != num_values || plan->root.size() != num_values)
+    throw Error(what + ": memory plan for " + std::to_string(plan->offset.size()) + " values, the graph has " +
+                std::to_string(num_values));
+  if (plan->arena_bytes % kArenaAlignment != 0 || plan->arena_bytes > plan->planned_bytes + kArenaAlignment)
+    throw Error(what + ": memory plan of " + std::to_string(plan->arena_bytes) + " bytes is inconsistent");
+  size_t sum = 0;
+  for (size_t v = 0; v < num_values; ++v) {
+    const int64_t off = plan->offset[v];
+    if (off >= 0) {
+      if (static_cast<size_t>(off) > plan->arena_bytes || plan->bytes[v] > plan->arena_bytes - static_cast<size_t>(off))
+        throw Error(what + ": memory plan places value " + std::to_string(v) + " outside its arena");
+      sum += plan->bytes[v];
+    } else if (off != -1) {
+      throw Error(what + ": memory plan has offset " + std::to_string(off));
+    }
+    const int r = plan->root[v];
+    if (r < -1 || r >= static_cast<int>(num_values) || (r >= 0 && plan->offset[static_cast<size_t>(r)] < 0))
+      throw Error(what + ": memory plan has an invalid root for value " + std::to_string(v));
+  }
+  if (sum > plan->planned_bytes + num_values * kArenaAlignment)
+    throw Error(what + ": memory plan blocks add up to more than its planned bytes");
+  return plan;
+}
+
+std::unique_ptr<Session::Impl> load(std::shared_ptr<const engine::EngineFile> file, const SessionOptions& options) {
+  const std::string& src = file->source();
+  auto impl = std::make_unique<Session::Impl>();
+  impl->engine = file;
+  const json meta = engine::parse_meta(*file);
+  WeightsSection weights(file);
+
+  const CpuIsa built = engine::isa_from_name(meta.at("isa").get<std::string>());
+  if (built > cpu_isa_selected())
+    impl->warnings.push_back(src + ": built for " + cpu_isa_name(built) + " kernels, this CPU allows " +
+                             cpu_isa_name(cpu_isa_selected()) +
+                             " (hardware or KILN_CPU_ISA): weights packed for " + cpu_isa_name(built) +
+                             " are re-packed at load");
+
+  const std::string_view graph = file->section(engine::SectionKind::kGraph);
+  impl->model = load_onnx_bytes(
+      graph.data(), graph.size(),
+      [&](const ExternalRef& ref, DType dtype, const Shape& shape, const std::string& name) {
+        const std::string what = src + ": weight '" + name + "'";
+        if (ref.location == engine::kNoData) return Tensor::wrap(dtype, shape, nullptr);
+        if (ref.location != engine::kWeightsLocation)
+          throw Error(what + ": external data in '" + ref.location + "', not in the engine's weights section");
+        return weights.tensor(dtype, shape, ref.offset, ref.length, what);
+      },
+      src);
+  Graph& g = *impl->model.graph;
+  infer_supported(g, src);
+
+  const auto packed = packed_states(meta, weights, g, src);
+  impl->pool = std::make_unique<ThreadPool>(options.threads);
+  std::unordered_map<const Node*, const PackedState*> packed_of;
+  for (const auto& [i, st] : packed) packed_of[g.nodes[i].get()] = &st;
+  auto compiled = std::const_pointer_cast<CompiledGraph>(CompiledGraph::compile(
+      g, memory_planner_on(options), &g, [&](const Node& n) -> const PackedState* {
+        auto it = packed_of.find(&n);
+        return it == packed_of.end() ? nullptr : it->second;
+      }));
+  for (const json& p : meta.at("profiles")) {
+    const std::string what = src + ": profile " + std::to_string(impl->profiles.size());
+    ShapeProfile profile;
+    for (const auto& [name, range] : p.at("inputs").items()) {
+      const Value* v = g.find(name);
+      if (!v || !v->is_graph_input) throw Error(what + " names '" + name + "', not an input of the graph");
+      profile.min[name] = shape_of(range.at("min"), what);
+      profile.opt[name] = shape_of(range.at("opt"), what);
+      profile.max[name] = shape_of(range.at("max"), what);
+    }
+    engine::check_profile(profile, g, what);
+    if (memory_planner_on(options)) compiled->add_profile_plan(plan_of(p.at("memory_plan"), g.values.size(), what));
+    impl->profiles.push_back(std::move(profile));
+  }
+  if (options.profile >= static_cast<int>(impl->profiles.size()))
+    throw Error(src + ": profile " + std::to_string(options.profile) + " requested, the engine has " +
+                std::to_string(impl->profiles.size()));
+  impl->fixed_profile = options.profile;
+  impl->compiled = compiled;
+  describe_graph(*impl);
+  for (const std::string& w : impl->warnings) std::fprintf(stderr, "kiln: warning: %s\n", w.c_str());
+  return impl;
+}
+
+}  // namespace
+
+std::unique_ptr<Session::Impl> load_engine(std::shared_ptr<const engine::EngineFile> file,
+                                           const SessionOptions& options) {
+  const std::string src = file->source();
+  try {
+    return load(std::move(file), options);
+  } catch (const json::exception& e) {
+    throw Error(src + ": corrupted engine metadata: " + e.what());
+  }
+}
+
+}  // namespace kiln

@@ -1,0 +1,233 @@
+// Engine files (kiln build, src/engine/): static and dynamic builds run like
+// the ONNX model they came from, profiles bound the shapes and the memory.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "core/file.h"
+#include "kiln/error.h"
+#include "kiln/session.h"
+#include "model_builder.h"
+
+namespace kiln {
+namespace {
+
+using test::float_tensor;
+using test::make_node;
+using test::tensor_info;
+
+// x float[N, 16, 16, 16] -> conv 3x3 + relu -> conv 3x3, + x (residual),
+// relu -> conv 1x1 stride 2 -> global average pool -> flatten -> gemm 10.
+// N is symbolic. Convs of 16 channels on 16x16 maps take Winograd, the 1x1
+// oneDNN: both packed-weight paths of the engine.
+onnx::ModelProto residual_model() {
+  onnx::ModelProto m = test::make_model();
+  auto* g = m.mutable_graph();
+  *g->add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {-1, 16, 16, 16}, {"N"});
+  *g->add_output() = tensor_info("y", onnx::TensorProto::FLOAT, {-1, 10}, {"N"});
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-0.2f, 0.2f);
+  auto weights = [&](const std::string& name, std::vector<int64_t> dims) {
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = u(rng);
+    *g->add_initializer() = float_tensor(name, dims, v);
+  };
+  auto conv = [&](const std::string& name, const std::string& in, int64_t k, int64_t m_out, int64_t stride) {
+    weights(name + "_w", {m_out, 16, k, k});
+    weights(name + "_b", {m_out});
+    onnx::NodeProto n = make_node("Conv", {in, name + "_w", name + "_b"}, {name}, name);
+    auto* pads = n.add_attribute();
+    pads->set_name("pads");
+    pads->set_type(onnx::AttributeProto::INTS);
+    for (int i = 0; i < 4; ++i) pads->add_ints(k / 2);
+    auto* strides = n.add_attribute();
+    strides->set_name("strides");
+    strides->set_type(onnx::AttributeProto::INTS);
+    for (int i = 0; i < 2; ++i) strides->add_ints(stride);
+    *g->add_node() = n;
+  };
+  conv("c1", "x", 3, 16, 1);
+  *g->add_node() = make_node("Relu", {"c1"}, {"r1"}, "relu1");
+  conv("c2", "r1", 3, 16, 1);
+  *g->add_node() = make_node("Add", {"c2", "x"}, {"sum"}, "residual");
+  *g->add_node() = make_node("Relu", {"sum"}, {"r2"}, "relu2");
+  conv("c3", "r2", 1, 32, 2);
+  *g->add_node() = make_node("GlobalAveragePool", {"c3"}, {"pooled"}, "pool");
+  *g->add_node() = make_node("Flatten", {"pooled"}, {"flat"}, "flatten");
+  weights("fc_w", {10, 32});
+  weights("fc_b", {10});
+  onnx::NodeProto fc = make_node("Gemm", {"flat", "fc_w", "fc_b"}, {"y"}, "fc");
+  auto* tb = fc.add_attribute();
+  tb->set_name("transB");
+  tb->set_type(onnx::AttributeProto::INT);
+  tb->set_i(1);
+  *g->add_node() = fc;
+  return m;
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("kiln_engine_test_" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir_);
+    model_ = (dir_ / "model.onnx").string();
+    write_file(model_, test::bytes_of(residual_model()));
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  static Tensor input(int64_t n, uint32_t seed) {
+    Tensor t(DType::kFloat32, {n, 16, 16, 16});
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
+    return t;
+  }
+
+  // Largest |a - b| relative to the largest |b|.
+  static double rel_diff(const Tensor& a, const Tensor& b) {
+    EXPECT_EQ(a.shape(), b.shape());
+    double diff = 0, scale = 1e-30;
+    for (int64_t i = 0; i < std::min(a.numel(), b.numel()); ++i) {
+      diff = std::max(diff, static_cast<double>(std::fabs(a.data<float>()[i] - b.data<float>()[i])));
+      scale = std::max(scale, static_cast<double>(std::fabs(b.data<float>()[i])));
+    }
+    return diff / scale;
+  }
+
+  std::filesystem::path dir_;
+  std::string model_;
+};
+
+ShapeProfile batch_profile(int64_t lo, int64_t opt, int64_t hi) {
+  ShapeProfile p;
+  p.min["x"] = {lo, 16, 16, 16};
+  p.opt["x"] = {opt, 16, 16, 16};
+  p.max["x"] = {hi, 16, 16, 16};
+  return p;
+}
+
+TEST_F(EngineTest, StaticBuildMatchesTheOnnxModel) {
+  BuildOptions o;
+  o.session.input_shapes["x"] = {3, 16, 16, 16};
+  BuildReport r = build_engine(model_, path("static.kiln"), o);
+  EXPECT_GT(r.engine_bytes, 0u);
+  EXPECT_GT(r.packed_bytes, 0u);
+  Session onnx = Session::load(model_);
+  Session engine = Session::load(path("static.kiln"));
+  EXPECT_TRUE(engine.is_engine());
+  EXPECT_FALSE(onnx.is_engine());
+  ASSERT_EQ(engine.profiles().size(), 1u);
+  EXPECT_EQ(engine.profiles()[0].min.at("x"), (Shape{3, 16, 16, 16}));
+  EXPECT_TRUE(engine.load_warnings().empty());
+  const Tensor x = input(3, 1);
+  EXPECT_LT(rel_diff(engine.run({{"x", x}})[0], onnx.run({{"x", x}})[0]), 1e-5);
+  // The packed kernels are the ones recorded at build.
+  const std::vector<std::string> impl = engine.implementations();
+  EXPECT_NE(std::find(impl.begin(), impl.end(), "winograd"), impl.end());
+  EXPECT_NE(std::find(impl.begin(), impl.end(), "onednn"), impl.end());
+  // Another shape than the static one is refused, naming the input.
+  try {
+    engine.run({{"x", input(2, 1)}});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("x"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(EngineTest, ProfileRunsEveryBatchInsideItAndRefusesOthers) {
+  BuildOptions o;
+  o.profiles = {batch_profile(1, 4, 9)};
+  build_engine(model_, path("dyn.kiln"), o);
+  Session onnx = Session::load(model_);
+  Session engine = Session::load(path("dyn.kiln"));
+  for (int64_t n : {1, 3, 4, 7, 9, 2, 9, 1}) {
+    const Tensor x = input(n, static_cast<uint32_t>(n));
+    EXPECT_LT(rel_diff(engine.run({{"x", x}})[0], onnx.run({{"x", x}})[0]), 1e-5) << "batch " << n;
+  }
+  for (int64_t n : {10, 0}) {
+    try {
+      engine.run({{"x", input(n, 0)}});
+      FAIL() << "batch " << n << " ran";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("x:" + std::to_string(n) + "x16x16x16"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("x:1x16x16x16..9x16x16x16"), std::string::npos) << msg;
+    }
+  }
+}
+
+TEST_F(EngineTest, SeveralProfilesPickTheOneThatFits) {
+  BuildOptions o;
+  o.profiles = {batch_profile(1, 2, 4), batch_profile(5, 8, 12)};
+  build_engine(model_, path("two.kiln"), o);
+  Session onnx = Session::load(model_);
+  Session engine = Session::load(path("two.kiln"));
+  ASSERT_EQ(engine.profiles().size(), 2u);
+  for (int64_t n : {2, 12, 5, 4}) {
+    const Tensor x = input(n, 3);
+    EXPECT_LT(rel_diff(engine.run({{"x", x}})[0], onnx.run({{"x", x}})[0]), 1e-5) << "batch " << n;
+  }
+  SessionOptions first;
+  first.profile = 0;
+  Session fixed = Session::load(path("two.kiln"), first);
+  EXPECT_NO_THROW(fixed.run({{"x", input(3, 3)}}));
+  EXPECT_THROW(fixed.run({{"x", input(6, 3)}}), Error);
+  SessionOptions missing;
+  missing.profile = 2;
+  EXPECT_THROW(Session::load(path("two.kiln"), missing), Error);
+}
+
+TEST_F(EngineTest, BadProfilesAreRefusedAtBuild) {
+  BuildOptions o;
+  o.profiles = {batch_profile(4, 2, 8)};  // opt < min
+  EXPECT_THROW(build_engine(model_, path("bad.kiln"), o), Error);
+  ShapeProfile fixed_dim = batch_profile(1, 2, 4);
+  fixed_dim.max["x"][1] = 32;  // the model fixes dim 1 to 16
+  o.profiles = {fixed_dim};
+  EXPECT_THROW(build_engine(model_, path("bad.kiln"), o), Error);
+  ShapeProfile unknown = batch_profile(1, 2, 4);
+  unknown.min["nope"] = unknown.opt["nope"] = unknown.max["nope"] = {1};
+  o.profiles = {unknown};
+  EXPECT_THROW(build_engine(model_, path("bad.kiln"), o), Error);
+  // Dynamic dims without a profile or shapes.
+  EXPECT_THROW(build_engine(model_, path("bad.kiln"), BuildOptions{}), Error);
+}
+
+// Resident memory in bytes (/proc/self/statm).
+size_t resident_bytes() {
+  std::ifstream f("/proc/self/statm");
+  size_t pages = 0, resident = 0;
+  f >> pages >> resident;
+  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+TEST_F(EngineTest, RandomBatchesInsideTheProfileKeepMemoryFlat) {
+  BuildOptions o;
+  o.profiles = {batch_profile(1, 8, 32)};
+  build_engine(model_, path("mem.kiln"), o);
+  SessionOptions so;
+  so.threads = 1;
+  Session engine = Session::load(path("mem.kiln"), so);
+  std::vector<Tensor> inputs;
+  for (int64_t n = 1; n <= 32; ++n) inputs.push_back(input(n, static_cast<uint32_t>(n)));
+  engine.run({{"x", inputs.back()}});  // the max batch first
+  const size_t arena = engine.arena_bytes();
+  const size_t after_first = resident_bytes();
+  std::mt19937 rng(11);
+  for (int i = 0; i < 1000; ++i) engine.run({{"x", inputs[rng() % inputs.size()]}});
+  EXPECT_EQ(engine.arena_bytes(), arena);
+  const size_t after = resident_bytes();
+  EXPECT_LE(static_cast<double>(after), static_cast<double>(after_first) * 1.05)
+      << "resident memory grew from " << after_first << " to " << after << " bytes";
+}
+
+}  // namespace
+}  // namespace kiln
