@@ -63,6 +63,11 @@ class EngineFile {
   bool has_section(SectionKind kind) const;
   // A section's bytes; kiln::Error when the file has none of that kind.
   std::string_view section(SectionKind kind) const;
+  struct Section {
+    SectionKind kind;
+    uint64_t offset, bytes;
+  };
+  const std::vector<Section>& sections() const { return sections_; }
 
  private:
   EngineFile() = default;
@@ -72,10 +77,6 @@ class EngineFile {
   size_t size_ = 0;
   bool mapped_ = false;
   std::unique_ptr<std::byte[], void (*)(void*)> copy_{nullptr, nullptr};
-  struct Section {
-    SectionKind kind;
-    uint64_t offset, bytes;
-  };
   std::vector<Section> sections_;
 };
 

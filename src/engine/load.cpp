@@ -61,7 +61,6 @@ Shape shape_of(const json& j, const std::string& what) {
 std::unordered_map<size_t, PackedState> packed_states(const json& meta, const WeightsSection& weights,
                                                       const Graph& g, const std::string& src) {
   std::unordered_map<size_t, PackedState> by_node;
-  const CpuIsa here = cpu_isa_selected();
   for (const json& p : meta.at("packed")) {
     const size_t node = p.at("node").get<size_t>();
     const std::string what = src + ": packed weights of node " + std::to_string(node);
@@ -72,9 +71,11 @@ std::unordered_map<size_t, PackedState> packed_states(const json& meta, const We
     PackedState st;
     st.kernel = p.at("kernel").get<std::string>();
     st.isa = p.at("isa").get<std::string>();
-    // Data packed for a wider instruction set than this CPU allows is not
-    // handed over: the kernel prepares its own from the originals.
-    if (engine::isa_from_name(st.isa) > here) continue;
+    // Handed over whatever it was packed for: the kernel knows whether it
+    // can use it here, re-pack from it (oneDNN reorders to the layout this
+    // CPU's primitives want) or must start from the original weights, which
+    // the engine then holds (replaces_constants false).
+    engine::isa_from_name(st.isa);  // a known name, or a corrupted file
     st.replaces_constants = p.at("replaces_constants").get<bool>();
     for (const json& b : p.at("blobs")) {
       const std::string key = b.at("key").get<std::string>();

@@ -15,6 +15,8 @@
 
 #include "analysis/flops.h"
 #include "cli.h"
+#include "engine/engine_file.h"
+#include "engine/meta.h"
 #include "ir/infer.h"
 #include "onnx/import.h"
 #include "passes/pass_manager.h"
@@ -391,7 +393,99 @@ void print_table(const json& j) {
   std::printf("\n");
 }
 
+// An engine file (kiln build): its header, profiles and the kernel each node
+// runs, from the metadata; inputs and outputs from loading it.
+json inspect_engine(const InspectArgs& a) {
+  auto file = engine::EngineFile::open(a.model);
+  const json meta = engine::parse_meta(*file);
+  Session s = Session::load(a.model);
+  json j;
+  j["engine"] = a.model;
+  j["format_version"] = file->format_version();
+  j["file_bytes"] = file->file_bytes();
+  j["sections"] = json::array();
+  for (const auto& sec : file->sections())
+    j["sections"].push_back({{"name", engine::section_name(sec.kind)}, {"offset", sec.offset}, {"bytes", sec.bytes}});
+  for (const char* key : {"kiln_version", "source", "isa", "cpu_features", "build"}) j[key] = meta.at(key);
+  auto io = [](const std::vector<TensorInfo>& list) {
+    json out = json::array();
+    for (const TensorInfo& t : list)
+      if (!t.has_default) out.push_back({{"name", t.name}, {"type", t.str()}});
+    return out;
+  };
+  j["inputs"] = io(s.inputs());
+  j["outputs"] = io(s.outputs());
+  j["profiles"] = json::array();
+  for (const json& p : meta.at("profiles"))
+    j["profiles"].push_back({{"inputs", p.at("inputs")}, {"arena_bytes", p.at("memory_plan").at("arena_bytes")}});
+  std::map<size_t, const json*> packed;
+  size_t packed_bytes = 0;
+  for (const json& p : meta.at("packed")) packed[p.at("node").get<size_t>()] = &p;
+  j["nodes"] = json::array();
+  std::map<std::string, int> histogram;
+  const json& nodes = meta.at("nodes");
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    json n = {{"name", nodes[i].at("name")}, {"op", nodes[i].at("op")}, {"implementation", nodes[i].at("implementation")}};
+    ++histogram[nodes[i].at("op").get<std::string>()];
+    if (packed.count(i)) {
+      size_t bytes = 0;
+      for (const json& b : packed[i]->at("blobs")) bytes += b.at("bytes").get<size_t>();
+      packed_bytes += bytes;
+      n["packed"] = {{"kernel", packed[i]->at("kernel")}, {"isa", packed[i]->at("isa")}, {"bytes", bytes}};
+    }
+    j["nodes"].push_back(n);
+  }
+  j["op_histogram"] = histogram;
+  j["packed_bytes"] = packed_bytes;
+  return j;
+}
+
+void print_engine_table(const json& j) {
+  std::printf("engine       %s (%s, format version %u)\n", j["engine"].get<std::string>().c_str(),
+              human_bytes(j["file_bytes"].get<double>()).c_str(), j["format_version"].get<unsigned>());
+  std::printf("built by     kiln %s from %s\n", j["kiln_version"].get<std::string>().c_str(),
+              j["source"].get<std::string>().c_str());
+  std::string features;
+  for (const auto& f : j["cpu_features"]) features += (features.empty() ? "" : " ") + f.get<std::string>();
+  std::printf("kernels for  %s (needs %s); opt level %d, tuned for %d thread(s) (0 = all cores)\n",
+              j["isa"].get<std::string>().c_str(), features.c_str(), j["build"]["opt_level"].get<int>(),
+              j["build"]["threads"].get<int>());
+  for (const char* io : {"inputs", "outputs"})
+    for (const auto& v : j[io])
+      std::printf("%-12s %s %s\n", io == std::string("inputs") ? "input" : "output",
+                  v["name"].get<std::string>().c_str(), v["type"].get<std::string>().c_str());
+  for (size_t p = 0; p < j["profiles"].size(); ++p) {
+    const json& prof = j["profiles"][p];
+    std::printf("profile %zu   ", p);
+    for (const auto& [name, r] : prof["inputs"].items())
+      std::printf(" %s: min %s, opt %s, max %s;", name.c_str(), shapes_text(json::array({r["min"]})).c_str(),
+                  shapes_text(json::array({r["opt"]})).c_str(), shapes_text(json::array({r["max"]})).c_str());
+    std::printf(" memory plan %s\n", human_bytes(prof["arena_bytes"].get<double>()).c_str());
+  }
+  std::printf("packed       %s of weights packed for the kernels\n\n", human_bytes(j["packed_bytes"].get<double>()).c_str());
+  std::printf("%-5s %-40s %-22s %-10s %10s\n", "#", "node", "op", "kernel", "packed");
+  for (size_t i = 0; i < j["nodes"].size(); ++i) {
+    const json& n = j["nodes"][i];
+    std::printf("%-5zu %-40s %-22s %-10s %10s\n", i, clip_left(n["name"].get<std::string>(), 40).c_str(),
+                n["op"].get<std::string>().c_str(), n["implementation"].get<std::string>().c_str(),
+                n.contains("packed") ? human_bytes(n["packed"]["bytes"].get<double>()).c_str() : "");
+  }
+}
+
 void inspect_main(const InspectArgs& a) {
+  if (engine::is_engine_file(a.model)) {
+    const json j = inspect_engine(a);
+    if (a.format == "json") {
+      std::printf("%s\n", j.dump(2).c_str());
+    } else if (a.format == "yaml") {
+      YAML::Emitter out;
+      emit_yaml(out, j);
+      std::printf("%s\n", out.c_str());
+    } else {
+      print_engine_table(j);  // csv: the per-node table is the table's
+    }
+    return;
+  }
   json j;
   try {
     j = inspect(a);
@@ -418,7 +512,7 @@ void add_inspect_command(CLI::App& app) {
   auto a = std::make_shared<InspectArgs>();
   CLI::App* cmd = app.add_subcommand(
       "inspect", "Show a model's inputs, parameters, ops, unsupported nodes and per-node MACs/FLOPs (without running it)");
-  cmd->add_option("model", a->model, "ONNX model file")->required();
+  cmd->add_option("model", a->model, "ONNX model or kiln engine file")->required();
   cmd->add_option("--shapes", a->shapes,
                   "Sizes for symbolic input dims: NAME:1x3x224x224,... (dims left open count as 1)");
   cmd->add_option("--format", a->format, "table, json, csv (the per-node table) or yaml")
