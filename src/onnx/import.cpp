@@ -36,8 +36,8 @@ struct FunctionKey {
 
 class Importer {
  public:
-  Importer(const onnx::ModelProto& m, std::string base_dir, std::string source)
-      : model_(m), base_dir_(std::move(base_dir)), source_(std::move(source)) {
+  Importer(const onnx::ModelProto& m, std::string base_dir, std::string source, const ExternalResolver* resolver)
+      : model_(m), base_dir_(std::move(base_dir)), source_(std::move(source)), resolver_(resolver) {
     for (const auto& f : m.functions()) functions_[{f.domain(), f.name()}] = &f;
   }
 
@@ -68,6 +68,7 @@ class Importer {
   onnx::GraphProto* consumable_ = nullptr;
   std::string base_dir_;
   std::string source_;
+  const ExternalResolver* resolver_;  // null: external data is read from files under base_dir_
   std::map<FunctionKey, const onnx::FunctionProto*> functions_;
   int unique_ = 0;
 };
@@ -132,7 +133,7 @@ Attribute Importer::attribute(const onnx::AttributeProto& ap, Graph* owner, cons
     case onnx::AttributeProto::FLOAT: a.kind = K::kFloat; a.f = ap.f(); break;
     case onnx::AttributeProto::INT: a.kind = K::kInt; a.i = ap.i(); break;
     case onnx::AttributeProto::STRING: a.kind = K::kString; a.s = ap.s(); break;
-    case onnx::AttributeProto::TENSOR: a.kind = K::kTensor; a.t = tensor_from_proto(ap.t(), base_dir_, where(w)); break;
+    case onnx::AttributeProto::TENSOR: a.kind = K::kTensor; a.t = tensor_from_proto(ap.t(), base_dir_, where(w), resolver_); break;
     case onnx::AttributeProto::GRAPH:
       a.kind = K::kGraph;
       a.g = import_graph(ap.g(), owner, opsets, depth + 1);
@@ -142,7 +143,7 @@ Attribute Importer::attribute(const onnx::AttributeProto& ap, Graph* owner, cons
     case onnx::AttributeProto::STRINGS: a.kind = K::kStrings; a.strings.assign(ap.strings().begin(), ap.strings().end()); break;
     case onnx::AttributeProto::TENSORS:
       a.kind = K::kTensors;
-      for (const auto& t : ap.tensors()) a.tensors.push_back(tensor_from_proto(t, base_dir_, where(w)));
+      for (const auto& t : ap.tensors()) a.tensors.push_back(tensor_from_proto(t, base_dir_, where(w), resolver_));
       break;
     case onnx::AttributeProto::GRAPHS:
       a.kind = K::kGraphs;
@@ -301,7 +302,7 @@ std::shared_ptr<Graph> Importer::import_graph(const onnx::GraphProto& gp, Graph*
     if (tp.name().empty()) throw Error(where(gname + ": an initializer has no name"));
     Value* v = g->add_value(tp.name());
     if (v->initializer) throw Error(where(gname + ": initializer '" + tp.name() + "' is defined twice"));
-    v->initializer = tensor_from_proto(tp, base_dir_, where("initializer '" + tp.name() + "'"));
+    v->initializer = tensor_from_proto(tp, base_dir_, where("initializer '" + tp.name() + "'"), resolver_);
     v->type = ValueType::tensor(v->initializer->dtype(), v->initializer->shape());
     if (&gp == consumable_) {
       onnx::TensorProto* owned = consumable_->mutable_initializer(i);
@@ -375,7 +376,8 @@ void parse_model(google::protobuf::io::ZeroCopyInputStream& raw, const std::stri
 
 // The parsed model is consumed: initializer data moves into the Graph and is
 // freed from the proto as it goes, so a large model is never held twice.
-Model import_model(onnx::ModelProto& mp, const std::string& base_dir, const std::string& source) {
+Model import_model(onnx::ModelProto& mp, const std::string& base_dir, const std::string& source,
+                   const ExternalResolver* resolver) {
   if (!mp.has_graph() || !mp.has_ir_version())
     throw Error(source + ": not an ONNX model (no graph or no ir_version)");
   if (mp.ir_version() < kMinIrVersion || mp.ir_version() > kMaxIrVersion)
@@ -393,20 +395,31 @@ Model import_model(onnx::ModelProto& mp, const std::string& base_dir, const std:
     m.opsets[o.domain() == "ai.onnx" ? "" : o.domain()] = static_cast<int>(o.version());
   }
   if (mp.opset_import_size() == 0) m.opsets[""] = 1;  // IR < 3 files predate opset_import
-  Importer imp(mp, base_dir, source);
+  Importer imp(mp, base_dir, source, resolver);
   m.graph = imp.import_graph(*mp.mutable_graph(), nullptr, m.opsets, 0);
   return m;
+}
+
+void parse_bytes(const void* data, size_t size, const std::string& source, onnx::ModelProto* mp) {
+  if (size > static_cast<size_t>(INT_MAX))
+    throw Error(source + ": file is larger than 2 GB; store the weights as external data");
+  google::protobuf::io::ArrayInputStream raw(data, static_cast<int>(size));
+  parse_model(raw, source, mp);
 }
 
 }  // namespace
 
 Model load_onnx_bytes(const void* data, size_t size, const std::string& base_dir, const std::string& source) {
-  if (size > static_cast<size_t>(INT_MAX))
-    throw Error(source + ": file is larger than 2 GB; store the weights as external data");
   onnx::ModelProto mp;
-  google::protobuf::io::ArrayInputStream raw(data, static_cast<int>(size));
-  parse_model(raw, source, &mp);
-  return import_model(mp, base_dir, source);
+  parse_bytes(data, size, source, &mp);
+  return import_model(mp, base_dir, source, nullptr);
+}
+
+Model load_onnx_bytes(const void* data, size_t size, const ExternalResolver& resolver, const std::string& source) {
+  if (!resolver) throw Error(source + ": load_onnx_bytes was given an empty external data resolver");
+  onnx::ModelProto mp;
+  parse_bytes(data, size, source, &mp);
+  return import_model(mp, "", source, &resolver);
 }
 
 Model load_onnx_file(const std::string& path) {
@@ -431,7 +444,7 @@ Model load_onnx_file(const std::string& path) {
   ::close(fd);
   std::string dir = std::filesystem::path(path).parent_path().string();
   if (dir.empty()) dir = ".";
-  return import_model(mp, dir, path);
+  return import_model(mp, dir, path, nullptr);
 }
 
 }  // namespace kiln

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <climits>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -51,41 +52,76 @@ std::string resolve_external_path(const std::string& location, const std::string
   return full.string();
 }
 
-void read_external(const onnx::TensorProto& p, Tensor& t, const std::string& base_dir, const std::string& what) {
-  std::string location;
-  int64_t offset = 0, length = -1;
+// The location/offset/length keys of an EXTERNAL tensor; length is -1 when
+// the file gives none. Offset and length are checked so that their sum
+// cannot overflow.
+ExternalRef parse_external_ref(const onnx::TensorProto& p, const std::string& what) {
+  ExternalRef ref;
+  ref.length = -1;
   for (const auto& kv : p.external_data()) {
     if (kv.key() == "location") {
-      location = kv.value();
+      ref.location = kv.value();
     } else if (kv.key() == "offset" || kv.key() == "length") {
       char* end = nullptr;
       errno = 0;
       long long v = std::strtoll(kv.value().c_str(), &end, 10);
       if (errno || !end || *end || v < 0)
         throw Error(what + ": external data " + kv.key() + " '" + kv.value() + "' is not a valid number");
-      (kv.key() == "offset" ? offset : length) = v;
+      (kv.key() == "offset" ? ref.offset : ref.length) = v;
     }
   }
-  std::string path = resolve_external_path(location, base_dir, what);
+  if (ref.length > 0 && ref.offset > INT64_MAX - ref.length)
+    throw Error(what + ": external data offset " + std::to_string(ref.offset) + " + length " +
+                std::to_string(ref.length) + " overflows");
+  return ref;
+}
+
+void check_external_length(const ExternalRef& ref, int64_t need, const Shape& shape, const std::string& what) {
+  if (ref.length >= 0 && ref.length != need)
+    throw Error(what + ": external data length " + std::to_string(ref.length) + " does not match its shape " +
+                shape_str(shape) + " (" + std::to_string(need) + " bytes)");
+}
+
+void read_external(const ExternalRef& ref, Tensor& t, const std::string& base_dir, const std::string& what) {
+  std::string path = resolve_external_path(ref.location, base_dir, what);
   int64_t need = static_cast<int64_t>(t.nbytes());
-  if (length >= 0 && length != need)
-    throw Error(what + ": external data length " + std::to_string(length) + " does not match its shape " +
-                shape_str(t.shape()) + " (" + std::to_string(need) + " bytes)");
+  check_external_length(ref, need, t.shape(), what);
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error(what + ": cannot open external data file '" + path + "'");
   f.seekg(0, std::ios::end);
   int64_t size = static_cast<int64_t>(f.tellg());
-  if (offset > size || need > size - offset)
+  if (ref.offset > size || need > size - ref.offset)
     throw Error(what + ": external data file '" + path + "' is too short (" + std::to_string(size) +
-                " bytes) for offset " + std::to_string(offset) + " + " + std::to_string(need) + " bytes");
-  f.seekg(offset);
+                " bytes) for offset " + std::to_string(ref.offset) + " + " + std::to_string(need) + " bytes");
+  f.seekg(ref.offset);
   f.read(static_cast<char*>(t.raw()), need);
   if (!f) throw Error(what + ": reading external data file '" + path + "' failed");
 }
 
+// Asks the caller's resolver for the tensor instead of reading a file, and
+// checks that what comes back is the tensor the proto declares.
+Tensor resolve_external(const onnx::TensorProto& p, ExternalRef ref, DType dtype, const Shape& shape,
+                        int64_t numel, const ExternalResolver& resolver, const std::string& what) {
+  const int64_t elem = static_cast<int64_t>(dtype_size(dtype));
+  if (numel > INT64_MAX / elem) throw Error(what + ": shape " + shape_str(shape) + " overflows the byte size");
+  check_external_length(ref, numel * elem, shape, what);
+  ref.length = numel * elem;
+  Tensor t;
+  try {
+    t = resolver(ref, dtype, shape, p.name());
+  } catch (const std::exception& e) {
+    throw Error(what + ": external data '" + ref.location + "': " + e.what());
+  }
+  if (t.dtype() != dtype || t.shape() != shape)
+    throw Error(what + ": the external data resolver returned " + dtype_name(t.dtype()) + "[" +
+                shape_str(t.shape()) + "] for a tensor of " + dtype_name(dtype) + "[" + shape_str(shape) + "]");
+  return t;
+}
+
 }  // namespace
 
-Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& base_dir, const std::string& what_in) {
+Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& base_dir, const std::string& what_in,
+                         const ExternalResolver* resolver) {
   std::string what = what_in.empty() ? "tensor '" + p.name() + "'" : what_in;
   if (!dtype_is_supported(p.data_type()))
     throw Error(what + ": element type " + std::to_string(p.data_type()) + " is not supported");
@@ -101,8 +137,10 @@ Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& base_dir
   }
   if (p.has_data_location() && p.data_location() == onnx::TensorProto::EXTERNAL) {
     if (dtype == DType::kString) throw Error(what + ": string tensors cannot use external data");
+    ExternalRef ref = parse_external_ref(p, what);
+    if (resolver) return resolve_external(p, std::move(ref), dtype, shape, numel, *resolver, what);
     Tensor t(dtype, shape);
-    read_external(p, t, base_dir, what);
+    read_external(ref, t, base_dir, what);
     return t;
   }
   if (dtype == DType::kString) {
