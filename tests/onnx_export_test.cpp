@@ -196,7 +196,9 @@ onnx::ModelProto feature_model() {
   return m;
 }
 
-void add_scalar(onnx::GraphProto* g, const std::string& name, float v) { *g->add_initializer() = float_tensor(name, {}, {v}); }
+void add_scalar(onnx::GraphProto* g, const std::string& name, float v) {
+  *g->add_initializer() = float_tensor(name, {}, {v});
+}
 
 // A conv net the optimizer rewrites thoroughly: a BatchNormalization to
 // fold, Conv+Relu epilogues, a residual Add (a kiln.BlockedConv with a sum
@@ -563,7 +565,8 @@ TEST(OnnxExport, OnnxCheckerAcceptsExports) {
                                                              {"conv_net", bytes_of(conv_net())}};
   const fs::path dir = backend_dir();
   if (fs::exists(dir))
-    for (const char* name : kCheckerBackendTests) models.emplace_back(name, read_file((dir / name / "model.onnx").string()));
+    for (const char* name : kCheckerBackendTests)
+      models.emplace_back(name, read_file((dir / name / "model.onnx").string()));
   std::string paths;
   for (const auto& [name, bytes] : models) {
     const fs::path p = tmp.path / (name + ".onnx");
