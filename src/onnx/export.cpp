@@ -21,6 +21,14 @@ namespace {
 // Exporter::add_node_with_own_opset).
 constexpr const char* kOpsetFunctionDomain = "kiln.opset";
 
+// A function parameter's name: x<i> for input i, y<i> for output i. (Built
+// by appending: GCC 12 warns falsely on "x" + std::to_string(i).)
+std::string param(char kind, size_t i) {
+  std::string s(1, kind);
+  s += std::to_string(i);
+  return s;
+}
+
 bool has_data(const Tensor& t) { return t.raw() != nullptr || t.nbytes() == 0; }
 
 void set_type(const ValueType& t, onnx::TypeProto* tp) {
@@ -142,9 +150,9 @@ void Exporter::add_node(const Node& n, onnx::NodeProto* np, bool formal_names) {
   np->set_op_type(n.op_type);
   np->set_domain(n.domain);
   for (size_t i = 0; i < n.inputs.size(); ++i)
-    np->add_input(!n.inputs[i] ? "" : formal_names ? "x" + std::to_string(i) : n.inputs[i]->name);
+    np->add_input(!n.inputs[i] ? "" : formal_names ? param('x', i) : n.inputs[i]->name);
   for (size_t i = 0; i < n.outputs.size(); ++i)
-    np->add_output(!n.outputs[i] ? "" : formal_names ? "y" + std::to_string(i) : n.outputs[i]->name);
+    np->add_output(!n.outputs[i] ? "" : formal_names ? param('y', i) : n.outputs[i]->name);
   for (const auto& [name, a] : n.attrs) add_attribute(name, a, n, np->add_attribute());
 }
 
@@ -165,12 +173,12 @@ void Exporter::add_node_with_own_opset(const Node& n, onnx::NodeProto* call) {
   call->set_domain(kOpsetFunctionDomain);
   for (size_t i = 0; i < n.inputs.size(); ++i) {
     if (!n.inputs[i]) continue;
-    f->add_input("x" + std::to_string(i));
+    f->add_input(param('x', i));
     call->add_input(n.inputs[i]->name);
   }
   for (size_t i = 0; i < n.outputs.size(); ++i) {
     if (!n.outputs[i]) continue;
-    f->add_output("y" + std::to_string(i));
+    f->add_output(param('y', i));
     call->add_output(n.outputs[i]->name);
   }
   opsets_.emplace(kOpsetFunctionDomain, 1);

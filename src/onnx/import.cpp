@@ -133,7 +133,10 @@ Attribute Importer::attribute(const onnx::AttributeProto& ap, Graph* owner, cons
     case onnx::AttributeProto::FLOAT: a.kind = K::kFloat; a.f = ap.f(); break;
     case onnx::AttributeProto::INT: a.kind = K::kInt; a.i = ap.i(); break;
     case onnx::AttributeProto::STRING: a.kind = K::kString; a.s = ap.s(); break;
-    case onnx::AttributeProto::TENSOR: a.kind = K::kTensor; a.t = tensor_from_proto(ap.t(), base_dir_, where(w), resolver_); break;
+    case onnx::AttributeProto::TENSOR:
+      a.kind = K::kTensor;
+      a.t = tensor_from_proto(ap.t(), base_dir_, where(w), resolver_);
+      break;
     case onnx::AttributeProto::GRAPH:
       a.kind = K::kGraph;
       a.g = import_graph(ap.g(), owner, opsets, depth + 1);
