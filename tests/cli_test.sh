@@ -24,7 +24,7 @@ check() {  # check NAME EXPECTED_RC CMD...
 }
 check "--version" 0 "$kiln" --version
 check "--help" 0 "$kiln" --help
-for sub in run conformance ops bench profile inspect; do check "$sub --help" 0 "$kiln" "$sub" --help; done
+for sub in run conformance ops bench profile inspect build; do check "$sub --help" 0 "$kiln" "$sub" --help; done
 check "missing file" 1 "$kiln" run /nonexistent.onnx
 check "unknown flag" 1 "$kiln" run --bogus-flag x.onnx
 while IFS=$'\t' read -r file phrase; do
