@@ -148,6 +148,36 @@ TEST(GemmF32, PackedOperandForAnotherProblemIsRefused) {
                std::invalid_argument);
 }
 
+// Engines save packed panels and re-pack them for another microkernel:
+// unpack gives back op(src) exactly, and adopt uses saved panels in place.
+TEST(GemmF32, PackedPanelsUnpackAndAdopt) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (const GemmF32Microkernel* k : {&gemm_f32_scalar_4x8, &gemm_f32_default_kernel()})
+    for (bool trans : {false, true})
+      for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {7, 5}, {300, 37}, {513, 17}}) {
+        const int64_t ld = trans ? rows : cols;
+        std::vector<float> src(static_cast<size_t>(rows * cols));
+        for (float& v : src) v = u(rng);
+        for (auto side : {PackedMatrixF32::Side::kA, PackedMatrixF32::Side::kB}) {
+          auto p = PackedMatrixF32::pack(side, src.data(), ld, trans, rows, cols, *k);
+          std::vector<float> back(src.size());
+          p->unpack(back.data());
+          for (int64_t i = 0; i < rows; ++i)
+            for (int64_t j = 0; j < cols; ++j)
+              ASSERT_EQ(back[static_cast<size_t>(i * cols + j)], src[static_cast<size_t>(trans ? j * ld + i : i * ld + j)])
+                  << k->name << " " << rows << "x" << cols << " at " << i << "," << j;
+          auto q = PackedMatrixF32::adopt(side, rows, cols, k->name, nullptr, p->data(), p->size());
+          ASSERT_TRUE(q);
+          EXPECT_EQ(&q->kernel(), k);
+          EXPECT_EQ(q->data(), p->data());
+          EXPECT_THROW(PackedMatrixF32::adopt(side, rows, cols, k->name, nullptr, p->data(), p->size() + 1),
+                       std::invalid_argument);
+          EXPECT_FALSE(PackedMatrixF32::adopt(side, rows, cols, "gemm_f32_nope", nullptr, p->data(), p->size()));
+        }
+      }
+}
+
 TEST(ThreadPool, CoversRangeOnceWithOneChunkPerThread) {
   ThreadPool pool(3);
   EXPECT_EQ(pool.num_threads(), 3);

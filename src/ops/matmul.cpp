@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/gemm_f32.h"
 #include "ops/nn_util.h"
 #include "ops/quant_util.h"
@@ -271,15 +272,57 @@ struct PackedB {
   }
 };
 
+// B as an engine saves it: the panels, for the microkernel named in
+// `kernel` ("gemm/<microkernel>"). B itself is not stored then.
+PackedState packed_state_of(const PackedB& b, bool replaces_b) {
+  PackedState st;
+  if (!b.packed) return st;
+  st.kernel = std::string("gemm/") + b.packed->kernel().name;
+  st.isa = cpu_isa_name(b.packed->kernel().isa);
+  st.blobs.push_back({"panels", Tensor::wrap(DType::kFloat32, {static_cast<int64_t>(b.packed->size())},
+                                             const_cast<float*>(b.packed->data()))});
+  st.replaces_constants = replaces_b;
+  return st;
+}
+
+// B (rows x cols after any transpose) from what an engine saved: used in
+// place when packed for this CPU's microkernel, else unpacked and re-packed
+// for it once. Null when `st` is not a GEMM's.
+std::shared_ptr<const PackedMatrixF32> adopt_packed_b(const Node& node, const PackedState* st, int64_t rows,
+                                                      int64_t cols) {
+  if (!st || st->kernel.rfind("gemm/", 0) != 0) return nullptr;
+  const Tensor* panels = st->blob("panels");
+  if (!panels || panels->dtype() != DType::kFloat32) throw Error(node.describe() + ": packed B has no float panels");
+  std::shared_ptr<const PackedMatrixF32> p;
+  try {
+    p = PackedMatrixF32::adopt(PackedMatrixF32::Side::kB, rows, cols, st->kernel.substr(5),
+                               std::make_shared<const Tensor>(*panels), panels->data<float>(),
+                               static_cast<size_t>(panels->numel()));
+  } catch (const std::exception& e) {
+    throw Error(node.describe() + ": " + e.what());
+  }
+  if (!p) throw Error(node.describe() + ": B was packed for microkernel '" + st->kernel.substr(5) + "', unknown here");
+  if (&p->kernel() == &gemm_f32_default_kernel()) return p;
+  std::vector<float> plain(static_cast<size_t>(rows * cols));
+  p->unpack(plain.data());
+  return PackedMatrixF32::pack(PackedMatrixF32::Side::kB, plain.data(), cols, false, rows, cols,
+                               gemm_f32_default_kernel());
+}
+
 class MatMulKernel : public Kernel {
  public:
-  explicit MatMulKernel(const Node& node) {
+  MatMulKernel(const Node& node, const PackedState* packed) {
     if (const Tensor* b = constant_f32_matrix(node)) {
+      b_.packed = adopt_packed_b(node, packed, b->dim(0), b->dim(1));
+      if (b_.packed) return;
+      if (!b->raw()) throw Error(node.describe() + ": B has no data (an engine without its packed copy)");
       b_.source = b->data<float>();
       b_.packed = PackedMatrixF32::pack(PackedMatrixF32::Side::kB, b_.source, b->dim(1), false, b->dim(0), b->dim(1),
                                         gemm_f32_default_kernel());
     }
   }
+
+  PackedState packed_state() const override { return packed_state_of(b_, true); }
 
   // The fast path below is the only one for a float32 B, and it reads the
   // packed copy only.
@@ -315,16 +358,21 @@ class MatMulKernel : public Kernel {
 
 class GemmKernel : public Kernel {
  public:
-  explicit GemmKernel(const Node& node) {
+  GemmKernel(const Node& node, const PackedState* packed) {
     if (const Tensor* b = constant_f32_matrix(node)) {
       const bool tb = node.attr_int("transB", 0) != 0;
+      // Before opset 11 every run takes compute_gemm, which reads B itself.
+      owns_b_ = node.opset >= 11;
+      b_.packed = adopt_packed_b(node, packed, tb ? b->dim(1) : b->dim(0), tb ? b->dim(0) : b->dim(1));
+      if (b_.packed) return;
+      if (!b->raw()) throw Error(node.describe() + ": B has no data (an engine without its packed copy)");
       b_.source = b->data<float>();
       b_.packed = PackedMatrixF32::pack(PackedMatrixF32::Side::kB, b_.source, b->dim(1), tb, tb ? b->dim(1) : b->dim(0),
                                         tb ? b->dim(0) : b->dim(1), gemm_f32_default_kernel());
-      // Before opset 11 every run takes compute_gemm, which reads B itself.
-      owns_b_ = node.opset >= 11;
     }
   }
+
+  PackedState packed_state() const override { return packed_state_of(b_, owns_b_); }
 
   bool owns_constant_input(size_t i) const override { return i == 1 && owns_b_; }
 
@@ -386,7 +434,9 @@ KILN_OP(MatMul) {
     ctx.set_output(0, ctx.input_dtype(0), matmul_dims(ctx, 0, 1));
   };
   s.compute = compute_matmul;
-  s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<MatMulKernel>(node); };
+  s.make_kernel = [](const Node& node, BuildContext& bc) {
+    return std::make_unique<MatMulKernel>(node, bc.packed_state(node));
+  };
   return s;
 }
 
@@ -402,7 +452,9 @@ static OpSchema gemm_schema(int since, int until) {
              DType::kInt32,   DType::kInt64,   DType::kUInt32,  DType::kUInt64};
   s.infer = infer_gemm;
   s.compute = compute_gemm;
-  s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<GemmKernel>(node); };
+  s.make_kernel = [](const Node& node, BuildContext& bc) {
+    return std::make_unique<GemmKernel>(node, bc.packed_state(node));
+  };
   return s;
 }
 KILN_OP(Gemm_1) { return gemm_schema(1, 6); }

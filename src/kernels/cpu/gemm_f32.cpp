@@ -328,22 +328,69 @@ std::shared_ptr<const PackedMatrixF32> PackedMatrixF32::pack(Side side, const fl
   const bool is_a = side == Side::kA;
   const int64_t outer = is_a ? rows : cols, depth = is_a ? cols : rows, unit = is_a ? kernel.mr : kernel.nr;
   p->outer_padded_ = round_up(outer, unit);
-  p->data_ = {aligned_floats(static_cast<size_t>(p->outer_padded_ * depth)), free_floats};
+  float* data = aligned_floats(static_cast<size_t>(p->outer_padded_ * depth));
+  p->owner_ = std::shared_ptr<const void>(data, [](const void* q) { free_floats(static_cast<float*>(const_cast<void*>(q))); });
+  p->data_ = data;
   const GemmF32Operand op{src, ld, trans, nullptr};
   for (int64_t k0 = 0; k0 < depth; k0 += kKc) {
     const int64_t kc = std::min(kKc, depth - k0);
-    float* block = p->data_.get() + k0 * p->outer_padded_;
+    float* block = data + k0 * p->outer_padded_;
     if (is_a) pack_a(op, 0, rows, k0, kc, unit, block);
     else pack_b(op, k0, kc, 0, cols, unit, block);
   }
   return p;
 }
 
+std::shared_ptr<const PackedMatrixF32> PackedMatrixF32::adopt(Side side, int64_t rows, int64_t cols,
+                                                              const std::string& kernel_name,
+                                                              std::shared_ptr<const void> owner, const float* data,
+                                                              size_t floats) {
+  const GemmF32Microkernel* kernel = nullptr;
+  for (const GemmF32Microkernel* k : kGemmF32Microkernels)
+    if (kernel_name == k->name) kernel = k;
+  if (kernel_name == gemm_f32_scalar_4x8.name) kernel = &gemm_f32_scalar_4x8;
+  if (!kernel) return nullptr;
+  auto p = std::make_shared<PackedMatrixF32>();
+  p->side_ = side;
+  p->rows_ = rows;
+  p->cols_ = cols;
+  p->kernel_ = kernel;
+  p->outer_padded_ = round_up(side == Side::kA ? rows : cols, side == Side::kA ? kernel->mr : kernel->nr);
+  if (rows < 0 || cols < 0 || floats != p->size())
+    throw std::invalid_argument("packed matrix of " + std::to_string(floats) + " floats, expected " +
+                                std::to_string(p->size()));
+  p->owner_ = std::move(owner);
+  p->data_ = data;
+  return p;
+}
+
+size_t PackedMatrixF32::size() const {
+  return static_cast<size_t>(outer_padded_ * (side_ == Side::kA ? cols_ : rows_));
+}
+
+void PackedMatrixF32::unpack(float* out) const {
+  const bool is_a = side_ == Side::kA;
+  const int64_t outer = is_a ? rows_ : cols_, depth = is_a ? cols_ : rows_;
+  const int64_t unit = is_a ? kernel_->mr : kernel_->nr;
+  for (int64_t k0 = 0; k0 < depth; k0 += kKc) {
+    const int64_t kc = std::min(kKc, depth - k0);
+    const float* block = data_ + k0 * outer_padded_;
+    // Panel q holds outer indices [q * unit, q * unit + unit), kc deep, as
+    // block[(q * kc + k) * unit + j] (pack_a / pack_b).
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t k = 0; k < kc; ++k) {
+        const float v = block[((o / unit) * kc + k) * unit + o % unit];
+        if (is_a) out[o * cols_ + k0 + k] = v;
+        else out[(k0 + k) * cols_ + o] = v;
+      }
+  }
+}
+
 const float* PackedMatrixF32::panel(int64_t k0, int64_t outer) const {
   const int64_t depth = side_ == Side::kA ? cols_ : rows_;
   const int64_t unit = side_ == Side::kA ? kernel_->mr : kernel_->nr;
   const int64_t kc = std::min(kKc, depth - k0);
-  return data_.get() + k0 * outer_padded_ + (outer / unit) * unit * kc;
+  return data_ + k0 * outer_padded_ + (outer / unit) * unit * kc;
 }
 
 void gemm_f32(int64_t M, int64_t N, int64_t K, float alpha, const GemmF32Operand& A, const GemmF32Operand& B,

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "kernels/cpu/gemm_f32_microkernels.h"
 
@@ -24,6 +25,19 @@ class PackedMatrixF32 {
   // Packs op(src), which is rows x cols after the transpose (A: M x K, B: K x N).
   static std::shared_ptr<const PackedMatrixF32> pack(Side side, const float* src, int64_t ld, bool trans,
                                                      int64_t rows, int64_t cols, const GemmF32Microkernel& kernel);
+  // Adopts panels packed earlier (data() of a matrix of the same side, size
+  // and microkernel, e.g. from an engine file), used in place; `owner` keeps
+  // them alive. Null when `kernel_name` is not a microkernel of this build.
+  static std::shared_ptr<const PackedMatrixF32> adopt(Side side, int64_t rows, int64_t cols,
+                                                      const std::string& kernel_name, std::shared_ptr<const void> owner,
+                                                      const float* data, size_t floats);
+  // The packed panels, size() floats.
+  const float* data() const { return data_; }
+  size_t size() const;
+  // The matrix it was packed from (op(src): rows x cols, row-major), for
+  // re-packing for another microkernel.
+  void unpack(float* out) const;
+
   Side side() const { return side_; }
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
@@ -35,7 +49,8 @@ class PackedMatrixF32 {
   Side side_ = Side::kA;
   int64_t rows_ = 0, cols_ = 0, outer_padded_ = 0;
   const GemmF32Microkernel* kernel_ = nullptr;
-  std::unique_ptr<float[], void (*)(float*)> data_{nullptr, nullptr};
+  std::shared_ptr<const void> owner_;
+  const float* data_ = nullptr;
 };
 
 // Produces B's packed panels on demand, for a B that is never materialized
