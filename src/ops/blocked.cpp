@@ -124,9 +124,9 @@ class ReorderKernel : public Kernel {
                            to_blocked_ ? Shape{nchw[0], ceil_div(nchw[1], block), nchw[2], nchw[3], block} : nchw);
     if (y.numel() == 0) return;
     const size_t x_sample = x.nbytes() / static_cast<size_t>(nchw[0]), y_sample = y.nbytes() / static_cast<size_t>(nchw[0]);
-    for_each_batch_chunk(chunks_, nchw[0], [&](int64_t start, int64_t n) {
+    auto call_for = [&](int64_t n) -> const std::shared_ptr<dnnl_glue::Call>& {
       const Shape shape = with_batch(nchw, n);
-      const auto& call = cache_.get(shape, [&] {
+      return cache_.get(shape, [&] {
         dnnl_glue::use_threads(threads_of(ctx));
         memory::desc plain(shape, kF32, Tag::nchw), blocked(shape, kF32, dnnl_glue::blocked_tag(block));
         const memory::desc& from = to_blocked_ ? plain : blocked;
@@ -135,6 +135,12 @@ class ReorderKernel : public Kernel {
         return std::make_shared<dnnl_glue::Call>(r, std::vector<std::pair<int, memory::desc>>{{DNNL_ARG_FROM, from},
                                                                                              {DNNL_ARG_TO, to}});
       });
+    };
+    std::call_once(all_chunks_, [&] {  // as BlockedConv does
+      for (int64_t n : chunks_) call_for(n);
+    });
+    for_each_batch_chunk(chunks_, nchw[0], [&](int64_t start, int64_t n) {
+      const auto& call = call_for(n);
       call->run({static_cast<const std::byte*>(x.raw()) + static_cast<size_t>(start) * x_sample,
                  static_cast<std::byte*>(y.raw()) + static_cast<size_t>(start) * y_sample},
                 threads_of(ctx));
@@ -144,6 +150,7 @@ class ReorderKernel : public Kernel {
  private:
   bool to_blocked_;
   std::vector<int64_t> chunks_;
+  mutable std::once_flag all_chunks_;
   ShapeCache<std::shared_ptr<dnnl_glue::Call>> cache_;
 };
 
@@ -329,6 +336,11 @@ class BlockedConvKernel : public Kernel {
         return prepare(with_batch(x.shape(), n), plain);
       });
     };
+    // Every chunk size at the first run: the memory they hold is then all
+    // there after it, not added run by run as new batch sizes arrive.
+    std::call_once(all_chunks_, [&] {
+      for (int64_t n : chunks_) prepared(n);
+    });
     const ConvSetup& s = prepared(x.dim(0)).setup;
     Tensor& y = ctx.output_uninitialized(0, DType::kFloat32,
                                          {x.dim(0), ceil_div(weights_.dim(0), block_), s.g.out[0], s.g.out[1], block_});
@@ -506,6 +518,7 @@ class BlockedConvKernel : public Kernel {
   dnnl::primitive_attr attr_;
   Tensor weights_, bias_;  // weights_ loses its data once reordered
   std::vector<int64_t> chunks_;  // batch_chunks()
+  mutable std::once_flag all_chunks_;
   ShapeCache<Prepared> prepared_;
   mutable std::mutex weights_mutex_;
   mutable std::vector<std::shared_ptr<memory>> packed_weights_;

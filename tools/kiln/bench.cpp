@@ -14,6 +14,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <random>
 
 #include "cli.h"
 
@@ -33,6 +34,7 @@ struct BenchArgs {
   std::string shapes;
   std::string shapes_sweep;
   bool sweep = false;  // --shapes-sweep was given (an empty SPEC is an error, not a plain bench)
+  std::string shapes_random;  // --shapes-random: the same SPEC, shapes drawn at random per run
   int threads = 0;  // 0: the engine's default
   int warmup = 5;
   int iterations = 50;
@@ -235,9 +237,11 @@ Timing time_runs(const Session& s, const Feed& feed, const BenchArgs& a, const s
 }
 
 void sweep_main(const BenchArgs& a);
+void random_shapes_main(const BenchArgs& a);
 
 void bench_main(const BenchArgs& a) {
   if (a.sweep) return sweep_main(a);
+  if (!a.shapes_random.empty()) return random_shapes_main(a);
   auto shapes = parse_shapes(a.shapes);
   LoadedSession loaded = load_session(a, shapes);
   const Session& s = loaded.session;
@@ -465,6 +469,85 @@ void sweep_main(const BenchArgs& a) {
   std::printf("%s\n", j.dump(2).c_str());
 }
 
+// --shapes-random: does memory stay bounded when every run brings another
+// shape (the dynamic-shape complaint about other runtimes)? The largest shape
+// runs first; then each of -n runs takes one of the spec's shapes at random.
+// Reports the resident memory after that first run, after all runs, and the
+// peak in between.
+void random_shapes_main(const BenchArgs& a) {
+  ShapeSweep sweep = parse_shape_sweep(a.shapes_random);
+  auto fixed = parse_shapes(a.shapes);
+  Feed files = load_input_files(a.inputs);
+  LoadedSession loaded = load_session(a, {});
+  const Session& s = loaded.session;
+  check_sweep(s, sweep, fixed, files);
+  std::vector<Feed> feeds;
+  size_t largest = 0;
+  int64_t largest_numel = -1;
+  for (size_t k = 0; k < sweep.steps.size(); ++k) {
+    std::map<std::string, Shape> shapes = fixed;
+    int64_t numel = 0;
+    for (size_t i = 0; i < sweep.names.size(); ++i) {
+      shapes[sweep.names[i]] = sweep.steps[k][i];
+      numel += shape_numel(sweep.steps[k][i]);
+    }
+    Feed feed = files;
+    complete_feed(s, feed, shapes, a.seed + k, nullptr);
+    feeds.push_back(std::move(feed));
+    if (numel > largest_numel) largest_numel = numel, largest = k;
+  }
+  auto run = [&](size_t k) {
+    try {
+      return s.run(feeds[k]);
+    } catch (const std::exception& e) {
+      throw Error("shape " + sweep_step_str(sweep, k) + ": " + e.what());
+    }
+  };
+  run(largest);
+  const int64_t rss_first = proc_status_bytes("VmRSS");
+  std::string why_not;
+  const bool peak_since_first = reset_peak_rss(why_not);
+  std::mt19937_64 rng(a.seed);
+  std::vector<double> lat;
+  Progress progress("random", a.iterations, 0, isatty(STDERR_FILENO));
+  const auto t0 = Clock::now();
+  for (int i = 0; i < a.iterations; ++i) {
+    const auto r0 = Clock::now();
+    run(static_cast<size_t>(rng() % feeds.size()));
+    lat.push_back(std::chrono::duration<double, std::milli>(Clock::now() - r0).count());
+    progress.update(i + 1, std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  const int64_t rss_last = proc_status_bytes("VmRSS");
+  const int64_t peak = std::max(rss_last, peak_since_first ? proc_status_bytes("VmHWM") : process_peak_rss_bytes());
+  const double growth = rss_first > 0 ? 100.0 * static_cast<double>(rss_last - rss_first) / static_cast<double>(rss_first) : 0;
+  const Stats st = stats_of(lat);
+  if (a.json) {
+    nlohmann::json j;
+    j["model"] = a.model;
+    j["session_create_ms"] = loaded.create_ms;
+    j["shapes"] = sweep.steps.size();
+    j["largest_shape"] = sweep_step_str(sweep, largest);
+    j["iterations"] = a.iterations;
+    j["latency_ms"] = {{"median", st.median}, {"p90", st.p90}, {"min", st.min}, {"mean", st.mean}};
+    j["rss_after_first_mib"] = mib(rss_first);
+    j["rss_after_all_mib"] = mib(rss_last);
+    j["peak_rss_mib"] = mib(peak);
+    j["peak_rss_since_first_run"] = peak_since_first;
+    j["rss_growth_percent"] = growth;
+    j["arena_mib"] = mib(arena_bytes_of(s));
+    std::printf("%s\n", j.dump(2).c_str());
+    return;
+  }
+  print_session_lines(a, loaded);
+  std::printf("shapes           %zu, drawn at random (seed %llu) for %d runs after one at %s\n", sweep.steps.size(),
+              static_cast<unsigned long long>(a.seed), a.iterations, sweep_step_str(sweep, largest).c_str());
+  std::printf("latency (ms)     min %.3f  median %.3f  mean %.3f  p90 %.3f\n", st.min, st.median, st.mean, st.p90);
+  std::printf("RSS              %.1f MiB after the first run, %.1f MiB after all (%+.2f%%), peak %.1f MiB%s\n",
+              mib(rss_first), mib(rss_last), growth, mib(peak),
+              peak_since_first ? " since the first run" : " of the process");
+  std::printf("arena            %.1f MiB\n", mib(arena_bytes_of(s)));
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
@@ -489,8 +572,13 @@ void add_bench_command(CLI::App& app) {
                                 "NAME:1x3x224x224..8x3x224x224 (dims that differ count up by 1 together), "
                                 "NAME:1x8,4x8,32x8 (a list; ranges may be items), several inputs in lockstep "
                                 "with ';' (a:1x8..4x8;b:1x8..4x8). --shapes gives the other inputs' sizes");
+  auto* random = cmd->add_option("--shapes-random", a->shapes_random,
+                                 "Memory under changing shapes: one run at the largest shape of SPEC (as for "
+                                 "--shapes-sweep), then -n runs each at one of its shapes drawn at random; "
+                                 "reports resident memory after the first run, after all, and the peak")
+                     ->excludes(sweep);
   cmd->add_flag("--json", a->json, "Print one JSON object and nothing else on stdout");
-  cmd->add_option("--output-dir,-o", a->output_dir, "Write the last run's outputs to DIR/NAME.npy")->excludes(sweep);
+  cmd->add_option("--output-dir,-o", a->output_dir, "Write the last run's outputs to DIR/NAME.npy")->excludes(sweep)->excludes(random);
   cmd->add_option("--seed", a->seed, "Seed for random inputs");
   cmd->callback([a, sweep] {
     a->sweep = sweep->count() > 0;
