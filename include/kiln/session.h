@@ -142,6 +142,12 @@ struct BuildOptions {
   SessionOptions session;
   // Profiles for dynamic dims (empty: a static build).
   std::vector<ShapeProfile> profiles;
+  // Tactic timing: where several kernels could run a node (Winograd or
+  // oneDNN for a 3x3 convolution), time each at the opt shapes and keep the
+  // faster (src/engine/tactics.h). timing_cache: a JSON file of earlier
+  // timings, read when it exists and written back ("" = none).
+  bool time_tactics = true;
+  std::string timing_cache;
   // Told what the build is doing: a stage name and the fraction done, 0..1.
   std::function<void(const std::string& stage, double fraction)> progress;
 };
@@ -150,6 +156,7 @@ struct BuildReport {
   size_t nodes = 0;
   double seconds = 0;
   std::vector<size_t> arena_bytes;  // per profile
+  int tactics_timed = 0, tactics_cached = 0;  // nodes timed now, nodes whose timings came from the cache
 };
 // Builds an engine file from an ONNX model (docs/engine-format.md).
 BuildReport build_engine(const std::string& onnx_path, const std::string& engine_path, const BuildOptions& options = {});

@@ -19,6 +19,7 @@
 #include "engine/engine_file.h"
 #include "engine/load.h"
 #include "engine/meta.h"
+#include "engine/tactics.h"
 #include "ir/infer.h"
 #include "onnx/export.h"
 #include "ops/blocked.h"
@@ -158,6 +159,16 @@ BuildReport build_engine(const std::string& onnx_path, const std::string& engine
   optimize_graph(g, options.session);
   annotate_batch_chunks(g, profiles);
   infer_supported(g, onnx_path);
+  json tactics = json::array();
+  if (options.time_tactics) {
+    report(options, "time kernels", 0.1);
+    engine::TimingCache cache = engine::TimingCache::load(options.timing_cache);
+    engine::TacticReport r = engine::choose_conv_algorithms(g, profiles, options.session.threads, cache);
+    if (!options.timing_cache.empty()) cache.save(options.timing_cache);
+    out.tactics_timed = r.timed;
+    out.tactics_cached = r.cached;
+    tactics = r.choices;
+  }
 
   // Kernels pack their weights once, here.
   report(options, "pack weights", 0.2);
@@ -226,7 +237,8 @@ BuildReport build_engine(const std::string& onnx_path, const std::string& engine
                {"isa", cpu_isa_name(isa)},
                {"cpu_features", engine::isa_features(isa)},
                {"build", {{"opt_level", options.session.opt_level}, {"threads", options.session.threads}}},
-               {"packed", packed}};
+               {"packed", packed},
+               {"tactics", tactics}};
   json profiles_json = json::array();
   for (const ShapeProfile& p : profiles) {
     json inputs = json::object();

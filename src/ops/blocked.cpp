@@ -295,6 +295,11 @@ class BlockedConvKernel : public Kernel {
     }
     const ValueType& x = node.inputs[0]->type;
     winograd_mode_ = winograd_mode();
+    // An engine build's timing (src/engine/tactics.cpp) may have chosen.
+    const std::string algorithm = node.attr_string("algorithm", "");
+    if (algorithm == "winograd" && winograd_mode_ != WinogradMode::kOff) winograd_mode_ = WinogradMode::kForce;
+    else if (algorithm == "direct") winograd_mode_ = WinogradMode::kOff;
+    else if (!algorithm.empty()) throw Error(node.describe() + ": unknown algorithm '" + algorithm + "'");
     winograd_candidate_ = !weights_io_ && winograd_mode_ != WinogradMode::kOff && block_ == WinogradF32Conv::kBlock &&
                           x.rank() == 5 && weights_.raw() && weights_.dtype() == DType::kFloat32 &&
                           (!bias_.defined() || bias_.dtype() == DType::kFloat32) && WinogradF32Conv::available();

@@ -19,6 +19,8 @@ struct BuildArgs {
   int opt_level = 2;
   bool verbose = false;
   bool json = false;
+  std::string timing_cache;
+  bool no_tactics = false;
 };
 
 // Profile i from the i-th --min-shapes, --opt-shapes and --max-shapes (opt
@@ -59,6 +61,8 @@ void build_main(const BuildArgs& a) {
   o.session.opt_level = a.opt_level;
   o.session.input_shapes = parse_shapes(a.shapes);
   o.profiles = profiles_of(a);
+  o.timing_cache = a.timing_cache;
+  o.time_tactics = !a.no_tactics;
   const std::string out = a.output.empty() ? default_output(a.model) : a.output;
   const bool bar = isatty(STDERR_FILENO) && !a.json;
   o.progress = [&](const std::string& stage, double f) {
@@ -82,6 +86,8 @@ void build_main(const BuildArgs& a) {
     j["packed_bytes"] = r.packed_bytes;
     j["nodes"] = r.nodes;
     j["build_s"] = r.seconds;
+    j["tactics_timed"] = r.tactics_timed;
+    j["tactics_cached"] = r.tactics_cached;
     nlohmann::json profiles = nlohmann::json::array();
     for (size_t i = 0; i < s.profiles().size(); ++i) {
       const ShapeProfile& p = s.profiles()[i];
@@ -94,6 +100,8 @@ void build_main(const BuildArgs& a) {
   std::printf("engine           %s (%.1f MiB)\n", out.c_str(), static_cast<double>(r.engine_bytes) / (1 << 20));
   std::printf("built in         %.2f s from %s\n", r.seconds, a.model.c_str());
   std::printf("nodes            %zu after optimization\n", r.nodes);
+  if (r.tactics_timed + r.tactics_cached > 0)
+    std::printf("tactics          %d conv(s) timed, %d from the timing cache\n", r.tactics_timed, r.tactics_cached);
   std::printf("weights          %.1f MiB as stored, %.1f MiB packed for the kernels\n",
               static_cast<double>(r.weight_bytes) / (1 << 20), static_cast<double>(r.packed_bytes) / (1 << 20));
   for (size_t i = 0; i < s.profiles().size(); ++i)
@@ -119,6 +127,10 @@ void add_build_command(CLI::App& app) {
   cmd->add_option("--threads", a->threads, "Intra-op threads the engine is tuned for (0: physical cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("-O,--opt-level", a->opt_level, "Graph optimizer level 0|1|2 (default 2)")->check(CLI::Range(0, 2));
+  cmd->add_option("--timing-cache,--timingCacheFile", a->timing_cache,
+                  "JSON file of kernel timings: read when it exists, updated after the build");
+  cmd->add_flag("--no-tactic-timing", a->no_tactics,
+                "Choose kernels by kiln's built-in rules instead of timing the candidates at the opt shapes");
   cmd->add_flag("-v,--verbose", a->verbose, "Print each build stage");
   cmd->add_flag("--json", a->json, "Print one JSON object describing the engine and nothing else on stdout");
   cmd->callback([a] { build_main(*a); });

@@ -237,11 +237,14 @@ bool winograd_f32_wins(int64_t N, int64_t C, int64_t M, int64_t OH, int64_t OW) 
   // for every batch size and keeps only the weights that one needs.
   static_cast<void>(N);
   const int64_t tiles_per_image = ((OH + 3) / 4) * ((OW + 3) / 4);
+  return winograd_f32_accurate_enough(C, OH, OW) && M >= 16 && tiles_per_image >= 9;
+}
+
+bool winograd_f32_accurate_enough(int64_t C, int64_t OH, int64_t OW) {
   // Small C is fine on maps up to 56x56 (SqueezeNet's 16-64 channel expand
   // convs at 55x55 and below: 1.3x faster, zoo error unchanged); it is the
   // large 147x147 map of Inception-v3's C32 stem that amplifies the error.
-  const bool accurate_enough = C >= 64 || (C >= 16 && OH * OW <= 56 * 56);
-  return accurate_enough && M >= 16 && tiles_per_image >= 9;
+  return C >= 64 || (C >= 16 && OH * OW <= 56 * 56);
 }
 
 }  // namespace kiln

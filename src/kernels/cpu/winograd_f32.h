@@ -86,5 +86,9 @@ WinogradMode winograd_mode();
 // The selection rule, from bench/micro/kernels.cpp's measurements against
 // oneDNN's direct convolution (docs/kernels.md).
 bool winograd_f32_wins(int64_t N, int64_t C, int64_t M, int64_t OH, int64_t OW);
+// Its accuracy part alone: whether Winograd's error stays within kiln's
+// budget on a conv of C input channels and an OH x OW output. Engine builds
+// time Winograd against oneDNN on the convs that pass it (src/engine/tactics.cpp).
+bool winograd_f32_accurate_enough(int64_t C, int64_t OH, int64_t OW);
 
 }  // namespace kiln
