@@ -222,11 +222,21 @@ TEST_F(EngineTest, RandomBatchesInsideTheProfileKeepMemoryFlat) {
   const size_t arena = engine.arena_bytes();
   const size_t after_first = resident_bytes();
   std::mt19937 rng(11);
-  for (int i = 0; i < 1000; ++i) engine.run({{"x", inputs[rng() % inputs.size()]}});
-  EXPECT_EQ(engine.arena_bytes(), arena);
+  auto runs = [&](int count) {
+    for (int i = 0; i < count; ++i) engine.run({{"x", inputs[rng() % inputs.size()]}});
+  };
+  // One-time costs of the first runs at other sizes (code paths first taken,
+  // library scratch) are bounded; on this tiny model they are a few MiB, on
+  // real ones well under the 5% (docs/benchmarks.md, kiln bench
+  // --shapes-random). After them, nothing grows with more shapes.
+  runs(300);
+  const size_t warm = resident_bytes();
+  EXPECT_LE(warm, after_first + (size_t{8} << 20)) << "after the first run " << after_first << ", after 300 " << warm;
+  runs(2000);
   const size_t after = resident_bytes();
-  EXPECT_LE(static_cast<double>(after), static_cast<double>(after_first) * 1.05)
-      << "resident memory grew from " << after_first << " to " << after << " bytes";
+  EXPECT_EQ(engine.arena_bytes(), arena);
+  EXPECT_LE(static_cast<double>(after), static_cast<double>(warm) * 1.01)
+      << "resident memory grew from " << warm << " to " << after << " bytes over 2000 runs";
 }
 
 }  // namespace
