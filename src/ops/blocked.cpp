@@ -346,7 +346,9 @@ class BlockedConvKernel : public Kernel {
     std::call_once(all_chunks_, [&] {
       for (int64_t n : chunks_) prepared(n);
     });
-    const ConvSetup& s = prepared(x.dim(0)).setup;
+    // The output's geometry, from a batch size this kernel runs anyway (with
+    // chunks, preparing the whole batch would make a primitive per batch size).
+    const ConvSetup& s = prepared(chunks_.empty() ? x.dim(0) : chunks_.back()).setup;
     Tensor& y = ctx.output_uninitialized(0, DType::kFloat32,
                                          {x.dim(0), ceil_div(weights_.dim(0), block_), s.g.out[0], s.g.out[1], block_});
     if (y.numel() == 0) return;
