@@ -225,13 +225,12 @@ TEST_F(EngineTest, RandomBatchesInsideTheProfileKeepMemoryFlat) {
   auto runs = [&](int count) {
     for (int i = 0; i < count; ++i) engine.run({{"x", inputs[rng() % inputs.size()]}});
   };
-  // One-time costs of the first runs at other sizes (code paths first taken,
-  // library scratch) are bounded; on this tiny model they are a few MiB, on
-  // real ones well under the 5% (docs/benchmarks.md, kiln bench
-  // --shapes-random). After them, nothing grows with more shapes.
+  // Within 5% of the first run's (code paths first taken elsewhere cost a
+  // little), then nothing grows with more shapes.
   runs(300);
   const size_t warm = resident_bytes();
-  EXPECT_LE(warm, after_first + (size_t{8} << 20)) << "after the first run " << after_first << ", after 300 " << warm;
+  EXPECT_LE(static_cast<double>(warm), static_cast<double>(after_first) * 1.05)
+      << "after the first run " << after_first << ", after 300 " << warm;
   runs(2000);
   const size_t after = resident_bytes();
   EXPECT_EQ(engine.arena_bytes(), arena);
