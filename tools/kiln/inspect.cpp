@@ -473,22 +473,10 @@ void print_engine_table(const json& j) {
 }
 
 void inspect_main(const InspectArgs& a) {
-  if (engine::is_engine_file(a.model)) {
-    const json j = inspect_engine(a);
-    if (a.format == "json") {
-      std::printf("%s\n", j.dump(2).c_str());
-    } else if (a.format == "yaml") {
-      YAML::Emitter out;
-      emit_yaml(out, j);
-      std::printf("%s\n", out.c_str());
-    } else {
-      print_engine_table(j);  // csv: the per-node table is the table's
-    }
-    return;
-  }
+  const bool is_engine = engine::is_engine_file(a.model);
   json j;
   try {
-    j = inspect(a);
+    j = is_engine ? inspect_engine(a) : inspect(a);
   } catch (const Error& e) {
     const std::string msg = e.what();
     throw Error(msg.rfind(a.model, 0) == 0 ? msg : a.model + ": " + msg);
@@ -499,6 +487,8 @@ void inspect_main(const InspectArgs& a) {
     YAML::Emitter out;
     emit_yaml(out, j);
     std::printf("%s\n", out.c_str());
+  } else if (is_engine) {
+    print_engine_table(j);  // csv too: an engine's per-node table is the table's
   } else if (a.format == "csv") {
     print_csv(j);
   } else {
