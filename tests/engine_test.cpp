@@ -9,6 +9,7 @@
 #include <random>
 
 #include "core/file.h"
+#include "kernels/cpu/winograd_f32.h"
 #include "kiln/error.h"
 #include "kiln/session.h"
 #include "model_builder.h"
@@ -129,9 +130,10 @@ TEST_F(EngineTest, StaticBuildMatchesTheOnnxModel) {
   EXPECT_TRUE(engine.load_warnings().empty());
   const Tensor x = input(3, 1);
   EXPECT_LT(rel_diff(engine.run({{"x", x}})[0], onnx.run({{"x", x}})[0]), 1e-5);
-  // The packed kernels are the ones recorded at build.
+  // The packed kernels are the ones recorded at build (no Winograd below
+  // AVX2, e.g. KILN_CPU_ISA=scalar).
   const std::vector<std::string> impl = engine.implementations();
-  EXPECT_NE(std::find(impl.begin(), impl.end(), "winograd"), impl.end());
+  if (WinogradF32Conv::available()) EXPECT_NE(std::find(impl.begin(), impl.end(), "winograd"), impl.end());
   EXPECT_NE(std::find(impl.begin(), impl.end(), "onednn"), impl.end());
   // Another shape than the static one is refused, naming the input.
   try {
@@ -224,8 +226,11 @@ TEST_F(EngineTest, RandomBatchesInsideTheProfileKeepMemoryFlat) {
   std::mt19937 rng(11);
   for (int i = 0; i < 1000; ++i) engine.run({{"x", inputs[rng() % inputs.size()]}});
   EXPECT_EQ(engine.arena_bytes(), arena);
+  // Primitives for the batch_chunks sizes only: one per batch size (a
+  // BlockedConv preparing the whole batch just to learn its output size) was
+  // 60-180 KB each, 2-5 MB for these 32 sizes.
   const size_t after = resident_bytes();
-  EXPECT_LE(static_cast<double>(after), static_cast<double>(after_first) * 1.05)
+  EXPECT_LE(after, after_first + (size_t{1} << 20))
       << "resident memory grew from " << after_first << " to " << after << " bytes";
 }
 

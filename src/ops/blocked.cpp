@@ -329,7 +329,13 @@ class BlockedConvKernel : public Kernel {
         return prepare(with_batch(x.shape(), n), plain);
       });
     };
-    const ConvSetup& s = prepared(x.dim(0)).setup;
+    // The output's size from the geometry alone: preparing (a oneDNN
+    // primitive) for the whole batch would make one per batch size after
+    // all, which batch_chunks is there to bound.
+    ConvSetup s;
+    const std::string err = conv_setup(node_, weights_.shape(), x.dim(0), x.dim(2), x.dim(3), plain, block_, &s);
+    if (!err.empty()) throw ctx.error(err);
+    if (s.g.out[0] < 0 || s.g.out[1] < 0) throw ctx.error("invalid output size");
     Tensor& y = ctx.output_uninitialized(0, DType::kFloat32,
                                          {x.dim(0), ceil_div(weights_.dim(0), block_), s.g.out[0], s.g.out[1], block_});
     if (y.numel() == 0) return;
