@@ -690,6 +690,8 @@ std::string blocked_conv_impl(const Node& conv, int64_t n, int64_t h, int64_t w,
   if (!wv || !wv->initializer) return "";
   ConvSetup s;
   const Shape ws = logical_weight_shape(conv, wv->initializer->shape());
+  if (h < 0) h = kConvStandInSize;
+  if (w < 0) w = kConvStandInSize;
   if (ws.empty() || !conv_setup(conv, ws, n, h, w, plain_src, block, &s).empty()) return "";
   for (int64_t o : s.g.out)
     if (o <= 0) return "";
