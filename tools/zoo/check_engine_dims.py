@@ -123,7 +123,7 @@ def _fits_profile(path, check):
     return True
 
 
-def _stored_output_matches(model_dir, model, spec):
+def _stored_output_matches(model_dir, model):
     """Whether the rebuilt module gives the stored test data's outputs, i.e.
     whether the ONNX file holds this module's weights."""
     from onnx import numpy_helper, TensorProto
@@ -156,7 +156,7 @@ def find_onnx(name, check, zoo, work, log):
         path = os.path.join(base, name, "model.onnx")
         if not os.path.exists(path) or not _fits_profile(path, check):
             continue
-        why = _stored_output_matches(os.path.dirname(path), model, export.MODELS[name])
+        why = _stored_output_matches(os.path.dirname(path), model)
         if why:
             log(f"  not using {path}: {why}")
             continue
