@@ -9,6 +9,7 @@
 #include <random>
 
 #include "core/file.h"
+#include "kernels/cpu/winograd_f32.h"
 #include "kiln/error.h"
 #include "kiln/session.h"
 #include "model_builder.h"
@@ -129,9 +130,10 @@ TEST_F(EngineTest, StaticBuildMatchesTheOnnxModel) {
   EXPECT_TRUE(engine.load_warnings().empty());
   const Tensor x = input(3, 1);
   EXPECT_LT(rel_diff(engine.run({{"x", x}})[0], onnx.run({{"x", x}})[0]), 1e-5);
-  // The packed kernels are the ones recorded at build.
+  // The packed kernels are the ones recorded at build (no Winograd below
+  // AVX2, e.g. KILN_CPU_ISA=scalar).
   const std::vector<std::string> impl = engine.implementations();
-  EXPECT_NE(std::find(impl.begin(), impl.end(), "winograd"), impl.end());
+  if (WinogradF32Conv::available()) EXPECT_NE(std::find(impl.begin(), impl.end(), "winograd"), impl.end());
   EXPECT_NE(std::find(impl.begin(), impl.end(), "onednn"), impl.end());
   // Another shape than the static one is refused, naming the input.
   try {
@@ -236,6 +238,10 @@ TEST_F(EngineTest, RandomBatchesInsideTheProfileKeepMemoryFlat) {
   EXPECT_EQ(engine.arena_bytes(), arena);
   EXPECT_LE(static_cast<double>(after), static_cast<double>(warm) * 1.01)
       << "resident memory grew from " << warm << " to " << after << " bytes over 2000 runs";
+  // Primitives for the batch_chunks sizes only (a BlockedConv preparing the
+  // whole batch just to learn its output size made one per batch size: 2-5 MB
+  // for these 32 sizes).
+  EXPECT_LE(after, after_first + (size_t{2} << 20));
 }
 
 }  // namespace

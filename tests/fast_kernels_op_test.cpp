@@ -5,6 +5,8 @@
 
 #include "core/thread_pool.h"
 #include "kernels/cpu/conv_f32.h"
+#include "kiln/session.h"
+#include "model_builder.h"
 #include "op_harness.h"
 
 namespace kiln::test {
@@ -95,6 +97,46 @@ TEST(FastConv, SparseTapsMatchReference) {
   Conv2dF32Shape dense;
   dense.C = 8, dense.H = dense.W = dense.OH = dense.OW = 14, dense.M = 8, dense.KH = dense.KW = 3, dense.pad_h = dense.pad_w = 1;
   EXPECT_FALSE(conv2d_f32_taps_sparse(dense));
+}
+
+// With a dynamic image size (an engine's profile over image sizes) the
+// choice between im2col and one GEMM per tap is made per run: one session
+// through sizes where the dilated conv's taps mostly read padding and sizes
+// where they do not, each against the float64 reference.
+TEST(FastConv, DynamicSizeChoosesTapsPerRun) {
+  std::mt19937 rng(27);
+  const Tensor w = random_f32({24, 16, 3, 3}, rng), b = random_f32({24}, rng);
+  const auto attrs = conv_attrs({3, 3}, {1, 1}, {6, 6}, {6, 6, 6, 6}, 1);
+  onnx::ModelProto m = make_model();
+  auto* g = m.mutable_graph();
+  *g->add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {-1, 16, -1, -1}, {"N", "", "H", "W"});
+  *g->add_output() = tensor_info("y", onnx::TensorProto::FLOAT, {-1, 24, -1, -1}, {"N", "", "H", "W"});
+  *g->add_initializer() = float_tensor("w", {24, 16, 3, 3}, to_f32(w));
+  *g->add_initializer() = float_tensor("b", {24}, to_f32(b));
+  onnx::NodeProto* conv = g->add_node();
+  *conv = make_node("Conv", {"x", "w", "b"}, {"y"}, "aspp");
+  for (const char* name : {"dilations", "pads"}) {
+    auto* a = conv->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INTS);
+    for (int64_t v : attrs.at(name).ints) a->add_ints(v);
+  }
+  const std::string bytes = bytes_of(m);
+  SessionOptions o;
+  o.opt_level = 0;  // the plain Conv kernel, not a blocked one
+  o.threads = 2;
+  Session s = Session::load_bytes(bytes.data(), bytes.size(), o);
+  int sparse = 0;
+  for (const Shape& shape : std::vector<Shape>{{1, 16, 7, 7}, {2, 16, 40, 36}, {1, 16, 5, 9}, {1, 16, 30, 30}, {2, 16, 7, 7}}) {
+    Conv2dF32Shape cs;
+    cs.N = shape[0], cs.C = 16, cs.H = cs.OH = shape[2], cs.W = cs.OW = shape[3], cs.M = 24, cs.KH = cs.KW = 3;
+    cs.dilation_h = cs.dilation_w = cs.pad_h = cs.pad_w = 6;
+    sparse += conv2d_f32_taps_sparse(cs);
+    const Tensor x = random_f32(shape, rng);
+    const Tensor want = to_f32_tensor(run_node({.op = "Conv", .inputs = {to_f64(x), to_f64(w), to_f64(b)}, .attrs = attrs})[0]);
+    EXPECT_TRUE(all_close(s.run({{"x", x}})[0], want, 1e-4, 1e-5)) << shape_str(shape);
+  }
+  EXPECT_EQ(sparse, 3);  // both paths ran
 }
 
 TEST(FastConv, Depthwise) {

@@ -888,6 +888,40 @@ TEST(LayoutBlocked, DynamicBatchRunsEveryBatchSize) {
   }
 }
 
+// An input of dynamic height and width (an engine's profile over image
+// sizes): the convs are blocked all the same (oneDNN is asked about a
+// stand-in size; BlockedConv makes its primitives per shape), and one
+// session runs sizes up and down like the plain graph.
+TEST(LayoutBlocked, DynamicImageSizeStaysBlocked) {
+  if (!blocked_convs_available()) GTEST_SKIP() << "no oneDNN JIT convolution at this ISA (KILN_CPU_ISA)";
+  Builder b;
+  *b.g()->add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {-1, 8, -1, -1}, {"N", "", "H", "W"});
+  b.output("y").random_constant("w1", {16, 8, 3, 3}).random_constant("b1", {16});
+  b.random_constant("w2", {16, 16, 3, 3}).random_constant("w3", {16, 16, 1, 1});
+  set_ints(b.node("Conv", {"x", "w1", "b1"}, {"c1"}), "pads", {1, 1, 1, 1});
+  b.node("Relu", {"c1"}, {"r1"});
+  onnx::NodeProto* down = b.node("Conv", {"r1", "w2"}, {"c2"});
+  set_ints(down, "pads", {1, 1, 1, 1});
+  set_ints(down, "strides", {2, 2});
+  b.node("Conv", {"c2", "w3"}, {"c3"});
+  b.node("Add", {"c3", "c2"}, {"a"});
+  b.node("Relu", {"a"}, {"y"});
+  const std::string bytes = bytes_of(b.m);
+  SessionOptions plain;
+  plain.opt_level = 1;
+  Session ref = Session::load_bytes(bytes.data(), bytes.size(), plain);
+  Session opt = Session::load_bytes(bytes.data(), bytes.size());
+  int blocked = 0;
+  for (const auto& n : opt.executed_nodes()) blocked += n.op == "kiln.BlockedConv";
+  EXPECT_EQ(blocked, 3);
+  std::mt19937 rng(8);
+  const Shape sizes[] = {{1, 8, 9, 9}, {2, 8, 16, 13}, {1, 8, 31, 30}, {1, 8, 1, 1}, {1, 8, 5, 7}, {2, 8, 16, 13}};
+  for (const Shape& s : sizes) {
+    Tensor x = random_f32(s, rng);
+    EXPECT_TRUE(all_close(opt.run({{"x", x}})[0], ref.run({{"x", x}})[0], 1e-4, 1e-4)) << shape_str(s);
+  }
+}
+
 // Several threads run one session whose blocked convs and reorders share
 // their oneDNN argument sets (dnnl_glue::Call), at two batch sizes at once.
 TEST(LayoutBlocked, ConcurrentRunsOfOneSession) {

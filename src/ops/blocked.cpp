@@ -346,9 +346,13 @@ class BlockedConvKernel : public Kernel {
     std::call_once(all_chunks_, [&] {
       for (int64_t n : chunks_) prepared(n);
     });
-    // The output's geometry, from a batch size this kernel runs anyway (with
-    // chunks, preparing the whole batch would make a primitive per batch size).
-    const ConvSetup& s = prepared(chunks_.empty() ? x.dim(0) : chunks_.back()).setup;
+    // The output's size from the geometry alone: preparing (a oneDNN
+    // primitive) for the whole batch would make one per batch size after
+    // all, which batch_chunks is there to bound.
+    ConvSetup s;
+    const std::string err = conv_setup(node_, weights_.shape(), x.dim(0), x.dim(2), x.dim(3), plain, block_, &s);
+    if (!err.empty()) throw ctx.error(err);
+    if (s.g.out[0] < 0 || s.g.out[1] < 0) throw ctx.error("invalid output size");
     Tensor& y = ctx.output_uninitialized(0, DType::kFloat32,
                                          {x.dim(0), ceil_div(weights_.dim(0), block_), s.g.out[0], s.g.out[1], block_});
     if (y.numel() == 0) return;
@@ -704,6 +708,8 @@ std::string blocked_conv_impl(const Node& conv, int64_t n, int64_t h, int64_t w,
   if (!wv || !wv->initializer) return "";
   ConvSetup s;
   const Shape ws = logical_weight_shape(conv, wv->initializer->shape());
+  if (h < 0) h = kConvStandInSize;
+  if (w < 0) w = kConvStandInSize;
   if (ws.empty() || !conv_setup(conv, ws, n, h, w, plain_src, block, &s).empty()) return "";
   for (int64_t o : s.g.out)
     if (o <= 0) return "";

@@ -25,7 +25,12 @@ inline constexpr const char* kKilnDomain = "kiln";
 // oneDNN's implementation for `conv` (a float32 2-D Conv node with constant
 // weights) on an input of `n` x `h` x `w`, blocked or plain NCHW, with or
 // without a sum input: e.g. "jit:avx2", "gemm:jit", "ref:any"; "" when
-// oneDNN rejects it.
+// oneDNN rejects it. A dynamic h or w (< 0: an engine's profile over image
+// sizes) is asked about at a stand-in size (kConvStandInSize): whether
+// oneDNN has a JIT kernel for a conv depends on its channels, window,
+// strides and the instruction set, not on the image size, and BlockedConv
+// makes its primitives per input shape at run time anyway.
+inline constexpr int64_t kConvStandInSize = 64;
 std::string blocked_conv_impl(const Node& conv, int64_t n, int64_t h, int64_t w, bool plain_src, int64_t block,
                               bool with_sum = false);
 

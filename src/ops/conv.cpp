@@ -4,6 +4,8 @@
 // im2col + blocked GEMM (conv_core in nn_util.h); float32 1-D/2-D convs take
 // the fast path of kernels/cpu/conv_f32.h, with weights packed once when they
 // are initializers.
+#include <mutex>
+
 #include "ir/epilogue.h"
 #include "kernels/cpu/conv_f32.h"
 #include "ops/nn_util.h"
@@ -95,7 +97,9 @@ class ConvKernel : public Kernel {
     if (w->dim(1) == 1 && w->dim(0) == group) return;  // depthwise: runs directly on w
     weights_ = w->data<float>();
     // With the input's size known, a conv whose taps mostly read padding
-    // runs tap by tap (conv_f32.h).
+    // runs tap by tap (conv_f32.h). With a dynamic size (an engine's profile
+    // over batch or image sizes) that depends on the run's shape: the
+    // weights are packed per tap too, at the first run that needs them.
     Conv2dF32Shape s;
     const ValueType& xt = node.inputs[0]->type;
     if (w->rank() == 4 && xt.is_static() && xt.rank() == 4 && shape_of(node, xt.static_shape(), w->shape(), &s) &&
@@ -104,6 +108,7 @@ class ConvKernel : public Kernel {
       return;
     }
     packed_ = pack_conv_weights_f32(weights_, w->dim(0), group, k_per_group);
+    taps_at_run_ = w->rank() == 4 && !xt.is_static() && group == 1 && w->dim(2) * w->dim(3) > 1;
   }
 
   // The fast path fuses the epilogue into its loops; the reference path
@@ -123,6 +128,7 @@ class ConvKernel : public Kernel {
     Tensor& y = ctx.output(0, DType::kFloat32, x.rank() == 3 ? Shape{s.N, s.M, s.OW} : Shape{s.N, s.M, s.OH, s.OW});
     if (y.numel() == 0) return;
     const PackedConvWeightsF32* packed = w.data<float>() == weights_ ? packed_.get() : nullptr;
+    if (packed && taps_at_run_ && x.rank() == 4 && conv2d_f32_taps_sparse(s)) packed = tap_weights(s);
     const Conv2dF32Epilogue epilogue = [this](float* p, int64_t n) { apply_epilogue(epilogue_, p, n); };
     conv2d_f32(s, x.data<float>(), w.data<float>(), packed, b ? b->data<float>() : nullptr, y.data<float>(),
                ctx.thread_pool(), epilogue_.empty() ? nullptr : &epilogue);
@@ -175,9 +181,18 @@ class ConvKernel : public Kernel {
     return true;
   }
 
+  // The weights packed per tap, once.
+  const PackedConvWeightsF32* tap_weights(const Conv2dF32Shape& s) const {
+    std::call_once(taps_once_, [&] { taps_ = pack_conv_tap_weights_f32(weights_, s.M, s.C, s.KH, s.KW); });
+    return taps_.get();
+  }
+
   std::vector<EpilogueStep> epilogue_;
   const float* weights_ = nullptr;  // the initializer's data that packed_ holds
   std::shared_ptr<const PackedConvWeightsF32> packed_;
+  bool taps_at_run_ = false;  // the input's shape is dynamic: tap by tap when a run's shape is sparse
+  mutable std::once_flag taps_once_;
+  mutable std::shared_ptr<const PackedConvWeightsF32> taps_;
 };
 
 }  // namespace

@@ -36,15 +36,17 @@ bool same_shape(const Value* a, const Value* b) {
 
 // Whether oneDNN runs `conv` with a sum post-op by a JIT kernel (it does for
 // the usual convs; a reference fallback would lose more than the Add costs).
-// The choice does not depend on the batch, so a dynamic one is taken as 1.
+// The choice does not depend on the batch or the image size, so a dynamic
+// batch is taken as 1 and a dynamic height or width as blocked_conv_impl's
+// stand-in.
 bool jit_with_sum(const Node& conv) {
   const ValueType& x = conv.inputs[0]->type;
   if (!x.shape || (x.rank() != 4 && x.rank() != 5)) return false;
   const DimVector& d = *x.shape;
-  if (!d[2].is_known() || !d[3].is_known()) return false;
+  auto known = [](const Dim& v) { return v.is_known() ? v.value : -1; };
   const int64_t n = d[0].is_known() ? d[0].value : 1;
   const std::string impl =
-      blocked_conv_impl(conv, n, d[2].value, d[3].value, x.rank() == 4, conv.attr_int("block", 0), /*with_sum=*/true);
+      blocked_conv_impl(conv, n, known(d[2]), known(d[3]), x.rank() == 4, conv.attr_int("block", 0), /*with_sum=*/true);
   return impl.rfind("jit", 0) == 0;
 }
 

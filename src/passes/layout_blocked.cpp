@@ -78,17 +78,19 @@ class LayoutPass {
       dnnl::post_ops po;
       if (!dnnl_glue::post_ops_for(epilogue_of(n), &po)) return false;
     }
+    // A dynamic batch is asked about as 1, a dynamic height or width as
+    // blocked_conv_impl's stand-in: oneDNN's choice does not depend on them.
     const DimVector& d = *x->type.shape;
-    if (!d[2].is_known() || !d[3].is_known()) return false;
     const int64_t batch = d[0].is_known() ? d[0].value : 1;
+    const int64_t h = d[2].is_known() ? d[2].value : -1, w = d[3].is_known() ? d[3].value : -1;
     // A blocked source when the input already is; else plain NCHW when oneDNN
     // reads that directly (few input channels, e.g. the RGB stem), else a
     // conversion first.
     const bool has_twin = twin_.count(x) != 0;
     bool plain_src = false;
-    if (!has_twin && c < block_ && fast(blocked_conv_impl(n, batch, d[2].value, d[3].value, true, block_)))
+    if (!has_twin && c < block_ && fast(blocked_conv_impl(n, batch, h, w, true, block_)))
       plain_src = true;
-    if (!plain_src && !fast(blocked_conv_impl(n, batch, d[2].value, d[3].value, false, block_))) return false;
+    if (!plain_src && !fast(blocked_conv_impl(n, batch, h, w, false, block_))) return false;
     Value* in = plain_src ? n.inputs[0] : blocked(n.inputs[0]);
     std::vector<Value*> inputs = {in, n.inputs[1]};
     if (n.has_input(2)) inputs.push_back(n.inputs[2]);

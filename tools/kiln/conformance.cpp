@@ -37,6 +37,7 @@ struct ConfArgs {
   double max_rel_l2 = -1;  // > 0: compare float outputs by relative L2 error instead
   int timeout_s = 60;
   int opt_level = 2;
+  int threads = 0;
   bool no_fork = false;
   bool quiet = false;
 };
@@ -129,6 +130,7 @@ Result run_test(const fs::path& dir, const ConfArgs& a) {
   try {
     SessionOptions opts;
     opts.opt_level = a.opt_level;
+    opts.threads = a.threads;
     Session s = Session::load((dir / "model.onnx").string(), opts);
     std::vector<fs::path> sets;
     for (const auto& e : fs::directory_iterator(dir))
@@ -146,7 +148,8 @@ Result run_test(const fs::path& dir, const ConfArgs& a) {
       // planner needs, the second runs in its arena (docs/memory.md).
       for (int pass = 0; pass < 2; ++pass) {
         std::vector<Tensor> outs = s.run(feed);
-        std::string which = pass == 0 ? "" : "second (memory-planned) run: ";
+        std::string which = sets.size() > 1 ? set.filename().string() + ": " : "";
+        if (pass == 1) which += "second (memory-planned) run: ";
         if (out_files.size() != outs.size())
           return {"FAIL", which + std::to_string(outs.size()) + " outputs, expected " + std::to_string(out_files.size())};
         for (size_t k = 0; k < outs.size(); ++k) {
@@ -302,6 +305,7 @@ void add_conformance_command(CLI::App& app) {
   cmd->add_option("--tiers", a->tiers, "tiers.tsv for a per-tier summary (default: next to DIR)");
   cmd->add_option("--timeout", a->timeout_s, "Seconds per test before it counts as an ERROR");
   cmd->add_option("--opt-level,-O", a->opt_level, "Graph optimizer level 0|1|2 (default 2)")->check(CLI::Range(0, 2));
+  cmd->add_option("--threads", a->threads, "Intra-op threads (default: physical cores)")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--no-fork", a->no_fork, "Run tests in this process (for debuggers and sanitizers)");
   cmd->add_flag("--quiet,-q", a->quiet, "Print only unexpected failures and the summary");
   cmd->callback([a] {

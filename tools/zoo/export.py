@@ -3,6 +3,7 @@
 
 Usage:
     /usr/bin/python3 tools/zoo/export.py --out DIR [--models a,b,c] [--small] [--list]
+                                         [--dynamic-hw]
 
 For each model this writes
     DIR/<name>/model.onnx
@@ -26,6 +27,9 @@ Random weights need care:
 
 Everything is seeded (per model, independent of order), so outputs are
 deterministic for a given torch/torchvision build.
+
+--dynamic-hw exports the fully-convolutional models (deeplabv3_mobilenet_v3_large)
+with dynamic `height` and `width` axes on the input and the output too.
 
 --small selects the quick set used by CI:
     squeezenet1_1, mobilenet_v3_small, shufflenet_v2_x1_0, lstm, gru
@@ -54,12 +58,29 @@ SMALL = ["squeezenet1_1", "mobilenet_v3_small", "shufflenet_v2_x1_0", "lstm", "g
 
 
 class ModelSpec:
-    def __init__(self, build, inputs, input_names, output_names, dynamic_axes):
+    def __init__(self, build, inputs, input_names, output_names, dynamic_axes, spatial_outputs=None):
         self.build = build                # () -> nn.Module
         self.inputs = inputs              # (batch) -> tuple of input tensors
         self.input_names = input_names
         self.output_names = output_names
         self.dynamic_axes = dynamic_axes
+        # Fully-convolutional image models: the outputs whose dims 2 and 3
+        # follow the input's height and width (None: not exportable with
+        # --dynamic-hw).
+        self.spatial_outputs = spatial_outputs
+
+    def axes(self, dynamic_hw=False):
+        """The dynamic axes to export with; with dynamic_hw also the input's
+        and the spatial outputs' height and width."""
+        if not dynamic_hw:
+            return self.dynamic_axes
+        if self.spatial_outputs is None:
+            raise ValueError("--dynamic-hw is only for fully-convolutional image models "
+                             f"({', '.join(n for n, s in MODELS.items() if s.spatial_outputs)})")
+        axes = {k: dict(v) for k, v in self.dynamic_axes.items()}
+        for name in self.input_names[:1] + list(self.spatial_outputs):
+            axes.setdefault(name, {}).update({2: "height", 3: "width"})
+        return axes
 
 
 def _tv():
@@ -67,12 +88,13 @@ def _tv():
     return m
 
 
-def _image_spec(build, size=224):
+def _image_spec(build, size=224, spatial_outputs=None):
     return ModelSpec(
         build,
         lambda n: (torch.randn(n, 3, size, size),),
         ["input"], ["output"],
-        {"input": {0: "batch"}, "output": {0: "batch"}})
+        {"input": {0: "batch"}, "output": {0: "batch"}},
+        spatial_outputs)
 
 
 class _OutOnly(nn.Module):
@@ -152,7 +174,8 @@ MODELS = {
     "regnet_y_400mf": _image_spec(lambda: _tv().regnet_y_400mf(weights=None)),
     "deeplabv3_mobilenet_v3_large": _image_spec(lambda: _OutOnly(
         _tv().segmentation.deeplabv3_mobilenet_v3_large(
-            weights=None, weights_backbone=None, aux_loss=False))),
+            weights=None, weights_backbone=None, aux_loss=False)),
+        spatial_outputs=["output"]),
     "transformer_encoder": _seq_spec(_transformer, 768, ["output"]),
     "lstm": _seq_spec(lambda: _RNN(nn.LSTM), 64, ["output", "h_n"],
                       {"h_n": {1: "batch"}}),
@@ -180,15 +203,25 @@ def _rms(a):
     return float(np.sqrt(np.mean(a * a))) if a.size else 0.0
 
 
-def export_one(name, out_dir):
-    import onnx
-    from onnx import numpy_helper
-
+def build_model(name):
+    """The model as exported: seeded, BatchNorm calibrated, in eval mode.
+    Other tools (tools/zoo/check_engine_dims.py) rebuild the exported
+    weights with this."""
     spec = MODELS[name]
     torch.manual_seed(SEED)
     model = spec.build()
     _calibrate_batchnorm(model, spec)
     model.eval()
+    return model
+
+
+def export_one(name, out_dir, dynamic_hw=False):
+    import onnx
+    from onnx import numpy_helper
+
+    spec = MODELS[name]
+    axes = spec.axes(dynamic_hw)
+    model = build_model(name)
 
     torch.manual_seed(SEED + 1)
     inputs = spec.inputs(BATCH)
@@ -223,7 +256,7 @@ def export_one(name, out_dir):
     torch.onnx.export(
         model, tuple(inputs), path,
         input_names=spec.input_names, output_names=spec.output_names,
-        dynamic_axes=spec.dynamic_axes, opset_version=OPSET,
+        dynamic_axes=axes, opset_version=OPSET,
         do_constant_folding=True)
     secs = time.time() - t0
     onnx.checker.check_model(path)
@@ -248,6 +281,9 @@ def main(argv=None):
     ap.add_argument("--small", action="store_true", help="quick CI set: " + ",".join(SMALL))
     ap.add_argument("--list", action="store_true", help="list model names and exit")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--dynamic-hw", action="store_true",
+                    help="also make the input's height and width dynamic (fully-convolutional "
+                         "models only: deeplabv3_mobilenet_v3_large); the test data stay 224x224")
     args = ap.parse_args(argv)
 
     if args.list:
@@ -266,13 +302,18 @@ def main(argv=None):
     unknown = [n for n in names if n not in MODELS]
     if unknown:
         ap.error(f"unknown model(s): {', '.join(unknown)}; see --list")
+    if args.dynamic_hw:
+        flat = [n for n in names if MODELS[n].spatial_outputs is None]
+        if flat:
+            ap.error(f"--dynamic-hw: {', '.join(flat)} not fully convolutional; "
+                     f"pick from {', '.join(n for n in MODELS if MODELS[n].spatial_outputs)}")
 
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
     failed = []
     for name in names:
         try:
-            secs, size, rms = export_one(name, args.out)
+            secs, size, rms = export_one(name, args.out, args.dynamic_hw)
         except Exception as e:  # report and continue with the other models
             print(f"{name:30s} FAILED: {type(e).__name__}: {e}", flush=True)
             failed.append(name)
