@@ -36,7 +36,9 @@ class WeightsSection {
         static_cast<uint64_t>(length) > data_.size() - static_cast<uint64_t>(offset))
       throw Error(what + ": data at " + std::to_string(offset) + "+" + std::to_string(length) +
                   " lies outside the weights section (" + std::to_string(data_.size()) + " bytes)");
-    if (static_cast<uint64_t>(length) != static_cast<uint64_t>(numel) * dtype_size(dtype))
+    // numel * element size could wrap around: compare by division instead.
+    const uint64_t elem = dtype_size(dtype);
+    if (static_cast<uint64_t>(length) % elem != 0 || static_cast<uint64_t>(length) / elem != static_cast<uint64_t>(numel))
       throw Error(what + ": " + std::to_string(length) + " bytes of data for " + dtype_name(dtype) + "[" +
                   shape_str(shape) + "]");
     if (offset % static_cast<int64_t>(engine::kWeightAlignment) != 0)
@@ -53,7 +55,11 @@ class WeightsSection {
 Shape shape_of(const json& j, const std::string& what) {
   Shape s = j.get<Shape>();
   if (s.size() > 16) throw Error(what + ": rank " + std::to_string(s.size()));
-  shape_numel(s);  // throws on negative dims and overflow
+  try {
+    shape_numel(s);  // throws on negative dims and overflow
+  } catch (const Error& e) {
+    throw Error(what + ": " + e.what());
+  }
   return s;
 }
 
