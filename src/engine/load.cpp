@@ -93,8 +93,14 @@ std::unordered_map<size_t, PackedState> packed_states(const json& meta, const We
   return by_node;
 }
 
-// A profile's memory plan, checked against the graph it is for.
-std::shared_ptr<RunPlan> plan_of(const json& j, size_t num_values, const std::string& what) {
+size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+// A profile's memory plan, checked against the graph it is for: every block
+// aligned and inside the arena, the arena no larger than its blocks laid end
+// to end (so a crafted file cannot ask for a huge arena), and no graph output
+// in it (the caller keeps those after the run).
+std::shared_ptr<RunPlan> plan_of(const json& j, const Graph& g, const std::string& what) {
+  const size_t num_values = g.values.size();
   auto plan = std::make_shared<RunPlan>();
   plan->offset = j.at("offset").get<std::vector<int64_t>>();
   plan->bytes = j.at("bytes").get<std::vector<size_t>>();
@@ -104,15 +110,20 @@ std::shared_ptr<RunPlan> plan_of(const json& j, size_t num_values, const std::st
   if (plan->offset.size() != num_values || plan->bytes.size() != num_values || plan->root.size() != num_values)
     throw Error(what + ": memory plan for " + std::to_string(plan->offset.size()) + " values, the graph has " +
                 std::to_string(num_values));
-  if (plan->arena_bytes % kArenaAlignment != 0 || plan->arena_bytes > plan->planned_bytes + kArenaAlignment)
-    throw Error(what + ": memory plan of " + std::to_string(plan->arena_bytes) + " bytes is inconsistent");
-  size_t sum = 0;
+  if (plan->arena_bytes % kArenaAlignment != 0)
+    throw Error(what + ": memory plan of " + std::to_string(plan->arena_bytes) + " bytes is not " +
+                std::to_string(kArenaAlignment) + "-byte aligned");
+  size_t sum = 0;  // of the aligned blocks, as plan_arena counts planned_bytes
   for (size_t v = 0; v < num_values; ++v) {
     const int64_t off = plan->offset[v];
     if (off >= 0) {
-      if (static_cast<size_t>(off) > plan->arena_bytes || plan->bytes[v] > plan->arena_bytes - static_cast<size_t>(off))
+      const size_t at = static_cast<size_t>(off);
+      if (at % kArenaAlignment != 0 || at > plan->arena_bytes || plan->bytes[v] > plan->arena_bytes - at)
         throw Error(what + ": memory plan places value " + std::to_string(v) + " outside its arena");
-      sum += plan->bytes[v];
+      const size_t block = align_up(std::max<size_t>(plan->bytes[v], 1), kArenaAlignment);  // no wrap: arena is aligned
+      if (block > plan->arena_bytes - at || block > SIZE_MAX - sum)
+        throw Error(what + ": memory plan places value " + std::to_string(v) + " outside its arena");
+      sum += block;
     } else if (off != -1) {
       throw Error(what + ": memory plan has offset " + std::to_string(off));
     }
@@ -120,8 +131,12 @@ std::shared_ptr<RunPlan> plan_of(const json& j, size_t num_values, const std::st
     if (r < -1 || r >= static_cast<int>(num_values) || (r >= 0 && plan->offset[static_cast<size_t>(r)] < 0))
       throw Error(what + ": memory plan has an invalid root for value " + std::to_string(v));
   }
-  if (sum > plan->planned_bytes + num_values * kArenaAlignment)
-    throw Error(what + ": memory plan blocks add up to more than its planned bytes");
+  if (sum != plan->planned_bytes || plan->arena_bytes > sum)
+    throw Error(what + ": memory plan of " + std::to_string(plan->arena_bytes) + " bytes for blocks of " +
+                std::to_string(sum) + " bytes (planned " + std::to_string(plan->planned_bytes) + ") is inconsistent");
+  for (const Value* out : g.outputs)
+    if (plan->offset[static_cast<size_t>(out->index)] >= 0 || plan->root[static_cast<size_t>(out->index)] >= 0)
+      throw Error(what + ": memory plan puts graph output '" + out->name + "' in its arena");
   return plan;
 }
 
@@ -173,7 +188,7 @@ std::unique_ptr<Session::Impl> load(std::shared_ptr<const engine::EngineFile> fi
       profile.max[name] = shape_of(range.at("max"), what);
     }
     engine::check_profile(profile, g, what);
-    if (memory_planner_on(options)) compiled->add_profile_plan(plan_of(p.at("memory_plan"), g.values.size(), what));
+    if (memory_planner_on(options)) compiled->add_profile_plan(plan_of(p.at("memory_plan"), g, what));
     impl->profiles.push_back(std::move(profile));
   }
   if (options.profile >= static_cast<int>(impl->profiles.size()))

@@ -214,7 +214,7 @@ std::vector<Tensor> CompiledGraph::run_frame(const std::vector<Tensor>& inputs, 
 
   RunState local;
   RunState& scratch = state ? *state : local;  // vectors reused across runs when planned
-  std::byte* arena = state ? state->arena.get() : nullptr;
+  std::byte* arena = state ? static_cast<std::byte*>(state->arena.raw()) : nullptr;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& node = *g.nodes[i];
     scratch.in_ptrs.clear();
