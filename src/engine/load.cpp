@@ -140,6 +140,26 @@ std::shared_ptr<RunPlan> plan_of(const json& j, const Graph& g, const std::strin
   return plan;
 }
 
+// Weights the engine does not store (kNoData: a kernel's packed copy replaces
+// them) have no data: nothing may read them but the kernels that own them.
+void check_unstored_weights(const Graph& g, const CompiledGraph& compiled, const std::string& src) {
+  auto unstored = [](const Value* v) {
+    return v && v->initializer && v->initializer->numel() > 0 && !v->initializer->raw();
+  };
+  auto refuse = [&](const Value& v, const std::string& reader) {
+    throw Error(src + ": corrupted engine: weight '" + v.name + "' is not stored, but " + reader + " reads it");
+  };
+  for (const Value* v : g.outputs)
+    if (unstored(v)) refuse(*v, "the graph's output");
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = *g.nodes[i];
+    for (const Value* v : g.implicit_inputs(n))
+      if (unstored(v)) refuse(*v, "a subgraph of " + n.describe());
+    for (size_t k = 0; k < n.inputs.size(); ++k)
+      if (unstored(n.inputs[k]) && !compiled.kernel(i).owns_constant_input(k)) refuse(*n.inputs[k], n.describe());
+  }
+}
+
 std::unique_ptr<Session::Impl> load(std::shared_ptr<const engine::EngineFile> file, const SessionOptions& options) {
   const std::string& src = file->source();
   auto impl = std::make_unique<Session::Impl>();
@@ -177,6 +197,7 @@ std::unique_ptr<Session::Impl> load(std::shared_ptr<const engine::EngineFile> fi
         auto it = packed_of.find(&n);
         return it == packed_of.end() ? nullptr : it->second;
       }));
+  check_unstored_weights(g, *compiled, src);
   for (const json& p : meta.at("profiles")) {
     const std::string what = src + ": profile " + std::to_string(impl->profiles.size());
     ShapeProfile profile;

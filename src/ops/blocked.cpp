@@ -281,10 +281,16 @@ class BlockedConvKernel : public Kernel {
     weights_io_ = node.attr_int("weights_io", 0) != 0;
     const Shape ws = logical_weight_shape(node, w->initializer->shape());
     if (ws.empty()) throw Error(node.describe() + ": W must be 4-D (2-D with weights_io)");
+    if (w->initializer->dtype() != DType::kFloat32) throw Error(node.describe() + ": W must be float32");
     weights_ = w->initializer->reshaped(ws);  // shares the initializer's data
     if (node.has_input(2)) {
       if (!node.inputs[2]->initializer) throw Error(node.describe() + ": B must be a constant");
       bias_ = *node.inputs[2]->initializer;
+      // Both kernels read M floats of it.
+      if (bias_.dtype() != DType::kFloat32 || bias_.numel() != ws[0])
+        throw Error(node.describe() + ": B must be float32[" + std::to_string(ws[0]) + "], got " +
+                    dtype_name(bias_.dtype()) + "[" + shape_str(bias_.shape()) + "]");
+      if (bias_.numel() > 0 && !bias_.raw()) throw Error(node.describe() + ": B has no data");
     }
     const ValueType& x = node.inputs[0]->type;
     winograd_mode_ = winograd_mode();

@@ -275,6 +275,7 @@ class MatMulKernel : public Kernel {
  public:
   explicit MatMulKernel(const Node& node) {
     if (const Tensor* b = constant_f32_matrix(node)) {
+      if (!b->raw()) throw Error(node.describe() + ": B has no data (an engine without its packed copy)");
       b_.source = b->data<float>();
       b_.packed = PackedMatrixF32::pack(PackedMatrixF32::Side::kB, b_.source, b->dim(1), false, b->dim(0), b->dim(1),
                                         gemm_f32_default_kernel());
@@ -318,6 +319,7 @@ class GemmKernel : public Kernel {
   explicit GemmKernel(const Node& node) {
     if (const Tensor* b = constant_f32_matrix(node)) {
       const bool tb = node.attr_int("transB", 0) != 0;
+      if (!b->raw()) throw Error(node.describe() + ": B has no data (an engine without its packed copy)");
       b_.source = b->data<float>();
       b_.packed = PackedMatrixF32::pack(PackedMatrixF32::Side::kB, b_.source, b->dim(1), tb, tb ? b->dim(1) : b->dim(0),
                                         tb ? b->dim(0) : b->dim(1), gemm_f32_default_kernel());
