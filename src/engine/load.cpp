@@ -231,6 +231,10 @@ std::unique_ptr<Session::Impl> load_engine(std::shared_ptr<const engine::EngineF
     return load(std::move(file), options);
   } catch (const json::exception& e) {
     throw Error(src + ": corrupted engine metadata: " + e.what());
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // oneDNN's, bad_alloc: callers are promised a kiln::Error
+    throw Error(src + ": cannot load the engine: " + e.what());
   }
 }
 

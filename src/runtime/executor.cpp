@@ -243,6 +243,8 @@ std::vector<Tensor> CompiledGraph::run_frame(const std::vector<Tensor>& inputs, 
       std::string msg = e.what();
       if (msg.find(node.describe()) == std::string::npos) throw Error(node.describe() + ": " + msg);
       throw;
+    } catch (const std::exception& e) {  // oneDNN's, bad_alloc: callers are promised a kiln::Error
+      throw Error(node.describe() + ": " + e.what());
     }
     for (size_t k = 0; k < node.outputs.size(); ++k) {
       if (!node.outputs[k]) continue;
