@@ -276,8 +276,16 @@ void infer_blocked_conv(InferContext& ctx) {
 // grouped) whose every access, whatever its strides say, stays inside `bytes`
 // of data.
 bool packed_layout_fits(const dnnl_memory_desc_t& d, const Shape& w, int64_t group, size_t bytes) {
-  if (d.ndims != (group > 1 ? 5 : 4) || d.data_type != dnnl_f32 || d.format_kind != dnnl_blocked || d.offset0 != 0 ||
-      d.extra.flags != 0)
+  // The enums as the ints they are stored as: loading a value outside an
+  // enum as the enum is undefined behaviour.
+  auto as_int = [](const auto& field) {
+    static_assert(sizeof field == sizeof(int));
+    int v;
+    std::memcpy(&v, &field, sizeof v);
+    return v;
+  };
+  if (d.ndims != (group > 1 ? 5 : 4) || as_int(d.data_type) != dnnl_f32 || as_int(d.format_kind) != dnnl_blocked ||
+      d.offset0 != 0 || d.extra.flags != 0)
     return false;
   const dnnl_blocking_desc_t& b = d.format_desc.blocking;
   if (b.inner_nblks < 0 || b.inner_nblks > DNNL_MAX_NDIMS) return false;
