@@ -329,6 +329,13 @@ TEST_F(EngineFileTest, CraftedOneDnnLayoutsAreRefused) {
   expect_refused(with_desc([](auto& d) { d.extra.flags = 1; }), "invalid layout", "compensation");
   expect_refused(with_desc([](auto& d) { d.data_type = dnnl_s8; }), "invalid layout", "int8");
   expect_refused(with_desc([](auto& d) { d.format_kind = dnnl_format_kind_wino; }), "invalid layout", "wino");
+  // Values outside the enums (the fuzzer's find: loading one as the enum is
+  // undefined behaviour).
+  const int outside = 196608;
+  expect_refused(with_desc([&](auto& d) { std::memcpy(&d.data_type, &outside, sizeof outside); }), "invalid layout",
+                 "a data type outside the enum");
+  expect_refused(with_desc([&](auto& d) { std::memcpy(&d.format_kind, &outside, sizeof outside); }), "invalid layout",
+                 "a format kind outside the enum");
   expect_refused(with_desc([](auto& d) { std::swap(d.dims[0], d.dims[1]); std::swap(d.padded_dims[0], d.padded_dims[1]); }),
                  "invalid layout", "dims swapped");
   expect_refused(with_desc([](auto& d) { d.format_desc.blocking.inner_nblks = 13; }), "invalid layout", "13 blocks");
