@@ -3,6 +3,7 @@
 #pragma once
 #include <onnx/onnx_pb.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -112,6 +113,57 @@ inline onnx::ModelProto conv_chain_model(int layers, int64_t c = 8, int64_t hw =
   *g->add_node() = make_node("Add", {cur, "skip"}, {"sum"}, "skip_add");
   *g->add_node() = make_node("GlobalAveragePool", {"sum"}, {"pooled"}, "pool");
   *g->add_node() = make_node("Flatten", {"pooled"}, {"y"}, "flatten");
+  return m;
+}
+
+// x float[N, 16, 16, 16] -> conv 3x3 + relu -> conv 3x3, + x (residual),
+// relu -> conv 1x1 stride 2 -> global average pool -> flatten -> gemm 10.
+// N is symbolic. Convs of 16 channels on 16x16 maps take Winograd, the 1x1
+// oneDNN: both packed-weight paths of the engine.
+inline onnx::ModelProto residual_conv_model() {
+  onnx::ModelProto m = test::make_model();
+  auto* g = m.mutable_graph();
+  *g->add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {-1, 16, 16, 16}, {"N"});
+  *g->add_output() = tensor_info("y", onnx::TensorProto::FLOAT, {-1, 10}, {"N"});
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-0.2f, 0.2f);
+  auto weights = [&](const std::string& name, std::vector<int64_t> dims) {
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = u(rng);
+    *g->add_initializer() = float_tensor(name, dims, v);
+  };
+  auto conv = [&](const std::string& name, const std::string& in, int64_t k, int64_t m_out, int64_t stride) {
+    weights(name + "_w", {m_out, 16, k, k});
+    weights(name + "_b", {m_out});
+    onnx::NodeProto n = make_node("Conv", {in, name + "_w", name + "_b"}, {name}, name);
+    auto* pads = n.add_attribute();
+    pads->set_name("pads");
+    pads->set_type(onnx::AttributeProto::INTS);
+    for (int i = 0; i < 4; ++i) pads->add_ints(k / 2);
+    auto* strides = n.add_attribute();
+    strides->set_name("strides");
+    strides->set_type(onnx::AttributeProto::INTS);
+    for (int i = 0; i < 2; ++i) strides->add_ints(stride);
+    *g->add_node() = n;
+  };
+  conv("c1", "x", 3, 16, 1);
+  *g->add_node() = make_node("Relu", {"c1"}, {"r1"}, "relu1");
+  conv("c2", "r1", 3, 16, 1);
+  *g->add_node() = make_node("Add", {"c2", "x"}, {"sum"}, "residual");
+  *g->add_node() = make_node("Relu", {"sum"}, {"r2"}, "relu2");
+  conv("c3", "r2", 1, 32, 2);
+  *g->add_node() = make_node("GlobalAveragePool", {"c3"}, {"pooled"}, "pool");
+  *g->add_node() = make_node("Flatten", {"pooled"}, {"flat"}, "flatten");
+  weights("fc_w", {10, 32});
+  weights("fc_b", {10});
+  onnx::NodeProto fc = make_node("Gemm", {"flat", "fc_w", "fc_b"}, {"y"}, "fc");
+  auto* tb = fc.add_attribute();
+  tb->set_name("transB");
+  tb->set_type(onnx::AttributeProto::INT);
+  tb->set_i(1);
+  *g->add_node() = fc;
   return m;
 }
 

@@ -188,7 +188,8 @@ void EngineFile::validate() {
   // The checksums make the rest a formality for honest files; a crafted one
   // (with recomputed checksums) must still fail cleanly.
   const uint32_t count = get<uint32_t>(data_ + kSectionCountAt);
-  if (count > kMaxSections || kHeaderBytes + size_t{count} * kSectionEntryBytes > size_)
+  const size_t table_end = kHeaderBytes + size_t{count} * kSectionEntryBytes;  // no overflow: count < 2^32
+  if (count > kMaxSections || table_end > size_)
     throw Error(src + ": corrupted engine: section table of " + std::to_string(count) + " entries");
   for (uint32_t i = 0; i < count; ++i) {
     const std::byte* e = data_ + kHeaderBytes + size_t{i} * kSectionEntryBytes;
@@ -196,6 +197,9 @@ void EngineFile::validate() {
     if (s.offset > size_ || s.bytes > size_ - s.offset || s.offset % kSectionAlignment != 0)
       throw Error(src + ": corrupted engine: section " + std::to_string(i) + " (" + section_name(s.kind) +
                   ") lies outside the file");
+    if (s.offset < table_end)
+      throw Error(src + ": corrupted engine: section " + std::to_string(i) + " (" + section_name(s.kind) +
+                  ") overlaps the header or the section table");
     if (has_section(s.kind))
       throw Error(src + ": corrupted engine: two " + std::string(section_name(s.kind)) + " sections");
     sections_.push_back(s);

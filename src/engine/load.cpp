@@ -36,7 +36,9 @@ class WeightsSection {
         static_cast<uint64_t>(length) > data_.size() - static_cast<uint64_t>(offset))
       throw Error(what + ": data at " + std::to_string(offset) + "+" + std::to_string(length) +
                   " lies outside the weights section (" + std::to_string(data_.size()) + " bytes)");
-    if (static_cast<uint64_t>(length) != static_cast<uint64_t>(numel) * dtype_size(dtype))
+    // numel * element size could wrap around: compare by division instead.
+    const uint64_t elem = dtype_size(dtype);
+    if (static_cast<uint64_t>(length) % elem != 0 || static_cast<uint64_t>(length) / elem != static_cast<uint64_t>(numel))
       throw Error(what + ": " + std::to_string(length) + " bytes of data for " + dtype_name(dtype) + "[" +
                   shape_str(shape) + "]");
     if (offset % static_cast<int64_t>(engine::kWeightAlignment) != 0)
@@ -53,7 +55,11 @@ class WeightsSection {
 Shape shape_of(const json& j, const std::string& what) {
   Shape s = j.get<Shape>();
   if (s.size() > 16) throw Error(what + ": rank " + std::to_string(s.size()));
-  shape_numel(s);  // throws on negative dims and overflow
+  try {
+    shape_numel(s);  // throws on negative dims and overflow
+  } catch (const Error& e) {
+    throw Error(what + ": " + e.what());
+  }
   return s;
 }
 
@@ -88,8 +94,14 @@ std::unordered_map<size_t, PackedState> packed_states(const json& meta, const We
   return by_node;
 }
 
-// A profile's memory plan, checked against the graph it is for.
-std::shared_ptr<RunPlan> plan_of(const json& j, size_t num_values, const std::string& what) {
+size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+// A profile's memory plan, checked against the graph it is for: every block
+// aligned and inside the arena, the arena no larger than its blocks laid end
+// to end (so a crafted file cannot ask for a huge arena), and no graph output
+// in it (the caller keeps those after the run).
+std::shared_ptr<RunPlan> plan_of(const json& j, const Graph& g, const std::string& what) {
+  const size_t num_values = g.values.size();
   auto plan = std::make_shared<RunPlan>();
   plan->offset = j.at("offset").get<std::vector<int64_t>>();
   plan->bytes = j.at("bytes").get<std::vector<size_t>>();
@@ -99,15 +111,20 @@ std::shared_ptr<RunPlan> plan_of(const json& j, size_t num_values, const std::st
   if (plan->offset.size() != num_values || plan->bytes.size() != num_values || plan->root.size() != num_values)
     throw Error(what + ": memory plan for " + std::to_string(plan->offset.size()) + " values, the graph has " +
                 std::to_string(num_values));
-  if (plan->arena_bytes % kArenaAlignment != 0 || plan->arena_bytes > plan->planned_bytes + kArenaAlignment)
-    throw Error(what + ": memory plan of " + std::to_string(plan->arena_bytes) + " bytes is inconsistent");
-  size_t sum = 0;
+  if (plan->arena_bytes % kArenaAlignment != 0)
+    throw Error(what + ": memory plan of " + std::to_string(plan->arena_bytes) + " bytes is not " +
+                std::to_string(kArenaAlignment) + "-byte aligned");
+  size_t sum = 0;  // of the aligned blocks, as plan_arena counts planned_bytes
   for (size_t v = 0; v < num_values; ++v) {
     const int64_t off = plan->offset[v];
     if (off >= 0) {
-      if (static_cast<size_t>(off) > plan->arena_bytes || plan->bytes[v] > plan->arena_bytes - static_cast<size_t>(off))
+      const size_t at = static_cast<size_t>(off);
+      if (at % kArenaAlignment != 0 || at > plan->arena_bytes || plan->bytes[v] > plan->arena_bytes - at)
         throw Error(what + ": memory plan places value " + std::to_string(v) + " outside its arena");
-      sum += plan->bytes[v];
+      const size_t block = align_up(std::max<size_t>(plan->bytes[v], 1), kArenaAlignment);  // no wrap: arena is aligned
+      if (block > plan->arena_bytes - at || block > SIZE_MAX - sum)
+        throw Error(what + ": memory plan places value " + std::to_string(v) + " outside its arena");
+      sum += block;
     } else if (off != -1) {
       throw Error(what + ": memory plan has offset " + std::to_string(off));
     }
@@ -115,9 +132,33 @@ std::shared_ptr<RunPlan> plan_of(const json& j, size_t num_values, const std::st
     if (r < -1 || r >= static_cast<int>(num_values) || (r >= 0 && plan->offset[static_cast<size_t>(r)] < 0))
       throw Error(what + ": memory plan has an invalid root for value " + std::to_string(v));
   }
-  if (sum > plan->planned_bytes + num_values * kArenaAlignment)
-    throw Error(what + ": memory plan blocks add up to more than its planned bytes");
+  if (sum != plan->planned_bytes || plan->arena_bytes > sum)
+    throw Error(what + ": memory plan of " + std::to_string(plan->arena_bytes) + " bytes for blocks of " +
+                std::to_string(sum) + " bytes (planned " + std::to_string(plan->planned_bytes) + ") is inconsistent");
+  for (const Value* out : g.outputs)
+    if (plan->offset[static_cast<size_t>(out->index)] >= 0 || plan->root[static_cast<size_t>(out->index)] >= 0)
+      throw Error(what + ": memory plan puts graph output '" + out->name + "' in its arena");
   return plan;
+}
+
+// Weights the engine does not store (kNoData: a kernel's packed copy replaces
+// them) have no data: nothing may read them but the kernels that own them.
+void check_unstored_weights(const Graph& g, const CompiledGraph& compiled, const std::string& src) {
+  auto unstored = [](const Value* v) {
+    return v && v->initializer && v->initializer->numel() > 0 && !v->initializer->raw();
+  };
+  auto refuse = [&](const Value& v, const std::string& reader) {
+    throw Error(src + ": corrupted engine: weight '" + v.name + "' is not stored, but " + reader + " reads it");
+  };
+  for (const Value* v : g.outputs)
+    if (unstored(v)) refuse(*v, "the graph's output");
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = *g.nodes[i];
+    for (const Value* v : g.implicit_inputs(n))
+      if (unstored(v)) refuse(*v, "a subgraph of " + n.describe());
+    for (size_t k = 0; k < n.inputs.size(); ++k)
+      if (unstored(n.inputs[k]) && !compiled.kernel(i).owns_constant_input(k)) refuse(*n.inputs[k], n.describe());
+  }
 }
 
 std::unique_ptr<Session::Impl> load(std::shared_ptr<const engine::EngineFile> file, const SessionOptions& options) {
@@ -157,6 +198,7 @@ std::unique_ptr<Session::Impl> load(std::shared_ptr<const engine::EngineFile> fi
         auto it = packed_of.find(&n);
         return it == packed_of.end() ? nullptr : it->second;
       }));
+  check_unstored_weights(g, *compiled, src);
   for (const json& p : meta.at("profiles")) {
     const std::string what = src + ": profile " + std::to_string(impl->profiles.size());
     ShapeProfile profile;
@@ -168,7 +210,7 @@ std::unique_ptr<Session::Impl> load(std::shared_ptr<const engine::EngineFile> fi
       profile.max[name] = shape_of(range.at("max"), what);
     }
     engine::check_profile(profile, g, what);
-    if (memory_planner_on(options)) compiled->add_profile_plan(plan_of(p.at("memory_plan"), g.values.size(), what));
+    if (memory_planner_on(options)) compiled->add_profile_plan(plan_of(p.at("memory_plan"), g, what));
     impl->profiles.push_back(std::move(profile));
   }
   if (options.profile >= static_cast<int>(impl->profiles.size()))
@@ -190,6 +232,10 @@ std::unique_ptr<Session::Impl> load_engine(std::shared_ptr<const engine::EngineF
     return load(std::move(file), options);
   } catch (const json::exception& e) {
     throw Error(src + ": corrupted engine metadata: " + e.what());
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // oneDNN's, bad_alloc: callers are promised a kiln::Error
+    throw Error(src + ": cannot load the engine: " + e.what());
   }
 }
 

@@ -3,8 +3,21 @@
 namespace kiln::engine {
 
 nlohmann::json parse_meta(const EngineFile& file) {
+  using nlohmann::json;
   const std::string_view text = file.section(SectionKind::kMeta);
-  nlohmann::json meta = nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  // The metadata holds integers only: a fraction where an integer is read
+  // would be converted, and one out of the integer's range is undefined
+  // behaviour, so none passes. Nor does deep nesting, which nothing needs.
+  constexpr int kMaxDepth = 16;
+  std::string problem;
+  auto check = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (problem.empty() && depth > kMaxDepth) problem = "is nested more than " + std::to_string(kMaxDepth) + " deep";
+    if (problem.empty() && event == json::parse_event_t::value && parsed.is_number_float())
+      problem = "has a fractional number (" + parsed.dump() + ")";
+    return problem.empty();  // stop keeping values once it is refused
+  };
+  json meta = json::parse(text.begin(), text.end(), check, /*allow_exceptions=*/false);
+  if (!problem.empty()) throw Error(file.source() + ": corrupted engine: the metadata " + problem);
   if (!meta.is_object()) throw Error(file.source() + ": corrupted engine: the metadata is not a JSON object");
   return meta;
 }

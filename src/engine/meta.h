@@ -16,7 +16,8 @@ namespace kiln::engine {
 inline constexpr const char* kWeightsLocation = "kiln:weights";
 inline constexpr const char* kNoData = "kiln:packed";
 
-// The metadata of a validated file; kiln::Error when it is not a JSON object.
+// The metadata of a validated file; kiln::Error when it is not a JSON object,
+// holds a fraction (it has integers only) or is nested deeper than 16.
 nlohmann::json parse_meta(const EngineFile& file);
 // "scalar", "avx2", "avx512" (cpu_isa_name's spellings); kiln::Error otherwise.
 CpuIsa isa_from_name(const std::string& name);

@@ -15,7 +15,10 @@ const ValueType& InferContext::input_type(size_t i) const {
 const Tensor* InferContext::input_constant(size_t i) const {
   if (!has_input(i)) return nullptr;
   const Value* v = node_.inputs[i];
-  return v->initializer ? &*v->initializer : nullptr;
+  // A weight whose data an engine does not store (a kernel's packed copy
+  // replaces it) is not a known value.
+  if (!v->initializer || (v->initializer->numel() > 0 && !v->initializer->raw())) return nullptr;
+  return &*v->initializer;
 }
 
 bool InferContext::input_ints(size_t i, std::vector<int64_t>* out) const {

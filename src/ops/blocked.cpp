@@ -278,6 +278,53 @@ void infer_blocked_conv(InferContext& ctx) {
   ctx.set_output(0, x.dtype, y);
 }
 
+// Whether a oneDNN layout read from an engine file, which oneDNN itself does
+// not check, is a plain blocked f32 one of W's dims (split by group when
+// grouped) whose every access, whatever its strides say, stays inside `bytes`
+// of data.
+bool packed_layout_fits(const dnnl_memory_desc_t& d, const Shape& w, int64_t group, size_t bytes) {
+  // The enums as the ints they are stored as: loading a value outside an
+  // enum as the enum is undefined behaviour.
+  auto as_int = [](const auto& field) {
+    static_assert(sizeof field == sizeof(int));
+    int v;
+    std::memcpy(&v, &field, sizeof v);
+    return v;
+  };
+  if (d.ndims != (group > 1 ? 5 : 4) || as_int(d.data_type) != dnnl_f32 || as_int(d.format_kind) != dnnl_blocked ||
+      d.offset0 != 0 || d.extra.flags != 0)
+    return false;
+  const dnnl_blocking_desc_t& b = d.format_desc.blocking;
+  if (b.inner_nblks < 0 || b.inner_nblks > DNNL_MAX_NDIMS) return false;
+  int64_t block[DNNL_MAX_NDIMS];
+  std::fill(block, block + DNNL_MAX_NDIMS, int64_t{1});
+  int64_t inner = 1;  // elements in one innermost block
+  for (int k = 0; k < b.inner_nblks; ++k) {
+    if (b.inner_blks[k] < 1 || b.inner_blks[k] > 64 || b.inner_idxs[k] < 0 || b.inner_idxs[k] >= d.ndims) return false;
+    block[b.inner_idxs[k]] *= b.inner_blks[k];
+    inner *= b.inner_blks[k];
+    if (inner > (1 << 16)) return false;
+  }
+  const uint64_t limit = bytes / sizeof(float);
+  uint64_t farthest = static_cast<uint64_t>(inner - 1);  // the last element any access reads
+  for (int i = 0; i < d.ndims; ++i) {
+    if (d.dims[i] <= 0 || d.padded_dims[i] < d.dims[i] || d.padded_dims[i] >= (int64_t{1} << 31) ||
+        d.padded_offsets[i] != 0 || d.padded_dims[i] % block[i] != 0 || b.strides[i] < 0)
+      return false;
+    const uint64_t outer = static_cast<uint64_t>(d.padded_dims[i] / block[i]);
+    if (farthest >= limit) return false;
+    if (outer > 1 && static_cast<uint64_t>(b.strides[i]) > (limit - farthest) / (outer - 1)) return false;
+    farthest += (outer - 1) * static_cast<uint64_t>(b.strides[i]);
+  }
+  if (farthest >= limit) return false;
+  const int lead = d.ndims - 4;  // the group dim, when there is one
+  if (lead == 1 && (d.dims[0] != group || d.dims[0] * d.dims[1] != w[0])) return false;
+  if (lead == 0 && d.dims[0] != w[0]) return false;
+  for (int i = 1; i < 4; ++i)
+    if (d.dims[lead + i] != w[static_cast<size_t>(i)]) return false;
+  return true;
+}
+
 class BlockedConvKernel : public Kernel {
  public:
   // packed: what an engine saved for this node (null: prepare from W).
@@ -288,10 +335,16 @@ class BlockedConvKernel : public Kernel {
     weights_io_ = node.attr_int("weights_io", 0) != 0;
     const Shape ws = logical_weight_shape(node, w->initializer->shape());
     if (ws.empty()) throw Error(node.describe() + ": W must be 4-D (2-D with weights_io)");
+    if (w->initializer->dtype() != DType::kFloat32) throw Error(node.describe() + ": W must be float32");
     weights_ = w->initializer->reshaped(ws);  // shares the initializer's data
     if (node.has_input(2)) {
       if (!node.inputs[2]->initializer) throw Error(node.describe() + ": B must be a constant");
       bias_ = *node.inputs[2]->initializer;
+      // Both kernels read M floats of it.
+      if (bias_.dtype() != DType::kFloat32 || bias_.numel() != ws[0])
+        throw Error(node.describe() + ": B must be float32[" + std::to_string(ws[0]) + "], got " +
+                    dtype_name(bias_.dtype()) + "[" + shape_str(bias_.shape()) + "]");
+      if (bias_.numel() > 0 && !bias_.raw()) throw Error(node.describe() + ": B has no data");
     }
     const ValueType& x = node.inputs[0]->type;
     winograd_mode_ = winograd_mode();
@@ -468,16 +521,8 @@ class BlockedConvKernel : public Kernel {
     if (!layout || !w || layout->nbytes() != sizeof d || w->dtype() != DType::kUInt8)
       throw Error(node_.describe() + ": packed oneDNN weights are incomplete");
     std::memcpy(&d, layout->raw(), sizeof d);
-    // Checked as far as oneDNN cannot itself: a layout that is not a plain
-    // blocked f32 one, or whose size differs from the data, is refused.
-    int64_t numel = 1;
-    bool ok = d.ndims >= 4 && d.ndims <= 5 && d.data_type == dnnl_f32 && d.format_kind == dnnl_blocked &&
-              d.format_desc.blocking.inner_nblks >= 0 && d.format_desc.blocking.inner_nblks <= DNNL_MAX_NDIMS;
-    for (int i = 0; ok && i < d.ndims; ++i) {
-      ok = d.dims[i] > 0 && d.padded_dims[i] >= d.dims[i] && d.padded_dims[i] < (int64_t{1} << 31);
-      numel *= d.dims[i];
-    }
-    if (!ok || numel != weights_.numel()) throw Error(node_.describe() + ": packed oneDNN weights have an invalid layout");
+    if (!packed_layout_fits(d, weights_.shape(), node_.attr_int("group", 1), w->nbytes()))
+      throw Error(node_.describe() + ": packed oneDNN weights have an invalid layout");
     const memory::desc desc(d);
     if (desc.get_size() != w->nbytes()) throw Error(node_.describe() + ": packed oneDNN weights have the wrong size");
     packed_weights_.push_back(std::make_shared<memory>(desc, dnnl_glue::engine(), const_cast<void*>(w->raw())));

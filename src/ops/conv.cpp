@@ -80,6 +80,7 @@ void compute_conv(KernelContext& ctx) {
 const Tensor* constant_weight(const Node& node) {
   const Value* w = node.inputs.size() > 1 ? node.inputs[1] : nullptr;
   if (!w || !w->initializer || w->is_graph_input) return nullptr;
+  if (w->initializer->numel() > 0 && !w->initializer->raw()) return nullptr;  // not stored in an engine
   return &*w->initializer;
 }
 

@@ -442,7 +442,7 @@ const Tensor* constant_f32(const Node& node, size_t i) {
   const Value* v = i < node.inputs.size() ? node.inputs[i] : nullptr;
   if (!v || !v->initializer || v->is_graph_input) return nullptr;
   const Tensor& t = *v->initializer;
-  return t.dtype() == DType::kFloat32 && t.rank() == 3 && t.numel() > 0 ? &t : nullptr;
+  return t.dtype() == DType::kFloat32 && t.rank() == 3 && t.numel() > 0 && t.raw() ? &t : nullptr;
 }
 
 // The sizes of one run, once its inputs have been checked.

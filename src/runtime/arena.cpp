@@ -1,6 +1,7 @@
 #include "runtime/arena.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 
@@ -92,9 +93,13 @@ std::unique_ptr<RunState> RunPlan::acquire() {
     }
   }
   auto s = std::make_unique<RunState>();
-  void* p = std::aligned_alloc(kArenaAlignment, std::max(arena_bytes, kArenaAlignment));
-  if (!p) throw Error("out of memory allocating a " + std::to_string(arena_bytes) + "-byte arena for intermediate tensors");
-  s->arena = {static_cast<std::byte*>(p), std::free};
+  if (arena_bytes > static_cast<size_t>(INT64_MAX))
+    throw Error("a " + std::to_string(arena_bytes) + "-byte arena for intermediate tensors is too large to allocate");
+  try {
+    s->arena = Tensor(DType::kUInt8, {static_cast<int64_t>(std::max(arena_bytes, kArenaAlignment))});
+  } catch (const Error& e) {
+    throw Error("the arena for intermediate tensors: " + std::string(e.what()));
+  }
   return s;
 }
 

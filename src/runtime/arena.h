@@ -51,7 +51,9 @@ class LifetimeRecorder {
 
 // Per-run state reused across runs: never used by two runs at once.
 struct RunState {
-  std::unique_ptr<std::byte, void (*)(void*)> arena{nullptr, nullptr};
+  // A tensor's storage: refused with an error beyond this machine's memory
+  // (the plan may come from an engine file), memory-mapped when large.
+  Tensor arena;
   std::vector<Tensor> slots;
   std::vector<const Tensor*> in_ptrs;
   std::vector<Tensor> outs;

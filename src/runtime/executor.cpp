@@ -214,7 +214,7 @@ std::vector<Tensor> CompiledGraph::run_frame(const std::vector<Tensor>& inputs, 
 
   RunState local;
   RunState& scratch = state ? *state : local;  // vectors reused across runs when planned
-  std::byte* arena = state ? state->arena.get() : nullptr;
+  std::byte* arena = state ? static_cast<std::byte*>(state->arena.raw()) : nullptr;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& node = *g.nodes[i];
     scratch.in_ptrs.clear();
@@ -243,6 +243,8 @@ std::vector<Tensor> CompiledGraph::run_frame(const std::vector<Tensor>& inputs, 
       std::string msg = e.what();
       if (msg.find(node.describe()) == std::string::npos) throw Error(node.describe() + ": " + msg);
       throw;
+    } catch (const std::exception& e) {  // oneDNN's, bad_alloc: callers are promised a kiln::Error
+      throw Error(node.describe() + ": " + e.what());
     }
     for (size_t k = 0; k < node.outputs.size(); ++k) {
       if (!node.outputs[k]) continue;
