@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <random>
 
@@ -150,8 +151,13 @@ TacticReport choose_conv_algorithms(Graph& g, const std::vector<ShapeProfile>& p
     a.kind = Attribute::Kind::kString;
     a.s = algorithm;
     n.attrs["algorithm"] = a;
-    report.choices.push_back(
-        {{"node", n.name}, {"key", key}, {"winograd_ms", wino}, {"direct_ms", direct}, {"algorithm", algorithm}});
+    // Whole microseconds: the engine's metadata holds integers only (its
+    // reader refuses fractions, docs/engine-format.md).
+    report.choices.push_back({{"node", n.name},
+                              {"key", key},
+                              {"winograd_us", std::llround(wino * 1000)},
+                              {"direct_us", std::llround(direct * 1000)},
+                              {"algorithm", algorithm}});
   }
   return report;
 }

@@ -33,7 +33,7 @@ class TimingCache {
 struct TacticReport {
   int timed = 0;   // nodes measured now
   int cached = 0;  // nodes whose timings came from the cache
-  nlohmann::json choices = nlohmann::json::array();  // {node, key, winograd_ms, direct_ms, algorithm}
+  nlohmann::json choices = nlohmann::json::array();  // {node, key, winograd_us, direct_us, algorithm}
 };
 
 // Sets `algorithm` on each BlockedConv where the choice is open. threads: the
