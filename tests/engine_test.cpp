@@ -63,6 +63,7 @@ ShapeProfile batch_profile(int64_t lo, int64_t opt, int64_t hi) {
 TEST_F(EngineTest, StaticBuildMatchesTheOnnxModel) {
   BuildOptions o;
   o.session.input_shapes["x"] = {3, 16, 16, 16};
+  o.time_tactics = false;  // kiln's rule, which picks Winograd for these convs (timing may not)
   BuildReport r = build_engine(model_, path("static.kiln"), o);
   EXPECT_GT(r.engine_bytes, 0u);
   EXPECT_GT(r.packed_bytes, 0u);
@@ -87,6 +88,25 @@ TEST_F(EngineTest, StaticBuildMatchesTheOnnxModel) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("x"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(EngineTest, TacticTimingChoosesPerConvAndCachesTheTimings) {
+  BuildOptions o;
+  o.session.input_shapes["x"] = {2, 16, 16, 16};
+  o.timing_cache = path("timing.json");
+  const BuildReport first = build_engine(model_, path("timed.kiln"), o);
+  const BuildReport second = build_engine(model_, path("timed.kiln"), o);
+  if (!WinogradF32Conv::available()) {
+    EXPECT_EQ(first.tactics_timed + first.tactics_cached, 0);  // one candidate kernel only
+    return;
+  }
+  EXPECT_GT(first.tactics_timed, 0);
+  EXPECT_EQ(second.tactics_timed, 0);
+  EXPECT_EQ(second.tactics_cached, first.tactics_timed + first.tactics_cached);
+  Session onnx = Session::load(model_);
+  Session engine = Session::load(path("timed.kiln"));
+  const Tensor x = input(2, 5);
+  EXPECT_LT(rel_diff(engine.run({{"x", x}})[0], onnx.run({{"x", x}})[0]), 1e-5);
 }
 
 TEST_F(EngineTest, ProfileRunsEveryBatchInsideItAndRefusesOthers) {
