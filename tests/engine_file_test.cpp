@@ -127,7 +127,8 @@ TEST_F(EngineFileTest, EverySingleByteCorruptionIsAnError) {
   for (size_t s = 0; s < sections().size(); ++s) {
     const auto [at, bytes] = section_range(s);
     // A hundred bytes of the padding before the section.
-    for (size_t k = 0; k < 100 && at > previous_end; ++k) offsets.push_back(previous_end + k * (at - previous_end) / 100);
+    for (size_t k = 0; k < 100 && at > previous_end; ++k)
+      offsets.push_back(previous_end + k * (at - previous_end) / 100);
     const bool all = get_le<uint32_t>(good, kEngineHeaderBytes + s * kEngineEntryBytes) != kWeightsSection;
     if (all) {
       for (size_t i = 0; i < bytes; ++i) offsets.push_back(at + i);
@@ -336,7 +337,10 @@ TEST_F(EngineFileTest, CraftedOneDnnLayoutsAreRefused) {
                  "a data type outside the enum");
   expect_refused(with_desc([&](auto& d) { std::memcpy(&d.format_kind, &outside, sizeof outside); }), "invalid layout",
                  "a format kind outside the enum");
-  expect_refused(with_desc([](auto& d) { std::swap(d.dims[0], d.dims[1]); std::swap(d.padded_dims[0], d.padded_dims[1]); }),
+  expect_refused(with_desc([](auto& d) {
+                   std::swap(d.dims[0], d.dims[1]);
+                   std::swap(d.padded_dims[0], d.padded_dims[1]);
+                 }),
                  "invalid layout", "dims swapped");
   expect_refused(with_desc([](auto& d) { d.format_desc.blocking.inner_nblks = 13; }), "invalid layout", "13 blocks");
   if (b.inner_nblks > 0) {

@@ -37,8 +37,8 @@ class WeightsSection {
       throw Error(what + ": data at " + std::to_string(offset) + "+" + std::to_string(length) +
                   " lies outside the weights section (" + std::to_string(data_.size()) + " bytes)");
     // numel * element size could wrap around: compare by division instead.
-    const uint64_t elem = dtype_size(dtype);
-    if (static_cast<uint64_t>(length) % elem != 0 || static_cast<uint64_t>(length) / elem != static_cast<uint64_t>(numel))
+    const uint64_t elem = dtype_size(dtype), bytes = static_cast<uint64_t>(length);
+    if (bytes % elem != 0 || bytes / elem != static_cast<uint64_t>(numel))
       throw Error(what + ": " + std::to_string(length) + " bytes of data for " + dtype_name(dtype) + "[" +
                   shape_str(shape) + "]");
     if (offset % static_cast<int64_t>(engine::kWeightAlignment) != 0)
