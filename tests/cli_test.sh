@@ -24,7 +24,7 @@ check() {  # check NAME EXPECTED_RC CMD...
 }
 check "--version" 0 "$kiln" --version
 check "--help" 0 "$kiln" --help
-for sub in run conformance ops bench profile inspect build; do check "$sub --help" 0 "$kiln" "$sub" --help; done
+for sub in run conformance ops bench profile inspect build device; do check "$sub --help" 0 "$kiln" "$sub" --help; done
 check "missing file" 1 "$kiln" run /nonexistent.onnx
 check "unknown flag" 1 "$kiln" run --bogus-flag x.onnx
 while IFS=$'\t' read -r file phrase; do
@@ -68,5 +68,20 @@ check "inspect missing file" 1 "$kiln" inspect /nonexistent.onnx
 check "inspect bad --shapes" 1 "$kiln" inspect "$src/models/digits/model.onnx" --shapes image:1xAx8x8
 check "inspect unsupported ops" 0 "$kiln" inspect "$src/tests/bad_models/unsupported_ops.onnx"
 check "conformance on missing dir" 1 "$kiln" conformance /nonexistent-dir
+# kiln device --json: the keys, a positive measured peak, and avx2 as /proc/cpuinfo says.
+cpuinfo_avx2=false
+grep -qw avx2 /proc/cpuinfo && cpuinfo_avx2=true
+if ! out=$("$kiln" device --json) || ! /usr/bin/python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+for k in ("cpu", "cores", "logical_cpus", "isa", "features", "caches", "memory_bytes", "peak_gflops", "gemm_gflops", "int8_tops"):
+    assert k in d, "missing key " + k
+assert d["peak_gflops"]["per_core"] > 0, "peak_gflops.per_core not > 0"
+assert d["int8_tops"] is None
+assert d["features"]["avx2"] == (sys.argv[2] == "true"), "features.avx2 disagrees with /proc/cpuinfo"
+' "$out" "$cpuinfo_avx2"; then
+  echo "FAIL device --json: $out" | head -5
+  fail=1
+fi
 if [ $fail = 0 ]; then echo "cli tests passed"; fi
 exit $fail

@@ -53,5 +53,6 @@ void add_bench_command(CLI::App& app);
 void add_profile_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_build_command(CLI::App& app);
+void add_device_command(CLI::App& app);
 
 }  // namespace kiln::cli
