@@ -21,6 +21,7 @@
 #include "engine_bytes.h"
 #include "kiln/error.h"
 #include "kiln/session.h"
+#include "load_and_run.h"
 
 extern "C" size_t LLVMFuzzerMutate(uint8_t* data, size_t size, size_t max_size);
 
@@ -73,28 +74,4 @@ extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max
   return n;
 }
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  try {
-    kiln::Session s = kiln::Session::load_bytes(data, size);
-    std::vector<std::pair<std::string, kiln::Tensor>> feed;
-    for (const auto& in : s.inputs()) {
-      if (in.has_default || !in.has_shape) continue;
-      kiln::Shape shape;
-      if (!s.profiles().empty() && s.profiles()[0].min.count(in.name)) {
-        shape = s.profiles()[0].min.at(in.name);
-      } else {
-        for (const auto& d : in.shape) shape.push_back(d.size >= 0 ? d.size : 1);
-      }
-      int64_t n = 1;
-      for (int64_t d : shape) {
-        if (d < 0 || d > (1 << 16)) return 0;
-        n *= std::max<int64_t>(1, d);
-        if (n > (1 << 16)) return 0;  // keep runs small
-      }
-      feed.emplace_back(in.name, kiln::Tensor(in.dtype, shape));
-    }
-    s.run(feed);
-  } catch (const kiln::Error&) {
-  }
-  return 0;
-}
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) { return load_and_run(data, size); }

@@ -415,14 +415,29 @@ void print_sweep_row(const ShapeResult& r, int label_width) {
   std::fflush(stdout);
 }
 
+// What --shapes-sweep and --shapes-random start from: the spec, the other
+// inputs' shapes and files, and one session not specialized to any shape
+// (the swept dims stay symbolic), checked against the spec.
+struct SweepSetup {
+  ShapeSweep sweep;
+  std::map<std::string, Shape> fixed;
+  Feed files;
+  LoadedSession loaded;
+};
+
+SweepSetup open_sweep(const BenchArgs& a, const std::string& spec) {
+  SweepSetup setup{parse_shape_sweep(spec), parse_shapes(a.shapes), load_input_files(a.inputs), load_session(a, {})};
+  check_sweep(setup.loaded.session, setup.sweep, setup.fixed, setup.files);
+  return setup;
+}
+
 void sweep_main(const BenchArgs& a) {
-  ShapeSweep sweep = parse_shape_sweep(a.shapes_sweep);
-  auto fixed = parse_shapes(a.shapes);
-  Feed files = load_input_files(a.inputs);
-  // The session is not specialized to any shape: the swept dims stay symbolic.
-  LoadedSession loaded = load_session(a, {});
+  SweepSetup setup = open_sweep(a, a.shapes_sweep);
+  const ShapeSweep& sweep = setup.sweep;
+  const auto& fixed = setup.fixed;
+  const Feed& files = setup.files;
+  const LoadedSession& loaded = setup.loaded;
   const Session& s = loaded.session;
-  check_sweep(s, sweep, fixed, files);
 
   SweepMemory memory;
   memory.per_shape = reset_peak_rss(memory.why_not);
@@ -475,23 +490,21 @@ void sweep_main(const BenchArgs& a) {
 // Reports the resident memory after that first run, after all runs, and the
 // peak in between.
 void random_shapes_main(const BenchArgs& a) {
-  ShapeSweep sweep = parse_shape_sweep(a.shapes_random);
-  auto fixed = parse_shapes(a.shapes);
-  Feed files = load_input_files(a.inputs);
-  LoadedSession loaded = load_session(a, {});
+  SweepSetup setup = open_sweep(a, a.shapes_random);
+  const ShapeSweep& sweep = setup.sweep;
+  const LoadedSession& loaded = setup.loaded;
   const Session& s = loaded.session;
-  check_sweep(s, sweep, fixed, files);
   std::vector<Feed> feeds;
   size_t largest = 0;
   int64_t largest_numel = -1;
   for (size_t k = 0; k < sweep.steps.size(); ++k) {
-    std::map<std::string, Shape> shapes = fixed;
+    std::map<std::string, Shape> shapes = setup.fixed;
     int64_t numel = 0;
     for (size_t i = 0; i < sweep.names.size(); ++i) {
       shapes[sweep.names[i]] = sweep.steps[k][i];
       numel += shape_numel(sweep.steps[k][i]);
     }
-    Feed feed = files;
+    Feed feed = setup.files;
     complete_feed(s, feed, shapes, a.seed + k, nullptr);
     feeds.push_back(std::move(feed));
     if (numel > largest_numel) largest_numel = numel, largest = k;
