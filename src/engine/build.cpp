@@ -262,10 +262,15 @@ BuildReport build_engine(const std::string& onnx_path, const std::string& engine
   bytes.clear();
   const Graph& lg = *loaded->model.graph;
   json nodes = json::array();
-  for (size_t i = 0; i < lg.nodes.size(); ++i)
+  for (size_t i = 0; i < lg.nodes.size(); ++i) {
     nodes.push_back({{"name", lg.nodes[i]->name},
                      {"op", loaded->executed[i].op},
                      {"implementation", loaded->compiled->kernel(i).implementation()}});
+    // The export keeps node order; the imported nodes each one stands for
+    // (kiln profile, kiln graph) are not part of ONNX, so they live here.
+    if (g.nodes.size() == lg.nodes.size() && !g.nodes[i]->origins.empty())
+      nodes.back()["origins"] = g.nodes[i]->origins;
+  }
   for (size_t p = 0; p < profiles.size(); ++p) {
     report(options, "plan memory", 0.5 + 0.5 * static_cast<double>(p) / static_cast<double>(profiles.size()));
     const auto filled = filler_inputs(lg, profiles[p].max);

@@ -141,6 +141,29 @@ std::shared_ptr<RunPlan> plan_of(const json& j, const Graph& g, const std::strin
   return plan;
 }
 
+// The imported nodes each node stands for (Node::origins), from meta.nodes[i].origins
+// (optional: engines without them load the same).
+void read_origins(const json& meta, Graph& g, const std::string& src) {
+  if (!meta.contains("nodes")) return;
+  const json& nodes = meta.at("nodes");
+  if (!nodes.is_array() || nodes.size() != g.nodes.size())
+    throw Error(src + ": corrupted engine: metadata lists " + std::to_string(nodes.is_array() ? nodes.size() : 0) +
+                " nodes, the graph has " + std::to_string(g.nodes.size()));
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (!nodes[i].is_object() || !nodes[i].contains("origins")) continue;
+    const json& o = nodes[i].at("origins");
+    if (!o.is_array() || o.size() > 100000)
+      throw Error(src + ": corrupted engine: node " + std::to_string(i) + "'s origins are not a list of names");
+    std::vector<std::string> names;
+    for (const json& n : o) {
+      if (!n.is_string())
+        throw Error(src + ": corrupted engine: node " + std::to_string(i) + "'s origins are not a list of names");
+      names.push_back(n.get<std::string>());
+    }
+    g.nodes[i]->origins = std::move(names);
+  }
+}
+
 // Weights the engine does not store (kNoData: a kernel's packed copy replaces
 // them) have no data: nothing may read them but the kernels that own them.
 void check_unstored_weights(const Graph& g, const CompiledGraph& compiled, const std::string& src) {
@@ -188,6 +211,7 @@ std::unique_ptr<Session::Impl> load(std::shared_ptr<const engine::EngineFile> fi
       src);
   Graph& g = *impl->model.graph;
   infer_supported(g, src);
+  read_origins(meta, g, src);
 
   const auto packed = packed_states(meta, weights, g, src);
   impl->pool = std::make_unique<ThreadPool>(options.threads);

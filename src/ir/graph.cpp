@@ -116,6 +116,19 @@ Value* Graph::add_value(const std::string& name) {
   return raw;
 }
 
+std::vector<std::string> Node::origin_names() const {
+  if (!origins.empty()) return origins;
+  return {name};
+}
+
+void Node::absorb_origins(const Node& other) {
+  if (&other == this) return;
+  std::vector<std::string> mine = origin_names(), theirs = other.origin_names();
+  for (std::string& n : theirs)
+    if (std::find(mine.begin(), mine.end(), n) == mine.end()) mine.push_back(std::move(n));
+  origins = std::move(mine);
+}
+
 Node* Graph::add_node(std::unique_ptr<Node> node) {
   nodes.push_back(std::move(node));
   return nodes.back().get();

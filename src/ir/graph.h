@@ -87,8 +87,16 @@ struct Node {
   std::vector<Value*> outputs;  // nullptr for an omitted optional output
   std::map<std::string, Attribute> attrs;
   const OpSchema* schema = nullptr;
+  // Names of the imported nodes whose work this node does, when the optimizer
+  // fused several into it or replaced one by it; empty: only itself (`name`).
+  // kiln profile and kiln graph report them.
+  std::vector<std::string> origins;
 
-  std::string describe() const;  // "node 'conv1' (Conv-11)"
+  std::string describe() const;
+  // `origins`, or {name} when empty.
+  std::vector<std::string> origin_names() const;
+  // Records that this node now also does `other`'s work.
+  void absorb_origins(const Node& other);  // "node 'conv1' (Conv-11)"
   bool has_input(size_t i) const { return i < inputs.size() && inputs[i] != nullptr; }
   bool has_output(size_t i) const { return i < outputs.size() && outputs[i] != nullptr; }
   bool has_attr(const std::string& n) const { return attrs.count(n) != 0; }

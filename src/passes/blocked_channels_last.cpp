@@ -194,6 +194,12 @@ bool rewrite(Graph& g, Node& from_blocked) {
     }
     b->domain = kKilnDomain;
     b->attrs["block"] = int_attr(block);
+    b->origins = s.node->origin_names();
+    if (i == 0) b->absorb_origins(*t1);
+    if (last) {
+      b->absorb_origins(*t2);
+      if (gamma) b->absorb_origins(*mul);
+    }
     cur = out;
   }
   // The old chain loses its last reader (ToBlocked's output now comes from the

@@ -68,6 +68,7 @@ bool fold_into(Graph& g, Node& op, Node& bn) {
   Value* new_w = add_constant(g, op.inputs[1]->name + ".bn_folded", scale_weight(*w, bs.scale, rows));
   Value* new_b = add_constant(g, op.name + ".bn_folded_bias", std::move(bias));
   Value* bn_out = bn.outputs[0];
+  op.absorb_origins(bn);
   detach_node(g, &bn);
   Value* x = op.inputs[0];
   detach_node(g, &op);
@@ -114,8 +115,10 @@ bool batchnorm_to_affine(Graph& g) {
     Value* out = bn.outputs[0];
     detach_node(g, &bn);
     Value* scaled = add_fresh_value(g, out->name + ".scaled");
-    add_node(g, "Mul", bn.name + ".scale", {in, add_constant(g, bn.name + ".bn_scale", std::move(scale))}, {scaled}, 14);
-    add_node(g, "Add", bn.name + ".shift", {scaled, add_constant(g, bn.name + ".bn_shift", std::move(shift))}, {out}, 14);
+    add_node(g, "Mul", bn.name + ".scale", {in, add_constant(g, bn.name + ".bn_scale", std::move(scale))}, {scaled}, 14)
+        ->origins = bn.origin_names();
+    add_node(g, "Add", bn.name + ".shift", {scaled, add_constant(g, bn.name + ".bn_shift", std::move(shift))}, {out}, 14)
+        ->origins = bn.origin_names();
     changed = true;
   }
   return changed;

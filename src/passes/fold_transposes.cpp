@@ -84,7 +84,7 @@ bool to_reshape(Graph& g, Node& t) {
   Value* x = t.inputs[0];
   Value* shape_value = add_constant(g, t.name + ".shape", std::move(s));
   detach_node(g, &t);
-  add_node(g, "Reshape", t.name, {x, shape_value}, {y}, 14);
+  add_node(g, "Reshape", t.name, {x, shape_value}, {y}, 14)->origins = t.origin_names();
   return true;
 }
 

@@ -38,6 +38,7 @@ bool fuse(Graph& g, Node& conv, Node& add) {
   for (int64_t m = 0; m < channels; ++m) bias.data<float>()[m] = (b ? b->data<float>()[m] : 0.0f) + extra[static_cast<size_t>(m)];
   Value* new_b = add_constant(g, conv.name + ".bias_fused", std::move(bias));
   Value* out = add.outputs[0];
+  conv.absorb_origins(add);
   detach_node(g, &add);
   if (conv.inputs.size() < 3) conv.inputs.resize(3, nullptr);
   conv.inputs[2] = new_b;

@@ -61,6 +61,8 @@ bool fuse(Graph& g, Node& add) {
     Node* fused = add_node(g, "BlockedConv", conv->name, std::move(inputs), {add.outputs[0]}, conv->opset);
     fused->domain = kKilnDomain;
     fused->attrs = conv->attrs;
+    fused->origins = conv->origin_names();
+    fused->absorb_origins(add);
     for (const EpilogueStep& step : epilogue_of(add)) append_epilogue(*fused, step);
     detach_node(g, &add);
     detach_node(g, conv);

@@ -51,7 +51,10 @@ bool step_of(const Node& a, EpilogueStep* s) {
 void absorb(Graph& g, Node& p, const EpilogueStep& step, Node& last, std::initializer_list<Node*> absorbed) {
   append_epilogue(p, step);
   Value* out = last.outputs[0];
-  for (Node* n : absorbed) detach_node(g, n);
+  for (Node* n : absorbed) {
+    p.absorb_origins(*n);
+    detach_node(g, n);
+  }
   p.outputs[0]->producer = nullptr;
   p.outputs[0] = out;
   out->producer = &p;
@@ -76,6 +79,7 @@ bool fuse_activation(Graph& g, Node& a) {
   if (!q || !accepts_epilogue(*q) || !only_read_by(g, x0, p)) return false;
   append_epilogue(*q, step);
   Value* out = a.outputs[0];
+  q->absorb_origins(a);
   detach_node(g, &a);
   p->outputs[0]->producer = nullptr;
   p->outputs[0] = out;

@@ -42,10 +42,12 @@ bool fuse(Graph& g, Node& mm, Node& add) {
   Value* a = mm.inputs[0];
   Value* w = mm.inputs[1];
   Value* out = add.outputs[0];
+  // The Gemm does both nodes' work; the Reshapes around it are views.
+  const std::vector<std::string> origins = merged_origins({&mm, &add});
   detach_node(g, &add);
   detach_node(g, &mm);
   if (rank == 2) {
-    add_node(g, "Gemm", mm.name + ".gemm", {a, w, c}, {out}, 13);
+    add_node(g, "Gemm", mm.name + ".gemm", {a, w, c}, {out}, 13)->origins = origins;
     return true;
   }
   Tensor flat_shape(DType::kInt64, {2});
@@ -57,7 +59,7 @@ bool fuse(Graph& g, Node& mm, Node& add) {
   Value* y2 = add_fresh_value(g, mm.name + ".gemm_out");
   add_node(g, "Reshape", mm.name + ".to_rows", {a, add_constant(g, mm.name + ".rows_shape", std::move(flat_shape))},
            {a2}, 14);
-  add_node(g, "Gemm", mm.name + ".gemm", {a2, w, c}, {y2}, 13);
+  add_node(g, "Gemm", mm.name + ".gemm", {a2, w, c}, {y2}, 13)->origins = origins;
   add_node(g, "Reshape", mm.name + ".from_rows",
            {y2, add_constant(g, mm.name + ".out_shape", std::move(back_shape))}, {out}, 14);
   return true;

@@ -55,6 +55,7 @@ bool fold_into(Graph& g, Node& pad, Node& consumer, const Shape& extra) {
     if (in == padded) in = x;
   x->consumers.push_back(&consumer);
   padded->consumers.clear();
+  consumer.absorb_origins(pad);
   detach_node(g, &pad);
   return true;
 }

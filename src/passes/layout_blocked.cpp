@@ -142,6 +142,7 @@ class LayoutPass {
     Value* t = s ? per_channel_constant(*shift, c) : nullptr;
     if (!t) return false;
     Value* x = twin_[mul.inputs[xi]];
+    add.absorb_origins(mul);
     detach_node(g_, &mul);
     std::map<std::string, Attribute> attrs;
     for (const auto& [k, v] : add.attrs)
@@ -263,6 +264,7 @@ class LayoutPass {
     Node* b = add_node(g_, op, n.name, std::move(inputs), {twin}, kiln_op ? 1 : n.opset);
     if (kiln_op) b->domain = kKilnDomain;
     b->attrs = std::move(attrs);
+    b->origins = n.origin_names();
     detach_node(g_, &n);
     Node* back = add_node(g_, "FromBlocked", out->name + ".from_blocked", {twin}, {out}, 1);
     back->domain = kKilnDomain;

@@ -155,6 +155,7 @@ bool match_at_softmax(Graph& g, Node& softmax) {
   for (Node* n : m.nodes) detach_node(g, n);
   Node* attn = add_node(g, "Attention", softmax.name + ".attention", inputs, {y}, 1);
   attn->domain = kKilnDomain;
+  attn->origins = merged_origins(m.nodes);
   attn->attrs["scale"] = float_attr(static_cast<float>(m.scale));
   attn->attrs["k_transposed"] = int_attr(k_transposed);
   return true;

@@ -71,6 +71,7 @@ void replace_by_gelu(Graph& g, const std::vector<Node*>& matched, const std::str
   for (Node* n : matched) detach_node(g, n);
   Node* gelu = add_node(g, "Gelu", name + ".gelu", {x}, {y}, 20);
   gelu->attrs["approximate"] = string_attr(approximate);
+  gelu->origins = merged_origins(matched);
 }
 
 bool match_at_erf(Graph& g, Node& erf) {

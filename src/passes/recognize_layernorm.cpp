@@ -92,6 +92,7 @@ bool match_at_sub(Graph& g, Node& sub) {
   if (beta) inputs.push_back(beta);
   Node* ln = add_node(g, "LayerNormalization", sub.name + ".layernorm", inputs, {y}, 17);
   ln->attrs["axis"] = int_attr(-1);
+  ln->origins = merged_origins(matched);
   ln->attrs["epsilon"] = float_attr(static_cast<float>(eps));
   return true;
 }

@@ -136,6 +136,14 @@ void detach_node(Graph& g, Node* n) {
   n->outputs.clear();
 }
 
+std::vector<std::string> merged_origins(const std::vector<Node*>& nodes) {
+  if (nodes.empty()) return {};
+  Node merged;
+  merged.origins = nodes[0]->origin_names();
+  for (size_t i = 1; i < nodes.size(); ++i) merged.absorb_origins(*nodes[i]);
+  return merged.origins;
+}
+
 void erase_detached_nodes(Graph& g) {
   std::erase_if(g.nodes, [](const std::unique_ptr<Node>& n) { return n->inputs.empty() && n->outputs.empty(); });
 }

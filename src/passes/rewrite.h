@@ -43,6 +43,9 @@ Attribute ints_attr(std::vector<int64_t> v);
 // Disconnects a node from its inputs and outputs. Used when a node's work
 // moved into another node; the pass manager then erases it.
 void detach_node(Graph& g, Node* n);
+// The imported nodes `nodes` stand for together (Node::origins), for a node
+// that replaces them all.
+std::vector<std::string> merged_origins(const std::vector<Node*>& nodes);
 // Erases the nodes detach_node left (no inputs, no outputs).
 void erase_detached_nodes(Graph& g);
 
