@@ -1238,3 +1238,45 @@ TEST(LayoutBlocked, PreActivationBatchNormIsOneScaleShift) {
 }
 
 }  // namespace kiln::test
+
+namespace kiln::test {
+
+// Node::origins: after the whole optimizer, each fused node names the
+// imported nodes it does the work of, and every imported node that still
+// computes something is named by exactly one executed node.
+TEST(Provenance, FusedNodesNameTheirImportedNodes) {
+  Builder b;
+  b.input("x", {2, 8, 12, 12}).output("y").output("z");
+  b.random_constant("w1", {8, 8, 3, 3}).random_constant("scale", {8}).random_constant("shift", {8});
+  b.random_constant("mean", {8}).random_constant("var", {8}, 0.5f, 2.0f);
+  b.random_constant("w2", {8, 8, 3, 3}).random_constant("mm", {12, 5}).random_constant("mb", {5});
+  set_ints(b.node("Conv", {"x", "w1"}, {"c1"}), "pads", {1, 1, 1, 1});                      // Conv_1
+  b.node("BatchNormalization", {"c1", "scale", "shift", "mean", "var"}, {"bn"});            // BatchNormalization_2
+  b.node("Relu", {"bn"}, {"r1"});                                                            // Relu_3
+  set_ints(b.node("Conv", {"r1", "w2"}, {"c2"}), "pads", {1, 1, 1, 1});                     // Conv_4
+  b.node("Add", {"c2", "x"}, {"s"});                                                         // Add_5
+  b.node("Relu", {"s"}, {"y"});                                                              // Relu_6
+  b.node("MatMul", {"y", "mm"}, {"m"});                                                      // MatMul_7
+  b.node("Add", {"m", "mb"}, {"z"});                                                         // Add_8
+  Model ref = load(b), opt = load(b);
+  passes::optimize(*opt.graph, passes::PassOptions::from_env(2, {}));
+  std::map<std::string, int> named;
+  std::vector<std::string> with_bn, with_matmul;
+  for (const auto& n : opt.graph->nodes) {
+    const std::vector<std::string> o = n->origin_names();
+    for (const std::string& name : o) ++named[name];
+    if (std::find(o.begin(), o.end(), "BatchNormalization_2") != o.end()) with_bn = o;
+    if (std::find(o.begin(), o.end(), "MatMul_7") != o.end()) with_matmul = o;
+  }
+  for (const auto& n : ref.graph->nodes) EXPECT_EQ(named[n->name], 1) << n->name << "\n" << opt.graph->dump();
+  EXPECT_EQ(with_bn, (std::vector<std::string>{"Conv_1", "BatchNormalization_2", "Relu_3"})) << opt.graph->dump();
+  EXPECT_EQ(with_matmul, (std::vector<std::string>{"MatMul_7", "Add_8"})) << opt.graph->dump();
+  // The residual Add and its Relu join Conv_4 where oneDNN fuses the sum
+  // (blocked layout, AVX2); the outputs agree either way.
+  std::mt19937 rng(3);
+  const std::vector<Tensor> feed = {random_f32({2, 8, 12, 12}, rng, -1, 1)};
+  const std::vector<Tensor> want = run(*ref.graph, feed), got = run(*opt.graph, feed);
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_TRUE(all_close(got[i], want[i], 1e-4, 1e-4)) << i;
+}
+
+}  // namespace kiln::test

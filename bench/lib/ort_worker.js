@@ -3,7 +3,7 @@
 // process per measurement so that peak memory is this model's alone.
 //
 //   node ort_worker.js '{"ort": DIR, "model": F, "inputs": [{"name": N, "file": F}], "threads": 1,
-//                        "warmup": 5, "iterations": 50, "outputDir": null}'
+//                        "warmup": 5, "iterations": 50, "outputDir": null, "outputsByIndex": false}'
 'use strict';
 const path = require('path');
 const fs = require('fs');
@@ -49,10 +49,13 @@ async function main() {
   const totalMs = performance.now() - start;
   if (cfg.outputDir) {
     fs.mkdirSync(cfg.outputDir, { recursive: true });
-    for (const name of session.outputNames) {
+    session.outputNames.forEach((name, k) => {
       const o = outs[name];
-      writeNpy(path.join(cfg.outputDir, safeName(name) + '.npy'), { type: o.type, dims: o.dims, data: o.data });
-    }
+      // outputsByIndex (kiln compare): output_K.npy, K in the model's output
+      // order, so that no two names can map to one file.
+      const file = cfg.outputsByIndex ? `output_${k}.npy` : safeName(name) + '.npy';
+      writeNpy(path.join(cfg.outputDir, file), { type: o.type, dims: o.dims, data: o.data });
+    });
   }
   const sorted = [...lat].sort((a, b) => a - b);
   const result = {

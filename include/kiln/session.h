@@ -93,6 +93,12 @@ class Session {
     std::string name;
     std::string op;                         // "Conv"; other domains prefixed: "kiln.BlockedConv"
     std::vector<std::string> output_types;  // "float[1 x 64 x 56 x 56]", as inferred at load
+    // The model's nodes whose work this one does: several when the optimizer
+    // fused them (Conv + BatchNormalization + Relu), else its own name.
+    std::vector<std::string> origins;
+    // Its cost (docs/flops.md), -1 when not known at load (symbolic shapes,
+    // or an op without a counting rule).
+    int64_t macs = -1, flops = -1;
   };
   const std::vector<ExecutedNode>& executed_nodes() const;
   // Timing of one run, per executed node: start and end in microseconds from

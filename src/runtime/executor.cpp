@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <unordered_map>
 
 #include "ir/infer.h"
@@ -80,6 +82,23 @@ class OwnedConstantReleaser {
 
 }  // namespace
 
+namespace {
+
+// The fault KILN_TEST_PERTURB_NODE injects: the first float output, copied
+// (it may be a view of an input or of a read-only weight), gets 1% + 0.01
+// added to every element: far beyond any kernel's rounding.
+void perturb(std::vector<Tensor>& outs) {
+  for (Tensor& t : outs) {
+    if (!t.defined() || t.dtype() != DType::kFloat32) continue;
+    t = t.clone();
+    float* p = t.data<float>();
+    for (int64_t k = 0; k < t.numel(); ++k) p[k] += 0.01f * (1.0f + std::fabs(p[k]));
+    return;
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<const CompiledGraph> CompiledGraph::compile(const Graph& graph, bool plan_memory, Graph* free_owned,
                                                             const PackedLookup& packed) {
   if (free_owned && free_owned != &graph) throw Error("compile: free_owned must be the graph being compiled");
@@ -94,6 +113,9 @@ std::shared_ptr<const CompiledGraph> CompiledGraph::compile(const Graph& graph, 
     releaser.kernel_created(*node, *cg->kernels_.back());
   }
   cg->freed_constant_bytes_ = releaser.freed();
+  if (const char* victim = std::getenv("KILN_TEST_PERTURB_NODE"))
+    for (size_t i = 0; i < graph.nodes.size(); ++i)
+      if (graph.nodes[i]->name == victim) cg->perturbed_node_ = static_cast<int>(i);
   // Last use of each value, so a run can free it early. Graph outputs and
   // initializers are never freed.
   std::unordered_map<const Value*, size_t> last_use;
@@ -246,6 +268,7 @@ std::vector<Tensor> CompiledGraph::run_frame(const std::vector<Tensor>& inputs, 
     } catch (const std::exception& e) {  // oneDNN's, bad_alloc: callers are promised a kiln::Error
       throw Error(node.describe() + ": " + e.what());
     }
+    if (static_cast<int>(i) == perturbed_node_) perturb(outs);
     for (size_t k = 0; k < node.outputs.size(); ++k) {
       if (!node.outputs[k]) continue;
       if (!outs[k].defined()) throw Error(node.describe() + ": kernel produced no value for output " + std::to_string(k));

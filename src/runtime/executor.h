@@ -81,6 +81,10 @@ class CompiledGraph {
 
   const Graph* graph_ = nullptr;
   size_t freed_constant_bytes_ = 0;
+  // Test-only fault injection (KILN_TEST_PERTURB_NODE=NAME at compile): the
+  // node whose first float output every run perturbs, so that tests can prove
+  // kiln compare --per-layer finds a broken kernel. -1: none.
+  int perturbed_node_ = -1;
   std::vector<std::unique_ptr<Kernel>> kernels_;  // parallel to graph_->nodes
   std::vector<std::vector<int>> frees_;  // per node: value indices whose last use it is
   std::vector<int> last_read_;           // per value: the last node reading it, -1 = none

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "analysis/flops.h"
 #include "core/thread_pool.h"
 #include "engine/engine_file.h"
 #include "engine/load.h"
@@ -100,6 +101,12 @@ void describe_graph(Session::Impl& impl) {
     e.name = n->name;
     e.op = n->domain.empty() || n->domain == "ai.onnx" ? n->op_type : n->domain + "." + n->op_type;
     for (const Value* out : n->outputs) e.output_types.push_back(out ? out->type.str() : "");
+    e.origins = n->origin_names();
+    const NodeCost cost = node_cost(*n);
+    if (cost.known) {
+      e.macs = cost.macs;
+      e.flops = cost.flops;
+    }
     impl.executed.push_back(std::move(e));
   }
 }

@@ -46,6 +46,11 @@ double median(std::vector<double> v);
 // One-line summary of a tensor: min/max/mean or the first values.
 std::string summarize(const Tensor& t);
 
+// The fp32 GFLOP/s `threads` threads reach on an FMA loop (AVX2 when the CPU
+// and KILN_CPU_ISA allow, scalar otherwise): the machine's peak, measured
+// (kiln device); `seconds` per try, best of three.
+double machine_peak_gflops(int threads, double seconds = 0.2);
+
 void add_run_command(CLI::App& app);
 void add_conformance_command(CLI::App& app);
 void add_ops_command(CLI::App& app);
@@ -54,5 +59,7 @@ void add_profile_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_build_command(CLI::App& app);
 void add_device_command(CLI::App& app);
+void add_compare_command(CLI::App& app);
+void add_export_onnx_command(CLI::App& app);
 
 }  // namespace kiln::cli

@@ -18,10 +18,12 @@ int main(int argc, char** argv) {
   kiln::cli::add_inspect_command(app);
   kiln::cli::add_build_command(app);
   kiln::cli::add_device_command(app);
+  kiln::cli::add_compare_command(app);
+  kiln::cli::add_export_onnx_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {
-    return e.get_exit_code() == 0 ? 0 : 1;  // a command's own failure, already reported
+    return e.get_exit_code();  // a command's own failure, already reported (kiln compare: 2 = outside tolerance)
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help
     std::fprintf(stderr, "kiln: error: %s\nRun with --help for more information.\n", e.what());

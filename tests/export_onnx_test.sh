@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# kiln export-onnx: every model given (digits, and the zoo folders passed as
+# arguments) is written back out, passes onnx.checker (full check, shape
+# inference included), and gives bit-identical outputs to the original in
+# kiln on the same inputs. --optimized writes kiln's graph, which kiln runs
+# with the same outputs (within rounding: it is the same graph). Bad use
+# exits 1 with a message.
+set -eu
+kiln="$1"
+repo="$2"
+shift 2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+models=("$repo/models/digits/model.onnx")
+for d in "$@"; do
+  for m in "$d"/*/model.onnx; do [ -f "$m" ] && models+=("$m"); done
+done
+for m in "${models[@]}"; do
+  name=$(basename "$(dirname "$m")")
+  "$kiln" export-onnx "$m" -o "$tmp/$name.onnx" > /dev/null
+  /usr/bin/python3 -c "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)" "$tmp/$name.onnx"
+  "$kiln" run "$m" --seed 3 --output-dir "$tmp/$name.ref" > /dev/null
+  "$kiln" compare "$tmp/$name.onnx" --ref "$tmp/$name.ref" --seed 3 --rtol 0 --atol 0 > "$tmp/out.txt" ||
+    { echo "$name: round trip differs"; cat "$tmp/out.txt"; exit 1; }
+  "$kiln" export-onnx "$m" -o "$tmp/$name.opt.onnx" --optimized > /dev/null
+  "$kiln" compare "$tmp/$name.opt.onnx" --ref "$tmp/$name.ref" --seed 3 --rtol 1e-4 --atol 1e-5 > "$tmp/out.txt" ||
+    { echo "$name: optimized export differs"; cat "$tmp/out.txt"; exit 1; }
+  echo "$name: exported, checked, identical"
+done
+rc=0
+"$kiln" export-onnx "$tmp/missing.onnx" -o "$tmp/x.onnx" 2> "$tmp/err.txt" || rc=$?
+[ "$rc" = 1 ] && grep -q missing.onnx "$tmp/err.txt"
+rc=0
+"$kiln" export-onnx "${models[0]}" -o "$tmp/no/such/dir/x.onnx" 2> "$tmp/err.txt" || rc=$?
+[ "$rc" = 1 ] && grep -q "no/such/dir" "$tmp/err.txt"
+echo "export-onnx ok"

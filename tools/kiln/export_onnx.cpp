@@ -1,0 +1,65 @@
+// kiln export-onnx MODEL -o OUT.onnx: writes a model kiln reads back out as
+// ONNX (opset as imported, protobuf through onnx/export.h): as imported (a
+// clean round trip: tests compare the outputs of both), or --optimized, the
+// graph kiln runs, fused and kiln-domain ops included, to look at in Netron.
+#include <cstdio>
+#include <filesystem>
+
+#include "cli.h"
+#include "ir/infer.h"
+#include "onnx/export.h"
+#include "onnx/import.h"
+#include "runtime/session_impl.h"
+
+namespace kiln::cli {
+
+namespace {
+
+struct ExportArgs {
+  std::string model, output, shapes;
+  bool optimized = false;
+  int opt_level = 2;
+};
+
+void export_main(const ExportArgs& a) {
+  if (!std::filesystem::exists(a.model)) throw Error(a.model + ": no such file");
+  Model model = load_onnx_file(a.model);
+  if (a.optimized || !a.shapes.empty()) {
+    Graph& g = *model.graph;
+    try {
+      bind_input_shapes(g, parse_shapes(a.shapes));
+    } catch (const Error& e) {
+      throw Error(a.model + ": " + e.what());
+    }
+    infer_supported(g, a.model);
+    if (a.optimized) {
+      SessionOptions opts;
+      opts.opt_level = a.opt_level;
+      optimize_graph(g, opts);
+    }
+  }
+  save_onnx(model, a.output);
+  size_t kiln_ops = 0;
+  for (const auto& n : model.graph->nodes) kiln_ops += n->domain == "kiln";
+  std::printf("wrote %s: %zu nodes%s\n", a.output.c_str(), model.graph->nodes.size(),
+              kiln_ops ? (", " + std::to_string(kiln_ops) + " of them kiln-domain ops (only kiln runs those)").c_str()
+                       : "");
+}
+
+}  // namespace
+
+void add_export_onnx_command(CLI::App& app) {
+  auto a = std::make_shared<ExportArgs>();
+  CLI::App* cmd = app.add_subcommand("export-onnx", "Write a model back out as ONNX, as imported or as kiln optimized it");
+  cmd->add_option("model", a->model, "ONNX model file")->required();
+  cmd->add_option("--output,-o", a->output, "ONNX file to write")->required();
+  cmd->add_flag("--optimized", a->optimized,
+                "Write the graph after kiln's optimizer (fusions, blocked layouts: kiln-domain ops that only kiln runs)");
+  cmd->add_option("--opt-level", a->opt_level, "--optimized: the optimizer's level")
+      ->check(CLI::IsMember({0, 1, 2}))
+      ->capture_default_str();
+  cmd->add_option("--shapes", a->shapes, "Fix symbolic input dims first: NAME:1x3x224x224,...");
+  cmd->callback([a] { export_main(*a); });
+}
+
+}  // namespace kiln::cli
