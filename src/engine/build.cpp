@@ -239,6 +239,16 @@ BuildReport build_engine(const std::string& onnx_path, const std::string& engine
                {"build", {{"opt_level", options.session.opt_level}, {"threads", options.session.threads}}},
                {"packed", packed},
                {"tactics", tactics}};
+  // Custom ops from plugins: which library each comes from, so that a load
+  // without it can say what to pass to --plugin.
+  std::map<std::string, std::set<std::string>> plugin_ops;
+  for (const auto& n : g.nodes)
+    if (n->schema && !n->schema->library.empty()) plugin_ops[n->schema->library].insert(n->domain + ":" + n->op_type);
+  if (!plugin_ops.empty()) {
+    json plugins = json::array();
+    for (const auto& [lib, ops] : plugin_ops) plugins.push_back({{"library", lib}, {"ops", ops}});
+    meta["plugins"] = plugins;
+  }
   json profiles_json = json::array();
   for (const ShapeProfile& p : profiles) {
     json inputs = json::object();

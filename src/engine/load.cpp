@@ -141,6 +141,23 @@ std::shared_ptr<RunPlan> plan_of(const json& j, const Graph& g, const std::strin
   return plan;
 }
 
+// For an engine whose ops kiln does not know: the plugins it was built with.
+std::string plugin_hint(const json& meta) {
+  if (!meta.contains("plugins") || !meta.at("plugins").is_array()) return "";
+  std::string hint;
+  for (const json& p : meta.at("plugins")) {
+    if (!p.is_object() || !p.contains("library") || !p.at("library").is_string() || !p.contains("ops") ||
+        !p.at("ops").is_array())
+      continue;
+    std::string ops;
+    for (const json& o : p.at("ops"))
+      if (o.is_string()) ops += (ops.empty() ? "" : ", ") + o.get<std::string>();
+    hint += "\n  the engine was built with plugin " + p.at("library").get<std::string>() + " (" + ops +
+            "): load it with --plugin (kiln::load_plugin)";
+  }
+  return hint;
+}
+
 // The imported nodes each node stands for (Node::origins), from meta.nodes[i].origins
 // (optional: engines without them load the same).
 void read_origins(const json& meta, Graph& g, const std::string& src) {
@@ -210,7 +227,11 @@ std::unique_ptr<Session::Impl> load(std::shared_ptr<const engine::EngineFile> fi
       },
       src);
   Graph& g = *impl->model.graph;
-  infer_supported(g, src);
+  try {
+    infer_supported(g, src);
+  } catch (const UnsupportedError& e) {
+    throw UnsupportedError(e.what() + plugin_hint(meta));
+  }
   read_origins(meta, g, src);
 
   const auto packed = packed_states(meta, weights, g, src);

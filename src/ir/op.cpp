@@ -83,6 +83,7 @@ OpRegistry& OpRegistry::global() {
 }
 
 bool OpRegistry::add(OpSchema schema) {
+  std::lock_guard<std::mutex> lock(mu_);
   for (const OpSchema& s : schemas_)
     if (s.domain == schema.domain && s.name == schema.name && s.since <= schema.until &&
         schema.since <= s.until)
@@ -109,6 +110,7 @@ const OpSchema* OpRegistry::find(const std::string& domain, const std::string& o
   SupportIssue unused;
   if (!issue) issue = &unused;
   *issue = SupportIssue::kNone;
+  std::lock_guard<std::mutex> lock(mu_);
   const OpSchema* best = nullptr;
   int lo = INT_MAX, hi = 0;
   for (const OpSchema& s : schemas_) {
@@ -122,6 +124,11 @@ const OpSchema* OpRegistry::find(const std::string& domain, const std::string& o
   if (lo == INT_MAX) {
     *issue = SupportIssue::kUnknownOp;
     *why = "op " + full + " is unknown";
+    // Not a domain kiln ships ops for: most likely a custom op.
+    if (!domain.empty() && domain != "ai.onnx" && domain != "ai.onnx.ml" && domain != "kiln" &&
+        domain != "com.microsoft")
+      *why += " (a custom op: load the plugin that implements it with --plugin, or register it with "
+              "kiln::register_custom_op)";
   } else {
     *issue = SupportIssue::kOpsetOutOfRange;
     *why = "op " + full + " opset " + std::to_string(opset) + " is out of the supported range " +
@@ -170,7 +177,10 @@ const OpSchema* OpRegistry::resolve(const Node& node, std::string* why, SupportI
 
 std::vector<const OpSchema*> OpRegistry::all() const {
   std::vector<const OpSchema*> out;
-  for (const OpSchema& s : schemas_) out.push_back(&s);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const OpSchema& s : schemas_) out.push_back(&s);
+  }
   std::sort(out.begin(), out.end(), [](const OpSchema* a, const OpSchema* b) {
     return std::tie(a->domain, a->name, a->since) < std::tie(b->domain, b->name, b->since);
   });

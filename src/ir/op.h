@@ -4,6 +4,8 @@
 // the schema. Custom ops register through the same path.
 #pragma once
 #include <climits>
+#include <deque>
+#include <mutex>
 #include <functional>
 #include <memory>
 #include <span>
@@ -178,6 +180,9 @@ struct OpSchema {
   // (weights pre-packed, subgraphs compiled).
   ComputeFn compute;
   MakeKernelFn make_kernel;
+  // Custom ops (kiln/custom_op.h): the plugin library that registered it;
+  // "" for kiln's own ops and ops registered by the application.
+  std::string library;
 };
 
 // Why a node is not supported, by category (the text says the details).
@@ -207,7 +212,10 @@ class OpRegistry {
   std::vector<const OpSchema*> all() const;
 
  private:
-  std::vector<OpSchema> schemas_;
+  // A deque: nodes keep pointers to their schemas, and plugins add schemas
+  // after sessions exist. The mutex orders such late additions with lookups.
+  std::deque<OpSchema> schemas_;
+  mutable std::mutex mu_;
 };
 
 std::unique_ptr<Kernel> make_kernel(const Node& node, BuildContext& bc);

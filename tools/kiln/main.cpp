@@ -3,6 +3,7 @@
 #include <exception>
 
 #include "cli.h"
+#include "kiln/custom_op.h"
 #include "kiln/error.h"
 
 int main(int argc, char** argv) {
@@ -20,6 +21,15 @@ int main(int argc, char** argv) {
   kiln::cli::add_device_command(app);
   kiln::cli::add_compare_command(app);
   kiln::cli::add_export_onnx_command(app);
+  // Every command takes --plugin LIB.so (repeatable): custom ops, loaded
+  // before the command runs.
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+    sub->add_option_function<std::vector<std::string>>(
+        "--plugin",
+        [](const std::vector<std::string>& libs) {
+          for (const std::string& lib : libs) kiln::load_plugin(lib);
+        },
+        "Load custom ops from a plugin shared library (kiln/custom_op.h); repeatable");
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

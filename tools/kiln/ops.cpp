@@ -35,7 +35,8 @@ void ops_main(const std::string& format) {
                      {"domain", s->domain.empty() ? "ai.onnx" : s->domain},
                      {"since", s->since},
                      {"until", s->until == INT_MAX ? nlohmann::json(nullptr) : nlohmann::json(s->until)},
-                     {"types", s->types.empty() ? nlohmann::json("any") : nlohmann::json(types_str(*s))}});
+                     {"types", s->types.empty() ? nlohmann::json("any") : nlohmann::json(types_str(*s))},
+                     {"library", s->library.empty() ? nlohmann::json(nullptr) : nlohmann::json(s->library)}});
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
