@@ -2,7 +2,7 @@
 # `kiln graph`: SVG that parses as XML with one node element per graph node
 # (as many as `kiln inspect` counts, or after --optimized as many as
 # `kiln profile` executes) plus one per input and output and the legend;
-# fused nodes marked; PNG with the PNG signature; DOT text; bad extension,
+# fused nodes marked, in an engine's graph too; PNG with the PNG signature; DOT text; bad extension,
 # missing model and unwritable output exit 1 naming the file.
 set -eu
 kiln="$1"
@@ -18,6 +18,8 @@ grep -q -- "--optimized" "$tmp/help.txt"
 "$kiln" graph "$digits" -o "$tmp/d.dot"
 "$kiln" graph "$digits" -o "$tmp/d.txt" --format dot
 "$kiln" graph "$digits" --optimized -o "$tmp/opt.svg"
+"$kiln" build "$digits" -o "$tmp/d.kiln" --shapes image:1x1x8x8 > /dev/null
+"$kiln" graph "$tmp/d.kiln" -o "$tmp/engine.svg"
 "$kiln" inspect "$digits" --format json > "$tmp/inspect.json"
 "$kiln" profile "$digits" --format json --warmup 0 -n 1 > "$tmp/profile.json"
 head -c 8 "$tmp/d.png" | od -An -tx1 | tr -d ' \n' | grep -qx "89504e470d0a1a0a"
@@ -62,6 +64,9 @@ fused = [i for i, c in opt.items() if "fused" in c]
 assert fused, "no fused node marked"
 svg = open(f"{d}/opt.svg").read()
 assert "fused: Conv" in svg or "fused: Gemm" in svg, "fused nodes list their ops"
+# An engine holds the optimized graph, fused nodes and all.
+engine = check(f"{d}/engine.svg", len(profile["nodes"]), len(inspect["inputs"]), len(inspect["outputs"]))
+assert len([i for i, c in engine.items() if "fused" in c]) == len(fused)
 # Edges carry shapes (digits' input is float [batch, 1, 8, 8]).
 assert "float batchx1x8x8" in open(f"{d}/d.svg").read()
 PY

@@ -118,7 +118,9 @@ TEST(GraphDot, OptimizedGraphMarksFusedNodes) {
       EXPECT_NE(s.find("peripheries=2"), std::string::npos) << s;
       EXPECT_NE(s.find("fused: Conv"), std::string::npos) << s;
       EXPECT_NE(s.find("Relu"), std::string::npos) << s;  // as an origin or the epilogue
-      if (!n.attr_strings("kiln.epilogue").empty()) EXPECT_NE(s.find("epilogue: Relu"), std::string::npos) << s;
+      if (!n.attr_strings("kiln.epilogue").empty()) {
+        EXPECT_NE(s.find("epilogue: Relu"), std::string::npos) << s;
+      }
     } else {
       EXPECT_EQ(s.find("peripheries=2"), std::string::npos) << s;
     }
@@ -165,6 +167,43 @@ TEST(GraphDot, NamePathsBecomeClusters) {
   dot = graph_to_dot(*m.graph, flat, &st);
   EXPECT_EQ(st.clusters, 0);
   EXPECT_EQ(dot.find("subgraph cluster_"), std::string::npos);
+}
+
+// --collapse: of four blocks with the same ops, the first is drawn and the
+// other three become one box that the edges go through.
+TEST(GraphDot, CollapseDrawsRepeatedBlocksOnce) {
+  onnx::ModelProto p = make_model();
+  auto* gp = p.mutable_graph();
+  *gp->add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {1, 4});
+  *gp->add_output() = tensor_info("y", onnx::TensorProto::FLOAT, {1, 4});
+  std::string cur = "x";
+  for (int b = 0; b < 4; ++b) {
+    const std::string path = "/blocks/b" + std::to_string(b);
+    *gp->add_node() = make_node("Relu", {cur}, {path + "r"}, path + "/Relu");
+    *gp->add_node() = make_node("Sigmoid", {path + "r"}, {path + "s"}, path + "/Sigmoid");
+    cur = path + "s";
+  }
+  *gp->add_node() = make_node("Neg", {cur}, {"y"}, "/head/Neg");
+  Model m = load(p);
+  const Graph& g = *m.graph;
+  DotOptions o;
+  o.collapse = true;
+  DotStats st;
+  const std::string dot = graph_to_dot(g, o, &st);
+  EXPECT_EQ(st.collapsed_boxes, 1);
+  EXPECT_EQ(st.collapsed, 6);
+  EXPECT_EQ(st.nodes, 3);  // b0's two nodes and the head
+  const auto defs = node_statements(dot);
+  EXPECT_EQ(defs.count("n0") + defs.count("n1") + defs.count("n8"), 3u);
+  for (int i = 2; i < 8; ++i) EXPECT_EQ(defs.count("n" + std::to_string(i)), 0u) << i;
+  EXPECT_NE(dot.find("c0 [label=\"3 more like b0\\nb1 ... b3\\n(2 nodes each)\""), std::string::npos) << dot;
+  EXPECT_NE(dot.find("n1 -> c0"), std::string::npos);
+  EXPECT_NE(dot.find("c0 -> n8"), std::string::npos);
+  EXPECT_EQ(dot.find("c0 -> c0"), std::string::npos);
+  // Without --collapse every node is drawn.
+  graph_to_dot(g, DotOptions{}, &st);
+  EXPECT_EQ(st.nodes, 9);
+  EXPECT_EQ(st.collapsed_boxes, 0);
 }
 
 TEST(GraphDot, OpFamilies) {

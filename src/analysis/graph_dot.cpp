@@ -1,6 +1,7 @@
 #include "analysis/graph_dot.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <set>
 #include <sstream>
@@ -289,15 +290,42 @@ struct Cluster {
   std::string label;
   std::map<std::string, Cluster> children;
   std::vector<size_t> nodes;
-  size_t size() const { return nodes.size() + children.size(); }
+  // --collapse: children drawn as one box each group of repeats.
+  std::set<std::string> hidden_children;
+  std::vector<std::pair<std::string, std::string>> boxes;  // DOT id, label
+  size_t size() const { return nodes.size() + children.size() - hidden_children.size() + boxes.size(); }
 };
+
+// The ops of a cluster in order, nested clusters in parentheses: equal
+// signatures mark repeated blocks.
+std::string signature(const Graph& g, const Cluster& c) {
+  std::string s;
+  for (size_t i : c.nodes) s += g.nodes[i]->op_type + ",";
+  for (const auto& [name, child] : c.children) s += "(" + signature(g, child) + ")";
+  return s;
+}
+
+size_t first_node(const Cluster& c) {
+  size_t first = c.nodes.empty() ? SIZE_MAX : c.nodes.front();
+  for (const auto& [name, child] : c.children) first = std::min(first, first_node(child));
+  return first;
+}
+
+void all_nodes(const Cluster& c, std::vector<size_t>& out) {
+  out.insert(out.end(), c.nodes.begin(), c.nodes.end());
+  for (const auto& [name, child] : c.children) all_nodes(child, out);
+}
 
 class DotWriter {
  public:
   DotWriter(const Graph& g, const DotOptions& o, DotStats& st) : g_(g), o_(o), st_(st) {}
 
   std::string write() {
-    st_.large = g_.nodes.size() > kEdgeLabelMaxNodes;
+    drawn_id_.resize(g_.nodes.size());
+    for (size_t i = 0; i < g_.nodes.size(); ++i) drawn_id_[i] = "n" + std::to_string(i);
+    Cluster root = build_clusters();
+    if (o_.collapse) collapse(root);
+    st_.large = g_.nodes.size() - static_cast<size_t>(st_.collapsed) > kEdgeLabelMaxNodes;
     st_.edge_labels = o_.edge_labels == DotOptions::EdgeLabels::kOn ||
                       (o_.edge_labels == DotOptions::EdgeLabels::kAuto && !st_.large);
     out_ << "digraph kiln {\n";
@@ -312,7 +340,7 @@ class DotWriter {
     out_ << "  node [shape=box style=\"rounded,filled\" fontname=\"Helvetica\" fontsize=10 margin=\"0.08,0.03\"];\n";
     out_ << "  edge [fontname=\"Helvetica\" fontsize=8 color=\"#555555\" arrowsize=0.6];\n";
     write_inputs();
-    write_nodes();
+    write_cluster(root, 1, true, "");
     write_outputs();
     write_edges();
     if (o_.legend) write_legend();
@@ -349,7 +377,7 @@ class DotWriter {
     return parts;
   }
 
-  void write_nodes() {
+  Cluster build_clusters() const {
     Cluster root;
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
       Cluster* c = &root;
@@ -363,7 +391,37 @@ class DotWriter {
       }
       c->nodes.push_back(i);
     }
-    write_cluster(root, 1, true, "");
+    return root;
+  }
+
+  // Groups c's children by signature; in each group of two or more the
+  // first (in graph order) is drawn and the rest become one box.
+  void collapse(Cluster& c) {
+    std::map<std::string, std::vector<std::string>> groups;  // signature -> child names
+    for (const auto& [name, child] : c.children)
+      if (!child.children.empty() || child.nodes.size() > 1) groups[signature(g_, child)].push_back(name);
+    for (auto& [sig, names] : groups) {
+      if (names.size() < 2) continue;
+      std::sort(names.begin(), names.end(), [&](const std::string& a, const std::string& b) {
+        return first_node(c.children.at(a)) < first_node(c.children.at(b));
+      });
+      const std::string id = "c" + std::to_string(st_.collapsed_boxes++);
+      size_t per_block = 0;
+      for (size_t k = 1; k < names.size(); ++k) {
+        std::vector<size_t> hidden;
+        all_nodes(c.children.at(names[k]), hidden);
+        per_block = hidden.size();
+        for (size_t i : hidden) drawn_id_[i] = id;
+        st_.collapsed += static_cast<int>(hidden.size());
+        c.hidden_children.insert(names[k]);
+      }
+      const std::string label = std::to_string(names.size() - 1) + " more like " + names[0] + "\n" + names[1] +
+                                (names.size() > 2 ? " ... " + names.back() : "") + "\n(" +
+                                std::to_string(per_block) + " nodes each)";
+      c.boxes.emplace_back(id, label);
+    }
+    for (auto& [name, child] : c.children)
+      if (!c.hidden_children.count(name)) collapse(child);
   }
 
   // `frame`: the path of the innermost cluster drawn around c, which node
@@ -382,7 +440,11 @@ class DotWriter {
     const int inner = framed ? depth + 1 : depth;
     const std::string inner_frame = framed ? c.path : frame;
     for (size_t i : c.nodes) write_node(i, inner, inner_frame);
-    for (const auto& [name, child] : c.children) write_cluster(child, inner, false, inner_frame);
+    for (const auto& [name, child] : c.children)
+      if (!c.hidden_children.count(name)) write_cluster(child, inner, false, inner_frame);
+    for (const auto& [id, label] : c.boxes)
+      out_ << pad << "  " << id << " [label=\"" << quote(label)
+           << "\" shape=box3d style=filled fillcolor=\"#eeeeee\" class=\"collapsed\"];\n";
     if (framed) out_ << pad << "}\n";
   }
 
@@ -421,7 +483,7 @@ class DotWriter {
   }
 
   // Edges go from a value's producer (a node or a graph input) to each node
-  // reading it, once per reader however many of its inputs the value is.
+  // reading it: one edge per producer and reader, however many values pass.
   void write_edges() {
     std::map<const Value*, std::string> source;
     for (size_t i = 0; i < g_.inputs.size(); ++i)
@@ -430,16 +492,18 @@ class DotWriter {
     for (size_t i = 0; i < g_.nodes.size(); ++i) index[g_.nodes[i].get()] = i;
     const auto source_of = [&](const Value* v) -> std::string {
       if (!v || v->initializer) return "";
-      if (v->producer && index.count(v->producer)) return "n" + std::to_string(index[v->producer]);
+      if (v->producer && index.count(v->producer)) return drawn_id_[index[v->producer]];
       auto it = source.find(v);
       return it == source.end() ? "" : it->second;
     };
+    // Collapsed blocks: one edge per pair of boxes, none inside a box.
+    std::set<std::pair<std::string, std::string>> drawn;
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
-      std::set<const Value*> seen;
+      const std::string& to = drawn_id_[i];
       for (const Value* v : g_.nodes[i]->inputs) {
-        if (!v || !seen.insert(v).second) continue;
         const std::string from = source_of(v);
-        if (!from.empty()) edge(from, "n" + std::to_string(i), *v);
+        if (from.empty() || from == to || !drawn.insert({from, to}).second) continue;
+        edge(from, to, *v);
       }
     }
     for (size_t i = 0; i < g_.outputs.size(); ++i) {
@@ -478,6 +542,7 @@ class DotWriter {
   const DotOptions& o_;
   DotStats& st_;
   std::ostringstream out_;
+  std::vector<std::string> drawn_id_;  // per graph node: "n<i>", or its collapsed box
 };
 
 }  // namespace

@@ -26,6 +26,10 @@ struct DotOptions {
   std::map<std::string, std::string> origin_ops;
   // Nesting depth of the clusters made from name paths (0: no clusters).
   int cluster_depth = 3;
+  // Repeated blocks: of sibling clusters with the same ops in the same order
+  // (ViT's encoder layers, a dense block's layers), draw the first and one
+  // box "N more like it" for the rest, which edges to and from them go to.
+  bool collapse = false;
   bool legend = true;
   // The shape on each edge: kAuto draws them on graphs of up to
   // kEdgeLabelMaxNodes nodes; without them a node lists its outputs' shapes
@@ -42,7 +46,9 @@ inline constexpr size_t kEdgeLabelMaxNodes = 250;
 
 // What graph_to_dot drew, for callers that report it and for tests.
 struct DotStats {
-  int nodes = 0;    // DOT nodes for graph nodes (== graph.nodes.size())
+  int nodes = 0;    // DOT nodes for graph nodes (graph.nodes.size() less the collapsed ones)
+  int collapsed = 0;        // graph nodes drawn as part of a "more like it" box
+  int collapsed_boxes = 0;  // those boxes (DOT ids "c<k>")
   int inputs = 0;   // graph inputs drawn (those that are not initializers)
   int outputs = 0;  // graph outputs drawn
   int legend = 0;   // 1 when the legend was drawn

@@ -31,6 +31,7 @@ struct GraphArgs {
   bool optimized = false;
   int opt_level = 2;
   int cluster_depth = 3;
+  bool collapse = false;
   bool no_legend = false;
   bool edge_labels = false;
   bool no_edge_labels = false;
@@ -62,7 +63,8 @@ struct Prepared {
 
 Prepared prepare(const GraphArgs& a) {
   Prepared p;
-  const std::string file = std::filesystem::path(a.model).filename().string();
+  // The path as given: zoo models are all called model.onnx.
+  const std::string& file = a.model;
   if (!std::filesystem::exists(a.model)) throw Error(a.model + ": no such file");
   if (engine::is_engine_file(a.model)) {
     SessionOptions opts;
@@ -141,6 +143,7 @@ void graph_main(const GraphArgs& a) {
   o.title = p.title;
   o.origin_ops = std::move(p.origin_ops);
   o.cluster_depth = a.cluster_depth;
+  o.collapse = a.collapse;
   o.legend = !a.no_legend;
   if (a.edge_labels) o.edge_labels = DotOptions::EdgeLabels::kOn;
   if (a.no_edge_labels) o.edge_labels = DotOptions::EdgeLabels::kOff;
@@ -155,8 +158,11 @@ void graph_main(const GraphArgs& a) {
   write_file(a.output, format == "dot" ? dot : render(dot, format, a.output));
   const auto t2 = clock::now();
   const auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
-  std::fprintf(stderr, "kiln graph: wrote %s: %d nodes (%d fused), %d clusters, %d edges; graph %.2f s, %s %.2f s\n",
-               a.output.c_str(), st.nodes, st.fused, st.clusters, st.edges, secs(t1 - t0),
+  std::string collapsed;
+  if (st.collapsed_boxes)
+    collapsed = " (" + std::to_string(st.collapsed) + " more in " + std::to_string(st.collapsed_boxes) + " collapsed boxes)";
+  std::fprintf(stderr, "kiln graph: wrote %s: %d nodes%s (%d fused), %d clusters, %d edges; graph %.2f s, %s %.2f s\n",
+               a.output.c_str(), st.nodes, collapsed.c_str(), st.fused, st.clusters, st.edges, secs(t1 - t0),
                format == "dot" ? "write" : "layout+render", secs(t2 - t1));
 }
 
@@ -177,6 +183,8 @@ void add_graph_command(CLI::App& app) {
                   "Group nodes into nested boxes by the first N parts of their names' paths (0: none)")
       ->check(CLI::Range(0, 16))
       ->capture_default_str();
+  cmd->add_flag("--collapse", a->collapse,
+                "Draw repeated blocks (sibling clusters with the same ops) once, the repeats as one box");
   cmd->add_flag("--no-legend", a->no_legend, "Leave out the colour legend");
   auto* on = cmd->add_flag("--edge-labels", a->edge_labels,
                            "Shapes on the edges even on large graphs (default: up to " +
