@@ -59,7 +59,6 @@ plain = check(f"{d}/d.svg", len(inspect["nodes"]), len(inspect["inputs"]), len(i
 assert not any("fused" in c for c in plain.values()), "nothing is fused before the optimizer"
 profile = json.load(open(f"{d}/profile.json"))
 opt = check(f"{d}/opt.svg", len(profile["nodes"]), len(inspect["inputs"]), len(inspect["outputs"]))
-assert len(opt) < len(plain), "the optimizer fuses digits' Relus"
 fused = [i for i, c in opt.items() if "fused" in c]
 assert fused, "no fused node marked"
 svg = open(f"{d}/opt.svg").read()
