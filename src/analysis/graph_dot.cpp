@@ -335,6 +335,8 @@ class DotWriter {
     // minute; straight edges and capped iterations take seconds and the
     // picture stays readable (docs/graph.md).
     if (st_.large) out_ << " splines=line nslimit=0.2 nslimit1=0.2 mclimit=0.1 remincross=false";
+    if (st_.large && o_.large_max_inches > 0)
+      out_ << " size=\"" << o_.large_max_inches << "," << o_.large_max_inches << "\"";
     if (!o_.title.empty()) out_ << " labelloc=t label=\"" << quote(o_.title) << "\"";
     out_ << "];\n";
     out_ << "  node [shape=box style=\"rounded,filled\" fontname=\"Helvetica\" fontsize=10 margin=\"0.08,0.03\"];\n";

@@ -31,6 +31,9 @@ struct DotOptions {
   // box "N more like it" for the rest, which edges to and from them go to.
   bool collapse = false;
   bool legend = true;
+  // Large graphs only: the largest drawing, in inches (Graphviz "size"; 0:
+  // none). kiln graph caps PNGs, whose encoding time grows with their area.
+  double large_max_inches = 0;
   // The shape on each edge: kAuto draws them on graphs of up to
   // kEdgeLabelMaxNodes nodes; without them a node lists its outputs' shapes
   // ("-> float 1x64x56x56"). Edge labels multiply dot's layout time on large

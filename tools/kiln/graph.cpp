@@ -23,6 +23,9 @@ namespace kiln::cli {
 
 namespace {
 
+// 9600 pixels at Graphviz's 96 dpi.
+constexpr double kLargePngInches = 100;
+
 struct GraphArgs {
   std::string model;
   std::string output;
@@ -144,6 +147,10 @@ void graph_main(const GraphArgs& a) {
   o.origin_ops = std::move(p.origin_ops);
   o.cluster_depth = a.cluster_depth;
   o.collapse = a.collapse;
+  // A PNG of a large graph at full size is tens of thousands of pixels
+  // high and takes cairo and zlib half a minute (densenet121); SVG has no
+  // such limit.
+  if (format == "png") o.large_max_inches = kLargePngInches;
   o.legend = !a.no_legend;
   if (a.edge_labels) o.edge_labels = DotOptions::EdgeLabels::kOn;
   if (a.no_edge_labels) o.edge_labels = DotOptions::EdgeLabels::kOff;
@@ -158,6 +165,9 @@ void graph_main(const GraphArgs& a) {
   write_file(a.output, format == "dot" ? dot : render(dot, format, a.output));
   const auto t2 = clock::now();
   const auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
+  if (format == "png" && st.large)
+    std::fprintf(stderr, "kiln graph: large graph: the PNG is at most %.0f pixels wide and high; use .svg or "
+                 "--collapse for detail\n", kLargePngInches * 96);
   std::string collapsed;
   if (st.collapsed_boxes)
     collapsed = " (" + std::to_string(st.collapsed) + " more in " + std::to_string(st.collapsed_boxes) + " collapsed boxes)";
