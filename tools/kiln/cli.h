@@ -61,5 +61,6 @@ void add_build_command(CLI::App& app);
 void add_device_command(CLI::App& app);
 void add_compare_command(CLI::App& app);
 void add_export_onnx_command(CLI::App& app);
+void add_graph_command(CLI::App& app);
 
 }  // namespace kiln::cli
