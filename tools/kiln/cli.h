@@ -54,5 +54,6 @@ void add_profile_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_build_command(CLI::App& app);
 void add_device_command(CLI::App& app);
+void add_weights_command(CLI::App& app);
 
 }  // namespace kiln::cli

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   kiln::cli::add_inspect_command(app);
   kiln::cli::add_build_command(app);
   kiln::cli::add_device_command(app);
+  kiln::cli::add_weights_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {
