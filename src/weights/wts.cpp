@@ -4,9 +4,10 @@
 //   NAME N HEX HEX ... HEX\n      COUNT lines like this
 //
 // each HEX the big-endian hex digits of a float32's bits (struct.pack('>f',
-// v).hex(), so "3f800000" is 1.0). The file keeps no shapes: each tensor comes
-// back 1-D with N elements, as tensorrtx's own loader reads it. Tokens are
-// separated by any whitespace, as tensorrtx's C++ reader (`>>`) accepts.
+// v).hex(), so "3f800000" is 1.0), always 8 digits. The file keeps no shapes:
+// each tensor comes back 1-D with N elements, as tensorrtx's own loader reads
+// it. Tokens are separated by any whitespace, as tensorrtx's C++ reader
+// (`>>`) accepts.
 #include <algorithm>
 #include <cctype>
 #include <cstring>
@@ -48,8 +49,9 @@ int64_t parse_count(std::string_view s) {
   return v;
 }
 
+// Exactly 8 digits, as gen_wts.py writes them: a shorter word is a truncated file.
 bool parse_hex32(std::string_view s, uint32_t& bits) {
-  if (s.empty() || s.size() > 8) return false;
+  if (s.size() != 8) return false;
   bits = 0;
   for (char c : s) {
     int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
@@ -91,7 +93,7 @@ WeightMap read_wts(std::span<const uint8_t> bytes, const std::string& label) {
       if (!parse_hex32(word, bits))
         throw Error(label + ": line " + std::to_string(tok.line()) + ": tensor '" + name + "': value " +
                     std::to_string(i) + " is '" + std::string(word.substr(0, 16)) +
-                    "', not the hex bits of a float32" + (word.empty() ? " (file truncated?)" : ""));
+                    "', not the 8 hex digits of a float32's bits" + (word.empty() ? " (file truncated?)" : ""));
       std::memcpy(&v[i], &bits, 4);
     }
     out.tensors.push_back({std::move(name), std::move(t)});
