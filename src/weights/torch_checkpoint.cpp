@@ -92,7 +92,9 @@ class Flattener {
     if (name_bytes_ > kMaxNameBytes) fail(name.substr(0, 100) + "...", "names longer than 64 MiB in all");
     using K = PyObj::Kind;
     switch (o.kind) {
-      case K::kTensor: add_name(name); out_.tensors.push_back({name.empty() ? "tensor" : name, materialize(o, name)});
+      case K::kTensor:
+        add_name(name);
+        out_.tensors.push_back({name.empty() ? "tensor" : name, materialize(o, name)});
         return;
       case K::kDict:
         for (const auto& [key, value] : o.entries) walk(*value, join(name, key_text(*key, name)), depth + 1);
