@@ -62,5 +62,6 @@ void add_device_command(CLI::App& app);
 void add_compare_command(CLI::App& app);
 void add_export_onnx_command(CLI::App& app);
 void add_graph_command(CLI::App& app);
+void add_weights_command(CLI::App& app);
 
 }  // namespace kiln::cli

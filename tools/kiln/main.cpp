@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   kiln::cli::add_compare_command(app);
   kiln::cli::add_export_onnx_command(app);
   kiln::cli::add_graph_command(app);
+  kiln::cli::add_weights_command(app);
   // Every command takes --plugin LIB.so (repeatable): custom ops, loaded
   // before the command runs.
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
