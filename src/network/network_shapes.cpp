@@ -126,18 +126,26 @@ NetworkTensor Network::flatten(NetworkTensor x, int64_t axis, const std::string&
   LayerBuilder b(*impl_, "Flatten", name);
   Value* xv = b.in(x, "input");
   Value* y = b.op("Flatten", {xv}, "", {{"axis", int_attr(axis)}});
-  // Flatten's inference cannot multiply a symbolic dim; with the only
-  // symbolic dims before the axis (a batch), the second dim is still known.
-  if (xv->type.shape && y->type.shape && y->type.shape->size() == 2 && !(*y->type.shape)[1].is_known()) {
+  // Flatten's inference cannot multiply symbolic dims: it leaves [batch,
+  // 8, 1, 1] -> [?, ?]. The layer knows better where a side is all known
+  // dims, or one symbol times known dims of product 1.
+  if (xv->type.shape && y->type.shape && y->type.shape->size() == 2) {
     const int64_t r = xv->type.rank(), a = axis < 0 ? axis + r : axis;
-    int64_t n = 1;
-    bool known = true;
-    for (int64_t i = a; i < r; ++i) {
-      const Dim d = dim_of(xv, i);
-      known = known && d.is_known();
-      n *= d.is_known() ? d.value : 1;
-    }
-    if (known) (*y->type.shape)[1] = Dim::known(n);
+    auto product = [&](int64_t begin, int64_t end) {
+      int64_t known = 1;
+      std::vector<Dim> symbols;
+      for (int64_t i = begin; i < end; ++i) {
+        const Dim d = dim_of(xv, i);
+        if (d.is_known()) known *= d.value;
+        else symbols.push_back(d);
+      }
+      if (symbols.empty()) return Dim::known(known);
+      if (symbols.size() == 1 && known == 1) return symbols[0];
+      return Dim::unknown();
+    };
+    const Dim dims[2] = {product(0, a), product(a, r)};
+    for (size_t i = 0; i < 2; ++i)
+      if (!(*y->type.shape)[i].is_known() && (*y->type.shape)[i].symbol.empty()) (*y->type.shape)[i] = dims[i];
   }
   return b.finish(y);
 }
@@ -204,7 +212,10 @@ NetworkTensor Network::resize(NetworkTensor x, const ResizeOptions& o, const std
     y->type.dtype = xv->type.dtype;
     y->type.shape = dims;
   } else {
-    for (size_t i = 2; i < r; ++i) (*y->type.shape)[i] = Dim::known(o.sizes[o.sizes.size() - (r - i)]);
+    DimVector& dims = *y->type.shape;
+    if (!dims[0].is_known() && dims[0].symbol.empty()) dims[0] = n;
+    if (!dims[1].is_known() && dims[1].symbol.empty()) dims[1] = c;
+    for (size_t i = 2; i < r; ++i) dims[i] = Dim::known(o.sizes[o.sizes.size() - (r - i)]);
   }
   return b.finish(y);
 }
