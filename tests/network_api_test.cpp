@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "network_test_util.h"
+#include "ir/verify.h"
 #include "onnx/import.h"
 
 namespace kiln::test {
@@ -82,9 +83,10 @@ TEST(NetworkApi, ShapeErrorsNameTheLayerAndLeaveTheNetworkAsItWas) {
   NetworkTensor foreign = other.input("y", DType::kFloat32, {1});
   e = error_of([&] { net.relu(foreign, "r"); });
   EXPECT_TRUE(contains(e, "layer 'r' (Relu): input 'y' is of another network")) << e;
-  // Nothing of the failed layers stayed.
+  // Nothing of the failed layers stayed, and what is left is consistent.
   EXPECT_EQ(net.model().graph->nodes.size(), nodes);
   EXPECT_EQ(net.model().graph->values.size(), values);
+  EXPECT_NO_THROW(verify_graph(*net.model().graph));
   EXPECT_EQ(net.num_layers(), 1u);  // the constant
   // The names of failed layers are free again, and the network still works.
   NetworkTensor y = net.conv(x, random_tensor({4, 64, 1, 1}, 1), {}, {}, "layer1.0.conv1");
@@ -95,6 +97,10 @@ TEST(NetworkApi, ShapeErrorsNameTheLayerAndLeaveTheNetworkAsItWas) {
   EXPECT_TRUE(contains(e, "input 'x': the name is already used")) << e;
   e = error_of([&] { net.to_onnx(); });
   EXPECT_TRUE(contains(e, "has no outputs")) << e;
+  // Load errors name the network.
+  net.mark_output(y, "y");
+  e = error_of([&] { net.session({.input_shapes = {{"nope", {1}}}}); });
+  EXPECT_TRUE(contains(e, "network 'errors': --shapes names 'nope'")) << e;
 }
 
 TEST(NetworkApi, DefaultNamesCountPerKind) {
@@ -168,6 +174,7 @@ TEST(NetworkApi, OnnxExportPassesTheCheckerAndRoundTrips) {
   img = net.activation(img, Activation::kClip, -1.f, 1.f, "clip");
   net.mark_output(net.reduce(img, ReduceOp::kMean, {2, 3}, false, "mean"), "image_mean");
   EXPECT_EQ(net.outputs()[1].str(), "float[batch x 2]");
+  EXPECT_NO_THROW(verify_graph(*net.model().graph));
 
   const std::string path = temp_path("many.onnx");
   net.save_onnx(path);

@@ -295,7 +295,18 @@ void Network::save_onnx(const std::string& path) const {
 
 Session Network::session(const SessionOptions& options) const {
   const std::string bytes = to_onnx();
-  return Session::load_bytes(bytes.data(), bytes.size(), options);
+  // load_bytes names its source "<memory>"; the network's name says more.
+  const std::string memory = "<memory>: ", source = impl_->model.source + ": ";
+  auto renamed = [&](const std::string& msg) {
+    return msg.rfind(memory, 0) == 0 ? source + msg.substr(memory.size()) : msg;
+  };
+  try {
+    return Session::load_bytes(bytes.data(), bytes.size(), options);
+  } catch (const UnsupportedError& e) {
+    throw UnsupportedError(renamed(e.what()));
+  } catch (const Error& e) {
+    throw Error(renamed(e.what()));
+  }
 }
 
 BuildReport Network::build_engine(const std::string& engine_path, const BuildOptions& options) const {
