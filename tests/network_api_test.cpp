@@ -66,7 +66,10 @@ TEST(NetworkApi, ShapeErrorsNameTheLayerAndLeaveTheNetworkAsItWas) {
   EXPECT_TRUE(contains(e, "layer 'fc' (Linear): input features 56 do not match the weight's 8")) << e;
   e = error_of([&] { net.matmul(x, w34, "mm"); });
   EXPECT_TRUE(contains(e, "layer 'mm' (MatMul): inner dims differ")) << e;
-  e = error_of([&] { net.batch_norm(x, random_tensor({3}, 1), random_tensor({3}, 1), random_tensor({3}, 1), random_tensor({3}, 1), 1e-5f, "bn"); });
+  e = error_of([&] {
+    net.batch_norm(x, random_tensor({3}, 1), random_tensor({3}, 1), random_tensor({3}, 1), random_tensor({3}, 1), 1e-5f,
+                   "bn");
+  });
   EXPECT_TRUE(contains(e, "layer 'bn' (BatchNormalization): weight 3 must have 64 values")) << e;
   e = error_of([&] { net.pool(x, PoolType::kMax, {.kernel = {3}}, "pool"); });
   EXPECT_TRUE(contains(e, "layer 'pool' (MaxPool): kernel needs 2 values")) << e;

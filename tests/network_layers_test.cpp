@@ -124,7 +124,8 @@ Tensor linear_ref(const Tensor& x, const Tensor& w, const Tensor* bias) {
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t o = 0; o < out; ++o) {
       double acc = bias ? bias->data<float>()[o] : 0;
-      for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(x.data<float>()[r * n + i]) * w.data<float>()[o * n + i];
+      for (int64_t i = 0; i < n; ++i)
+        acc += static_cast<double>(x.data<float>()[r * n + i]) * w.data<float>()[o * n + i];
       y.data<float>()[r * out + o] = static_cast<float>(acc);
     }
   return y;
@@ -322,7 +323,8 @@ TEST(NetworkLayers, Activations) {
       {Activation::kMish, nan, nan, [&](double v) { return v * std::tanh(softplus(v)); }},
   };
   for (const Case& c : cases) {
-    Network net = one_layer(x.shape(), [&](Network& n, NetworkTensor t) { return n.activation(t, c.kind, c.alpha, c.beta); });
+    Network net =
+        one_layer(x.shape(), [&](Network& n, NetworkTensor t) { return n.activation(t, c.kind, c.alpha, c.beta); });
     SCOPED_TRACE(net.model().graph->nodes.back()->name);
     expect_close(run_x(net, x), map_ref(x, c.f), 1e-5);
   }
@@ -396,7 +398,8 @@ TEST(NetworkLayers, BinaryWithBroadcastingAndUnary) {
     NetworkTensor x = net.input("x", DType::kFloat32, {2, 3, 4});
     net.mark_output(net.binary(x, net.constant(b, "b"), c.op), "y");
     Tensor want(DType::kFloat32, a.shape());
-    for (int64_t i = 0; i < a.numel(); ++i) want.data<float>()[i] = static_cast<float>(c.f(a.data<float>()[i], b.data<float>()[(i / 4) % 3]));
+    for (int64_t i = 0; i < a.numel(); ++i)
+      want.data<float>()[i] = static_cast<float>(c.f(a.data<float>()[i], b.data<float>()[(i / 4) % 3]));
     expect_close(run_x(net, a), want, 1e-6);
   }
   struct UCase {
@@ -540,7 +543,8 @@ TEST(NetworkLayers, ScaledDotProductAttentionWithMask) {
   NetworkTensor v = net.input("v", DType::kFloat32, {2, 2, 6, 4});
   Tensor mask = random_tensor({5, 6}, 33, -2, 0);
   net.mark_output(net.attention(q, k, v, net.constant(mask, "mask"), 0, "attn"), "y");
-  Tensor qv = random_tensor({2, 2, 5, 8}, 34), kv = random_tensor({2, 2, 6, 8}, 35), vv = random_tensor({2, 2, 6, 4}, 36);
+  Tensor qv = random_tensor({2, 2, 5, 8}, 34), kv = random_tensor({2, 2, 6, 8}, 35),
+         vv = random_tensor({2, 2, 6, 4}, 36);
   Tensor got = net.session().run({{"q", qv}, {"k", kv}, {"v", vv}})[0];
   Tensor want = attention_ref(qv.reshaped({4, 5, 8}), kv.reshaped({4, 6, 8}), vv.reshaped({4, 6, 4}), &mask,
                               1 / std::sqrt(8.0));

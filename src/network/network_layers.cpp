@@ -439,8 +439,10 @@ NetworkTensor Network::multi_head_attention(NetworkTensor query, NetworkTensor k
   if (!w.in_proj_weight.defined() || w.in_proj_weight.rank() != 2 || w.in_proj_weight.dim(0) % 3 != 0)
     throw b.error("in_proj_weight " + shape_str(w.in_proj_weight.shape()) + " must be [3E, E]");
   const int64_t E = w.in_proj_weight.dim(1);
-  if (w.in_proj_weight.dim(0) != 3 * E) throw b.error("in_proj_weight " + shape_str(w.in_proj_weight.shape()) + " must be [3E, E]");
-  if (heads <= 0 || E % heads != 0) throw b.error("embedding size " + n2s(E) + " is not divisible by " + n2s(heads) + " heads");
+  if (w.in_proj_weight.dim(0) != 3 * E)
+    throw b.error("in_proj_weight " + shape_str(w.in_proj_weight.shape()) + " must be [3E, E]");
+  if (heads <= 0 || E % heads != 0)
+    throw b.error("embedding size " + n2s(E) + " is not divisible by " + n2s(heads) + " heads");
   if (w.in_proj_bias.defined()) check_vector(b, w.in_proj_bias, 3 * E, "in_proj_bias");
   const int64_t D = E / heads;
   const char* parts[] = {"q_proj", "k_proj", "v_proj"};
