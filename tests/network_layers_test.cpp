@@ -579,4 +579,54 @@ TEST(NetworkLayers, MultiHeadAttentionLikePyTorch) {
   expect_close(run_x(net, x), linear_ref(merged, w.out_proj_weight, &w.out_proj_bias));
 }
 
+TEST(NetworkLayers, PReluPadGather) {
+  Tensor x = random_tensor({2, 3, 4, 5}, 42);
+  Tensor slope = random_tensor({3}, 43, 0, 0.5f);
+  Network prelu = one_layer(x.shape(), [&](Network& n, NetworkTensor t) { return n.prelu(t, slope); });
+  Tensor want(DType::kFloat32, x.shape());
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const float v = x.data<float>()[i];
+    want.data<float>()[i] = v > 0 ? v : v * slope.data<float>()[(i / 20) % 3];
+  }
+  expect_close(run_x(prelu, x), want);
+
+  // Pad H by (1, 2) and W by (0, 1): constant 0.5, reflect, edge.
+  const std::vector<int64_t> pads = {0, 0, 1, 0, 0, 0, 2, 1};
+  for (PadMode mode : {PadMode::kConstant, PadMode::kReflect, PadMode::kEdge}) {
+    SCOPED_TRACE(static_cast<int>(mode));
+    Network net = one_layer(x.shape(), [&](Network& n, NetworkTensor t) { return n.pad(t, pads, mode, 0.5f); });
+    Tensor got = run_x(net, x);
+    ASSERT_EQ(got.shape(), (Shape{2, 3, 7, 6}));
+    auto source = [&](int64_t i, int64_t size) {  // index into x along a padded dim, -1 for the constant
+      if (i >= 0 && i < size) return i;
+      if (mode == PadMode::kConstant) return int64_t{-1};
+      if (mode == PadMode::kEdge) return i < 0 ? int64_t{0} : size - 1;
+      return i < 0 ? -i : 2 * (size - 1) - i;
+    };
+    for (int64_t n = 0; n < 2; ++n)
+      for (int64_t c = 0; c < 3; ++c)
+        for (int64_t h = 0; h < 7; ++h)
+          for (int64_t w = 0; w < 6; ++w) {
+            const int64_t sh = source(h - 1, 4), sw = source(w, 5);
+            const float v = sh < 0 || sw < 0 ? 0.5f : at(x, {n, c, sh, sw});
+            EXPECT_EQ(at(got, {n, c, h, w}), v);
+          }
+  }
+
+  // An embedding lookup.
+  Tensor table = random_tensor({10, 4}, 44);
+  Network emb("embedding");
+  NetworkTensor ids = emb.input("ids", DType::kInt64, {"batch", 3});
+  emb.mark_output(emb.gather(emb.constant(table, "table"), ids, 0, "embed"), "y");
+  EXPECT_EQ(emb.outputs()[0].str(), "float[batch x 3 x 4]");
+  Tensor idv(DType::kInt64, {2, 3});
+  for (int64_t i = 0; i < 6; ++i) idv.data<int64_t>()[i] = (i * 7) % 10;
+  Tensor got = emb.session().run({{"ids", idv}})[0];
+  ASSERT_EQ(got.shape(), (Shape{2, 3, 4}));
+  for (int64_t i = 0; i < 6; ++i)
+    for (int64_t e = 0; e < 4; ++e) EXPECT_EQ(got.data<float>()[i * 4 + e], at(table, {(i * 7) % 10, e}));
+  std::string e = error_of([&] { emb.gather(emb.inputs()[0], emb.outputs()[0], 0, "bad"); });
+  EXPECT_NE(e.find("layer 'bad' (Gather): indices 'y' must be int64 or int32"), std::string::npos) << e;
+}
+
 }  // namespace kiln::test

@@ -123,6 +123,7 @@ enum class Activation {
 enum class UnaryOp { kExp, kLog, kSqrt, kAbs, kNeg, kErf, kReciprocal, kFloor, kCeil, kRound, kSin, kCos, kSign };
 enum class BinaryOp { kAdd, kSub, kMul, kDiv, kPow, kMax, kMin };
 enum class ReduceOp { kMean, kSum, kMax, kMin, kProd };
+enum class PadMode { kConstant, kReflect, kEdge };
 
 struct ResizeOptions {
   enum class Mode { kNearest, kLinear, kCubic };
@@ -196,6 +197,8 @@ class Network {
   NetworkTensor tanh(NetworkTensor x, const std::string& name = "") { return activation(x, Activation::kTanh, name); }
   NetworkTensor gelu(NetworkTensor x, const std::string& name = "") { return activation(x, Activation::kGelu, name); }
   NetworkTensor silu(NetworkTensor x, const std::string& name = "") { return activation(x, Activation::kSilu, name); }
+  // PyTorch's PReLU: slope [C] (one per channel, dim 1) or broadcastable to x.
+  NetworkTensor prelu(NetworkTensor x, const Tensor& slope, const std::string& name = "");
   NetworkTensor softmax(NetworkTensor x, int64_t axis = -1, const std::string& name = "");
   NetworkTensor log_softmax(NetworkTensor x, int64_t axis = -1, const std::string& name = "");
 
@@ -246,6 +249,13 @@ class Network {
   NetworkTensor squeeze(NetworkTensor x, const std::vector<int64_t>& axes, const std::string& name = "");
   NetworkTensor unsqueeze(NetworkTensor x, const std::vector<int64_t>& axes, const std::string& name = "");
   NetworkTensor resize(NetworkTensor x, const ResizeOptions& options, const std::string& name = "");
+  // pads: ONNX's [begin of each dim..., end of each dim...], one pair per dim
+  // of x; `value` fills for kConstant.
+  NetworkTensor pad(NetworkTensor x, const std::vector<int64_t>& pads, PadMode mode = PadMode::kConstant,
+                    float value = 0, const std::string& name = "");
+  // data taken at `indices` along axis (ONNX Gather); an embedding lookup is
+  // gather(constant(table), token_ids, 0).
+  NetworkTensor gather(NetworkTensor data, NetworkTensor indices, int64_t axis = 0, const std::string& name = "");
 
   // ----------------------------------------------------------- attention
   // softmax(q · kᵀ · scale + mask) · v over q [..., S, D], k [..., L, D],

@@ -317,6 +317,25 @@ NetworkTensor Network::activation(NetworkTensor x, Activation kind, float alpha,
   return b.finish(y);
 }
 
+NetworkTensor Network::prelu(NetworkTensor x, const Tensor& slope, const std::string& name) {
+  LayerBuilder b(*impl_, "PRelu", name);
+  Value* xv = b.in(x, "input");
+  if (!slope.defined()) throw b.error("the slope is empty");
+  Tensor s = slope;
+  // PyTorch's per-channel slope [C] broadcasts over dim 1 only as [C, 1, ...].
+  const int r = xv->type.rank();
+  if (slope.rank() == 1 && slope.dim(0) > 1 && r > 2) {
+    const Dim c = dim_of(xv, 1);
+    if (c.is_known() && c.value != slope.dim(0))
+      throw b.error("slope " + shape_str(slope.shape()) + " does not match the input's " + n2s(c.value) +
+                    " channels");
+    Shape shape(static_cast<size_t>(r - 1), 1);
+    shape[0] = slope.dim(0);
+    s = slope.reshaped(shape);
+  }
+  return b.finish(b.op("PRelu", {xv, b.weight(s, "weight")}, ""));
+}
+
 NetworkTensor Network::softmax(NetworkTensor x, int64_t axis, const std::string& name) {
   LayerBuilder b(*impl_, "Softmax", name);
   return b.finish(b.op("Softmax", {b.in(x, "input")}, "", {{"axis", int_attr(axis)}}));

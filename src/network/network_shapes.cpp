@@ -220,4 +220,27 @@ NetworkTensor Network::resize(NetworkTensor x, const ResizeOptions& o, const std
   return b.finish(y);
 }
 
+NetworkTensor Network::pad(NetworkTensor x, const std::vector<int64_t>& pads, PadMode mode, float value,
+                           const std::string& name) {
+  LayerBuilder b(*impl_, "Pad", name);
+  Value* xv = b.in(x, "input");
+  if (!xv->type.has_rank()) throw b.error("input '" + xv->name + "' has an unknown rank");
+  const int64_t r = xv->type.rank();
+  if (static_cast<int64_t>(pads.size()) != 2 * r)
+    throw b.error("pads has " + n2s(static_cast<int64_t>(pads.size())) + " values; the input " + xv->type.str() +
+                  " needs " + n2s(2 * r) + " (the begins of every dim, then the ends)");
+  static const char* modes[] = {"constant", "reflect", "edge"};
+  std::vector<Value*> in = {xv, b.ints(pads, "pads")};
+  if (mode == PadMode::kConstant && value != 0) in.push_back(b.scalar(value, xv->type.dtype, "value"));
+  return b.finish(b.op("Pad", in, "", {{"mode", string_attr(modes[static_cast<int>(mode)])}}));
+}
+
+NetworkTensor Network::gather(NetworkTensor data, NetworkTensor indices, int64_t axis, const std::string& name) {
+  LayerBuilder b(*impl_, "Gather", name);
+  Value* iv = b.in(indices, "indices");
+  if (iv->type.dtype != DType::kInt64 && iv->type.dtype != DType::kInt32)
+    throw b.error("indices '" + iv->name + "' must be int64 or int32, not " + dtype_name(iv->type.dtype));
+  return b.finish(b.op("Gather", {b.in(data, "data"), iv}, "", {{"axis", int_attr(axis)}}));
+}
+
 }  // namespace kiln
