@@ -132,6 +132,20 @@ TEST(NetworkApi, DefaultNamesCountPerKind) {
   }
 }
 
+TEST(NetworkApi, SymbolicDimsFlowThroughShapeLayers) {
+  Network net;
+  NetworkTensor x = net.input("x", DType::kFloat32, {"batch", 512, 1, 1});
+  EXPECT_EQ(net.reshape(x, {0, -1}).str(), "float[batch x 512]");
+  EXPECT_EQ(net.flatten(x).str(), "float[batch x 512]");
+  EXPECT_EQ(net.reshape(x, {0, 8, -1, 1}).str(), "float[batch x 8 x 64 x 1]");
+  EXPECT_EQ(net.transpose(x, {1, 0, 2, 3}).str(), "float[512 x batch x 1 x 1]");
+  NetworkTensor seq = net.input("seq", DType::kFloat32, {"batch", "len", 16});
+  EXPECT_EQ(net.linear(seq, random_tensor({4, 16}, 1)).str(), "float[batch x len x 4]");
+  EXPECT_EQ(net.reshape(seq, {0, 0, 2, 8}).str(), "float[batch x len x 2 x 8]");
+  EXPECT_EQ(net.inputs().size(), 2u);
+  EXPECT_EQ(net.num_layers(), 6u);
+}
+
 TEST(NetworkApi, SymbolicBatchRunsAtBatchesOneAndThree) {
   Network net = small_cnn();
   NetworkTensor prob = net.outputs()[0];
