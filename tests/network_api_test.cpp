@@ -4,12 +4,14 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <unistd.h>
 #include <fstream>
 
 #include "network_test_util.h"
 #include "ir/verify.h"
+#include "model_builder.h"
 #include "onnx/import.h"
 
 namespace kiln::test {
@@ -212,6 +214,42 @@ TEST(NetworkApi, OnnxExportPassesTheCheckerAndRoundTrips) {
   ASSERT_EQ(a.size(), 2u);
   EXPECT_EQ(a[1].shape(), (Shape{2, 2}));
   for (size_t i = 0; i < a.size(); ++i) expect_close(a[i], b[i], 1e-6);
+}
+
+// The network and the same model written as ONNX by hand
+// (model_builder.h's residual_conv_model) are one IR: the optimizer makes
+// the same nodes of both, and they compute the same.
+TEST(NetworkApi, SameAsTheHandWrittenOnnxModel) {
+  const onnx::ModelProto proto = residual_conv_model();
+  auto weight = [&](const std::string& name) {
+    for (const onnx::TensorProto& t : proto.graph().initializer())
+      if (t.name() == name) {
+        Tensor out(DType::kFloat32, Shape(t.dims().begin(), t.dims().end()));
+        std::memcpy(out.raw(), t.raw_data().data(), out.nbytes());
+        return out;
+      }
+    ADD_FAILURE() << name;
+    return Tensor();
+  };
+  Network net("residual");
+  NetworkTensor x = net.input("x", DType::kFloat32, {"N", 16, 16, 16});
+  NetworkTensor y = net.relu(net.conv(x, weight("c1_w"), weight("c1_b"), {.pads = {1, 1}}, "c1"), "relu1");
+  y = net.conv(y, weight("c2_w"), weight("c2_b"), {.pads = {1, 1}}, "c2");
+  y = net.relu(net.add(y, x, "residual"), "relu2");
+  y = net.conv(y, weight("c3_w"), weight("c3_b"), {.strides = {2, 2}}, "c3");
+  y = net.flatten(net.global_pool(y, PoolType::kAverage, "pool"), 1, "flatten");
+  net.mark_output(net.linear(y, weight("fc_w"), weight("fc_b"), "fc"), "y");
+
+  const std::string bytes = bytes_of(proto);
+  Session hand = Session::load_bytes(bytes.data(), bytes.size());
+  Session built = net.session();
+  ASSERT_EQ(hand.executed_nodes().size(), built.executed_nodes().size());
+  // (Ops only: the network's types may know more, e.g. Flatten's [N x 32]
+  // where ONNX inference says [? x 32].)
+  for (size_t i = 0; i < hand.executed_nodes().size(); ++i)
+    EXPECT_EQ(hand.executed_nodes()[i].op, built.executed_nodes()[i].op);
+  Tensor in = random_tensor({2, 16, 16, 16}, 50);
+  expect_close(built.run({{"x", in}})[0], hand.run({{"x", in}})[0], 1e-6);
 }
 
 TEST(NetworkApi, BuildsAnEngineThatRunsTheSame) {
