@@ -123,5 +123,13 @@ TEST(TensorDiff, MixedNumericTypesAndIntegersAndStrings) {
   EXPECT_EQ(d.worst_index, 1);
 }
 
+TEST(TensorDiff, MaxMagnitudeIgnoresNonFiniteValues) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  EXPECT_DOUBLE_EQ(max_magnitude(floats({5}, {1.f, -7.5f, nan, inf, 3.f})), 7.5);
+  EXPECT_EQ(max_magnitude(floats({0}, {})), 0);
+  Tensor s(DType::kString, {1});
+  EXPECT_EQ(max_magnitude(s), 0);
+}
+
 }  // namespace
 }  // namespace kiln

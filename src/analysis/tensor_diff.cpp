@@ -23,6 +23,14 @@ bool numeric(DType d) { return d != DType::kString && d != DType::kUndefined; }
 
 }  // namespace
 
+double max_magnitude(const Tensor& t) {
+  if (!numeric(t.dtype())) return 0;
+  double m = 0;
+  for (double v : as_doubles(t))
+    if (std::isfinite(v)) m = std::max(m, std::fabs(v));
+  return m;
+}
+
 TensorDiff diff_tensors(const Tensor& got, const Tensor& want, double rtol, double atol) {
   TensorDiff d;
   if (got.shape() != want.shape()) {

@@ -28,4 +28,9 @@ struct TensorDiff {
 // themselves; a NaN against a number fails. Strings must be equal.
 TensorDiff diff_tensors(const Tensor& got, const Tensor& want, double rtol, double atol);
 
+// The largest finite |element| of a numeric tensor (0 for an empty, string
+// or all-non-finite one): kiln compare's default atol is rtol times this, so
+// that an error is judged against the scale of the value it is in.
+double max_magnitude(const Tensor& t);
+
 }  // namespace kiln
