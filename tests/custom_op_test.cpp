@@ -167,3 +167,38 @@ TEST(CustomOp, PluginLoadingErrorsNameTheLibrary) {
 
 }  // namespace
 }  // namespace kiln::test
+
+#include "kiln/network.h"
+
+namespace kiln::test {
+namespace {
+
+// The network API adds custom ops like any layer: shape inference at add
+// time, then a session (through ONNX export and import) runs the op.
+TEST(CustomOp, NetworkApiAddsThem) {
+  register_add_scaled();
+  Network net("custom");
+  NetworkTensor a = net.input("a", DType::kFloat32, {"n", 37});
+  NetworkTensor b = net.input("b", DType::kFloat32, {"n", 37});
+  std::vector<NetworkTensor> out = net.custom_layer("test.kiln", "AddScaled", {a, b}, {{"alpha", 2.0f}}, 2, 1, "mix");
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].str(), "float[n x 37]");
+  net.mark_output(out[0], "y");
+  Tensor x(DType::kFloat32, {3, 37}), z(DType::kFloat32, {3, 37});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = 0.25f * static_cast<float>(i % 11), z.data<float>()[i] = -1.0f;
+  const Tensor y = net.session().run({{"a", x}, {"b", z}})[0];
+  for (int64_t i = 0; i < x.numel(); ++i) ASSERT_FLOAT_EQ(y.data<float>()[i], x.data<float>()[i] - 2.0f) << i;
+  // Shape inference runs when the layer is added, and names it.
+  NetworkTensor c = net.input("c", DType::kFloat32, {2, 3, 4});
+  try {
+    net.custom_layer("test.kiln", "AddScaled", {a, c}, {}, 1, 1, "bad_mix");
+    FAIL() << "rank mismatch accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad_mix"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(net.custom_layer("test.kiln", "NoSuchOp", {a}), Error);
+  EXPECT_THROW(net.custom_layer("test.kiln", "AddScaled", {a, b}, {}, 1, 2), Error);  // other opset for the domain
+}
+
+}  // namespace
+}  // namespace kiln::test

@@ -19,6 +19,7 @@
 #pragma once
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -147,6 +148,25 @@ struct MultiHeadAttentionWeights {
   Tensor in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias;
 };
 
+// An attribute of a custom layer: an int, float, string, ints or floats.
+struct LayerAttribute {
+  enum class Kind { kInt, kFloat, kString, kInts, kFloats };
+  LayerAttribute(int v) : kind(Kind::kInt), i(v) {}
+  LayerAttribute(int64_t v) : kind(Kind::kInt), i(v) {}
+  LayerAttribute(float v) : kind(Kind::kFloat), f(v) {}
+  LayerAttribute(double v) : kind(Kind::kFloat), f(static_cast<float>(v)) {}
+  LayerAttribute(const char* v) : kind(Kind::kString), s(v) {}
+  LayerAttribute(std::string v) : kind(Kind::kString), s(std::move(v)) {}
+  LayerAttribute(std::vector<int64_t> v) : kind(Kind::kInts), ints(std::move(v)) {}
+  LayerAttribute(std::vector<float> v) : kind(Kind::kFloats), floats(std::move(v)) {}
+  Kind kind;
+  int64_t i = 0;
+  float f = 0;
+  std::string s;
+  std::vector<int64_t> ints;
+  std::vector<float> floats;
+};
+
 class Network {
  public:
   explicit Network(std::string name = "network");
@@ -256,6 +276,16 @@ class Network {
   // data taken at `indices` along axis (ONNX Gather); an embedding lookup is
   // gather(constant(table), token_ids, 0).
   NetworkTensor gather(NetworkTensor data, NetworkTensor indices, int64_t axis = 0, const std::string& name = "");
+
+  // ------------------------------------------------------- custom ops
+  // One node of a custom op (kiln/custom_op.h: registered, or from a loaded
+  // plugin) of `domain` at opset `domain_version`, on `inputs` (invalid
+  // handles for omitted optional inputs), with `num_outputs` outputs. The op
+  // is resolved and its shape inference run now, like any layer.
+  std::vector<NetworkTensor> custom_layer(const std::string& domain, const std::string& op,
+                                          const std::vector<NetworkTensor>& inputs,
+                                          const std::map<std::string, LayerAttribute>& attributes = {},
+                                          int num_outputs = 1, int domain_version = 1, const std::string& name = "");
 
   // ----------------------------------------------------------- attention
   // softmax(q · kᵀ · scale + mask) · v over q [..., S, D], k [..., L, D],

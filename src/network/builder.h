@@ -58,8 +58,10 @@ class LayerBuilder {
 
   // Adds a default-domain node named `<layer>/<part>` (the layer's name
   // itself for part ""), with its outputs named after it, and infers it.
+  // `domain` other than the default one: at opset `opset` (custom ops).
   Node* node(const std::string& op, std::vector<Value*> inputs, const std::string& part,
-             std::map<std::string, Attribute> attrs = {}, int outputs = 1);
+             std::map<std::string, Attribute> attrs = {}, int outputs = 1, const std::string& domain = "",
+             int opset = kNetworkOpset);
   // node() with one output, returned.
   Value* op(const std::string& op, std::vector<Value*> inputs, const std::string& part,
             std::map<std::string, Attribute> attrs = {}) {

@@ -110,13 +110,23 @@ Value* LayerBuilder::scalar(double v, DType dtype, const std::string& suffix) {
 }
 
 Node* LayerBuilder::node(const std::string& op, std::vector<Value*> inputs, const std::string& part,
-                         std::map<std::string, Attribute> attrs, int outputs) {
+                         std::map<std::string, Attribute> attrs, int outputs, const std::string& domain, int opset) {
   Graph& g = impl_.graph();
+  if (!domain.empty()) {
+    // One opset per domain in a model: the first custom layer of a domain
+    // fixes it.
+    auto [it, added] = impl_.model.opsets.emplace(domain, opset);
+    if (!added && it->second != opset)
+      throw error("domain '" + domain + "' is already used at opset " + std::to_string(it->second) + ", not " +
+                  std::to_string(opset));
+    g.opsets[domain] = opset;
+  }
   const std::string node_name = part.empty() ? name_ : name_ + "/" + part;
   std::vector<Value*> outs;
   for (int i = 0; i < outputs; ++i)
     outs.push_back(passes::add_fresh_value(g, outputs == 1 ? node_name : node_name + "/out" + std::to_string(i)));
-  Node* n = passes::add_node(g, op, node_name, std::move(inputs), std::move(outs), kNetworkOpset);
+  Node* n = passes::add_node(g, op, node_name, std::move(inputs), std::move(outs), domain.empty() ? kNetworkOpset : opset);
+  n->domain = domain;
   n->attrs = std::move(attrs);
   // Errors of the layer's main node read as the layer's own; those of its
   // inner nodes keep the node's description.
