@@ -1,5 +1,6 @@
 #include "onnx/mark_outputs.h"
 
+#include <filesystem>
 #include <unordered_set>
 
 #include "core/file.h"
@@ -11,9 +12,11 @@
 namespace kiln {
 
 MarkedModel mark_all_outputs(const std::string& path, const std::map<std::string, Shape>& shapes) {
-  // kiln's importer checks the file defensively first; the protobuf parse
-  // below then only re-reads what it accepted.
-  Model model = load_onnx_file(path);
+  // One read: kiln's importer checks the bytes defensively first; the
+  // protobuf parse below then only re-reads what it accepted.
+  const std::string bytes = read_file(path);
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  Model model = load_onnx_bytes(bytes.data(), bytes.size(), dir.empty() ? "." : dir, path);
   Graph& g = *model.graph;
   try {
     bind_input_shapes(g, shapes);
@@ -24,7 +27,6 @@ MarkedModel mark_all_outputs(const std::string& path, const std::map<std::string
   infer_graph(g, &unsupported);
 
   onnx::ModelProto proto;
-  const std::string bytes = read_file(path);
   if (!proto.ParseFromString(bytes)) throw Error(path + ": not a valid ONNX ModelProto");
   onnx::GraphProto* gp = proto.mutable_graph();
   for (const onnx::TensorProto& t : gp->initializer())

@@ -40,6 +40,11 @@ void complete_feed(const Session& s, Feed& feed, const std::map<std::string, Sha
 // Writes each output to DIR/NAME.npy (or .pb with format "pb"), creating DIR.
 void write_outputs(const Session& s, const std::vector<Tensor>& outs, const std::string& dir,
                    const std::string& format);
+// A CSV field as RFC 4180 wants it: quoted (quotes doubled) when it holds a
+// comma, quote or line break.
+std::string csv_field(const std::string& s);
+// An output's name as a file name (write_outputs): / \ : become _.
+std::string output_file_stem(const std::string& name);
 // Linear interpolation between closest ranks, on sorted values (0 when empty).
 double percentile(const std::vector<double>& sorted, double p);
 double median(std::vector<double> v);

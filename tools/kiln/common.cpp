@@ -97,12 +97,23 @@ void write_outputs(const Session& s, const std::vector<Tensor>& outs, const std:
   std::filesystem::create_directories(dir);
   for (size_t i = 0; i < outs.size(); ++i) {
     const std::string& name = s.outputs()[i].name;
-    std::string safe = name;
-    std::replace_if(safe.begin(), safe.end(), [](char c) { return c == '/' || c == '\\' || c == ':'; }, '_');
-    std::string path = dir + "/" + safe + (format == "pb" ? ".pb" : ".npy");
+    std::string path = dir + "/" + output_file_stem(name) + (format == "pb" ? ".pb" : ".npy");
     if (format == "pb") save_tensor_pb(outs[i], name, path);
     else save_npy(outs[i], path);
   }
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+std::string output_file_stem(const std::string& name) {
+  std::string safe = name;
+  std::replace_if(safe.begin(), safe.end(), [](char c) { return c == '/' || c == '\\' || c == ':'; }, '_');
+  return safe;
 }
 
 std::string summarize(const Tensor& t) {

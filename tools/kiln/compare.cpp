@@ -130,8 +130,7 @@ std::vector<std::optional<Tensor>> read_ref_dir(const std::string& dir, const st
   if (!fs::is_directory(dir)) throw Error("--ref " + dir + ": not a folder (nor 'ort' or 'kiln')");
   std::vector<std::optional<Tensor>> refs;
   for (size_t k = 0; k < names.size(); ++k) {
-    std::string safe = names[k];
-    std::replace_if(safe.begin(), safe.end(), [](char c) { return c == '/' || c == '\\' || c == ':'; }, '_');
+    const std::string safe = output_file_stem(names[k]);
     std::optional<Tensor> t;
     for (const std::string& f : {dir + "/" + safe + ".npy", dir + "/" + safe + ".pb",
                                  dir + "/output_" + std::to_string(k) + ".pb"})

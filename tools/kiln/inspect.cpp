@@ -254,13 +254,6 @@ void emit_yaml(YAML::Emitter& out, const json& j) {
   }
 }
 
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
-
 // Shapes of the CSV and the table: "1x64x56x56", several joined by ";"; "?"
 // for an unknown rank. `sep` joins the dims.
 std::string shapes_text(const json& shapes, const char* sep = "x") {

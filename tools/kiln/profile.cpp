@@ -206,12 +206,6 @@ void profile_main(const ProfileArgs& a) {
     return;
   }
   if (a.format == "csv") {
-    // RFC 4180 quoting: fields with commas or quotes are quoted, quotes doubled.
-    const auto quoted = [](const std::string& v) {
-      std::string q = "\"";
-      for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-      return q + "\"";
-    };
     std::printf("index,name,op,outputs,median_ms,share,flops,gflops,peak_fraction,origins\n");
     for (const NodeRow& r : rows) {
       const auto& n = nodes[r.index];
@@ -219,10 +213,10 @@ void profile_main(const ProfileArgs& a) {
       for (const auto& t : n.output_types) outs += (outs.empty() ? "" : ";") + t;
       for (const auto& o : n.origins) origins += (origins.empty() ? "" : ";") + o;
       const double g = gflops(n.flops, r.median_ms);
-      std::printf("%zu,%s,%s,%s,%.4f,%.4f,%s,%s,%s,%s\n", r.index, quoted(n.name).c_str(), n.op.c_str(),
-                  quoted(outs).c_str(), r.median_ms, share(r.median_ms) / 100,
+      std::printf("%zu,%s,%s,%s,%.4f,%.4f,%s,%s,%s,%s\n", r.index, csv_field(n.name).c_str(), n.op.c_str(),
+                  csv_field(outs).c_str(), r.median_ms, share(r.median_ms) / 100,
                   n.flops < 0 ? "" : std::to_string(n.flops).c_str(), g < 0 ? "" : std::to_string(g).c_str(),
-                  g < 0 ? "" : std::to_string(g / peak).c_str(), quoted(origins).c_str());
+                  g < 0 ? "" : std::to_string(g / peak).c_str(), csv_field(origins).c_str());
     }
     return;
   }
