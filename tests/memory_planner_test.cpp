@@ -6,6 +6,7 @@
 #include <cstring>
 #include <thread>
 
+#include "kernels/cpu/dnnl_glue.h"
 #include "kiln/session.h"
 #include "model_builder.h"
 
@@ -40,6 +41,12 @@ TEST(MemoryPlanner, ChainArenaIsSmallerThanItsTensors) {
   // Nine tensors of 16 KiB (the conv outputs, Relu fused in, and the skip
   // sum) of which at most three are live at once: a conv's input and output,
   // and the middle layer's output held for the skip Add through its views.
+  // With AVX-512's 16-channel blocks the 8 channels are padded to 16 and
+  // the layout differs (tests/passes_test.cpp, blocks_of_avx2).
+  if (dnnl_glue::channel_block() != 8) {
+    EXPECT_LT(s.arena_bytes(), s.planned_bytes() / 2);
+    return;
+  }
   EXPECT_GE(s.planned_bytes(), 9u * 16384);
   EXPECT_EQ(s.arena_bytes(), 3u * 16384);
 }

@@ -11,6 +11,7 @@
 #include "core/thread_pool.h"
 #include "ir/epilogue.h"
 #include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/dnnl_glue.h"
 #include "ir/infer.h"
 #include "ir/verify.h"
 #include "kiln/session.h"
@@ -101,6 +102,14 @@ std::vector<Tensor> run(const Graph& g, const std::vector<Tensor>& feed) {
 // The layout pass only blocks convs oneDNN runs with a JIT kernel, which it
 // has for AVX2 and up: below that (KILN_CPU_ISA=scalar) convs stay plain.
 bool blocked_convs_available() { return cpu_isa_selected() >= CpuIsa::kAvx2; }
+
+// The node lists some layout tests expect are the pass's choices with AVX2's
+// 8-channel blocks; with AVX-512's 16-channel blocks (and its own oneDNN
+// kernels) the pass rightly leaves some of their odd-width convs plain.
+// Outputs are checked at every ISA (check_passes); the node lists only with
+// 8-channel blocks, which ctest also runs on AVX-512 machines (test
+// unit_avx2: KILN_CPU_ISA=avx2).
+bool blocks_of_avx2() { return dnnl_glue::channel_block() == 8; }
 
 // "Conv+Relu" for a Conv with a Relu epilogue.
 std::string ops_of(const Graph& g) {
@@ -755,7 +764,9 @@ TEST(LayoutBlocked, ConvChainStaysBlockedBetweenEdges) {
   b.node("GlobalAveragePool", {"s"}, {"g"});
   b.node("Flatten", {"g"}, {"y"});
   const std::string ops = check_passes(b, {"fuse_epilogue", "layout_blocked"}, 1e-4);
+  if (!blocks_of_avx2()) return;
   EXPECT_EQ(count_op(ops, "BlockedConv"), 3) << ops;
+
   EXPECT_EQ(count_op(ops, "BlockedPool"), 2) << ops;
   EXPECT_EQ(count_op(ops, "ToBlocked"), 0) << ops;    // the RGB stem reads NCHW
   EXPECT_EQ(count_op(ops, "FromBlocked"), 1) << ops;  // only before Flatten
@@ -790,6 +801,7 @@ TEST(LayoutBlocked, ConvGeometriesAndEpilogues) {
     set_ints(conv, "pads", c.pads);
     b.node(c.act, {"c"}, {"y"});
     const std::string ops = check_passes(b, {"fuse_epilogue", "layout_blocked"}, 1e-4);
+    if (!blocks_of_avx2()) continue;
     EXPECT_EQ(count_op(ops, "BlockedConv"), 2) << ops << " for group " << c.group << " k " << c.k;
     EXPECT_NE(ops.find(std::string("BlockedConv+") + (std::string(c.act) == "HardSwish" ? "HardSwish" : c.act)),
               std::string::npos) << ops;
@@ -815,6 +827,7 @@ TEST(LayoutBlocked, SqueezeExciteConcatAndChannelConstants) {
   // The 16-channel 3x3 conv runs Winograd: its rounding differs from the
   // direct reference by ~1e-6 of the sum of the terms' magnitudes.
   const std::string ops = check_passes(b, {"fuse_epilogue", "layout_blocked"}, 1e-4, 2e-4);
+  if (!blocks_of_avx2()) return;
   EXPECT_EQ(count_op(ops, "BlockedConv"), 4) << ops;
   EXPECT_EQ(count_op(ops, "FromBlocked"), 1) << ops;  // the graph output
   EXPECT_EQ(count_op(ops, "ToBlocked"), 1) << ops;    // the graph input
@@ -1233,6 +1246,7 @@ TEST(LayoutBlocked, PreActivationBatchNormIsOneScaleShift) {
   b.node("Relu", {"bn"}, {"r"});
   b.node("Conv", {"r", "w2"}, {"y"});
   const std::string ops = check_passes(b, {"batchnorm_to_affine", "fuse_epilogue", "layout_blocked"}, 1e-4);
+  if (!blocks_of_avx2()) return;
   EXPECT_EQ(count_op(ops, "BlockedScaleShift+Relu"), 1) << ops;
   EXPECT_EQ(count_op(ops, "FromBlocked"), 1) << ops;
 }

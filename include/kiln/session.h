@@ -141,6 +141,16 @@ class Session {
 
 std::string version();
 
+// What this copy of kiln is: `kiln --version` prints it.
+struct BuildInfo {
+  std::string version;      // "0.1.0"
+  std::string commit;       // git commit it was built from ("-dirty": with local changes), or "unknown"
+  std::string build_type;   // CMake build type: Release, RelWithDebInfo, ...
+  std::string compiler;     // "GNU 12.2.0"
+  std::vector<std::string> isas;  // kernel instruction sets compiled in ("scalar", "avx2", "avx512"); one is chosen at run time
+};
+BuildInfo build_info();
+
 // Building engine files (kiln build).
 struct BuildOptions {
   // opt_level, threads, disabled_passes and memory_planner as for a session;

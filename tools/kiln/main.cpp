@@ -5,6 +5,23 @@
 #include "cli.h"
 #include "kiln/custom_op.h"
 #include "kiln/error.h"
+#include "kiln/session.h"
+#include "kernels/cpu/cpu_isa.h"
+
+namespace {
+
+// Like `gcc --version`: what was built, from which commit, how, and which
+// kernel instruction sets are in the binary (and which one this CPU gets).
+void print_version() {
+  const kiln::BuildInfo info = kiln::build_info();
+  std::string isas;
+  for (const std::string& isa : info.isas) isas += (isas.empty() ? "" : ", ") + isa;
+  std::printf("kiln %s\ncommit: %s\nbuild: %s, %s\nkernels: %s (this CPU runs %s)\n", info.version.c_str(),
+              info.commit.c_str(), info.build_type.c_str(), info.compiler.c_str(), isas.c_str(),
+              kiln::cpu_isa_name(kiln::cpu_isa_selected()));
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"kiln: an inference engine for ONNX models (CPU)"};
@@ -45,7 +62,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (show_version) {
-    std::printf("kiln %s\n", kiln::version().c_str());
+    print_version();
     return 0;
   }
   if (app.get_subcommands().empty()) {

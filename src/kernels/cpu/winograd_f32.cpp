@@ -84,7 +84,7 @@ WorkSplit split_work(int64_t points, int64_t tiles, int64_t in_floats, int64_t m
 
 }  // namespace
 
-bool WinogradF32Conv::available() { return cpu_isa_selected() >= CpuIsa::kAvx2; }
+bool WinogradF32Conv::available() { return cpu_isa_selected() == CpuIsa::kAvx2; }
 
 bool WinogradF32Conv::supports(int64_t kh, int64_t kw, int64_t stride_h, int64_t stride_w, int64_t dil_h,
                                int64_t dil_w, int64_t group, const std::vector<int64_t>& pads_begin,

@@ -35,7 +35,10 @@ class WinogradF32Conv {
  public:
   static constexpr int64_t kBlock = 8;
 
-  // Whether this CPU runs it (AVX2 + FMA, not capped below by KILN_CPU_ISA).
+  // Whether this process runs it: its kernels are AVX2 + FMA on the
+  // 8-channel blocked layout, which is the layout only when AVX2 is the
+  // selected ISA (with AVX-512 the blocks are 16 channels and oneDNN's
+  // AVX-512 convolutions run; below AVX2 there is no Winograd kernel).
   static bool available();
   // Whether a conv of these attributes is one it computes.
   static bool supports(int64_t kh, int64_t kw, int64_t stride_h, int64_t stride_w, int64_t dil_h, int64_t dil_w,
