@@ -52,6 +52,14 @@ const Tensor& KernelContext::input(size_t i) const {
   return *inputs_[i];
 }
 
+void* KernelContext::scratch(size_t bytes) {
+  if (!scratch_) {
+    own_scratch_ = std::make_unique<RunScratch>();
+    scratch_ = own_scratch_.get();
+  }
+  return scratch_->get(bytes);
+}
+
 Tensor& KernelContext::output(size_t i, DType dtype, Shape shape) { return planned_output(i, dtype, std::move(shape), true); }
 
 Tensor& KernelContext::output_uninitialized(size_t i, DType dtype, Shape shape) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/run_scratch.h"
 #include "ir/graph.h"
 #include "kiln/error.h"
 #include "kiln/tensor.h"
@@ -96,9 +97,10 @@ struct OutputBlock {
 
 class KernelContext {
  public:
+  // `scratch`: the run's temporary memory (null: the context makes its own).
   KernelContext(const Node& node, std::span<const Tensor* const> inputs, std::span<Tensor> outputs,
-                const Frame* frame, ThreadPool* pool = nullptr)
-      : node_(node), inputs_(inputs), outputs_(outputs), frame_(frame), pool_(pool) {}
+                const Frame* frame, ThreadPool* pool = nullptr, RunScratch* scratch = nullptr)
+      : node_(node), inputs_(inputs), outputs_(outputs), frame_(frame), pool_(pool), scratch_(scratch) {}
   const Node& node() const { return node_; }
   size_t num_inputs() const { return inputs_.size(); }
   size_t num_outputs() const { return outputs_.size(); }
@@ -122,6 +124,9 @@ class KernelContext {
   // The session's intra-op pool; null runs everything on the calling thread
   // (kiln::parallel_for in core/thread_pool.h accepts both).
   ThreadPool* thread_pool() const { return pool_; }
+  // Temporary memory for this call only (at least `bytes`, 64-byte aligned),
+  // exclusive to this run: several runs of one session never share it.
+  void* scratch(size_t bytes);
   // Set by the executor: one block per output (empty: all on the heap).
   void set_output_blocks(std::span<OutputBlock> blocks) { blocks_ = blocks; }
   // For a kernel that computes its outputs through an inner context with the
@@ -137,6 +142,8 @@ class KernelContext {
   const Frame* frame_;
   ThreadPool* pool_;
   std::span<OutputBlock> blocks_;
+  RunScratch* scratch_;
+  std::unique_ptr<RunScratch> own_scratch_;
 };
 
 class Kernel {

@@ -101,6 +101,11 @@ Shape with_batch(Shape shape, int64_t n) {
   return shape;
 }
 
+// The run's scratchpad for a oneDNN call (null when it needs none).
+void* scratchpad_for(const dnnl_glue::Call& call, KernelContext& ctx) {
+  return call.scratchpad_bytes() > 0 ? ctx.scratch(call.scratchpad_bytes()) : nullptr;
+}
+
 // ---- ToBlocked / FromBlocked: oneDNN reorders ---------------------------------
 
 class ReorderKernel : public Kernel {
@@ -131,9 +136,11 @@ class ReorderKernel : public Kernel {
         memory::desc plain(shape, kF32, Tag::nchw), blocked(shape, kF32, dnnl_glue::blocked_tag(block));
         const memory::desc& from = to_blocked_ ? plain : blocked;
         const memory::desc& to = to_blocked_ ? blocked : plain;
-        dnnl::reorder r(dnnl::reorder::primitive_desc(dnnl_glue::engine(), from, dnnl_glue::engine(), to));
-        return std::make_shared<dnnl_glue::Call>(r, std::vector<std::pair<int, memory::desc>>{{DNNL_ARG_FROM, from},
-                                                                                             {DNNL_ARG_TO, to}});
+        const dnnl::reorder::primitive_desc pd(dnnl_glue::engine(), from, dnnl_glue::engine(), to,
+                                               dnnl_glue::attr_for_concurrent_runs());
+        return std::make_shared<dnnl_glue::Call>(
+            dnnl::reorder(pd), pd.scratchpad_desc(),
+            std::vector<std::pair<int, memory::desc>>{{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
       });
     };
     std::call_once(all_chunks_, [&] {  // as BlockedConv does
@@ -143,7 +150,7 @@ class ReorderKernel : public Kernel {
       const auto& call = call_for(n);
       call->run({static_cast<const std::byte*>(x.raw()) + static_cast<size_t>(start) * x_sample,
                  static_cast<std::byte*>(y.raw()) + static_cast<size_t>(start) * y_sample},
-                threads_of(ctx));
+                threads_of(ctx), scratchpad_for(*call, ctx));
     });
   }
 
@@ -226,7 +233,7 @@ dnnl::convolution_forward::primitive_desc conv_pd(const ConvSetup& s, const dnnl
 // input 3), y = epilogue(conv + sum): a binary add first, reading the sum
 // while the conv stores.
 dnnl::primitive_attr conv_attr(const Node& conv, const memory::desc* sum = nullptr) {
-  dnnl::primitive_attr attr;
+  dnnl::primitive_attr attr = dnnl_glue::attr_for_concurrent_runs();
   dnnl::post_ops po;
   if (sum) po.append_binary(dnnl::algorithm::binary_add, *sum);
   dnnl::post_ops steps;
@@ -429,9 +436,9 @@ class BlockedConvKernel : public Kernel {
         g.OW = p.setup.g.out[1];
         p.winograd->run(g, xs, ys, ctx.thread_pool(), sums);
       } else if (sums) {
-        p.call->run({xs, ys, sums}, threads_of(ctx));
+        p.call->run({xs, ys, sums}, threads_of(ctx), scratchpad_for(*p.call, ctx));
       } else {
-        p.call->run({xs, ys}, threads_of(ctx));
+        p.call->run({xs, ys}, threads_of(ctx), scratchpad_for(*p.call, ctx));
       }
     });
   }
@@ -550,7 +557,7 @@ class BlockedConvKernel : public Kernel {
     if (bias_.defined()) fixed.emplace(DNNL_ARG_BIAS, wrap(p.pd.bias_desc(), bias_.raw()));
     std::vector<std::pair<int, memory::desc>> args = {{DNNL_ARG_SRC, p.pd.src_desc()}, {DNNL_ARG_DST, p.pd.dst_desc()}};
     if (has_sum(node_)) args.emplace_back(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, dst);
-    p.call = std::make_shared<dnnl_glue::Call>(p.prim, std::move(args), std::move(fixed));
+    p.call = std::make_shared<dnnl_glue::Call>(p.prim, p.pd.scratchpad_desc(), std::move(args), std::move(fixed));
     return p;
   }
 

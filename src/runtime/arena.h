@@ -58,6 +58,7 @@ struct RunState {
   std::vector<const Tensor*> in_ptrs;
   std::vector<Tensor> outs;
   std::vector<OutputBlock> blocks;
+  RunScratch kernel_scratch;  // KernelContext::scratch() of this run's kernels
 };
 
 class RunPlan {

@@ -247,7 +247,7 @@ std::vector<Tensor> CompiledGraph::run_frame(const std::vector<Tensor>& inputs, 
     }
     std::vector<Tensor>& outs = scratch.outs;
     outs.assign(node.outputs.size(), Tensor());
-    KernelContext ctx(node, scratch.in_ptrs, outs, &frame, frame.pool_);
+    KernelContext ctx(node, scratch.in_ptrs, outs, &frame, frame.pool_, &scratch.kernel_scratch);
     std::vector<OutputBlock>& blocks = scratch.blocks;
     if (plan || recorder) {
       blocks.assign(node.outputs.size(), OutputBlock{});

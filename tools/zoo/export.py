@@ -172,6 +172,9 @@ MODELS = {
     "convnext_tiny": _image_spec(lambda: _tv().convnext_tiny(weights=None)),
     "vit_b_16": _image_spec(_vit),
     "regnet_y_400mf": _image_spec(lambda: _tv().regnet_y_400mf(weights=None)),
+    # grouped (not depthwise) convolutions: 32 groups of 4, groups of 16
+    "resnext50_32x4d": _image_spec(lambda: _tv().resnext50_32x4d(weights=None)),
+    "regnet_x_400mf": _image_spec(lambda: _tv().regnet_x_400mf(weights=None)),
     "deeplabv3_mobilenet_v3_large": _image_spec(lambda: _OutOnly(
         _tv().segmentation.deeplabv3_mobilenet_v3_large(
             weights=None, weights_backbone=None, aux_loss=False)),

@@ -71,11 +71,21 @@ void execute(const dnnl::primitive& p, const std::unordered_map<int, dnnl::memor
   s.wait();
 }
 
-Call::Call(dnnl::primitive prim, std::vector<std::pair<int, dnnl::memory::desc>> args,
-           std::unordered_map<int, dnnl::memory> fixed)
-    : prim_(std::move(prim)), args_(std::move(args)), fixed_(std::move(fixed)) {}
+dnnl::primitive_attr attr_for_concurrent_runs() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
 
-void Call::run(std::initializer_list<const void*> data, int threads) const {
+Call::Call(dnnl::primitive prim, const dnnl::memory::desc& scratchpad,
+           std::vector<std::pair<int, dnnl::memory::desc>> args, std::unordered_map<int, dnnl::memory> fixed)
+    : prim_(std::move(prim)),
+      scratchpad_desc_(scratchpad),
+      scratchpad_bytes_(scratchpad.get_size()),
+      args_(std::move(args)),
+      fixed_(std::move(fixed)) {}
+
+void Call::run(std::initializer_list<const void*> data, int threads, void* scratchpad) const {
   std::unique_ptr<ArgSet> set;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -85,6 +95,7 @@ void Call::run(std::initializer_list<const void*> data, int threads) const {
     }
   }
   if (data.size() != args_.size()) throw std::logic_error("dnnl_glue::Call: wrong number of arguments");
+  if (scratchpad_bytes_ > 0 && !scratchpad) throw std::logic_error("dnnl_glue::Call: no scratchpad given");
   const void* const* ptr = data.begin();
   if (!set) {
     set = std::make_unique<ArgSet>();
@@ -93,8 +104,13 @@ void Call::run(std::initializer_list<const void*> data, int threads) const {
       set->per_run.emplace_back(args_[i].second, engine(), const_cast<void*>(ptr[i]));
       set->map.emplace(args_[i].first, set->per_run.back());
     }
+    if (scratchpad_bytes_ > 0) {
+      set->scratchpad = dnnl::memory(scratchpad_desc_, engine(), scratchpad);
+      set->map.emplace(DNNL_ARG_SCRATCHPAD, set->scratchpad);
+    }
   } else {
     for (size_t i = 0; i < args_.size(); ++i) set->per_run[i].set_data_handle(const_cast<void*>(ptr[i]));
+    if (scratchpad_bytes_ > 0) set->scratchpad.set_data_handle(scratchpad);
   }
   execute(prim_, set->map, threads);
   std::lock_guard<std::mutex> lock(mutex_);
