@@ -51,6 +51,28 @@ ThreadPool::ThreadPool(int threads) : num_threads_(threads > 0 ? threads : physi
 
 namespace {
 
+// ThreadSanitizer does not see libgomp's fork and join (libgomp is not
+// instrumented), so it would take every chunk's read of data the caller wrote
+// before the fork, and the caller's read of what chunks wrote, for races. These
+// annotations tell it about the two happens-before edges GOMP_parallel gives.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define KILN_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define KILN_TSAN 1
+#endif
+#ifdef KILN_TSAN
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+void tsan_release(void* addr) { __tsan_release(addr); }
+void tsan_acquire(void* addr) { __tsan_acquire(addr); }
+#else
+void tsan_release(void*) {}
+void tsan_acquire(void*) {}
+#endif
+
 struct Job {
   const std::function<void(int64_t, int64_t)>* fn;
   int64_t n;
@@ -63,6 +85,7 @@ struct Job {
 // unless the team came out smaller than asked, e.g. when nested).
 void run_team_member(void* data) {
   Job& job = *static_cast<Job*>(data);
+  tsan_acquire(&job.fn);  // the fork
   const int team = omp_get_num_threads(), me = omp_get_thread_num();
   for (int chunk = me; chunk < job.chunks; chunk += team) {
     const int64_t begin = job.n * chunk / job.chunks, end = job.n * (chunk + 1) / job.chunks;
@@ -73,6 +96,7 @@ void run_team_member(void* data) {
       if (!job.error) job.error = std::current_exception();
     }
   }
+  tsan_release(&job.n);  // the join
 }
 
 }  // namespace
@@ -85,7 +109,9 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     return;
   }
   Job job{&fn, n, chunks, {}, {}};
+  tsan_release(&job.fn);
   GOMP_parallel(run_team_member, &job, static_cast<unsigned>(chunks), 0);
+  tsan_acquire(&job.n);
   if (job.error) std::rethrow_exception(job.error);
 }
 

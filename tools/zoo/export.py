@@ -32,7 +32,8 @@ deterministic for a given torch/torchvision build.
 with dynamic `height` and `width` axes on the input and the output too.
 
 --small selects the quick set used by CI:
-    squeezenet1_1, mobilenet_v3_small, shufflenet_v2_x1_0, lstm, gru
+    squeezenet1_1, mobilenet_v3_small, shufflenet_v2_x1_0, regnet_x_400mf
+    (grouped convolutions), lstm, gru
 
 Needs torch, torchvision and onnx (Debian's python3-torch 1.13,
 python3-torchvision, python3-onnx); onnxruntime is not needed.
@@ -54,7 +55,7 @@ BN_PASSES = 3
 BN_BATCH = 4
 SEED = 1234
 
-SMALL = ["squeezenet1_1", "mobilenet_v3_small", "shufflenet_v2_x1_0", "lstm", "gru"]
+SMALL = ["squeezenet1_1", "mobilenet_v3_small", "shufflenet_v2_x1_0", "regnet_x_400mf", "lstm", "gru"]
 
 
 class ModelSpec:
