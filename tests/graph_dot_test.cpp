@@ -12,7 +12,7 @@
 #include "ir/infer.h"
 #include "model_builder.h"
 #include "onnx/import.h"
-#include "runtime/session_impl.h"
+#include "pipeline/prepare.h"
 
 namespace kiln::test {
 

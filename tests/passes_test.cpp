@@ -19,7 +19,7 @@
 #include "onnx/import.h"
 #include "op_harness.h"
 #include "passes/pass_manager.h"
-#include "passes/rewrite.h"
+#include "ir/rewrite.h"
 #include "runtime/executor.h"
 
 namespace kiln::test {
@@ -143,7 +143,7 @@ std::string check_passes(const Builder& b, std::vector<std::string> names, doubl
       if (p.name == name) {
         opt.graph->relink();
         changed |= p.run(*opt.graph);
-        passes::erase_detached_nodes(*opt.graph);
+        erase_detached_nodes(*opt.graph);
         opt.graph->sort_topologically();
         std::vector<std::string> unsupported;
         infer_graph(*opt.graph, &unsupported);
@@ -611,7 +611,7 @@ TEST(RecognizeAttention, KernelSplitsOverThreads) {
   AttentionCase c = {{2, 5}, 130, 77, 24, 12, {2, 1, 130, 77}, 0, 2, false};
   Model ref = load(attention_model(c)), opt = load(attention_model(c));
   EXPECT_TRUE(run_pass(*opt.graph, "recognize_attention"));
-  passes::erase_detached_nodes(*opt.graph);
+  erase_detached_nodes(*opt.graph);
   opt.graph->sort_topologically();
   std::vector<std::string> unsupported;
   infer_graph(*opt.graph, &unsupported);

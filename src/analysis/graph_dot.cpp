@@ -478,7 +478,7 @@ class DotWriter {
       out_ << " peripheries=2 penwidth=2";
       ++st_.fused;
     }
-    if (n.domain == "kiln") out_ << " style=\"rounded,filled,bold\" color=\"#5d4037\"";
+    if (n.domain == kKilnDomain) out_ << " style=\"rounded,filled,bold\" color=\"#5d4037\"";
     out_ << " class=\"op-" << family << (fused ? " fused" : "") << "\"";
     out_ << "];\n";
     ++st_.nodes;
@@ -522,7 +522,7 @@ class DotWriter {
   }
 
   bool present_kiln_op() const {
-    return std::any_of(g_.nodes.begin(), g_.nodes.end(), [](const auto& n) { return n->domain == "kiln"; });
+    return std::any_of(g_.nodes.begin(), g_.nodes.end(), [](const auto& n) { return n->domain == kKilnDomain; });
   }
 
   // One node, an HTML-like table: the families present in this graph and

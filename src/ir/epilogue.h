@@ -10,19 +10,16 @@
 // epilogue into its own loops says so with Kernel::applies_epilogue();
 // otherwise make_kernel wraps it and applies the epilogue on the output
 // after the kernel ran (correct for any kernel, one extra pass over memory).
+// The steps and their arithmetic are kernels/cpu/epilogue.h; this file is
+// how a node carries them.
 #pragma once
 #include <string>
 #include <vector>
 
 #include "ir/graph.h"
+#include "kernels/cpu/epilogue.h"
 
 namespace kiln {
-
-struct EpilogueStep {
-  enum class Kind { kRelu, kClip, kLeakyRelu, kSigmoid, kHardSigmoid, kHardSwish, kSilu, kGelu, kGeluTanh, kTanh };
-  Kind kind;
-  float alpha = 0, beta = 0;  // Clip: min, max; LeakyRelu: alpha; HardSigmoid: alpha, beta
-};
 
 // Ops whose output may carry an epilogue: those that write a fresh float
 // output (never a view of an input).
@@ -32,18 +29,5 @@ void append_epilogue(Node& n, const EpilogueStep& step);
 bool has_epilogue(const Node& n);
 // "Relu", "Clip(0,6)", ... for dumps and tests.
 std::string epilogue_str(const Node& n);
-
-class ThreadPool;
-
-// Applies the steps to every element, one step at a time, rounding to the
-// tensor's type after each like the unfused activation ops do. float64 and
-// the exact steps (Relu, Clip, LeakyRelu) give the unfused ops' bits; the
-// other float32 steps compute in float (kernels/cpu/vec_math_f32.h), within a
-// few ulp of them. float32 and float64 only; large tensors run on `pool`.
-void apply_epilogue(const std::vector<EpilogueStep>& steps, Tensor& t, ThreadPool* pool = nullptr);
-double apply_epilogue(const std::vector<EpilogueStep>& steps, double x);
-// The float32 steps on p[0, n), on the calling thread (for kernels that fuse
-// the epilogue into their own loops).
-void apply_epilogue(const std::vector<EpilogueStep>& steps, float* p, int64_t n);
 
 }  // namespace kiln

@@ -16,6 +16,11 @@
 
 namespace kiln {
 
+// kiln's own op domain: the ops the optimizer introduces (blocked layout,
+// fused attention, ...). Such ops also appear in optimized exports and
+// engines, so they are checked like any other op when loaded.
+inline constexpr const char* kKilnDomain = "kiln";
+
 struct OpSchema;
 struct Graph;
 

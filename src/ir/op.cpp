@@ -133,7 +133,7 @@ const OpSchema* OpRegistry::find(const std::string& domain, const std::string& o
     *issue = SupportIssue::kUnknownOp;
     *why = "op " + full + " is unknown";
     // Not a domain kiln ships ops for: most likely a custom op.
-    if (!domain.empty() && domain != "ai.onnx" && domain != "ai.onnx.ml" && domain != "kiln" &&
+    if (!domain.empty() && domain != "ai.onnx" && domain != "ai.onnx.ml" && domain != kKilnDomain &&
         domain != "com.microsoft")
       *why += " (a custom op: load the plugin that implements it with --plugin, or register it with "
               "kiln::register_custom_op)";

@@ -7,7 +7,7 @@
 #include "ir/op.h"
 #include "network/builder.h"
 #include "onnx/export.h"
-#include "passes/rewrite.h"
+#include "ir/rewrite.h"
 
 namespace kiln {
 
@@ -72,7 +72,7 @@ LayerBuilder::~LayerBuilder() {
   if (done_) return;
   // Roll back: the nodes and values this layer added are the last ones.
   Graph& g = impl_.graph();
-  for (size_t i = first_node_; i < g.nodes.size(); ++i) passes::detach_node(g, g.nodes[i].get());
+  for (size_t i = first_node_; i < g.nodes.size(); ++i) detach_node(g, g.nodes[i].get());
   g.nodes.resize(first_node_);
   for (size_t i = first_value_; i < g.values.size(); ++i) g.by_name.erase(g.values[i]->name);
   g.values.resize(first_value_);
@@ -92,13 +92,13 @@ Value* LayerBuilder::in(const NetworkTensor& t, const char* what) const {
 Value* LayerBuilder::weight(const Tensor& t, const std::string& suffix) {
   if (!t.defined()) throw error(suffix + " is an empty tensor");
   if (t.empty_storage() && t.numel() > 0) throw error(suffix + " has no data");
-  return passes::add_constant(impl_.graph(), name_ + "." + suffix, t);
+  return add_constant(impl_.graph(), name_ + "." + suffix, t);
 }
 
 Value* LayerBuilder::ints(const std::vector<int64_t>& v, const std::string& suffix) {
   Tensor t(DType::kInt64, {static_cast<int64_t>(v.size())});
   std::copy(v.begin(), v.end(), t.data<int64_t>());
-  return passes::add_constant(impl_.graph(), name_ + "." + suffix, t);
+  return add_constant(impl_.graph(), name_ + "." + suffix, t);
 }
 
 Value* LayerBuilder::scalar(double v, DType dtype, const std::string& suffix) {
@@ -106,7 +106,7 @@ Value* LayerBuilder::scalar(double v, DType dtype, const std::string& suffix) {
   if (dtype == DType::kFloat32) t.data<float>()[0] = static_cast<float>(v);
   else if (dtype == DType::kFloat64) t.data<double>()[0] = v;
   else throw error("needs a float or double input, got " + dtype_name(dtype));
-  return passes::add_constant(impl_.graph(), name_ + "." + suffix, t);
+  return add_constant(impl_.graph(), name_ + "." + suffix, t);
 }
 
 Node* LayerBuilder::node(const std::string& op, std::vector<Value*> inputs, const std::string& part,
@@ -124,8 +124,8 @@ Node* LayerBuilder::node(const std::string& op, std::vector<Value*> inputs, cons
   const std::string node_name = part.empty() ? name_ : name_ + "/" + part;
   std::vector<Value*> outs;
   for (int i = 0; i < outputs; ++i)
-    outs.push_back(passes::add_fresh_value(g, outputs == 1 ? node_name : node_name + "/out" + std::to_string(i)));
-  Node* n = passes::add_node(g, op, node_name, std::move(inputs), std::move(outs), domain.empty() ? kNetworkOpset : opset);
+    outs.push_back(add_fresh_value(g, outputs == 1 ? node_name : node_name + "/out" + std::to_string(i)));
+  Node* n = add_node(g, op, node_name, std::move(inputs), std::move(outs), domain.empty() ? kNetworkOpset : opset);
   n->domain = domain;
   n->attrs = std::move(attrs);
   // Errors of the layer's main node read as the layer's own; those of its

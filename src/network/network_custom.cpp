@@ -1,7 +1,7 @@
 // Network::custom_layer: a node of a custom op (kiln/custom_op.h) in a
 // hand-built network, checked against the registry like any layer.
 #include "network/builder.h"
-#include "passes/rewrite.h"
+#include "ir/rewrite.h"
 
 namespace kiln {
 
@@ -10,10 +10,10 @@ namespace {
 Attribute ir_attribute(const LayerAttribute& a) {
   Attribute out;
   switch (a.kind) {
-    case LayerAttribute::Kind::kInt: return passes::int_attr(a.i);
-    case LayerAttribute::Kind::kFloat: return passes::float_attr(a.f);
-    case LayerAttribute::Kind::kString: return passes::string_attr(a.s);
-    case LayerAttribute::Kind::kInts: return passes::ints_attr(a.ints);
+    case LayerAttribute::Kind::kInt: return int_attr(a.i);
+    case LayerAttribute::Kind::kFloat: return float_attr(a.f);
+    case LayerAttribute::Kind::kString: return string_attr(a.s);
+    case LayerAttribute::Kind::kInts: return ints_attr(a.ints);
     case LayerAttribute::Kind::kFloats:
       out.kind = Attribute::Kind::kFloats;
       out.floats = a.floats;

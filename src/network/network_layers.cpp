@@ -5,14 +5,10 @@
 #include <cmath>
 
 #include "network/builder.h"
-#include "passes/rewrite.h"
+#include "ir/rewrite.h"
 
 namespace kiln {
 
-using passes::float_attr;
-using passes::int_attr;
-using passes::ints_attr;
-using passes::string_attr;
 using Attrs = std::map<std::string, Attribute>;
 
 namespace {

@@ -4,13 +4,10 @@
 #include <numeric>
 
 #include "network/builder.h"
-#include "passes/rewrite.h"
+#include "ir/rewrite.h"
 
 namespace kiln {
 
-using passes::int_attr;
-using passes::ints_attr;
-using passes::string_attr;
 
 namespace {
 

@@ -11,7 +11,6 @@
 #include "core/file.h"
 #include "kiln/error.h"
 #include "onnx/tensor_proto.h"
-#include "ops/blocked.h"  // kKilnDomain
 
 namespace kiln {
 

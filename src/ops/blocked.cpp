@@ -16,6 +16,7 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/pool_f32.h"
+#include "ir/epilogue.h"
 #include "kernels/cpu/dnnl_glue.h"
 #include "kernels/cpu/winograd_f32.h"
 #include "ops/nn_util.h"

@@ -20,8 +20,6 @@
 
 namespace kiln {
 
-inline constexpr const char* kKilnDomain = "kiln";
-
 // oneDNN's implementation for `conv` (a float32 2-D Conv node with constant
 // weights) on an input of `n` x `h` x `w`, blocked or plain NCHW, with or
 // without a sum input: e.g. "jit:avx2", "gemm:jit", "ref:any"; "" when

@@ -34,7 +34,6 @@ namespace kiln {
 
 namespace {
 
-constexpr const char* kDomain = "kiln";  // ops/blocked.h's kKilnDomain
 
 // Leading dims of `s` before its last `tail` dims ([] when rank < tail).
 Shape batch_of(const Shape& s, size_t tail) {
@@ -222,7 +221,7 @@ void attention_infer(InferContext& ctx) {
 
 KILN_OP(KilnAttention) {
   OpSchema s;
-  s.domain = kDomain;
+  s.domain = kKilnDomain;
   s.name = "Attention";
   s.min_inputs = 3;
   s.max_inputs = 4;

@@ -6,7 +6,7 @@
 
 #include "ir/op.h"
 #include "passes/passes.h"
-#include "passes/rewrite.h"
+#include "ir/rewrite.h"
 
 namespace kiln::passes {
 

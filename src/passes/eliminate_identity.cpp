@@ -5,7 +5,7 @@
 // input instead.
 #include "ir/op.h"
 #include "passes/passes.h"
-#include "passes/rewrite.h"
+#include "ir/rewrite.h"
 
 namespace kiln::passes {
 

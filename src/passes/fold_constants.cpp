@@ -10,7 +10,7 @@
 #include "ir/infer.h"
 #include "ir/op.h"
 #include "passes/passes.h"
-#include "passes/rewrite.h"
+#include "ir/rewrite.h"
 
 namespace kiln::passes {
 

@@ -8,7 +8,7 @@
 #include "ir/op.h"
 #include "ops/blocked.h"
 #include "passes/passes.h"
-#include "passes/rewrite.h"
+#include "ir/rewrite.h"
 
 namespace kiln::passes {
 

@@ -9,7 +9,7 @@
 #include "ir/epilogue.h"
 #include "ir/op.h"
 #include "passes/passes.h"
-#include "passes/rewrite.h"
+#include "ir/rewrite.h"
 
 namespace kiln::passes {
 

@@ -6,7 +6,7 @@
 // it must have no pads of its own (they would be counted differently) and
 // no ceil_mode (its overhang is never counted).
 #include "passes/passes.h"
-#include "passes/rewrite.h"
+#include "ir/rewrite.h"
 
 namespace kiln::passes {
 

@@ -21,7 +21,7 @@
 #include "ops/blocked.h"
 #include "ops/nn_util.h"
 #include "passes/passes.h"
-#include "passes/rewrite.h"
+#include "ir/rewrite.h"
 
 namespace kiln::passes {
 

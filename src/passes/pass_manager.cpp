@@ -9,7 +9,7 @@
 #include "ir/verify.h"
 #include "kiln/error.h"
 #include "passes/passes.h"
-#include "passes/rewrite.h"
+#include "ir/rewrite.h"
 
 namespace kiln::passes {
 

@@ -14,13 +14,12 @@
 
 #include "ir/op.h"
 #include "passes/passes.h"
-#include "passes/rewrite.h"
+#include "ir/rewrite.h"
 
 namespace kiln::passes {
 
 namespace {
 
-constexpr const char* kKilnDomain = "kiln";  // ops/blocked.h
 
 // A binary default-domain `op` node.
 bool is_op(const Node* n, const char* op) {

@@ -9,7 +9,7 @@
 
 #include "ops/nn_util.h"
 #include "passes/passes.h"
-#include "passes/rewrite.h"
+#include "ir/rewrite.h"
 
 namespace kiln::passes {
 

@@ -9,7 +9,7 @@
 #include "ir/infer.h"
 #include "onnx/export.h"
 #include "onnx/import.h"
-#include "runtime/session_impl.h"
+#include "pipeline/prepare.h"
 
 namespace kiln::cli {
 

@@ -14,10 +14,11 @@
 #include "analysis/graph_dot.h"
 #include "cli.h"
 #include "engine/engine_file.h"
-#include "engine/load.h"
+#include "pipeline/load_engine.h"
+#include "pipeline/prepare.h"
 #include "ir/infer.h"
 #include "onnx/import.h"
-#include "runtime/session_impl.h"
+#include "pipeline/session_impl.h"
 
 namespace kiln::cli {
 

@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "ir/epilogue.h"
+#include "kernels/cpu/epilogue.h"
 
 namespace kiln::dnnl_glue {
 

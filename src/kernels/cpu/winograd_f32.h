@@ -19,7 +19,7 @@
 #include <memory>
 #include <vector>
 
-#include "ir/epilogue.h"
+#include "kernels/cpu/epilogue.h"
 
 namespace kiln {
 

@@ -17,9 +17,10 @@
 
 #include "core/file.h"
 #include "engine/engine_file.h"
-#include "engine/load.h"
+#include "pipeline/load_engine.h"
+#include "pipeline/prepare.h"
 #include "engine/meta.h"
-#include "engine/tactics.h"
+#include "pipeline/tactics.h"
 #include "ir/infer.h"
 #include "onnx/export.h"
 #include "ops/blocked.h"

@@ -1,4 +1,4 @@
-#include "engine/tactics.h"
+#include "pipeline/tactics.h"
 
 #include <algorithm>
 #include <chrono>

@@ -4,7 +4,8 @@
 // trusted: the container's checksums catch accidents, and every offset, size
 // and index read from the metadata is checked before use, so a crafted file
 // fails with an error too.
-#include "engine/load.h"
+#include "pipeline/load_engine.h"
+#include "pipeline/prepare.h"
 
 #include <cstdio>
 #include <nlohmann/json.hpp>

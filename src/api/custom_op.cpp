@@ -113,7 +113,7 @@ void CustomOpKernelContext::parallel_for(int64_t n, const std::function<void(int
 void register_custom_op(const CustomOp& op) {
   const std::string who = "custom op " + op.domain + ":" + op.name;
   if (op.name.empty()) throw Error("custom op in domain '" + op.domain + "': the op has no name");
-  if (op.domain.empty() || op.domain == "ai.onnx" || op.domain == "kiln")
+  if (op.domain.empty() || op.domain == "ai.onnx" || op.domain == kKilnDomain)
     throw Error(who + ": domain '" + op.domain + "' is reserved (ONNX's or kiln's own ops): use your own, e.g. com.example");
   if (!op.infer || !op.compute) throw Error(who + ": both infer and compute are required");
   if (op.since_version < 1 || op.until_version < op.since_version)

@@ -1,4 +1,4 @@
-// Small helpers that passes share to read and rewrite a Graph. They keep the
+// Small helpers to read and rewrite a Graph (passes, the network API). They keep the
 // producer/consumer links up to date. Passes never delete nodes while they
 // iterate: they detach them (erased by the manager after the pass) or leave
 // them unread (removed by eliminate_dead_code).
@@ -7,7 +7,7 @@
 
 #include "ir/graph.h"
 
-namespace kiln::passes {
+namespace kiln {
 
 // An initializer that cannot change at run time (not an overridable graph
 // input, not an outer-scope value): its value is known while optimizing.
@@ -49,4 +49,4 @@ std::vector<std::string> merged_origins(const std::vector<Node*>& nodes);
 // Erases the nodes detach_node left (no inputs, no outputs).
 void erase_detached_nodes(Graph& g);
 
-}  // namespace kiln::passes
+}  // namespace kiln

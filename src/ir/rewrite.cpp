@@ -1,10 +1,10 @@
-#include "passes/rewrite.h"
+#include "ir/rewrite.h"
 
 #include <algorithm>
 
 #include "core/dispatch.h"
 
-namespace kiln::passes {
+namespace kiln {
 
 const Tensor* constant_of(const Value* v) {
   if (!v || !v->initializer || v->is_graph_input || v->is_outer) return nullptr;
@@ -148,4 +148,4 @@ void erase_detached_nodes(Graph& g) {
   std::erase_if(g.nodes, [](const std::unique_ptr<Node>& n) { return n->inputs.empty() && n->outputs.empty(); });
 }
 
-}  // namespace kiln::passes
+}  // namespace kiln

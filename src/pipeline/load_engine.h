@@ -3,7 +3,7 @@
 #include <memory>
 
 #include "engine/engine_file.h"
-#include "runtime/session_impl.h"
+#include "pipeline/session_impl.h"
 
 namespace kiln {
 

@@ -1,5 +1,5 @@
-// What a kiln::Session holds, shared by the ONNX path (runtime/session.cpp)
-// and the engine path (engine/load.cpp).
+// What a kiln::Session holds, made by the ONNX path (pipeline/prepare.cpp)
+// or the engine path (pipeline/load_engine.cpp).
 #pragma once
 #include <memory>
 #include <string>
@@ -25,14 +25,5 @@ struct Session::Impl {
   int fixed_profile = -1;
   std::vector<std::string> warnings;
 };
-
-// Infers types; an UnsupportedError listing every node kiln cannot run.
-void infer_supported(Graph& g, const std::string& source);
-// Runs the graph optimizer at options.opt_level (the passes re-infer types).
-void optimize_graph(Graph& g, const SessionOptions& options);
-// Fills impl's inputs, outputs and executed nodes from its graph.
-void describe_graph(Session::Impl& impl);
-// Whether the graph optimizer should plan memory (options and KILN_ARENA).
-bool memory_planner_on(const SessionOptions& options);
 
 }  // namespace kiln
