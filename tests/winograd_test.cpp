@@ -132,7 +132,7 @@ TEST(Winograd, F2x2MatchesDirectConvolution) {
   ThreadPool pool(2);
   for (const WinoCase& s : kCases) {
     check_case(s, {}, nullptr, 2);
-    check_case(s, {{EpilogueStep::Kind::kSigmoid}}, &pool, 2);
+    check_case(s, {{&kEpilogueSigmoid}}, &pool, 2);
   }
 }
 
@@ -140,10 +140,10 @@ TEST(Winograd, EpiloguesAndThreads) {
   if (!cpu_runs_winograd()) GTEST_SKIP() << "needs AVX2";
   ThreadPool pool(2);
   const std::vector<std::vector<EpilogueStep>> epilogues = {
-      {{EpilogueStep::Kind::kRelu}},
-      {{EpilogueStep::Kind::kClip, -0.5f, 0.5f}},
-      {{EpilogueStep::Kind::kSigmoid}},  // non-zero at 0: padded channels must stay 0
-      {{EpilogueStep::Kind::kRelu}, {EpilogueStep::Kind::kTanh}},
+      {{&kEpilogueRelu}},
+      {{&kEpilogueClip, -0.5f, 0.5f}},
+      {{&kEpilogueSigmoid}},  // non-zero at 0: padded channels must stay 0
+      {{&kEpilogueRelu}, {&kEpilogueTanh}},
   };
   for (const auto& e : epilogues)
     for (const WinoCase& s : kCases) check_case(s, e, &pool);

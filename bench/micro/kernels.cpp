@@ -294,7 +294,7 @@ void BM_Conv3x3Winograd(benchmark::State& state) {
   auto x = random_floats(size_t(cs.n * cb * cs.h * cs.h * 8), 1);
   auto w = random_floats(size_t(cs.m * cs.c * 9), 2), b = random_floats(size_t(cs.m), 3);
   std::vector<float> y(size_t(cs.n * mb * g.OH * g.OW * 8));
-  WinogradF32Conv conv(w.data(), b.data(), cs.c, cs.m, {{EpilogueStep::Kind::kRelu}}, tile);
+  WinogradF32Conv conv(w.data(), b.data(), cs.c, cs.m, {{&kEpilogueRelu}}, tile);
   for (auto _ : state) {
     conv.run(g, x.data(), y.data(), nullptr);
     benchmark::ClobberMemory();

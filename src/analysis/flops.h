@@ -2,7 +2,9 @@
 // inputs and outputs: multiply-accumulates (MACs), floating-point operations
 // (FLOPs) and parameters. The conventions (which op counts what, and which
 // count zero) are written down in docs/flops.md; `kiln inspect` prints them
-// per node and `kiln profile` can divide them by time.
+// per node and `kiln profile` can divide them by time. Each op's counting
+// rule is declared with the op (its facts, ir/op_facts.h; the building
+// blocks are ir/cost.h).
 #pragma once
 #include <cstdint>
 #include <string>

@@ -7,49 +7,11 @@
 #include <sstream>
 
 #include "ir/epilogue.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
 namespace {
-
-// Families by op type; anything not listed is "other". Presentation only:
-// an op missing here is still drawn, just uncoloured.
-const std::map<std::string, std::string>& family_table() {
-  static const std::map<std::string, std::string> table = [] {
-    std::map<std::string, std::string> t;
-    const auto add = [&t](const std::string& family, std::initializer_list<const char*> ops) {
-      for (const char* op : ops) t[op] = family;
-    };
-    add("conv", {"Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "DeformConv", "BlockedConv", "CausalConv"});
-    add("matmul", {"MatMul", "Gemm", "MatMulInteger", "QLinearMatMul", "Einsum", "FusedMatMul"});
-    add("normalization", {"BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization",
-                          "LpNormalization", "LRN", "MeanVarianceNormalization", "RMSNormalization",
-                          "SimplifiedLayerNormalization", "SkipLayerNormalization", "BlockedLayerNormalization",
-                          "BlockedScaleShift"});
-    add("activation", {"Relu", "Clip", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid", "HardSwish", "Gelu", "Elu",
-                       "Selu", "Celu", "Softplus", "Softsign", "Mish", "PRelu", "Softmax", "LogSoftmax", "Hardmax",
-                       "Erf", "ThresholdedRelu", "Silu", "Swish", "SwiGLU", "QuickGelu"});
-    add("pooling", {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool", "GlobalLpPool",
-                    "MaxUnpool", "MaxRoiPool", "RoiAlign", "BlockedPool"});
-    add("elementwise", {"Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Exp", "Log", "Abs", "Neg", "Reciprocal", "Min",
-                        "Max", "Sum", "Mean", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Where",
-                        "Not", "And", "Or", "Xor", "Floor", "Ceil", "Round", "Sign", "Cast", "CastLike", "Mod",
-                        "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "IsNaN", "IsInf", "BitShift",
-                        "QuantizeLinear", "DequantizeLinear"});
-    add("shape", {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice", "Gather",
-                  "GatherElements", "GatherND", "Shape", "Size", "Expand", "Tile", "Pad", "Resize", "Upsample",
-                  "Constant", "ConstantOfShape", "Identity", "Range", "ScatterND", "ScatterElements", "DepthToSpace",
-                  "SpaceToDepth", "NonZero", "Trilu", "OneHot", "Compress", "CenterCropPad"});
-    add("reduction", {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
-                      "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin", "TopK", "CumSum"});
-    add("recurrent", {"LSTM", "GRU", "RNN"});
-    add("attention", {"Attention", "MultiHeadAttention", "LinearAttention", "RotaryEmbedding"});
-    add("layout", {"ToBlocked", "FromBlocked", "Reorder"});
-    add("control", {"If", "Loop", "Scan"});
-    return t;
-  }();
-  return table;
-}
 
 // Fill colours: one hue per family, light enough for black text.
 const char* family_colour(const std::string& family) {
@@ -63,9 +25,11 @@ const char* family_colour(const std::string& family) {
 }
 
 const std::vector<std::string>& family_order() {
-  static const std::vector<std::string> order = {"conv",      "matmul",    "normalization", "activation", "pooling",
-                                                 "elementwise", "shape",   "reduction",     "recurrent",  "attention",
-                                                 "layout",    "control",   "other"};
+  static const std::vector<std::string> order = [] {
+    std::vector<std::string> v;
+    for (OpFamily f : all_op_families()) v.push_back(op_family_name(f));
+    return v;
+  }();
   return order;
 }
 
@@ -550,11 +514,8 @@ class DotWriter {
 }  // namespace
 
 std::string op_family(const Node& n) {
-  const auto& t = family_table();
-  auto it = t.find(n.op_type);
-  if (it != t.end()) return it->second;
-  if (n.op_type.rfind("Reduce", 0) == 0) return "reduction";
-  return "other";
+  const OpFacts* facts = op_facts(n);
+  return op_family_name(facts ? facts->family : OpFamily::kOther);
 }
 
 std::string graph_to_dot(const Graph& g, const DotOptions& options, DotStats* stats) {

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "ops/elementwise_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -194,5 +195,95 @@ OpSchema prelu_schema(int since, int until) {
 
 KILN_OP(PRelu_1) { return prelu_schema(1, 6); }
 KILN_OP(PRelu_7) { return prelu_schema(7, INT_MAX); }
+
+namespace {
+
+OpCost gelu_cost(const Node& n) {
+  const bool tanh = n.attr_string("approximate", "none") == "tanh";
+  return cost::elementwise(cost::mul(cost::out_numel(n), tanh ? kEpilogueGeluTanh.flops : kEpilogueGelu.flops));
+}
+
+bool leaky_relu_step(const Node& n, EpilogueStep* s) {
+  *s = {&kEpilogueLeakyRelu, n.attr_float("alpha", 0.01f)};
+  return true;
+}
+
+bool hard_sigmoid_step(const Node& n, EpilogueStep* s) {
+  *s = {&kEpilogueHardSigmoid, n.attr_float("alpha", 0.2f), n.attr_float("beta", 0.5f)};
+  return true;
+}
+
+bool gelu_step(const Node& n, EpilogueStep* s) {
+  *s = {n.attr_string("approximate", "none") == "tanh" ? &kEpilogueGeluTanh : &kEpilogueGelu};
+  return true;
+}
+
+}  // namespace
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Celu) {
+  return {.op = "Celu", .family = OpFamily::kActivation, .cost = cost::per_element(4), .blocked = BlockedLayout::kUnary};
+}
+
+KILN_OP_FACTS(Elu) {
+  return {.op = "Elu", .family = OpFamily::kActivation, .cost = cost::per_element(3), .blocked = BlockedLayout::kUnary};
+}
+
+KILN_OP_FACTS(Gelu) {
+  return {.op = "Gelu", .family = OpFamily::kActivation, .cost = gelu_cost, .blocked = BlockedLayout::kUnary, .epilogue_step = gelu_step};
+}
+
+KILN_OP_FACTS(HardSigmoid) {
+  return {.op = "HardSigmoid", .family = OpFamily::kActivation, .cost = cost::per_element(4), .blocked = BlockedLayout::kUnary, .epilogue_step = hard_sigmoid_step};
+}
+
+KILN_OP_FACTS(HardSwish) {
+  return {.op = "HardSwish", .family = OpFamily::kActivation, .cost = cost::per_element(5), .blocked = BlockedLayout::kUnary, .epilogue_step = epilogue_step_of(kEpilogueHardSwish)};
+}
+
+KILN_OP_FACTS(LeakyRelu) {
+  return {.op = "LeakyRelu", .family = OpFamily::kActivation, .cost = cost::per_element(2), .blocked = BlockedLayout::kUnary, .epilogue_step = leaky_relu_step};
+}
+
+KILN_OP_FACTS(Mish) {
+  return {.op = "Mish", .family = OpFamily::kActivation, .cost = cost::per_element(5), .blocked = BlockedLayout::kUnary};
+}
+
+KILN_OP_FACTS(PRelu) {
+  return {.op = "PRelu", .family = OpFamily::kActivation, .cost = cost::per_element(2)};
+}
+
+KILN_OP_FACTS(Selu) {
+  return {.op = "Selu", .family = OpFamily::kActivation, .cost = cost::per_element(4), .blocked = BlockedLayout::kUnary};
+}
+
+KILN_OP_FACTS(Shrink) {
+  return {.op = "Shrink", .family = OpFamily::kActivation, .cost = cost::not_counted("Shrink is not counted")};
+}
+
+KILN_OP_FACTS(Sigmoid) {
+  return {.op = "Sigmoid", .family = OpFamily::kActivation, .cost = cost::per_element(3), .blocked = BlockedLayout::kUnary, .epilogue_step = epilogue_step_of(kEpilogueSigmoid)};
+}
+
+KILN_OP_FACTS(Softplus) {
+  return {.op = "Softplus", .family = OpFamily::kActivation, .cost = cost::per_element(3), .blocked = BlockedLayout::kUnary};
+}
+
+KILN_OP_FACTS(Softsign) {
+  return {.op = "Softsign", .family = OpFamily::kActivation, .cost = cost::per_element(3)};
+}
+
+KILN_OP_FACTS(Swish) {
+  return {.op = "Swish", .family = OpFamily::kActivation, .cost = cost::per_element(4)};
+}
+
+KILN_OP_FACTS(Tanh) {
+  return {.op = "Tanh", .family = OpFamily::kActivation, .cost = cost::per_element(1), .blocked = BlockedLayout::kUnary, .epilogue_step = epilogue_step_of(kEpilogueTanh)};
+}
+
+KILN_OP_FACTS(ThresholdedRelu) {
+  return {.op = "ThresholdedRelu", .family = OpFamily::kActivation, .cost = cost::per_element(1)};
+}
 
 }  // namespace kiln

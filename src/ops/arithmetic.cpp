@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/binary_f32.h"
 #include "ops/elementwise.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -72,5 +73,23 @@ KILN_OP(Add) { return arith_schema("Add", 1, INT_MAX, AddFn{}); }
 KILN_OP(Sub) { return arith_schema("Sub", 1, INT_MAX, SubFn{}); }
 KILN_OP(Mul) { return arith_schema("Mul", 1, INT_MAX, MulFn{}); }
 KILN_OP(Div) { return arith_schema("Div", 1, INT_MAX, DivFn{}); }
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Add) {
+  return {.op = "Add", .family = OpFamily::kElementwise, .cost = cost::per_element(1), .blocked = BlockedLayout::kBinary, .accepts_epilogue = true};
+}
+
+KILN_OP_FACTS(Div) {
+  return {.op = "Div", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Mul) {
+  return {.op = "Mul", .family = OpFamily::kElementwise, .cost = cost::per_element(1), .blocked = BlockedLayout::kBinary};
+}
+
+KILN_OP_FACTS(Sub) {
+  return {.op = "Sub", .family = OpFamily::kElementwise, .cost = cost::per_element(1), .blocked = BlockedLayout::kBinary};
+}
 
 }  // namespace kiln

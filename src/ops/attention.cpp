@@ -17,6 +17,7 @@
 #include <limits>
 
 #include "ops/reduce_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -312,5 +313,11 @@ OpSchema attention_schema(int since, int until, int max_inputs) {
 
 KILN_OP(Attention_23) { return attention_schema(23, 23, 6); }
 KILN_OP(Attention_24) { return attention_schema(24, INT_MAX, 7); }
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Attention) {
+  return {.op = "Attention", .family = OpFamily::kAttention, .cost = cost::attention()};
+}
 
 }  // namespace kiln

@@ -4,6 +4,7 @@
 #include <random>
 
 #include "ops/common.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -55,6 +56,12 @@ KILN_OP(Bernoulli) {
     });
   };
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Bernoulli) {
+  return {.op = "Bernoulli", .family = OpFamily::kOther, .cost = cost::not_counted("random number generation is not counted")};
 }
 
 }  // namespace kiln

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "ops/common.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -58,6 +59,12 @@ KILN_OP(BitCast_26) {
     if (x.nbytes() != 0) std::memcpy(y.raw(), x.raw(), x.nbytes());
   };
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(BitCast) {
+  return {.op = "BitCast", .family = OpFamily::kElementwise, .cost = cost::none()};
 }
 
 }  // namespace kiln

@@ -20,6 +20,7 @@
 #include "kernels/cpu/dnnl_glue.h"
 #include "kernels/cpu/winograd_f32.h"
 #include "ops/nn_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -811,6 +812,48 @@ KILN_OP(BlockedPool) {
   s.infer = infer_blocked_pool;
   s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<BlockedPoolKernel>(node); };
   return s;
+}
+
+namespace {
+
+// kiln.BlockedPool: a pool's count over the real channels (attribute
+// `channels`), not the padded block.
+OpCost blocked_pool_cost(const Node& n) {
+  const std::vector<int64_t> x = cost::in_dims(n, 0), y = cost::out_dims(n, 0);
+  if (x.size() != 5 || y.size() != 5) throw CostUnknown{"unexpected blocked ranks"};
+  const int64_t channels = n.attr_int("channels", -1);
+  if (channels < 0) throw CostUnknown{"BlockedPool without channels"};
+  const bool avg = n.attr_string("mode", "") == "avg";
+  const int64_t planes = cost::mul(y[0], channels);
+  const int64_t out = cost::mul(planes, cost::mul(y[2], y[3]));
+  if (n.attr_int("global", 0) != 0)
+    return cost::elementwise(cost::add(cost::mul(planes, cost::mul(x[2], x[3])), avg ? out : 0));
+  const int64_t window = cost::product(n.attr_ints("kernel_shape"));
+  return cost::elementwise(cost::mul(out, cost::add(window, avg ? 1 : 0)));
+}
+
+}  // namespace
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(KilnBlockedConv) {
+  return {.domain = kKilnDomain, .op = "BlockedConv", .family = OpFamily::kConv, .cost = cost::conv(1)};
+}
+
+KILN_OP_FACTS(KilnBlockedPool) {
+  return {.domain = kKilnDomain, .op = "BlockedPool", .family = OpFamily::kPooling, .cost = blocked_pool_cost};
+}
+
+KILN_OP_FACTS(KilnBlockedScaleShift) {
+  return {.domain = kKilnDomain, .op = "BlockedScaleShift", .family = OpFamily::kNormalization, .cost = cost::per_element(2)};
+}
+
+KILN_OP_FACTS(KilnFromBlocked) {
+  return {.domain = kKilnDomain, .op = "FromBlocked", .family = OpFamily::kLayout, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(KilnToBlocked) {
+  return {.domain = kKilnDomain, .op = "ToBlocked", .family = OpFamily::kLayout, .cost = cost::none()};
 }
 
 }  // namespace kiln

@@ -12,6 +12,7 @@
 #include "ops/blocked.h"
 #include "ops/common.h"
 #include "ops/layer_norm_rows.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -106,6 +107,12 @@ KILN_OP(BlockedLayerNorm) {
   s.infer = infer_blocked_layer_norm;
   s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<BlockedLayerNormKernel>(node); };
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(KilnBlockedLayerNorm) {
+  return {.domain = kKilnDomain, .op = "BlockedLayerNorm", .family = OpFamily::kNormalization, .cost = cost::not_counted("kiln.BlockedLayerNorm is not counted")};
 }
 
 }  // namespace kiln

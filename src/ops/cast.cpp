@@ -16,6 +16,7 @@
 #include <map>
 
 #include "ops/elementwise_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -218,6 +219,16 @@ KILN_OP(CastLike) {
   };
   s.compute = [](KernelContext& ctx) { cast_tensor(ctx, ctx.input(0), ctx.input(1).dtype()); };
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Cast) {
+  return {.op = "Cast", .family = OpFamily::kElementwise, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(CastLike) {
+  return {.op = "CastLike", .family = OpFamily::kElementwise, .cost = cost::none()};
 }
 
 }  // namespace kiln

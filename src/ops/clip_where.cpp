@@ -5,8 +5,11 @@
 // y = min(max(x, lo), hi), so min > max gives max everywhere, like np.clip.
 // Where: select X or Y by a bool condition, all three broadcast together.
 #include <cfloat>
+#include <limits>
 
 #include "ops/elementwise_util.h"
+#include "ir/op_facts.h"
+#include "ir/rewrite.h"
 
 namespace kiln {
 
@@ -127,6 +130,37 @@ KILN_OP(Where) {
     });
   };
   return s;
+}
+
+namespace {
+
+// Clip's bound: the attribute below opset 11, else its optional input,
+// which must then be a one-element float constant.
+bool clip_bound(const Node& n, size_t input, const char* attr, float def, float* out) {
+  *out = n.opset < 11 ? n.attr_float(attr, def) : def;
+  if (n.opset < 11 || !n.has_input(input)) return true;
+  const Tensor* t = constant_of(n.inputs[input]);
+  if (!t || t->numel() != 1 || t->dtype() != DType::kFloat32) return false;
+  *out = t->data<float>()[0];
+  return true;
+}
+
+bool clip_step(const Node& n, EpilogueStep* s) {
+  *s = {&kEpilogueClip};
+  return clip_bound(n, 1, "min", std::numeric_limits<float>::lowest(), &s->alpha) &&
+         clip_bound(n, 2, "max", std::numeric_limits<float>::max(), &s->beta);
+}
+
+}  // namespace
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Clip) {
+  return {.op = "Clip", .family = OpFamily::kActivation, .cost = cost::per_element(2), .blocked = BlockedLayout::kUnary, .epilogue_step = clip_step};
+}
+
+KILN_OP_FACTS(Where) {
+  return {.op = "Where", .family = OpFamily::kElementwise, .cost = cost::none()};
 }
 
 }  // namespace kiln

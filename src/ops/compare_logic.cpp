@@ -4,6 +4,7 @@
 // `broadcast`/`axis` attributes (binary_legacy handles that by opset); their
 // later versions only widen the accepted types, so one schema covers all.
 #include "ops/elementwise_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -78,6 +79,56 @@ KILN_OP(BitShift) {
     });
   };
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(And) {
+  return {.op = "And", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(BitShift) {
+  return {.op = "BitShift", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(BitwiseAnd) {
+  return {.op = "BitwiseAnd", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(BitwiseOr) {
+  return {.op = "BitwiseOr", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(BitwiseXor) {
+  return {.op = "BitwiseXor", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Equal) {
+  return {.op = "Equal", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Greater) {
+  return {.op = "Greater", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(GreaterOrEqual) {
+  return {.op = "GreaterOrEqual", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Less) {
+  return {.op = "Less", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(LessOrEqual) {
+  return {.op = "LessOrEqual", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Or) {
+  return {.op = "Or", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Xor) {
+  return {.op = "Xor", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
 }
 
 }  // namespace kiln

@@ -8,6 +8,7 @@
 #include "core/thread_pool.h"
 
 #include "ops/tensor_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -540,5 +541,23 @@ KILN_OP(Split_13) { return split_schema(13, INT_MAX); }
 KILN_OP(Transpose) { return transpose_schema(); }
 KILN_OP(Tile_1) { return tile_schema(1, 5); }
 KILN_OP(Tile_6) { return tile_schema(6, INT_MAX); }
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Concat) {
+  return {.op = "Concat", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(Split) {
+  return {.op = "Split", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(Tile) {
+  return {.op = "Tile", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(Transpose) {
+  return {.op = "Transpose", .family = OpFamily::kShape, .cost = cost::none()};
+}
 
 }  // namespace kiln

@@ -7,6 +7,7 @@
 #include "ir/infer.h"
 #include "ops/common.h"
 #include "runtime/executor.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -610,6 +611,20 @@ KILN_OP(Scan_9) {
   s.infer = infer_scan9;
   s.make_kernel = [](const Node& n, BuildContext& bc) { return std::make_unique<Scan9Kernel>(n, bc); };
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(If) {
+  return {.op = "If", .family = OpFamily::kControl, .cost = cost::not_counted("control flow: the nodes of its bodies are not counted")};
+}
+
+KILN_OP_FACTS(Loop) {
+  return {.op = "Loop", .family = OpFamily::kControl, .cost = cost::not_counted("control flow: the nodes of its body are not counted")};
+}
+
+KILN_OP_FACTS(Scan) {
+  return {.op = "Scan", .family = OpFamily::kControl, .cost = cost::not_counted("control flow: the nodes of its body are not counted")};
 }
 
 }  // namespace kiln

@@ -9,6 +9,7 @@
 #include "ir/epilogue.h"
 #include "kernels/cpu/conv_f32.h"
 #include "ops/nn_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -209,6 +210,12 @@ KILN_OP(Conv) {
   s.compute = compute_conv;
   s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<ConvKernel>(node); };
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Conv) {
+  return {.op = "Conv", .family = OpFamily::kConv, .cost = cost::conv(1), .accepts_epilogue = true};
 }
 
 }  // namespace kiln

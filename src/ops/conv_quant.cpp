@@ -6,6 +6,7 @@
 
 #include "ops/nn_util.h"
 #include "ops/quant_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -139,6 +140,16 @@ KILN_OP(QLinearConv) {
   s.infer = [](InferContext& ctx) { infer_qconv(ctx, 3, ctx.input_dtype(7)); };
   s.compute = compute_qlinear_conv;
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(ConvInteger) {
+  return {.op = "ConvInteger", .family = OpFamily::kConv, .cost = cost::conv(1)};
+}
+
+KILN_OP_FACTS(QLinearConv) {
+  return {.op = "QLinearConv", .family = OpFamily::kConv, .cost = cost::conv(3)};
 }
 
 }  // namespace kiln

@@ -5,6 +5,7 @@
 // Kernel: per column block, col = W^T * X with gemm_acc, then scatter-add
 // (col2im) into Y.
 #include "ops/nn_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -203,6 +204,12 @@ KILN_OP(ConvTranspose) {
   s.infer = infer_conv_transpose;
   s.compute = compute_conv_transpose;
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(ConvTranspose) {
+  return {.op = "ConvTranspose", .family = OpFamily::kConv, .cost = cost::conv_transpose(), .accepts_epilogue = true};
 }
 
 }  // namespace kiln

@@ -12,6 +12,7 @@
 #include <cmath>
 
 #include "ops/nn_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -222,6 +223,12 @@ KILN_OP(DeformConv) {
   s.infer = infer_deform_conv;
   s.compute = compute_deform_conv;
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(DeformConv) {
+  return {.op = "DeformConv", .family = OpFamily::kConv, .cost = cost::conv(1)};
 }
 
 }  // namespace kiln

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "ops/reduce_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -63,6 +64,12 @@ KILN_OP(Det) {
   };
   s.compute = det_compute;
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Det) {
+  return {.op = "Det", .family = OpFamily::kOther, .cost = cost::not_counted("Det is not counted")};
 }
 
 }  // namespace kiln

@@ -10,6 +10,7 @@
 #include <map>
 
 #include "ops/reduce_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -229,6 +230,12 @@ KILN_OP(Einsum) {
   s.infer = einsum_infer;
   s.compute = einsum_compute;
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Einsum) {
+  return {.op = "Einsum", .family = OpFamily::kMatMul, .cost = cost::not_counted("Einsum is not counted")};
 }
 
 }  // namespace kiln

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "ops/tensor_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -309,5 +310,31 @@ KILN_OP(GatherND_12) { return gather_nd_schema(12, INT_MAX); }
 KILN_OP(Scatter) { return scatter_elements_schema("Scatter", 9, 10); }
 KILN_OP(ScatterElements) { return scatter_elements_schema("ScatterElements", 11, INT_MAX); }
 KILN_OP(ScatterND) { return scatter_nd_schema(11, INT_MAX); }
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Gather) {
+  return {.op = "Gather", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(GatherElements) {
+  return {.op = "GatherElements", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(GatherND) {
+  return {.op = "GatherND", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(Scatter) {
+  return {.op = "Scatter", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(ScatterElements) {
+  return {.op = "ScatterElements", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(ScatterND) {
+  return {.op = "ScatterND", .family = OpFamily::kShape, .cost = cost::none()};
+}
 
 }  // namespace kiln

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "ops/tensor_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -293,5 +294,35 @@ KILN_OP(OneHot_11) { return one_hot_schema(11, INT_MAX); }
 KILN_OP(Trilu) { return trilu_schema(); }
 KILN_OP(CumSum) { return cumulative_schema<false>("CumSum", 11); }
 KILN_OP(CumProd) { return cumulative_schema<true>("CumProd", 26); }
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(ConstantOfShape) {
+  return {.op = "ConstantOfShape", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(CumProd) {
+  return {.op = "CumProd", .family = OpFamily::kReduction, .cost = cost::not_counted("CumProd is not counted")};
+}
+
+KILN_OP_FACTS(CumSum) {
+  return {.op = "CumSum", .family = OpFamily::kReduction, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(EyeLike) {
+  return {.op = "EyeLike", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(OneHot) {
+  return {.op = "OneHot", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(Range) {
+  return {.op = "Range", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(Trilu) {
+  return {.op = "Trilu", .family = OpFamily::kShape, .cost = cost::none()};
+}
 
 }  // namespace kiln

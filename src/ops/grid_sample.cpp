@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "ops/nn_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -289,6 +290,20 @@ KILN_OP(Col2Im) {
   };
   s.compute = compute_col2im;
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(AffineGrid) {
+  return {.op = "AffineGrid", .family = OpFamily::kShape, .cost = cost::not_counted("AffineGrid is not counted")};
+}
+
+KILN_OP_FACTS(Col2Im) {
+  return {.op = "Col2Im", .family = OpFamily::kShape, .cost = cost::not_counted("Col2Im is not counted")};
+}
+
+KILN_OP_FACTS(GridSample) {
+  return {.op = "GridSample", .family = OpFamily::kShape, .cost = cost::not_counted("GridSample is not counted")};
 }
 
 }  // namespace kiln

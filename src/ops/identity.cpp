@@ -1,6 +1,7 @@
 // Identity and Constant. Constant nodes are folded into initializers at
 // import; the schema is registered so the support matrix lists it.
 #include "ops/common.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -21,6 +22,16 @@ KILN_OP(Constant) {
   s.max_outputs = 1;
   s.compute = [](KernelContext& ctx) { throw ctx.error("Constant nodes are folded at import"); };
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Constant) {
+  return {.op = "Constant", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(Identity) {
+  return {.op = "Identity", .family = OpFamily::kShape, .cost = cost::none(), .blocked = BlockedLayout::kUnary};
 }
 
 }  // namespace kiln

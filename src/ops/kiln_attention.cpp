@@ -29,6 +29,7 @@
 #include "kernels/cpu/vec_math_f32.h"
 #include "ops/common.h"
 #include "ops/softmax_rows.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -235,6 +236,29 @@ KILN_OP(KilnAttention) {
   s.infer = attention_infer;
   s.compute = attention_f32;
   return s;
+}
+
+namespace {
+
+// Q K^T and P V: per output row (batch x Lq) Lk x (D + Dv) MACs; plus per
+// score the scaling, the mask add when given and the softmax's 5 steps.
+OpCost kiln_attention_cost(const Node& n) {
+  const std::vector<int64_t> q = cost::in_dims(n, 0), y = cost::out_dims(n, 0);
+  const std::vector<int64_t> k = cost::in_dims(n, 1);
+  if (q.size() < 2 || y.size() < 2 || k.size() < 2) throw CostUnknown{"unexpected Attention ranks"};
+  const int64_t d = q.back(), dv = y.back();
+  const int64_t lk = n.attr_int("k_transposed", 0) ? k.back() : k[k.size() - 2];
+  const int64_t rows = dv > 0 ? cost::out_numel(n) / dv : 0;
+  const int64_t scores = cost::mul(rows, lk);
+  return cost::matrix(cost::mul(scores, cost::add(d, dv)), cost::mul(scores, 1 + (n.has_input(3) ? 1 : 0) + 5));
+}
+
+}  // namespace
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(KilnAttention) {
+  return {.domain = kKilnDomain, .op = "Attention", .family = OpFamily::kAttention, .cost = kiln_attention_cost};
 }
 
 }  // namespace kiln

@@ -11,6 +11,7 @@
 #include "core/thread_pool.h"
 #include "ops/layer_norm_rows.h"
 #include "ops/reduce_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -355,5 +356,29 @@ static OpSchema group_norm_schema(int since, int until, bool per_channel) {
 }
 KILN_OP(GroupNormalization_18) { return group_norm_schema(18, 20, false); }
 KILN_OP(GroupNormalization_21) { return group_norm_schema(21, INT_MAX, true); }
+
+namespace {
+
+// Mean (add), subtract, square, add (variance), multiply by 1/sigma, then
+// scale (and bias when given): per element.
+OpCost layer_norm_cost(const Node& n) {
+  return cost::elementwise(cost::mul(cost::out_numel(n), 5 + 1 + (n.has_input(2) ? 1 : 0)));
+}
+
+}  // namespace
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(GroupNormalization) {
+  return {.op = "GroupNormalization", .family = OpFamily::kNormalization, .cost = cost::per_element(7)};
+}
+
+KILN_OP_FACTS(LayerNormalization) {
+  return {.op = "LayerNormalization", .family = OpFamily::kNormalization, .cost = layer_norm_cost};
+}
+
+KILN_OP_FACTS(RMSNormalization) {
+  return {.op = "RMSNormalization", .family = OpFamily::kNormalization, .cost = cost::per_element(4)};
+}
 
 }  // namespace kiln

@@ -12,6 +12,7 @@
 #include <cmath>
 
 #include "ops/reduce_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -143,6 +144,12 @@ KILN_OP(LinearAttention) {
   s.infer = linear_attention_infer;
   s.compute = linear_attention_compute;
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(LinearAttention) {
+  return {.op = "LinearAttention", .family = OpFamily::kAttention, .cost = cost::not_counted("LinearAttention is not counted")};
 }
 
 }  // namespace kiln

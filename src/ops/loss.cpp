@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "ops/reduce_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -113,5 +114,15 @@ OpSchema loss_schema(const char* name, bool softmax_first) {
 
 KILN_OP(NegativeLogLikelihoodLoss) { return loss_schema("NegativeLogLikelihoodLoss", false); }
 KILN_OP(SoftmaxCrossEntropyLoss) { return loss_schema("SoftmaxCrossEntropyLoss", true); }
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(NegativeLogLikelihoodLoss) {
+  return {.op = "NegativeLogLikelihoodLoss", .family = OpFamily::kOther, .cost = cost::not_counted("losses are not counted")};
+}
+
+KILN_OP_FACTS(SoftmaxCrossEntropyLoss) {
+  return {.op = "SoftmaxCrossEntropyLoss", .family = OpFamily::kOther, .cost = cost::not_counted("losses are not counted")};
+}
 
 }  // namespace kiln

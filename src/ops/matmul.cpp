@@ -10,6 +10,7 @@
 #include "kernels/cpu/gemm_f32.h"
 #include "ops/nn_util.h"
 #include "ops/quant_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -484,6 +485,24 @@ KILN_OP(QLinearMatMul) {
   s.infer = [](InferContext& ctx) { infer_matmul_int(ctx, 3, ctx.input_dtype(7)); };
   s.compute = compute_qlinear_matmul;
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Gemm) {
+  return {.op = "Gemm", .family = OpFamily::kMatMul, .cost = cost::gemm(), .accepts_epilogue = true};
+}
+
+KILN_OP_FACTS(MatMul) {
+  return {.op = "MatMul", .family = OpFamily::kMatMul, .cost = cost::matmul(), .accepts_epilogue = true};
+}
+
+KILN_OP_FACTS(MatMulInteger) {
+  return {.op = "MatMulInteger", .family = OpFamily::kMatMul, .cost = cost::matmul()};
+}
+
+KILN_OP_FACTS(QLinearMatMul) {
+  return {.op = "QLinearMatMul", .family = OpFamily::kMatMul, .cost = cost::matmul()};
 }
 
 }  // namespace kiln

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "ops/reduce_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -107,6 +108,16 @@ KILN_OP(LpNormalization) {
   s.infer = [](InferContext& ctx) { validate_axis_infer(ctx, -1); };
   s.compute = lp_norm_compute;
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(LpNormalization) {
+  return {.op = "LpNormalization", .family = OpFamily::kNormalization, .cost = cost::per_element(3)};
+}
+
+KILN_OP_FACTS(MeanVarianceNormalization) {
+  return {.op = "MeanVarianceNormalization", .family = OpFamily::kNormalization, .cost = cost::per_element(5)};
 }
 
 }  // namespace kiln

@@ -10,6 +10,7 @@
 #include <array>
 
 #include "ops/common.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -160,6 +161,12 @@ KILN_OP(NonMaxSuppression) {
   s.infer = infer_nms;
   s.compute = compute_nms;
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(NonMaxSuppression) {
+  return {.op = "NonMaxSuppression", .family = OpFamily::kOther, .cost = cost::not_counted("NonMaxSuppression is not counted")};
 }
 
 }  // namespace kiln

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "ops/nn_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -193,6 +194,20 @@ KILN_OP(LRN) {
   s.infer = [](InferContext& ctx) { infer_same_as_input(ctx); };
   s.compute = compute_lrn;
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(BatchNormalization) {
+  return {.op = "BatchNormalization", .family = OpFamily::kNormalization, .cost = cost::per_element(2)};
+}
+
+KILN_OP_FACTS(InstanceNormalization) {
+  return {.op = "InstanceNormalization", .family = OpFamily::kNormalization, .cost = cost::per_element(7)};
+}
+
+KILN_OP_FACTS(LRN) {
+  return {.op = "LRN", .family = OpFamily::kNormalization, .cost = cost::not_counted("LRN is not counted")};
 }
 
 }  // namespace kiln

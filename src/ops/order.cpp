@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "ops/tensor_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -270,5 +271,23 @@ KILN_OP(TopK_10) { return topk_schema(10, INT_MAX); }
 KILN_OP(ArgMax) { return arg_schema<true>("ArgMax"); }
 KILN_OP(ArgMin) { return arg_schema<false>("ArgMin"); }
 KILN_OP(Unique) { return unique_schema(); }
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(ArgMax) {
+  return {.op = "ArgMax", .family = OpFamily::kReduction, .cost = cost::reduction(1)};
+}
+
+KILN_OP_FACTS(ArgMin) {
+  return {.op = "ArgMin", .family = OpFamily::kReduction, .cost = cost::reduction(1)};
+}
+
+KILN_OP_FACTS(TopK) {
+  return {.op = "TopK", .family = OpFamily::kReduction, .cost = cost::not_counted("TopK is not counted")};
+}
+
+KILN_OP_FACTS(Unique) {
+  return {.op = "Unique", .family = OpFamily::kOther, .cost = cost::not_counted("Unique is not counted")};
+}
 
 }  // namespace kiln

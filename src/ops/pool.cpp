@@ -9,6 +9,7 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/pool_f32.h"
 #include "ops/nn_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -391,6 +392,36 @@ KILN_OP(MaxUnpool) {
   };
   s.compute = compute_max_unpool;
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(AveragePool) {
+  return {.op = "AveragePool", .family = OpFamily::kPooling, .cost = cost::pool(1, 1)};
+}
+
+KILN_OP_FACTS(GlobalAveragePool) {
+  return {.op = "GlobalAveragePool", .family = OpFamily::kPooling, .cost = cost::reduction(1, true)};
+}
+
+KILN_OP_FACTS(GlobalLpPool) {
+  return {.op = "GlobalLpPool", .family = OpFamily::kPooling, .cost = cost::reduction(2)};
+}
+
+KILN_OP_FACTS(GlobalMaxPool) {
+  return {.op = "GlobalMaxPool", .family = OpFamily::kPooling, .cost = cost::reduction(1)};
+}
+
+KILN_OP_FACTS(LpPool) {
+  return {.op = "LpPool", .family = OpFamily::kPooling, .cost = cost::pool(2, 0)};
+}
+
+KILN_OP_FACTS(MaxPool) {
+  return {.op = "MaxPool", .family = OpFamily::kPooling, .cost = cost::pool(1, 0)};
+}
+
+KILN_OP_FACTS(MaxUnpool) {
+  return {.op = "MaxUnpool", .family = OpFamily::kPooling, .cost = cost::none()};
 }
 
 }  // namespace kiln

@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "ops/elementwise_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -127,6 +128,16 @@ KILN_OP(Mod) {
     binary_elementwise<NumericTypes>(ctx, [fmod](auto a, auto b) { return mod_one(a, b, fmod); });
   };
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Mod) {
+  return {.op = "Mod", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Pow) {
+  return {.op = "Pow", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
 }
 
 }  // namespace kiln

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "ops/quant_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -192,6 +193,20 @@ KILN_OP(DynamicQuantizeLinear) {
   };
   s.compute = compute_dynamic_quantize;
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(DequantizeLinear) {
+  return {.op = "DequantizeLinear", .family = OpFamily::kElementwise, .cost = cost::per_element(2)};
+}
+
+KILN_OP_FACTS(DynamicQuantizeLinear) {
+  return {.op = "DynamicQuantizeLinear", .family = OpFamily::kElementwise, .cost = cost::not_counted("DynamicQuantizeLinear is not counted")};
+}
+
+KILN_OP_FACTS(QuantizeLinear) {
+  return {.op = "QuantizeLinear", .family = OpFamily::kElementwise, .cost = cost::per_element(5)};
 }
 
 }  // namespace kiln

@@ -12,6 +12,7 @@
 #include <random>
 
 #include "ops/common.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -170,5 +171,23 @@ KILN_OP(RandomUniform) { return make_generator("RandomUniform", Dist::kUniform);
 KILN_OP(RandomNormal) { return make_generator("RandomNormal", Dist::kNormal); }
 KILN_OP(RandomUniformLike) { return make_like("RandomUniformLike", Dist::kUniform); }
 KILN_OP(RandomNormalLike) { return make_like("RandomNormalLike", Dist::kNormal); }
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(RandomNormal) {
+  return {.op = "RandomNormal", .family = OpFamily::kOther, .cost = cost::not_counted("random number generation is not counted")};
+}
+
+KILN_OP_FACTS(RandomNormalLike) {
+  return {.op = "RandomNormalLike", .family = OpFamily::kOther, .cost = cost::not_counted("random number generation is not counted")};
+}
+
+KILN_OP_FACTS(RandomUniform) {
+  return {.op = "RandomUniform", .family = OpFamily::kOther, .cost = cost::not_counted("random number generation is not counted")};
+}
+
+KILN_OP_FACTS(RandomUniformLike) {
+  return {.op = "RandomUniformLike", .family = OpFamily::kOther, .cost = cost::not_counted("random number generation is not counted")};
+}
 
 }  // namespace kiln

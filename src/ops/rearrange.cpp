@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "ops/tensor_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -260,5 +261,31 @@ KILN_OP(DepthToSpace_11) { return depth_space_schema<true>("DepthToSpace", 11, I
 KILN_OP(SpaceToDepth) { return depth_space_schema<false>("SpaceToDepth", 1, INT_MAX); }
 
 KILN_OP(TensorScatter) { return tensor_scatter_schema(); }
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Compress) {
+  return {.op = "Compress", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(DepthToSpace) {
+  return {.op = "DepthToSpace", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(NonZero) {
+  return {.op = "NonZero", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(ReverseSequence) {
+  return {.op = "ReverseSequence", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(SpaceToDepth) {
+  return {.op = "SpaceToDepth", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(TensorScatter) {
+  return {.op = "TensorScatter", .family = OpFamily::kShape, .cost = cost::none()};
+}
 
 }  // namespace kiln

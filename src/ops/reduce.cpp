@@ -14,6 +14,7 @@
 
 #include "core/thread_pool.h"
 #include "ops/reduce_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -330,5 +331,47 @@ KILN_OP(ReduceMax_20) { return reduce_schema("ReduceMax", Reduce::kMax, 20, INT_
 KILN_OP(ReduceMin_1) { return reduce_schema("ReduceMin", Reduce::kMin, 1, 17, false, false); }
 KILN_OP(ReduceMin_18) { return reduce_schema("ReduceMin", Reduce::kMin, 18, 19, true, false); }
 KILN_OP(ReduceMin_20) { return reduce_schema("ReduceMin", Reduce::kMin, 20, INT_MAX, true, true); }
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(ReduceL1) {
+  return {.op = "ReduceL1", .family = OpFamily::kReduction, .cost = cost::reduction(2)};
+}
+
+KILN_OP_FACTS(ReduceL2) {
+  return {.op = "ReduceL2", .family = OpFamily::kReduction, .cost = cost::reduction(2)};
+}
+
+KILN_OP_FACTS(ReduceLogSum) {
+  return {.op = "ReduceLogSum", .family = OpFamily::kReduction, .cost = cost::reduction(1)};
+}
+
+KILN_OP_FACTS(ReduceLogSumExp) {
+  return {.op = "ReduceLogSumExp", .family = OpFamily::kReduction, .cost = cost::reduction(2)};
+}
+
+KILN_OP_FACTS(ReduceMax) {
+  return {.op = "ReduceMax", .family = OpFamily::kReduction, .cost = cost::reduction(1)};
+}
+
+KILN_OP_FACTS(ReduceMean) {
+  return {.op = "ReduceMean", .family = OpFamily::kReduction, .cost = cost::reduction(1, true)};
+}
+
+KILN_OP_FACTS(ReduceMin) {
+  return {.op = "ReduceMin", .family = OpFamily::kReduction, .cost = cost::reduction(1)};
+}
+
+KILN_OP_FACTS(ReduceProd) {
+  return {.op = "ReduceProd", .family = OpFamily::kReduction, .cost = cost::reduction(1)};
+}
+
+KILN_OP_FACTS(ReduceSum) {
+  return {.op = "ReduceSum", .family = OpFamily::kReduction, .cost = cost::reduction(1)};
+}
+
+KILN_OP_FACTS(ReduceSumSquare) {
+  return {.op = "ReduceSumSquare", .family = OpFamily::kReduction, .cost = cost::reduction(2)};
+}
 
 }  // namespace kiln

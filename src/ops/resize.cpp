@@ -14,6 +14,7 @@
 
 #include "core/thread_pool.h"
 #include "ops/nn_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -525,5 +526,15 @@ KILN_OP(Resize_10) { return resize_schema("Resize", 10, 10, 2, 2); }
 KILN_OP(Resize_11) { return resize_schema("Resize", 11, 12, 3, 4); }
 KILN_OP(Resize_13) { return resize_schema("Resize", 13, 17, 1, 4); }
 KILN_OP(Resize_18) { return resize_schema("Resize", 18, INT_MAX, 1, 4); }
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Resize) {
+  return {.op = "Resize", .family = OpFamily::kShape, .cost = cost::resize()};
+}
+
+KILN_OP_FACTS(Upsample) {
+  return {.op = "Upsample", .family = OpFamily::kShape, .cost = cost::resize()};
+}
 
 }  // namespace kiln

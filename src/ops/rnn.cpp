@@ -16,6 +16,7 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/gemm_f32.h"
 #include "ops/common.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -720,5 +721,19 @@ KILN_OP(GRU_3) { return recurrent_schema("GRU", Cell::kGru, 3, 13); }
 KILN_OP(GRU_14) { return recurrent_schema("GRU", Cell::kGru, 14, INT_MAX); }
 KILN_OP(LSTM_1) { return recurrent_schema("LSTM", Cell::kLstm, 1, 13); }
 KILN_OP(LSTM_14) { return recurrent_schema("LSTM", Cell::kLstm, 14, INT_MAX); }
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(GRU) {
+  return {.op = "GRU", .family = OpFamily::kRecurrent, .cost = cost::recurrent(18)};
+}
+
+KILN_OP_FACTS(LSTM) {
+  return {.op = "LSTM", .family = OpFamily::kRecurrent, .cost = cost::recurrent(23)};
+}
+
+KILN_OP_FACTS(RNN) {
+  return {.op = "RNN", .family = OpFamily::kRecurrent, .cost = cost::recurrent(3)};
+}
 
 }  // namespace kiln

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "ops/common.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -124,5 +125,11 @@ OpSchema roi_align_schema(int since, int until) {
 
 KILN_OP(RoiAlign_10) { return roi_align_schema(10, 15); }
 KILN_OP(RoiAlign_16) { return roi_align_schema(16, INT_MAX); }
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(RoiAlign) {
+  return {.op = "RoiAlign", .family = OpFamily::kPooling, .cost = cost::not_counted("RoiAlign is not counted")};
+}
 
 }  // namespace kiln

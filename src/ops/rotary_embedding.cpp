@@ -6,6 +6,7 @@
 // Pairs are (x[k], x[k + R/2]) by default, (x[2k], x[2k+1]) when interleaved:
 //   x1' = cos * x1 - sin * x2,  x2' = sin * x1 + cos * x2.
 #include "ops/reduce_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -97,6 +98,12 @@ KILN_OP(RotaryEmbedding) {
   };
   s.compute = rotary_compute;
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(RotaryEmbedding) {
+  return {.op = "RotaryEmbedding", .family = OpFamily::kAttention, .cost = cost::not_counted("RotaryEmbedding is not counted")};
 }
 
 }  // namespace kiln

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "ops/tensor_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -439,5 +440,39 @@ KILN_OP(Expand) { return expand_schema(); }
 KILN_OP(Dropout_1) { return dropout_schema(1, 9); }
 KILN_OP(Dropout_10) { return dropout_schema(10, 11); }
 KILN_OP(Dropout_12) { return dropout_schema(12, INT_MAX); }
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Dropout) {
+  return {.op = "Dropout", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(Expand) {
+  return {.op = "Expand", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(Flatten) {
+  return {.op = "Flatten", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(Reshape) {
+  return {.op = "Reshape", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(Shape) {
+  return {.op = "Shape", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(Size) {
+  return {.op = "Size", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(Squeeze) {
+  return {.op = "Squeeze", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(Unsqueeze) {
+  return {.op = "Unsqueeze", .family = OpFamily::kShape, .cost = cost::none()};
+}
 
 }  // namespace kiln

@@ -5,6 +5,7 @@
 #include <numbers>
 
 #include "ops/common.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -406,6 +407,32 @@ KILN_OP(MelWeightMatrix) {
   };
   s.compute = mel_compute;
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(BlackmanWindow) {
+  return {.op = "BlackmanWindow", .family = OpFamily::kOther, .cost = cost::not_counted("signal windows are not counted")};
+}
+
+KILN_OP_FACTS(DFT) {
+  return {.op = "DFT", .family = OpFamily::kOther, .cost = cost::not_counted("DFT is not counted (an FFT's count depends on its algorithm)")};
+}
+
+KILN_OP_FACTS(HammingWindow) {
+  return {.op = "HammingWindow", .family = OpFamily::kOther, .cost = cost::not_counted("signal windows are not counted")};
+}
+
+KILN_OP_FACTS(HannWindow) {
+  return {.op = "HannWindow", .family = OpFamily::kOther, .cost = cost::not_counted("signal windows are not counted")};
+}
+
+KILN_OP_FACTS(MelWeightMatrix) {
+  return {.op = "MelWeightMatrix", .family = OpFamily::kOther, .cost = cost::not_counted("MelWeightMatrix is not counted")};
+}
+
+KILN_OP_FACTS(STFT) {
+  return {.op = "STFT", .family = OpFamily::kOther, .cost = cost::not_counted("STFT is not counted")};
 }
 
 }  // namespace kiln

@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "ops/tensor_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -387,5 +388,19 @@ KILN_OP(Pad_2) { return pad_schema(2, 10); }
 KILN_OP(Pad_11) { return pad_schema(11, 17); }
 KILN_OP(Pad_18) { return pad_schema(18, INT_MAX); }
 KILN_OP(CenterCropPad) { return center_crop_pad_schema(); }
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(CenterCropPad) {
+  return {.op = "CenterCropPad", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(Pad) {
+  return {.op = "Pad", .family = OpFamily::kShape, .cost = cost::none()};
+}
+
+KILN_OP_FACTS(Slice) {
+  return {.op = "Slice", .family = OpFamily::kShape, .cost = cost::none()};
+}
 
 }  // namespace kiln

@@ -11,6 +11,7 @@
 #include "kernels/cpu/vec_math_f32.h"
 #include "ops/reduce_util.h"
 #include "ops/softmax_rows.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -140,5 +141,19 @@ KILN_OP(LogSoftmax_1) { return softmax_schema("LogSoftmax", SoftKind::kLogSoftma
 KILN_OP(LogSoftmax_13) { return softmax_schema("LogSoftmax", SoftKind::kLogSoftmax, 13, INT_MAX); }
 KILN_OP(Hardmax_1) { return softmax_schema("Hardmax", SoftKind::kHardmax, 1, 12); }
 KILN_OP(Hardmax_13) { return softmax_schema("Hardmax", SoftKind::kHardmax, 13, INT_MAX); }
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Hardmax) {
+  return {.op = "Hardmax", .family = OpFamily::kActivation, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(LogSoftmax) {
+  return {.op = "LogSoftmax", .family = OpFamily::kActivation, .cost = cost::per_element(5)};
+}
+
+KILN_OP_FACTS(Softmax) {
+  return {.op = "Softmax", .family = OpFamily::kActivation, .cost = cost::per_element(5)};
+}
 
 }  // namespace kiln

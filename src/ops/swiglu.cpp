@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "ops/reduce_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -32,6 +33,12 @@ KILN_OP(SwiGLU) {
     });
   };
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(SwiGLU) {
+  return {.op = "SwiGLU", .family = OpFamily::kActivation, .cost = cost::not_counted("SwiGLU is not counted")};
 }
 
 }  // namespace kiln

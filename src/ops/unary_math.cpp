@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "ops/elementwise_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -142,6 +143,112 @@ KILN_OP(IsInf) {
     float_predicate(ctx, [&](double x) { return std::isinf(x) && (x > 0 ? pos : neg); });
   };
   return s;
+}
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Abs) {
+  return {.op = "Abs", .family = OpFamily::kElementwise, .cost = cost::per_element(1), .blocked = BlockedLayout::kUnary};
+}
+
+KILN_OP_FACTS(Acos) {
+  return {.op = "Acos", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Acosh) {
+  return {.op = "Acosh", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Asin) {
+  return {.op = "Asin", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Asinh) {
+  return {.op = "Asinh", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Atan) {
+  return {.op = "Atan", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Atanh) {
+  return {.op = "Atanh", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(BitwiseNot) {
+  return {.op = "BitwiseNot", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Ceil) {
+  return {.op = "Ceil", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Cos) {
+  return {.op = "Cos", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Cosh) {
+  return {.op = "Cosh", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Erf) {
+  return {.op = "Erf", .family = OpFamily::kActivation, .cost = cost::per_element(1), .blocked = BlockedLayout::kUnary};
+}
+
+KILN_OP_FACTS(Exp) {
+  return {.op = "Exp", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Floor) {
+  return {.op = "Floor", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(IsInf) {
+  return {.op = "IsInf", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(IsNaN) {
+  return {.op = "IsNaN", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Log) {
+  return {.op = "Log", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Neg) {
+  return {.op = "Neg", .family = OpFamily::kElementwise, .cost = cost::per_element(1), .blocked = BlockedLayout::kUnary};
+}
+
+KILN_OP_FACTS(Not) {
+  return {.op = "Not", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Reciprocal) {
+  return {.op = "Reciprocal", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Round) {
+  return {.op = "Round", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Sign) {
+  return {.op = "Sign", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Sin) {
+  return {.op = "Sin", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Sinh) {
+  return {.op = "Sinh", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Sqrt) {
+  return {.op = "Sqrt", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
+}
+
+KILN_OP_FACTS(Tan) {
+  return {.op = "Tan", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
 }
 
 }  // namespace kiln

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "ops/elementwise_util.h"
+#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -99,5 +100,23 @@ KILN_OP(Sum_1) { return variadic_schema<FloatTypes>("Sum", 1, 7, float_dtypes(),
 KILN_OP(Sum_8) { return variadic_schema<FloatTypes>("Sum", 8, INT_MAX, float_dtypes(), Fold::kSum); }
 KILN_OP(Mean_1) { return variadic_schema<FloatTypes>("Mean", 1, 7, float_dtypes(), Fold::kMean); }
 KILN_OP(Mean_8) { return variadic_schema<FloatTypes>("Mean", 8, INT_MAX, float_dtypes(), Fold::kMean); }
+
+// ---- what kiln knows about these ops besides running them (ir/op_facts.h)
+
+KILN_OP_FACTS(Max) {
+  return {.op = "Max", .family = OpFamily::kElementwise, .cost = cost::variadic(0), .blocked = BlockedLayout::kBinary};
+}
+
+KILN_OP_FACTS(Mean) {
+  return {.op = "Mean", .family = OpFamily::kElementwise, .cost = cost::variadic(1)};
+}
+
+KILN_OP_FACTS(Min) {
+  return {.op = "Min", .family = OpFamily::kElementwise, .cost = cost::variadic(0), .blocked = BlockedLayout::kBinary};
+}
+
+KILN_OP_FACTS(Sum) {
+  return {.op = "Sum", .family = OpFamily::kElementwise, .cost = cost::variadic(0)};
+}
 
 }  // namespace kiln

@@ -4,47 +4,24 @@
 // LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu, and SiLU written
 // as x * Sigmoid(x). The producer's output must have no other reader.
 #include <algorithm>
-#include <limits>
 
 #include "ir/epilogue.h"
 #include "ir/op.h"
-#include "passes/passes.h"
+#include "ir/op_facts.h"
 #include "ir/rewrite.h"
+#include "passes/passes.h"
 
 namespace kiln::passes {
 
 namespace {
 
-using Kind = EpilogueStep::Kind;
 
-bool clip_bound(const Node& n, size_t input, const char* attr, float def, float* out) {
-  *out = n.opset < 11 ? n.attr_float(attr, def) : def;
-  if (n.opset < 11 || !n.has_input(input)) return true;
-  const Tensor* t = constant_of(n.inputs[input]);
-  if (!t || t->numel() != 1 || t->dtype() != DType::kFloat32) return false;
-  *out = t->data<float>()[0];
-  return true;
-}
-
-// The epilogue step computing activation node `a`, if it is one.
+// The epilogue step computing activation node `a`, if it is one (its op's
+// facts say how).
 bool step_of(const Node& a, EpilogueStep* s) {
-  const std::string& op = a.op_type;
   if (!a.domain.empty() || a.outputs.size() != 1) return false;
-  if (op == "Relu") *s = {Kind::kRelu};
-  else if (op == "Sigmoid") *s = {Kind::kSigmoid};
-  else if (op == "Tanh") *s = {Kind::kTanh};
-  else if (op == "HardSwish") *s = {Kind::kHardSwish};
-  else if (op == "LeakyRelu") *s = {Kind::kLeakyRelu, a.attr_float("alpha", 0.01f)};
-  else if (op == "HardSigmoid") *s = {Kind::kHardSigmoid, a.attr_float("alpha", 0.2f), a.attr_float("beta", 0.5f)};
-  else if (op == "Gelu") *s = {a.attr_string("approximate", "none") == "tanh" ? Kind::kGeluTanh : Kind::kGelu};
-  else if (op == "Clip") {
-    *s = {Kind::kClip};
-    return clip_bound(a, 1, "min", std::numeric_limits<float>::lowest(), &s->alpha) &&
-           clip_bound(a, 2, "max", std::numeric_limits<float>::max(), &s->beta);
-  } else {
-    return false;
-  }
-  return true;
+  const OpFacts* f = op_facts(a);
+  return f && f->epilogue_step && f->epilogue_step(a, s);
 }
 
 // Producer p of value x takes over `last`'s output; `absorbed` nodes go.
@@ -98,7 +75,7 @@ bool fuse_silu(Graph& g, Node& mul) {
     Node* p = x->producer;
     if (!p || !accepts_epilogue(*p) || is_graph_output(g, x)) continue;
     if (std::any_of(x->consumers.begin(), x->consumers.end(), [&](Node* c) { return c != sig && c != &mul; })) continue;
-    absorb(g, *p, {Kind::kSilu}, mul, {sig, &mul});
+    absorb(g, *p, {&kEpilogueSilu}, mul, {sig, &mul});
     return true;
   }
   return false;

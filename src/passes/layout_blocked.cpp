@@ -21,6 +21,7 @@
 #include "ops/blocked.h"
 #include "ops/nn_util.h"
 #include "passes/passes.h"
+#include "ir/op_facts.h"
 #include "ir/rewrite.h"
 
 namespace kiln::passes {
@@ -31,10 +32,10 @@ bool is_one_of(const std::string& op, std::initializer_list<const char*> ops) {
   return std::any_of(ops.begin(), ops.end(), [&](const char* o) { return op == o; });
 }
 
-// Unary ops that map zero padding lanes to finite values.
-bool finite_unary(const Node& n) {
-  return is_one_of(n.op_type, {"Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Clip", "Tanh", "Elu",
-                               "Selu", "Celu", "Softplus", "Gelu", "Neg", "Abs", "Erf", "Mish", "Identity"});
+// How the op may run on a blocked input as it is (its facts).
+BlockedLayout blocked_layout(const Node& n) {
+  const OpFacts* f = op_facts(n);
+  return f ? f->blocked : BlockedLayout::kNo;
 }
 
 // A static [N, C, H, W] float32 shape's C; -1 otherwise.
@@ -58,8 +59,8 @@ class LayoutPass {
       Node& n = *g_.nodes[i];
       if (!n.domain.empty() || n.outputs.empty() || !n.outputs[0] || n.inputs.empty()) continue;
       if (n.op_type == "Conv") changed |= conv(n);
-      else if (finite_unary(n)) changed |= unary(n);
-      else if (is_one_of(n.op_type, {"Add", "Sub", "Mul", "Max", "Min"})) changed |= binary(n);
+      else if (blocked_layout(n) == BlockedLayout::kUnary) changed |= unary(n);
+      else if (blocked_layout(n) == BlockedLayout::kBinary) changed |= binary(n);
       else if (is_one_of(n.op_type, {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"})) changed |= pool(n);
       else if (n.op_type == "Concat") changed |= concat(n);
       else if (n.op_type == "Pad") changed |= pad(n);

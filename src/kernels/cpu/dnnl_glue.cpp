@@ -31,25 +31,22 @@ dnnl::memory::format_tag blocked_tag(int64_t block) {
 
 bool post_ops_for(const std::vector<EpilogueStep>& steps, dnnl::post_ops* out) {
   using A = dnnl::algorithm;
-  using K = EpilogueStep::Kind;
   dnnl::post_ops po;
   for (const EpilogueStep& s : steps) {
-    switch (s.kind) {
-      case K::kRelu: po.append_eltwise(1.0f, A::eltwise_relu, 0.0f, 0.0f); break;
-      case K::kLeakyRelu: po.append_eltwise(1.0f, A::eltwise_relu, s.alpha, 0.0f); break;
-      case K::kClip: po.append_eltwise(1.0f, A::eltwise_clip, s.alpha, s.beta); break;
-      case K::kSigmoid: po.append_eltwise(1.0f, A::eltwise_logistic, 0.0f, 0.0f); break;
-      case K::kSilu: po.append_eltwise(1.0f, A::eltwise_swish, 1.0f, 0.0f); break;
-      case K::kHardSwish: po.append_eltwise(1.0f, A::eltwise_hardswish, 0.0f, 0.0f); break;
-      case K::kHardSigmoid:  // max(0, min(1, alpha * x + beta))
-        po.append_eltwise(1.0f, A::eltwise_linear, s.alpha, s.beta);
-        po.append_eltwise(1.0f, A::eltwise_clip, 0.0f, 1.0f);
-        break;
-      case K::kGelu: po.append_eltwise(1.0f, A::eltwise_gelu_erf, 0.0f, 0.0f); break;
-      case K::kGeluTanh: po.append_eltwise(1.0f, A::eltwise_gelu_tanh, 0.0f, 0.0f); break;
-      case K::kTanh: po.append_eltwise(1.0f, A::eltwise_tanh, 0.0f, 0.0f); break;
-      default: return false;
-    }
+    const EpilogueFn* f = s.fn;
+    if (f == &kEpilogueRelu) po.append_eltwise(1.0f, A::eltwise_relu, 0.0f, 0.0f);
+    else if (f == &kEpilogueLeakyRelu) po.append_eltwise(1.0f, A::eltwise_relu, s.alpha, 0.0f);
+    else if (f == &kEpilogueClip) po.append_eltwise(1.0f, A::eltwise_clip, s.alpha, s.beta);
+    else if (f == &kEpilogueSigmoid) po.append_eltwise(1.0f, A::eltwise_logistic, 0.0f, 0.0f);
+    else if (f == &kEpilogueSilu) po.append_eltwise(1.0f, A::eltwise_swish, 1.0f, 0.0f);
+    else if (f == &kEpilogueHardSwish) po.append_eltwise(1.0f, A::eltwise_hardswish, 0.0f, 0.0f);
+    else if (f == &kEpilogueHardSigmoid) {  // max(0, min(1, alpha * x + beta))
+      po.append_eltwise(1.0f, A::eltwise_linear, s.alpha, s.beta);
+      po.append_eltwise(1.0f, A::eltwise_clip, 0.0f, 1.0f);
+    } else if (f == &kEpilogueGelu) po.append_eltwise(1.0f, A::eltwise_gelu_erf, 0.0f, 0.0f);
+    else if (f == &kEpilogueGeluTanh) po.append_eltwise(1.0f, A::eltwise_gelu_tanh, 0.0f, 0.0f);
+    else if (f == &kEpilogueTanh) po.append_eltwise(1.0f, A::eltwise_tanh, 0.0f, 0.0f);
+    else return false;
   }
   *out = po;
   return true;

@@ -150,12 +150,12 @@ void WinogradF32Conv::set_bias_and_epilogue(const float* bias) {
   if (bias) std::copy(bias, bias + M_, bias_.begin());
   // ReLU and Clip run as a clamp in the output loop; anything else as a call
   // on each stored row of a tile.
-  if (epilogue_.size() == 1 && epilogue_[0].kind == EpilogueStep::Kind::kRelu) {
+  if (epilogue_.size() == 1 && epilogue_[0].fn == &kEpilogueRelu) {
     clamp_ = true;
     lo_ = 0;
     hi_ = std::numeric_limits<float>::infinity();
     epilogue_.clear();
-  } else if (epilogue_.size() == 1 && epilogue_[0].kind == EpilogueStep::Kind::kClip) {
+  } else if (epilogue_.size() == 1 && epilogue_[0].fn == &kEpilogueClip) {
     clamp_ = true;
     lo_ = epilogue_[0].alpha;
     hi_ = epilogue_[0].beta;
