@@ -233,15 +233,18 @@ dnnl::convolution_forward::primitive_desc conv_pd(const ConvSetup& s, const dnnl
 
 // The node's epilogue as post-ops; with `sum` (the layout of the sum input,
 // input 3), y = epilogue(conv + sum): a binary add first, reading the sum
-// while the conv stores.
-dnnl::primitive_attr conv_attr(const Node& conv, const memory::desc* sum = nullptr) {
+// while the conv stores. Steps oneDNN has no post-op for (an activation that
+// brought its own step, kernels/cpu/epilogue.h) are left out of the
+// attributes: then steps_fused is false and the kernel applies the whole
+// epilogue after the primitive.
+dnnl::primitive_attr conv_attr(const Node& conv, const memory::desc* sum = nullptr, bool* steps_fused = nullptr) {
   dnnl::primitive_attr attr = dnnl_glue::attr_for_concurrent_runs();
   dnnl::post_ops po;
   if (sum) po.append_binary(dnnl::algorithm::binary_add, *sum);
   dnnl::post_ops steps;
-  if (!dnnl_glue::post_ops_for(epilogue_of(conv), &steps))
-    throw Error(conv.describe() + ": its epilogue has no oneDNN equivalent");
-  for (int i = 0; i < steps.len(); ++i) {
+  const bool fused = dnnl_glue::post_ops_for(epilogue_of(conv), &steps);
+  if (steps_fused) *steps_fused = fused;
+  for (int i = 0; fused && i < steps.len(); ++i) {
     float scale, alpha, beta;
     dnnl::algorithm alg;
     steps.get_params_eltwise(i, scale, alg, alpha, beta);
@@ -338,7 +341,10 @@ class BlockedConvKernel : public Kernel {
  public:
   // packed: what an engine saved for this node (null: prepare from W).
   BlockedConvKernel(const Node& node, const PackedState* packed)
-      : node_(node), block_(block_attr(node)), attr_(conv_attr(node)), chunks_(batch_chunks(node)) {
+      : node_(node), block_(block_attr(node)), chunks_(batch_chunks(node)) {
+    bool steps_fused = true;
+    attr_ = conv_attr(node, nullptr, &steps_fused);
+    if (!steps_fused) unfused_steps_ = epilogue_of(node);
     const Value* w = node.inputs[1];
     if (!w->initializer) throw Error(node.describe() + ": W must be a constant");
     weights_io_ = node.attr_int("weights_io", 0) != 0;
@@ -437,10 +443,13 @@ class BlockedConvKernel : public Kernel {
         g.OH = p.setup.g.out[0];
         g.OW = p.setup.g.out[1];
         p.winograd->run(g, xs, ys, ctx.thread_pool(), sums);
-      } else if (sums) {
-        p.call->run({xs, ys, sums}, threads_of(ctx), scratchpad_for(*p.call, ctx));
       } else {
-        p.call->run({xs, ys}, threads_of(ctx), scratchpad_for(*p.call, ctx));
+        if (sums) p.call->run({xs, ys, sums}, threads_of(ctx), scratchpad_for(*p.call, ctx));
+        else p.call->run({xs, ys}, threads_of(ctx), scratchpad_for(*p.call, ctx));
+        if (!unfused_steps_.empty()) {  // padded lanes get finite values too, as on a blocked input
+          Tensor chunk = Tensor::wrap(DType::kFloat32, {n * y_sample}, ys);
+          apply_epilogue(unfused_steps_, chunk, ctx.thread_pool());
+        }
       }
     });
   }
@@ -581,6 +590,7 @@ class BlockedConvKernel : public Kernel {
   const Node& node_;
   int64_t block_;
   dnnl::primitive_attr attr_;
+  std::vector<EpilogueStep> unfused_steps_;  // the epilogue, when oneDNN runs none of it
   Tensor weights_, bias_;  // weights_ loses its data once reordered
   std::vector<int64_t> chunks_;  // batch_chunks()
   mutable std::once_flag all_chunks_;

@@ -75,10 +75,7 @@ class LayoutPass {
     if (c < 0 || !n.has_input(1) || !constant_of(n.inputs[1]) || (n.has_input(2) && !constant_of(n.inputs[2])) ||
         n.outputs.size() != 1 || static_channels(n.outputs[0]) < 0)
       return false;
-    if (has_epilogue(n)) {
-      dnnl::post_ops po;
-      if (!dnnl_glue::post_ops_for(epilogue_of(n), &po)) return false;
-    }
+    // Any epilogue: BlockedConv runs the steps oneDNN has no post-op for itself.
     // A dynamic batch is asked about as 1, a dynamic height or width as
     // blocked_conv_impl's stand-in: oneDNN's choice does not depend on them.
     const DimVector& d = *x->type.shape;
