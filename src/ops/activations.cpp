@@ -1,5 +1,5 @@
 // Activations: Sigmoid, Tanh, HardSigmoid, HardSwish, LeakyRelu, Elu, Selu,
-// Celu, Softplus, Softsign, Mish, Gelu, Swish, ThresholdedRelu, Shrink and
+// Celu, Softplus, Softsign, Gelu, Swish, ThresholdedRelu, Shrink and
 // PRelu. The scalar functions compute in double and round once to T. Old
 // versions that only differ by `consumed_inputs` or types share one schema;
 // PRelu below opset 7 had its own slope broadcasting and gets its own.
@@ -91,9 +91,6 @@ KILN_OP(Softplus) {
 }
 KILN_OP(Softsign) {
   return float_act("Softsign", 1, [](const Node&) { return [](double x) { return x / (1 + std::fabs(x)); }; });
-}
-KILN_OP(Mish) {
-  return float_act("Mish", 18, [](const Node&) { return [](double x) { return x * std::tanh(softplus(x)); }; });
 }
 KILN_OP(Gelu) {
   OpSchema s = float_act("Gelu", 20, [](const Node& n) {
@@ -246,9 +243,6 @@ KILN_OP_FACTS(LeakyRelu) {
   return {.op = "LeakyRelu", .family = OpFamily::kActivation, .cost = cost::per_element(2), .blocked = BlockedLayout::kUnary, .epilogue_step = leaky_relu_step};
 }
 
-KILN_OP_FACTS(Mish) {
-  return {.op = "Mish", .family = OpFamily::kActivation, .cost = cost::per_element(5), .blocked = BlockedLayout::kUnary};
-}
 
 KILN_OP_FACTS(PRelu) {
   return {.op = "PRelu", .family = OpFamily::kActivation, .cost = cost::per_element(2)};
