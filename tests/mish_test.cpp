@@ -85,8 +85,9 @@ TEST(Mish, FusesIntoTheConvBeforeItAndMatchesTheUnfusedGraph) {
     }
     std::mt19937 rng(2);
     const Tensor x = random_f32({2, c, 12, 12}, rng);
-    // 1e-4: a 16-channel 3x3 conv runs Winograd under AVX2, which rounds differently.
-    EXPECT_TRUE(all_close(fused.run({{"x", x}})[0], unfused.run({{"x", x}})[0], 1e-4, 1e-5)) << "channels " << c;
+    // 1e-4: a 16-channel 3x3 conv runs Winograd under AVX2, whose rounding
+    // error scales with the sum of the terms, not with each output.
+    EXPECT_TRUE(all_close(fused.run({{"x", x}})[0], unfused.run({{"x", x}})[0], 1e-4, 1e-4)) << "channels " << c;
   }
 }
 

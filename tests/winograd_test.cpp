@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "core/settings.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/winograd_f32.h"
@@ -156,18 +157,16 @@ TEST(Winograd, ConvChainSameWithAndWithout) {
   const std::string bytes = bytes_of(conv_chain_model(4, 20, 15));
   std::mt19937 rng(5);
   Tensor x = random_f32({2, 20, 15, 15}, rng);
-  const char* old = std::getenv("KILN_WINOGRAD");
-  const std::string saved = old ? old : "";
+  const Settings::Winograd saved = settings().winograd;
   std::vector<Tensor> out[2];
   for (int on = 0; on < 2; ++on) {
-    setenv("KILN_WINOGRAD", on ? "1" : "0", 1);
+    settings_for_tests().winograd = on ? Settings::Winograd::kForce : Settings::Winograd::kOff;
     SessionOptions o;
     o.threads = 2;
     Session s = Session::load_bytes(bytes.data(), bytes.size(), o);
     out[on] = s.run({{"x", x}});
   }
-  if (old) setenv("KILN_WINOGRAD", saved.c_str(), 1);
-  else unsetenv("KILN_WINOGRAD");
+  settings_for_tests().winograd = saved;
   EXPECT_TRUE(all_close(out[1][0], out[0][0], 1e-4, 1e-5));
   // Winograd rounds differently: equal bits would mean it did not run.
   const std::vector<float> a = to_f32(out[0][0]), b = to_f32(out[1][0]);

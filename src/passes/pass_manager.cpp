@@ -10,6 +10,7 @@
 #include "kiln/error.h"
 #include "passes/passes.h"
 #include "ir/rewrite.h"
+#include "core/settings.h"
 
 namespace kiln::passes {
 
@@ -50,10 +51,8 @@ PassOptions PassOptions::from_env(int opt_level, std::vector<std::string> disabl
 #ifndef NDEBUG
   o.verify = true;
 #endif
-  const char* v = std::getenv("KILN_VERIFY_PASSES");
-  if (v && std::string(v) == "1") o.verify = true;
-  const char* d = std::getenv("KILN_DUMP_PASSES");
-  o.dump = d && std::string(d) == "1";
+  if (settings().verify_passes) o.verify = true;
+  o.dump = settings().dump_passes;
   return o;
 }
 

@@ -12,6 +12,7 @@
 #include "ir/infer.h"
 #include "passes/pass_manager.h"
 #include "runtime/executor.h"
+#include "core/settings.h"
 
 namespace kiln {
 
@@ -34,8 +35,7 @@ void optimize_graph(Graph& g, const SessionOptions& options) {
     throw Error("opt level must be 0, 1 or 2, got " + std::to_string(options.opt_level));
   passes::PassReport report =
       passes::optimize(g, passes::PassOptions::from_env(options.opt_level, options.disabled_passes));
-  const char* env = std::getenv("KILN_PASS_REPORT");
-  if (env && std::string(env) == "1") std::fprintf(stderr, "%s", report.str().c_str());
+  if (settings().pass_report) std::fprintf(stderr, "%s", report.str().c_str());
 }
 
 void infer_supported(Graph& g, const std::string& source) {
@@ -75,8 +75,7 @@ std::unique_ptr<Session::Impl> prepare_session(Model model, const SessionOptions
 }
 
 bool memory_planner_on(const SessionOptions& options) {
-  const char* arena_env = std::getenv("KILN_ARENA");
-  return options.memory_planner && !(arena_env && std::string(arena_env) == "0");
+  return options.memory_planner && settings().arena;
 }
 
 void describe_graph(Session::Impl& impl) {

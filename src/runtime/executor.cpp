@@ -8,6 +8,7 @@
 
 #include "ir/infer.h"
 #include "runtime/arena.h"
+#include "core/settings.h"
 
 namespace kiln {
 
@@ -113,9 +114,11 @@ std::shared_ptr<const CompiledGraph> CompiledGraph::compile(const Graph& graph, 
     releaser.kernel_created(*node, *cg->kernels_.back());
   }
   cg->freed_constant_bytes_ = releaser.freed();
-  if (const char* victim = std::getenv("KILN_TEST_PERTURB_NODE"))
+#ifdef KILN_TEST_HOOKS
+  if (const std::string& victim = settings().test_perturb_node; !victim.empty())
     for (size_t i = 0; i < graph.nodes.size(); ++i)
       if (graph.nodes[i]->name == victim) cg->perturbed_node_ = static_cast<int>(i);
+#endif
   // Last use of each value, so a run can free it early. Graph outputs and
   // initializers are never freed.
   std::unordered_map<const Value*, size_t> last_use;

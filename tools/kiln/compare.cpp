@@ -20,6 +20,7 @@
 
 #include "analysis/tensor_diff.h"
 #include "cli.h"
+#include "core/settings.h"
 #include "core/file.h"
 #include "kiln/tensor_io.h"
 #include "onnx/mark_outputs.h"
@@ -88,7 +89,7 @@ int spawn_and_wait(const std::vector<std::string>& argv) {
 }
 
 std::string default_ort_dir() {
-  if (const char* env = std::getenv("KILN_ORT_DIR"); env && *env) return env;
+  if (!settings().ort_dir.empty()) return settings().ort_dir;
   return std::string(KILN_SOURCE_DIR) + "/bench/.cache";
 }
 
@@ -102,9 +103,8 @@ std::vector<Tensor> run_ort(const std::string& model_path, const Feed& feed, con
     throw Error("ONNX Runtime is not installed in " + ort_dir +
                 " (--ort-dir or KILN_ORT_DIR): install it with `npm install --prefix " + ort_dir +
                 " --ignore-scripts onnxruntime-node@1.30.0`, or compare with --ref kiln or --ref DIR");
-  const char* worker_env = std::getenv("KILN_ORT_WORKER");
-  const std::string worker =
-      worker_env && *worker_env ? worker_env : std::string(KILN_SOURCE_DIR) + "/bench/lib/ort_worker.js";
+  const std::string worker = !settings().ort_worker.empty() ? settings().ort_worker
+                                                            : std::string(KILN_SOURCE_DIR) + "/bench/lib/ort_worker.js";
   if (!fs::exists(worker)) throw Error("ONNX Runtime runner " + worker + " not found (KILN_ORT_WORKER)");
   TempDir tmp;
   nlohmann::json cfg = {{"ort", ort_dir},      {"model", model_path}, {"threads", a.threads > 0 ? a.threads : 1},
@@ -238,20 +238,25 @@ bool compare_main(const CompareArgs& a) {
   opts.opt_level = a.opt_level;
   std::optional<Session> reference;
   if (ref_kiln) {
+#ifdef KILN_TEST_HOOKS
     // The reference must not see a fault that a test injects into the kiln
     // under test (KILN_TEST_PERTURB_NODE, read when a graph is compiled).
-    const char* fault = std::getenv("KILN_TEST_PERTURB_NODE");
-    const std::string saved = fault ? fault : "";
-    if (fault) unsetenv("KILN_TEST_PERTURB_NODE");
+    const std::string saved = settings().test_perturb_node;
+    settings_for_tests().test_perturb_node.clear();
+#endif
     SessionOptions ref_opts = opts;
     ref_opts.opt_level = a.ref_opt_level;
     try {
       reference.emplace(Session::load(model_path, ref_opts));
     } catch (...) {
-      if (fault) setenv("KILN_TEST_PERTURB_NODE", saved.c_str(), 1);
+#ifdef KILN_TEST_HOOKS
+      settings_for_tests().test_perturb_node = saved;
+#endif
       throw;
     }
-    if (fault) setenv("KILN_TEST_PERTURB_NODE", saved.c_str(), 1);
+#ifdef KILN_TEST_HOOKS
+    settings_for_tests().test_perturb_node = saved;
+#endif
   }
   Session s = Session::load(model_path, opts);
   Feed feed = load_input_files(a.inputs);

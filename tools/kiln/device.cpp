@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "core/settings.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/gemm_f32.h"
@@ -217,8 +218,7 @@ void device_main(bool json) {
   const std::vector<Cache> caches = cpu_caches();
   const int cores = physical_core_count();
   const long logical = sysconf(_SC_NPROCESSORS_ONLN);
-  const char* cap_env = std::getenv("KILN_CPU_ISA");
-  const std::string cap = cap_env && *cap_env ? cap_env : "";
+  const std::string& cap = settings().cpu_isa;
   const bool avx2_fma = has_avx2_fma(features);
   const double per_core = peak_gflops(avx2_fma, 1);
   const double all_cores = peak_gflops(avx2_fma, cores);
@@ -243,6 +243,10 @@ void device_main(bool json) {
                         {"loop", avx2_fma ? "avx2+fma" : "scalar"}};
     j["gemm_gflops"] = gemm;
     j["int8_tops"] = nullptr;
+    j["settings"] = nlohmann::json::object();
+    for (const SettingInfo& si : setting_infos())
+      j["settings"][si.name] = {{"value", si.value.empty() ? nlohmann::json(nullptr) : nlohmann::json(si.value)},
+                                {"meaning", si.meaning}};
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
@@ -268,6 +272,10 @@ void device_main(bool json) {
       "512x512x512, %d threads, %.0f%% of peak)\n",
       gemm, cores, all_cores > 0 ? 100.0 * gemm / all_cores : 0.0);
   std::printf("int8           no quantized kernels yet\n");
+  std::printf("settings       (environment variables kiln reads)\n");
+  for (const SettingInfo& si : setting_infos())
+    std::printf("  %-24s %-10s %s\n", si.name.c_str(), si.value.empty() ? "(unset)" : si.value.c_str(),
+                si.meaning.c_str());
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 #include "kernels/cpu/cpu_isa.h"
+#include "core/settings.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -27,12 +28,12 @@ CpuIsa cpu_isa_supported() {
 CpuIsa cpu_isa_selected() {
   static const CpuIsa selected = [] {
     CpuIsa isa = cpu_isa_supported();
-    const char* cap = std::getenv("KILN_CPU_ISA");
-    if (!cap) return isa;
+    const std::string& cap = settings().cpu_isa;
+    if (cap.empty()) return isa;
     CpuIsa limit = isa;
-    if (!std::strcmp(cap, "scalar")) limit = CpuIsa::kScalar;
-    else if (!std::strcmp(cap, "avx2")) limit = CpuIsa::kAvx2;
-    else if (!std::strcmp(cap, "avx512")) limit = CpuIsa::kAvx512;
+    if (cap == "scalar") limit = CpuIsa::kScalar;
+    else if (cap == "avx2") limit = CpuIsa::kAvx2;
+    else if (cap == "avx512") limit = CpuIsa::kAvx512;
     return static_cast<int>(limit) < static_cast<int>(isa) ? limit : isa;
   }();
   return selected;

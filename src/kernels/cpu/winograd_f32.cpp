@@ -10,6 +10,7 @@
 #include "kiln/error.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/winograd_f32_tiles.h"
+#include "core/settings.h"
 
 namespace kiln {
 
@@ -61,10 +62,7 @@ struct WorkSplit {
 };
 
 WorkSplit split_work(int64_t points, int64_t tiles, int64_t in_floats, int64_t m_pad, int threads) {
-  static const int64_t forced = [] {
-    const char* e = std::getenv("KILN_WINOGRAD_TILES");  // tuning only
-    return e ? std::atoll(e) : 0;
-  }();
+  const int64_t forced = settings().winograd_tiles;  // tuning only
   WorkSplit w;
   const int64_t cache_rows =
       forced > 0 ? forced : std::clamp<int64_t>((256 * 1024 / 4) / (points * (in_floats + m_pad)) / 6 * 6, 12, 96);
@@ -212,9 +210,11 @@ void WinogradF32Conv::run(const WinogradF32Geometry& g, const float* x, float* y
 }
 
 WinogradMode winograd_mode() {
-  const char* e = std::getenv("KILN_WINOGRAD");
-  if (e && std::strcmp(e, "0") == 0) return WinogradMode::kOff;
-  if (e && std::strcmp(e, "1") == 0) return WinogradMode::kForce;
+  switch (settings().winograd) {
+    case Settings::Winograd::kOff: return WinogradMode::kOff;
+    case Settings::Winograd::kForce: return WinogradMode::kForce;
+    case Settings::Winograd::kAuto: break;
+  }
   return WinogradMode::kAuto;
 }
 
