@@ -1,182 +1,24 @@
-// The blocked-layout ops (ops/blocked.h), running on oneDNN, except 3x3
-// stride-1 convolutions where kiln's Winograd F(4x4, 3x3) is faster
-// (kernels/cpu/winograd_f32.h; KILN_WINOGRAD=0 turns it off). Primitives
-// depend on the input's N, H and W, so each kernel keeps the ones it built
-// per input shape (a model with a dynamic batch builds one per batch size it
-// sees); weights are reordered into the layout oneDNN chose once per such
-// layout, not per run.
+// kiln.BlockedConv (ops/blocked.h): convolutions on the channel-blocked
+// layout, on oneDNN, or on kiln's Winograd F(4x4, 3x3) where
+// ops/conv_select.h ranks it first (kernels/cpu/winograd_f32.h). Primitives
+// depend on the input's N, H and W, so the kernel keeps the ones it built per
+// input shape (batch chunks bound their number); weights are reordered into
+// the layout oneDNN chose once per such layout, not per run, or come packed
+// from an engine.
 #include "ops/blocked.h"
 
-#include <algorithm>
-#include <cstring>
-#include <functional>
-#include <map>
-#include <mutex>
-
-#include "core/thread_pool.h"
-#include "kernels/cpu/cpu_isa.h"
-#include "kernels/cpu/pool_f32.h"
 #include "ir/epilogue.h"
-#include "kernels/cpu/dnnl_glue.h"
+#include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/winograd_f32.h"
 #include "ops/nn_util.h"
 #include "ir/op_facts.h"
+#include "ops/blocked_util.h"
 
 namespace kiln {
 
 namespace {
 
-using dnnl::memory;
-using Tag = memory::format_tag;
-constexpr auto kF32 = memory::data_type::f32;
-
-int threads_of(const KernelContext& ctx) { return ctx.thread_pool() ? ctx.thread_pool()->num_threads() : 1; }
-
-memory wrap(const memory::desc& d, const void* p) {
-  return memory(d, dnnl_glue::engine(), const_cast<void*>(p));
-}
-
-// [N, ceil(C / B), H, W, B] as inferred dims, from a 4-D [N, C, H, W].
-DimVector blocked_dims(const DimVector& nchw, int64_t block) {
-  Dim cb = nchw[1].is_known() ? Dim::known(ceil_div(nchw[1].value, block)) : Dim::unknown();
-  return {nchw[0], cb, nchw[2], nchw[3], Dim::known(block)};
-}
-
-int64_t block_attr(const Node& node) {
-  const int64_t b = node.attr_int("block", 0);
-  if (b != 8 && b != 16) throw Error(node.describe() + ": block must be 8 or 16, got " + std::to_string(b));
-  return b;
-}
-
-void check_blocked(const KernelContext& ctx, const Tensor& x, int64_t block) {
-  if (x.dtype() != DType::kFloat32 || x.rank() != 5 || x.dim(4) != block)
-    throw ctx.error("expects a float32 [N, C/" + std::to_string(block) + ", H, W, " + std::to_string(block) +
-                    "] tensor, got " + shape_str(x.shape()));
-}
-
-// Per-input-shape cache of whatever a kernel builds for a shape.
-template <typename T>
-class ShapeCache {
- public:
-  template <typename Make>
-  const T& get(const Shape& key, Make make) const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = entries_.find(key);
-    if (it == entries_.end()) it = entries_.emplace(key, make()).first;
-    return it->second;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  mutable std::map<Shape, T> entries_;
-};
-
-// The batch sizes a kernel splits a dynamic batch into: the node's
-// batch_chunks attribute, which the engine builder sets from a profile (its
-// opt batch and the powers of two up to its max batch, src/engine/build.cpp).
-// oneDNN primitives are made per shape; splitting keeps their number (and the
-// memory they hold) bounded however many batch sizes the runs bring. Empty:
-// each batch whole.
-std::vector<int64_t> batch_chunks(const Node& node) {
-  std::vector<int64_t> sizes = node.attr_ints("batch_chunks");
-  std::sort(sizes.begin(), sizes.end(), std::greater<>());
-  if (sizes.empty() || sizes.back() != 1) return {};  // must be able to cover every batch
-  return sizes;
-}
-
-// Calls f(start, count) for consecutive slices covering a batch of n: n
-// itself when it is an allowed size, else the largest allowed sizes first.
-template <typename F>
-void for_each_batch_chunk(const std::vector<int64_t>& sizes, int64_t n, F f) {
-  if (sizes.empty() || n <= 1 || std::find(sizes.begin(), sizes.end(), n) != sizes.end()) {
-    f(0, n);
-    return;
-  }
-  int64_t start = 0;
-  for (int64_t size : sizes)
-    for (; n - start >= size; start += size) f(start, size);
-}
-
-// A shape with another batch size.
-Shape with_batch(Shape shape, int64_t n) {
-  shape[0] = n;
-  return shape;
-}
-
-// The run's scratchpad for a oneDNN call (null when it needs none).
-void* scratchpad_for(const dnnl_glue::Call& call, KernelContext& ctx) {
-  return call.scratchpad_bytes() > 0 ? ctx.scratch(call.scratchpad_bytes()) : nullptr;
-}
-
-// ---- ToBlocked / FromBlocked: oneDNN reorders ---------------------------------
-
-class ReorderKernel : public Kernel {
- public:
-  ReorderKernel(const Node& node, bool to_blocked) : to_blocked_(to_blocked), chunks_(batch_chunks(node)) {}
-
-  void run(KernelContext& ctx) const override {
-    const Tensor& x = ctx.input(0);
-    const int64_t block = to_blocked_ ? block_attr(ctx.node()) : (x.rank() == 5 ? x.dim(4) : 0);
-    Shape nchw;
-    if (to_blocked_) {
-      if (x.dtype() != DType::kFloat32 || x.rank() != 4) throw ctx.error("expects a float32 NCHW tensor");
-      nchw = x.shape();
-    } else {
-      check_blocked(ctx, x, block);
-      const int64_t c = ctx.node().attr_int("channels", -1);
-      if (c <= 0 || ceil_div(c, block) != x.dim(1)) throw ctx.error("channels does not match the blocked input");
-      nchw = {x.dim(0), c, x.dim(2), x.dim(3)};
-    }
-    Tensor& y = ctx.output_uninitialized(0, DType::kFloat32,
-                           to_blocked_ ? Shape{nchw[0], ceil_div(nchw[1], block), nchw[2], nchw[3], block} : nchw);
-    if (y.numel() == 0) return;
-    const size_t x_sample = x.nbytes() / static_cast<size_t>(nchw[0]), y_sample = y.nbytes() / static_cast<size_t>(nchw[0]);
-    auto call_for = [&](int64_t n) -> const std::shared_ptr<dnnl_glue::Call>& {
-      const Shape shape = with_batch(nchw, n);
-      return cache_.get(shape, [&] {
-        dnnl_glue::use_threads(threads_of(ctx));
-        memory::desc plain(shape, kF32, Tag::nchw), blocked(shape, kF32, dnnl_glue::blocked_tag(block));
-        const memory::desc& from = to_blocked_ ? plain : blocked;
-        const memory::desc& to = to_blocked_ ? blocked : plain;
-        const dnnl::reorder::primitive_desc pd(dnnl_glue::engine(), from, dnnl_glue::engine(), to,
-                                               dnnl_glue::attr_for_concurrent_runs());
-        return std::make_shared<dnnl_glue::Call>(
-            dnnl::reorder(pd), pd.scratchpad_desc(),
-            std::vector<std::pair<int, memory::desc>>{{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
-      });
-    };
-    std::call_once(all_chunks_, [&] {  // as BlockedConv does
-      for (int64_t n : chunks_) call_for(n);
-    });
-    for_each_batch_chunk(chunks_, nchw[0], [&](int64_t start, int64_t n) {
-      const auto& call = call_for(n);
-      call->run({static_cast<const std::byte*>(x.raw()) + static_cast<size_t>(start) * x_sample,
-                 static_cast<std::byte*>(y.raw()) + static_cast<size_t>(start) * y_sample},
-                threads_of(ctx), scratchpad_for(*call, ctx));
-    });
-  }
-
- private:
-  bool to_blocked_;
-  std::vector<int64_t> chunks_;
-  mutable std::once_flag all_chunks_;
-  ShapeCache<std::shared_ptr<dnnl_glue::Call>> cache_;
-};
-
-void infer_to_blocked(InferContext& ctx) {
-  const ValueType& x = ctx.input_type(0);
-  if (x.dtype != DType::kFloat32 || x.rank() != 4) throw ctx.error("expects a float32 rank-4 input");
-  ctx.set_output(0, x.dtype, blocked_dims(*x.shape, block_attr(ctx.node())));
-}
-
-void infer_from_blocked(InferContext& ctx) {
-  const ValueType& x = ctx.input_type(0);
-  if (x.dtype != DType::kFloat32 || x.rank() != 5) throw ctx.error("expects a float32 rank-5 blocked input");
-  const int64_t c = ctx.node().attr_int("channels", -1);
-  if (c <= 0) throw ctx.error("channels must be positive");
-  const DimVector& d = *x.shape;
-  ctx.set_output(0, x.dtype, DimVector{d[0], Dim::known(c), d[2], d[3]});
-}
+using namespace blocked;
 
 // ---- BlockedConv ------------------------------------------------------------------
 
@@ -605,165 +447,6 @@ class BlockedConvKernel : public Kernel {
   mutable std::unique_ptr<WinogradF32Conv> winograd_;
 };
 
-// ---- BlockedPool ------------------------------------------------------------------
-
-// The window of a BlockedPool node on an h x w input (global: the whole plane).
-std::string pool_geometry(const Node& node, int64_t h, int64_t w, WindowGeometry* g) {
-  if (node.attr_int("global", 0) != 0) {
-    g->in = {h, w};
-    g->kernel = {h, w};
-    g->strides = {1, 1};
-    g->dilations = {1, 1};
-    g->pads_begin = g->pads_end = {0, 0};
-    g->out = {1, 1};
-    return "";
-  }
-  std::string err = window_geometry(node, {h, w}, node.attr_ints("kernel_shape"), node.attr_int("ceil_mode", 0) != 0, g);
-  if (err.empty() && (g->out[0] < 0 || g->out[1] < 0)) return "invalid output size";
-  return err;
-}
-
-void infer_blocked_pool(InferContext& ctx) {
-  const ValueType& x = ctx.input_type(0);
-  if (x.dtype != DType::kFloat32 || x.rank() != 5) throw ctx.error("expects a float32 5-D blocked input");
-  const DimVector& d = *x.shape;
-  if (ctx.node().attr_int("global", 0) != 0) {
-    ctx.set_output(0, x.dtype, DimVector{d[0], d[1], Dim::known(1), Dim::known(1), d[4]});
-    return;
-  }
-  auto known = [](const Dim& v) { return v.is_known() ? v.value : -1; };
-  WindowGeometry g;
-  std::string err = window_geometry(ctx.node(), {known(d[2]), known(d[3])}, ctx.node().attr_ints("kernel_shape"),
-                                    ctx.node().attr_int("ceil_mode", 0) != 0, &g);
-  if (!err.empty()) throw ctx.error(err);
-  auto out = [](int64_t v) { return v >= 0 ? Dim::known(v) : Dim::unknown(); };
-  ctx.set_output(0, x.dtype, DimVector{d[0], d[1], out(g.out[0]), out(g.out[1]), d[4]});
-}
-
-// kiln's own pooling loop (pool_f32.h), not oneDNN's: measured on
-// SqueezeNet's 3x3 stride-2 max pools (64 channels, 111x111), oneDNN 2.6's
-// jit:avx2 pooling took 0.86 ms where this takes about a tenth of it.
-class BlockedPoolKernel : public Kernel {
- public:
-  explicit BlockedPoolKernel(const Node& node) : node_(node), block_(block_attr(node)) {
-    const std::string mode = node.attr_string("mode", "");
-    if (mode != "max" && mode != "avg") throw Error(node.describe() + ": mode must be max or avg");
-    max_ = mode == "max";
-    count_include_pad_ = node.attr_int("count_include_pad", 0) != 0;
-    channels_ = node.attr_int("channels", -1);
-    if (channels_ <= 0) throw Error(node.describe() + ": channels must be positive");
-  }
-
-  void run(KernelContext& ctx) const override {
-    const Tensor& x = ctx.input(0);
-    check_blocked(ctx, x, block_);
-    if (ceil_div(channels_, block_) != x.dim(1)) throw ctx.error("channels does not match the blocked input");
-    WindowGeometry g;
-    std::string err = pool_geometry(node_, x.dim(2), x.dim(3), &g);
-    if (!err.empty()) throw ctx.error(err);
-    Tensor& y = ctx.output_uninitialized(0, DType::kFloat32, {x.dim(0), x.dim(1), g.out[0], g.out[1], block_});
-    if (y.numel() == 0) return;
-    Pool2dF32Shape s;
-    s.planes = x.dim(0) * x.dim(1);
-    s.H = x.dim(2);
-    s.W = x.dim(3);
-    s.OH = g.out[0];
-    s.OW = g.out[1];
-    s.KH = g.kernel[0];
-    s.KW = g.kernel[1];
-    s.stride_h = g.strides[0];
-    s.stride_w = g.strides[1];
-    s.dilation_h = g.dilations[0];
-    s.dilation_w = g.dilations[1];
-    s.pad_top = g.pads_begin[0];
-    s.pad_left = g.pads_begin[1];
-    s.pad_bottom = g.pads_end[0];
-    s.pad_right = g.pads_end[1];
-    pool2d_blocked_f32(max_, s, block_, count_include_pad_, x.data<float>(), y.data<float>(),
-                       ctx.thread_pool());
-  }
-
- private:
-  const Node& node_;
-  int64_t block_;
-  int64_t channels_ = 0;
-  bool max_ = true;
-  bool count_include_pad_ = false;
-};
-
-// ---- BlockedScaleShift ------------------------------------------------------------
-
-// y = x * scale + shift per channel (then the node's epilogue), on blocked
-// tensors: scale and shift are [1, C/B, 1, 1, B]. What an inference-mode
-// BatchNormalization that could not be folded into a conv becomes (DenseNet's
-// pre-activation BN + ReLU), in one pass instead of a Mul and an Add.
-void infer_scale_shift(InferContext& ctx) {
-  const ValueType& x = ctx.input_type(0);
-  if (x.dtype != DType::kFloat32 || x.rank() != 5) throw ctx.error("expects a float32 5-D blocked input");
-  for (size_t i = 1; i < 3; ++i) {
-    const ValueType& p = ctx.input_type(i);
-    if (p.rank() != 5 || !(*p.shape)[1].is_known() || !(*x.shape)[1].is_known() ||
-        (*p.shape)[1].value != (*x.shape)[1].value)
-      throw ctx.error("scale and shift must be [1, C/B, 1, 1, B] constants");
-  }
-  ctx.set_output(0, x.dtype, x.shape);
-}
-
-class BlockedScaleShiftKernel : public Kernel {
- public:
-  explicit BlockedScaleShiftKernel(const Node& node) : steps_(epilogue_of(node)) {}
-  bool applies_epilogue() const override { return true; }
-
-  void run(KernelContext& ctx) const override {
-    const Tensor& x = ctx.input(0);
-    const Tensor& scale = ctx.input(1);
-    const Tensor& shift = ctx.input(2);
-    if (x.dtype() != DType::kFloat32 || x.rank() != 5 || scale.numel() != x.dim(1) * x.dim(4) ||
-        shift.numel() != scale.numel())
-      throw ctx.error("unexpected shapes " + shape_str(x.shape()) + ", " + shape_str(scale.shape()));
-    Tensor& y = ctx.output_uninitialized(0, DType::kFloat32, x.shape());
-    const int64_t cb = x.dim(1), block = x.dim(4), plane = x.dim(2) * x.dim(3) * block;
-    const float* px = x.data<float>();
-    const float* ps = scale.data<float>();
-    const float* pt = shift.data<float>();
-    float* py = y.data<float>();
-    parallel_for(ctx.thread_pool(), x.dim(0) * cb, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        const float* __restrict s = ps + (p % cb) * block;
-        const float* __restrict t = pt + (p % cb) * block;
-        const float* __restrict in = px + p * plane;
-        float* __restrict out = py + p * plane;
-        if (block == 8) apply<8>(in, s, t, out, plane);
-        else if (block == 16) apply<16>(in, s, t, out, plane);
-        else
-          for (int64_t i = 0; i < plane; ++i) out[i] = in[i] * s[i % block] + t[i % block];
-        apply_epilogue(steps_, out, plane);
-      }
-    });
-  }
-
- private:
-  template <int B>
-  static void apply(const float* __restrict in, const float* __restrict s, const float* __restrict t,
-                    float* __restrict out, int64_t n) {
-    for (int64_t i = 0; i < n; i += B)
-      for (int j = 0; j < B; ++j) out[i + j] = in[i + j] * s[j] + t[j];
-  }
-
-  std::vector<EpilogueStep> steps_;
-};
-
-OpSchema kiln_schema(const char* name, int max_inputs) {
-  OpSchema s;
-  s.domain = kKilnDomain;
-  s.name = name;
-  s.min_inputs = 1;
-  s.max_inputs = max_inputs;
-  s.max_outputs = 1;
-  s.types = {DType::kFloat32};
-  return s;
-}
-
 }  // namespace
 
 std::string blocked_conv_impl(const Node& conv, int64_t n, int64_t h, int64_t w, bool plain_src, int64_t block,
@@ -785,20 +468,6 @@ std::string blocked_conv_impl(const Node& conv, int64_t n, int64_t h, int64_t w,
   }
 }
 
-KILN_OP(ToBlocked) {
-  OpSchema s = kiln_schema("ToBlocked", 1);
-  s.infer = infer_to_blocked;
-  s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<ReorderKernel>(node, true); };
-  return s;
-}
-
-KILN_OP(FromBlocked) {
-  OpSchema s = kiln_schema("FromBlocked", 1);
-  s.infer = infer_from_blocked;
-  s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<ReorderKernel>(node, false); };
-  return s;
-}
-
 KILN_OP(BlockedConv) {
   OpSchema s = kiln_schema("BlockedConv", 4);
   s.min_inputs = 2;
@@ -809,61 +478,10 @@ KILN_OP(BlockedConv) {
   return s;
 }
 
-KILN_OP(BlockedScaleShift) {
-  OpSchema s = kiln_schema("BlockedScaleShift", 3);
-  s.min_inputs = 3;
-  s.infer = infer_scale_shift;
-  s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<BlockedScaleShiftKernel>(node); };
-  return s;
-}
-
-KILN_OP(BlockedPool) {
-  OpSchema s = kiln_schema("BlockedPool", 1);
-  s.infer = infer_blocked_pool;
-  s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<BlockedPoolKernel>(node); };
-  return s;
-}
-
-namespace {
-
-// kiln.BlockedPool: a pool's count over the real channels (attribute
-// `channels`), not the padded block.
-OpCost blocked_pool_cost(const Node& n) {
-  const std::vector<int64_t> x = cost::in_dims(n, 0), y = cost::out_dims(n, 0);
-  if (x.size() != 5 || y.size() != 5) throw CostUnknown{"unexpected blocked ranks"};
-  const int64_t channels = n.attr_int("channels", -1);
-  if (channels < 0) throw CostUnknown{"BlockedPool without channels"};
-  const bool avg = n.attr_string("mode", "") == "avg";
-  const int64_t planes = cost::mul(y[0], channels);
-  const int64_t out = cost::mul(planes, cost::mul(y[2], y[3]));
-  if (n.attr_int("global", 0) != 0)
-    return cost::elementwise(cost::add(cost::mul(planes, cost::mul(x[2], x[3])), avg ? out : 0));
-  const int64_t window = cost::product(n.attr_ints("kernel_shape"));
-  return cost::elementwise(cost::mul(out, cost::add(window, avg ? 1 : 0)));
-}
-
-}  // namespace
-
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
 KILN_OP_FACTS(KilnBlockedConv) {
   return {.domain = kKilnDomain, .op = "BlockedConv", .family = OpFamily::kConv, .cost = cost::conv(1)};
-}
-
-KILN_OP_FACTS(KilnBlockedPool) {
-  return {.domain = kKilnDomain, .op = "BlockedPool", .family = OpFamily::kPooling, .cost = blocked_pool_cost};
-}
-
-KILN_OP_FACTS(KilnBlockedScaleShift) {
-  return {.domain = kKilnDomain, .op = "BlockedScaleShift", .family = OpFamily::kNormalization, .cost = cost::per_element(2)};
-}
-
-KILN_OP_FACTS(KilnFromBlocked) {
-  return {.domain = kKilnDomain, .op = "FromBlocked", .family = OpFamily::kLayout, .cost = cost::none()};
-}
-
-KILN_OP_FACTS(KilnToBlocked) {
-  return {.domain = kKilnDomain, .op = "ToBlocked", .family = OpFamily::kLayout, .cost = cost::none()};
 }
 
 }  // namespace kiln

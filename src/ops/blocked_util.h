@@ -1,0 +1,111 @@
+// What the blocked-layout ops (ops/blocked.h) share: oneDNN memory helpers,
+// the block attribute, per-shape caches of primitives, batch chunks, and the
+// schema skeleton of a kiln-domain op. Private to ops/blocked_*.cpp.
+#pragma once
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <mutex>
+
+#include "core/thread_pool.h"
+#include "ir/op.h"
+#include "kernels/cpu/dnnl_glue.h"
+#include "ops/common.h"
+#include "ops/nn_util.h"
+
+namespace kiln::blocked {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+constexpr auto kF32 = memory::data_type::f32;
+
+inline int threads_of(const KernelContext& ctx) { return ctx.thread_pool() ? ctx.thread_pool()->num_threads() : 1; }
+
+inline memory wrap(const memory::desc& d, const void* p) {
+  return memory(d, dnnl_glue::engine(), const_cast<void*>(p));
+}
+
+// [N, ceil(C / B), H, W, B] as inferred dims, from a 4-D [N, C, H, W].
+inline DimVector blocked_dims(const DimVector& nchw, int64_t block) {
+  Dim cb = nchw[1].is_known() ? Dim::known(ceil_div(nchw[1].value, block)) : Dim::unknown();
+  return {nchw[0], cb, nchw[2], nchw[3], Dim::known(block)};
+}
+
+inline int64_t block_attr(const Node& node) {
+  const int64_t b = node.attr_int("block", 0);
+  if (b != 8 && b != 16) throw Error(node.describe() + ": block must be 8 or 16, got " + std::to_string(b));
+  return b;
+}
+
+inline void check_blocked(const KernelContext& ctx, const Tensor& x, int64_t block) {
+  if (x.dtype() != DType::kFloat32 || x.rank() != 5 || x.dim(4) != block)
+    throw ctx.error("expects a float32 [N, C/" + std::to_string(block) + ", H, W, " + std::to_string(block) +
+                    "] tensor, got " + shape_str(x.shape()));
+}
+
+// Per-input-shape cache of whatever a kernel builds for a shape.
+template <typename T>
+class ShapeCache {
+ public:
+  template <typename Make>
+  const T& get(const Shape& key, Make make) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = entries_.find(key);
+    if (it == entries_.end()) it = entries_.emplace(key, make()).first;
+    return it->second;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  mutable std::map<Shape, T> entries_;
+};
+
+// The batch sizes a kernel splits a dynamic batch into: the node's
+// batch_chunks attribute, which the engine builder sets from a profile (its
+// opt batch and the powers of two up to its max batch, src/engine/build.cpp).
+// oneDNN primitives are made per shape; splitting keeps their number (and the
+// memory they hold) bounded however many batch sizes the runs bring. Empty:
+// each batch whole.
+inline std::vector<int64_t> batch_chunks(const Node& node) {
+  std::vector<int64_t> sizes = node.attr_ints("batch_chunks");
+  std::sort(sizes.begin(), sizes.end(), std::greater<>());
+  if (sizes.empty() || sizes.back() != 1) return {};  // must be able to cover every batch
+  return sizes;
+}
+
+// Calls f(start, count) for consecutive slices covering a batch of n: n
+// itself when it is an allowed size, else the largest allowed sizes first.
+template <typename F>
+void for_each_batch_chunk(const std::vector<int64_t>& sizes, int64_t n, F f) {
+  if (sizes.empty() || n <= 1 || std::find(sizes.begin(), sizes.end(), n) != sizes.end()) {
+    f(0, n);
+    return;
+  }
+  int64_t start = 0;
+  for (int64_t size : sizes)
+    for (; n - start >= size; start += size) f(start, size);
+}
+
+// A shape with another batch size.
+inline Shape with_batch(Shape shape, int64_t n) {
+  shape[0] = n;
+  return shape;
+}
+
+// The run's scratchpad for a oneDNN call (null when it needs none).
+inline void* scratchpad_for(const dnnl_glue::Call& call, KernelContext& ctx) {
+  return call.scratchpad_bytes() > 0 ? ctx.scratch(call.scratchpad_bytes()) : nullptr;
+}
+
+inline OpSchema kiln_schema(const char* name, int max_inputs) {
+  OpSchema s;
+  s.domain = kKilnDomain;
+  s.name = name;
+  s.min_inputs = 1;
+  s.max_inputs = max_inputs;
+  s.max_outputs = 1;
+  s.types = {DType::kFloat32};
+  return s;
+}
+
+}  // namespace kiln::blocked
