@@ -10,6 +10,7 @@
 #include "ir/epilogue.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/winograd_f32.h"
+#include "ops/conv_select.h"
 #include "ops/nn_util.h"
 #include "ir/op_facts.h"
 #include "ops/blocked_util.h"
@@ -210,9 +211,9 @@ class BlockedConvKernel : public Kernel {
     if (algorithm == "winograd" && winograd_mode_ != WinogradMode::kOff) winograd_mode_ = WinogradMode::kForce;
     else if (algorithm == "direct") winograd_mode_ = WinogradMode::kOff;
     else if (!algorithm.empty()) throw Error(node.describe() + ": unknown algorithm '" + algorithm + "'");
-    winograd_candidate_ = !weights_io_ && winograd_mode_ != WinogradMode::kOff && block_ == WinogradF32Conv::kBlock &&
-                          x.rank() == 5 && weights_.raw() && weights_.dtype() == DType::kFloat32 &&
-                          (!bias_.defined() || bias_.dtype() == DType::kFloat32) && WinogradF32Conv::available();
+    // Whether Winograd could run at all (ops/conv_select.h decides per shape).
+    winograd_candidate_ = !weights_io_ && winograd_mode_ != WinogradMode::kOff && x.rank() == 5 && weights_.raw() &&
+                          weights_.dtype() == DType::kFloat32 && (!bias_.defined() || bias_.dtype() == DType::kFloat32);
     if (packed && adopt(*packed)) return;
     if (!weights_.raw()) throw Error(node.describe() + ": W has no data (an engine without usable packed weights)");
     // With the input's channels and spatial size known, reorder the weights
@@ -337,17 +338,16 @@ class BlockedConvKernel : public Kernel {
     const WinogradF32Conv* winograd = nullptr;  // set instead of the above when it runs
   };
 
-  // Winograd for this shape: a 3x3 stride-1 conv it supports, and faster
-  // than oneDNN there by winograd_f32_wins() (or forced by KILN_WINOGRAD=1).
+  // Winograd for this shape when ops/conv_select.h ranks it first; always
+  // where it applies once an engine's packed Winograd weights were adopted.
   bool use_winograd(const ConvSetup& s) const {
-    if (!winograd_candidate_ || s.plain_src || s.group != 1) return false;
-    const WindowGeometry& g = s.g;
-    if (!WinogradF32Conv::supports(s.kh, s.kw, g.strides[0], g.strides[1], g.dilations[0], g.dilations[1], s.group,
-                                   g.pads_begin, g.pads_end))
-      return false;
-    if (g.out[0] <= 0 || g.out[1] <= 0) return false;
-    if (winograd_only_) return true;
-    return winograd_mode_ == WinogradMode::kForce || winograd_f32_wins(s.n, s.c, s.m, g.out[0], g.out[1]);
+    if (!winograd_candidate_) return false;
+    ConvProblem p;
+    p.n = s.n, p.c = s.c, p.m = s.m, p.group = s.group, p.h = s.h, p.w = s.w, p.kh = s.kh, p.kw = s.kw;
+    p.strides = s.g.strides, p.dilations = s.g.dilations, p.pads_begin = s.g.pads_begin, p.pads_end = s.g.pads_end;
+    p.out_h = s.g.out[0], p.out_w = s.g.out[1];
+    p.blocked = true, p.plain_src = s.plain_src, p.block = s.block;
+    return rank_conv_algorithms(p, winograd_only_ ? WinogradMode::kForce : winograd_mode_)[0] == ConvAlgo::kWinograd;
   }
 
   // The weights transformed for Winograd, once.
@@ -366,7 +366,10 @@ class BlockedConvKernel : public Kernel {
     auto owner = [](const Tensor& t) { return std::make_shared<const Tensor>(t); };
     if (st.kernel == "winograd") {
       const Tensor* u = st.blob("u");
-      if (!u || u->dtype() != DType::kFloat32 || !winograd_candidate_) return false;
+      // Only where this process runs Winograd (the engine keeps W for the rest).
+      if (!u || u->dtype() != DType::kFloat32 || !winograd_candidate_ || !WinogradF32Conv::available() ||
+          block_ != WinogradF32Conv::kBlock)
+        return false;
       winograd_ = std::make_unique<WinogradF32Conv>(owner(*u), u->data<float>(), static_cast<size_t>(u->numel()),
                                                     bias_.defined() ? bias_.data<float>() : nullptr, weights_.dim(1),
                                                     weights_.dim(0), epilogue_of(node_));

@@ -8,6 +8,7 @@
 
 #include "ir/epilogue.h"
 #include "kernels/cpu/conv_f32.h"
+#include "ops/conv_select.h"
 #include "ops/nn_util.h"
 #include "ir/op_facts.h"
 
@@ -105,7 +106,7 @@ class ConvKernel : public Kernel {
     Conv2dF32Shape s;
     const ValueType& xt = node.inputs[0]->type;
     if (w->rank() == 4 && xt.is_static() && xt.rank() == 4 && shape_of(node, xt.static_shape(), w->shape(), &s) &&
-        conv2d_f32_taps_sparse(s)) {
+        taps_first(s)) {
       packed_ = pack_conv_tap_weights_f32(weights_, s.M, s.C, s.KH, s.KW);
       return;
     }
@@ -130,7 +131,7 @@ class ConvKernel : public Kernel {
     Tensor& y = ctx.output(0, DType::kFloat32, x.rank() == 3 ? Shape{s.N, s.M, s.OW} : Shape{s.N, s.M, s.OH, s.OW});
     if (y.numel() == 0) return;
     const PackedConvWeightsF32* packed = w.data<float>() == weights_ ? packed_.get() : nullptr;
-    if (packed && taps_at_run_ && x.rank() == 4 && conv2d_f32_taps_sparse(s)) packed = tap_weights(s);
+    if (packed && taps_at_run_ && x.rank() == 4 && taps_first(s)) packed = tap_weights(s);
     const Conv2dF32Epilogue epilogue = [this](float* p, int64_t n) { apply_epilogue(epilogue_, p, n); };
     conv2d_f32(s, x.data<float>(), w.data<float>(), packed, b ? b->data<float>() : nullptr, y.data<float>(),
                ctx.thread_pool(), epilogue_.empty() ? nullptr : &epilogue);
@@ -181,6 +182,11 @@ class ConvKernel : public Kernel {
     s->dilation_h = two_d ? g.dilations[0] : 1;
     s->dilation_w = g.dilations[last];
     return true;
+  }
+
+  // Whether ops/conv_select.h ranks the tap-by-tap path first for s.
+  static bool taps_first(const Conv2dF32Shape& s) {
+    return rank_conv_algorithms(conv_problem(s), WinogradMode::kOff)[0] == ConvAlgo::kTaps;
   }
 
   // The weights packed per tap, once.

@@ -19,6 +19,7 @@
 #include "ir/epilogue.h"
 #include "kernels/cpu/dnnl_glue.h"
 #include "ops/blocked.h"
+#include "ops/conv_select.h"
 #include "ops/nn_util.h"
 #include "passes/passes.h"
 #include "ir/op_facts.h"
@@ -76,19 +77,12 @@ class LayoutPass {
         n.outputs.size() != 1 || static_channels(n.outputs[0]) < 0)
       return false;
     // Any epilogue: BlockedConv runs the steps oneDNN has no post-op for itself.
-    // A dynamic batch is asked about as 1, a dynamic height or width as
-    // blocked_conv_impl's stand-in: oneDNN's choice does not depend on them.
+    // ops/conv_select.h decides; a dynamic batch counts as 1.
     const DimVector& d = *x->type.shape;
     const int64_t batch = d[0].is_known() ? d[0].value : 1;
     const int64_t h = d[2].is_known() ? d[2].value : -1, w = d[3].is_known() ? d[3].value : -1;
-    // A blocked source when the input already is; else plain NCHW when oneDNN
-    // reads that directly (few input channels, e.g. the RGB stem), else a
-    // conversion first.
-    const bool has_twin = twin_.count(x) != 0;
     bool plain_src = false;
-    if (!has_twin && c < block_ && fast(blocked_conv_impl(n, batch, h, w, true, block_)))
-      plain_src = true;
-    if (!plain_src && !fast(blocked_conv_impl(n, batch, h, w, false, block_))) return false;
+    if (!conv_runs_blocked(n, batch, c, h, w, block_, twin_.count(x) != 0, &plain_src)) return false;
     Value* in = plain_src ? n.inputs[0] : blocked(n.inputs[0]);
     std::vector<Value*> inputs = {in, n.inputs[1]};
     if (n.has_input(2)) inputs.push_back(n.inputs[2]);
@@ -237,7 +231,6 @@ class LayoutPass {
     return true;
   }
 
-  static bool fast(const std::string& impl) { return !impl.empty() && impl.rfind("ref", 0) != 0; }
 
   // v's blocked twin, converting it when it has none yet.
   Value* blocked(Value* v) {

@@ -12,6 +12,7 @@
 #include "ir/op.h"
 #include "kernels/cpu/winograd_f32.h"
 #include "ops/blocked.h"
+#include "ops/conv_select.h"
 #include "ops/nn_util.h"
 
 namespace kiln::engine {
@@ -104,7 +105,7 @@ std::string key_of(const Node& n, const Shape& x, const Shape& w, int threads) {
 TacticReport choose_conv_algorithms(Graph& g, const std::vector<ShapeProfile>& profiles, int threads,
                                     TimingCache& cache) {
   TacticReport report;
-  if (!WinogradF32Conv::available() || winograd_mode() != WinogradMode::kAuto) return report;
+  if (winograd_mode() != WinogradMode::kAuto) return report;
   ThreadPool pool(threads);
   const int applied = pool.num_threads();
   for (auto& np : g.nodes) {
@@ -113,17 +114,21 @@ TacticReport choose_conv_algorithms(Graph& g, const std::vector<ShapeProfile>& p
     const Value* xv = n.inputs[0];
     const Value* wv = n.inputs[1];
     if (!xv->type.shape || xv->type.rank() != 5 || !wv->initializer || !wv->initializer->raw() ||
-        n.attr_int("weights_io", 0) != 0 || n.attr_int("block", 0) != WinogradF32Conv::kBlock)
+        n.attr_int("weights_io", 0) != 0)
       continue;
     const DimVector& d = *xv->type.shape;
     const Shape& w = wv->initializer->shape();
-    if (!d[1].is_known() || !d[2].is_known() || !d[3].is_known() || w.size() != 4) continue;
+    if (!d[1].is_known() || !d[2].is_known() || !d[3].is_known() || !d[4].is_known() || w.size() != 4) continue;
     WindowGeometry geo;
     if (!window_geometry(n, {d[2].value, d[3].value}, {w[2], w[3]}, false, &geo).empty()) continue;
-    if (!WinogradF32Conv::supports(w[2], w[3], geo.strides[0], geo.strides[1], geo.dilations[0], geo.dilations[1],
-                                   n.attr_int("group", 1), geo.pads_begin, geo.pads_end) ||
-        geo.out[0] <= 0 || geo.out[1] <= 0 || !winograd_f32_accurate_enough(w[1], geo.out[0], geo.out[1]))
-      continue;
+    // Time the node when ops/conv_select.h names more than one candidate.
+    ConvProblem p;
+    p.n = opt_batch(g, d[0], profiles), p.c = w[1] * n.attr_int("group", 1), p.m = w[0], p.group = n.attr_int("group", 1);
+    p.h = d[2].value, p.w = d[3].value, p.kh = w[2], p.kw = w[3];
+    p.strides = geo.strides, p.dilations = geo.dilations, p.pads_begin = geo.pads_begin, p.pads_end = geo.pads_end;
+    p.out_h = geo.out[0], p.out_w = geo.out[1];
+    p.blocked = true, p.block = d[4].value;
+    if (rank_conv_algorithms(p, WinogradMode::kAuto).size() < 2) continue;
     const Shape x = {opt_batch(g, d[0], profiles), d[1].value, d[2].value, d[3].value, d[4].value};
     const std::string key = key_of(n, x, w, applied);
     json t;
