@@ -23,6 +23,9 @@
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/dnnl_glue.h"
 #include "kernels/cpu/gemm_f32.h"
+#include "kernels/cpu/binary_f32.h"
+#include "kernels/cpu/pool_f32.h"
+#include "kernels/cpu/vec_math_f32.h"
 #include "kernels/cpu/winograd_f32.h"
 
 namespace kiln::bench {
@@ -314,6 +317,49 @@ void winograd_args(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_Conv3x3OneDnn)->Apply(conv3x3_args);
 BENCHMARK(BM_Conv3x3Winograd)->Apply(winograd_args);
+
+// Every variant of the kernel-family lists (kernels/cpu/variants.h) that this
+// CPU runs, registered from the lists themselves: a variant added to a list
+// is benchmarked here with no new code. Rates in elements per second.
+template <typename Run>
+void register_variant(const std::string& name, int64_t elements, Run run) {
+  benchmark::RegisterBenchmark(name.c_str(), [elements, run](benchmark::State& state) {
+    for (auto _ : state) {
+      run();
+      benchmark::ClobberMemory();
+    }
+    state.counters["elements"] =
+        benchmark::Counter(double(elements), benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  });
+}
+
+[[maybe_unused]] const bool kVariantBenchmarks = [] {
+  static const std::vector<float> a = random_floats(1 << 16, 7), b = random_floats(1 << 16, 8);
+  static std::vector<float> y(1 << 16);
+  for (const auto& v : kVecMathF32Variants)
+    if (variant_runs_here(v)) {
+      register_variant(std::string("BM_Variant/") + v.name + "/sigmoid", 1 << 16,
+                       [fns = v.fn] { fns->sigmoid(a.data(), y.data(), 1 << 16); });
+      register_variant(std::string("BM_Variant/") + v.name + "/gelu_erf", 1 << 16,
+                       [fns = v.fn] { fns->gelu_erf(a.data(), y.data(), 1 << 16); });
+    }
+  for (const auto& v : kBinaryRowsF32Variants)
+    if (variant_runs_here(v))
+      register_variant(std::string("BM_Variant/") + v.name + "/add", 1 << 16, [fn = v.fn] {
+        fn(BinaryOpF32::kAdd, a.data(), 1, 256, b.data(), 1, 256, y.data(), 256, 256);
+      });
+  for (const auto& v : kDepthwiseChannelF32Variants)
+    if (variant_runs_here(v))  // one 3x3 channel of 128 x 128, stride 1
+      register_variant(std::string("BM_Variant/") + v.name + "/3x3", 128 * 128, [fn = v.fn] {
+        fn(a.data(), 128, 128, b.data(), 3, 3, 1, 1, 1, 1, 1, 1, 0.0f, y.data(), 128, 128);
+      });
+  for (const auto& v : kPoolF32Variants)
+    if (variant_runs_here(v))  // max 3x3 stride 2 over one 128 x 128 plane
+      register_variant(std::string("BM_Variant/") + v.name + "/max3x3s2", 64 * 64, [fns = v.fn] {
+        fns.plane(true, a.data(), 128, 128, 3, 3, 2, 2, 1, 1, 1, 1, -3.4e38f, y.data(), 64, 64);
+      });
+  return true;
+}();
 
 }  // namespace
 

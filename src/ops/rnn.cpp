@@ -9,10 +9,10 @@
 // activation lists, input_forget) runs the reference run_recurrent, which is
 // the specification and also reports malformed inputs.
 #include <algorithm>
-#include <bit>
 #include <cctype>
 #include <cmath>
 
+#include "kernels/cpu/vec_math_f32.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/gemm_f32.h"
 #include "ops/common.h"
@@ -306,49 +306,9 @@ void run_recurrent(KernelContext& ctx, const RnnAttrs& a) {
 
 // ------------------------------------------------------------ float32 gate math
 
-// The gate math is short passes over one array each, in forms GCC vectorizes
-// under its default -ftrapping-math: no float compare feeds a select (those
-// loops stay scalar), so limits and branches are integer operations on the
-// bits. Fused per-unit loops and std::exp/std::tanh calls did not vectorize.
-
-// e^x as Cephes' expf (range reduction by ln 2, degree-6 polynomial), within
-// 2 ulp; |x| is limited to 87 so that 2^n stays a normal float. NaN stays NaN.
-inline float exp_f32(float x) {
-  int32_t bits = std::bit_cast<int32_t>(x);
-  const int32_t mag = bits & 0x7fffffff, kLimit = 0x42ae0000;  // 87.0f
-  bits = mag > kLimit && mag <= 0x7f800000 ? (bits & INT32_MIN) | kLimit : bits;
-  x = std::bit_cast<float>(bits);
-  // Adding 1.5 * 2^23 rounds to an integer, which the low mantissa bits then hold.
-  const float kRound = 12582912.0f;
-  const float t = x * 1.44269504088896341f + kRound;
-  const int32_t k = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kRound);
-  const float n = t - kRound;
-  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  return p * std::bit_cast<float>(static_cast<uint32_t>(k + 127) << 23);
-}
-
-inline float sigmoid_f32(float x) { return 1.0f / (1.0f + exp_f32(-x)); }
-
-// Near 0 Cephes' tanhf polynomial, elsewhere (1 - e^-2|x|) / (1 + e^-2|x|)
-// with x's sign; both are computed and one is picked by a bit mask.
-inline float tanh_f32(float x) {
-  const uint32_t bits = std::bit_cast<uint32_t>(x), mag = bits & 0x7fffffffu;
-  const float z = x * x;
-  const float small =
-      ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
-       3.33332819422e-1f) * z * x + x;
-  const float e = exp_f32(-2.0f * std::bit_cast<float>(mag));
-  const uint32_t large = std::bit_cast<uint32_t>((1.0f - e) / (1.0f + e)) | (bits & 0x80000000u);
-  const uint32_t use_small = 0u - static_cast<uint32_t>(mag < 0x3f200000u);  // |x| < 0.625: all ones
-  return std::bit_cast<float>((std::bit_cast<uint32_t>(small) & use_small) | (large & ~use_small));
-}
+// The gate math is short passes over one array each: element-wise adds and
+// products that vectorize, and the activations through the vector math of
+// kernels/cpu/vec_math_f32.h (the ISA's variant, a few ulp).
 
 void add_into(int64_t n, const float* a, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] += a[i];
@@ -356,12 +316,8 @@ void add_into(int64_t n, const float* a, float* y) {
 void mul_add_into(int64_t n, const float* a, const float* b, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] += a[i] * b[i];
 }
-void sigmoid_inplace(int64_t n, float* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] = sigmoid_f32(y[i]);
-}
-void tanh_inplace(int64_t n, float* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] = tanh_f32(y[i]);
-}
+void sigmoid_inplace(int64_t n, float* y) { vec_math_f32().sigmoid(y, y, n); }
+void tanh_inplace(int64_t n, float* y) { vec_math_f32().tanh(y, y, n); }
 // The node's clip (0: none), applied to pre-activations.
 void clip_inplace(int64_t n, float clip, float* y) {
   if (clip <= 0) return;
@@ -386,13 +342,14 @@ void lstm_step(int64_t H, const float* xg, float* g, const float* peep, float cl
   if (peep) mul_add_into(H, peep + H, c, go);  // o's peephole sees the new c
   clip_inplace(H, clip, go);
   sigmoid_inplace(H, go);
-  for (int64_t j = 0; j < H; ++j) h[j] = go[j] * tanh_f32(c[j]);
+  vec_math_f32().tanh(c, h, H);
+  for (int64_t j = 0; j < H; ++j) h[j] *= go[j];
 }
 
 void rnn_step(int64_t H, const float* xg, float* g, float clip, float* h) {
   add_into(H, xg, g);
   clip_inplace(H, clip, g);
-  for (int64_t j = 0; j < H; ++j) h[j] = tanh_f32(g[j]);
+  vec_math_f32().tanh(g, h, H);
 }
 
 // GRU with linear_before_reset: g holds h R^T for gates z, r, h; rbh is the

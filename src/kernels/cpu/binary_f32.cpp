@@ -13,10 +13,19 @@ void binary_rows_f32_avx2(BinaryOpF32 op, const float* a, int64_t as, int64_t a_
 
 namespace {
 
-void binary_rows_f32_baseline(BinaryOpF32 op, const float* a, int64_t as, int64_t a_row, const float* b, int64_t bs,
-                              int64_t b_row, float* y, int64_t n, int64_t rows) {
+void binary_rows_f32_scalar(BinaryOpF32 op, const float* a, int64_t as, int64_t a_row, const float* b, int64_t bs,
+                            int64_t b_row, float* y, int64_t n, int64_t rows) {
   binary_rows_f32(op, a, as, a_row, b, bs, b_row, y, n, rows);
 }
+
+}  // namespace
+
+const KernelVariant<BinaryRowsF32Fn> kBinaryRowsF32Variants[2] = {
+    {"binary_rows_f32_avx2", CpuIsa::kAvx2, binary_rows_f32_avx2},
+    {"binary_rows_f32_scalar", CpuIsa::kScalar, binary_rows_f32_scalar},
+};
+
+namespace {
 
 // A run of output dims over which each operand is either contiguous
 // (stride = its extent's product) or broadcast (stride 0).
@@ -57,8 +66,7 @@ void binary_f32(BinaryOpF32 op, const float* a, const std::vector<int64_t>& a_sh
   int64_t total = 1;
   for (int64_t n : y_shape) total *= n;
   if (total == 0) return;
-  const auto run = static_cast<int>(cpu_isa_selected()) >= static_cast<int>(CpuIsa::kAvx2) ? binary_rows_f32_avx2
-                                                                                           : binary_rows_f32_baseline;
+  const BinaryRowsF32Fn run = select_variant(kBinaryRowsF32Variants).fn;
   std::vector<Run> dims = collapse(a_shape, b_shape, y_shape);
   if (dims.empty()) dims.push_back({1, false, false, 1, 1});
   const Run inner = dims.back();

@@ -14,25 +14,24 @@ void depthwise_channel_f32_avx2(const float* x, int64_t H, int64_t W, const floa
 
 namespace {
 
-using DepthwiseFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, int64_t,
-                             int64_t, int64_t, int64_t, int64_t, float, float*, int64_t, int64_t);
-
-void depthwise_channel_f32_baseline(const float* x, int64_t H, int64_t W, const float* w, int64_t KH, int64_t KW,
-                                    int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
-                                    float bias, float* y, int64_t OH, int64_t OW) {
+void depthwise_channel_f32_scalar(const float* x, int64_t H, int64_t W, const float* w, int64_t KH, int64_t KW,
+                                  int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, float bias,
+                                  float* y, int64_t OH, int64_t OW) {
   depthwise_channel_f32(x, H, W, w, KH, KW, sh, sw, ph, pw, dh, dw, bias, y, OH, OW);
 }
 
-DepthwiseFn depthwise_kernel() {
-  static const DepthwiseFn fn = static_cast<int>(cpu_isa_selected()) >= static_cast<int>(CpuIsa::kAvx2)
-                                    ? depthwise_channel_f32_avx2
-                                    : depthwise_channel_f32_baseline;
-  return fn;
-}
+}  // namespace
+
+const KernelVariant<DepthwiseChannelF32Fn> kDepthwiseChannelF32Variants[2] = {
+    {"depthwise_channel_f32_avx2", CpuIsa::kAvx2, depthwise_channel_f32_avx2},
+    {"depthwise_channel_f32_scalar", CpuIsa::kScalar, depthwise_channel_f32_scalar},
+};
+
+namespace {
 
 void depthwise_conv2d_f32(const Conv2dF32Shape& s, const float* x, const float* w, const float* bias, float* y,
                           ThreadPool* pool, const Conv2dF32Epilogue* epilogue) {
-  const DepthwiseFn fn = depthwise_kernel();
+  const DepthwiseChannelF32Fn fn = select_variant(kDepthwiseChannelF32Variants).fn;
   const int64_t in_sp = s.H * s.W, out_sp = s.OH * s.OW, k_sp = s.KH * s.KW;
   parallel_for(pool, s.N * s.C, [&](int64_t begin, int64_t end) {
     for (int64_t nc = begin; nc < end; ++nc) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm_f32.h"
+#include "kernels/cpu/variants.h"
 
 namespace kiln {
 
@@ -43,6 +44,13 @@ bool conv2d_f32_taps_sparse(const Conv2dF32Shape& s);
 // Weights [M, C, KH, KW] packed per tap, for that path.
 std::shared_ptr<const PackedConvWeightsF32> pack_conv_tap_weights_f32(const float* w, int64_t M, int64_t C,
                                                                         int64_t KH, int64_t KW);
+
+// The depthwise loop over one channel: y[OH x OW] = bias + x[H x W] * w[KH x KW]
+// with strides sh, sw, pads ph, pw and dilations dh, dw.
+using DepthwiseChannelF32Fn = void (*)(const float* x, int64_t H, int64_t W, const float* w, int64_t KH, int64_t KW,
+                                       int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
+                                       float bias, float* y, int64_t OH, int64_t OW);
+extern const KernelVariant<DepthwiseChannelF32Fn> kDepthwiseChannelF32Variants[2];
 
 // An element-wise function applied in place to y[0, n) (a fused activation).
 using Conv2dF32Epilogue = std::function<void(float* y, int64_t n)>;

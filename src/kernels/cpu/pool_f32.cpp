@@ -24,18 +24,18 @@ void pool_blocked_rows_f32_avx2(int64_t block, bool max, const float* x, int64_t
 
 namespace {
 
-void pool_plane_f32_baseline(bool max, const float* x, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh,
+void pool_plane_f32_scalar(bool max, const float* x, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh,
                              int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, float init, float* y,
                              int64_t OH, int64_t OW) {
   if (max) pool_plane_f32<true>(x, H, W, KH, KW, sh, sw, ph, pw, dh, dw, init, y, OH, OW);
   else pool_plane_f32<false>(x, H, W, KH, KW, sh, sw, ph, pw, dh, dw, init, y, OH, OW);
 }
 
-void divide_by_counts_f32_baseline(float* y, int64_t OH, int64_t OW, const float* count_h, const float* count_w) {
+void divide_by_counts_f32_scalar(float* y, int64_t OH, int64_t OW, const float* count_h, const float* count_w) {
   divide_by_counts_f32(y, OH, OW, count_h, count_w);
 }
 
-void pool_blocked_rows_f32_baseline(int64_t block, bool max, const float* x, int64_t H, int64_t W, int64_t KH,
+void pool_blocked_rows_f32_scalar(int64_t block, bool max, const float* x, int64_t H, int64_t W, int64_t KH,
                                     int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
                                     float init, int64_t oh_begin, int64_t oh_end, float* y, int64_t OW,
                                     const float* count_h, const float* count_w) {
@@ -43,12 +43,22 @@ void pool_blocked_rows_f32_baseline(int64_t block, bool max, const float* x, int
                     count_w);
 }
 
-bool use_avx2() { return static_cast<int>(cpu_isa_selected()) >= static_cast<int>(CpuIsa::kAvx2); }
+}  // namespace
+
+const KernelVariant<PoolF32Fns> kPoolF32Variants[2] = {
+    {"pool_f32_avx2", CpuIsa::kAvx2, {pool_plane_f32_avx2, divide_by_counts_f32_avx2, pool_blocked_rows_f32_avx2}},
+    {"pool_f32_scalar", CpuIsa::kScalar,
+     {pool_plane_f32_scalar, divide_by_counts_f32_scalar, pool_blocked_rows_f32_scalar}},
+};
+
+namespace {
+
+const PoolF32Fns& pool_fns() { return select_variant(kPoolF32Variants).fn; }
 
 void pool_planes(bool max, const Pool2dF32Shape& s, const float* x, float* y, ThreadPool* pool,
                  const float* count_h, const float* count_w) {
-  const auto plane_fn = use_avx2() ? pool_plane_f32_avx2 : pool_plane_f32_baseline;
-  const auto divide_fn = use_avx2() ? divide_by_counts_f32_avx2 : divide_by_counts_f32_baseline;
+  const auto plane_fn = pool_fns().plane;
+  const auto divide_fn = pool_fns().divide_by_counts;
   const float init = max ? std::numeric_limits<float>::lowest() : 0.0f;
   const int64_t in_sp = s.H * s.W, out_sp = s.OH * s.OW;
   parallel_for(pool, s.planes, [&](int64_t begin, int64_t end) {
@@ -104,7 +114,7 @@ void average_pool2d_f32(const Pool2dF32Shape& s, bool count_include_pad, const f
 void pool2d_blocked_f32(bool max, const Pool2dF32Shape& s, int64_t block, bool count_include_pad, const float* x,
                         float* y, ThreadPool* pool) {
   if (block != 8 && block != 16) throw Error("blocked pool: block must be 8 or 16, got " + std::to_string(block));
-  const auto rows_fn = use_avx2() ? pool_blocked_rows_f32_avx2 : pool_blocked_rows_f32_baseline;
+  const auto rows_fn = pool_fns().blocked_rows;
   const TapCounts counts = max ? TapCounts(Pool2dF32Shape{}, false) : TapCounts(s, count_include_pad);
   const float init = max ? std::numeric_limits<float>::lowest() : 0.0f;
   const int64_t in_plane = s.H * s.W * block, out_plane = s.OH * s.OW * block;

@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/cpu/variants.h"
+
 namespace kiln {
 
 class ThreadPool;
@@ -25,5 +27,18 @@ void average_pool2d_f32(const Pool2dF32Shape& s, bool count_include_pad, const f
 // N * C/B, block B = 8 or 16): each lane is a channel, pooled as above.
 void pool2d_blocked_f32(bool max, const Pool2dF32Shape& s, int64_t block, bool count_include_pad, const float* x,
                         float* y, ThreadPool* pool);
+
+// The per-ISA loops: one plane (NCHW), the averages' divide, and rows of
+// the blocked layout.
+struct PoolF32Fns {
+  void (*plane)(bool max, const float* x, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh, int64_t sw,
+                int64_t ph, int64_t pw, int64_t dh, int64_t dw, float init, float* y, int64_t OH, int64_t OW);
+  void (*divide_by_counts)(float* y, int64_t OH, int64_t OW, const float* count_h, const float* count_w);
+  void (*blocked_rows)(int64_t block, bool max, const float* x, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                       int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, float init,
+                       int64_t oh_begin, int64_t oh_end, float* y, int64_t OW, const float* count_h,
+                       const float* count_w);
+};
+extern const KernelVariant<PoolF32Fns> kPoolF32Variants[2];
 
 }  // namespace kiln

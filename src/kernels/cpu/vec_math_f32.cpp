@@ -57,9 +57,12 @@ constexpr VecMathF32 vec_math_f32_scalar = make_vec_math<Scalar>();
 
 }  // namespace
 
-const VecMathF32& vec_math_f32_for(CpuIsa isa) {
-  return static_cast<int>(isa) >= static_cast<int>(CpuIsa::kAvx2) ? vec_math_f32_avx2 : vec_math_f32_scalar;
-}
+const KernelVariant<const VecMathF32*> kVecMathF32Variants[2] = {
+    {"vec_math_f32_avx2", CpuIsa::kAvx2, &vec_math_f32_avx2},
+    {"vec_math_f32_scalar", CpuIsa::kScalar, &vec_math_f32_scalar},
+};
+
+const VecMathF32& vec_math_f32_for(CpuIsa isa) { return *select_variant(kVecMathF32Variants, isa).fn; }
 
 void map_f32(VecMathF32Fn fn, const float* x, float* y, int64_t n, ThreadPool* pool) {
   constexpr int64_t kBlock = 16384;
@@ -70,8 +73,7 @@ void map_f32(VecMathF32Fn fn, const float* x, float* y, int64_t n, ThreadPool* p
 }
 
 const VecMathF32& vec_math_f32() {
-  static const VecMathF32& fns = vec_math_f32_for(cpu_isa_selected());
-  return fns;
+  return *select_variant(kVecMathF32Variants).fn;
 }
 
 }  // namespace kiln

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/variants.h"
 
 namespace kiln {
 
@@ -29,10 +30,12 @@ class ThreadPool;
 // y = fn(x) over n elements, split over `pool` when n is large.
 void map_f32(VecMathF32Fn fn, const float* x, float* y, int64_t n, ThreadPool* pool);
 
+// The function sets built per ISA, best first.
+extern const KernelVariant<const VecMathF32*> kVecMathF32Variants[2];
 // The functions for the selected ISA.
 const VecMathF32& vec_math_f32();
-// The functions built for `isa` (scalar or avx2; tests compare both); the
-// caller must check that the CPU supports it.
+// The functions built for `isa` (tests compare them); the caller must check
+// that the CPU supports it.
 const VecMathF32& vec_math_f32_for(CpuIsa isa);
 
 }  // namespace kiln
