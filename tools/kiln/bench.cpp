@@ -28,21 +28,15 @@ double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
-struct BenchArgs {
-  std::string model;
-  std::vector<std::string> inputs;
-  std::string shapes;
+struct BenchArgs : SessionFlags {
   std::string shapes_sweep;
   bool sweep = false;  // --shapes-sweep was given (an empty SPEC is an error, not a plain bench)
   std::string shapes_random;  // --shapes-random: the same SPEC, shapes drawn at random per run
-  int threads = 0;  // 0: the engine's default
   int warmup = 5;
   int iterations = 50;
   double duration_s = 0;  // > 0: run for this long instead of `iterations` times
-  int opt_level = 2;
   bool json = false;
   std::string output_dir;
-  uint64_t seed = 0;
 };
 
 // The options below are written by other parts of the perf work (thread
@@ -566,10 +560,7 @@ void random_shapes_main(const BenchArgs& a) {
 void add_bench_command(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* cmd = app.add_subcommand("bench", "Time session creation and repeated runs of a model");
-  cmd->add_option("model", a->model, "ONNX model file")->required();
-  cmd->add_option("--input,-i", a->inputs, "NAME=FILE input (.npy or TensorProto .pb); repeatable. Missing inputs are random");
-  cmd->add_option("--shapes", a->shapes, "Sizes for symbolic input dims: NAME:1x3x224x224,...");
-  cmd->add_option("--threads", a->threads, "Intra-op threads (0: the engine's default)")->check(CLI::Range(0, 1024));
+  add_session_flags(cmd, *a, kRunFlags);
   cmd->add_option("--warmup", a->warmup, "Untimed runs before timing")->check(CLI::Range(0, 1000000))->capture_default_str();
   auto* iters = cmd->add_option("--iterations,-n", a->iterations, "Timed runs")
                     ->check(CLI::Range(1, 100000000))
@@ -577,9 +568,6 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--duration", a->duration_s, "Run for S seconds instead of a number of iterations")
       ->check(CLI::PositiveNumber)
       ->excludes(iters);
-  cmd->add_option("--opt-level", a->opt_level, "Graph optimization level")
-      ->check(CLI::IsMember({0, 1, 2}))
-      ->capture_default_str();
   auto* sweep = cmd->add_option("--shapes-sweep", a->shapes_sweep,
                                 "Time each shape in turn with one session (symbolic dims stay symbolic): "
                                 "NAME:1x3x224x224..8x3x224x224 (dims that differ count up by 1 together), "
@@ -592,7 +580,6 @@ void add_bench_command(CLI::App& app) {
                      ->excludes(sweep);
   cmd->add_flag("--json", a->json, "Print one JSON object and nothing else on stdout");
   cmd->add_option("--output-dir,-o", a->output_dir, "Write the last run's outputs to DIR/NAME.npy")->excludes(sweep)->excludes(random);
-  cmd->add_option("--seed", a->seed, "Seed for random inputs");
   cmd->callback([a, sweep] {
     a->sweep = sweep->count() > 0;
     bench_main(*a);

@@ -11,6 +11,29 @@
 
 namespace kiln::cli {
 
+// The flags every command that loads a model shares, declared once by
+// add_session_flags so that they read, validate and explain themselves the
+// same everywhere. Commands' argument structs derive from it.
+struct SessionFlags {
+  std::string model;                // MODEL: an ONNX model or a kiln engine
+  std::vector<std::string> inputs;  // --input NAME=FILE (repeatable)
+  std::string shapes;               // --shapes NAME:1x3x224x224,...
+  int threads = 0;                  // --threads (0: the physical cores)
+  int opt_level = 2;                // --opt-level / -O
+  uint64_t seed = 0;                // --seed
+};
+enum SessionFlag : unsigned {
+  kModelFlag = 1,
+  kInputsFlag = 2,
+  kShapesFlag = 4,
+  kThreadsFlag = 8,
+  kOptLevelFlag = 16,
+  kSeedFlag = 32,
+  kRunFlags = kModelFlag | kInputsFlag | kShapesFlag | kThreadsFlag | kOptLevelFlag | kSeedFlag,
+};
+// Adds the flags in `which` (a SessionFlag mask) to `cmd`, bound to `f`.
+void add_session_flags(CLI::App* cmd, SessionFlags& f, unsigned which);
+
 // "a:1x3x224x224,b:2x4" -> {a: [1,3,224,224], b: [2,4]}; kiln::Error on bad text.
 std::map<std::string, Shape> parse_shapes(const std::string& text);
 // "1x3x224x224" -> [1, 3, 224, 224]; a bad dim throws kiln::Error

@@ -151,4 +151,21 @@ double median(std::vector<double> v) {
   return percentile(v, 50);
 }
 
+void add_session_flags(CLI::App* cmd, SessionFlags& f, unsigned which) {
+  if (which & kModelFlag) cmd->add_option("model", f.model, "ONNX model or kiln engine (.kiln) file")->required();
+  if (which & kInputsFlag)
+    cmd->add_option("--input,-i", f.inputs,
+                    "NAME=FILE input (.npy or TensorProto .pb); repeatable. Missing inputs are random");
+  if (which & kShapesFlag)
+    cmd->add_option("--shapes", f.shapes, "Sizes for symbolic input dims: NAME:1x3x224x224,...");
+  if (which & kThreadsFlag)
+    cmd->add_option("--threads", f.threads, "Intra-op threads (0, the default: the physical cores)")
+        ->check(CLI::Range(0, 1024));
+  if (which & kOptLevelFlag)
+    cmd->add_option("--opt-level,-O", f.opt_level, "Graph optimizer level 0|1|2")
+        ->check(CLI::Range(0, 2))
+        ->capture_default_str();
+  if (which & kSeedFlag) cmd->add_option("--seed", f.seed, "Seed for random inputs")->capture_default_str();
+}
+
 }  // namespace kiln::cli

@@ -33,20 +33,14 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct CompareArgs {
-  std::string model;
-  std::vector<std::string> inputs;
-  std::string shapes;
+struct CompareArgs : SessionFlags {
   std::string ref = "ort";
   double rtol = 1e-3, atol = -1;  // atol < 0: rtol x the reference value's max |element|
   bool per_layer = false;
   std::string format = "table";
-  int threads = 0;
-  int opt_level = 2;
   int ref_opt_level = 0;
   std::string ort_dir;
   int show = 10;
-  uint64_t seed = 0;
 };
 
 // A temporary folder, removed with everything in it when it goes out of scope.
@@ -365,14 +359,12 @@ void add_compare_command(CLI::App& app) {
       "compare",
       "Compare kiln's outputs with a reference (files, ONNX Runtime, or unoptimized kiln); --per-layer finds the "
       "first node that diverges. Exit 0: within tolerance, 2: outside it, 1: error");
-  cmd->add_option("model", a->model, "ONNX model file")->required();
+  add_session_flags(cmd, *a, kRunFlags);
   cmd->add_option("--ref", a->ref,
                   "Reference: 'ort' (ONNX Runtime through bench's onnxruntime-node), 'kiln' (kiln at "
                   "--ref-opt-level), or a folder of NAME.npy / NAME.pb / output_K.pb files (its input_K.pb "
                   "are used as inputs)")
       ->capture_default_str();
-  cmd->add_option("--input,-i", a->inputs, "NAME=FILE input (.npy or TensorProto .pb); repeatable. Missing inputs are random");
-  cmd->add_option("--shapes", a->shapes, "Sizes for symbolic input dims: NAME:1x3x224x224,...");
   cmd->add_option("--rtol", a->rtol, "Relative tolerance (numpy.allclose's rule)")->capture_default_str();
   cmd->add_option("--atol", a->atol,
                   "Absolute tolerance (default: rtol times the largest |element| of each reference value)");
@@ -382,16 +374,11 @@ void add_compare_command(CLI::App& app) {
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
   cmd->add_option("--format", a->format, "table or json")->capture_default_str();
-  cmd->add_option("--threads", a->threads, "Intra-op threads (0: the engine's default)")->check(CLI::Range(0, 1024));
-  cmd->add_option("--opt-level", a->opt_level, "kiln's graph optimization level")
-      ->check(CLI::IsMember({0, 1, 2}))
-      ->capture_default_str();
   cmd->add_option("--ref-opt-level", a->ref_opt_level, "--ref kiln: the reference's optimization level")
       ->check(CLI::IsMember({0, 1, 2}))
       ->capture_default_str();
   cmd->add_option("--ort-dir", a->ort_dir,
                   "Where onnxruntime-node is installed (npm --prefix); default KILN_ORT_DIR or bench/.cache");
-  cmd->add_option("--seed", a->seed, "Seed for random inputs");
   cmd->callback([a] {
     if (!compare_main(*a)) throw CLI::RuntimeError(2);
   });

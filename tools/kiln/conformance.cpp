@@ -26,7 +26,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct ConfArgs {
+struct ConfArgs : SessionFlags {
   std::vector<std::string> dirs;
   std::string report;
   std::string filter;
@@ -36,8 +36,6 @@ struct ConfArgs {
   double atol = 1e-7;
   double max_rel_l2 = -1;  // > 0: compare float outputs by relative L2 error instead
   int timeout_s = 60;
-  int opt_level = 2;
-  int threads = 0;
   bool no_fork = false;
   bool quiet = false;
 };
@@ -293,6 +291,7 @@ int conformance_main(const ConfArgs& a) {
 void add_conformance_command(CLI::App& app) {
   auto a = std::make_shared<ConfArgs>();
   CLI::App* cmd = app.add_subcommand("conformance", "Run ONNX backend-test folders and compare with their expected outputs");
+  add_session_flags(cmd, *a, kThreadsFlag | kOptLevelFlag);
   cmd->add_option("dirs", a->dirs, "Folders holding test folders (model.onnx + test_data_set_*)")->required();
   cmd->add_option("--report", a->report, "Write a TSV (test, status, detail)");
   cmd->add_option("--filter", a->filter, "Only tests whose name matches this regex");
@@ -304,8 +303,6 @@ void add_conformance_command(CLI::App& app) {
                   "TSV of tests allowed to fail (name<TAB>reason); exit 1 only for other failures");
   cmd->add_option("--tiers", a->tiers, "tiers.tsv for a per-tier summary (default: next to DIR)");
   cmd->add_option("--timeout", a->timeout_s, "Seconds per test before it counts as an ERROR");
-  cmd->add_option("--opt-level,-O", a->opt_level, "Graph optimizer level 0|1|2 (default 2)")->check(CLI::Range(0, 2));
-  cmd->add_option("--threads", a->threads, "Intra-op threads (default: physical cores)")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--no-fork", a->no_fork, "Run tests in this process (for debuggers and sanitizers)");
   cmd->add_flag("--quiet,-q", a->quiet, "Print only unexpected failures and the summary");
   cmd->callback([a] {

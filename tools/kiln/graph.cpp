@@ -27,13 +27,10 @@ namespace {
 // 9600 pixels at Graphviz's 96 dpi.
 constexpr double kLargePngInches = 100;
 
-struct GraphArgs {
-  std::string model;
+struct GraphArgs : SessionFlags {
   std::string output;
   std::string format;  // "" = from the output's extension
-  std::string shapes;
   bool optimized = false;
-  int opt_level = 2;
   int cluster_depth = 3;
   bool collapse = false;
   bool no_legend = false;
@@ -182,14 +179,10 @@ void graph_main(const GraphArgs& a) {
 void add_graph_command(CLI::App& app) {
   auto a = std::make_shared<GraphArgs>();
   CLI::App* cmd = app.add_subcommand("graph", "Draw a model's graph (SVG, PNG or DOT) with Graphviz");
-  cmd->add_option("model", a->model, "ONNX model or kiln engine file")->required();
+  add_session_flags(cmd, *a, kModelFlag | kShapesFlag | kOptLevelFlag);
   cmd->add_option("-o,--output", a->output, "Picture to write: FILE.svg, FILE.png or FILE.dot")->required();
   cmd->add_option("--format", a->format, "svg, png or dot (default: from the output's extension)");
   cmd->add_flag("--optimized", a->optimized, "Draw the graph after kiln's optimizer (fused nodes marked)");
-  cmd->add_option("--opt-level", a->opt_level, "Optimization level for --optimized")
-      ->check(CLI::IsMember({0, 1, 2}))
-      ->capture_default_str();
-  cmd->add_option("--shapes", a->shapes, "Sizes for symbolic input dims: NAME:1x3x224x224,...");
   cmd->add_option("--cluster-depth", a->cluster_depth,
                   "Group nodes into nested boxes by the first N parts of their names' paths (0: none)")
       ->check(CLI::Range(0, 16))

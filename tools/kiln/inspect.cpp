@@ -29,9 +29,7 @@ namespace {
 // histogram, unsupported, nodes, totals) in JSON and YAML alike.
 using json = nlohmann::ordered_json;
 
-struct InspectArgs {
-  std::string model;
-  std::string shapes;
+struct InspectArgs : SessionFlags {
   std::string format = "table";
   bool optimized = false;
 };
@@ -495,9 +493,7 @@ void add_inspect_command(CLI::App& app) {
   auto a = std::make_shared<InspectArgs>();
   CLI::App* cmd = app.add_subcommand(
       "inspect", "Show a model's inputs, parameters, ops, unsupported nodes and per-node MACs/FLOPs (without running it)");
-  cmd->add_option("model", a->model, "ONNX model or kiln engine file")->required();
-  cmd->add_option("--shapes", a->shapes,
-                  "Sizes for symbolic input dims: NAME:1x3x224x224,... (dims left open count as 1)");
+  add_session_flags(cmd, *a, kModelFlag | kShapesFlag);
   cmd->add_option("--format", a->format, "table, json, csv (the per-node table) or yaml")
       ->check(CLI::IsMember({"table", "json", "csv", "yaml"}))
       ->capture_default_str();

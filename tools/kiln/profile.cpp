@@ -16,18 +16,12 @@ namespace kiln::cli {
 
 namespace {
 
-struct ProfileArgs {
-  std::string model;
-  std::vector<std::string> inputs;
-  std::string shapes;
-  int threads = 0;
+struct ProfileArgs : SessionFlags {
   int warmup = 3;
   int iterations = 20;
-  int opt_level = 2;
   std::string format = "table";
   std::string trace;
   int top = 0;  // table: only the N slowest nodes (0: all)
-  uint64_t seed = 0;
   double peak_gflops = 0;  // 0: measure
 };
 
@@ -258,19 +252,12 @@ void profile_main(const ProfileArgs& a) {
 void add_profile_command(CLI::App& app) {
   auto a = std::make_shared<ProfileArgs>();
   CLI::App* cmd = app.add_subcommand("profile", "Time each executed node of a model (after optimization)");
-  cmd->add_option("model", a->model, "ONNX model file")->required();
-  cmd->add_option("--input,-i", a->inputs, "NAME=FILE input (.npy or TensorProto .pb); repeatable. Missing inputs are random");
-  cmd->add_option("--shapes", a->shapes, "Sizes for symbolic input dims: NAME:1x3x224x224,...");
-  cmd->add_option("--threads", a->threads, "Intra-op threads (0: the engine's default)")->check(CLI::Range(0, 1024));
+  add_session_flags(cmd, *a, kRunFlags);
   cmd->add_option("--warmup", a->warmup, "Untimed runs first")->check(CLI::Range(0, 1000000))->capture_default_str();
   cmd->add_option("--iterations,-n", a->iterations, "Timed runs")->check(CLI::Range(1, 1000000))->capture_default_str();
-  cmd->add_option("--opt-level", a->opt_level, "Graph optimization level")
-      ->check(CLI::IsMember({0, 1, 2}))
-      ->capture_default_str();
   cmd->add_option("--format", a->format, "table, json or csv")->capture_default_str();
   cmd->add_option("--trace", a->trace, "Write a Chrome trace-event JSON (Perfetto, chrome://tracing)");
   cmd->add_option("--top", a->top, "Table: only the N slowest nodes")->check(CLI::Range(0, 1000000));
-  cmd->add_option("--seed", a->seed, "Seed for random inputs");
   cmd->add_option("--peak-gflops", a->peak_gflops,
                   "The machine's peak GFLOP/s for the threads used (0: measure it with an FMA loop, ~0.3 s)")
       ->check(CLI::NonNegativeNumber);

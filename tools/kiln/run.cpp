@@ -11,15 +11,9 @@ namespace kiln::cli {
 
 namespace {
 
-struct RunArgs {
-  std::string model;
-  std::vector<std::string> inputs;
-  std::string shapes;
+struct RunArgs : SessionFlags {
   std::string output_dir;
   std::string output_format = "npy";
-  uint64_t seed = 0;
-  int threads = 0;
-  int opt_level = 2;
 };
 
 // Top-k of each row of a [N, C] (or [C]) float score tensor.
@@ -84,14 +78,9 @@ void run_main(const RunArgs& a) {
 void add_run_command(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   CLI::App* cmd = app.add_subcommand("run", "Run a model once and print its outputs");
-  cmd->add_option("model", a->model, "ONNX model file")->required();
-  cmd->add_option("--input,-i", a->inputs, "NAME=FILE input (.npy or TensorProto .pb); repeatable. Missing inputs are random");
-  cmd->add_option("--shapes", a->shapes, "Sizes for symbolic input dims: NAME:1x3x224x224,...");
+  add_session_flags(cmd, *a, kRunFlags);
   cmd->add_option("--output-dir,-o", a->output_dir, "Write each output to DIR/NAME.npy (or .pb)");
   cmd->add_option("--output-format", a->output_format, "npy or pb")->check(CLI::IsMember({"npy", "pb"}));
-  cmd->add_option("--seed", a->seed, "Seed for random inputs");
-  cmd->add_option("--threads", a->threads, "Intra-op threads (default: physical cores)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--opt-level,-O", a->opt_level, "Graph optimizer level 0|1|2 (default 2)")->check(CLI::Range(0, 2));
   cmd->callback([a] { run_main(*a); });
 }
 
