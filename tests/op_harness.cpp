@@ -52,13 +52,15 @@ std::vector<Tensor> run_node(const NodeSpec& spec) {
   std::vector<Tensor> outs = cg->run(feed, nullptr, spec.pool);
   for (size_t i = 0; i < outs.size(); ++i) {
     const ValueType& t = g.outputs[i]->type;
-    if (t.dtype != DType::kUndefined)
+    if (t.dtype != DType::kUndefined) {
       EXPECT_EQ(t.dtype, outs[i].dtype()) << spec.op << ": inferred dtype of output " << i << " differs";
+    }
     if (t.shape) {
       EXPECT_EQ(t.shape->size(), outs[i].shape().size()) << spec.op << ": inferred rank of output " << i << " differs";
       for (size_t d = 0; d < t.shape->size() && d < outs[i].shape().size(); ++d)
-        if ((*t.shape)[d].is_known())
+        if ((*t.shape)[d].is_known()) {
           EXPECT_EQ((*t.shape)[d].value, outs[i].shape()[d]) << spec.op << ": inferred dim " << d << " of output " << i;
+        }
     }
   }
   return outs;

@@ -676,7 +676,9 @@ TEST(FuseMatMulAdd, LinearOnThreeAndFourDInputsThroughReshapes) {
   b.node("Add", {"m", "bias"}, {"y"});
   Model m = load(b);
   for (const passes::Pass& p : passes::all_passes())
-    if (p.name == "fuse_matmul_add") EXPECT_FALSE(p.run(*m.graph));
+    if (p.name == "fuse_matmul_add") {
+      EXPECT_FALSE(p.run(*m.graph));
+    }
 }
 
 TEST(PassManager, OptLevelsAndDisabledPasses) {
@@ -1014,7 +1016,9 @@ TEST(FuseConvSum, ResidualAddsMoveIntoTheConv) {
         check_passes(b, {"fuse_epilogue", "layout_blocked", "eliminate_dead_code", "fuse_conv_sum"}, 1e-4, atol);
     const int adds = count_op(ops, "Add");
     EXPECT_EQ(adds, (c.second_reader ? 2 : 1) - c.fused) << ops << " case c=" << c.c << " k=" << c.k;
-    if (c.fused) EXPECT_NE(ops.find("BlockedConv+Relu"), std::string::npos) << ops;
+    if (c.fused) {
+      EXPECT_NE(ops.find("BlockedConv+Relu"), std::string::npos) << ops;
+    }
   }
 }
 
@@ -1083,7 +1087,9 @@ TEST(BlockedChannelsLast, ConvNeXtBlocksStayBlocked) {
     EXPECT_EQ(count_op(ops, "BlockedLayerNorm"), 1) << ops;
     EXPECT_EQ(count_op(ops, "BlockedConv"), mlp ? 3 : 1) << ops;
     EXPECT_EQ(count_op(ops, "Mul"), 0) << ops;
-    if (mlp) EXPECT_NE(ops.find("BlockedConv+Relu"), std::string::npos) << ops;
+    if (mlp) {
+      EXPECT_NE(ops.find("BlockedConv+Relu"), std::string::npos) << ops;
+    }
   }
 }
 
@@ -1099,8 +1105,9 @@ TEST(BlockedChannelsLast, BlockedLayerNormMatchesLayerNorm) {
       Tensor yb = run_node({.op = "BlockedLayerNorm", .domain = "kiln", .inputs = {xb, scale, bias},
                             .attrs = {{"block", attr_int(block)}, {"channels", attr_int(c)}, {"epsilon", attr_float(1e-5f)}}})[0];
       for (int64_t i = 0; i < yb.numel(); ++i)
-        if ((i % block) + (i / (block * 15)) % ((c + block - 1) / block) * block >= c)
+        if ((i % block) + (i / (block * 15)) % ((c + block - 1) / block) * block >= c) {
           ASSERT_EQ(yb.data<float>()[i], 0.0f) << "padded lane " << i;
+        }
       Tensor y = run_node({.op = "FromBlocked", .domain = "kiln", .inputs = {yb}, .attrs = {{"channels", attr_int(c)}}})[0];
       Tensor xt = run_node({.op = "Transpose", .inputs = {x}, .attrs = {{"perm", attr_ints({0, 2, 3, 1})}}})[0];
       Tensor lt = run_node({.op = "LayerNormalization", .opset = 17, .inputs = {xt, scale, bias}})[0];

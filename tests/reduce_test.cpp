@@ -22,11 +22,6 @@ std::vector<int64_t> unravel(int64_t i, const Shape& s) {
   }
   return idx;
 }
-int64_t ravel(const std::vector<int64_t>& idx, const Shape& s) {
-  int64_t i = 0;
-  for (size_t d = 0; d < s.size(); ++d) i = i * s[d] + idx[d];
-  return i;
-}
 
 // Reference reduction: for each output element, folds the input elements
 // whose non-reduced coordinates match, with f(acc, x) from `init`, then `fin`.

@@ -146,7 +146,9 @@ void check(const Case& c, std::mt19937& rng, int opset = 14) {
   auto want = reference(c, d);
   EXPECT_TRUE(all_close(got[0], want[0], 1e-4, 1e-5)) << c.op << " Y";
   EXPECT_TRUE(all_close(got[1], want[1], 1e-4, 1e-5)) << c.op << " Y_h";
-  if (c.op == "LSTM") EXPECT_TRUE(all_close(got[2], want[2], 1e-4, 1e-5)) << c.op << " Y_c";
+  if (c.op == "LSTM") {
+    EXPECT_TRUE(all_close(got[2], want[2], 1e-4, 1e-5)) << c.op << " Y_c";
+  }
 }
 
 // [a, b, c, d] -> [b, a, c, d] for rank 3 or 4 (swaps the first two dims).

@@ -96,7 +96,9 @@ TEST(DFT, ForwardInverseOnesidedAgainstReference) {
                 for (int64_t k = 0; k < out_len; ++k) {
                   const float* p = out[0].data<float>() + ((b * out_len + k) * C + c) * (irfft ? 1 : 2);
                   EXPECT_NEAR(p[0], y[static_cast<size_t>(k)].real(), 1e-4);
-                  if (!irfft) EXPECT_NEAR(p[1], y[static_cast<size_t>(k)].imag(), 1e-4);
+                  if (!irfft) {
+                    EXPECT_NEAR(p[1], y[static_cast<size_t>(k)].imag(), 1e-4);
+                  }
                 }
               }
           }

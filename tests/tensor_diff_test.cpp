@@ -48,7 +48,9 @@ TEST(TensorDiff, MatchesPlainComputationOnRandomTensors) {
     EXPECT_DOUBLE_EQ(d.max_rel, max_rel);
     EXPECT_NEAR(d.rel_l2, std::sqrt(e2 / w2), 1e-12);
     EXPECT_NEAR(d.cosine, gw / std::sqrt(g2 * w2), 1e-12);
-    if (trial % 2 == 0) EXPECT_TRUE(d.pass);
+    if (trial % 2 == 0) {
+      EXPECT_TRUE(d.pass);
+    }
   }
 }
 

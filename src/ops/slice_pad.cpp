@@ -83,13 +83,16 @@ void slice_kernel(KernelContext& ctx, const Tensor& x, const std::vector<SliceAx
     if (out.numel() == 0) return;
     const T* px = x.data<T>() + base;
     T* po = out.data<T>();
-    if (trivial && run >= 16) {
-      const Shape outer_shape(out_shape.begin(), out_shape.begin() + static_cast<std::ptrdiff_t>(outer));
-      const std::vector<int64_t> outer_strides(strides.begin(), strides.begin() + static_cast<std::ptrdiff_t>(outer));
-      for_each_broadcast(outer_shape, {outer_strides}, [&](int64_t i, const int64_t* off) {
-        std::memcpy(po + i * run, px + off[0], static_cast<size_t>(run) * sizeof(T));
-      });
-      return;
+    if constexpr (trivial) {
+      if (run >= 16) {
+        const Shape outer_shape(out_shape.begin(), out_shape.begin() + static_cast<std::ptrdiff_t>(outer));
+        const std::vector<int64_t> outer_strides(strides.begin(),
+                                                 strides.begin() + static_cast<std::ptrdiff_t>(outer));
+        for_each_broadcast(outer_shape, {outer_strides}, [&](int64_t i, const int64_t* off) {
+          std::memcpy(po + i * run, px + off[0], static_cast<size_t>(run) * sizeof(T));
+        });
+        return;
+      }
     }
     for_each_broadcast(out_shape, {strides}, [&](int64_t i, const int64_t* off) { po[i] = px[off[0]]; });
   });
