@@ -14,8 +14,10 @@ int main(int argc, char** argv) {
   }
   try {
     kiln::Session session = kiln::Session::load(argv[1]);
-    for (const kiln::TensorInfo& in : session.inputs()) std::printf("input  %s: %s\n", in.name.c_str(), in.str().c_str());
-    for (const kiln::TensorInfo& out : session.outputs()) std::printf("output %s: %s\n", out.name.c_str(), out.str().c_str());
+    for (const kiln::TensorInfo& in : session.inputs())
+      std::printf("input  %s: %s\n", in.name.c_str(), in.str().c_str());
+    for (const kiln::TensorInfo& out : session.outputs())
+      std::printf("output %s: %s\n", out.name.c_str(), out.str().c_str());
 
     kiln::Tensor images = kiln::load_npy(argv[2]);  // [N, 1, 8, 8] float32
     std::vector<kiln::Tensor> outputs = session.run({{session.inputs()[0].name, images}});

@@ -21,9 +21,10 @@ TEST(Arithmetic, LegacyBroadcastWithAxis) {
   // Opset 6: B of shape [3] aligned to axis 1 of A [2,3,4].
   std::mt19937 rng(2);
   Tensor a = random_f32({2, 3, 4}, rng), b = random_f32({3}, rng);
-  auto out = run_node({.op = "Mul", .opset = 6, .inputs = {a, b},
-                       .attrs = {{"broadcast", attr_int(1)}, {"axis", attr_int(1)}}});
-  for (int i = 0; i < 24; ++i) EXPECT_FLOAT_EQ(out[0].data<float>()[i], a.data<float>()[i] * b.data<float>()[(i / 4) % 3]);
+  auto out = run_node(
+      {.op = "Mul", .opset = 6, .inputs = {a, b}, .attrs = {{"broadcast", attr_int(1)}, {"axis", attr_int(1)}}});
+  for (int i = 0; i < 24; ++i)
+    EXPECT_FLOAT_EQ(out[0].data<float>()[i], a.data<float>()[i] * b.data<float>()[(i / 4) % 3]);
   EXPECT_THROW(run_node({.op = "Mul", .opset = 6, .inputs = {a, b}}), Error);  // broadcast=0, shapes differ
 }
 

@@ -21,7 +21,9 @@ float at4(const Tensor& t, int64_t a, int64_t b, int64_t c, int64_t d) {
 
 // Reference attention on 4-D Q (B,Hq,S,D), K/V (B,Hk,T,E) that already hold
 // the past; bias(b, h, i, j) is the composed additive mask.
-struct AttnOut { Tensor y, qk; };
+struct AttnOut {
+  Tensor y, qk;
+};
 AttnOut ref_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, double softcap, int mode,
                       const std::function<double(int64_t, int64_t, int64_t, int64_t)>& bias) {
   int64_t B = q.dim(0), Hq = q.dim(1), S = q.dim(2), D = q.dim(3), Hk = k.dim(1), T = k.dim(2), E = v.dim(3);
@@ -44,10 +46,12 @@ AttnOut ref_attention(const Tensor& q, const Tensor& k, const Tensor& v, double 
         }
         double mx = -kInf, sum = 0;
         for (double e : s) mx = std::max(mx, e);
-        for (int64_t j = 0; j < T; ++j) sum += p[static_cast<size_t>(j)] = all_masked ? 0 : std::exp(s[static_cast<size_t>(j)] - mx);
+        for (int64_t j = 0; j < T; ++j)
+          sum += p[static_cast<size_t>(j)] = all_masked ? 0 : std::exp(s[static_cast<size_t>(j)] - mx);
         for (int64_t j = 0; j < T; ++j) {
           if (!all_masked) p[static_cast<size_t>(j)] /= sum;
-          if (mode == 3) r.qk.data<float>()[((b * Hq + h) * S + i) * T + j] = static_cast<float>(p[static_cast<size_t>(j)]);
+          if (mode == 3)
+            r.qk.data<float>()[((b * Hq + h) * S + i) * T + j] = static_cast<float>(p[static_cast<size_t>(j)]);
         }
         for (int64_t e = 0; e < E; ++e) {
           double acc = 0;
@@ -94,8 +98,11 @@ TEST(Attention, GqaCausalWithPastAndBoolMask) {
   std::vector<bool> mvals;
   for (int64_t i = 0; i < S * (T - 1); ++i) mvals.push_back(i % 4 != 1);
   Tensor mask = make_bool({S, T - 1}, mvals);
-  auto out = run_node({.op = "Attention", .opset = 23, .inputs = {q, k, v, mask, pk, pv},
-                       .attrs = {{"is_causal", attr_int(1)}, {"qk_matmul_output_mode", attr_int(2)}}, .num_outputs = 4});
+  auto out = run_node({.op = "Attention",
+                       .opset = 23,
+                       .inputs = {q, k, v, mask, pk, pv},
+                       .attrs = {{"is_causal", attr_int(1)}, {"qk_matmul_output_mode", attr_int(2)}},
+                       .num_outputs = 4});
   Tensor fk = concat_seq(pk, k), fv = concat_seq(pv, v);
   auto bias = [&](int64_t, int64_t, int64_t i, int64_t j) {
     double b = 0;
@@ -113,11 +120,16 @@ TEST(Attention, GqaCausalWithPastAndBoolMask) {
 TEST(Attention, ThreeDInputsFloatMaskScaleSoftcap) {
   std::mt19937 rng(21);
   int64_t B = 1, H = 2, S = 4, T = 3, D = 4, E = 2;
-  Tensor q = random_f32({B, H, S, D}, rng, -2, 2), k = random_f32({B, H, T, D}, rng, -2, 2), v = random_f32({B, H, T, E}, rng);
+  Tensor q = random_f32({B, H, S, D}, rng, -2, 2), k = random_f32({B, H, T, D}, rng, -2, 2),
+         v = random_f32({B, H, T, E}, rng);
   Tensor mask = random_f32({H, S, T}, rng);  // rank-3 float mask: (heads, q, kv)
-  auto out = run_node({.op = "Attention", .opset = 23, .inputs = {to_3d(q), to_3d(k), to_3d(v), mask},
-                       .attrs = {{"q_num_heads", attr_int(H)}, {"kv_num_heads", attr_int(H)},
-                                 {"scale", attr_float(0.7f)}, {"softcap", attr_float(1.5f)},
+  auto out = run_node({.op = "Attention",
+                       .opset = 23,
+                       .inputs = {to_3d(q), to_3d(k), to_3d(v), mask},
+                       .attrs = {{"q_num_heads", attr_int(H)},
+                                 {"kv_num_heads", attr_int(H)},
+                                 {"scale", attr_float(0.7f)},
+                                 {"softcap", attr_float(1.5f)},
                                  {"qk_matmul_output_mode", attr_int(3)}},
                        .num_outputs = 4});
   auto bias = [&](int64_t, int64_t h, int64_t i, int64_t j) { return double(mask.data<float>()[(h * S + i) * T + j]); };
@@ -133,8 +145,9 @@ TEST(Attention, NonpadSeqlenAndFullyMaskedRows) {
   int64_t B = 2, H = 1, S = 3, T = 4, D = 2;
   Tensor q = random_f32({B, H, S, D}, rng), k = random_f32({B, H, T, D}, rng), v = random_f32({B, H, T, D}, rng);
   std::vector<int64_t> nonpad = {2, 4};
-  auto out = run_node({.op = "Attention", .opset = 24, .inputs = {q, k, v, std::nullopt, std::nullopt, std::nullopt,
-                                                                   make_i64({2}, nonpad)},
+  auto out = run_node({.op = "Attention",
+                       .opset = 24,
+                       .inputs = {q, k, v, std::nullopt, std::nullopt, std::nullopt, make_i64({2}, nonpad)},
                        .attrs = {{"is_causal", attr_int(1)}}});
   auto bias = [&](int64_t b, int64_t, int64_t i, int64_t j) {
     int64_t n = nonpad[static_cast<size_t>(b)];
@@ -145,20 +158,24 @@ TEST(Attention, NonpadSeqlenAndFullyMaskedRows) {
   // Batch 0 has offset 2 - 3 = -1: its first query row sees no key -> zeros.
   for (int e = 0; e < 2; ++e) EXPECT_EQ(out[0].data<float>()[e], 0.f);
   // Opset 23 has no nonpad_kv_seqlen input.
-  EXPECT_THROW(run_node({.op = "Attention", .opset = 23, .inputs = {q, k, v, std::nullopt, std::nullopt, std::nullopt,
-                                                                      make_i64({2}, nonpad)}}),
+  EXPECT_THROW(run_node({.op = "Attention",
+                         .opset = 23,
+                         .inputs = {q, k, v, std::nullopt, std::nullopt, std::nullopt, make_i64({2}, nonpad)}}),
                Error);
 }
 
 TEST(LinearAttention, LinearClosedFormWithGqaAndPast) {
   std::mt19937 rng(27);
   int64_t B = 2, T = 3, Hq = 4, Hk = 2, Dk = 3, Dv = 2;
-  Tensor q = random_f32({B, T, Hq * Dk}, rng), k = random_f32({B, T, Hk * Dk}, rng), v = random_f32({B, T, Hk * Dv}, rng);
+  Tensor q = random_f32({B, T, Hq * Dk}, rng), k = random_f32({B, T, Hk * Dk}, rng),
+         v = random_f32({B, T, Hk * Dv}, rng);
   Tensor past = random_f32({B, Hk, Dk, Dv}, rng);
-  auto out = run_node({.op = "LinearAttention", .opset = 27, .inputs = {q, k, v, past},
-                       .attrs = {{"update_rule", attr_string("linear")}, {"q_num_heads", attr_int(Hq)},
-                                 {"kv_num_heads", attr_int(Hk)}},
-                       .num_outputs = 2});
+  auto out = run_node(
+      {.op = "LinearAttention",
+       .opset = 27,
+       .inputs = {q, k, v, past},
+       .attrs = {{"update_rule", attr_string("linear")}, {"q_num_heads", attr_int(Hq)}, {"kv_num_heads", attr_int(Hk)}},
+       .num_outputs = 2});
   // S_t = S_0 + sum_{s <= t} k_s v_s^T; o_t = q_t^T S_t / sqrt(Dk).
   auto state = [&](int64_t b, int64_t h, int64_t t, int64_t i, int64_t j) {
     double s = past.data<float>()[((b * Hk + h) * Dk + i) * Dv + j];
@@ -171,7 +188,8 @@ TEST(LinearAttention, LinearClosedFormWithGqaAndPast) {
       for (int64_t h = 0; h < Hq; ++h)
         for (int64_t j = 0; j < Dv; ++j) {
           double o = 0;
-          for (int64_t i = 0; i < Dk; ++i) o += q.data<float>()[(b * T + t) * Hq * Dk + h * Dk + i] * state(b, h / 2, t, i, j);
+          for (int64_t i = 0; i < Dk; ++i)
+            o += q.data<float>()[(b * T + t) * Hq * Dk + h * Dk + i] * state(b, h / 2, t, i, j);
           EXPECT_NEAR(out[0].data<float>()[(b * T + t) * Hq * Dv + h * Dv + j], o / std::sqrt(3.0), 1e-5);
         }
   for (int64_t b = 0; b < B; ++b)
@@ -186,9 +204,12 @@ TEST(LinearAttention, GatedDeltaStepByStep) {
   int64_t T = 4, Dk = 2, Dv = 3;  // B = 1, one head
   Tensor q = random_f32({1, T, Dk}, rng), k = random_f32({1, T, Dk}, rng), v = random_f32({1, T, Dv}, rng);
   Tensor g = random_f32({1, T, 1}, rng, -0.5f, 0), beta = random_f32({1, T, 1}, rng, 0, 1);
-  auto out = run_node({.op = "LinearAttention", .opset = 27, .inputs = {q, k, v, std::nullopt, g, beta},
-                       .attrs = {{"q_num_heads", attr_int(1)}, {"kv_num_heads", attr_int(1)}, {"scale", attr_float(0.5f)}},
-                       .num_outputs = 2});
+  auto out =
+      run_node({.op = "LinearAttention",
+                .opset = 27,
+                .inputs = {q, k, v, std::nullopt, g, beta},
+                .attrs = {{"q_num_heads", attr_int(1)}, {"kv_num_heads", attr_int(1)}, {"scale", attr_float(0.5f)}},
+                .num_outputs = 2});
   double S[2][3] = {};
   for (int64_t t = 0; t < T; ++t) {
     const float* kt = k.data<float>() + t * Dk;
@@ -206,7 +227,9 @@ TEST(LinearAttention, GatedDeltaStepByStep) {
   }
   EXPECT_NEAR(out[1].data<float>()[5], S[1][2], 1e-5);
   // gated_delta without decay is an error.
-  EXPECT_THROW(run_node({.op = "LinearAttention", .opset = 27, .inputs = {q, k, v, std::nullopt, std::nullopt, beta},
+  EXPECT_THROW(run_node({.op = "LinearAttention",
+                         .opset = 27,
+                         .inputs = {q, k, v, std::nullopt, std::nullopt, beta},
                          .attrs = {{"q_num_heads", attr_int(1)}, {"kv_num_heads", attr_int(1)}}}),
                Error);
 }
@@ -228,7 +251,9 @@ TEST(RotaryEmbedding, HalvesAndInterleavedWithPositions) {
   Tensor x = random_f32({B, H, S, D}, rng), cosc = random_f32({5, R / 2}, rng), sinc = random_f32({5, R / 2}, rng);
   Tensor pos = make_i64({B, S}, {0, 1, 2, 4, 3, 0});
   for (int inter = 0; inter <= 1; ++inter) {
-    Tensor y = run_node({.op = "RotaryEmbedding", .opset = 23, .inputs = {x, cosc, sinc, pos},
+    Tensor y = run_node({.op = "RotaryEmbedding",
+                         .opset = 23,
+                         .inputs = {x, cosc, sinc, pos},
                          .attrs = {{"interleaved", attr_int(inter)}, {"rotary_embedding_dim", attr_int(R)}}})[0];
     Tensor want = x.clone();
     for (int64_t b = 0; b < B; ++b)
@@ -246,12 +271,17 @@ TEST(RotaryEmbedding, HalvesAndInterleavedWithPositions) {
         }
     EXPECT_TRUE(all_close(y, want, 1e-5, 1e-6)) << "interleaved " << inter;
     // The 3-D layout gives the same rotation.
-    Tensor y3 = run_node({.op = "RotaryEmbedding", .opset = 23, .inputs = {to_3d(x), cosc, sinc, pos},
-                          .attrs = {{"interleaved", attr_int(inter)}, {"rotary_embedding_dim", attr_int(R)},
-                                    {"num_heads", attr_int(H)}}})[0];
+    Tensor y3 = run_node(
+        {.op = "RotaryEmbedding",
+         .opset = 23,
+         .inputs = {to_3d(x), cosc, sinc, pos},
+         .attrs = {
+             {"interleaved", attr_int(inter)}, {"rotary_embedding_dim", attr_int(R)}, {"num_heads", attr_int(H)}}})[0];
     EXPECT_TRUE(all_close(y3, to_3d(want), 1e-5, 1e-6));
   }
-  EXPECT_THROW(run_node({.op = "RotaryEmbedding", .opset = 23, .inputs = {x, cosc, sinc, make_i64({B, S}, {0, 1, 2, 5, 0, 0})},
+  EXPECT_THROW(run_node({.op = "RotaryEmbedding",
+                         .opset = 23,
+                         .inputs = {x, cosc, sinc, make_i64({B, S}, {0, 1, 2, 5, 0, 0})},
                          .attrs = {{"rotary_embedding_dim", attr_int(R)}}}),
                Error);  // position 5 is outside the cache
 }
@@ -262,9 +292,14 @@ TEST(Loss, SoftmaxCrossEntropyAndNllWithWeightsAndIgnoreIndex) {
   Tensor x = random_f32({N, C, Dd}, rng, -2, 2), w = random_f32({C}, rng, 0.5, 1.5);
   Tensor labels = make_i64({N, Dd}, {0, 3, -1, 2, 1, -1});
   for (const char* red : {"none", "sum", "mean"}) {
-    auto sce = run_node({.op = "SoftmaxCrossEntropyLoss", .opset = 13, .inputs = {x, labels, w},
-                         .attrs = {{"reduction", attr_string(red)}, {"ignore_index", attr_int(-1)}}, .num_outputs = 2});
-    auto nll = run_node({.op = "NegativeLogLikelihoodLoss", .opset = 13, .inputs = {sce[1], labels, w},
+    auto sce = run_node({.op = "SoftmaxCrossEntropyLoss",
+                         .opset = 13,
+                         .inputs = {x, labels, w},
+                         .attrs = {{"reduction", attr_string(red)}, {"ignore_index", attr_int(-1)}},
+                         .num_outputs = 2});
+    auto nll = run_node({.op = "NegativeLogLikelihoodLoss",
+                         .opset = 13,
+                         .inputs = {sce[1], labels, w},
                          .attrs = {{"reduction", attr_string(red)}, {"ignore_index", attr_int(-1)}}});
     std::vector<float> loss;
     double sum = 0, wsum = 0;
@@ -283,7 +318,7 @@ TEST(Loss, SoftmaxCrossEntropyAndNllWithWeightsAndIgnoreIndex) {
         loss.push_back(static_cast<float>(l));
         sum += l;
       }
-    Tensor want = std::string(red) == "none" ? make_f32({N, Dd}, loss)
+    Tensor want = std::string(red) == "none"  ? make_f32({N, Dd}, loss)
                   : std::string(red) == "sum" ? make_f32({}, {static_cast<float>(sum)})
                                               : make_f32({}, {static_cast<float>(sum / wsum)});
     EXPECT_TRUE(all_close(sce[0], want, 1e-5, 1e-6)) << red;
@@ -297,7 +332,8 @@ TEST(Einsum, MatmulTraceDiagonalEllipsisAndImplicit) {
   std::mt19937 rng(25);
   Tensor a = random_f32({2, 3}, rng), b = random_f32({3, 4}, rng), sq = random_f32({3, 3}, rng);
   auto ein = [](const char* eq, std::vector<std::optional<Tensor>> ins) {
-    return run_node({.op = "Einsum", .opset = 12, .inputs = std::move(ins), .attrs = {{"equation", attr_string(eq)}}})[0];
+    return run_node(
+        {.op = "Einsum", .opset = 12, .inputs = std::move(ins), .attrs = {{"equation", attr_string(eq)}}})[0];
   };
   Tensor mm = ein("ij,jk->ik", {a, b}), mm_implicit = ein("ij,jk", {a, b}), mt = ein("ij,jk->ki", {a, b});
   ASSERT_EQ(mm.shape(), (Shape{2, 4}));
@@ -331,8 +367,8 @@ TEST(Einsum, MatmulTraceDiagonalEllipsisAndImplicit) {
 }
 
 TEST(Det, MatchesClosedFormsAndBatches) {
-  Tensor m = make_f32({2, 3, 3}, {2, 0, 1, 1, 3, 2, 1, 1, 1,   // det = 2*(3-2) - 0 + 1*(1-3) = 0
-                                  4, 3, 0, 6, 3, 0, 0, 0, 2}); // det = 2 * (12 - 18) = -12
+  Tensor m = make_f32({2, 3, 3}, {2, 0, 1, 1, 3, 2, 1, 1, 1,    // det = 2*(3-2) - 0 + 1*(1-3) = 0
+                                  4, 3, 0, 6, 3, 0, 0, 0, 2});  // det = 2 * (12 - 18) = -12
   Tensor d = run_node({.op = "Det", .opset = 11, .inputs = {m}})[0];
   ASSERT_EQ(d.shape(), Shape{2});
   EXPECT_NEAR(d.data<float>()[0], 0.0, 1e-5);

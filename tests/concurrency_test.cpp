@@ -7,13 +7,13 @@
 // check through tests/concurrency/concurrency_check.cpp.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <random>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 #include "kiln/session.h"
@@ -150,7 +150,8 @@ TEST(Concurrency, EngineWithBatchProfileManyThreadsMatchesSerialRuns) {
     SessionOptions o;
     o.threads = threads;
     Session s = Session::load(engine, o);
-    EXPECT_EQ(concurrent_mismatches(s, inputs_with_batches({1, 3, 2, 4, 1}), 8, 60), 0) << "session threads " << threads;
+    EXPECT_EQ(concurrent_mismatches(s, inputs_with_batches({1, 3, 2, 4, 1}), 8, 60), 0)
+        << "session threads " << threads;
   }
   std::filesystem::remove_all(dir);
 }

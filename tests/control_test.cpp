@@ -128,11 +128,18 @@ Builder sum_loop_body(Graph* parent, bool use_cond_passthrough = true) {
   return body;
 }
 
-std::vector<Tensor> run_sum_loop(std::optional<Tensor> m, std::optional<Tensor> cond, const Tensor& x, const Tensor& s0) {
+std::vector<Tensor> run_sum_loop(std::optional<Tensor> m, std::optional<Tensor> cond, const Tensor& x,
+                                 const Tensor& s0) {
   Builder top;
   std::vector<Tensor> feed;
-  if (m) { top.input("M", m->dtype(), m->shape()); feed.push_back(*m); }
-  if (cond) { top.input("cond", DType::kBool, Shape{}); feed.push_back(*cond); }
+  if (m) {
+    top.input("M", m->dtype(), m->shape());
+    feed.push_back(*m);
+  }
+  if (cond) {
+    top.input("cond", DType::kBool, Shape{});
+    feed.push_back(*cond);
+  }
   top.input("x", DType::kFloat32, Shape{3});
   top.input("s0", DType::kFloat32, Shape{3});
   feed.push_back(x);
@@ -262,8 +269,8 @@ TEST(Scan, AxesAndDirectionsAgainstReference) {
   float st[2] = {st0.data<float>()[0], st0.data<float>()[1]};
   Tensor want(DType::kFloat32, {2, L});
   for (int t = 0; t < L; ++t) {
-    int src = L - 1 - t;   // reverse scan
-    int dst = L - 1 - t;   // prepended
+    int src = L - 1 - t;  // reverse scan
+    int dst = L - 1 - t;  // prepended
     for (int j = 0; j < 2; ++j) {
       st[j] += x.data<float>()[j * L + src];
       want.data<float>()[j * L + dst] = st[j] * w.data<float>()[j];

@@ -56,8 +56,8 @@ std::string add_scaled_model(float alpha, bool two_outputs) {
   auto* g = m.mutable_graph();
   *g->add_input() = tensor_info("a", onnx::TensorProto::FLOAT, {-1, 37}, {"n"});
   *g->add_input() = tensor_info("b", onnx::TensorProto::FLOAT, {-1, 37}, {"n"});
-  onnx::NodeProto n = make_node("AddScaled", {"a", "b"}, two_outputs ? std::vector<std::string>{"s", "count"}
-                                                                       : std::vector<std::string>{"s"},
+  onnx::NodeProto n = make_node("AddScaled", {"a", "b"},
+                                two_outputs ? std::vector<std::string>{"s", "count"} : std::vector<std::string>{"s"},
                                 "add_scaled", "test.kiln");
   auto* at = n.add_attribute();
   at->set_name("alpha");
@@ -185,7 +185,8 @@ TEST(CustomOp, NetworkApiAddsThem) {
   EXPECT_EQ(out[0].str(), "float[n x 37]");
   net.mark_output(out[0], "y");
   Tensor x(DType::kFloat32, {3, 37}), z(DType::kFloat32, {3, 37});
-  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = 0.25f * static_cast<float>(i % 11), z.data<float>()[i] = -1.0f;
+  for (int64_t i = 0; i < x.numel(); ++i)
+    x.data<float>()[i] = 0.25f * static_cast<float>(i % 11), z.data<float>()[i] = -1.0f;
   const Tensor y = net.session().run({{"a", x}, {"b", z}})[0];
   for (int64_t i = 0; i < x.numel(); ++i) ASSERT_FLOAT_EQ(y.data<float>()[i], x.data<float>()[i] - 2.0f) << i;
   // Shape inference runs when the layer is added, and names it.

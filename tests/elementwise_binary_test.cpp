@@ -17,8 +17,8 @@ template <typename A, typename B, typename O, typename F>
 std::vector<O> ref_binary(const Tensor& a, const Tensor& b, const Shape& out, F f) {
   std::vector<O> w(static_cast<size_t>(shape_numel(out)));
   for (int64_t i = 0; i < static_cast<int64_t>(w.size()); ++i)
-    w[static_cast<size_t>(i)] = static_cast<O>(f(a.data<A>()[broadcast_index(a.shape(), out, i)],
-                                                 b.data<B>()[broadcast_index(b.shape(), out, i)]));
+    w[static_cast<size_t>(i)] = static_cast<O>(
+        f(a.data<A>()[broadcast_index(a.shape(), out, i)], b.data<B>()[broadcast_index(b.shape(), out, i)]));
   return w;
 }
 
@@ -32,17 +32,18 @@ TEST(Pow, FloatBroadcastAndMixedTypes) {
   auto out = run_node({.op = "Pow", .opset = 15, .inputs = {a, b}});
   Shape s{2, 3, 4};
   EXPECT_TRUE(all_close(out[0], make_f32(s, ref_binary<float, float, float>(a, b, s, [](float x, float y) {
-                                    return std::pow(double(x), double(y));
-                                  }))));
+                                           return std::pow(double(x), double(y));
+                                         }))));
   // float base, int64 exponent (opset 12+).
   Tensor e = random_ints<int64_t>({4}, rng, -3, 3);
   auto fe = run_node({.op = "Pow", .opset = 12, .inputs = {a, e}});
   ASSERT_EQ(fe[0].dtype(), DType::kFloat32);
   EXPECT_TRUE(all_close(fe[0], make_f32(s, ref_binary<float, int64_t, float>(a, e, s, [](float x, int64_t y) {
-                                   return std::pow(double(x), double(y));
-                                 }))));
+                                          return std::pow(double(x), double(y));
+                                        }))));
   // int32 base, float exponent: the result is truncated back to int32.
-  auto ib = run_node({.op = "Pow", .opset = 15, .inputs = {make<int32_t>({3}, {2, 3, 4}), make_f32({3}, {0.5f, 2, 1.5f})}});
+  auto ib =
+      run_node({.op = "Pow", .opset = 15, .inputs = {make<int32_t>({3}, {2, 3, 4}), make_f32({3}, {0.5f, 2, 1.5f})}});
   EXPECT_EQ(values<int32_t>(ib[0]), (std::vector<int32_t>{int32_t(std::sqrt(2.0)), 9, 8}));
   // Mixed types before opset 12 are an error.
   EXPECT_THROW(run_node({.op = "Pow", .opset = 7, .inputs = {a, e}}), Error);
@@ -58,16 +59,16 @@ TEST(Pow, IntegerPowers) {
     EXPECT_EQ(out[0].data<int64_t>()[i], want);
   }
   // Negative exponents: only |base| == 1 survives truncation.
-  auto neg = run_node({.op = "Pow", .opset = 15,
-                       .inputs = {make<int32_t>({4}, {1, -1, 2, -1}), make<int32_t>({4}, {-3, -3, -1, -2})}});
+  auto neg = run_node(
+      {.op = "Pow", .opset = 15, .inputs = {make<int32_t>({4}, {1, -1, 2, -1}), make<int32_t>({4}, {-3, -3, -1, -2})}});
   EXPECT_EQ(values<int32_t>(neg[0]), (std::vector<int32_t>{1, -1, 0, 1}));
 }
 
 TEST(Pow, Opset1LegacyBroadcast) {
   std::mt19937 rng(22);
   Tensor a = random_f32({2, 3, 4}, rng, 0.5f, 2), b = random_f32({3}, rng, -1, 1);
-  auto out = run_node({.op = "Pow", .opset = 1, .inputs = {a, b},
-                       .attrs = {{"broadcast", attr_int(1)}, {"axis", attr_int(1)}}});
+  auto out = run_node(
+      {.op = "Pow", .opset = 1, .inputs = {a, b}, .attrs = {{"broadcast", attr_int(1)}, {"axis", attr_int(1)}}});
   for (int i = 0; i < 24; ++i)
     EXPECT_FLOAT_EQ(out[0].data<float>()[i],
                     static_cast<float>(std::pow(double(a.data<float>()[i]), double(b.data<float>()[(i / 4) % 3]))));
@@ -90,8 +91,8 @@ TEST(Mod, IntegerSignFollowsDivisorUnlessFmod) {
     EXPECT_EQ(f[0].data<int32_t>()[i], static_cast<int32_t>(std::fmod(double(x), double(y)))) << x << " fmod " << y;
   }
   // Division by zero and INT_MIN % -1 do not trap.
-  auto z = run_node({.op = "Mod", .opset = 13,
-                     .inputs = {make<int64_t>({2}, {7, INT64_MIN}), make<int64_t>({2}, {0, -1})}});
+  auto z =
+      run_node({.op = "Mod", .opset = 13, .inputs = {make<int64_t>({2}, {7, INT64_MIN}), make<int64_t>({2}, {0, -1})}});
   EXPECT_EQ(values<int64_t>(z[0]), (std::vector<int64_t>{0, 0}));
   auto u = run_node({.op = "Mod", .opset = 10, .inputs = {make<uint8_t>({2}, {250, 7}), make<uint8_t>({2}, {7, 250})}});
   EXPECT_EQ(values<uint8_t>(u[0]), (std::vector<uint8_t>{250 % 7, 7}));
@@ -139,7 +140,8 @@ TEST(Compare, EqualOnStringsAndBools) {
   Tensor a = make<std::string>({2, 2}, {"a", "bc", "", "x"}), b = make<std::string>({2}, {"a", "x"});
   auto s = run_node({.op = "Equal", .opset = 19, .inputs = {a, b}});
   EXPECT_EQ(values<bool>(s[0]), (std::vector<bool>{true, false, false, true}));
-  auto t = run_node({.op = "Equal", .opset = 13,
+  auto t = run_node({.op = "Equal",
+                     .opset = 13,
                      .inputs = {make_bool({3}, {true, false, true}), make_bool({3}, {true, true, false})}});
   EXPECT_EQ(values<bool>(t[0]), (std::vector<bool>{true, false, false}));
 }
@@ -148,12 +150,12 @@ TEST(Compare, Opset1LegacyBroadcast) {
   // Greater-1: B of shape [3] aligned at axis 1 of A [2,3,2].
   std::mt19937 rng(26);
   Tensor a = random_f32({2, 3, 2}, rng), b = random_f32({3}, rng);
-  auto out = run_node({.op = "Greater", .opset = 1, .inputs = {a, b},
-                       .attrs = {{"broadcast", attr_int(1)}, {"axis", attr_int(1)}}});
-  for (int i = 0; i < 12; ++i)
-    EXPECT_EQ(out[0].data<bool>()[i], a.data<float>()[i] > b.data<float>()[(i / 2) % 3]);
+  auto out = run_node(
+      {.op = "Greater", .opset = 1, .inputs = {a, b}, .attrs = {{"broadcast", attr_int(1)}, {"axis", attr_int(1)}}});
+  for (int i = 0; i < 12; ++i) EXPECT_EQ(out[0].data<bool>()[i], a.data<float>()[i] > b.data<float>()[(i / 2) % 3]);
   EXPECT_THROW(run_node({.op = "Greater", .opset = 1, .inputs = {a, b}}), Error);
-  auto o = run_node({.op = "Or", .opset = 1,
+  auto o = run_node({.op = "Or",
+                     .opset = 1,
                      .inputs = {make_bool({2, 2}, {true, false, false, false}), make_bool({2}, {false, true})},
                      .attrs = {{"broadcast", attr_int(1)}, {"axis", attr_int(0)}}});
   EXPECT_EQ(values<bool>(o[0]), (std::vector<bool>{true, false, true, true}));
@@ -173,15 +175,19 @@ TEST(Logic, AndOrXorBroadcast) {
 }
 
 TEST(Bitwise, ShiftsAndBitOps) {
-  auto l = run_node({.op = "BitShift", .opset = 11,
+  auto l = run_node({.op = "BitShift",
+                     .opset = 11,
                      .inputs = {make<uint8_t>({4}, {1, 3, 255, 7}), make<uint8_t>({4}, {1, 2, 7, 8})},
                      .attrs = {{"direction", attr_string("LEFT")}}});
   EXPECT_EQ(values<uint8_t>(l[0]), (std::vector<uint8_t>{2, 12, 128, 0}));
-  auto r = run_node({.op = "BitShift", .opset = 11,
+  auto r = run_node({.op = "BitShift",
+                     .opset = 11,
                      .inputs = {make<uint64_t>({3}, {1ull << 63, 1000, 5}), make<uint64_t>({1}, {64})},
                      .attrs = {{"direction", attr_string("RIGHT")}}});
   EXPECT_EQ(values<uint64_t>(r[0]), (std::vector<uint64_t>{0, 0, 0}));
-  EXPECT_THROW(run_node({.op = "BitShift", .opset = 11, .inputs = {make<uint8_t>({1}, {1}), make<uint8_t>({1}, {1})},
+  EXPECT_THROW(run_node({.op = "BitShift",
+                         .opset = 11,
+                         .inputs = {make<uint8_t>({1}, {1}), make<uint8_t>({1}, {1})},
                          .attrs = {{"direction", attr_string("UP")}}}),
                Error);
   std::mt19937 rng(28);
@@ -208,8 +214,10 @@ TEST(Variadic, MaxMinSumMeanBroadcastThreeInputs) {
       float y = b.data<float>()[broadcast_index(b.shape(), s, i)];
       float z = c.data<float>()[broadcast_index(c.shape(), s, i)];
       std::string o = op;
-      want.data<float>()[i] = o == "Max" ? std::max({x, y, z}) : o == "Min" ? std::min({x, y, z})
-                              : o == "Sum" ? x + y + z : (x + y + z) / 3;
+      want.data<float>()[i] = o == "Max"   ? std::max({x, y, z})
+                              : o == "Min" ? std::min({x, y, z})
+                              : o == "Sum" ? x + y + z
+                                           : (x + y + z) / 3;
     }
     EXPECT_TRUE(all_close(out[0], want)) << op;
   }
@@ -220,8 +228,8 @@ TEST(Variadic, OneInputIntegersNaNAndOldOpsets) {
   Tensor a = random_f32({5}, rng);
   auto one = run_node({.op = "Sum", .opset = 13, .inputs = {a}});
   EXPECT_TRUE(all_close(one[0], a));
-  auto im = run_node({.op = "Max", .opset = 12, .inputs = {make<uint32_t>({3}, {1, 9, 4000000000u}),
-                                                          make<uint32_t>({3}, {5, 2, 3})}});
+  auto im = run_node(
+      {.op = "Max", .opset = 12, .inputs = {make<uint32_t>({3}, {1, 9, 4000000000u}), make<uint32_t>({3}, {5, 2, 3})}});
   EXPECT_EQ(values<uint32_t>(im[0]), (std::vector<uint32_t>{5, 9, 4000000000u}));
   const float nan = std::nanf("");
   auto n = run_node({.op = "Min", .opset = 13, .inputs = {make_f32({2}, {nan, 1}), make_f32({2}, {0, nan})}});
@@ -253,21 +261,25 @@ TEST(Clip, InputBoundsOpset13) {
     EXPECT_EQ(inverted[0].data<float>()[i], 1.0f);  // min > max: max wins, like np.clip
     EXPECT_EQ(none[0].data<float>()[i], v);
   }
-  auto i8 = run_node({.op = "Clip", .opset = 12,
-                      .inputs = {make<int8_t>({4}, {-128, -5, 5, 127}), make<int8_t>({}, {-10}), make<int8_t>({}, {6})}});
+  auto i8 =
+      run_node({.op = "Clip",
+                .opset = 12,
+                .inputs = {make<int8_t>({4}, {-128, -5, 5, 127}), make<int8_t>({}, {-10}), make<int8_t>({}, {6})}});
   EXPECT_EQ(values<int8_t>(i8[0]), (std::vector<int8_t>{-10, -5, 5, 6}));
   EXPECT_THROW(run_node({.op = "Clip", .opset = 13, .inputs = {x, make_f32({2}, {0, 1})}}), Error);  // not scalar
-  EXPECT_THROW(run_node({.op = "Clip", .opset = 13, .inputs = {x, make_i64({}, {0})}}), Error);     // wrong type
+  EXPECT_THROW(run_node({.op = "Clip", .opset = 13, .inputs = {x, make_i64({}, {0})}}), Error);      // wrong type
 }
 
 TEST(Clip, AttributeBoundsOldOpsets) {
   std::mt19937 rng(32);
   Tensor x = random_f32({10}, rng, -3, 3);
-  auto c6 = run_node({.op = "Clip", .opset = 6, .inputs = {x}, .attrs = {{"min", attr_float(-1)}, {"max", attr_float(2)}}});
+  auto c6 =
+      run_node({.op = "Clip", .opset = 6, .inputs = {x}, .attrs = {{"min", attr_float(-1)}, {"max", attr_float(2)}}});
   for (int i = 0; i < 10; ++i) EXPECT_EQ(c6[0].data<float>()[i], std::clamp(x.data<float>()[i], -1.0f, 2.0f));
   // Opset 6 defaults to +-FLT_MAX; opset 1 without attributes does not clip.
   auto d6 = run_node({.op = "Clip", .opset = 6, .inputs = {make<double>({2}, {1e300, -1e300})}});
-  EXPECT_EQ(values<double>(d6[0]), (std::vector<double>{std::numeric_limits<float>::max(), -std::numeric_limits<float>::max()}));
+  EXPECT_EQ(values<double>(d6[0]),
+            (std::vector<double>{std::numeric_limits<float>::max(), -std::numeric_limits<float>::max()}));
   auto d1 = run_node({.op = "Clip", .opset = 1, .inputs = {make<double>({2}, {1e300, -1e300})}});
   EXPECT_EQ(values<double>(d1[0]), (std::vector<double>{1e300, -1e300}));
   auto m1 = run_node({.op = "Clip", .opset = 1, .inputs = {x}, .attrs = {{"min", attr_float(0)}}});
@@ -284,11 +296,14 @@ TEST(Where, BroadcastsThreeInputs) {
   ASSERT_EQ(out[0].shape(), s);
   for (int64_t i = 0; i < shape_numel(s); ++i) {
     bool cond = c.data<bool>()[broadcast_index(c.shape(), s, i)];
-    float want = cond ? x.data<float>()[broadcast_index(x.shape(), s, i)] : y.data<float>()[broadcast_index(y.shape(), s, i)];
+    float want =
+        cond ? x.data<float>()[broadcast_index(x.shape(), s, i)] : y.data<float>()[broadcast_index(y.shape(), s, i)];
     EXPECT_EQ(out[0].data<float>()[i], want);
   }
-  auto str = run_node({.op = "Where", .opset = 9, .inputs = {make_bool({2}, {true, false}), make<std::string>({1}, {"yes"}),
-                                                             make<std::string>({2}, {"n1", "n2"})}});
+  auto str = run_node({.op = "Where",
+                       .opset = 9,
+                       .inputs = {make_bool({2}, {true, false}), make<std::string>({1}, {"yes"}),
+                                  make<std::string>({2}, {"n1", "n2"})}});
   EXPECT_EQ(values<std::string>(str[0]), (std::vector<std::string>{"yes", "n2"}));
   EXPECT_THROW(run_node({.op = "Where", .opset = 16, .inputs = {x, x, y}}), Error);  // condition not bool
   EXPECT_THROW(run_node({.op = "Where", .opset = 16, .inputs = {c, x, make_i64({1}, {0})}}), Error);

@@ -58,7 +58,9 @@ TEST(UnaryMath, FloatOpsMatchReference) {
       {"Mish", 18, -5, 5, [](double x) { return x * std::tanh(std::log(1 + std::exp(x))); }},
       {"Abs", 13, -5, 5, [](double x) { return x < 0 ? -x : x; }},
       {"Neg", 13, -5, 5, [](double x) { return -x; }},
-      {"Sign", 13, -2, 2, [](double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0; }},
+      {"Sign", 13, -2, 2, [](double x) { return x > 0   ? 1.0
+                                                : x < 0 ? -1.0
+                                                        : 0.0; }},
   };
   std::mt19937 rng(7);
   for (const UnaryCase& c : cases) {
@@ -114,10 +116,10 @@ TEST(UnaryMath, IsNaNIsInfAndLogic) {
   std::vector<float> v = {1, -inf, inf, nan, 0};
   auto isnan = run_node({.op = "IsNaN", .opset = 13, .inputs = {make_f32({5}, v)}});
   auto isinf = run_node({.op = "IsInf", .opset = 10, .inputs = {make_f32({5}, v)}});
-  auto pos = run_node({.op = "IsInf", .opset = 10, .inputs = {make_f32({5}, v)},
-                       .attrs = {{"detect_negative", attr_int(0)}}});
-  auto neg = run_node({.op = "IsInf", .opset = 10, .inputs = {make_f32({5}, v)},
-                       .attrs = {{"detect_positive", attr_int(0)}}});
+  auto pos =
+      run_node({.op = "IsInf", .opset = 10, .inputs = {make_f32({5}, v)}, .attrs = {{"detect_negative", attr_int(0)}}});
+  auto neg =
+      run_node({.op = "IsInf", .opset = 10, .inputs = {make_f32({5}, v)}, .attrs = {{"detect_positive", attr_int(0)}}});
   for (size_t i = 0; i < v.size(); ++i) {
     EXPECT_EQ(isnan[0].data<bool>()[i], std::isnan(v[i]));
     EXPECT_EQ(isinf[0].data<bool>()[i], std::isinf(v[i]));
@@ -156,20 +158,32 @@ TEST(Activations, AttributesMatchReference) {
       {"Elu", 6, {}, [](double x) { return x >= 0 ? x : std::exp(x) - 1; }},
       {"Elu", 22, {{"alpha", attr_float(2.0f)}}, [](double x) { return x >= 0 ? x : 2 * (std::exp(x) - 1); }},
       {"Selu", 6, {}, [&](double x) { return x > 0 ? selu_g * x : selu_g * selu_a * (std::exp(x) - 1); }},
-      {"Selu", 6, {{"alpha", attr_float(2)}, {"gamma", attr_float(3)}},
+      {"Selu",
+       6,
+       {{"alpha", attr_float(2)}, {"gamma", attr_float(3)}},
        [](double x) { return x > 0 ? 3 * x : 3 * 2 * (std::exp(x) - 1); }},
       {"Celu", 12, {}, [](double x) { return x > 0 ? x : std::exp(x) - 1; }},
       {"Celu", 12, {{"alpha", attr_float(2)}}, [](double x) { return x > 0 ? x : 2 * (std::exp(x / 2) - 1); }},
       {"HardSigmoid", 6, {}, [](double x) { return std::clamp(double(0.2f) * x + 0.5, 0.0, 1.0); }},
-      {"HardSigmoid", 6, {{"alpha", attr_float(0.5f)}, {"beta", attr_float(0.25f)}},
+      {"HardSigmoid",
+       6,
+       {{"alpha", attr_float(0.5f)}, {"beta", attr_float(0.25f)}},
        [](double x) { return std::clamp(0.5 * x + 0.25, 0.0, 1.0); }},
       {"ThresholdedRelu", 10, {}, [](double x) { return x > 1 ? x : 0; }},
       {"ThresholdedRelu", 10, {{"alpha", attr_float(0.5f)}}, [](double x) { return x > 0.5 ? x : 0; }},
-      {"Shrink", 9, {}, [](double x) { return x < -0.5 ? x : x > 0.5 ? x : 0; }},
-      {"Shrink", 9, {{"lambd", attr_float(1)}, {"bias", attr_float(0.25f)}},
-       [](double x) { return x < -1 ? x + 0.25 : x > 1 ? x - 0.25 : 0; }},
+      {"Shrink", 9, {}, [](double x) { return x < -0.5  ? x
+                                              : x > 0.5 ? x
+                                                        : 0; }},
+      {"Shrink",
+       9,
+       {{"lambd", attr_float(1)}, {"bias", attr_float(0.25f)}},
+       [](double x) { return x < -1  ? x + 0.25
+                             : x > 1 ? x - 0.25
+                                     : 0; }},
       {"Gelu", 20, {}, [](double x) { return x * 0.5 * std::erfc(-x / std::sqrt(2.0)); }},
-      {"Gelu", 20, {{"approximate", attr_string("tanh")}},
+      {"Gelu",
+       20,
+       {{"approximate", attr_string("tanh")}},
        [](double x) {
          double u = std::sqrt(2 / std::acos(-1.0)) * (x + 0.044715 * std::pow(x, 3));
          return 0.5 * x * (1 + std::tanh(u));
@@ -185,14 +199,18 @@ TEST(Activations, AttributesMatchReference) {
     for (int64_t i = 0; i < x.numel(); ++i) want.data<float>()[i] = static_cast<float>(c.ref(x.data<float>()[i]));
     EXPECT_TRUE(all_close(out[0], want, 1e-5, 1e-6)) << c.op << "-" << c.opset;
   }
-  EXPECT_THROW(run_node({.op = "Gelu", .opset = 20, .inputs = {random_f32({2}, rng)},
+  EXPECT_THROW(run_node({.op = "Gelu",
+                         .opset = 20,
+                         .inputs = {random_f32({2}, rng)},
                          .attrs = {{"approximate", attr_string("erf")}}}),
                Error);
 }
 
 TEST(Activations, ShrinkOnIntegersSaturates) {
   std::vector<int8_t> v = {-128, -100, -2, -1, 0, 1, 2, 127};
-  auto out = run_node({.op = "Shrink", .opset = 9, .inputs = {make<int8_t>({8}, v)},
+  auto out = run_node({.op = "Shrink",
+                       .opset = 9,
+                       .inputs = {make<int8_t>({8}, v)},
                        .attrs = {{"lambd", attr_float(1.5f)}, {"bias", attr_float(-100)}}});
   for (size_t i = 0; i < v.size(); ++i) {
     int x = v[i];
@@ -233,11 +251,15 @@ TEST(Cast, FloatToNarrowerFloatsRoundOnce) {
   // 1 + 2^-11 + 2^-40 is just above a float16 tie; rounding through float
   // first would land on the tie and round to even (1.0).
   double v = 1.0 + std::ldexp(1.0, -11) + std::ldexp(1.0, -40);
-  auto h = run_node({.op = "Cast", .opset = 19, .inputs = {make<double>({1}, {v})},
+  auto h = run_node({.op = "Cast",
+                     .opset = 19,
+                     .inputs = {make<double>({1}, {v})},
                      .attrs = {{"to", attr_int(static_cast<int>(DType::kFloat16))}}});
   EXPECT_EQ(static_cast<float>(h[0].data<Float16>()[0]), 1.0f + std::ldexp(1.0f, -10));
   double w = 1.0 + std::ldexp(1.0, -8) + std::ldexp(1.0, -40);  // bfloat16 has 7 mantissa bits
-  auto b = run_node({.op = "Cast", .opset = 19, .inputs = {make<double>({1}, {w})},
+  auto b = run_node({.op = "Cast",
+                     .opset = 19,
+                     .inputs = {make<double>({1}, {w})},
                      .attrs = {{"to", attr_int(static_cast<int>(DType::kBFloat16))}}});
   EXPECT_EQ(static_cast<float>(b[0].data<BFloat16>()[0]), 1.0f + std::ldexp(1.0f, -7));
   // Overflow to infinity, and float -> float16 agrees with the Float16 type.
@@ -257,19 +279,20 @@ TEST(Cast, NumbersBoolsAndStrings) {
   EXPECT_EQ(values<int8_t>(i8[0]), (std::vector<int8_t>{1, -2, 0, 127, 0, -128}));
   auto b = run_node({.op = "Cast", .opset = 13, .inputs = {x}, .attrs = {{"to", attr_int(9)}}});
   EXPECT_EQ(values<bool>(b[0]), (std::vector<bool>{true, true, false, true, true, true}));
-  auto wrap = run_node({.op = "Cast", .opset = 13, .inputs = {make<int32_t>({2}, {257, -1})},
-                        .attrs = {{"to", attr_int(2)}}});
+  auto wrap =
+      run_node({.op = "Cast", .opset = 13, .inputs = {make<int32_t>({2}, {257, -1})}, .attrs = {{"to", attr_int(2)}}});
   EXPECT_EQ(values<uint8_t>(wrap[0]), (std::vector<uint8_t>{1, 255}));
-  auto bf = run_node({.op = "Cast", .opset = 13, .inputs = {make<bool>({2}, {true, false})},
-                      .attrs = {{"to", attr_int(11)}}});
+  auto bf = run_node(
+      {.op = "Cast", .opset = 13, .inputs = {make<bool>({2}, {true, false})}, .attrs = {{"to", attr_int(11)}}});
   EXPECT_EQ(values<double>(bf[0]), (std::vector<double>{1.0, 0.0}));
   // Strings both ways; the text reads back to the same float.
-  auto s = run_node({.op = "Cast", .opset = 13, .inputs = {make_f32({3}, {0.1f, -2.5f, 1e20f})},
-                     .attrs = {{"to", attr_int(8)}}});
+  auto s = run_node(
+      {.op = "Cast", .opset = 13, .inputs = {make_f32({3}, {0.1f, -2.5f, 1e20f})}, .attrs = {{"to", attr_int(8)}}});
   ASSERT_EQ(s[0].dtype(), DType::kString);
   EXPECT_EQ(std::strtof(s[0].data<std::string>()[0].c_str(), nullptr), 0.1f);
   EXPECT_EQ(std::strtof(s[0].data<std::string>()[2].c_str(), nullptr), 1e20f);
-  auto back = run_node({.op = "Cast", .opset = 13,
+  auto back = run_node({.op = "Cast",
+                        .opset = 13,
                         .inputs = {make<std::string>({4}, {"3.5", "-INF", "NaN", "1e3"})},
                         .attrs = {{"to", attr_int(1)}}});
   std::vector<float> bv = values<float>(back[0]);
@@ -277,29 +300,34 @@ TEST(Cast, NumbersBoolsAndStrings) {
   EXPECT_TRUE(std::isinf(bv[1]) && bv[1] < 0);
   EXPECT_TRUE(std::isnan(bv[2]));
   EXPECT_EQ(bv[3], 1000.0f);
-  auto si = run_node({.op = "Cast", .opset = 13, .inputs = {make<std::string>({2}, {"-42", "9000000000"})},
+  auto si = run_node({.op = "Cast",
+                      .opset = 13,
+                      .inputs = {make<std::string>({2}, {"-42", "9000000000"})},
                       .attrs = {{"to", attr_int(7)}}});
   EXPECT_EQ(values<int64_t>(si[0]), (std::vector<int64_t>{-42, 9000000000}));
-  EXPECT_THROW(run_node({.op = "Cast", .opset = 13, .inputs = {make<std::string>({1}, {"abc"})},
-                         .attrs = {{"to", attr_int(1)}}}),
-               Error);
+  EXPECT_THROW(
+      run_node(
+          {.op = "Cast", .opset = 13, .inputs = {make<std::string>({1}, {"abc"})}, .attrs = {{"to", attr_int(1)}}}),
+      Error);
 }
 
 TEST(Cast, OldAndNewAttributeForms) {
   // Cast-1 names the type as a string.
-  auto a = run_node({.op = "Cast", .opset = 1, .inputs = {make_f32({2}, {2.5f, -1.5f})},
-                     .attrs = {{"to", attr_string("INT32")}}});
+  auto a = run_node(
+      {.op = "Cast", .opset = 1, .inputs = {make_f32({2}, {2.5f, -1.5f})}, .attrs = {{"to", attr_string("INT32")}}});
   EXPECT_EQ(values<int32_t>(a[0]), (std::vector<int32_t>{2, -1}));
   // saturate (19+) is accepted and ignored for non-float8 targets.
-  auto b = run_node({.op = "Cast", .opset = 19, .inputs = {make_f32({1}, {2.5f})},
+  auto b = run_node({.op = "Cast",
+                     .opset = 19,
+                     .inputs = {make_f32({1}, {2.5f})},
                      .attrs = {{"to", attr_int(11)}, {"saturate", attr_int(0)}}});
   EXPECT_EQ(values<double>(b[0]), (std::vector<double>{2.5}));
   // float8 targets (17) are unsupported, named in the error.
   EXPECT_THROW(run_node({.op = "Cast", .opset = 19, .inputs = {make_f32({1}, {1})}, .attrs = {{"to", attr_int(17)}}}),
                Error);
   EXPECT_THROW(run_node({.op = "Cast", .opset = 13, .inputs = {make_f32({1}, {1})}}), Error);  // no 'to'
-  auto e = run_node({.op = "Cast", .opset = 13, .inputs = {Tensor(DType::kFloat32, {0, 2})},
-                     .attrs = {{"to", attr_int(7)}}});
+  auto e = run_node(
+      {.op = "Cast", .opset = 13, .inputs = {Tensor(DType::kFloat32, {0, 2})}, .attrs = {{"to", attr_int(7)}}});
   EXPECT_EQ(e[0].shape(), (Shape{0, 2}));
 }
 

@@ -30,8 +30,11 @@ void expect_matches_f64(NodeSpec spec, double rtol = 0, double atol = 0) {
 }
 
 std::map<std::string, Attribute> pool_attrs(Shape k, Shape s, Shape d, Shape pads, int64_t ceil_mode) {
-  return {{"kernel_shape", attr_ints(k)}, {"strides", attr_ints(s)}, {"dilations", attr_ints(d)},
-          {"pads", attr_ints(pads)}, {"ceil_mode", attr_int(ceil_mode)}};
+  return {{"kernel_shape", attr_ints(k)},
+          {"strides", attr_ints(s)},
+          {"dilations", attr_ints(d)},
+          {"pads", attr_ints(pads)},
+          {"ceil_mode", attr_int(ceil_mode)}};
 }
 
 struct PoolCase {
@@ -49,7 +52,7 @@ const std::vector<PoolCase> kPoolCases = {
     {{1, 2, 4, 5}, {5, 5}, {1, 1}, {1, 1}, {2, 2, 2, 2}, 0},    // kernel larger than the input
     {{1, 2, 40, 37}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 0},  // rows longer than a vector
     {{0, 3, 8, 8}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 0},    // empty batch
-    {{2, 3, 19}, {3}, {2}, {1}, {1, 1}, 1},                      // 1-D
+    {{2, 3, 19}, {3}, {2}, {1}, {1, 1}, 1},                     // 1-D
     {{1, 2, 10}, {2}, {1}, {3}, {0, 2}, 0},
 };
 
@@ -58,7 +61,9 @@ const std::vector<PoolCase> kPoolCases = {
 TEST(FastPool, MaxPoolMatchesReference) {
   std::mt19937 rng(31);
   for (const PoolCase& c : kPoolCases)
-    expect_matches_f64({.op = "MaxPool", .opset = 12, .inputs = {random_f32(c.x, rng, -3, 3)},
+    expect_matches_f64({.op = "MaxPool",
+                        .opset = 12,
+                        .inputs = {random_f32(c.x, rng, -3, 3)},
                         .attrs = pool_attrs(c.k, c.s, c.d, c.pads, c.ceil_mode)});
 }
 
@@ -75,8 +80,8 @@ TEST(FastPool, AveragePoolMatchesReference) {
 
 TEST(FastPool, MaxPoolWithIndicesStillWorks) {
   Tensor x = make_f32({1, 1, 2, 3}, {1, 5, 2, 4, 3, 6});
-  auto out = run_node({.op = "MaxPool", .opset = 12, .inputs = {x}, .attrs = {{"kernel_shape", attr_ints({2, 2})}},
-                       .num_outputs = 2});
+  auto out = run_node(
+      {.op = "MaxPool", .opset = 12, .inputs = {x}, .attrs = {{"kernel_shape", attr_ints({2, 2})}}, .num_outputs = 2});
   EXPECT_EQ(to_f32(out[0]), (std::vector<float>{5, 6}));
   EXPECT_EQ(out[1].data<int64_t>()[0], 1);
   EXPECT_EQ(out[1].data<int64_t>()[1], 5);
@@ -100,9 +105,9 @@ TEST(FastSoftmax, RowsMatchReference) {
   // Rows with infinities and NaN give what the reference gives.
   const float inf = std::numeric_limits<float>::infinity();
   for (const char* op : {"Softmax", "LogSoftmax"})
-    expect_matches_f64({.op = op, .opset = 13,
-                        .inputs = {make_f32({4, 3}, {-inf, 1, 2, -inf, -inf, -inf, inf, 0, 1, NAN, 1, 2})}},
-                       1e-6, 1e-7);
+    expect_matches_f64(
+        {.op = op, .opset = 13, .inputs = {make_f32({4, 3}, {-inf, 1, 2, -inf, -inf, -inf, inf, 0, 1, NAN, 1, 2})}},
+        1e-6, 1e-7);
 }
 
 TEST(FastBinary, BroadcastPatternsMatchReference) {
@@ -114,12 +119,12 @@ TEST(FastBinary, BroadcastPatternsMatchReference) {
       {{1, 3, 1, 1}, {2, 3, 4, 5}},  // per channel on the left
       {{2, 3, 4, 5}, {}},            // scalar
       {{1}, {3, 7}},
-      {{4, 9}, {9}},                 // last-dim row
-      {{4, 1}, {1, 5}},              // outer product
+      {{4, 9}, {9}},     // last-dim row
+      {{4, 1}, {1, 5}},  // outer product
       {{2, 1, 4}, {3, 1}},
       {{1, 1}, {1, 1}},
-      {{0, 3}, {3}},                 // empty
-      {{3, 70000}, {3, 1}},          // long rows, cut in pieces
+      {{0, 3}, {3}},         // empty
+      {{3, 70000}, {3, 1}},  // long rows, cut in pieces
       {{4, 16, 33, 33}, {1, 16, 1, 1}},
       // Blocked layout [N, C/B, H, W, B] against a per-channel operand, both
       // sides, block 8 and 16, rows cut in pieces, and short odd rows.
@@ -137,7 +142,9 @@ TEST(FastBinary, BroadcastPatternsMatchReference) {
 
 TEST(FastBinary, LegacyBroadcastStillWorks) {
   std::mt19937 rng(35);
-  expect_matches_f64({.op = "Add", .opset = 6, .inputs = {random_f32({2, 3, 4, 5}, rng), random_f32({3, 4}, rng)},
+  expect_matches_f64({.op = "Add",
+                      .opset = 6,
+                      .inputs = {random_f32({2, 3, 4, 5}, rng), random_f32({3, 4}, rng)},
                       .attrs = {{"broadcast", attr_int(1)}, {"axis", attr_int(1)}}});
 }
 

@@ -29,13 +29,18 @@ double gemm_error(const GemmF32Microkernel& kernel, const GemmCase& c, ThreadPoo
   for (float& v : A) v = u(rng);
   for (float& v : B) v = u(rng);
   for (float& v : C) v = u(rng);
-  auto a_at = [&](int64_t i, int64_t k) { return c.ta ? A[static_cast<size_t>(k * c.M + i)] : A[static_cast<size_t>(i * c.K + k)]; };
-  auto b_at = [&](int64_t k, int64_t j) { return c.tb ? B[static_cast<size_t>(j * c.K + k)] : B[static_cast<size_t>(k * c.N + j)]; };
+  auto a_at = [&](int64_t i, int64_t k) {
+    return c.ta ? A[static_cast<size_t>(k * c.M + i)] : A[static_cast<size_t>(i * c.K + k)];
+  };
+  auto b_at = [&](int64_t k, int64_t j) {
+    return c.tb ? B[static_cast<size_t>(j * c.K + k)] : B[static_cast<size_t>(k * c.N + j)];
+  };
   for (int64_t i = 0; i < c.M; ++i)
     for (int64_t j = 0; j < c.N; ++j) {
       double s = 0;
       for (int64_t k = 0; k < c.K; ++k) s += static_cast<double>(a_at(i, k)) * b_at(k, j);
-      want[static_cast<size_t>(i * c.N + j)] = static_cast<float>(c.alpha * s + c.beta * C[static_cast<size_t>(i * c.N + j)]);
+      want[static_cast<size_t>(i * c.N + j)] =
+          static_cast<float>(c.alpha * s + c.beta * C[static_cast<size_t>(i * c.N + j)]);
     }
   if (c.beta == 0.0f) std::fill(C.begin(), C.end(), NAN);  // must not be read
   GemmF32Operand a{A.data(), c.ta ? c.M : c.K, c.ta}, b{B.data(), c.tb ? c.K : c.N, c.tb};
@@ -73,8 +78,17 @@ TEST_P(GemmF32Variants, MatchesTripleLoop) {
     for (int64_t N : sizes)
       for (int64_t K : sizes) {
         ++n;
-        GemmCase c{M, N, K, n % 2 == 0, n % 3 == 0, n % 4 == 1, n % 5 < 2, n % 7 == 0 ? 0.5f : 1.0f,
-                   n % 3 == 0 ? 0.0f : n % 3 == 1 ? 1.0f : -0.75f};
+        GemmCase c{M,
+                   N,
+                   K,
+                   n % 2 == 0,
+                   n % 3 == 0,
+                   n % 4 == 1,
+                   n % 5 < 2,
+                   n % 7 == 0 ? 0.5f : 1.0f,
+                   n % 3 == 0   ? 0.0f
+                   : n % 3 == 1 ? 1.0f
+                                : -0.75f};
         EXPECT_LT(gemm_error(kernel, c, n % 2 ? &pool : nullptr, rng), 1e-5)
             << kernel.name << " M=" << M << " N=" << N << " K=" << K << " ta=" << c.ta << " tb=" << c.tb;
       }
@@ -98,8 +112,17 @@ TEST_P(GemmF32Variants, SmallMMatchesTripleLoop) {
     for (int64_t N : {1, 15, 16, 17, 33, 100, 250})
       for (int64_t K : {1, 3, 64, 300}) {
         ++n;
-        GemmCase c{M, N, K, n % 3 == 0, n % 4 == 1, n % 7 == 3, n % 2 == 0, n % 5 == 0 ? -1.5f : 1.0f,
-                   n % 3 == 1 ? 0.0f : n % 3 == 2 ? 1.0f : 0.25f};
+        GemmCase c{M,
+                   N,
+                   K,
+                   n % 3 == 0,
+                   n % 4 == 1,
+                   n % 7 == 3,
+                   n % 2 == 0,
+                   n % 5 == 0 ? -1.5f : 1.0f,
+                   n % 3 == 1   ? 0.0f
+                   : n % 3 == 2 ? 1.0f
+                                : 0.25f};
         EXPECT_LT(gemm_error(kernel, c, n % 2 ? &pool : nullptr, rng), 1e-7 * (K + 10))
             << kernel.name << " M=" << M << " N=" << N << " K=" << K << " ta=" << c.ta << " tb=" << c.tb
             << " pack_a=" << c.pack_a << " pack_b=" << c.pack_b;
@@ -165,7 +188,8 @@ TEST(GemmF32, PackedPanelsUnpackAndAdopt) {
           p->unpack(back.data());
           for (int64_t i = 0; i < rows; ++i)
             for (int64_t j = 0; j < cols; ++j)
-              ASSERT_EQ(back[static_cast<size_t>(i * cols + j)], src[static_cast<size_t>(trans ? j * ld + i : i * ld + j)])
+              ASSERT_EQ(back[static_cast<size_t>(i * cols + j)],
+                        src[static_cast<size_t>(trans ? j * ld + i : i * ld + j)])
                   << k->name << " " << rows << "x" << cols << " at " << i << "," << j;
           auto q = PackedMatrixF32::adopt(side, rows, cols, k->name, nullptr, p->data(), p->size());
           ASSERT_TRUE(q);
@@ -207,12 +231,15 @@ TEST(ThreadPool, ConcurrentAndNestedCallsAndExceptions) {
     });
   for (auto& th : callers) th.join();
   EXPECT_EQ(total.load(), 4 * 200 * 8);
-  EXPECT_THROW(pool.parallel_for(4, [](int64_t b, int64_t) {
-    if (b > 0) throw std::runtime_error("worker chunk");
-  }),
+  EXPECT_THROW(pool.parallel_for(4,
+                                 [](int64_t b, int64_t) {
+                                   if (b > 0) throw std::runtime_error("worker chunk");
+                                 }),
                std::runtime_error);
   int64_t after = 0;
-  pool.parallel_for(2, [&](int64_t b, int64_t e) { if (b == 0) after = e; });  // still usable
+  pool.parallel_for(2, [&](int64_t b, int64_t e) {
+    if (b == 0) after = e;
+  });  // still usable
   EXPECT_GE(after, 1);
 }
 

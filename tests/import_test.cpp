@@ -40,7 +40,8 @@ void expect_x_plus_w(const Session& s, std::vector<std::pair<std::string, Tensor
   extra.insert(extra.begin(), {"x", x});
   auto out = s.run(extra);
   ASSERT_EQ(out.size(), 1u);
-  for (int i = 0; i < 6; ++i) EXPECT_FLOAT_EQ(out[0].data<float>()[i], static_cast<float>(i) + kW[static_cast<size_t>(i)] * wscale);
+  for (int i = 0; i < 6; ++i)
+    EXPECT_FLOAT_EQ(out[0].data<float>()[i], static_cast<float>(i) + kW[static_cast<size_t>(i)] * wscale);
 }
 
 struct TempDir {
@@ -138,7 +139,8 @@ TEST(Import, ExternalDataWithOffsetAndLength) {
   onnx::TensorProto w = float_tensor("w", {2, 3}, {}, true);
   w.clear_raw_data();
   w.set_data_location(onnx::TensorProto::EXTERNAL);
-  for (auto [k, v] : std::vector<std::pair<std::string, std::string>>{{"location", "weights.bin"}, {"offset", "8"}, {"length", "24"}}) {
+  for (auto [k, v] : std::vector<std::pair<std::string, std::string>>{
+           {"location", "weights.bin"}, {"offset", "8"}, {"length", "24"}}) {
     auto* e = w.add_external_data();
     e->set_key(k);
     e->set_value(v);
@@ -163,8 +165,7 @@ TEST(Import, ExternalDataWithOffsetAndLength) {
 TEST(Import, ExternalDataSymlinkOutsideFolderIsRefused) {
   TempDir outside, dir;
   std::vector<float> blob(kW);
-  std::ofstream(outside.path / "secret.bin", std::ios::binary)
-      .write(reinterpret_cast<const char*>(blob.data()), 24);
+  std::ofstream(outside.path / "secret.bin", std::ios::binary).write(reinterpret_cast<const char*>(blob.data()), 24);
   fs::create_symlink(outside.path / "secret.bin", dir.path / "link.bin");
   onnx::TensorProto w = float_tensor("w", {2, 3}, {}, true);
   w.clear_raw_data();

@@ -68,8 +68,8 @@ TEST(KernelVariants, DepthwiseChannel) {
     const int64_t OW = (W + 2 * c.pad - c.dil * (c.k - 1) - 1) / c.stride + 1;
     std::vector<float> want(OH * OW);
     portable(kDepthwiseChannelF32Variants)
-        .fn(x.data(), H, W, w.data(), c.k, c.k, c.stride, c.stride, c.pad, c.pad, c.dil, c.dil, 0.25f, want.data(),
-            OH, OW);
+        .fn(x.data(), H, W, w.data(), c.k, c.k, c.stride, c.stride, c.pad, c.pad, c.dil, c.dil, 0.25f, want.data(), OH,
+            OW);
     for (const auto& v : kDepthwiseChannelF32Variants) {
       if (!variant_runs_here(v)) continue;
       std::vector<float> got(OH * OW);
@@ -95,8 +95,8 @@ TEST(KernelVariants, PoolPlaneAndBlockedRows) {
       if (!variant_runs_here(v)) continue;
       std::vector<float> got(OH * OW), got_b(OH * OW * 8);
       v.fn.plane(max, x.data(), H, W, K, K, S, S, P, P, 1, 1, init, got.data(), OH, OW);
-      v.fn.blocked_rows(8, max, x.data(), H, W, K, K, S, S, P, P, 1, 1, init, 0, OH, got_b.data(), OW,
-                        count_h.data(), count_w.data());
+      v.fn.blocked_rows(8, max, x.data(), H, W, K, K, S, S, P, P, 1, 1, init, 0, OH, got_b.data(), OW, count_h.data(),
+                        count_w.data());
       expect_close(got, want, 1e-6f, v.name);
       expect_close(got_b, want_b, 1e-6f, v.name);
     }

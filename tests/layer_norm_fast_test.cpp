@@ -18,8 +18,8 @@ struct LnCase {
   int64_t axis = -1;
   std::optional<Shape> bias;  // nullopt: no B
   float epsilon = 1e-5f;
-  float offset = 0;           // added to x: a mean far from zero
-  bool constant = false;      // Scale and B as initializers
+  float offset = 0;       // added to x: a mean far from zero
+  bool constant = false;  // Scale and B as initializers
   ThreadPool* pool = nullptr;
 };
 
@@ -38,12 +38,16 @@ void check_layer_norm(const LnCase& c, std::mt19937& rng) {
   std::optional<Tensor> bias;
   if (c.bias) bias = random_f32(*c.bias, rng);
   std::map<std::string, Attribute> attrs = {{"axis", attr_int(c.axis)}, {"epsilon", attr_float(c.epsilon)}};
-  auto fast = run_node({.op = "LayerNormalization", .inputs = {x, scale, bias}, .attrs = attrs, .num_outputs = 3,
-                        .constant_inputs = c.constant, .pool = c.pool});
+  auto fast = run_node({.op = "LayerNormalization",
+                        .inputs = {x, scale, bias},
+                        .attrs = attrs,
+                        .num_outputs = 3,
+                        .constant_inputs = c.constant,
+                        .pool = c.pool});
   std::optional<Tensor> bias64;
   if (bias) bias64 = to_f64(*bias);
-  auto ref = run_node({.op = "LayerNormalization", .inputs = {to_f64(x), to_f64(scale), bias64}, .attrs = attrs,
-                       .num_outputs = 3});
+  auto ref = run_node(
+      {.op = "LayerNormalization", .inputs = {to_f64(x), to_f64(scale), bias64}, .attrs = attrs, .num_outputs = 3});
   ASSERT_EQ(fast[0].dtype(), DType::kFloat32);
   EXPECT_TRUE(all_close(fast[0], to_f32_tensor(ref[0]), 2e-5, 5e-6));
   ASSERT_EQ(fast[1].shape(), ref[1].shape());
@@ -109,8 +113,10 @@ TEST(LayerNormFast, ConstantRowsAndEmptyTensors) {
   // A constant row has variance 0: y = bias, InvStdDev = 1 / sqrt(epsilon).
   Tensor x = make_f32({2, 4}, {3, 3, 3, 3, -1, -1, -1, -1});
   Tensor scale = make_f32({4}, {1, 2, 3, 4}), bias = make_f32({4}, {0.5f, 0.25f, 0, -1});
-  auto out = run_node({.op = "LayerNormalization", .inputs = {x, scale, bias},
-                       .attrs = {{"epsilon", attr_float(0.25f)}}, .num_outputs = 3});
+  auto out = run_node({.op = "LayerNormalization",
+                       .inputs = {x, scale, bias},
+                       .attrs = {{"epsilon", attr_float(0.25f)}},
+                       .num_outputs = 3});
   EXPECT_EQ(to_f32(out[0]), (std::vector<float>{0.5f, 0.25f, 0, -1, 0.5f, 0.25f, 0, -1}));
   EXPECT_EQ(to_f32(out[1]), (std::vector<float>{3, -1}));
   EXPECT_EQ(to_f32(out[2]), (std::vector<float>{2, 2}));
@@ -135,10 +141,10 @@ TEST(RmsNormFast, AgainstReference) {
     SCOPED_TRACE("x " + shape_str(c.x));
     Tensor x = random_f32(c.x, rng), scale = random_f32(c.scale, rng);
     std::map<std::string, Attribute> attrs = {{"axis", attr_int(c.axis)}};
-    Tensor fast = run_node({.op = "RMSNormalization", .opset = 23, .inputs = {x, scale}, .attrs = attrs,
-                            .pool = c.pool})[0];
-    Tensor ref = run_node({.op = "RMSNormalization", .opset = 23, .inputs = {to_f64(x), to_f64(scale)},
-                           .attrs = attrs})[0];
+    Tensor fast =
+        run_node({.op = "RMSNormalization", .opset = 23, .inputs = {x, scale}, .attrs = attrs, .pool = c.pool})[0];
+    Tensor ref =
+        run_node({.op = "RMSNormalization", .opset = 23, .inputs = {to_f64(x), to_f64(scale)}, .attrs = attrs})[0];
     EXPECT_TRUE(all_close(fast, to_f32_tensor(ref), 1e-5, 1e-6));
   }
 }

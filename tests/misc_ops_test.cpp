@@ -31,15 +31,15 @@ TEST(BitCast, ReinterpretsBitsAndKeepsShape) {
   auto i64 = run_node({.op = "BitCast", .opset = 26, .inputs = {d}, .attrs = {{"to", attr_int(7)}}});
   ASSERT_EQ(i64[0].shape(), Shape{});
   EXPECT_EQ(i64[0].data<int64_t>()[0], std::bit_cast<int64_t>(-2.5));
-  auto empty = run_node({.op = "BitCast", .opset = 26, .inputs = {Tensor(DType::kFloat32, {0, 4})},
-                         .attrs = {{"to", attr_int(12)}}});
+  auto empty = run_node(
+      {.op = "BitCast", .opset = 26, .inputs = {Tensor(DType::kFloat32, {0, 4})}, .attrs = {{"to", attr_int(12)}}});
   EXPECT_EQ(empty[0].dtype(), DType::kUInt32);
   EXPECT_EQ(empty[0].shape(), (Shape{0, 4}));
 }
 
 TEST(BitCast, BoolAndByteTypes) {
-  auto u8 = run_node({.op = "BitCast", .opset = 26, .inputs = {make_bool({3}, {true, false, true})},
-                      .attrs = {{"to", attr_int(2)}}});
+  auto u8 = run_node(
+      {.op = "BitCast", .opset = 26, .inputs = {make_bool({3}, {true, false, true})}, .attrs = {{"to", attr_int(2)}}});
   ASSERT_EQ(u8[0].dtype(), DType::kUInt8);
   EXPECT_EQ(u8[0].data<uint8_t>()[0], 1);
   EXPECT_EQ(u8[0].data<uint8_t>()[1], 0);
@@ -73,30 +73,40 @@ TEST(Random, SeededDrawsMatchNumpyRandomState) {
   const double want_u[] = {0.22199317108973948, 0.8707323061773764, 0.20671915533942642, 0.9186109079379216};
   const double want_n[] = {0.44122748688504143, -0.33087015189408764, 2.43077118700778, -0.2520921296030769,
                            0.10960984157818278};
-  auto u = run_node({.op = "RandomUniform", .opset = 22, .inputs = {},
+  auto u = run_node({.op = "RandomUniform",
+                     .opset = 22,
+                     .inputs = {},
                      .attrs = {{"shape", attr_ints({2, 2})}, {"dtype", attr_int(11)}, {"seed", attr_float(5)}}});
   ASSERT_EQ(u[0].dtype(), DType::kFloat64);
   ASSERT_EQ(u[0].shape(), (Shape{2, 2}));
   for (int i = 0; i < 4; ++i) EXPECT_DOUBLE_EQ(u[0].data<double>()[i], want_u[i]);
-  auto n = run_node({.op = "RandomNormal", .opset = 1, .inputs = {},
+  auto n = run_node({.op = "RandomNormal",
+                     .opset = 1,
+                     .inputs = {},
                      .attrs = {{"shape", attr_ints({5})}, {"dtype", attr_int(11)}, {"seed", attr_float(5)}}});
   for (int i = 0; i < 5; ++i) EXPECT_NEAR(n[0].data<double>()[i], want_n[i], 1e-14);
   // float, scaled: (RandomState(7).rand(3) * 6 - 2).astype(float32).
-  auto f = run_node({.op = "RandomUniformLike", .opset = 22, .inputs = {Tensor(DType::kFloat32, {3})},
+  auto f = run_node({.op = "RandomUniformLike",
+                     .opset = 22,
+                     .inputs = {Tensor(DType::kFloat32, {3})},
                      .attrs = {{"low", attr_float(-2)}, {"high", attr_float(4)}, {"seed", attr_float(7)}}});
   ASSERT_EQ(f[0].dtype(), DType::kFloat32);
   const float want_f[] = {-1.5421503f, 2.6795127f, 0.6304554f};
   for (int i = 0; i < 3; ++i) EXPECT_NEAR(f[0].data<float>()[i], want_f[i], 1e-6);
   // The same seed gives the same values; scale and mean apply.
-  auto n2 = run_node({.op = "RandomNormalLike", .opset = 1, .inputs = {Tensor(DType::kInt32, {5})},
-                      .attrs = {{"dtype", attr_int(11)}, {"mean", attr_float(3)}, {"scale", attr_float(2)},
-                                {"seed", attr_float(5)}}});
+  auto n2 = run_node(
+      {.op = "RandomNormalLike",
+       .opset = 1,
+       .inputs = {Tensor(DType::kInt32, {5})},
+       .attrs = {{"dtype", attr_int(11)}, {"mean", attr_float(3)}, {"scale", attr_float(2)}, {"seed", attr_float(5)}}});
   ASSERT_EQ(n2[0].dtype(), DType::kFloat64);
   for (int i = 0; i < 5; ++i) EXPECT_NEAR(n2[0].data<double>()[i], 3 + 2 * want_n[i], 1e-13);
 }
 
 TEST(Random, UnseededRangesMomentsAndTypes) {
-  auto u = run_node({.op = "RandomUniform", .opset = 1, .inputs = {},
+  auto u = run_node({.op = "RandomUniform",
+                     .opset = 1,
+                     .inputs = {},
                      .attrs = {{"shape", attr_ints({100, 100})}, {"low", attr_float(-3)}, {"high", attr_float(5)}}});
   ASSERT_EQ(u[0].dtype(), DType::kFloat32);
   double sum = 0;
@@ -107,7 +117,9 @@ TEST(Random, UnseededRangesMomentsAndTypes) {
     sum += v;
   }
   EXPECT_NEAR(sum / 10000, 1.0, 0.1);
-  auto n = run_node({.op = "RandomNormalLike", .opset = 22, .inputs = {Tensor(DType::kFloat16, {100, 100})},
+  auto n = run_node({.op = "RandomNormalLike",
+                     .opset = 22,
+                     .inputs = {Tensor(DType::kFloat16, {100, 100})},
                      .attrs = {{"mean", attr_float(-1)}, {"scale", attr_float(0.5f)}}});
   ASSERT_EQ(n[0].dtype(), DType::kFloat16);
   std::vector<float> v = to_f32(n[0]);
@@ -117,7 +129,9 @@ TEST(Random, UnseededRangesMomentsAndTypes) {
   for (float x : v) sq += (x - m) * (x - m);
   EXPECT_NEAR(m, -1.0, 0.05);
   EXPECT_NEAR(std::sqrt(sq / static_cast<double>(v.size())), 0.5, 0.05);
-  auto bf = run_node({.op = "RandomUniform", .opset = 22, .inputs = {},
+  auto bf = run_node({.op = "RandomUniform",
+                      .opset = 22,
+                      .inputs = {},
                       .attrs = {{"shape", attr_ints({0, 3})}, {"dtype", attr_int(16)}}});
   EXPECT_EQ(bf[0].dtype(), DType::kBFloat16);
   EXPECT_EQ(bf[0].shape(), (Shape{0, 3}));
@@ -127,12 +141,16 @@ TEST(Random, RejectsBadAttributes) {
   EXPECT_THROW(run_node({.op = "RandomUniform", .opset = 1, .inputs = {}}), Error);  // no shape
   EXPECT_THROW(run_node({.op = "RandomUniform", .opset = 1, .inputs = {}, .attrs = {{"shape", attr_ints({-1})}}}),
                Error);
-  EXPECT_THROW(run_node({.op = "RandomNormal", .opset = 1, .inputs = {},
+  EXPECT_THROW(run_node({.op = "RandomNormal",
+                         .opset = 1,
+                         .inputs = {},
                          .attrs = {{"shape", attr_ints({2})}, {"dtype", attr_int(7)}}}),
                Error);
   // An integer input needs a float `dtype`.
   EXPECT_THROW(run_node({.op = "RandomUniformLike", .opset = 1, .inputs = {make_i64({2}, {1, 2})}}), Error);
-  EXPECT_THROW(run_node({.op = "RandomUniformLike", .opset = 1, .inputs = {make_f32({2}, {1, 2})},
+  EXPECT_THROW(run_node({.op = "RandomUniformLike",
+                         .opset = 1,
+                         .inputs = {make_f32({2}, {1, 2})},
                          .attrs = {{"seed", attr_float(-1)}}}),
                Error);
 }
@@ -163,7 +181,8 @@ std::vector<int64_t> ref_nms(const std::vector<float>& boxes, const std::vector<
       for (int64_t i = 0; i < K; ++i)
         if (!score_t || scores[static_cast<size_t>((b * C + c) * K + i)] > *score_t) order.push_back(i);
       std::sort(order.begin(), order.end(), [&](int64_t i, int64_t j) {
-        float si = scores[static_cast<size_t>((b * C + c) * K + i)], sj = scores[static_cast<size_t>((b * C + c) * K + j)];
+        float si = scores[static_cast<size_t>((b * C + c) * K + i)],
+              sj = scores[static_cast<size_t>((b * C + c) * K + j)];
         return si != sj ? si > sj : i < j;
       });
       std::vector<int64_t> kept;
@@ -179,24 +198,28 @@ std::vector<int64_t> ref_nms(const std::vector<float>& boxes, const std::vector<
   return sel;
 }
 
-std::vector<int64_t> ints_of(const Tensor& t) { return std::vector<int64_t>(t.data<int64_t>(), t.data<int64_t>() + t.numel()); }
+std::vector<int64_t> ints_of(const Tensor& t) {
+  return std::vector<int64_t>(t.data<int64_t>(), t.data<int64_t>() + t.numel());
+}
 
 }  // namespace
 
 TEST(NonMaxSuppression, SpecExampleSuppressByIou) {
   // The ONNX example: boxes 0-2 overlap, 3-4 overlap, 5 stands alone.
-  Tensor boxes = make_f32({1, 6, 4}, {0, 0, 1, 1, 0, 0.1f, 1, 1.1f, 0, -0.1f, 1, 0.9f,
-                                      0, 10, 1, 11, 0, 10.1f, 1, 11.1f, 0, 100, 1, 101});
+  Tensor boxes = make_f32(
+      {1, 6, 4}, {0, 0, 1, 1, 0, 0.1f, 1, 1.1f, 0, -0.1f, 1, 0.9f, 0, 10, 1, 11, 0, 10.1f, 1, 11.1f, 0, 100, 1, 101});
   Tensor scores = make_f32({1, 1, 6}, {0.9f, 0.75f, 0.6f, 0.95f, 0.5f, 0.3f});
-  auto out = run_node({.op = "NonMaxSuppression", .opset = 11,
+  auto out = run_node({.op = "NonMaxSuppression",
+                       .opset = 11,
                        .inputs = {boxes, scores, make_i64({1}, {3}), make_f32({1}, {0.5f}), make_f32({1}, {0.0f})}});
   ASSERT_EQ(out[0].dtype(), DType::kInt64);
   ASSERT_EQ(out[0].shape(), (Shape{3, 3}));
   EXPECT_EQ(ints_of(out[0]), (std::vector<int64_t>{0, 0, 3, 0, 0, 0, 0, 0, 5}));
   // The same boxes as [x_center, y_center, width, height].
-  Tensor centers = make_f32({1, 6, 4}, {0.5f, 0.5f, 1, 1, 0.6f, 0.5f, 1, 1, 0.4f, 0.5f, 1, 1,
+  Tensor centers = make_f32({1, 6, 4}, {0.5f,  0.5f, 1, 1, 0.6f,  0.5f, 1, 1, 0.4f,   0.5f, 1, 1,
                                         10.5f, 0.5f, 1, 1, 10.6f, 0.5f, 1, 1, 100.5f, 0.5f, 1, 1});
-  auto c = run_node({.op = "NonMaxSuppression", .opset = 10,
+  auto c = run_node({.op = "NonMaxSuppression",
+                     .opset = 10,
                      .inputs = {centers, scores, make_i64({1}, {3}), make_f32({1}, {0.5f})},
                      .attrs = {{"center_point_box", attr_int(1)}}});
   EXPECT_EQ(ints_of(c[0]), (std::vector<int64_t>{0, 0, 3, 0, 0, 0, 0, 0, 5}));
@@ -204,7 +227,8 @@ TEST(NonMaxSuppression, SpecExampleSuppressByIou) {
   auto none = run_node({.op = "NonMaxSuppression", .opset = 11, .inputs = {boxes, scores}});
   EXPECT_EQ(none[0].shape(), (Shape{0, 3}));
   // A score threshold drops low scores first (strictly greater passes).
-  auto st = run_node({.op = "NonMaxSuppression", .opset = 11,
+  auto st = run_node({.op = "NonMaxSuppression",
+                      .opset = 11,
                       .inputs = {boxes, scores, make_i64({}, {3}), make_f32({}, {0.5f}), make_f32({}, {0.4f})}});
   EXPECT_EQ(ints_of(st[0]), (std::vector<int64_t>{0, 0, 3, 0, 0, 0}));
 }
@@ -233,22 +257,28 @@ TEST(NonMaxSuppression, RandomBoxesAgainstReference) {
 TEST(NonMaxSuppression, RejectsBadShapesAndAttributes) {
   Tensor boxes = make_f32({1, 2, 4}, {0, 0, 1, 1, 0, 0, 2, 2});
   Tensor scores = make_f32({1, 1, 2}, {0.5f, 0.6f});
-  EXPECT_THROW(run_node({.op = "NonMaxSuppression", .opset = 11, .inputs = {make_f32({1, 2, 3}, {0, 0, 0, 0, 0, 0}), scores}}),
-               Error);
-  EXPECT_THROW(run_node({.op = "NonMaxSuppression", .opset = 11, .inputs = {boxes, make_f32({1, 1, 3}, {1, 2, 3})},
-                         .attrs = {}}),
-               Error);
-  EXPECT_THROW(run_node({.op = "NonMaxSuppression", .opset = 11, .inputs = {boxes, scores},
+  EXPECT_THROW(
+      run_node({.op = "NonMaxSuppression", .opset = 11, .inputs = {make_f32({1, 2, 3}, {0, 0, 0, 0, 0, 0}), scores}}),
+      Error);
+  EXPECT_THROW(
+      run_node(
+          {.op = "NonMaxSuppression", .opset = 11, .inputs = {boxes, make_f32({1, 1, 3}, {1, 2, 3})}, .attrs = {}}),
+      Error);
+  EXPECT_THROW(run_node({.op = "NonMaxSuppression",
+                         .opset = 11,
+                         .inputs = {boxes, scores},
                          .attrs = {{"center_point_box", attr_int(2)}}}),
                Error);
-  EXPECT_THROW(run_node({.op = "NonMaxSuppression", .opset = 11,
+  EXPECT_THROW(run_node({.op = "NonMaxSuppression",
+                         .opset = 11,
                          .inputs = {boxes, scores, make_i64({1}, {1}), make_f32({1}, {1.5f})}}),
                Error);
   EXPECT_THROW(run_node({.op = "NonMaxSuppression", .opset = 9, .inputs = {boxes, scores}}), Error);
   // Empty: no boxes at all.
-  auto e = run_node({.op = "NonMaxSuppression", .opset = 11,
-                     .inputs = {Tensor(DType::kFloat32, {1, 0, 4}), Tensor(DType::kFloat32, {1, 3, 0}),
-                                make_i64({1}, {5})}});
+  auto e = run_node(
+      {.op = "NonMaxSuppression",
+       .opset = 11,
+       .inputs = {Tensor(DType::kFloat32, {1, 0, 4}), Tensor(DType::kFloat32, {1, 3, 0}), make_i64({1}, {5})}});
   EXPECT_EQ(e[0].shape(), (Shape{0, 3}));
 }
 
@@ -287,7 +317,8 @@ Tensor ref_deform_conv(const Tensor& x, const Tensor& w, const Tensor& off, cons
                 double fy = py - y0, fx = px - x0;
                 double v = (1 - fy) * (1 - fx) * X(n, c, y0, x0) + (1 - fy) * fx * X(n, c, y0, x0 + 1) +
                            fy * (1 - fx) * X(n, c, y0 + 1, x0) + fy * fx * X(n, c, y0 + 1, x0 + 1);
-                double mk = mask ? mask->data<float>()[((n * mask->dim(1) + o * kh * kw + tap) * oh + i) * ow + j] : 1.0;
+                double mk =
+                    mask ? mask->data<float>()[((n * mask->dim(1) + o * kh * kw + tap) * oh + i) * ow + j] : 1.0;
                 acc += w.data<float>()[((m * cg + cc) * kh + a) * kw + e] * v * mk;
               }
           }
@@ -322,14 +353,16 @@ TEST(DeformConv, FractionalOffsetsMaskBiasGroupsAgainstReference) {
     std::vector<std::optional<Tensor>> ins = {x, w, off};
     if (k.bias || k.mask) ins.push_back(k.bias ? std::optional<Tensor>(b) : std::nullopt);
     if (k.mask) ins.push_back(mask);
-    auto out = run_node({.op = "DeformConv", .opset = 22, .inputs = ins,
+    auto out = run_node({.op = "DeformConv",
+                         .opset = 22,
+                         .inputs = ins,
                          .attrs = {{"group", attr_int(k.group)},
                                    {"offset_group", attr_int(k.og)},
                                    {"pads", attr_ints({k.pads[0], k.pads[1], k.pads[2], k.pads[3]})},
                                    {"strides", attr_ints({k.st[0], k.st[1]})},
                                    {"dilations", attr_ints({k.dil[0], k.dil[1]})}}});
-    Tensor want = ref_deform_conv(x, w, off, k.bias ? &b : nullptr, k.mask ? &mask : nullptr, k.group, k.og, k.pads,
-                                  k.st, k.dil);
+    Tensor want =
+        ref_deform_conv(x, w, off, k.bias ? &b : nullptr, k.mask ? &mask : nullptr, k.group, k.og, k.pads, k.st, k.dil);
     ASSERT_EQ(out[0].shape(), want.shape());
     EXPECT_TRUE(all_close(out[0], want, 1e-4, 1e-5));
   }
@@ -350,8 +383,8 @@ TEST(DeformConv, ZeroOffsetsEqualConvIn1dAnd3d) {
     auto conv = run_node({.op = "Conv", .opset = 11, .inputs = {x, w}, .attrs = attrs});
     Shape off_shape = {xs[t][0], static_cast<int64_t>(shape_numel(Shape(ws[t].begin() + 2, ws[t].end())) * r)};
     for (size_t d = 2; d < conv[0].shape().size(); ++d) off_shape.push_back(conv[0].shape()[d]);
-    auto dc = run_node({.op = "DeformConv", .opset = 19, .inputs = {x, w, Tensor(DType::kFloat32, off_shape)},
-                        .attrs = attrs});
+    auto dc = run_node(
+        {.op = "DeformConv", .opset = 19, .inputs = {x, w, Tensor(DType::kFloat32, off_shape)}, .attrs = attrs});
     ASSERT_EQ(dc[0].shape(), conv[0].shape());
     EXPECT_TRUE(all_close(dc[0], conv[0], 1e-4, 1e-5));
   }
@@ -366,12 +399,13 @@ TEST(DeformConv, RejectsMismatchedShapes) {
                Error);
   EXPECT_THROW(run_node({.op = "DeformConv", .opset = 19, .inputs = {x, w, off_ok, Tensor(DType::kFloat32, {3})}}),
                Error);
-  EXPECT_THROW(run_node({.op = "DeformConv", .opset = 19,
+  EXPECT_THROW(run_node({.op = "DeformConv",
+                         .opset = 19,
                          .inputs = {x, w, off_ok, std::nullopt, Tensor(DType::kFloat32, {1, 8, 3, 3})}}),
                Error);
-  EXPECT_THROW(run_node({.op = "DeformConv", .opset = 19, .inputs = {x, w, off_ok},
-                         .attrs = {{"offset_group", attr_int(3)}}}),
-               Error);
+  EXPECT_THROW(
+      run_node({.op = "DeformConv", .opset = 19, .inputs = {x, w, off_ok}, .attrs = {{"offset_group", attr_int(3)}}}),
+      Error);
   EXPECT_THROW(run_node({.op = "DeformConv", .opset = 19, .inputs = {x, random_f32({2, 3, 2, 2}, rng), off_ok}}),
                Error);
   EXPECT_THROW(run_node({.op = "DeformConv", .opset = 18, .inputs = {x, w, off_ok}}), Error);

@@ -18,8 +18,10 @@ inline onnx::ValueInfoProto tensor_info(const std::string& name, int elem_type, 
   auto* s = t->mutable_shape();
   for (size_t i = 0; i < dims.size(); ++i) {
     auto* d = s->add_dim();
-    if (dims[i] >= 0) d->set_dim_value(dims[i]);
-    else if (i < symbols.size()) d->set_dim_param(symbols[i]);
+    if (dims[i] >= 0)
+      d->set_dim_value(dims[i]);
+    else if (i < symbols.size())
+      d->set_dim_param(symbols[i]);
   }
   return v;
 }
@@ -41,8 +43,10 @@ inline onnx::TensorProto float_tensor(const std::string& name, std::vector<int64
   t.set_name(name);
   t.set_data_type(onnx::TensorProto::FLOAT);
   for (auto d : dims) t.add_dims(d);
-  if (raw) t.set_raw_data(v.data(), v.size() * sizeof(float));
-  else for (float f : v) t.add_float_data(f);
+  if (raw)
+    t.set_raw_data(v.data(), v.size() * sizeof(float));
+  else
+    for (float f : v) t.add_float_data(f);
   return t;
 }
 

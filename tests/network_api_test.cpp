@@ -2,16 +2,16 @@
 // dims, names and outputs, ONNX export (checked by onnx.checker), engines.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <unistd.h>
 #include <fstream>
 
-#include "network_test_util.h"
 #include "ir/verify.h"
 #include "model_builder.h"
+#include "network_test_util.h"
 #include "onnx/import.h"
 
 namespace kiln::test {
@@ -34,8 +34,8 @@ Network small_cnn() {
   y = net.batch_norm(y, random_tensor({8}, 2, 0.5f, 1.5f), random_tensor({8}, 3), random_tensor({8}, 4),
                      random_tensor({8}, 5, 0.5f, 2), 1e-5f, "bn1");
   y = net.relu(y, "relu1");
-  NetworkTensor z = net.conv(y, random_tensor({8, 8, 3, 3}, 6, -0.2f, 0.2f), random_tensor({8}, 7), {.pads = {1, 1}},
-                             "conv2");
+  NetworkTensor z =
+      net.conv(y, random_tensor({8, 8, 3, 3}, 6, -0.2f, 0.2f), random_tensor({8}, 7), {.pads = {1, 1}}, "conv2");
   y = net.relu(net.add(y, z, "residual"), "relu2");
   y = net.pool(y, PoolType::kMax, {.kernel = {2, 2}, .strides = {2, 2}}, "pool");
   y = net.flatten(net.global_pool(y, PoolType::kAverage, "gap"), 1, "flatten");
@@ -118,8 +118,8 @@ TEST(NetworkApi, DefaultNamesCountPerKind) {
   EXPECT_EQ(b.name(), "Relu_1");
   EXPECT_EQ(c.name(), "Sigmoid_0");
   net.mark_output(c, "out");
-  EXPECT_EQ(c.name(), "out");  // a plain layer output is renamed
-  net.mark_output(a);          // under its own name
+  EXPECT_EQ(c.name(), "out");    // a plain layer output is renamed
+  net.mark_output(a);            // under its own name
   net.mark_output(x, "x_copy");  // an input goes through an Identity
   Session s = net.session();
   ASSERT_EQ(s.outputs().size(), 3u);
@@ -197,8 +197,8 @@ TEST(NetworkApi, OnnxExportPassesTheCheckerAndRoundTrips) {
 
   const std::string path = temp_path("many.onnx");
   net.save_onnx(path);
-  const std::string cmd = "/usr/bin/python3 -c \"import onnx; onnx.checker.check_model(onnx.load('" + path +
-                          "'), full_check=True)\" 2>&1";
+  const std::string cmd =
+      "/usr/bin/python3 -c \"import onnx; onnx.checker.check_model(onnx.load('" + path + "'), full_check=True)\" 2>&1";
   if (std::system("/usr/bin/python3 -c 'import onnx' >/dev/null 2>&1") != 0) {
     std::remove(path.c_str());
     GTEST_SKIP() << "/usr/bin/python3 with onnx is not available";

@@ -192,9 +192,11 @@ TEST(NetworkLayers, ConvWithBiasPadsStridesDilationGroups) {
        {.sh = 2, .sw = 2, .pt = 0, .pl = 1, .pb = 2, .pr = 0, .dh = 2, .dw = 2, .group = 2},
        {6, 2, 3, 3}},
       {{.group = 4}, {.group = 4}, {4, 1, 3, 3}},  // depthwise
-      {{.strides = {2, 2}, .padding = Padding::kSameUpper}, {.sh = 2, .sw = 2, .pt = 1, .pl = 1, .pb = 1, .pr = 1},
+      {{.strides = {2, 2}, .padding = Padding::kSameUpper},
+       {.sh = 2, .sw = 2, .pt = 1, .pl = 1, .pb = 1, .pr = 1},
        {5, 4, 3, 3}},
-      {{.strides = {2, 2}, .padding = Padding::kSameLower}, {.sh = 2, .sw = 2, .pt = 1, .pl = 1, .pb = 1, .pr = 1},
+      {{.strides = {2, 2}, .padding = Padding::kSameLower},
+       {.sh = 2, .sw = 2, .pt = 1, .pl = 1, .pb = 1, .pr = 1},
        {5, 4, 4, 4}},  // total pad 3: 2 before with SAME_LOWER
       {{.padding = Padding::kValid}, {}, {3, 4, 2, 2}},
   };
@@ -355,13 +357,14 @@ TEST(NetworkLayers, Pooling) {
     Window2d p;
   };
   const std::vector<Case> cases = {
-      {PoolType::kMax, {.kernel = {3, 3}, .strides = {2, 2}, .pads = {1, 1}},
+      {PoolType::kMax,
+       {.kernel = {3, 3}, .strides = {2, 2}, .pads = {1, 1}},
        {.sh = 2, .sw = 2, .pt = 1, .pl = 1, .pb = 1, .pr = 1}},
       {PoolType::kMax, {.kernel = {2, 2}, .strides = {2, 2}, .ceil_mode = true}, {.sh = 2, .sw = 2}},
       {PoolType::kAverage, {.kernel = {2, 2}, .strides = {2, 2}}, {.sh = 2, .sw = 2}},
-      {PoolType::kAverage, {.kernel = {3, 3}, .strides = {1, 1}, .pads = {1, 1}},
-       {.pt = 1, .pl = 1, .pb = 1, .pr = 1}},
-      {PoolType::kAverage, {.kernel = {3, 3}, .strides = {1, 1}, .pads = {1, 1}, .count_include_pad = true},
+      {PoolType::kAverage, {.kernel = {3, 3}, .strides = {1, 1}, .pads = {1, 1}}, {.pt = 1, .pl = 1, .pb = 1, .pr = 1}},
+      {PoolType::kAverage,
+       {.kernel = {3, 3}, .strides = {1, 1}, .pads = {1, 1}, .count_include_pad = true},
        {.pt = 1, .pl = 1, .pb = 1, .pr = 1}},
   };
   int i = 0;
@@ -407,8 +410,8 @@ TEST(NetworkLayers, BinaryWithBroadcastingAndUnary) {
     double (*f)(double);
   };
   const std::vector<UCase> unary = {
-      {UnaryOp::kExp, std::exp},   {UnaryOp::kLog, std::log},     {UnaryOp::kSqrt, std::sqrt},
-      {UnaryOp::kAbs, std::fabs},  {UnaryOp::kErf, std::erf},     {UnaryOp::kFloor, std::floor},
+      {UnaryOp::kExp, std::exp},   {UnaryOp::kLog, std::log},         {UnaryOp::kSqrt, std::sqrt},
+      {UnaryOp::kAbs, std::fabs},  {UnaryOp::kErf, std::erf},         {UnaryOp::kFloor, std::floor},
       {UnaryOp::kCeil, std::ceil}, {UnaryOp::kRound, std::nearbyint}, {UnaryOp::kSin, std::sin},
       {UnaryOp::kCos, std::cos},
   };
@@ -417,18 +420,16 @@ TEST(NetworkLayers, BinaryWithBroadcastingAndUnary) {
     Network net = one_layer(x.shape(), [&](Network& n, NetworkTensor t) { return n.unary(t, c.op); });
     expect_close(run_x(net, x), map_ref(x, c.f), 1e-6);
   }
-  Network neg = one_layer(x.shape(), [](Network& n, NetworkTensor t) {
-    return n.unary(n.unary(t, UnaryOp::kNeg), UnaryOp::kReciprocal);
-  });
+  Network neg = one_layer(
+      x.shape(), [](Network& n, NetworkTensor t) { return n.unary(n.unary(t, UnaryOp::kNeg), UnaryOp::kReciprocal); });
   expect_close(run_x(neg, x), map_ref(x, [](double v) { return -1 / v; }), 1e-6);
 }
 
 TEST(NetworkLayers, ReduceAndCast) {
   Tensor x = random_tensor({2, 3, 4}, 27);
   Network mean = one_layer(x.shape(), [](Network& n, NetworkTensor t) { return n.reduce(t, ReduceOp::kMean, {2}); });
-  Network sum = one_layer(x.shape(), [](Network& n, NetworkTensor t) {
-    return n.reduce(t, ReduceOp::kSum, {2}, false);
-  });
+  Network sum =
+      one_layer(x.shape(), [](Network& n, NetworkTensor t) { return n.reduce(t, ReduceOp::kSum, {2}, false); });
   Tensor want(DType::kFloat32, {2, 3, 1});
   for (int64_t i = 0; i < x.numel(); ++i) want.data<float>()[i / 4] += x.data<float>()[i] / 4;
   expect_close(run_x(mean, x), want);
@@ -503,9 +504,7 @@ TEST(NetworkLayers, LayerNorm) {
 
 TEST(NetworkLayers, ResizeNearestAndLinear) {
   Tensor x = random_tensor({1, 2, 3, 4}, 32);
-  Network nearest = one_layer(x.shape(), [](Network& n, NetworkTensor t) {
-    return n.resize(t, {.scales = {2, 2}});
-  });
+  Network nearest = one_layer(x.shape(), [](Network& n, NetworkTensor t) { return n.resize(t, {.scales = {2, 2}}); });
   Tensor near = run_x(nearest, x);
   ASSERT_EQ(near.shape(), (Shape{1, 2, 6, 8}));
   for (int64_t c = 0; c < 2; ++c)
@@ -529,9 +528,9 @@ TEST(NetworkLayers, ResizeNearestAndLinear) {
         double lh, lw;
         src(h, 3, 5, &h0, &h1, &lh);
         src(w, 4, 7, &w0, &w1, &lw);
-        at(want, {0, c, h, w}) = static_cast<float>(
-            (1 - lh) * ((1 - lw) * at(x, {0, c, h0, w0}) + lw * at(x, {0, c, h0, w1})) +
-            lh * ((1 - lw) * at(x, {0, c, h1, w0}) + lw * at(x, {0, c, h1, w1})));
+        at(want, {0, c, h, w}) =
+            static_cast<float>((1 - lh) * ((1 - lw) * at(x, {0, c, h0, w0}) + lw * at(x, {0, c, h0, w1})) +
+                               lh * ((1 - lw) * at(x, {0, c, h1, w0}) + lw * at(x, {0, c, h1, w1})));
       }
   expect_close(run_x(linear, x), want);
 }
@@ -546,8 +545,8 @@ TEST(NetworkLayers, ScaledDotProductAttentionWithMask) {
   Tensor qv = random_tensor({2, 2, 5, 8}, 34), kv = random_tensor({2, 2, 6, 8}, 35),
          vv = random_tensor({2, 2, 6, 4}, 36);
   Tensor got = net.session().run({{"q", qv}, {"k", kv}, {"v", vv}})[0];
-  Tensor want = attention_ref(qv.reshaped({4, 5, 8}), kv.reshaped({4, 6, 8}), vv.reshaped({4, 6, 4}), &mask,
-                              1 / std::sqrt(8.0));
+  Tensor want =
+      attention_ref(qv.reshaped({4, 5, 8}), kv.reshaped({4, 6, 8}), vv.reshaped({4, 6, 4}), &mask, 1 / std::sqrt(8.0));
   expect_close(got, want.reshaped({2, 2, 5, 4}));
 }
 
@@ -555,9 +554,8 @@ TEST(NetworkLayers, MultiHeadAttentionLikePyTorch) {
   const int64_t B = 2, S = 5, E = 8, H = 2, D = E / H;
   MultiHeadAttentionWeights w{random_tensor({3 * E, E}, 37, -0.5f, 0.5f), random_tensor({3 * E}, 38),
                               random_tensor({E, E}, 39, -0.5f, 0.5f), random_tensor({E}, 40)};
-  Network net = one_layer({B, S, E}, [&](Network& n, NetworkTensor t) {
-    return n.multi_head_attention(t, t, t, H, w, {}, "mha");
-  });
+  Network net = one_layer(
+      {B, S, E}, [&](Network& n, NetworkTensor t) { return n.multi_head_attention(t, t, t, H, w, {}, "mha"); });
   Tensor x = random_tensor({B, S, E}, 41);
   // Projections, heads [B*H, S, D], attention, merge, out projection.
   Tensor proj[3];

@@ -4,9 +4,9 @@
 // 1e-4 relative L2. Skipped when /usr/bin/python3 has no torch.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cstdlib>
 #include <filesystem>
-#include <unistd.h>
 
 #include "kiln/tensor_io.h"
 #include "network_test_util.h"
@@ -34,11 +34,11 @@ struct Weights {
 };
 
 // PyTorch's conv + BatchNorm2d pair, as tensorrtx writes them.
-NetworkTensor conv_bn(Network& net, const Weights& w, NetworkTensor x, const std::string& conv,
-                      const std::string& bn, int64_t stride, int64_t pad) {
+NetworkTensor conv_bn(Network& net, const Weights& w, NetworkTensor x, const std::string& conv, const std::string& bn,
+                      int64_t stride, int64_t pad) {
   NetworkTensor y = net.conv(x, w[conv + ".weight"], {}, {.strides = {stride, stride}, .pads = {pad, pad}}, conv);
-  return net.batch_norm(y, w[bn + ".weight"], w[bn + ".bias"], w[bn + ".running_mean"], w[bn + ".running_var"],
-                        1e-5f, bn);
+  return net.batch_norm(y, w[bn + ".weight"], w[bn + ".bias"], w[bn + ".running_mean"], w[bn + ".running_var"], 1e-5f,
+                        bn);
 }
 
 }  // namespace

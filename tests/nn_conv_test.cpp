@@ -73,7 +73,8 @@ std::map<std::string, Attribute> win_attrs(const Win& w) {
 Shape out_dims(const Shape& in, const Win& w) {
   Shape o;
   for (size_t d = 0; d < in.size(); ++d)
-    o.push_back((in[d] + w.pads[d] + w.pads[d + in.size()] - (w.kernel[d] - 1) * w.dilations[d] - 1) / w.strides[d] + 1);
+    o.push_back((in[d] + w.pads[d] + w.pads[d + in.size()] - (w.kernel[d] - 1) * w.dilations[d] - 1) / w.strides[d] +
+                1);
   return o;
 }
 
@@ -119,17 +120,23 @@ TEST(Conv, AutoPadSameUpperAndLower) {
   Tensor x = random_f32({1, 2, 6, 5}, rng), w = random_f32({3, 2, 4, 3}, rng);
   // in 6, k 4, s 2 -> out 3, total pad (3-1)*2+4-6 = 2; in 5, k 3, s 2 -> out 3, total 2.
   for (const char* mode : {"SAME_UPPER", "SAME_LOWER"}) {
-    auto out = run_node({.op = "Conv", .opset = 11, .inputs = {x, w},
+    auto out = run_node({.op = "Conv",
+                         .opset = 11,
+                         .inputs = {x, w},
                          .attrs = {{"auto_pad", attr_string(mode)}, {"strides", attr_ints({2, 2})}}});
     Win win{{4, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}};
     EXPECT_TRUE(all_close(out[0], ref_conv(x, w, nullptr, win, 1, {3, 3}), 1e-4, 1e-5)) << mode;
   }
   // Odd total padding: in 5, k 2, s 1 -> total 1: upper puts it at the end.
   Tensor w2 = random_f32({1, 2, 2, 2}, rng);
-  auto up = run_node({.op = "Conv", .opset = 11, .inputs = {x, w2}, .attrs = {{"auto_pad", attr_string("SAME_UPPER")}}});
-  auto lo = run_node({.op = "Conv", .opset = 11, .inputs = {x, w2}, .attrs = {{"auto_pad", attr_string("SAME_LOWER")}}});
-  EXPECT_TRUE(all_close(up[0], ref_conv(x, w2, nullptr, Win{{2, 2}, {1, 1}, {1, 1}, {0, 0, 1, 1}}, 1, {6, 5}), 1e-4, 1e-5));
-  EXPECT_TRUE(all_close(lo[0], ref_conv(x, w2, nullptr, Win{{2, 2}, {1, 1}, {1, 1}, {1, 1, 0, 0}}, 1, {6, 5}), 1e-4, 1e-5));
+  auto up =
+      run_node({.op = "Conv", .opset = 11, .inputs = {x, w2}, .attrs = {{"auto_pad", attr_string("SAME_UPPER")}}});
+  auto lo =
+      run_node({.op = "Conv", .opset = 11, .inputs = {x, w2}, .attrs = {{"auto_pad", attr_string("SAME_LOWER")}}});
+  EXPECT_TRUE(
+      all_close(up[0], ref_conv(x, w2, nullptr, Win{{2, 2}, {1, 1}, {1, 1}, {0, 0, 1, 1}}, 1, {6, 5}), 1e-4, 1e-5));
+  EXPECT_TRUE(
+      all_close(lo[0], ref_conv(x, w2, nullptr, Win{{2, 2}, {1, 1}, {1, 1}, {1, 1, 0, 0}}, 1, {6, 5}), 1e-4, 1e-5));
   auto valid = run_node({.op = "Conv", .opset = 11, .inputs = {x, w2}, .attrs = {{"auto_pad", attr_string("VALID")}}});
   EXPECT_EQ(valid[0].shape(), (Shape{1, 1, 5, 4}));
 }
@@ -145,13 +152,15 @@ TEST(Conv, Float16AndEmptyBatchAndErrors) {
   for (int64_t i = 0; i < w.numel(); ++i) wr.data<float>()[i] = wh.data<Float16>()[i];
   auto out = run_node({.op = "Conv", .opset = 11, .inputs = {xh, wh}});
   EXPECT_EQ(out[0].dtype(), DType::kFloat16);
-  EXPECT_TRUE(all_close(make_f32(out[0].shape(), to_f32(out[0])), ref_conv(xr, wr, nullptr, Win{{3, 3}, {1, 1}, {1, 1}, {0, 0, 0, 0}}, 1, {3, 3}), 2e-2, 2e-2));
+  EXPECT_TRUE(all_close(make_f32(out[0].shape(), to_f32(out[0])),
+                        ref_conv(xr, wr, nullptr, Win{{3, 3}, {1, 1}, {1, 1}, {0, 0, 0, 0}}, 1, {3, 3}), 2e-2, 2e-2));
 
   auto empty = run_node({.op = "Conv", .opset = 11, .inputs = {Tensor(DType::kFloat32, {0, 2, 5, 5}), w}});
   EXPECT_EQ(empty[0].shape(), (Shape{0, 2, 3, 3}));
   EXPECT_THROW(run_node({.op = "Conv", .opset = 11, .inputs = {random_f32({1, 3, 5, 5}, rng), w}}), Error);
   EXPECT_THROW(run_node({.op = "Conv", .opset = 11, .inputs = {random_f32({1, 2, 2, 2}, rng), w}}), Error);
-  EXPECT_THROW(run_node({.op = "Conv", .opset = 11, .inputs = {x, w}, .attrs = {{"strides", attr_ints({0, 1})}}}), Error);
+  EXPECT_THROW(run_node({.op = "Conv", .opset = 11, .inputs = {x, w}, .attrs = {{"strides", attr_ints({0, 1})}}}),
+               Error);
 }
 
 namespace {
@@ -203,11 +212,16 @@ TEST(ConvTranspose, OutputShapeAndAutoPadAndBias) {
   std::mt19937 rng(21);
   Tensor x = random_f32({1, 2, 3, 3}, rng), w = random_f32({2, 3, 3, 3}, rng), b = random_f32({3}, rng);
   // output_shape 10x8 with stride 3: full = 3*2+3 = 9; total pads -1 and 1.
-  auto out = run_node({.op = "ConvTranspose", .opset = 11, .inputs = {x, w},
+  auto out = run_node({.op = "ConvTranspose",
+                       .opset = 11,
+                       .inputs = {x, w},
                        .attrs = {{"strides", attr_ints({3, 3})}, {"output_shape", attr_ints({9, 8})}}});
   // total 0 -> pb 0; total 1 -> pb = 1 - 0 = 1 (extra at the start when not SAME_UPPER).
-  EXPECT_TRUE(all_close(out[0], ref_conv_transpose(x, w, Win{{3, 3}, {3, 3}, {1, 1}, {0, 1, 0, 0}}, 1, {9, 8}), 1e-4, 1e-5));
-  auto same = run_node({.op = "ConvTranspose", .opset = 11, .inputs = {x, w, b},
+  EXPECT_TRUE(
+      all_close(out[0], ref_conv_transpose(x, w, Win{{3, 3}, {3, 3}, {1, 1}, {0, 1, 0, 0}}, 1, {9, 8}), 1e-4, 1e-5));
+  auto same = run_node({.op = "ConvTranspose",
+                        .opset = 11,
+                        .inputs = {x, w, b},
                         .attrs = {{"strides", attr_ints({2, 2})}, {"auto_pad", attr_string("SAME_UPPER")}}});
   // out = 6, full = 2*2+3 = 7, total 1 -> SAME_UPPER pb = 0.
   Tensor want = ref_conv_transpose(x, w, Win{{3, 3}, {2, 2}, {1, 1}, {0, 0, 0, 0}}, 1, {6, 6});
@@ -279,8 +293,11 @@ TEST(Pool, MaxPoolWithIndicesDilationsAndPads) {
 
 TEST(Pool, MaxPoolColumnMajorIndicesAndInt8) {
   Tensor x = make_f32({1, 1, 2, 3}, {1, 6, 3, 4, 5, 2});
-  auto out = run_node({.op = "MaxPool", .opset = 8, .inputs = {x},
-                       .attrs = {{"kernel_shape", attr_ints({2, 3})}, {"storage_order", attr_int(1)}}, .num_outputs = 2});
+  auto out = run_node({.op = "MaxPool",
+                       .opset = 8,
+                       .inputs = {x},
+                       .attrs = {{"kernel_shape", attr_ints({2, 3})}, {"storage_order", attr_int(1)}},
+                       .num_outputs = 2});
   EXPECT_FLOAT_EQ(out[0].data<float>()[0], 6);
   EXPECT_EQ(out[1].data<int64_t>()[0], 2);  // (h=0, w=1) column-major: h + w*H = 0 + 1*2
   Tensor q(DType::kInt8, {1, 1, 1, 4});
@@ -289,26 +306,37 @@ TEST(Pool, MaxPoolColumnMajorIndicesAndInt8) {
   auto oq = run_node({.op = "MaxPool", .opset = 12, .inputs = {q}, .attrs = {{"kernel_shape", attr_ints({1, 2})}}});
   EXPECT_EQ(oq[0].data<int8_t>()[0], 7);
   EXPECT_EQ(oq[0].data<int8_t>()[2], 3);
-  EXPECT_THROW(run_node({.op = "MaxPool", .opset = 11, .inputs = {q}, .attrs = {{"kernel_shape", attr_ints({1, 2})}}}), Error);
+  EXPECT_THROW(run_node({.op = "MaxPool", .opset = 11, .inputs = {q}, .attrs = {{"kernel_shape", attr_ints({1, 2})}}}),
+               Error);
 }
 
 TEST(Pool, CeilModeDropsWindowsStartingInPadding) {
   std::mt19937 rng(31);
   Tensor x = random_f32({1, 2, 5, 6}, rng);
-  auto out = run_node({.op = "MaxPool", .opset = 10, .inputs = {x},
-                       .attrs = {{"kernel_shape", attr_ints({2, 2})}, {"strides", attr_ints({2, 2})}, {"ceil_mode", attr_int(1)}}});
+  auto out = run_node(
+      {.op = "MaxPool",
+       .opset = 10,
+       .inputs = {x},
+       .attrs = {{"kernel_shape", attr_ints({2, 2})}, {"strides", attr_ints({2, 2})}, {"ceil_mode", attr_int(1)}}});
   // H: ceil((5-2)/2)+1 = 3, W: ceil((6-2)/2)+1 = 3.
   EXPECT_TRUE(all_close(out[0], ref_pool(x, Win{{2, 2}, {2, 2}, {1, 1}, {0, 0, 1, 0}}, {3, 3}, Kind::kMax)));
   // pads 1: ceil((5+1-2)/2)+1 = 3 but the window at 4 would start in the end padding... (3-1)*2=4 < 5+1: kept.
-  auto avg = run_node({.op = "AveragePool", .opset = 19, .inputs = {x},
-                       .attrs = {{"kernel_shape", attr_ints({3, 3})}, {"strides", attr_ints({3, 3})},
-                                 {"pads", attr_ints({1, 1, 1, 1})}, {"ceil_mode", attr_int(1)}}});
+  auto avg = run_node({.op = "AveragePool",
+                       .opset = 19,
+                       .inputs = {x},
+                       .attrs = {{"kernel_shape", attr_ints({3, 3})},
+                                 {"strides", attr_ints({3, 3})},
+                                 {"pads", attr_ints({1, 1, 1, 1})},
+                                 {"ceil_mode", attr_int(1)}}});
   // H: ceil((5+2-3)/3)+1 = 3; (3-1)*3 = 6 >= 5+1 -> 2. W: ceil((6+2-3)/3)+1 = 3; 6 >= 7? no -> 3.
   EXPECT_EQ(out[0].shape(), (Shape{1, 2, 3, 3}));
   EXPECT_EQ(avg[0].shape(), (Shape{1, 2, 2, 3}));
-  EXPECT_TRUE(all_close(avg[0], ref_pool(x, Win{{3, 3}, {3, 3}, {1, 1}, {1, 1, 1, 1}}, {2, 3}, Kind::kAvg), 1e-5, 1e-6));
+  EXPECT_TRUE(
+      all_close(avg[0], ref_pool(x, Win{{3, 3}, {3, 3}, {1, 1}, {1, 1, 1, 1}}, {2, 3}, Kind::kAvg), 1e-5, 1e-6));
   // Before opset 10 ceil_mode does not exist: floor.
-  auto old = run_node({.op = "MaxPool", .opset = 8, .inputs = {x},
+  auto old = run_node({.op = "MaxPool",
+                       .opset = 8,
+                       .inputs = {x},
                        .attrs = {{"kernel_shape", attr_ints({2, 2})}, {"strides", attr_ints({2, 2})}}});
   EXPECT_EQ(old[0].shape(), (Shape{1, 2, 2, 3}));
 }
@@ -317,15 +345,28 @@ TEST(Pool, AveragePoolCountIncludePadAndOldOpsets) {
   std::mt19937 rng(32);
   Tensor x = random_f32({2, 2, 6, 5}, rng);
   Win win{{3, 3}, {2, 1}, {1, 1}, {1, 2, 1, 0}};
-  auto inc = run_node({.op = "AveragePool", .opset = 11, .inputs = {x}, .attrs = {{"kernel_shape", attr_ints(win.kernel)},
-      {"strides", attr_ints(win.strides)}, {"pads", attr_ints(win.pads)}, {"count_include_pad", attr_int(1)}}});
+  auto inc = run_node({.op = "AveragePool",
+                       .opset = 11,
+                       .inputs = {x},
+                       .attrs = {{"kernel_shape", attr_ints(win.kernel)},
+                                 {"strides", attr_ints(win.strides)},
+                                 {"pads", attr_ints(win.pads)},
+                                 {"count_include_pad", attr_int(1)}}});
   EXPECT_TRUE(all_close(inc[0], ref_pool(x, win, out_dims({6, 5}, win), Kind::kAvgPad), 1e-5, 1e-6));
-  auto exc = run_node({.op = "AveragePool", .opset = 11, .inputs = {x}, .attrs = {{"kernel_shape", attr_ints(win.kernel)},
-      {"strides", attr_ints(win.strides)}, {"pads", attr_ints(win.pads)}}});
+  auto exc = run_node({.op = "AveragePool",
+                       .opset = 11,
+                       .inputs = {x},
+                       .attrs = {{"kernel_shape", attr_ints(win.kernel)},
+                                 {"strides", attr_ints(win.strides)},
+                                 {"pads", attr_ints(win.pads)}}});
   EXPECT_TRUE(all_close(exc[0], ref_pool(x, win, out_dims({6, 5}, win), Kind::kAvg), 1e-5, 1e-6));
   // AveragePool-1 never counts padding.
-  auto v1 = run_node({.op = "AveragePool", .opset = 1, .inputs = {x}, .attrs = {{"kernel_shape", attr_ints(win.kernel)},
-      {"strides", attr_ints(win.strides)}, {"pads", attr_ints(win.pads)}}});
+  auto v1 = run_node({.op = "AveragePool",
+                      .opset = 1,
+                      .inputs = {x},
+                      .attrs = {{"kernel_shape", attr_ints(win.kernel)},
+                                {"strides", attr_ints(win.strides)},
+                                {"pads", attr_ints(win.pads)}}});
   EXPECT_TRUE(all_close(v1[0], exc[0]));
   // Dilations only from opset 19.
   Win wd{{2, 2}, {1, 1}, {2, 2}, {0, 0, 0, 0}};
@@ -338,30 +379,45 @@ TEST(Pool, LpPoolGlobalPoolsAndSame) {
   std::mt19937 rng(33);
   Tensor x = random_f32({1, 3, 5, 4}, rng);
   Win win{{2, 3}, {1, 1}, {1, 1}, {0, 1, 1, 1}};
-  auto lp = run_node({.op = "LpPool", .opset = 11, .inputs = {x}, .attrs = {{"kernel_shape", attr_ints(win.kernel)},
-      {"pads", attr_ints(win.pads)}, {"p", attr_int(2)}}});
+  auto lp =
+      run_node({.op = "LpPool",
+                .opset = 11,
+                .inputs = {x},
+                .attrs = {{"kernel_shape", attr_ints(win.kernel)}, {"pads", attr_ints(win.pads)}, {"p", attr_int(2)}}});
   EXPECT_TRUE(all_close(lp[0], ref_pool(x, win, out_dims({5, 4}, win), Kind::kLp), 1e-5, 1e-6));
-  auto lp1 = run_node({.op = "LpPool", .opset = 1, .inputs = {x}, .attrs = {{"kernel_shape", attr_ints(win.kernel)},
-      {"pads", attr_ints(win.pads)}, {"p", attr_float(2.0f)}}});
+  auto lp1 = run_node(
+      {.op = "LpPool",
+       .opset = 1,
+       .inputs = {x},
+       .attrs = {{"kernel_shape", attr_ints(win.kernel)}, {"pads", attr_ints(win.pads)}, {"p", attr_float(2.0f)}}});
   EXPECT_TRUE(all_close(lp1[0], lp[0]));
-  auto same = run_node({.op = "MaxPool", .opset = 11, .inputs = {x},
+  auto same = run_node({.op = "MaxPool",
+                        .opset = 11,
+                        .inputs = {x},
                         .attrs = {{"kernel_shape", attr_ints({2, 2})}, {"auto_pad", attr_string("SAME_LOWER")}}});
   EXPECT_TRUE(all_close(same[0], ref_pool(x, Win{{2, 2}, {1, 1}, {1, 1}, {1, 1, 0, 0}}, {5, 4}, Kind::kMax)));
   auto gavg = run_node({.op = "GlobalAveragePool", .opset = 1, .inputs = {x}});
   auto gmax = run_node({.op = "GlobalMaxPool", .opset = 1, .inputs = {x}});
   EXPECT_EQ(gavg[0].shape(), (Shape{1, 3, 1, 1}));
-  EXPECT_TRUE(all_close(gavg[0], ref_pool(x, Win{{5, 4}, {1, 1}, {1, 1}, {0, 0, 0, 0}}, {1, 1}, Kind::kAvg), 1e-5, 1e-6));
+  EXPECT_TRUE(
+      all_close(gavg[0], ref_pool(x, Win{{5, 4}, {1, 1}, {1, 1}, {0, 0, 0, 0}}, {1, 1}, Kind::kAvg), 1e-5, 1e-6));
   EXPECT_TRUE(all_close(gmax[0], ref_pool(x, Win{{5, 4}, {1, 1}, {1, 1}, {0, 0, 0, 0}}, {1, 1}, Kind::kMax)));
   EXPECT_THROW(run_node({.op = "MaxPool", .opset = 11, .inputs = {x}}), Error);  // kernel_shape required
-  EXPECT_THROW(run_node({.op = "MaxPool", .opset = 11, .inputs = {x}, .attrs = {{"kernel_shape", attr_ints({6, 2})}}}), Error);
+  EXPECT_THROW(run_node({.op = "MaxPool", .opset = 11, .inputs = {x}, .attrs = {{"kernel_shape", attr_ints({6, 2})}}}),
+               Error);
 }
 
 TEST(Pool, MaxUnpoolInvertsMaxPoolIndices) {
   std::mt19937 rng(34);
   Tensor x = random_f32({1, 2, 4, 4}, rng);
-  auto mp = run_node({.op = "MaxPool", .opset = 12, .inputs = {x},
-                      .attrs = {{"kernel_shape", attr_ints({2, 2})}, {"strides", attr_ints({2, 2})}}, .num_outputs = 2});
-  auto up = run_node({.op = "MaxUnpool", .opset = 11, .inputs = {mp[0], mp[1]},
+  auto mp = run_node({.op = "MaxPool",
+                      .opset = 12,
+                      .inputs = {x},
+                      .attrs = {{"kernel_shape", attr_ints({2, 2})}, {"strides", attr_ints({2, 2})}},
+                      .num_outputs = 2});
+  auto up = run_node({.op = "MaxUnpool",
+                      .opset = 11,
+                      .inputs = {mp[0], mp[1]},
                       .attrs = {{"kernel_shape", attr_ints({2, 2})}, {"strides", attr_ints({2, 2})}}});
   ASSERT_EQ(up[0].shape(), x.shape());
   int nonzero = 0;
@@ -374,8 +430,11 @@ TEST(Pool, MaxUnpoolInvertsMaxPoolIndices) {
   }
   EXPECT_EQ(nonzero, 8);
   Tensor bad = make_i64({1, 2, 2, 2}, {0, 1, 2, 99, 0, 0, 0, 0});
-  EXPECT_THROW(run_node({.op = "MaxUnpool", .opset = 11, .inputs = {mp[0], bad},
-                         .attrs = {{"kernel_shape", attr_ints({2, 2})}, {"strides", attr_ints({2, 2})}}}), Error);
+  EXPECT_THROW(run_node({.op = "MaxUnpool",
+                         .opset = 11,
+                         .inputs = {mp[0], bad},
+                         .attrs = {{"kernel_shape", attr_ints({2, 2})}, {"strides", attr_ints({2, 2})}}}),
+               Error);
 }
 
 }  // namespace kiln::test

@@ -47,11 +47,13 @@ TEST(MatMul, OneDimensionalOperandsAndIntegers) {
     }
   auto dot = run_node({.op = "MatMul", .opset = 13, .inputs = {v, v}});
   EXPECT_EQ(dot[0].shape(), Shape{});
-  auto ints = run_node({.op = "MatMul", .opset = 13, .inputs = {make_i64({2, 2}, {1, 2, 3, 4}), make_i64({2}, {5, 6})}});
+  auto ints =
+      run_node({.op = "MatMul", .opset = 13, .inputs = {make_i64({2, 2}, {1, 2, 3, 4}), make_i64({2}, {5, 6})}});
   ASSERT_EQ(ints[0].shape(), (Shape{2}));
   EXPECT_EQ(ints[0].data<int64_t>()[0], 17);
   EXPECT_EQ(ints[0].data<int64_t>()[1], 39);
-  EXPECT_THROW(run_node({.op = "MatMul", .opset = 13, .inputs = {random_f32({2, 3}, rng), random_f32({4, 2}, rng)}}), Error);
+  EXPECT_THROW(run_node({.op = "MatMul", .opset = 13, .inputs = {random_f32({2, 3}, rng), random_f32({4, 2}, rng)}}),
+               Error);
   auto empty = run_node({.op = "MatMul", .opset = 13, .inputs = {random_f32({0, 3}, rng), random_f32({3, 2}, rng)}});
   EXPECT_EQ(empty[0].shape(), (Shape{0, 2}));
 }
@@ -59,8 +61,12 @@ TEST(MatMul, OneDimensionalOperandsAndIntegers) {
 TEST(Gemm, TransposesAlphaBetaAndBroadcastC) {
   std::mt19937 rng(42);
   Tensor a = random_f32({4, 3}, rng), b = random_f32({5, 4}, rng), c = random_f32({5}, rng);
-  auto out = run_node({.op = "Gemm", .opset = 13, .inputs = {a, b, c},
-                       .attrs = {{"transA", attr_int(1)}, {"transB", attr_int(1)}, {"alpha", attr_float(0.5f)},
+  auto out = run_node({.op = "Gemm",
+                       .opset = 13,
+                       .inputs = {a, b, c},
+                       .attrs = {{"transA", attr_int(1)},
+                                 {"transB", attr_int(1)},
+                                 {"alpha", attr_float(0.5f)},
                                  {"beta", attr_float(-2.0f)}}});
   ASSERT_EQ(out[0].shape(), (Shape{3, 5}));
   for (int i = 0; i < 3; ++i)
@@ -80,34 +86,42 @@ TEST(Gemm, TransposesAlphaBetaAndBroadcastC) {
   Tensor c1 = random_f32({1, 2}, rng);
   EXPECT_THROW(run_node({.op = "Gemm", .opset = 6, .inputs = {a2, b2, c1}}), Error);
   auto bc = run_node({.op = "Gemm", .opset = 6, .inputs = {a2, b2, c1}, .attrs = {{"broadcast", attr_int(1)}}});
-  for (int i = 0; i < 4; ++i) EXPECT_NEAR(bc[0].data<float>()[i], want.data<float>()[i] + c1.data<float>()[i % 2], 1e-5);
+  for (int i = 0; i < 4; ++i)
+    EXPECT_NEAR(bc[0].data<float>()[i], want.data<float>()[i] + c1.data<float>()[i % 2], 1e-5);
 }
 
 TEST(BatchNorm, InferenceSpatialAndTraining) {
   std::mt19937 rng(43);
   Tensor x = random_f32({2, 3, 4}, rng), s = random_f32({3}, rng), b = random_f32({3}, rng);
   Tensor m = random_f32({3}, rng), v = random_f32({3}, rng, 0.5f, 2.0f);
-  auto out = run_node({.op = "BatchNormalization", .opset = 15, .inputs = {x, s, b, m, v},
-                       .attrs = {{"epsilon", attr_float(1e-3f)}}});
+  auto out = run_node(
+      {.op = "BatchNormalization", .opset = 15, .inputs = {x, s, b, m, v}, .attrs = {{"epsilon", attr_float(1e-3f)}}});
   for (int i = 0; i < 24; ++i) {
     int c = (i / 4) % 3;
-    double want = (x.data<float>()[i] - m.data<float>()[c]) / std::sqrt(v.data<float>()[c] + 1e-3) * s.data<float>()[c] + b.data<float>()[c];
+    double want =
+        (x.data<float>()[i] - m.data<float>()[c]) / std::sqrt(v.data<float>()[c] + 1e-3) * s.data<float>()[c] +
+        b.data<float>()[c];
     EXPECT_NEAR(out[0].data<float>()[i], want, 1e-5);
   }
   // Opset 7 with spatial=0: parameters per (channel, position).
   Tensor s2 = random_f32({3, 4}, rng), b2 = random_f32({3, 4}, rng), m2 = random_f32({3, 4}, rng);
   Tensor v2 = random_f32({3, 4}, rng, 0.5f, 2.0f);
-  auto sp0 = run_node({.op = "BatchNormalization", .opset = 7, .inputs = {x, s2, b2, m2, v2},
-                       .attrs = {{"spatial", attr_int(0)}}});
+  auto sp0 = run_node(
+      {.op = "BatchNormalization", .opset = 7, .inputs = {x, s2, b2, m2, v2}, .attrs = {{"spatial", attr_int(0)}}});
   for (int i = 0; i < 24; ++i) {
     int k = i % 12;
-    double want = (x.data<float>()[i] - m2.data<float>()[k]) / std::sqrt(v2.data<float>()[k] + 1e-5) * s2.data<float>()[k] + b2.data<float>()[k];
+    double want =
+        (x.data<float>()[i] - m2.data<float>()[k]) / std::sqrt(v2.data<float>()[k] + 1e-5) * s2.data<float>()[k] +
+        b2.data<float>()[k];
     EXPECT_NEAR(sp0[0].data<float>()[i], want, 1e-5);
   }
   EXPECT_THROW(run_node({.op = "BatchNormalization", .opset = 9, .inputs = {x, s2, b2, m2, v2}}), Error);
   // Training mode: batch statistics and running averages.
-  auto tr = run_node({.op = "BatchNormalization", .opset = 15, .inputs = {x, s, b, m, v},
-                      .attrs = {{"training_mode", attr_int(1)}, {"momentum", attr_float(0.8f)}}, .num_outputs = 3});
+  auto tr = run_node({.op = "BatchNormalization",
+                      .opset = 15,
+                      .inputs = {x, s, b, m, v},
+                      .attrs = {{"training_mode", attr_int(1)}, {"momentum", attr_float(0.8f)}},
+                      .num_outputs = 3});
   for (int c = 0; c < 3; ++c) {
     double sum = 0, sq = 0;
     for (int n = 0; n < 2; ++n)
@@ -118,7 +132,9 @@ TEST(BatchNorm, InferenceSpatialAndTraining) {
     double var = sq / 8;
     EXPECT_NEAR(tr[1].data<float>()[c], m.data<float>()[c] * 0.8 + mean * 0.2, 1e-5);
     EXPECT_NEAR(tr[2].data<float>()[c], v.data<float>()[c] * 0.8 + var * 0.2, 1e-5);
-    EXPECT_NEAR(tr[0].data<float>()[c * 4], (x.data<float>()[c * 4] - mean) / std::sqrt(var + 1e-5) * s.data<float>()[c] + b.data<float>()[c], 1e-4);
+    EXPECT_NEAR(tr[0].data<float>()[c * 4],
+                (x.data<float>()[c * 4] - mean) / std::sqrt(var + 1e-5) * s.data<float>()[c] + b.data<float>()[c],
+                1e-4);
   }
 }
 
@@ -127,8 +143,11 @@ TEST(Resize, BilinearAlignCornersAndHalfPixelAgainstReference) {
   Tensor x = random_f32({1, 2, 3, 4}, rng);
   const int OH = 5, OW = 7;
   for (const char* mode : {"align_corners", "half_pixel"}) {
-    auto res = run_node({.op = "Resize", .opset = 13, .inputs = {x, std::nullopt, std::nullopt, make_i64({4}, {1, 2, OH, OW})},
-                         .attrs = {{"mode", attr_string("linear")}, {"coordinate_transformation_mode", attr_string(mode)}}});
+    auto res =
+        run_node({.op = "Resize",
+                  .opset = 13,
+                  .inputs = {x, std::nullopt, std::nullopt, make_i64({4}, {1, 2, OH, OW})},
+                  .attrs = {{"mode", attr_string("linear")}, {"coordinate_transformation_mode", attr_string(mode)}}});
     ASSERT_EQ(res[0].shape(), (Shape{1, 2, OH, OW}));
     bool align = std::string(mode) == "align_corners";
     auto src = [&](int o, int in, int outn) {
@@ -143,7 +162,8 @@ TEST(Resize, BilinearAlignCornersAndHalfPixelAgainstReference) {
           int h1 = std::min(h0 + 1, 2), w1 = std::min(w0 + 1, 3);
           double fh = sh - h0, fw = sw - w0;
           auto at = [&](int i, int j) { return double(x.data<float>()[(c * 3 + i) * 4 + j]); };
-          double want = (1 - fh) * ((1 - fw) * at(h0, w0) + fw * at(h0, w1)) + fh * ((1 - fw) * at(h1, w0) + fw * at(h1, w1));
+          double want =
+              (1 - fh) * ((1 - fw) * at(h0, w0) + fw * at(h0, w1)) + fh * ((1 - fw) * at(h1, w0) + fw * at(h1, w1));
           EXPECT_NEAR(res[0].data<float>()[(c * OH + h) * OW + w], want, 1e-5) << mode;
         }
   }
@@ -152,7 +172,9 @@ TEST(Resize, BilinearAlignCornersAndHalfPixelAgainstReference) {
 TEST(Resize, NearestModesAndLegacyVersions) {
   Tensor x = make_f32({1, 1, 1, 4}, {1, 2, 3, 4});
   // scale 2 asymmetric: x_orig = o/2 -> 0, 0.5, 1, 1.5, ...
-  auto floor_ = run_node({.op = "Resize", .opset = 13, .inputs = {x, std::nullopt, make_f32({4}, {1, 1, 1, 2})},
+  auto floor_ = run_node({.op = "Resize",
+                          .opset = 13,
+                          .inputs = {x, std::nullopt, make_f32({4}, {1, 1, 1, 2})},
                           .attrs = {{"coordinate_transformation_mode", attr_string("asymmetric")},
                                     {"nearest_mode", attr_string("round_prefer_ceil")}}});
   std::vector<float> want_ceil = {1, 2, 2, 3, 3, 4, 4, 4};
@@ -168,12 +190,17 @@ TEST(Resize, NearestModesAndLegacyVersions) {
   }
   // Axes (opset 18) and keep_aspect_ratio_policy.
   Tensor y = make_f32({1, 1, 2, 4}, {1, 2, 3, 4, 5, 6, 7, 8});
-  auto ax = run_node({.op = "Resize", .opset = 18, .inputs = {y, std::nullopt, std::nullopt, make_i64({2}, {4, 4})},
+  auto ax = run_node({.op = "Resize",
+                      .opset = 18,
+                      .inputs = {y, std::nullopt, std::nullopt, make_i64({2}, {4, 4})},
                       .attrs = {{"axes", attr_ints({2, 3})}, {"keep_aspect_ratio_policy", attr_string("not_larger")}}});
   EXPECT_EQ(ax[0].shape(), (Shape{1, 1, 2, 4}));  // scale min(2, 1) = 1
   EXPECT_THROW(run_node({.op = "Resize", .opset = 13, .inputs = {y, std::nullopt, make_f32({3}, {1, 1, 2})}}), Error);
-  EXPECT_THROW(run_node({.op = "Resize", .opset = 13, .inputs = {y, std::nullopt, make_f32({4}, {1, 1, 2, 2})},
-                         .attrs = {{"mode", attr_string("bogus")}}}), Error);
+  EXPECT_THROW(run_node({.op = "Resize",
+                         .opset = 13,
+                         .inputs = {y, std::nullopt, make_f32({4}, {1, 1, 2, 2})},
+                         .attrs = {{"mode", attr_string("bogus")}}}),
+               Error);
 }
 
 TEST(Quantize, PerAxisRoundTripAndSaturation) {
@@ -193,7 +220,8 @@ TEST(Quantize, PerAxisRoundTripAndSaturation) {
     EXPECT_FLOAT_EQ(dq[0].data<float>()[i], (want[i] - zp.data<uint8_t>()[i % 3]) * scale.data<float>()[i % 3]);
   // Opset 10 is per-tensor only.
   EXPECT_THROW(run_node({.op = "QuantizeLinear", .opset = 10, .inputs = {x, scale, zp}}), Error);
-  auto dyn = run_node({.op = "DynamicQuantizeLinear", .opset = 11, .inputs = {make_f32({3}, {-1.0f, 0.0f, 2.0f})}, .num_outputs = 3});
+  auto dyn = run_node(
+      {.op = "DynamicQuantizeLinear", .opset = 11, .inputs = {make_f32({3}, {-1.0f, 0.0f, 2.0f})}, .num_outputs = 3});
   const float s = 3.0f / 255.0f;
   EXPECT_FLOAT_EQ(dyn[1].data<float>()[0], s);
   EXPECT_EQ(dyn[2].data<uint8_t>()[0], static_cast<uint8_t>(std::nearbyint(1.0f / s)));
@@ -209,7 +237,8 @@ TEST(QuantizedConv, ConvIntegerMatchesShiftedFloatConv) {
   Tensor xz(DType::kUInt8, {}), wz(DType::kUInt8, {});
   xz.data<uint8_t>()[0] = 100;
   wz.data<uint8_t>()[0] = 7;
-  auto out = run_node({.op = "ConvInteger", .opset = 10, .inputs = {x, w, xz, wz}, .attrs = {{"pads", attr_ints({1, 0, 0, 1})}}});
+  auto out = run_node(
+      {.op = "ConvInteger", .opset = 10, .inputs = {x, w, xz, wz}, .attrs = {{"pads", attr_ints({1, 0, 0, 1})}}});
   ASSERT_EQ(out[0].shape(), (Shape{1, 3, 4, 4}));
   for (int m = 0; m < 3; ++m)
     for (int oh = 0; oh < 4; ++oh)
@@ -220,7 +249,8 @@ TEST(QuantizedConv, ConvIntegerMatchesShiftedFloatConv) {
             for (int kw = 0; kw < 2; ++kw) {
               int ih = oh - 1 + kh, iw = ow + kw;
               if (ih < 0 || ih >= 4 || iw >= 4) continue;
-              acc += (x.data<uint8_t>()[(c * 4 + ih) * 4 + iw] - 100) * (w.data<uint8_t>()[((m * 2 + c) * 2 + kh) * 2 + kw] - 7);
+              acc += (x.data<uint8_t>()[(c * 4 + ih) * 4 + iw] - 100) *
+                     (w.data<uint8_t>()[((m * 2 + c) * 2 + kh) * 2 + kw] - 7);
             }
         EXPECT_EQ(out[0].data<int32_t>()[(m * 4 + oh) * 4 + ow], acc);
       }
@@ -231,19 +261,25 @@ TEST(GridSample, BilinearZerosAndNearestBorder) {
   Tensor x = random_f32({1, 1, 3, 4}, rng);
   // Points: exact pixel centres (align_corners=1) and one outside.
   Tensor grid = make_f32({1, 1, 3, 2}, {-1.0f, -1.0f, 1.0f, 1.0f, 2.0f, 0.0f});
-  auto out = run_node({.op = "GridSample", .opset = 20, .inputs = {x, grid}, .attrs = {{"align_corners", attr_int(1)}}});
+  auto out =
+      run_node({.op = "GridSample", .opset = 20, .inputs = {x, grid}, .attrs = {{"align_corners", attr_int(1)}}});
   EXPECT_NEAR(out[0].data<float>()[0], x.data<float>()[0], 1e-6);
   EXPECT_NEAR(out[0].data<float>()[1], x.data<float>()[11], 1e-6);
   EXPECT_NEAR(out[0].data<float>()[2], 0.0f, 1e-6);  // x = 6 > 3: outside, zeros
-  auto border = run_node({.op = "GridSample", .opset = 16, .inputs = {x, grid},
-                          .attrs = {{"align_corners", attr_int(1)}, {"mode", attr_string("nearest")}, {"padding_mode", attr_string("border")}}});
+  auto border = run_node(
+      {.op = "GridSample",
+       .opset = 16,
+       .inputs = {x, grid},
+       .attrs = {
+           {"align_corners", attr_int(1)}, {"mode", attr_string("nearest")}, {"padding_mode", attr_string("border")}}});
   EXPECT_EQ(border[0].data<float>()[2], x.data<float>()[1 * 4 + 3]);  // clamped to the last column, middle row
 }
 
 TEST(RoiAlign, AverageOfConstantRegionAndCol2ImSums) {
   Tensor x(DType::kFloat32, {1, 1, 6, 6});
   for (int i = 0; i < 36; ++i) x.data<float>()[i] = 3.0f;
-  auto out = run_node({.op = "RoiAlign", .opset = 16,
+  auto out = run_node({.op = "RoiAlign",
+                       .opset = 16,
                        .inputs = {x, make_f32({1, 4}, {1, 1, 4, 4}), make_i64({1}, {0})},
                        .attrs = {{"output_height", attr_int(2)}, {"output_width", attr_int(2)}}});
   ASSERT_EQ(out[0].shape(), (Shape{1, 1, 2, 2}));

@@ -78,9 +78,17 @@ const char* const kBackendTests[] = {
 
 // Backend tests whose opset the checker of python3-onnx 1.12 knows (<= 17).
 const char* const kCheckerBackendTests[] = {
-    "test_if", "test_loop11", "test_scan9_sum", "test_scan_sum", "test_dynamicquantizelinear_expanded",
-    "test_clip_default_min", "test_layer_normalization_2d_axis0", "test_batchnorm_epsilon_training_mode",
-    "test_unique_sorted_with_axis", "test_gemm_all_attributes", "test_softmax_axis_0",
+    "test_if",
+    "test_loop11",
+    "test_scan9_sum",
+    "test_scan_sum",
+    "test_dynamicquantizelinear_expanded",
+    "test_clip_default_min",
+    "test_layer_normalization_2d_axis0",
+    "test_batchnorm_epsilon_training_mode",
+    "test_unique_sorted_with_axis",
+    "test_gemm_all_attributes",
+    "test_softmax_axis_0",
 };
 
 // The node tests' folder: $KILN_ONNX_BACKEND_TESTS, else the CMake option's.
@@ -184,8 +192,10 @@ onnx::ModelProto feature_model() {
     auto* body = a->mutable_g();
     body->set_name(branch);
     std::string out = std::string(branch) + "_out";
-    if (branch[0] == 't') *body->add_node() = make_node("Mul", {"s", "s"}, {out}, "square");
-    else *body->add_node() = make_node("Neg", {"s"}, {out}, "negate");
+    if (branch[0] == 't')
+      *body->add_node() = make_node("Mul", {"s", "s"}, {out}, "square");
+    else
+      *body->add_node() = make_node("Neg", {"s"}, {out}, "negate");
     *body->add_output() = tensor_info(out, onnx::TensorProto::FLOAT, {-1, 3}, {"N"});
   }
   *g->add_node() = iff;

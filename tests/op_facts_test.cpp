@@ -23,7 +23,8 @@ TEST(OpFacts, EveryOpHasAFamilyAndACostRule) {
   for (const auto& [domain, op] : ops) {
     const OpFacts* f = OpFactsRegistry::global().find(domain, op);
     ASSERT_NE(f, nullptr) << (domain.empty() ? "" : domain + ".") << op << " declares no KILN_OP_FACTS";
-    EXPECT_TRUE(static_cast<bool>(f->cost)) << op << " has no cost rule (cost::none() or cost::not_counted(why) say so)";
+    EXPECT_TRUE(static_cast<bool>(f->cost))
+        << op << " has no cost rule (cost::none() or cost::not_counted(why) say so)";
     EXPECT_STRNE(op_family_name(f->family), "") << op;
   }
 }

@@ -53,12 +53,12 @@ Tensor random_f32(Shape shape, std::mt19937& rng, float lo = -1, float hi = 1);
 std::vector<float> to_f32(const Tensor& t);  // any float/int dtype
 // Tensor copies in another dtype, for running a node in float64 (the
 // reference path) and comparing with its float32 fast path.
-Tensor to_f64(const Tensor& t);           // from float32
-Tensor to_f32_tensor(const Tensor& t);    // from any float/int dtype
+Tensor to_f64(const Tensor& t);         // from float32
+Tensor to_f32_tensor(const Tensor& t);  // from any float/int dtype
 
 // Index helpers for references written as loops over multi-indices.
 int64_t offset_of(const Shape& s, const std::vector<int64_t>& idx);  // row-major
-std::vector<std::vector<int64_t>> all_indices(const Shape& s);        // row-major order
-float at(const Tensor& t, const std::vector<int64_t>& idx);           // float32 element
+std::vector<std::vector<int64_t>> all_indices(const Shape& s);       // row-major order
+float at(const Tensor& t, const std::vector<int64_t>& idx);          // float32 element
 
 }  // namespace kiln::test

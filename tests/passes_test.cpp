@@ -10,16 +10,16 @@
 
 #include "core/thread_pool.h"
 #include "ir/epilogue.h"
+#include "ir/infer.h"
+#include "ir/rewrite.h"
+#include "ir/verify.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/dnnl_glue.h"
-#include "ir/infer.h"
-#include "ir/verify.h"
 #include "kiln/session.h"
 #include "model_builder.h"
 #include "onnx/import.h"
 #include "op_harness.h"
 #include "passes/pass_manager.h"
-#include "ir/rewrite.h"
 #include "runtime/executor.h"
 
 namespace kiln::test {
@@ -328,8 +328,7 @@ TEST(Passes, Relu6AndSiluOnGemmMatMulAndAdd) {
   b.node("Mul", {"s", "m"}, {"y2"});
   b.node("Add", {"x", "x"}, {"a"});
   b.node("Relu", {"a"}, {"y3"});
-  EXPECT_EQ(check_passes(b, {"fuse_epilogue"}),
-            "Gemm+Clip(0.000000,6.000000) MatMul+SiLU Add+Relu");
+  EXPECT_EQ(check_passes(b, {"fuse_epilogue"}), "Gemm+Clip(0.000000,6.000000) MatMul+SiLU Add+Relu");
 }
 
 TEST(Passes, EpilogueStaysOffAValueReadTwice) {
@@ -506,9 +505,8 @@ TEST(FoldTransposes, LeavesRealTransposesAlone) {
   // A transpose that moves data; the identity between a graph input and a
   // graph output (which needs a node of its own); a unit-dim move that
   // reorders the other dims.
-  for (auto [shape, perm] : {std::pair<Shape, std::vector<int64_t>>{{3, 2, 4}, {1, 0, 2}},
-                             {{3, 2}, {0, 1}},
-                             {{3, 1, 4}, {2, 1, 0}}}) {
+  for (auto [shape, perm] :
+       {std::pair<Shape, std::vector<int64_t>>{{3, 2, 4}, {1, 0, 2}}, {{3, 2}, {0, 1}}, {{3, 1, 4}, {2, 1, 0}}}) {
     Builder b;
     b.input("x", shape).output("y");
     set_ints(b.node("Transpose", {"x"}, {"y"}), "perm", perm);
@@ -573,8 +571,10 @@ Builder attention_model(const AttentionCase& c) {
   if (c.scale_form == 1 || c.scale_form == 2) scores = "ss";
   if (!c.mask.empty()) {
     b.input("mask", c.mask);
-    if (c.mask_first) b.node("Add", {"mask", scores}, {"sm"});
-    else b.node("Add", {scores, "mask"}, {"sm"});
+    if (c.mask_first)
+      b.node("Add", {"mask", scores}, {"sm"});
+    else
+      b.node("Add", {scores, "mask"}, {"sm"});
     scores = "sm";
   }
   b.node("Softmax", {scores}, {"p"});
@@ -584,8 +584,7 @@ Builder attention_model(const AttentionCase& c) {
 
 TEST(RecognizeAttention, MatchesTheUnfusedChain) {
   const std::vector<AttentionCase> cases = {
-      {{2, 3}, 7, 13, 5, 6, {}, 0, 1, false},
-      {{6}, 61, 300, 16, 8, {61, 300}, 1, 2, false},     // a 2-D mask
+      {{2, 3}, 7, 13, 5, 6, {}, 0, 1, false},           {{6}, 61, 300, 16, 8, {61, 300}, 1, 2, false},  // a 2-D mask
       {{2}, 200, 601, 8, 4, {}, 0, 1, false},            // three blocks of query rows
       {{2, 3}, 9, 11, 4, 4, {2, 1, 1, 11}, 0, 3, true},  // a padding mask over heads and rows
       {{12}, 197, 197, 64, 64, {}, 2, 3, false},         // ViT-B/16
@@ -723,8 +722,10 @@ TEST(PassManager, SessionRunsTheSameAtEveryLevel) {
       EXPECT_EQ(s.num_nodes(), blocked_convs_available() ? 2u : 1u);  // BlockedConv+Clip, FromBlocked
     }
     std::vector<Tensor> got = s.run({{"x", x}});
-    if (want.empty()) want = got;
-    else EXPECT_TRUE(all_close(got[0], want[0], 1e-5, 1e-5));
+    if (want.empty())
+      want = got;
+    else
+      EXPECT_TRUE(all_close(got[0], want[0], 1e-5, 1e-5));
   }
 }
 
@@ -782,17 +783,18 @@ TEST(LayoutBlocked, ConvGeometriesAndEpilogues) {
     const char* act;
   };
   const Case cases[] = {
-      {16, 16, 3, 16, 1, 1, {1, 1, 1, 1}, "Relu"},     // depthwise
+      {16, 16, 3, 16, 1, 1, {1, 1, 1, 1}, "Relu"},       // depthwise
       {24, 24, 5, 24, 2, 1, {2, 2, 2, 2}, "HardSwish"},  // depthwise, strided
-      {16, 32, 3, 2, 1, 2, {2, 1, 2, 1}, "Sigmoid"},   // grouped, dilated, asymmetric pads
-      {12, 9, 1, 1, 2, 1, {0, 0, 0, 0}, "Tanh"},       // strided 1x1, odd channels
-      {8, 16, 7, 1, 1, 1, {3, 3, 3, 3}, "LeakyRelu"},
-      {16, 8, 3, 1, 1, 1, {0, 1, 1, 0}, "HardSigmoid"},
+      {16, 32, 3, 2, 1, 2, {2, 1, 2, 1}, "Sigmoid"},     // grouped, dilated, asymmetric pads
+      {12, 9, 1, 1, 2, 1, {0, 0, 0, 0}, "Tanh"},         // strided 1x1, odd channels
+      {8, 16, 7, 1, 1, 1, {3, 3, 3, 3}, "LeakyRelu"},   {16, 8, 3, 1, 1, 1, {0, 1, 1, 0}, "HardSigmoid"},
   };
   for (const Case& c : cases) {
     Builder b;
     b.input("x", {2, c.c, 11, 13}).output("y");
-    b.random_constant("w0", {c.c, 3, 1, 1}).random_constant("w", {c.m, c.c / c.group, c.k, c.k}).random_constant("b", {c.m});
+    b.random_constant("w0", {c.c, 3, 1, 1})
+        .random_constant("w", {c.m, c.c / c.group, c.k, c.k})
+        .random_constant("b", {c.m});
     b.input("x0", {2, 3, 11, 13});
     b.node("Conv", {"x0", "w0"}, {"h"});  // a blocked producer for the conv under test
     b.node("Add", {"h", "x"}, {"hx"});
@@ -806,7 +808,8 @@ TEST(LayoutBlocked, ConvGeometriesAndEpilogues) {
     if (!blocks_of_avx2()) continue;
     EXPECT_EQ(count_op(ops, "BlockedConv"), 2) << ops << " for group " << c.group << " k " << c.k;
     EXPECT_NE(ops.find(std::string("BlockedConv+") + (std::string(c.act) == "HardSwish" ? "HardSwish" : c.act)),
-              std::string::npos) << ops;
+              std::string::npos)
+        << ops;
   }
 }
 
@@ -861,10 +864,10 @@ TEST(LayoutBlocked, PoolGeometries) {
     int64_t ceil;
   };
   const Case cases[] = {
-      {"MaxPool", {3, 3}, {2, 2}, {1, 1}, {0, 0, 0, 0}, 1},      // SqueezeNet's
-      {"MaxPool", {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 0},      // GoogLeNet's branch pool
-      {"MaxPool", {2, 3}, {1, 2}, {2, 1}, {1, 0, 0, 2}, 0},      // dilated, asymmetric pads
-      {"AveragePool", {5, 5}, {3, 3}, {1, 1}, {2, 2, 2, 2}, 1},  // window larger than the rest
+      {"MaxPool", {3, 3}, {2, 2}, {1, 1}, {0, 0, 0, 0}, 1},        // SqueezeNet's
+      {"MaxPool", {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 0},        // GoogLeNet's branch pool
+      {"MaxPool", {2, 3}, {1, 2}, {2, 1}, {1, 0, 0, 2}, 0},        // dilated, asymmetric pads
+      {"AveragePool", {5, 5}, {3, 3}, {1, 1}, {2, 2, 2, 2}, 1},    // window larger than the rest
       {"AveragePool", {13, 13}, {1, 1}, {1, 1}, {0, 0, 0, 0}, 0},  // the whole plane
       {"MaxPool", {2, 2}, {2, 2}, {1, 1}, {0, 0, 0, 0}, 1},
   };
@@ -1078,7 +1081,8 @@ TEST(BlockedChannelsLast, ConvNeXtBlocksStayBlocked) {
       b.node("Add", {res, "x"}, {"y"});
     }
     const std::string ops = check_passes(
-        b, {"fuse_matmul_add", "fuse_epilogue", "layout_blocked", "eliminate_dead_code", "blocked_channels_last"}, 1e-4);
+        b, {"fuse_matmul_add", "fuse_epilogue", "layout_blocked", "eliminate_dead_code", "blocked_channels_last"},
+        1e-4);
     if (extra_reader) {
       EXPECT_EQ(count_op(ops, "BlockedLayerNorm"), 0) << ops;
       continue;
@@ -1101,14 +1105,19 @@ TEST(BlockedChannelsLast, BlockedLayerNormMatchesLayerNorm) {
   for (int64_t block : {8, 16})
     for (int64_t c : {3, 12, 21}) {
       Tensor x = random_f32({2, c, 3, 5}, rng), scale = random_f32({c}, rng), bias = random_f32({c}, rng);
-      Tensor xb = run_node({.op = "ToBlocked", .domain = "kiln", .inputs = {x}, .attrs = {{"block", attr_int(block)}}})[0];
-      Tensor yb = run_node({.op = "BlockedLayerNorm", .domain = "kiln", .inputs = {xb, scale, bias},
-                            .attrs = {{"block", attr_int(block)}, {"channels", attr_int(c)}, {"epsilon", attr_float(1e-5f)}}})[0];
+      Tensor xb =
+          run_node({.op = "ToBlocked", .domain = "kiln", .inputs = {x}, .attrs = {{"block", attr_int(block)}}})[0];
+      Tensor yb = run_node(
+          {.op = "BlockedLayerNorm",
+           .domain = "kiln",
+           .inputs = {xb, scale, bias},
+           .attrs = {{"block", attr_int(block)}, {"channels", attr_int(c)}, {"epsilon", attr_float(1e-5f)}}})[0];
       for (int64_t i = 0; i < yb.numel(); ++i)
         if ((i % block) + (i / (block * 15)) % ((c + block - 1) / block) * block >= c) {
           ASSERT_EQ(yb.data<float>()[i], 0.0f) << "padded lane " << i;
         }
-      Tensor y = run_node({.op = "FromBlocked", .domain = "kiln", .inputs = {yb}, .attrs = {{"channels", attr_int(c)}}})[0];
+      Tensor y =
+          run_node({.op = "FromBlocked", .domain = "kiln", .inputs = {yb}, .attrs = {{"channels", attr_int(c)}}})[0];
       Tensor xt = run_node({.op = "Transpose", .inputs = {x}, .attrs = {{"perm", attr_ints({0, 2, 3, 1})}}})[0];
       Tensor lt = run_node({.op = "LayerNormalization", .opset = 17, .inputs = {xt, scale, bias}})[0];
       Tensor want = run_node({.op = "Transpose", .inputs = {lt}, .attrs = {{"perm", attr_ints({0, 3, 1, 2})}}})[0];
@@ -1121,21 +1130,26 @@ TEST(LayoutBlocked, ReordersAndConvForBothBlockSizes) {
   for (int64_t block : {8, 16})
     for (int64_t c : {3, 8, 13, 16, 21}) {
       Tensor x = random_f32({2, c, 5, 6}, rng);
-      Tensor blocked = run_node({.op = "ToBlocked", .domain = "kiln", .inputs = {x}, .attrs = {{"block", attr_int(block)}}})[0];
+      Tensor blocked =
+          run_node({.op = "ToBlocked", .domain = "kiln", .inputs = {x}, .attrs = {{"block", attr_int(block)}}})[0];
       EXPECT_EQ(blocked.shape(), (Shape{2, (c + block - 1) / block, 5, 6, block}));
-      Tensor back = run_node({.op = "FromBlocked", .domain = "kiln", .inputs = {blocked}, .attrs = {{"channels", attr_int(c)}}})[0];
+      Tensor back = run_node(
+          {.op = "FromBlocked", .domain = "kiln", .inputs = {blocked}, .attrs = {{"channels", attr_int(c)}}})[0];
       EXPECT_TRUE(all_close(back, x, 0, 0)) << "C " << c << " block " << block;
 
       Tensor w = random_f32({7, c, 3, 3}, rng), bias = random_f32({7}, rng);
-      const std::map<std::string, Attribute> conv_attrs = {{"pads", attr_ints({1, 0, 1, 2})}, {"strides", attr_ints({1, 2})}};
+      const std::map<std::string, Attribute> conv_attrs = {{"pads", attr_ints({1, 0, 1, 2})},
+                                                           {"strides", attr_ints({1, 2})}};
       Tensor want = run_node({.op = "Conv", .inputs = {x, w, bias}, .attrs = conv_attrs})[0];
       auto attrs = conv_attrs;
       attrs["block"] = attr_int(block);
       for (bool plain_src : {true, false}) {
-        NodeSpec conv{.op = "BlockedConv", .domain = "kiln", .inputs = {plain_src ? x : blocked, w, bias}, .attrs = attrs};
+        NodeSpec conv{
+            .op = "BlockedConv", .domain = "kiln", .inputs = {plain_src ? x : blocked, w, bias}, .attrs = attrs};
         conv.constant_inputs = true;  // W and B must be constants
         Tensor y = run_node(conv)[0];
-        Tensor got = run_node({.op = "FromBlocked", .domain = "kiln", .inputs = {y}, .attrs = {{"channels", attr_int(7)}}})[0];
+        Tensor got =
+            run_node({.op = "FromBlocked", .domain = "kiln", .inputs = {y}, .attrs = {{"channels", attr_int(7)}}})[0];
         EXPECT_TRUE(all_close(got, want, 1e-4, 1e-5)) << "C " << c << " block " << block << " plain " << plain_src;
       }
     }
@@ -1168,8 +1182,8 @@ TEST(ReleaseOwnedConstants, FreesPackedWeightsOnlyWhenEveryReaderOwnsThem) {
   Builder b;
   b.input("x", {3, 8}).output("y").output("z");
   b.random_constant("w", {8, 5}).random_constant("shared", {8, 5}).random_constant("w2", {8, 8, 1, 1});
-  b.node("MatMul", {"x", "w"}, {"m"});           // w: only a packing MatMul reads it
-  b.node("MatMul", {"x", "shared"}, {"m2"});     // shared: also read by an Add
+  b.node("MatMul", {"x", "w"}, {"m"});        // w: only a packing MatMul reads it
+  b.node("MatMul", {"x", "shared"}, {"m2"});  // shared: also read by an Add
   b.node("Add", {"m", "m2"}, {"y"});
   b.node("Add", {"shared", "shared"}, {"z"});
   Model model = load(b);
@@ -1219,9 +1233,12 @@ TEST(Passes, ZeroPadFoldsIntoConvAndAveragePool) {
     b.input("x", {2, 3, 7, 6}).output("y").random_constant("w", {4, 3, 3, 3});
     b.ints("pads", {8}, {0, 0, 1, 2, 0, 0, 2, 0});
     b.node("Pad", {"x", "pads"}, {"p"});
-    onnx::NodeProto* n = std::string(op) == "Conv" ? b.node("Conv", {"p", "w"}, {"y"}) : b.node("AveragePool", {"p"}, {"y"});
-    if (std::string(op) == "Conv") set_ints(n, "pads", {1, 1, 1, 1});
-    else set_ints(n, "kernel_shape", {3, 3});
+    onnx::NodeProto* n =
+        std::string(op) == "Conv" ? b.node("Conv", {"p", "w"}, {"y"}) : b.node("AveragePool", {"p"}, {"y"});
+    if (std::string(op) == "Conv")
+      set_ints(n, "pads", {1, 1, 1, 1});
+    else
+      set_ints(n, "kernel_shape", {3, 3});
     EXPECT_EQ(check_passes(b, {"fuse_pad"}), op);
   }
   // Not folded: a pool with pads of its own, a non-zero pad value.
@@ -1271,14 +1288,14 @@ TEST(Provenance, FusedNodesNameTheirImportedNodes) {
   b.random_constant("w1", {8, 8, 3, 3}).random_constant("scale", {8}).random_constant("shift", {8});
   b.random_constant("mean", {8}).random_constant("var", {8}, 0.5f, 2.0f);
   b.random_constant("w2", {8, 8, 3, 3}).random_constant("mm", {12, 5}).random_constant("mb", {5});
-  set_ints(b.node("Conv", {"x", "w1"}, {"c1"}), "pads", {1, 1, 1, 1});                      // Conv_1
-  b.node("BatchNormalization", {"c1", "scale", "shift", "mean", "var"}, {"bn"});            // BatchNormalization_2
-  b.node("Relu", {"bn"}, {"r1"});                                                            // Relu_3
-  set_ints(b.node("Conv", {"r1", "w2"}, {"c2"}), "pads", {1, 1, 1, 1});                     // Conv_4
-  b.node("Add", {"c2", "x"}, {"s"});                                                         // Add_5
-  b.node("Relu", {"s"}, {"y"});                                                              // Relu_6
-  b.node("MatMul", {"y", "mm"}, {"m"});                                                      // MatMul_7
-  b.node("Add", {"m", "mb"}, {"z"});                                                         // Add_8
+  set_ints(b.node("Conv", {"x", "w1"}, {"c1"}), "pads", {1, 1, 1, 1});            // Conv_1
+  b.node("BatchNormalization", {"c1", "scale", "shift", "mean", "var"}, {"bn"});  // BatchNormalization_2
+  b.node("Relu", {"bn"}, {"r1"});                                                 // Relu_3
+  set_ints(b.node("Conv", {"r1", "w2"}, {"c2"}), "pads", {1, 1, 1, 1});           // Conv_4
+  b.node("Add", {"c2", "x"}, {"s"});                                              // Add_5
+  b.node("Relu", {"s"}, {"y"});                                                   // Relu_6
+  b.node("MatMul", {"y", "mm"}, {"m"});                                           // MatMul_7
+  b.node("Add", {"m", "mb"}, {"z"});                                              // Add_8
   Model ref = load(b), opt = load(b);
   passes::optimize(*opt.graph, passes::PassOptions::from_env(2, {}));
   std::map<std::string, int> named;

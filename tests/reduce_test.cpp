@@ -82,10 +82,12 @@ std::vector<ReduceCase> reduce_cases() {
 TEST(Reduce, AllOpsMatchReferenceAcrossAxesAndVersions) {
   std::mt19937 rng(7);
   Tensor x = random_f32({2, 3, 4}, rng, 0.1f, 2.0f);  // positive: LogSum is defined
-  struct AxesCase { std::vector<int64_t> axes; std::vector<bool> red; };
-  std::vector<AxesCase> axes_cases = {{{1}, {false, true, false}},
-                                      {{-1, 0}, {true, false, true}},
-                                      {{}, {true, true, true}}};
+  struct AxesCase {
+    std::vector<int64_t> axes;
+    std::vector<bool> red;
+  };
+  std::vector<AxesCase> axes_cases = {
+      {{1}, {false, true, false}}, {{-1, 0}, {true, false, true}}, {{}, {true, true, true}}};
   for (const ReduceCase& rc : reduce_cases()) {
     int new_opset = std::string(rc.op) == "ReduceSum" ? 13 : 18;
     for (const AxesCase& ac : axes_cases)
@@ -97,7 +99,10 @@ TEST(Reduce, AllOpsMatchReferenceAcrossAxesAndVersions) {
         EXPECT_TRUE(all_close(run_node(old)[0], want, 1e-5, 1e-5)) << rc.op << " opset " << old.opset;
         // New versions: axes input (omitted when empty), as graph input and constant.
         for (bool constant : {false, true}) {
-          NodeSpec nw{.op = rc.op, .opset = new_opset, .inputs = {x}, .attrs = {{"keepdims", attr_int(keep)}},
+          NodeSpec nw{.op = rc.op,
+                      .opset = new_opset,
+                      .inputs = {x},
+                      .attrs = {{"keepdims", attr_int(keep)}},
                       .constant_inputs = constant};
           if (!ac.axes.empty()) nw.inputs.push_back(make_i64({static_cast<int64_t>(ac.axes.size())}, ac.axes));
           EXPECT_TRUE(all_close(run_node(nw)[0], want, 1e-5, 1e-5)) << rc.op << " opset " << new_opset;
@@ -111,10 +116,13 @@ TEST(Reduce, AllOpsMatchReferenceAcrossAxesAndVersions) {
 // inner axes after them, kept size-1 axes inside the block, long rows.
 TEST(Reduce, FloatBlocksMatchReference) {
   std::mt19937 rng(9);
-  struct Case { Shape shape; std::vector<int64_t> axes; };
+  struct Case {
+    Shape shape;
+    std::vector<int64_t> axes;
+  };
   const std::vector<Case> cases = {
-      {{2, 5, 3, 7}, {2, 3}}, {{2, 5, 3, 7}, {1, 2}}, {{3, 4, 1, 5}, {1, 3}}, {{2, 40000}, {-1}},
-      {{2, 16, 40}, {1}},     {{1, 1, 9}, {0, 1}},
+      {{2, 5, 3, 7}, {2, 3}}, {{2, 5, 3, 7}, {1, 2}}, {{3, 4, 1, 5}, {1, 3}},
+      {{2, 40000}, {-1}},     {{2, 16, 40}, {1}},     {{1, 1, 9}, {0, 1}},
   };
   for (const ReduceCase& rc : reduce_cases()) {
     const std::string op = rc.op;
@@ -124,7 +132,9 @@ TEST(Reduce, FloatBlocksMatchReference) {
       std::vector<bool> red(c.shape.size(), false);
       for (int64_t a : c.axes) red[static_cast<size_t>(a < 0 ? a + static_cast<int64_t>(c.shape.size()) : a)] = true;
       Tensor want = ref_reduce(x, red, true, rc.init, rc.f, rc.fin);
-      NodeSpec spec{.op = rc.op, .opset = 18, .inputs = {x, make_i64({static_cast<int64_t>(c.axes.size())}, c.axes)},
+      NodeSpec spec{.op = rc.op,
+                    .opset = 18,
+                    .inputs = {x, make_i64({static_cast<int64_t>(c.axes.size())}, c.axes)},
                     .constant_inputs = true};
       EXPECT_TRUE(all_close(run_node(spec)[0], want, 1e-5, 1e-5)) << op << " " << c.shape.size();
     }
@@ -144,7 +154,8 @@ TEST(Reduce, NoopWithEmptyAxesKeepsElementwisePart) {
   Tensor x = random_f32({3, 2}, rng, 0.5f, 2.0f);
   Tensor empty_axes = make_i64({0}, {});
   auto run = [&](const char* op) {
-    return run_node({.op = op, .opset = 18, .inputs = {x, empty_axes}, .attrs = {{"noop_with_empty_axes", attr_int(1)}}})[0];
+    return run_node(
+        {.op = op, .opset = 18, .inputs = {x, empty_axes}, .attrs = {{"noop_with_empty_axes", attr_int(1)}}})[0];
   };
   Tensor log_sum = run("ReduceLogSum"), sum_sq = run("ReduceSumSquare"), mean = run("ReduceMean");
   ASSERT_EQ(log_sum.shape(), x.shape());
@@ -155,7 +166,8 @@ TEST(Reduce, NoopWithEmptyAxesKeepsElementwisePart) {
     EXPECT_FLOAT_EQ(mean.data<float>()[i], v);
   }
   // Without the flag, empty axes reduce everything.
-  Tensor all = run_node({.op = "ReduceSum", .opset = 13, .inputs = {x, empty_axes}, .attrs = {{"keepdims", attr_int(0)}}})[0];
+  Tensor all =
+      run_node({.op = "ReduceSum", .opset = 13, .inputs = {x, empty_axes}, .attrs = {{"keepdims", attr_int(0)}}})[0];
   double s = 0;
   for (int64_t i = 0; i < x.numel(); ++i) s += x.data<float>()[i];
   ASSERT_EQ(all.shape(), Shape{});
@@ -165,7 +177,9 @@ TEST(Reduce, NoopWithEmptyAxesKeepsElementwisePart) {
 TEST(Reduce, EmptySetGivesIdentityOfTheReduction) {
   Tensor x(DType::kFloat32, {2, 0, 3});
   Tensor axes = make_i64({1}, {1});
-  auto run = [&](const char* op, const Tensor& in) { return run_node({.op = op, .opset = 18, .inputs = {in, axes}})[0]; };
+  auto run = [&](const char* op, const Tensor& in) {
+    return run_node({.op = op, .opset = 18, .inputs = {in, axes}})[0];
+  };
   float inf = std::numeric_limits<float>::infinity();
   Tensor mx = run("ReduceMax", x);
   ASSERT_EQ(mx.shape(), (Shape{2, 1, 3}));
@@ -194,7 +208,8 @@ TEST(Reduce, IntegerAndBoolTypes) {
   EXPECT_EQ(m.data<int64_t>()[0], 1);  // 3 / 3
   Tensor b = make_bool({2, 3}, {true, false, false, false, false, false});
   Tensor bmax = run_node({.op = "ReduceMax", .opset = 20, .inputs = {b, axes}})[0];
-  Tensor bmin = run_node({.op = "ReduceMin", .opset = 20, .inputs = {b, axes}, .attrs = {{"keepdims", attr_int(0)}}})[0];
+  Tensor bmin =
+      run_node({.op = "ReduceMin", .opset = 20, .inputs = {b, axes}, .attrs = {{"keepdims", attr_int(0)}}})[0];
   EXPECT_EQ(bmax.dtype(), DType::kBool);
   EXPECT_TRUE(bmax.data<bool>()[0]);
   EXPECT_FALSE(bmax.data<bool>()[1]);
@@ -281,8 +296,11 @@ TEST(Softmax, LargeValuesHardmaxTiesAndHalf) {
 TEST(Normalization, LayerNormWithBroadcastScaleAndStats) {
   std::mt19937 rng(11);
   Tensor x = random_f32({2, 3, 4}, rng), scale = random_f32({3, 4}, rng), bias = random_f32({4}, rng);
-  auto out = run_node({.op = "LayerNormalization", .opset = 17, .inputs = {x, scale, bias},
-                       .attrs = {{"axis", attr_int(-2)}, {"epsilon", attr_float(1e-3f)}}, .num_outputs = 3});
+  auto out = run_node({.op = "LayerNormalization",
+                       .opset = 17,
+                       .inputs = {x, scale, bias},
+                       .attrs = {{"axis", attr_int(-2)}, {"epsilon", attr_float(1e-3f)}},
+                       .num_outputs = 3});
   Tensor y(DType::kFloat32, x.shape()), mean(DType::kFloat32, {2, 1, 1}), inv(DType::kFloat32, {2, 1, 1});
   for (int b = 0; b < 2; ++b) {
     const float* row = x.data<float>() + b * 12;
@@ -291,7 +309,8 @@ TEST(Normalization, LayerNormWithBroadcastScaleAndStats) {
     for (int k = 0; k < 12; ++k) v += (row[k] - m) * (row[k] - m) / 12.0;
     double is = 1 / std::sqrt(v + 1e-3);
     for (int k = 0; k < 12; ++k)
-      y.data<float>()[b * 12 + k] = static_cast<float>((row[k] - m) * is * scale.data<float>()[k] + bias.data<float>()[k % 4]);
+      y.data<float>()[b * 12 + k] =
+          static_cast<float>((row[k] - m) * is * scale.data<float>()[k] + bias.data<float>()[k % 4]);
     mean.data<float>()[b] = static_cast<float>(m);
     inv.data<float>()[b] = static_cast<float>(is);
   }
@@ -328,8 +347,10 @@ TEST(Normalization, GroupNormScalePerGroupAt18PerChannelAt21) {
     for (int i = 0; i < 6; ++i) v += (p[i] - m) * (p[i] - m) / 6.0;
     return (x.data<float>()[(n * 4 + c) * 3 + k] - m) / std::sqrt(v + 1e-5);
   };
-  Tensor y21 = run_node({.op = "GroupNormalization", .opset = 21, .inputs = {x, s4, b4}, .attrs = {{"num_groups", attr_int(2)}}})[0];
-  Tensor y18 = run_node({.op = "GroupNormalization", .opset = 18, .inputs = {x, s2, b2}, .attrs = {{"num_groups", attr_int(2)}}})[0];
+  Tensor y21 = run_node(
+      {.op = "GroupNormalization", .opset = 21, .inputs = {x, s4, b4}, .attrs = {{"num_groups", attr_int(2)}}})[0];
+  Tensor y18 = run_node(
+      {.op = "GroupNormalization", .opset = 18, .inputs = {x, s2, b2}, .attrs = {{"num_groups", attr_int(2)}}})[0];
   for (int n = 0; n < 2; ++n)
     for (int c = 0; c < 4; ++c)
       for (int k = 0; k < 3; ++k) {
@@ -338,8 +359,14 @@ TEST(Normalization, GroupNormScalePerGroupAt18PerChannelAt21) {
         EXPECT_NEAR(y18.data<float>()[i], norm(n, g, c, k) * s2.data<float>()[g] + b2.data<float>()[g], 1e-5);
       }
   // Per-group scale at 21 is the wrong size; 3 groups do not divide 4 channels.
-  EXPECT_THROW(run_node({.op = "GroupNormalization", .opset = 21, .inputs = {x, s2, b2}, .attrs = {{"num_groups", attr_int(2)}}}), Error);
-  EXPECT_THROW(run_node({.op = "GroupNormalization", .opset = 21, .inputs = {x, s4, b4}, .attrs = {{"num_groups", attr_int(3)}}}), Error);
+  EXPECT_THROW(
+      run_node(
+          {.op = "GroupNormalization", .opset = 21, .inputs = {x, s2, b2}, .attrs = {{"num_groups", attr_int(2)}}}),
+      Error);
+  EXPECT_THROW(
+      run_node(
+          {.op = "GroupNormalization", .opset = 21, .inputs = {x, s4, b4}, .attrs = {{"num_groups", attr_int(3)}}}),
+      Error);
 }
 
 TEST(Normalization, MeanVarianceAndLp) {
@@ -362,7 +389,8 @@ TEST(Normalization, MeanVarianceAndLp) {
   }
   Tensor v = make_f32({2, 3}, {3, 0, -4, 0, 0, 0});
   Tensor l2 = run_node({.op = "LpNormalization", .opset = 1, .inputs = {v}})[0];
-  Tensor l1 = run_node({.op = "LpNormalization", .opset = 1, .inputs = {v}, .attrs = {{"p", attr_int(1)}, {"axis", attr_int(0)}}})[0];
+  Tensor l1 = run_node(
+      {.op = "LpNormalization", .opset = 1, .inputs = {v}, .attrs = {{"p", attr_int(1)}, {"axis", attr_int(0)}}})[0];
   EXPECT_EQ(to_f32(l2), (std::vector<float>{0.6f, 0, -0.8f, 0, 0, 0}));  // zero row stays zero
   EXPECT_EQ(to_f32(l1), (std::vector<float>{1, 0, -1, 0, 0, 0}));
   EXPECT_THROW(run_node({.op = "LpNormalization", .opset = 1, .inputs = {v}, .attrs = {{"p", attr_int(3)}}}), Error);

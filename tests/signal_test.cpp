@@ -27,7 +27,8 @@ std::vector<cd> ref_dft(const std::vector<cd>& x, int64_t n, bool inverse) {
   for (int64_t k = 0; k < n; ++k) {
     cd s = 0;
     for (int64_t j = 0; j < n && j < static_cast<int64_t>(x.size()); ++j)
-      s += x[static_cast<size_t>(j)] * std::polar(1.0, (inverse ? 2 : -2) * kPi * static_cast<double>(k * j) / static_cast<double>(n));
+      s += x[static_cast<size_t>(j)] *
+           std::polar(1.0, (inverse ? 2 : -2) * kPi * static_cast<double>(k * j) / static_cast<double>(n));
     y[static_cast<size_t>(k)] = inverse ? s / static_cast<double>(n) : s;
   }
   return y;
@@ -36,17 +37,27 @@ std::vector<cd> ref_dft(const std::vector<cd>& x, int64_t n, bool inverse) {
 }  // namespace
 
 TEST(Window, AllThreeWindowsBothModes) {
-  struct W { const char* op; double a0, a1, a2; };
-  for (W w : {W{"HannWindow", 0.5, 0.5, 0}, W{"HammingWindow", 25.0 / 46, 21.0 / 46, 0}, W{"BlackmanWindow", 0.42, 0.5, 0.08}})
+  struct W {
+    const char* op;
+    double a0, a1, a2;
+  };
+  for (W w : {W{"HannWindow", 0.5, 0.5, 0}, W{"HammingWindow", 25.0 / 46, 21.0 / 46, 0},
+              W{"BlackmanWindow", 0.42, 0.5, 0.08}})
     for (int periodic : {0, 1}) {
-      auto out = run_node({.op = w.op, .opset = 17, .inputs = {scalar_i32(7)}, .attrs = {{"periodic", attr_int(periodic)}}});
+      auto out =
+          run_node({.op = w.op, .opset = 17, .inputs = {scalar_i32(7)}, .attrs = {{"periodic", attr_int(periodic)}}});
       ASSERT_EQ(out[0].shape(), Shape({7}));
       double N = periodic ? 7 : 6;
       for (int n = 0; n < 7; ++n)
-        EXPECT_NEAR(out[0].data<float>()[n], w.a0 - w.a1 * std::cos(2 * kPi * n / N) + w.a2 * std::cos(4 * kPi * n / N), 1e-6)
+        EXPECT_NEAR(out[0].data<float>()[n], w.a0 - w.a1 * std::cos(2 * kPi * n / N) + w.a2 * std::cos(4 * kPi * n / N),
+                    1e-6)
             << w.op;
     }
-  auto d = run_node({.op = "HannWindow", .opset = 17, .inputs = {make_i64({}, {4})}, .attrs = {{"output_datatype", attr_int(11)}}, .constant_inputs = true});
+  auto d = run_node({.op = "HannWindow",
+                     .opset = 17,
+                     .inputs = {make_i64({}, {4})},
+                     .attrs = {{"output_datatype", attr_int(11)}},
+                     .constant_inputs = true});
   EXPECT_EQ(d[0].dtype(), DType::kFloat64);
   EXPECT_NEAR(d[0].data<double>()[2], 1.0, 1e-12);
   auto e = run_node({.op = "HannWindow", .opset = 17, .inputs = {make_i64({}, {0})}});
@@ -57,8 +68,8 @@ TEST(Window, AllThreeWindowsBothModes) {
 TEST(DFT, ForwardInverseOnesidedAgainstReference) {
   std::mt19937 rng(21);
   const int B = 2, L = 6, C = 3;
-  Tensor xr = random_f32({B, L, C, 1}, rng);   // real, DFT along axis 1
-  Tensor xc = random_f32({B, L, C, 2}, rng);   // complex
+  Tensor xr = random_f32({B, L, C, 1}, rng);  // real, DFT along axis 1
+  Tensor xc = random_f32({B, L, C, 2}, rng);  // complex
   for (int opset : {17, 20})
     for (int inverse : {0, 1})
       for (int onesided : {0, 1})
@@ -68,8 +79,10 @@ TEST(DFT, ForwardInverseOnesidedAgainstReference) {
           for (int64_t n : {int64_t{-1}, int64_t{8}, int64_t{4}}) {
             NodeSpec spec{.op = "DFT", .opset = opset, .inputs = {x}};
             if (opset == 17) spec.attrs["axis"] = attr_int(1);
-            if (n > 0) spec.inputs.push_back(make_i64({}, {n}));
-            else if (opset == 20) spec.inputs.push_back(std::nullopt);
+            if (n > 0)
+              spec.inputs.push_back(make_i64({}, {n}));
+            else if (opset == 20)
+              spec.inputs.push_back(std::nullopt);
             if (opset == 20) spec.inputs.push_back(make_i64({}, {-3}));  // == axis 1 of rank 4
             spec.attrs["inverse"] = attr_int(inverse);
             spec.attrs["onesided"] = attr_int(onesided);
@@ -88,8 +101,10 @@ TEST(DFT, ForwardInverseOnesidedAgainstReference) {
                 }
                 if (irfft) {  // Hermitian extension of the first N/2+1 bins
                   std::vector<cd> full(static_cast<size_t>(N));
-                  for (int64_t k = 0; k <= N / 2 && k < L; ++k) full[static_cast<size_t>(k)] = sig[static_cast<size_t>(k)];
-                  for (int64_t k = N / 2 + 1; k < N; ++k) full[static_cast<size_t>(k)] = std::conj(full[static_cast<size_t>(N - k)]);
+                  for (int64_t k = 0; k <= N / 2 && k < L; ++k)
+                    full[static_cast<size_t>(k)] = sig[static_cast<size_t>(k)];
+                  for (int64_t k = N / 2 + 1; k < N; ++k)
+                    full[static_cast<size_t>(k)] = std::conj(full[static_cast<size_t>(N - k)]);
                   sig = full;
                 }
                 std::vector<cd> y = ref_dft(sig, N, inverse);
@@ -110,7 +125,8 @@ TEST(DFT, RfftThenIrfftRoundTrips) {
   Tensor x = random_f32({3, 10, 1}, rng);
   auto f = run_node({.op = "DFT", .opset = 20, .inputs = {x}, .attrs = {{"onesided", attr_int(1)}}});
   EXPECT_EQ(f[0].shape(), Shape({3, 6, 2}));
-  auto back = run_node({.op = "DFT", .opset = 20, .inputs = {f[0]}, .attrs = {{"onesided", attr_int(1)}, {"inverse", attr_int(1)}}});
+  auto back = run_node(
+      {.op = "DFT", .opset = 20, .inputs = {f[0]}, .attrs = {{"onesided", attr_int(1)}, {"inverse", attr_int(1)}}});
   EXPECT_TRUE(all_close(back[0], x, 1e-4, 1e-5));
 }
 
@@ -127,7 +143,9 @@ TEST(STFT, FramesMatchDftOfWindowedSlices) {
   const int B = 2, L = 20, F = 6, step = 4;
   Tensor sig = random_f32({B, L, 1}, rng), win = random_f32({F}, rng);
   for (int onesided : {0, 1}) {
-    auto out = run_node({.op = "STFT", .opset = 17, .inputs = {sig, make_i64({}, {step}), win, make_i64({}, {F})},
+    auto out = run_node({.op = "STFT",
+                         .opset = 17,
+                         .inputs = {sig, make_i64({}, {step}), win, make_i64({}, {F})},
                          .attrs = {{"onesided", attr_int(onesided)}}});
     int frames = (L - F) / step + 1, bins = onesided ? F / 2 + 1 : F;
     ASSERT_EQ(out[0].shape(), Shape({B, frames, bins, 2}));
@@ -138,28 +156,34 @@ TEST(STFT, FramesMatchDftOfWindowedSlices) {
         auto y = ref_dft(s, F, false);
         for (int k = 0; k < bins; ++k) {
           EXPECT_NEAR(out[0].data<float>()[((b * frames + f) * bins + k) * 2], y[static_cast<size_t>(k)].real(), 1e-4);
-          EXPECT_NEAR(out[0].data<float>()[((b * frames + f) * bins + k) * 2 + 1], y[static_cast<size_t>(k)].imag(), 1e-4);
+          EXPECT_NEAR(out[0].data<float>()[((b * frames + f) * bins + k) * 2 + 1], y[static_cast<size_t>(k)].imag(),
+                      1e-4);
         }
       }
   }
   // Window length and frame_length disagree.
-  EXPECT_THROW(run_node({.op = "STFT", .opset = 17, .inputs = {sig, make_i64({}, {step}), win, make_i64({}, {F + 1})}}), Error);
+  EXPECT_THROW(run_node({.op = "STFT", .opset = 17, .inputs = {sig, make_i64({}, {step}), win, make_i64({}, {F + 1})}}),
+               Error);
   EXPECT_THROW(run_node({.op = "STFT", .opset = 17, .inputs = {sig, make_i64({}, {0}), win}}), Error);
 }
 
 TEST(MelWeightMatrix, TrianglesPeakAtOneAndMatchReference) {
-  auto out = run_node({.op = "MelWeightMatrix", .opset = 17,
-                       .inputs = {scalar_i32(5), scalar_i32(32), scalar_i32(16000), make_f32({}, {100}), make_f32({}, {6000})}});
+  auto out = run_node(
+      {.op = "MelWeightMatrix",
+       .opset = 17,
+       .inputs = {scalar_i32(5), scalar_i32(32), scalar_i32(16000), make_f32({}, {100}), make_f32({}, {6000})}});
   ASSERT_EQ(out[0].shape(), Shape({17, 5}));
   // Reference: bin edges from mel-spaced frequencies, then triangles.
   auto mel = [](double f) { return 2595 * std::log10(1 + f / 700); };
   double lo = mel(100), hi = mel(6000), step = (hi - lo) / 7;
   std::vector<int> edge;
-  for (int i = 0; i < 7; ++i) edge.push_back(static_cast<int>(std::floor(33 * 700 * (std::pow(10, (i * step + lo) / 2595) - 1) / 16000)));
+  for (int i = 0; i < 7; ++i)
+    edge.push_back(static_cast<int>(std::floor(33 * 700 * (std::pow(10, (i * step + lo) / 2595) - 1) / 16000)));
   for (int m = 0; m < 5; ++m) {
     for (int k = 0; k < 17; ++k) {
       double want = 0;
-      if (k >= edge[m] && k <= edge[m + 1] && edge[m + 1] > edge[m]) want = double(k - edge[m]) / (edge[m + 1] - edge[m]);
+      if (k >= edge[m] && k <= edge[m + 1] && edge[m + 1] > edge[m])
+        want = double(k - edge[m]) / (edge[m + 1] - edge[m]);
       if (k == edge[m + 1] && edge[m + 1] == edge[m]) want = 1;
       if (k >= edge[m + 1] && k < edge[m + 2]) want = double(edge[m + 2] - k) / (edge[m + 2] - edge[m + 1]);
       EXPECT_NEAR(out[0].data<float>()[k * 5 + m], want, 1e-6) << "bin " << k << " mel " << m;
@@ -206,7 +230,8 @@ TEST(CausalConvWithState, AgainstPaddedConvolution) {
         for (int b = 0; b < B; ++b)
           for (int c = 0; c < C; ++c) {
             std::vector<double> seq;
-            for (int i = 0; i < k - 1; ++i) seq.push_back(with_past ? past.data<float>()[(b * C + c) * (k - 1) + i] : 0.0);
+            for (int i = 0; i < k - 1; ++i)
+              seq.push_back(with_past ? past.data<float>()[(b * C + c) * (k - 1) + i] : 0.0);
             for (int t = 0; t < L; ++t) seq.push_back(x.data<float>()[(b * C + c) * L + t]);
             for (int t = 0; t < L; ++t) {
               double s = bias.data<float>()[c];
@@ -215,11 +240,16 @@ TEST(CausalConvWithState, AgainstPaddedConvolution) {
               EXPECT_NEAR(out[0].data<float>()[(b * C + c) * L + t], s, 1e-5);
             }
             for (int i = 0; i < k - 1; ++i)
-              EXPECT_NEAR(out[1].data<float>()[(b * C + c) * (k - 1) + i], seq[seq.size() - static_cast<size_t>(k - 1) + i], 1e-6);
+              EXPECT_NEAR(out[1].data<float>()[(b * C + c) * (k - 1) + i],
+                          seq[seq.size() - static_cast<size_t>(k - 1) + i], 1e-6);
           }
       }
   std::mt19937 r2(26);
-  EXPECT_THROW(run_node({.op = "CausalConvWithState", .opset = 27, .inputs = {random_f32({1, 2, 3}, r2), random_f32({3, 1, 2}, r2)}, .num_outputs = 2}), Error);
+  EXPECT_THROW(run_node({.op = "CausalConvWithState",
+                         .opset = 27,
+                         .inputs = {random_f32({1, 2, 3}, r2), random_f32({3, 1, 2}, r2)},
+                         .num_outputs = 2}),
+               Error);
 }
 
 }  // namespace kiln::test

@@ -58,7 +58,6 @@ onnx::ModelProto scan_model(int64_t T) {
   return m;
 }
 
-
 onnx::AttributeProto graph_attr(const std::string& name, const onnx::GraphProto& g) {
   onnx::AttributeProto a;
   a.set_name(name);

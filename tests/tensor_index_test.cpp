@@ -48,7 +48,11 @@ TEST(TensorIndex, GatherNegativeIndicesAndRangeCheck) {
     int64_t k = idx.data<int64_t>()[o[1] * 2 + o[2]];
     ASSERT_EQ(at(out[0], o), at(x, {o[0], k < 0 ? k + 5 : k, o[3]}));
   }
-  expect_error_with([&] { run_node({.op = "Gather", .opset = 13, .inputs = {x, make_i64({2}, {0, 3})}}); }, "indices[1] = 3");
+  expect_error_with(
+      [&] {
+        run_node({.op = "Gather", .opset = 13, .inputs = {x, make_i64({2}, {0, 3})}});
+      },
+      "indices[1] = 3");
   // Scalar index removes the axis.
   out = run_node({.op = "Gather", .opset = 13, .inputs = {x, make_i64({}, {-1})}});
   ASSERT_EQ(out[0].shape(), (Shape{5, 2}));
@@ -64,7 +68,11 @@ TEST(TensorIndex, GatherElementsAndGatherND) {
     int64_t k = idx.data<int64_t>()[o[0] * 4 + o[1]];
     ASSERT_EQ(at(out[0], o), at(x, {k < 0 ? k + 3 : k, o[1]}));
   }
-  expect_error_with([&] { run_node({.op = "GatherElements", .opset = 13, .inputs = {x, make_i64({1, 1}, {7})}}); }, "indices[0] = 7");
+  expect_error_with(
+      [&] {
+        run_node({.op = "GatherElements", .opset = 13, .inputs = {x, make_i64({1, 1}, {7})}});
+      },
+      "indices[0] = 7");
 
   // GatherND with batch_dims=1: data [2,3,4], indices [2,2,1] -> [2,2,4].
   Tensor d = random_f32({2, 3, 4}, rng);
@@ -78,8 +86,13 @@ TEST(TensorIndex, GatherElementsAndGatherND) {
   // Full-depth tuples without batch dims.
   out = run_node({.op = "GatherND", .opset = 11, .inputs = {d, make_i64({2, 3}, {1, 2, 3, 0, 0, 0})}});
   EXPECT_EQ(floats_of(out[0]), (std::vector<float>{at(d, {1, 2, 3}), at(d, {0, 0, 0})}));
-  expect_error_with([&] { run_node({.op = "GatherND", .opset = 13, .inputs = {d, make_i64({1, 2}, {0, 3})}}); }, "indices[1] = 3");
-  EXPECT_THROW(run_node({.op = "GatherND", .opset = 11, .inputs = {d, ix}, .attrs = {{"batch_dims", attr_int(1)}}}), Error);
+  expect_error_with(
+      [&] {
+        run_node({.op = "GatherND", .opset = 13, .inputs = {d, make_i64({1, 2}, {0, 3})}});
+      },
+      "indices[1] = 3");
+  EXPECT_THROW(run_node({.op = "GatherND", .opset = 11, .inputs = {d, ix}, .attrs = {{"batch_dims", attr_int(1)}}}),
+               Error);
 }
 
 // ------------------------------------------------------------------ scatters
@@ -90,7 +103,9 @@ TEST(TensorIndex, ScatterElementsReductions) {
   Tensor idx = make_i64({2, 3}, {0, -1, 2, 0, 1, 2});  // duplicates in column 0 and 2
   Tensor up = random_f32({2, 3}, rng);
   for (std::string red : {"none", "add", "mul", "max", "min"}) {
-    auto out = run_node({.op = "ScatterElements", .opset = 18, .inputs = {x, idx, up},
+    auto out = run_node({.op = "ScatterElements",
+                         .opset = 18,
+                         .inputs = {x, idx, up},
                          .attrs = {{"axis", attr_int(0)}, {"reduction", attr_string(red)}}});
     std::vector<float> want = floats_of(x);
     for (int64_t i = 0; i < 2; ++i)
@@ -98,16 +113,28 @@ TEST(TensorIndex, ScatterElementsReductions) {
         int64_t k = idx.data<int64_t>()[i * 3 + j];
         float& w = want[static_cast<size_t>((k < 0 ? k + 3 : k) * 4 + j)];
         float u = at(up, {i, j});
-        w = red == "none" ? u : red == "add" ? w + u : red == "mul" ? w * u : red == "max" ? std::max(w, u) : std::min(w, u);
+        w = red == "none"  ? u
+            : red == "add" ? w + u
+            : red == "mul" ? w * u
+            : red == "max" ? std::max(w, u)
+                           : std::min(w, u);
       }
     EXPECT_EQ(floats_of(out[0]), want) << red;
   }
   // reduction needs opset 16 (add/mul) or 18 (max/min).
-  EXPECT_THROW(run_node({.op = "ScatterElements", .opset = 16, .inputs = {x, idx, up}, .attrs = {{"reduction", attr_string("max")}}}), Error);
-  expect_error_with([&] { run_node({.op = "ScatterElements", .opset = 13, .inputs = {x, make_i64({1, 1}, {3}), make_f32({1, 1}, {1})}}); },
-                    "indices[0] = 3");
+  EXPECT_THROW(
+      run_node(
+          {.op = "ScatterElements", .opset = 16, .inputs = {x, idx, up}, .attrs = {{"reduction", attr_string("max")}}}),
+      Error);
+  expect_error_with(
+      [&] {
+        run_node({.op = "ScatterElements", .opset = 13, .inputs = {x, make_i64({1, 1}, {3}), make_f32({1, 1}, {1})}});
+      },
+      "indices[0] = 3");
   // Scatter (opset 9-10) is ScatterElements without reduction.
-  auto out = run_node({.op = "Scatter", .opset = 10, .inputs = {x, make_i64({1, 2}, {3, 0}), make_f32({1, 2}, {5, 6})},
+  auto out = run_node({.op = "Scatter",
+                       .opset = 10,
+                       .inputs = {x, make_i64({1, 2}, {3, 0}), make_f32({1, 2}, {5, 6})},
                        .attrs = {{"axis", attr_int(1)}}});
   EXPECT_EQ(at(out[0], {0, 3}), 5.0f);
   EXPECT_EQ(at(out[0], {0, 0}), 6.0f);
@@ -118,7 +145,9 @@ TEST(TensorIndex, ScatterND) {
   std::mt19937 rng(24);
   Tensor x = random_f32({4, 3}, rng);
   Tensor up = random_f32({2, 3}, rng);
-  auto out = run_node({.op = "ScatterND", .opset = 16, .inputs = {x, make_i64({2, 1}, {-1, 1}), up},
+  auto out = run_node({.op = "ScatterND",
+                       .opset = 16,
+                       .inputs = {x, make_i64({2, 1}, {-1, 1}), up},
                        .attrs = {{"reduction", attr_string("add")}}});
   for (const auto& o : all_indices(x.shape())) {
     float want = at(x, o) + (o[0] == 3 ? at(up, {0, o[1]}) : o[0] == 1 ? at(up, {1, o[1]}) : 0.0f);
@@ -126,9 +155,14 @@ TEST(TensorIndex, ScatterND) {
   }
   out = run_node({.op = "ScatterND", .opset = 13, .inputs = {x, make_i64({1, 2}, {2, 2}), make_f32({1}, {9})}});
   EXPECT_EQ(at(out[0], {2, 2}), 9.0f);
-  expect_error_with([&] { run_node({.op = "ScatterND", .opset = 13, .inputs = {x, make_i64({1, 2}, {4, 0}), make_f32({1}, {9})}}); },
-                    "indices[0] = 4");
-  EXPECT_THROW(run_node({.op = "ScatterND", .opset = 13, .inputs = {x, make_i64({1, 2}, {0, 0}), make_f32({2}, {9, 9})}}), Error);
+  expect_error_with(
+      [&] {
+        run_node({.op = "ScatterND", .opset = 13, .inputs = {x, make_i64({1, 2}, {4, 0}), make_f32({1}, {9})}});
+      },
+      "indices[0] = 4");
+  EXPECT_THROW(
+      run_node({.op = "ScatterND", .opset = 13, .inputs = {x, make_i64({1, 2}, {0, 0}), make_f32({2}, {9, 9})}}),
+      Error);
 }
 
 TEST(TensorIndex, TensorScatterLinearAndCircular) {
@@ -136,7 +170,8 @@ TEST(TensorIndex, TensorScatterLinearAndCircular) {
   Tensor past = random_f32({2, 5, 3}, rng);  // batch 2, max_seq 5, axis -2
   Tensor up = random_f32({2, 2, 3}, rng);
   Tensor wi = make_i64({2}, {1, 4});
-  auto out = run_node({.op = "TensorScatter", .opset = 24, .inputs = {past, up, wi}, .attrs = {{"mode", attr_string("circular")}}});
+  auto out = run_node(
+      {.op = "TensorScatter", .opset = 24, .inputs = {past, up, wi}, .attrs = {{"mode", attr_string("circular")}}});
   for (const auto& o : all_indices(past.shape())) {
     float want = at(past, o);
     for (int64_t t = 0; t < 2; ++t)
@@ -156,14 +191,26 @@ TEST(TensorIndex, TopKStableTiesAndOldForms) {
   auto out = run_node({.op = "TopK", .opset = 11, .inputs = {x, make_i64({1}, {3})}, .num_outputs = 2});
   EXPECT_EQ(floats_of(out[0]), (std::vector<float>{3, 3, 2, 5, 5, 0}));
   EXPECT_EQ(ints_of(out[1]), (std::vector<int64_t>{0, 2, 3, 2, 3, 0}));  // indices along the axis
-  out = run_node({.op = "TopK", .opset = 11, .inputs = {x, make_i64({1}, {2})}, .attrs = {{"largest", attr_int(0)}}, .num_outputs = 2});
+  out = run_node({.op = "TopK",
+                  .opset = 11,
+                  .inputs = {x, make_i64({1}, {2})},
+                  .attrs = {{"largest", attr_int(0)}},
+                  .num_outputs = 2});
   EXPECT_EQ(ints_of(out[1]), (std::vector<int64_t>{1, 4, 0, 1}));
   // Opset 1-9: k attribute; axis 0.
-  out = run_node({.op = "TopK", .opset = 9, .inputs = {x}, .attrs = {{"k", attr_int(1)}, {"axis", attr_int(0)}}, .num_outputs = 2});
+  out = run_node({.op = "TopK",
+                  .opset = 9,
+                  .inputs = {x},
+                  .attrs = {{"k", attr_int(1)}, {"axis", attr_int(0)}},
+                  .num_outputs = 2});
   EXPECT_EQ(ints_of(out[1]), (std::vector<int64_t>{0, 0, 1, 1, 0}));  // column (1, 0) and (3, 5) etc.
   EXPECT_EQ(floats_of(out[0]), (std::vector<float>{3, 1, 5, 5, 1}));
   Tensor ties = make_f32({3, 1}, {4, 4, 4});  // all equal: the smaller index wins
-  out = run_node({.op = "TopK", .opset = 9, .inputs = {ties}, .attrs = {{"k", attr_int(2)}, {"axis", attr_int(0)}}, .num_outputs = 2});
+  out = run_node({.op = "TopK",
+                  .opset = 9,
+                  .inputs = {ties},
+                  .attrs = {{"k", attr_int(2)}, {"axis", attr_int(0)}},
+                  .num_outputs = 2});
   EXPECT_EQ(ints_of(out[1]), (std::vector<int64_t>{0, 1}));
   EXPECT_THROW(run_node({.op = "TopK", .opset = 11, .inputs = {x, make_i64({1}, {6})}, .num_outputs = 2}), Error);
   // Random: compare with a sort.
@@ -185,12 +232,21 @@ TEST(TensorIndex, ArgMaxArgMin) {
   auto out = run_node({.op = "ArgMax", .opset = 13, .inputs = {x}, .attrs = {{"axis", attr_int(-1)}}});
   EXPECT_EQ(out[0].shape(), (Shape{2, 1}));
   EXPECT_EQ(ints_of(out[0]), (std::vector<int64_t>{1, 0}));
-  out = run_node({.op = "ArgMax", .opset = 13, .inputs = {x}, .attrs = {{"axis", attr_int(1)}, {"select_last_index", attr_int(1)}, {"keepdims", attr_int(0)}}});
+  out = run_node({.op = "ArgMax",
+                  .opset = 13,
+                  .inputs = {x},
+                  .attrs = {{"axis", attr_int(1)}, {"select_last_index", attr_int(1)}, {"keepdims", attr_int(0)}}});
   EXPECT_EQ(out[0].shape(), (Shape{2}));
   EXPECT_EQ(ints_of(out[0]), (std::vector<int64_t>{2, 1}));
-  out = run_node({.op = "ArgMin", .opset = 13, .inputs = {x}, .attrs = {{"axis", attr_int(1)}, {"select_last_index", attr_int(1)}}});
+  out = run_node({.op = "ArgMin",
+                  .opset = 13,
+                  .inputs = {x},
+                  .attrs = {{"axis", attr_int(1)}, {"select_last_index", attr_int(1)}}});
   EXPECT_EQ(ints_of(out[0]), (std::vector<int64_t>{3, 3}));
-  out = run_node({.op = "ArgMin", .opset = 11, .inputs = {x}, .attrs = {{"axis", attr_int(1)}, {"select_last_index", attr_int(1)}}});
+  out = run_node({.op = "ArgMin",
+                  .opset = 11,
+                  .inputs = {x},
+                  .attrs = {{"axis", attr_int(1)}, {"select_last_index", attr_int(1)}}});
   EXPECT_EQ(ints_of(out[0]), (std::vector<int64_t>{3, 2}));  // no select_last_index before 12
   out = run_node({.op = "ArgMin", .opset = 13, .inputs = {x}});
   EXPECT_EQ(ints_of(out[0]), (std::vector<int64_t>{0, 1, 1, 1}));
@@ -198,7 +254,8 @@ TEST(TensorIndex, ArgMaxArgMin) {
 
 TEST(TensorIndex, UniqueSortedUnsortedAndAxis) {
   Tensor x = make_f32({6}, {2, 1, 1, 3, 4, 3});
-  auto out = run_node({.op = "Unique", .opset = 11, .inputs = {x}, .attrs = {{"sorted", attr_int(0)}}, .num_outputs = 4});
+  auto out =
+      run_node({.op = "Unique", .opset = 11, .inputs = {x}, .attrs = {{"sorted", attr_int(0)}}, .num_outputs = 4});
   EXPECT_EQ(floats_of(out[0]), (std::vector<float>{2, 1, 3, 4}));
   EXPECT_EQ(ints_of(out[1]), (std::vector<int64_t>{0, 1, 3, 4}));
   EXPECT_EQ(ints_of(out[2]), (std::vector<int64_t>{0, 1, 1, 2, 3, 2}));
@@ -220,7 +277,8 @@ TEST(TensorIndex, UniqueSortedUnsortedAndAxis) {
 TEST(TensorIndex, OneHotAxesAndOldNegatives) {
   Tensor idx = make_i64({3}, {0, -1, 5});
   Tensor vals = make_f32({2}, {-1, 4});
-  auto out = run_node({.op = "OneHot", .opset = 11, .inputs = {idx, make_i64({}, {3}), vals}, .attrs = {{"axis", attr_int(0)}}});
+  auto out = run_node(
+      {.op = "OneHot", .opset = 11, .inputs = {idx, make_i64({}, {3}), vals}, .attrs = {{"axis", attr_int(0)}}});
   ASSERT_EQ(out[0].shape(), (Shape{3, 3}));
   for (const auto& o : all_indices(out[0].shape())) {
     int64_t k = idx.data<int64_t>()[o[1]];
@@ -237,7 +295,8 @@ TEST(TensorIndex, TriluCumSumCumProdEyeLike) {
   Tensor x = random_f32({2, 3, 4}, rng);
   for (int64_t k : {-1, 0, 2})
     for (int upper : {0, 1}) {
-      auto out = run_node({.op = "Trilu", .opset = 14, .inputs = {x, make_i64({}, {k})}, .attrs = {{"upper", attr_int(upper)}}});
+      auto out = run_node(
+          {.op = "Trilu", .opset = 14, .inputs = {x, make_i64({}, {k})}, .attrs = {{"upper", attr_int(upper)}}});
       for (const auto& o : all_indices(x.shape())) {
         bool keep = upper ? o[2] - o[1] >= k : o[2] - o[1] <= k;
         ASSERT_EQ(at(out[0], o), keep ? at(x, o) : 0.0f);
@@ -245,9 +304,13 @@ TEST(TensorIndex, TriluCumSumCumProdEyeLike) {
     }
   for (int ex : {0, 1})
     for (int rev : {0, 1}) {
-      auto out = run_node({.op = "CumSum", .opset = 14, .inputs = {x, make_i64({}, {-2})},
+      auto out = run_node({.op = "CumSum",
+                           .opset = 14,
+                           .inputs = {x, make_i64({}, {-2})},
                            .attrs = {{"exclusive", attr_int(ex)}, {"reverse", attr_int(rev)}}});
-      auto prod = run_node({.op = "CumProd", .opset = 26, .inputs = {x, make_i64({}, {1})},
+      auto prod = run_node({.op = "CumProd",
+                            .opset = 26,
+                            .inputs = {x, make_i64({}, {1})},
                             .attrs = {{"exclusive", attr_int(ex)}, {"reverse", attr_int(rev)}}});
       for (const auto& o : all_indices(x.shape())) {
         double s = 0, p = 1;
@@ -259,7 +322,9 @@ TEST(TensorIndex, TriluCumSumCumProdEyeLike) {
         ASSERT_NEAR(at(prod[0], o), p, 1e-5);
       }
     }
-  auto out = run_node({.op = "EyeLike", .opset = 9, .inputs = {make_i64({3, 4}, std::vector<int64_t>(12, 5))},
+  auto out = run_node({.op = "EyeLike",
+                       .opset = 9,
+                       .inputs = {make_i64({3, 4}, std::vector<int64_t>(12, 5))},
                        .attrs = {{"k", attr_int(1)}, {"dtype", attr_int(1)}}});
   ASSERT_EQ(out[0].dtype(), DType::kFloat32);
   for (const auto& o : all_indices({3, 4})) ASSERT_EQ(at(out[0], o), o[1] - o[0] == 1 ? 1.0f : 0.0f);
@@ -272,7 +337,10 @@ TEST(TensorIndex, DepthToSpaceModesAndSpaceToDepthInverse) {
   const int64_t b = 2, C = 2, H = 2, W = 3;
   Tensor x = random_f32({1, C * b * b, H, W}, rng);
   for (std::string mode : {"DCR", "CRD"}) {
-    auto out = run_node({.op = "DepthToSpace", .opset = 13, .inputs = {x}, .attrs = {{"blocksize", attr_int(b)}, {"mode", attr_string(mode)}}});
+    auto out = run_node({.op = "DepthToSpace",
+                         .opset = 13,
+                         .inputs = {x},
+                         .attrs = {{"blocksize", attr_int(b)}, {"mode", attr_string(mode)}}});
     ASSERT_EQ(out[0].shape(), (Shape{1, C, H * b, W * b}));
     // Spec: DCR views depth as [b, b, C], CRD as [C, b, b].
     for (const auto& o : all_indices(out[0].shape())) {
@@ -281,12 +349,18 @@ TEST(TensorIndex, DepthToSpaceModesAndSpaceToDepthInverse) {
       ASSERT_EQ(at(out[0], o), at(x, {0, ch, o[2] / b, o[3] / b})) << mode;
     }
     if (mode == "DCR") {
-      auto back = run_node({.op = "SpaceToDepth", .opset = 13, .inputs = {out[0]}, .attrs = {{"blocksize", attr_int(b)}}});
+      auto back =
+          run_node({.op = "SpaceToDepth", .opset = 13, .inputs = {out[0]}, .attrs = {{"blocksize", attr_int(b)}}});
       EXPECT_EQ(floats_of(back[0]), floats_of(x));
     }
   }
-  EXPECT_THROW(run_node({.op = "DepthToSpace", .opset = 10, .inputs = {x}, .attrs = {{"blocksize", attr_int(2)}, {"mode", attr_string("CRD")}}}), Error);
-  EXPECT_THROW(run_node({.op = "DepthToSpace", .opset = 13, .inputs = {x}, .attrs = {{"blocksize", attr_int(3)}}}), Error);
+  EXPECT_THROW(run_node({.op = "DepthToSpace",
+                         .opset = 10,
+                         .inputs = {x},
+                         .attrs = {{"blocksize", attr_int(2)}, {"mode", attr_string("CRD")}}}),
+               Error);
+  EXPECT_THROW(run_node({.op = "DepthToSpace", .opset = 13, .inputs = {x}, .attrs = {{"blocksize", attr_int(3)}}}),
+               Error);
 }
 
 TEST(TensorIndex, NonZeroCompressReverseSequence) {
@@ -294,12 +368,17 @@ TEST(TensorIndex, NonZeroCompressReverseSequence) {
   auto out = run_node({.op = "NonZero", .opset = 13, .inputs = {x}});
   EXPECT_EQ(out[0].shape(), (Shape{2, 3}));
   EXPECT_EQ(ints_of(out[0]), (std::vector<int64_t>{0, 1, 1, 1, 0, 2}));
-  out = run_node({.op = "Compress", .opset = 11, .inputs = {x, make_bool({2}, {false, true})}, .attrs = {{"axis", attr_int(-1)}}});
+  out = run_node(
+      {.op = "Compress", .opset = 11, .inputs = {x, make_bool({2}, {false, true})}, .attrs = {{"axis", attr_int(-1)}}});
   EXPECT_EQ(out[0].shape(), (Shape{2, 1}));
   EXPECT_EQ(floats_of(out[0]), (std::vector<float>{1, 0}));
   out = run_node({.op = "Compress", .opset = 11, .inputs = {x, make_bool({4}, {true, false, false, true})}});
   EXPECT_EQ(floats_of(out[0]), (std::vector<float>{0, 2}));
-  EXPECT_THROW(run_node({.op = "Compress", .opset = 11, .inputs = {x, make_bool({3}, {true, true, true})}, .attrs = {{"axis", attr_int(0)}}}), Error);
+  EXPECT_THROW(run_node({.op = "Compress",
+                         .opset = 11,
+                         .inputs = {x, make_bool({3}, {true, true, true})},
+                         .attrs = {{"axis", attr_int(0)}}}),
+               Error);
 
   std::mt19937 rng(29);
   Tensor s = random_f32({4, 3, 2}, rng);  // time 4, batch 3
@@ -336,14 +415,18 @@ TEST(TensorIndex, TypeCoverage) {
   EXPECT_EQ(got, (std::vector<int32_t>{15, 14, 12, 9, 5}));
 
   Tensor b = make_bool({2, 2}, {true, false, false, true});
-  out = run_node({.op = "Pad", .opset = 13, .inputs = {b, make_i64({4}, {0, 1, 0, 0}), make_bool({}, {true})}, .constant_inputs = true});
+  out = run_node({.op = "Pad",
+                  .opset = 13,
+                  .inputs = {b, make_i64({4}, {0, 1, 0, 0}), make_bool({}, {true})},
+                  .constant_inputs = true});
   ASSERT_EQ(out[0].shape(), (Shape{2, 3}));
   std::vector<bool> gb(out[0].data<bool>(), out[0].data<bool>() + 6);
   EXPECT_EQ(gb, (std::vector<bool>{true, true, false, true, false, true}));
 
   out = run_node({.op = "Tile", .opset = 13, .inputs = {b, make_i64({2}, {1, 2})}, .constant_inputs = true});
   EXPECT_EQ(out[0].shape(), (Shape{2, 4}));
-  out = run_node({.op = "TopK", .opset = 11, .inputs = {make_i64({4}, {5, -2, 9, 5}), make_i64({1}, {2})}, .num_outputs = 2});
+  out = run_node(
+      {.op = "TopK", .opset = 11, .inputs = {make_i64({4}, {5, -2, 9, 5}), make_i64({1}, {2})}, .num_outputs = 2});
   EXPECT_EQ(ints_of(out[0]), (std::vector<int64_t>{9, 5}));
   EXPECT_EQ(ints_of(out[1]), (std::vector<int64_t>{2, 0}));
 }

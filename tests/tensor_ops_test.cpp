@@ -12,7 +12,6 @@ namespace kiln::test {
 
 namespace {
 
-
 Tensor iota_f32(Shape shape) {
   Tensor t(DType::kFloat32, std::move(shape));
   for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = static_cast<float>(i);
@@ -29,7 +28,8 @@ std::vector<float> floats_of(const Tensor& t) { return {t.data<float>(), t.data<
 TEST(TensorOps, ShapeWithStartEnd) {
   Tensor x(DType::kFloat32, {2, 3, 4, 5});
   EXPECT_EQ(ints_of(run_node({.op = "Shape", .opset = 13, .inputs = {x}})[0]), (std::vector<int64_t>{2, 3, 4, 5}));
-  auto out = run_node({.op = "Shape", .opset = 15, .inputs = {x}, .attrs = {{"start", attr_int(-3)}, {"end", attr_int(-1)}}});
+  auto out =
+      run_node({.op = "Shape", .opset = 15, .inputs = {x}, .attrs = {{"start", attr_int(-3)}, {"end", attr_int(-1)}}});
   EXPECT_EQ(ints_of(out[0]), (std::vector<int64_t>{3, 4}));
   out = run_node({.op = "Shape", .opset = 15, .inputs = {x}, .attrs = {{"start", attr_int(10)}}});
   EXPECT_EQ(out[0].numel(), 0);  // clamped
@@ -43,13 +43,16 @@ TEST(TensorOps, ShapeWithStartEnd) {
 TEST(TensorOps, ReshapeZeroMinusOneAndAllowzero) {
   Tensor x = iota_f32({2, 3, 4});
   for (bool constant : {false, true}) {
-    auto out = run_node({.op = "Reshape", .opset = 14, .inputs = {x, make_i64({3}, {0, -1, 2})}, .constant_inputs = constant});
+    auto out =
+        run_node({.op = "Reshape", .opset = 14, .inputs = {x, make_i64({3}, {0, -1, 2})}, .constant_inputs = constant});
     EXPECT_EQ(out[0].shape(), (Shape{2, 6, 2}));
     EXPECT_EQ(floats_of(out[0]), floats_of(x));
   }
   // allowzero: a 0 is a real zero dim.
   Tensor empty(DType::kFloat32, {0, 3});
-  auto out = run_node({.op = "Reshape", .opset = 14, .inputs = {empty, make_i64({3}, {3, 0, 5})},
+  auto out = run_node({.op = "Reshape",
+                       .opset = 14,
+                       .inputs = {empty, make_i64({3}, {3, 0, 5})},
                        .attrs = {{"allowzero", attr_int(1)}}});
   EXPECT_EQ(out[0].shape(), (Shape{3, 0, 5}));
   EXPECT_THROW(run_node({.op = "Reshape", .opset = 14, .inputs = {x, make_i64({2}, {-1, -1})}}), Error);
@@ -63,9 +66,12 @@ TEST(TensorOps, ReshapeZeroMinusOneAndAllowzero) {
 TEST(TensorOps, FlattenAxes) {
   Tensor x = iota_f32({2, 3, 4});
   EXPECT_EQ(run_node({.op = "Flatten", .opset = 13, .inputs = {x}})[0].shape(), (Shape{2, 12}));
-  EXPECT_EQ(run_node({.op = "Flatten", .opset = 13, .inputs = {x}, .attrs = {{"axis", attr_int(0)}}})[0].shape(), (Shape{1, 24}));
-  EXPECT_EQ(run_node({.op = "Flatten", .opset = 13, .inputs = {x}, .attrs = {{"axis", attr_int(-1)}}})[0].shape(), (Shape{6, 4}));
-  EXPECT_EQ(run_node({.op = "Flatten", .opset = 13, .inputs = {x}, .attrs = {{"axis", attr_int(3)}}})[0].shape(), (Shape{24, 1}));
+  EXPECT_EQ(run_node({.op = "Flatten", .opset = 13, .inputs = {x}, .attrs = {{"axis", attr_int(0)}}})[0].shape(),
+            (Shape{1, 24}));
+  EXPECT_EQ(run_node({.op = "Flatten", .opset = 13, .inputs = {x}, .attrs = {{"axis", attr_int(-1)}}})[0].shape(),
+            (Shape{6, 4}));
+  EXPECT_EQ(run_node({.op = "Flatten", .opset = 13, .inputs = {x}, .attrs = {{"axis", attr_int(3)}}})[0].shape(),
+            (Shape{24, 1}));
   EXPECT_THROW(run_node({.op = "Flatten", .opset = 13, .inputs = {x}, .attrs = {{"axis", attr_int(4)}}}), Error);
 }
 
@@ -78,7 +84,8 @@ TEST(TensorOps, SqueezeUnsqueezeOldAndNew) {
   EXPECT_THROW(run_node({.op = "Squeeze", .opset = 13, .inputs = {x, make_i64({1}, {1})}}), Error);
   Tensor y = iota_f32({3, 2});
   for (bool constant : {false, true}) {
-    auto out = run_node({.op = "Unsqueeze", .opset = 13, .inputs = {y, make_i64({2}, {0, -1})}, .constant_inputs = constant});
+    auto out =
+        run_node({.op = "Unsqueeze", .opset = 13, .inputs = {y, make_i64({2}, {0, -1})}, .constant_inputs = constant});
     EXPECT_EQ(out[0].shape(), (Shape{1, 3, 2, 1}));
   }
   EXPECT_EQ(run_node({.op = "Unsqueeze", .opset = 11, .inputs = {y}, .attrs = {{"axes", attr_ints({1})}}})[0].shape(),
@@ -102,7 +109,8 @@ TEST(TensorOps, TransposeAgainstReference) {
   out = run_node({.op = "Transpose", .opset = 13, .inputs = {x}});  // default: reversed
   ASSERT_EQ(out[0].shape(), (Shape{5, 4, 3, 2}));
   EXPECT_EQ(at(out[0], {4, 1, 2, 1}), at(x, {1, 2, 1, 4}));
-  EXPECT_THROW(run_node({.op = "Transpose", .opset = 13, .inputs = {x}, .attrs = {{"perm", attr_ints({0, 0, 1, 2})}}}), Error);
+  EXPECT_THROW(run_node({.op = "Transpose", .opset = 13, .inputs = {x}, .attrs = {{"perm", attr_ints({0, 0, 1, 2})}}}),
+               Error);
 }
 
 // --------------------------------------------------------------- Concat/Split
@@ -133,20 +141,46 @@ TEST(TensorOps, SplitAllOpsetForms) {
       start += sizes[k];
     }
   };
-  check(run_node({.op = "Split", .opset = 18, .inputs = {x}, .attrs = {{"axis", attr_int(1)}, {"num_outputs", attr_int(3)}}, .num_outputs = 3}),
+  check(run_node({.op = "Split",
+                  .opset = 18,
+                  .inputs = {x},
+                  .attrs = {{"axis", attr_int(1)}, {"num_outputs", attr_int(3)}},
+                  .num_outputs = 3}),
         {3, 3, 1});
-  check(run_node({.op = "Split", .opset = 13, .inputs = {x, make_i64({3}, {2, 0, 5})}, .attrs = {{"axis", attr_int(-1)}}, .num_outputs = 3}),
+  check(run_node({.op = "Split",
+                  .opset = 13,
+                  .inputs = {x, make_i64({3}, {2, 0, 5})},
+                  .attrs = {{"axis", attr_int(-1)}},
+                  .num_outputs = 3}),
         {2, 0, 5});
-  check(run_node({.op = "Split", .opset = 11, .inputs = {x}, .attrs = {{"axis", attr_int(1)}, {"split", attr_ints({4, 3})}}, .num_outputs = 2}),
+  check(run_node({.op = "Split",
+                  .opset = 11,
+                  .inputs = {x},
+                  .attrs = {{"axis", attr_int(1)}, {"split", attr_ints({4, 3})}},
+                  .num_outputs = 2}),
         {4, 3});
-  check(run_node({.op = "Split", .opset = 1, .inputs = {x, make_i64({2}, {1, 6})}, .attrs = {{"axis", attr_int(1)}}, .num_outputs = 2}),
+  check(run_node({.op = "Split",
+                  .opset = 1,
+                  .inputs = {x, make_i64({2}, {1, 6})},
+                  .attrs = {{"axis", attr_int(1)}},
+                  .num_outputs = 2}),
         {1, 6});
-  check(run_node({.op = "Split", .opset = 13, .inputs = {x, make_i64({2}, {6, 1})}, .attrs = {{"axis", attr_int(1)}},
-                  .num_outputs = 2, .constant_inputs = true}),
+  check(run_node({.op = "Split",
+                  .opset = 13,
+                  .inputs = {x, make_i64({2}, {6, 1})},
+                  .attrs = {{"axis", attr_int(1)}},
+                  .num_outputs = 2,
+                  .constant_inputs = true}),
         {6, 1});
   // Before opset 18 an equal split must divide evenly.
-  EXPECT_THROW(run_node({.op = "Split", .opset = 13, .inputs = {x}, .attrs = {{"axis", attr_int(1)}}, .num_outputs = 2}), Error);
-  EXPECT_THROW(run_node({.op = "Split", .opset = 13, .inputs = {x, make_i64({2}, {3, 3})}, .attrs = {{"axis", attr_int(1)}}, .num_outputs = 2}), Error);
+  EXPECT_THROW(
+      run_node({.op = "Split", .opset = 13, .inputs = {x}, .attrs = {{"axis", attr_int(1)}}, .num_outputs = 2}), Error);
+  EXPECT_THROW(run_node({.op = "Split",
+                         .opset = 13,
+                         .inputs = {x, make_i64({2}, {3, 3})},
+                         .attrs = {{"axis", attr_int(1)}},
+                         .num_outputs = 2}),
+               Error);
 }
 
 // ---------------------------------------------------------------------- Slice
@@ -155,11 +189,13 @@ TEST(TensorOps, SliceStepsAndClampingAgainstReference) {
   std::mt19937 rng(13);
   // Rows of 20: long enough for the contiguous-run copy (>= 16 elements).
   Tensor x = random_f32({5, 6, 20}, rng);
-  struct Case { std::vector<int64_t> starts, ends, axes, steps; };
+  struct Case {
+    std::vector<int64_t> starts, ends, axes, steps;
+  };
   std::vector<Case> cases = {
-      {{1}, {4}, {1}, {1}},                    // a channel split: whole rows
-      {{0, 3}, {5, 19}, {0, 2}, {2, 1}},       // part of each row
-      {{2}, {3}, {0}, {1}},                    // one contiguous block
+      {{1}, {4}, {1}, {1}},               // a channel split: whole rows
+      {{0, 3}, {5, 19}, {0, 2}, {2, 1}},  // part of each row
+      {{2}, {3}, {0}, {1}},               // one contiguous block
       {{1, 0}, {4, 6}, {0, 1}, {1, 2}},
       {{-1}, {-100}, {1}, {-2}},               // negative step to the front
       {{INT64_MAX}, {INT64_MIN}, {-1}, {-1}},  // clamped full reverse
@@ -168,10 +204,12 @@ TEST(TensorOps, SliceStepsAndClampingAgainstReference) {
   };
   for (const Case& c : cases) {
     for (bool constant : {false, true}) {
-      auto out = run_node({.op = "Slice", .opset = 13,
-                           .inputs = {x, make_i64({(int64_t)c.starts.size()}, c.starts), make_i64({(int64_t)c.ends.size()}, c.ends),
-                                      make_i64({(int64_t)c.axes.size()}, c.axes), make_i64({(int64_t)c.steps.size()}, c.steps)},
-                           .constant_inputs = constant});
+      auto out = run_node(
+          {.op = "Slice",
+           .opset = 13,
+           .inputs = {x, make_i64({(int64_t)c.starts.size()}, c.starts), make_i64({(int64_t)c.ends.size()}, c.ends),
+                      make_i64({(int64_t)c.axes.size()}, c.axes), make_i64({(int64_t)c.steps.size()}, c.steps)},
+           .constant_inputs = constant});
       // Reference: python's slice semantics per axis, element by element.
       std::vector<std::vector<int64_t>> sel(3);
       for (int64_t d = 0; d < 3; ++d)
@@ -193,11 +231,17 @@ TEST(TensorOps, SliceStepsAndClampingAgainstReference) {
         ASSERT_EQ(at(out[0], o), at(x, {sel[0][o[0]], sel[1][o[1]], sel[2][o[2]]}));
     }
   }
-  EXPECT_THROW(run_node({.op = "Slice", .opset = 13, .inputs = {x, make_i64({1}, {0}), make_i64({1}, {2}),
-                                                              make_i64({1}, {0}), make_i64({1}, {0})}}), Error);
+  EXPECT_THROW(
+      run_node({.op = "Slice",
+                .opset = 13,
+                .inputs = {x, make_i64({1}, {0}), make_i64({1}, {2}), make_i64({1}, {0}), make_i64({1}, {0})}}),
+      Error);
   // Opset 1-9: attributes, no steps.
-  auto out = run_node({.op = "Slice", .opset = 9, .inputs = {x},
-                       .attrs = {{"starts", attr_ints({1, -2})}, {"ends", attr_ints({3, 1000})}, {"axes", attr_ints({0, 2})}}});
+  auto out = run_node(
+      {.op = "Slice",
+       .opset = 9,
+       .inputs = {x},
+       .attrs = {{"starts", attr_ints({1, -2})}, {"ends", attr_ints({3, 1000})}, {"axes", attr_ints({0, 2})}}});
   ASSERT_EQ(out[0].shape(), (Shape{2, 6, 2}));
   EXPECT_EQ(at(out[0], {1, 5, 1}), at(x, {2, 5, 19}));
 }
@@ -220,7 +264,9 @@ TEST(TensorOps, PadModesAgainstReference) {
   Tensor x = random_f32({3, 4}, rng);
   std::vector<int64_t> pads = {2, 1, 1, 3};  // begin0 begin1 end0 end1
   for (std::string mode : {"constant", "reflect", "edge", "wrap"}) {
-    auto out = run_node({.op = "Pad", .opset = 19, .inputs = {x, make_i64({4}, pads), Tensor::scalar_float(2.5f)},
+    auto out = run_node({.op = "Pad",
+                         .opset = 19,
+                         .inputs = {x, make_i64({4}, pads), Tensor::scalar_float(2.5f)},
                          .attrs = {{"mode", attr_string(mode)}}});
     ASSERT_EQ(out[0].shape(), (Shape{6, 8})) << mode;
     for (const auto& o : all_indices(out[0].shape())) {
@@ -230,15 +276,22 @@ TEST(TensorOps, PadModesAgainstReference) {
     }
   }
   // Negative pads crop; axes input (opset 18).
-  auto out = run_node({.op = "Pad", .opset = 18, .inputs = {x, make_i64({2}, {-1, 2}), std::nullopt, make_i64({1}, {-1})}});
+  auto out =
+      run_node({.op = "Pad", .opset = 18, .inputs = {x, make_i64({2}, {-1, 2}), std::nullopt, make_i64({1}, {-1})}});
   ASSERT_EQ(out[0].shape(), (Shape{3, 5}));
   EXPECT_EQ(at(out[0], {1, 0}), at(x, {1, 1}));
   EXPECT_EQ(at(out[0], {1, 4}), 0.0f);
   // Opset 2-10: pads and value attributes; opset 1: paddings.
-  out = run_node({.op = "Pad", .opset = 10, .inputs = {x}, .attrs = {{"pads", attr_ints({0, 1, 0, 0})}, {"value", attr_float(-1)}}});
+  out = run_node({.op = "Pad",
+                  .opset = 10,
+                  .inputs = {x},
+                  .attrs = {{"pads", attr_ints({0, 1, 0, 0})}, {"value", attr_float(-1)}}});
   EXPECT_EQ(at(out[0], {0, 0}), -1.0f);
   EXPECT_EQ(at(out[0], {2, 4}), at(x, {2, 3}));
-  out = run_node({.op = "Pad", .opset = 1, .inputs = {x}, .attrs = {{"paddings", attr_ints({1, 0, 0, 0})}, {"mode", attr_string("edge")}}});
+  out = run_node({.op = "Pad",
+                  .opset = 1,
+                  .inputs = {x},
+                  .attrs = {{"paddings", attr_ints({1, 0, 0, 0})}, {"mode", attr_string("edge")}}});
   EXPECT_EQ(at(out[0], {0, 2}), at(x, {0, 2}));
   EXPECT_THROW(run_node({.op = "Pad", .opset = 13, .inputs = {x, make_i64({3}, {1, 1, 1})}}), Error);
   EXPECT_THROW(run_node({.op = "Pad", .opset = 13, .inputs = {x, make_i64({4}, {0, 0, -4, 0})}}), Error);
@@ -246,7 +299,10 @@ TEST(TensorOps, PadModesAgainstReference) {
 
 TEST(TensorOps, CenterCropPad) {
   Tensor x = iota_f32({5, 4, 2});
-  auto out = run_node({.op = "CenterCropPad", .opset = 18, .inputs = {x, make_i64({2}, {2, 7})}, .attrs = {{"axes", attr_ints({0, -2})}}});
+  auto out = run_node({.op = "CenterCropPad",
+                       .opset = 18,
+                       .inputs = {x, make_i64({2}, {2, 7})},
+                       .attrs = {{"axes", attr_ints({0, -2})}}});
   ASSERT_EQ(out[0].shape(), (Shape{2, 7, 2}));
   // Crop 5 -> 2 starts at (5-2)/2 = 1; pad 4 -> 7 starts at (7-4)/2 = 1.
   for (const auto& o : all_indices(out[0].shape())) {
@@ -261,7 +317,8 @@ TEST(TensorOps, ExpandAndTile) {
   std::mt19937 rng(15);
   Tensor x = random_f32({3, 1}, rng);
   for (bool constant : {false, true}) {
-    auto out = run_node({.op = "Expand", .opset = 13, .inputs = {x, make_i64({3}, {2, 1, 4})}, .constant_inputs = constant});
+    auto out =
+        run_node({.op = "Expand", .opset = 13, .inputs = {x, make_i64({3}, {2, 1, 4})}, .constant_inputs = constant});
     ASSERT_EQ(out[0].shape(), (Shape{2, 3, 4}));
     for (const auto& o : all_indices(out[0].shape())) ASSERT_EQ(at(out[0], o), at(x, {o[1], 0}));
   }
@@ -283,8 +340,11 @@ TEST(TensorOps, ConstantOfShapeAndRange) {
   Tensor v(DType::kInt32, {1});
   v.data<int32_t>()[0] = 7;
   for (bool constant : {false, true}) {
-    auto out = run_node({.op = "ConstantOfShape", .opset = 20, .inputs = {make_i64({2}, {2, 3})},
-                         .attrs = {{"value", attr_tensor(v)}}, .constant_inputs = constant});
+    auto out = run_node({.op = "ConstantOfShape",
+                         .opset = 20,
+                         .inputs = {make_i64({2}, {2, 3})},
+                         .attrs = {{"value", attr_tensor(v)}},
+                         .constant_inputs = constant});
     ASSERT_EQ(out[0].dtype(), DType::kInt32);
     ASSERT_EQ(out[0].shape(), (Shape{2, 3}));
     for (int i = 0; i < 6; ++i) EXPECT_EQ(out[0].data<int32_t>()[i], 7);
@@ -293,16 +353,24 @@ TEST(TensorOps, ConstantOfShapeAndRange) {
   EXPECT_EQ(out[0].dtype(), DType::kFloat32);
   EXPECT_EQ(out[0].rank(), 0);
   EXPECT_THROW(run_node({.op = "ConstantOfShape", .opset = 9, .inputs = {make_i64({2}, {-1, 3})}}), Error);
-  EXPECT_THROW(run_node({.op = "ConstantOfShape", .opset = 9, .inputs = {make_i64({3}, {1 << 20, 1 << 20, 1 << 20})}}), Error);
+  EXPECT_THROW(run_node({.op = "ConstantOfShape", .opset = 9, .inputs = {make_i64({3}, {1 << 20, 1 << 20, 1 << 20})}}),
+               Error);
 
   out = run_node({.op = "Range", .opset = 11, .inputs = {make_i64({}, {10}), make_i64({}, {3}), make_i64({}, {-3})}});
   EXPECT_EQ(ints_of(out[0]), (std::vector<int64_t>{10, 7, 4}));
-  out = run_node({.op = "Range", .opset = 11, .inputs = {Tensor::scalar_float(1), Tensor::scalar_float(2), Tensor::scalar_float(0.25f)}});
+  out = run_node({.op = "Range",
+                  .opset = 11,
+                  .inputs = {Tensor::scalar_float(1), Tensor::scalar_float(2), Tensor::scalar_float(0.25f)}});
   EXPECT_EQ(floats_of(out[0]), (std::vector<float>{1, 1.25f, 1.5f, 1.75f}));
   out = run_node({.op = "Range", .opset = 11, .inputs = {make_i64({}, {3}), make_i64({}, {1}), make_i64({}, {2})}});
   EXPECT_EQ(out[0].numel(), 0);
-  EXPECT_THROW(run_node({.op = "Range", .opset = 11, .inputs = {make_i64({}, {0}), make_i64({}, {1}), make_i64({}, {0})}}), Error);
-  EXPECT_THROW(run_node({.op = "Range", .opset = 11, .inputs = {make_i64({}, {0}), make_i64({}, {INT64_MAX}), make_i64({}, {1})}}), Error);
+  EXPECT_THROW(
+      run_node({.op = "Range", .opset = 11, .inputs = {make_i64({}, {0}), make_i64({}, {1}), make_i64({}, {0})}}),
+      Error);
+  EXPECT_THROW(
+      run_node(
+          {.op = "Range", .opset = 11, .inputs = {make_i64({}, {0}), make_i64({}, {INT64_MAX}), make_i64({}, {1})}}),
+      Error);
 }
 
 TEST(TensorOps, DropoutIsIdentityAtInference) {
@@ -314,7 +382,9 @@ TEST(TensorOps, DropoutIsIdentityAtInference) {
   for (int i = 0; i < 12; ++i) EXPECT_TRUE(out[1].data<bool>()[i]);
   out = run_node({.op = "Dropout", .opset = 6, .inputs = {x}, .attrs = {{"is_test", attr_int(1)}}, .num_outputs = 2});
   EXPECT_EQ(out[1].dtype(), DType::kFloat32);  // before opset 10 the mask has the input's type
-  EXPECT_THROW(run_node({.op = "Dropout", .opset = 13, .inputs = {x, Tensor::scalar_float(0.3f), make_bool({}, {true})}}), Error);
+  EXPECT_THROW(
+      run_node({.op = "Dropout", .opset = 13, .inputs = {x, Tensor::scalar_float(0.3f), make_bool({}, {true})}}),
+      Error);
   out = run_node({.op = "Dropout", .opset = 13, .inputs = {x, Tensor::scalar_float(0.0f), make_bool({}, {true})}});
   EXPECT_EQ(floats_of(out[0]), floats_of(x));
 }

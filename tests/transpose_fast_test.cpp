@@ -49,8 +49,8 @@ void check_transpose(DType dtype, const Shape& shape, const std::vector<int64_t>
   for (int64_t p : perm) perm_str += std::to_string(p) + " ";
   SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + shape_str(shape) + " perm " + perm_str + (pool ? "pool" : ""));
   Tensor x = iota_tensor(dtype, shape);
-  Tensor got = run_node({.op = "Transpose", .opset = 13, .inputs = {x}, .attrs = {{"perm", attr_ints(perm)}},
-                         .pool = pool})[0];
+  Tensor got =
+      run_node({.op = "Transpose", .opset = 13, .inputs = {x}, .attrs = {{"perm", attr_ints(perm)}}, .pool = pool})[0];
   Tensor want = transpose_reference(x, perm);
   ASSERT_EQ(got.dtype(), dtype);
   ASSERT_EQ(got.shape(), want.shape());
@@ -116,7 +116,7 @@ TEST(TransposeFast, LargeTensorsWithAndWithoutPool) {
     check_transpose(DType::kFloat32, {1, 29, 31, 96}, {0, 3, 1, 2}, p);  // NHWC -> NCHW
     check_transpose(DType::kFloat32, {197, 3, 768}, {1, 0, 2}, p);       // [S,B,H] -> [B,S,H]
     check_transpose(DType::kFloat32, {197, 2, 768}, {1, 2, 0}, p);
-    check_transpose(DType::kFloat32, {3, 40000}, {1, 0}, p);             // a short axis against a long one
+    check_transpose(DType::kFloat32, {3, 40000}, {1, 0}, p);  // a short axis against a long one
     check_transpose(DType::kInt64, {301, 257}, {1, 0}, p);
     check_transpose(DType::kUInt8, {3, 130, 170}, {2, 0, 1}, p);
   }

@@ -27,18 +27,42 @@ double ulp_error(float got, double want) {
   if (std::isnan(want)) return std::isnan(got) ? 0 : INFINITY;
   const float w = static_cast<float>(want);  // inf where want overflows float
   if (std::isinf(w) || std::isinf(got)) return got == w ? 0 : INFINITY;
-  const double ulp =
-      std::max(std::ldexp(1.0, -149), double(std::nextafter(std::fabs(w), INFINITY)) - std::fabs(w));
+  const double ulp = std::max(std::ldexp(1.0, -149), double(std::nextafter(std::fabs(w), INFINITY)) - std::fabs(w));
   return std::fabs(double(got) - want) / ulp;
 }
 
 std::vector<float> edge_cases() {
   const float inf = std::numeric_limits<float>::infinity();
-  std::vector<float> v = {0.0f, -0.0f, inf, -inf, std::numeric_limits<float>::quiet_NaN(),
-                          std::numeric_limits<float>::max(), std::numeric_limits<float>::min(),
-                          std::numeric_limits<float>::denorm_min(), 1e-40f, 1e-30f, 1e-8f, 0.5f, 1.0f, 9.0f, 9.1f,
-                          10.0f, 20.0f, 87.0f, 88.0f, 88.72f, 88.73f, 89.0f, 89.5f, 100.0f, 103.0f, 103.97f,
-                          104.0f, 105.0f, 200.0f, 1e10f};
+  std::vector<float> v = {0.0f,
+                          -0.0f,
+                          inf,
+                          -inf,
+                          std::numeric_limits<float>::quiet_NaN(),
+                          std::numeric_limits<float>::max(),
+                          std::numeric_limits<float>::min(),
+                          std::numeric_limits<float>::denorm_min(),
+                          1e-40f,
+                          1e-30f,
+                          1e-8f,
+                          0.5f,
+                          1.0f,
+                          9.0f,
+                          9.1f,
+                          10.0f,
+                          20.0f,
+                          87.0f,
+                          88.0f,
+                          88.72f,
+                          88.73f,
+                          89.0f,
+                          89.5f,
+                          100.0f,
+                          103.0f,
+                          103.97f,
+                          104.0f,
+                          105.0f,
+                          200.0f,
+                          1e10f};
   const size_t n = v.size();
   for (size_t i = 0; i < n; ++i) v.push_back(-v[i]);
   return v;
@@ -93,39 +117,56 @@ double max_ulp_error(VecMathF32Fn fn, double (*ref)(double), const std::vector<f
 
 TEST(VecMathF32, Exp) {
   const std::vector<float> x = test_inputs(110);
-  for (CpuIsa isa : isas()) EXPECT_LE(max_ulp_error(vec_math_f32_for(isa).exp, [](double v) { return std::exp(v); }, x), 2) << cpu_isa_name(isa);
+  for (CpuIsa isa : isas())
+    EXPECT_LE(max_ulp_error(
+                  vec_math_f32_for(isa).exp, [](double v) { return std::exp(v); }, x),
+              2)
+        << cpu_isa_name(isa);
 }
 
 TEST(VecMathF32, SigmoidAndSilu) {
   const std::vector<float> x = test_inputs(110);
   for (CpuIsa isa : isas()) {
     EXPECT_LE(max_ulp_error(vec_math_f32_for(isa).sigmoid, sigmoid_ref, x), 3) << cpu_isa_name(isa);
-    EXPECT_LE(max_ulp_error(vec_math_f32_for(isa).silu, [](double v) { return v * sigmoid_ref(v); }, x,
-                            std::numeric_limits<float>::min()),
-              3) << cpu_isa_name(isa);
+    EXPECT_LE(max_ulp_error(
+                  vec_math_f32_for(isa).silu, [](double v) { return v * sigmoid_ref(v); }, x,
+                  std::numeric_limits<float>::min()),
+              3)
+        << cpu_isa_name(isa);
   }
 }
 
 TEST(VecMathF32, Tanh) {
   const std::vector<float> x = test_inputs(12);
-  for (CpuIsa isa : isas()) EXPECT_LE(max_ulp_error(vec_math_f32_for(isa).tanh, [](double v) { return std::tanh(v); }, x), 3) << cpu_isa_name(isa);
+  for (CpuIsa isa : isas())
+    EXPECT_LE(max_ulp_error(
+                  vec_math_f32_for(isa).tanh, [](double v) { return std::tanh(v); }, x),
+              3)
+        << cpu_isa_name(isa);
 }
 
 // GELU's float evaluation rounds u = sqrt(2 / pi) (x + 0.044715 x^3) to a
 // few ulp; far left that costs |2u| times as many ulp in the result.
-double gelu_tanh_slack(double x) { return std::max(1.0, std::fabs(2 * std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); }
+double gelu_tanh_slack(double x) {
+  return std::max(1.0, std::fabs(2 * std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+}
 
 TEST(VecMathF32, GeluTanh) {
   const std::vector<float> x = test_inputs(12);
-  for (CpuIsa isa : isas()) EXPECT_LE(max_ulp_error(vec_math_f32_for(isa).gelu_tanh, gelu_tanh_ref, x, std::numeric_limits<float>::min(),
+  for (CpuIsa isa : isas())
+    EXPECT_LE(max_ulp_error(vec_math_f32_for(isa).gelu_tanh, gelu_tanh_ref, x, std::numeric_limits<float>::min(),
                             gelu_tanh_slack),
-              3) << cpu_isa_name(isa);
+              3)
+        << cpu_isa_name(isa);
 }
 
 TEST(VecMathF32, Erf) {
   const std::vector<float> x = test_inputs(6);
   for (CpuIsa isa : isas())
-    EXPECT_LE(max_ulp_error(vec_math_f32_for(isa).erf, [](double v) { return std::erf(v); }, x), 3) << cpu_isa_name(isa);
+    EXPECT_LE(max_ulp_error(
+                  vec_math_f32_for(isa).erf, [](double v) { return std::erf(v); }, x),
+              3)
+        << cpu_isa_name(isa);
 }
 
 // For x < 0 the reference takes erfc directly: 1 + erf(x / sqrt 2) in double

@@ -176,7 +176,8 @@ TEST_F(TorchFiles, TruncatedOrCorruptedCheckpointsFailCleanly) {
   for (const char* file : {"views.pt", "weights.safetensors", "weights.wts"}) {
     std::string bytes = read_file((dir_ / file).string());
     // (Up to the last byte but one: a .wts file without its final newline is complete.)
-    for (size_t n = 0; n + 1 < bytes.size(); ++n) EXPECT_NE(load_error(bytes.substr(0, n)), "") << file << " cut at " << n;
+    for (size_t n = 0; n + 1 < bytes.size(); ++n)
+      EXPECT_NE(load_error(bytes.substr(0, n)), "") << file << " cut at " << n;
     for (size_t k = 0; k < bytes.size(); ++k) {
       std::string bad = bytes;
       bad[k] = static_cast<char>(bad[k] ^ 0xff);
@@ -217,8 +218,8 @@ std::string make_zip(const std::vector<std::pair<std::string, std::string>>& ent
            le(data.size(), 4) + le(name.size(), 2) + le(0, 2) + name + data;
     std::string extra = zip64 ? le(1, 2) + le(24, 2) + le(data.size(), 8) + le(data.size(), 8) + le(offset, 8) : "";
     dir += le(0x02014b50, 4) + le(45, 2) + le(45, 2) + le(0, 2) + le(method, 2) + le(0, 4) + le(0, 4) +
-           le(big | data.size(), 4) + le(big | data.size(), 4) + le(name.size(), 2) + le(extra.size(), 2) +
-           le(0, 2) + le(0, 2) + le(0, 2) + le(0, 4) + le(big | offset, 4) + name + extra;
+           le(big | data.size(), 4) + le(big | data.size(), 4) + le(name.size(), 2) + le(extra.size(), 2) + le(0, 2) +
+           le(0, 2) + le(0, 2) + le(0, 4) + le(big | offset, 4) + name + extra;
   }
   uint64_t dir_offset = out.size();
   out += dir;
@@ -265,8 +266,8 @@ std::string floats(int n) {
 
 TEST(Weights, CraftedCheckpointLoads) {
   std::string ok = checkpoint(tensor_pickle("0", 6, 1, {2, 2}, {1, 2}), {{"archive/data/0", floats(6)}});
-  std::string ok64 = make_zip({{"archive/data.pkl", tensor_pickle("0", 6, 1, {2, 2}, {1, 2})},
-                               {"archive/data/0", floats(6)}}, 0, true);
+  std::string ok64 = make_zip(
+      {{"archive/data.pkl", tensor_pickle("0", 6, 1, {2, 2}, {1, 2})}, {"archive/data/0", floats(6)}}, 0, true);
   for (const std::string& bytes : {ok, ok64}) {
     WeightMap m = load_weights_bytes(as_bytes(bytes));
     ASSERT_EQ(m.tensors.size(), 1u);
@@ -282,32 +283,53 @@ TEST(Weights, CraftedCheckpointLoads) {
 // call anything. Every global outside the allowed set is refused where it
 // appears, by GLOBAL or STACK_GLOBAL.
 TEST(Weights, GlobalsOutsideTheAllowedSetAreRefused) {
-  const std::vector<std::pair<std::string, std::string>> globals = {
-      {"posix", "system"}, {"os", "system"}, {"builtins", "eval"}, {"__builtin__", "getattr"},
-      {"subprocess", "Popen"}, {"torch._utils", "_rebuild_tensor"}, {"torch.storage", "_load_from_bytes"},
-      {"numpy.core.multiarray", "scalar"}, {"torch", "load"}, {"collections", "OrderedDictX"}};
+  const std::vector<std::pair<std::string, std::string>> globals = {{"posix", "system"},
+                                                                    {"os", "system"},
+                                                                    {"builtins", "eval"},
+                                                                    {"__builtin__", "getattr"},
+                                                                    {"subprocess", "Popen"},
+                                                                    {"torch._utils", "_rebuild_tensor"},
+                                                                    {"torch.storage", "_load_from_bytes"},
+                                                                    {"numpy.core.multiarray", "scalar"},
+                                                                    {"torch", "load"},
+                                                                    {"collections", "OrderedDictX"}};
   for (const auto& [module, name] : globals) {
     std::string call = str("echo pwned") + "\x85R.";
     std::string full = "'" + module + "." + name + "'";
-    std::string by_global = "\x80\x02" "c" + module + "\n" + name + "\n" + call;
-    expect_error(checkpoint(by_global), "test.pt: archive/data.pkl: refusing global " + full + " at byte 2: only tensors and dicts of tensors can be loaded (kiln never runs code from a checkpoint)", full);
-    std::string by_stack = "\x80\x04\x8c" + le(module.size(), 1) + module + "\x8c" + le(name.size(), 1) + name +
-                           "\x93" + call;
+    std::string by_global =
+        "\x80\x02"
+        "c" +
+        module + "\n" + name + "\n" + call;
+    expect_error(
+        checkpoint(by_global),
+        "test.pt: archive/data.pkl: refusing global " + full +
+            " at byte 2: only tensors and dicts of tensors can be loaded (kiln never runs code from a checkpoint)",
+        full);
+    std::string by_stack =
+        "\x80\x04\x8c" + le(module.size(), 1) + module + "\x8c" + le(name.size(), 1) + name + "\x93" + call;
     expect_error(checkpoint(by_stack), "refusing global " + full, full + " by STACK_GLOBAL");
   }
   // Allowed names cannot be turned into calls of something else.
   expect_error(checkpoint("\x80\x02" + str("os.system") + str("ls") + "\x85R."), "REDUCE calls a str", "str call");
-  expect_error(checkpoint("\x80\x02" "ctorch\nFloatStorage\n)R."), "not callable", "storage call");
-  expect_error(checkpoint("\x80\x02" "ccollections\nOrderedDict\n)\x81\x8c\x01x}b."), "BUILD", "BUILD on a global");
+  expect_error(checkpoint("\x80\x02"
+                          "ctorch\nFloatStorage\n)R."),
+               "not callable", "storage call");
+  expect_error(checkpoint("\x80\x02"
+                          "ccollections\nOrderedDict\n)\x81\x8c\x01x}b."),
+               "BUILD", "BUILD on a global");
   expect_error(checkpoint("\x80\x02(" + str("storage") + "cposix\nsystem\n" + str("0") + str("cpu") + "K\x01tQ."),
                "refusing global 'posix.system'", "global inside a persistent id");
   // A TorchScript archive gets a hint.
-  expect_error(checkpoint("\x80\x02" "c__torch__.Net\nNet\n)\x81."), "TorchScript", "TorchScript");
+  expect_error(checkpoint("\x80\x02"
+                          "c__torch__.Net\nNet\n)\x81."),
+               "TorchScript", "TorchScript");
 }
 
 TEST(Weights, BadPicklesAreRefused) {
   expect_error(checkpoint("\x80\x02}"), "without STOP", "no STOP");
-  expect_error(checkpoint("\x80\x02X\xff\xff\xff\x7f" "abc."), "truncated", "long string");
+  expect_error(checkpoint("\x80\x02X\xff\xff\xff\x7f"
+                          "abc."),
+               "truncated", "long string");
   expect_error(checkpoint("\x80\x02h\x05."), "memo entry 5", "memo");
   expect_error(checkpoint("\x80\x02."), "stack underflow", "empty stack");
   expect_error(checkpoint("\x80\x02t."), "no MARK", "no mark");
@@ -326,8 +348,8 @@ TEST(Weights, BadStoragesAndViewsAreRefused) {
                "holds 24 bytes, but the pickle declares 8 elements", "storage size");
   expect_error(checkpoint(tensor_pickle("0", 6, 2, {5}, {1}), {{"archive/data/0", data}}),
                "reaches element 6 of a storage of 6", "view past the end");
-  expect_error(checkpoint(tensor_pickle("0", 6, 0, {3, 2}, {2, 3}), {{"archive/data/0", data}}),
-               "reaches element 7", "strides past the end");
+  expect_error(checkpoint(tensor_pickle("0", 6, 0, {3, 2}, {2, 3}), {{"archive/data/0", data}}), "reaches element 7",
+               "strides past the end");
   expect_error(checkpoint(tensor_pickle("0", 6, 5, {2}, {-1}), {{"archive/data/0", data}}), "negative stride",
                "negative stride");
   expect_error(checkpoint(tensor_pickle("0", 6, -1, {2}, {1}), {{"archive/data/0", data}}), "negative storage offset",
@@ -367,8 +389,7 @@ TEST(Weights, BadSafetensorsAndWtsAreRefused) {
                "offsets");
   expect_error(st(R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,24]}})", data), "24 bytes of data for 2x2",
                "size");
-  expect_error(st(R"({"w":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})", data), "unsupported dtype",
-               "dtype");
+  expect_error(st(R"({"w":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})", data), "unsupported dtype", "dtype");
   expect_error(st(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", data), "not a non-negative", "dim");
   expect_error(st(R"({"w":{"dtype":"F32", "shape":[2]})", data), "not valid JSON", "json");
   expect_error(st(R"({"w":[1]})", data), "expected an object", "entry");

@@ -3,8 +3,8 @@
 // convolution, and a conv chain run with and without it (KILN_WINOGRAD).
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -58,7 +58,8 @@ std::vector<float> to_blocked(const std::vector<float>& v, int64_t n, int64_t c,
   std::vector<float> out(size_t(n * cb * h * w * 8), 0.0f);
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < c; ++j)
-      for (int64_t p = 0; p < h * w; ++p) out[size_t(((i * cb + j / 8) * h * w + p) * 8 + j % 8)] = v[size_t((i * c + j) * h * w + p)];
+      for (int64_t p = 0; p < h * w; ++p)
+        out[size_t(((i * cb + j / 8) * h * w + p) * 8 + j % 8)] = v[size_t((i * c + j) * h * w + p)];
   return out;
 }
 
@@ -104,19 +105,20 @@ void check_case(const WinoCase& s, const std::vector<EpilogueStep>& epilogue, Th
         if (!(std::abs(got - ref) <= 1e-5 * mag[at]) && bad++ < 5)
           ADD_FAILURE() << "n " << n << " m " << m << " p " << p << ": " << got << " vs " << ref;
       }
-  EXPECT_EQ(bad, 0) << "F(" << tile << "x" << tile << ", 3x3) N" << s.n << " C" << s.c << " M" << s.m << " " << s.h << "x" << s.w << " pads " << s.pt
-                    << s.pl << s.pb << s.pr;
+  EXPECT_EQ(bad, 0) << "F(" << tile << "x" << tile << ", 3x3) N" << s.n << " C" << s.c << " M" << s.m << " " << s.h
+                    << "x" << s.w << " pads " << s.pt << s.pl << s.pb << s.pr;
   ::testing::Test::RecordProperty("worst_relative_error", std::to_string(worst));
-  if (std::getenv("KILN_WINOGRAD_TEST_VERBOSE")) printf("C%ld M%ld: worst error / sum|terms| %.3g\n", long(s.c), long(s.m), worst);
+  if (std::getenv("KILN_WINOGRAD_TEST_VERBOSE"))
+    printf("C%ld M%ld: worst error / sum|terms| %.3g\n", long(s.c), long(s.m), worst);
 }
 
 const WinoCase kCases[] = {
-    {1, 8, 8, 8, 8, 1, 1, 1, 1},      {1, 16, 32, 13, 11, 1, 1, 1, 1},  // odd sizes: partial tiles
-    {2, 5, 13, 9, 7, 0, 0, 0, 0},     // C, M not multiples of 8, batch 2, no padding
-    {1, 12, 20, 3, 5, 1, 1, 1, 1},    // smaller than a tile
-    {1, 3, 9, 3, 3, 0, 0, 0, 0},      // a 1x1 output
-    {3, 24, 40, 10, 14, 0, 1, 1, 0},  // asymmetric pads
-    {1, 64, 64, 17, 17, 1, 1, 1, 1},  {1, 130, 70, 6, 9, 2, 2, 2, 2},
+    {1, 8, 8, 8, 8, 1, 1, 1, 1},     {1, 16, 32, 13, 11, 1, 1, 1, 1},  // odd sizes: partial tiles
+    {2, 5, 13, 9, 7, 0, 0, 0, 0},                                      // C, M not multiples of 8, batch 2, no padding
+    {1, 12, 20, 3, 5, 1, 1, 1, 1},                                     // smaller than a tile
+    {1, 3, 9, 3, 3, 0, 0, 0, 0},                                       // a 1x1 output
+    {3, 24, 40, 10, 14, 0, 1, 1, 0},                                   // asymmetric pads
+    {1, 64, 64, 17, 17, 1, 1, 1, 1}, {1, 130, 70, 6, 9, 2, 2, 2, 2},
 };
 
 // The kernel itself runs on any CPU with AVX2 (sessions use it only where

@@ -10,20 +10,20 @@
 //   build/bench/micro/kiln_microbench [--benchmark_filter=Conv]
 #include <benchmark/benchmark.h>
 
-#include <dnnl.hpp>
 #include <cstdio>
 #include <ctime>
+#include <dnnl.hpp>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/cpu/binary_f32.h"
 #include "kernels/cpu/conv_f32.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/dnnl_glue.h"
 #include "kernels/cpu/gemm_f32.h"
-#include "kernels/cpu/binary_f32.h"
 #include "kernels/cpu/pool_f32.h"
 #include "kernels/cpu/vec_math_f32.h"
 #include "kernels/cpu/winograd_f32.h"
@@ -72,8 +72,8 @@ void report(benchmark::State& state, double flops_per_iteration) {
                                                benchmark::Counter::kIs1000);
   const double peak = fma_peak_flops();
   if (peak > 0) {
-    state.counters["peak_frac"] = benchmark::Counter(flops_per_iteration / peak,
-                                                     benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["peak_frac"] =
+        benchmark::Counter(flops_per_iteration / peak, benchmark::Counter::kIsIterationInvariantRate);
   }
 }
 
@@ -132,10 +132,10 @@ void BM_GemmOneDnn(benchmark::State& state) {
 // transformer_encoder's projections (M = 128..512, N = K = 512); the
 // ResNet-50 classifier at batch 1 (a GEMV); LSTM/GRU steps (M = batch rows,
 // N = 4 * hidden, K = hidden).
-constexpr int64_t kGemmShapes[][3] = {
-    {256, 256, 256},  {1024, 1024, 1024}, {197, 768, 768},  {197, 3072, 768}, {197, 768, 3072},
-    {1576, 768, 768}, {1576, 3072, 768},  {128, 512, 512},  {512, 512, 512},  {1, 1000, 2048},
-    {1, 256, 64},     {4, 512, 128},      {8, 1024, 256},   {2, 2048, 512},   {8, 2048, 512}};
+constexpr int64_t kGemmShapes[][3] = {{256, 256, 256},  {1024, 1024, 1024}, {197, 768, 768},   {197, 3072, 768},
+                                      {197, 768, 3072}, {1576, 768, 768},   {1576, 3072, 768}, {128, 512, 512},
+                                      {512, 512, 512},  {1, 1000, 2048},    {1, 256, 64},      {4, 512, 128},
+                                      {8, 1024, 256},   {2, 2048, 512},     {8, 2048, 512}};
 void gemm_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"M", "N", "K", "threads"});
   for (const auto& s : kGemmShapes) b->Args({s[0], s[1], s[2], 1});
@@ -156,10 +156,10 @@ struct ConvShape {
 // ResNet-50 (batch 1): stem, bottleneck 1x1 / 3x3 of each stage.
 // MobileNetV2: expand 1x1, depthwise 3x3 s1 and s2, project 1x1, head.
 const ConvShape kConvs[] = {
-    {3, 224, 64, 7, 2, 1},      {64, 56, 64, 1, 1, 1},      {64, 56, 64, 3, 1, 1},     {64, 56, 256, 1, 1, 1},
-    {256, 56, 64, 1, 1, 1},     {128, 28, 128, 3, 1, 1},    {256, 14, 256, 3, 1, 1},   {1024, 14, 256, 1, 1, 1},
-    {512, 7, 512, 3, 1, 1},     {24, 56, 144, 1, 1, 1},     {144, 56, 144, 3, 1, 144}, {144, 56, 144, 3, 2, 144},
-    {144, 56, 24, 1, 1, 1},     {320, 7, 1280, 1, 1, 1},
+    {3, 224, 64, 7, 2, 1},  {64, 56, 64, 1, 1, 1},   {64, 56, 64, 3, 1, 1},     {64, 56, 256, 1, 1, 1},
+    {256, 56, 64, 1, 1, 1}, {128, 28, 128, 3, 1, 1}, {256, 14, 256, 3, 1, 1},   {1024, 14, 256, 1, 1, 1},
+    {512, 7, 512, 3, 1, 1}, {24, 56, 144, 1, 1, 1},  {144, 56, 144, 3, 1, 144}, {144, 56, 144, 3, 2, 144},
+    {144, 56, 24, 1, 1, 1}, {320, 7, 1280, 1, 1, 1},
 };
 
 double conv_flops(const ConvShape& s) {
@@ -210,8 +210,7 @@ void BM_ConvOneDnnBlocked(benchmark::State& state) {
   memory sm(pd.src_desc(), dnnl_glue::engine()), wm(pd.weights_desc(), dnnl_glue::engine()),
       dm(pd.dst_desc(), dnnl_glue::engine());
   dnnl::convolution_forward conv(pd);
-  for (auto _ : state)
-    dnnl_glue::execute(conv, {{DNNL_ARG_SRC, sm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, dm}}, 1);
+  for (auto _ : state) dnnl_glue::execute(conv, {{DNNL_ARG_SRC, sm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, dm}}, 1);
   report(state, conv_flops(cs));
   state.SetLabel(pd.impl_info_str());
 }
@@ -231,16 +230,16 @@ struct Conv3x3Shape {
   const char* model;
 };
 const Conv3x3Shape k3x3Convs[] = {
-    {1, 64, 56, 64, 1, "resnet"},       {1, 128, 28, 128, 1, "resnet"},     {1, 256, 14, 256, 1, "resnet"},
-    {1, 512, 7, 512, 1, "resnet"},      {8, 64, 56, 64, 1, "resnet b8"},    {8, 256, 14, 256, 1, "resnet b8"},
-    {8, 512, 7, 512, 1, "resnet b8"},   {1, 16, 55, 64, 1, "squeezenet"},   {1, 32, 27, 128, 1, "squeezenet"},
-    {1, 48, 13, 192, 1, "squeezenet"},  {1, 64, 13, 256, 1, "squeezenet"},  {1, 128, 56, 32, 1, "densenet"},
-    {1, 128, 28, 32, 1, "densenet"},    {1, 128, 14, 32, 1, "densenet"},    {1, 128, 7, 32, 1, "densenet"},
-    {1, 64, 56, 192, 1, "googlenet"},   {1, 96, 28, 128, 1, "googlenet"},   {1, 16, 28, 32, 1, "googlenet"},
-    {1, 128, 28, 192, 1, "googlenet"},  {1, 96, 14, 208, 1, "googlenet"},   {1, 160, 14, 320, 1, "googlenet"},
-    {1, 160, 7, 320, 1, "googlenet"},   {1, 192, 7, 384, 1, "googlenet"},   {1, 32, 149, 32, 0, "inception3"},
-    {1, 32, 147, 64, 1, "inception3"},  {1, 80, 73, 192, 0, "inception3"},  {1, 64, 35, 96, 1, "inception3"},
-    {1, 96, 35, 96, 1, "inception3"},   {1, 448, 8, 384, 1, "inception3"},
+    {1, 64, 56, 64, 1, "resnet"},      {1, 128, 28, 128, 1, "resnet"},    {1, 256, 14, 256, 1, "resnet"},
+    {1, 512, 7, 512, 1, "resnet"},     {8, 64, 56, 64, 1, "resnet b8"},   {8, 256, 14, 256, 1, "resnet b8"},
+    {8, 512, 7, 512, 1, "resnet b8"},  {1, 16, 55, 64, 1, "squeezenet"},  {1, 32, 27, 128, 1, "squeezenet"},
+    {1, 48, 13, 192, 1, "squeezenet"}, {1, 64, 13, 256, 1, "squeezenet"}, {1, 128, 56, 32, 1, "densenet"},
+    {1, 128, 28, 32, 1, "densenet"},   {1, 128, 14, 32, 1, "densenet"},   {1, 128, 7, 32, 1, "densenet"},
+    {1, 64, 56, 192, 1, "googlenet"},  {1, 96, 28, 128, 1, "googlenet"},  {1, 16, 28, 32, 1, "googlenet"},
+    {1, 128, 28, 192, 1, "googlenet"}, {1, 96, 14, 208, 1, "googlenet"},  {1, 160, 14, 320, 1, "googlenet"},
+    {1, 160, 7, 320, 1, "googlenet"},  {1, 192, 7, 384, 1, "googlenet"},  {1, 32, 149, 32, 0, "inception3"},
+    {1, 32, 147, 64, 1, "inception3"}, {1, 80, 73, 192, 0, "inception3"}, {1, 64, 35, 96, 1, "inception3"},
+    {1, 96, 35, 96, 1, "inception3"},  {1, 448, 8, 384, 1, "inception3"},
 };
 
 double conv3x3_flops(const Conv3x3Shape& s) {
@@ -328,8 +327,8 @@ void register_variant(const std::string& name, int64_t elements, Run run) {
       run();
       benchmark::ClobberMemory();
     }
-    state.counters["elements"] =
-        benchmark::Counter(double(elements), benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+    state.counters["elements"] = benchmark::Counter(double(elements), benchmark::Counter::kIsIterationInvariantRate,
+                                                    benchmark::Counter::kIs1000);
   });
 }
 
@@ -345,9 +344,8 @@ void register_variant(const std::string& name, int64_t elements, Run run) {
     }
   for (const auto& v : kBinaryRowsF32Variants)
     if (variant_runs_here(v))
-      register_variant(std::string("BM_Variant/") + v.name + "/add", 1 << 16, [fn = v.fn] {
-        fn(BinaryOpF32::kAdd, a.data(), 1, 256, b.data(), 1, 256, y.data(), 256, 256);
-      });
+      register_variant(std::string("BM_Variant/") + v.name + "/add", 1 << 16,
+                       [fn = v.fn] { fn(BinaryOpF32::kAdd, a.data(), 1, 256, b.data(), 1, 256, y.data(), 256, 256); });
   for (const auto& v : kDepthwiseChannelF32Variants)
     if (variant_runs_here(v))  // one 3x3 channel of 128 x 128, stride 1
       register_variant(std::string("BM_Variant/") + v.name + "/3x3", 128 * 128, [fn = v.fn] {

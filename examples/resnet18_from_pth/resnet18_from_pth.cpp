@@ -43,8 +43,8 @@ kiln::NetworkTensor conv_bn(kiln::Network& net, const StateDict& w, kiln::Networ
   o.strides = {stride, stride};
   o.pads = {pad, pad};
   x = net.conv(x, w[conv + ".weight"], {}, o, conv);
-  return net.batch_norm(x, w[bn + ".weight"], w[bn + ".bias"], w[bn + ".running_mean"], w[bn + ".running_var"],
-                        1e-5f, bn);
+  return net.batch_norm(x, w[bn + ".weight"], w[bn + ".bias"], w[bn + ".running_mean"], w[bn + ".running_var"], 1e-5f,
+                        bn);
 }
 
 // torchvision's BasicBlock: conv3x3-bn-relu-conv3x3-bn, plus the input (or
@@ -53,7 +53,8 @@ kiln::NetworkTensor basic_block(kiln::Network& net, const StateDict& w, kiln::Ne
                                 int64_t stride, bool downsample) {
   kiln::NetworkTensor y = net.relu(conv_bn(net, w, x, p + ".conv1", p + ".bn1", stride, 1), p + ".relu1");
   y = conv_bn(net, w, y, p + ".conv2", p + ".bn2", 1, 1);
-  kiln::NetworkTensor identity = downsample ? conv_bn(net, w, x, p + ".downsample.0", p + ".downsample.1", stride, 0) : x;
+  kiln::NetworkTensor identity =
+      downsample ? conv_bn(net, w, x, p + ".downsample.0", p + ".downsample.1", stride, 0) : x;
   return net.relu(net.add(y, identity, p + ".add"), p + ".relu2");
 }
 
@@ -78,8 +79,9 @@ kiln::Network resnet18(const StateDict& w) {
 
 int run(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
-    std::printf("usage: %s WEIGHTS.pth [--input IMAGE.npy] [--output LOGITS.npy] [--engine OUT.kiln] [--onnx OUT.onnx]\n",
-                argv[0]);
+    std::printf(
+        "usage: %s WEIGHTS.pth [--input IMAGE.npy] [--output LOGITS.npy] [--engine OUT.kiln] [--onnx OUT.onnx]\n",
+        argv[0]);
     return argc < 2 ? 1 : 0;
   }
   std::string input, output, engine, onnx;
@@ -87,11 +89,16 @@ int run(int argc, char** argv) {
     const std::string flag = argv[i];
     if (i + 1 >= argc) throw kiln::Error(flag + ": needs a value");
     const std::string value = argv[++i];
-    if (flag == "--input") input = value;
-    else if (flag == "--output") output = value;
-    else if (flag == "--engine") engine = value;
-    else if (flag == "--onnx") onnx = value;
-    else throw kiln::Error("unknown flag " + flag);
+    if (flag == "--input")
+      input = value;
+    else if (flag == "--output")
+      output = value;
+    else if (flag == "--engine")
+      engine = value;
+    else if (flag == "--onnx")
+      onnx = value;
+    else
+      throw kiln::Error("unknown flag " + flag);
   }
   const StateDict weights(argv[1]);
   const kiln::Network net = resnet18(weights);
@@ -113,7 +120,8 @@ int run(int argc, char** argv) {
     int64_t best = 0;
     for (int64_t k = 1; k < logits.dim(1); ++k)
       if (row[k] > row[best]) best = k;
-    std::printf("image %lld: class %lld (logit %.4f)\n", static_cast<long long>(b), static_cast<long long>(best), row[best]);
+    std::printf("image %lld: class %lld (logit %.4f)\n", static_cast<long long>(b), static_cast<long long>(best),
+                row[best]);
   }
   if (!output.empty()) kiln::save_npy(logits, output);
   if (!onnx.empty()) net.save_onnx(onnx);

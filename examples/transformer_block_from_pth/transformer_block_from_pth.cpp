@@ -50,9 +50,12 @@ int run(int argc, char** argv) {
   }
   std::string input, output;
   for (int i = 3; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--input") == 0) input = argv[i + 1];
-    else if (std::strcmp(argv[i], "--output") == 0) output = argv[i + 1];
-    else throw kiln::Error(std::string("unknown flag ") + argv[i]);
+    if (std::strcmp(argv[i], "--input") == 0)
+      input = argv[i + 1];
+    else if (std::strcmp(argv[i], "--output") == 0)
+      output = argv[i + 1];
+    else
+      throw kiln::Error(std::string("unknown flag ") + argv[i]);
   }
   const kiln::WeightMap weights = kiln::load_weights(argv[1]);
   const kiln::Network net = encoder_block(weights, std::stoll(argv[2]));

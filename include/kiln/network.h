@@ -93,13 +93,13 @@ struct ConvOptions {
 enum class PoolType { kMax, kAverage };
 
 struct PoolOptions {
-  std::vector<int64_t> kernel;            // required: one per spatial dim
-  std::vector<int64_t> strides;           // empty = 1 (PyTorch's default is the kernel: pass it)
-  std::vector<int64_t> pads;              // as ConvOptions::pads
-  std::vector<int64_t> dilations;         // max pooling only; empty = 1
+  std::vector<int64_t> kernel;     // required: one per spatial dim
+  std::vector<int64_t> strides;    // empty = 1 (PyTorch's default is the kernel: pass it)
+  std::vector<int64_t> pads;       // as ConvOptions::pads
+  std::vector<int64_t> dilations;  // max pooling only; empty = 1
   Padding padding = Padding::kExplicit;
   bool ceil_mode = false;
-  bool count_include_pad = false;         // average pooling: pads count in the divisor
+  bool count_include_pad = false;  // average pooling: pads count in the divisor
 };
 
 // Activations with their parameters (alpha, beta below):
@@ -114,11 +114,11 @@ enum class Activation {
   kRelu6,        // Clip(0, 6)
   kHardSigmoid,  // alpha, beta (defaults 1/6 and 0.5, PyTorch's)
   kHardSwish,
-  kGelu,         // exact (erf) form
-  kGeluTanh,     // gelu(approximate='tanh')
-  kSilu,         // x * sigmoid(x) (swish)
+  kGelu,      // exact (erf) form
+  kGeluTanh,  // gelu(approximate='tanh')
+  kSilu,      // x * sigmoid(x) (swish)
   kSoftplus,
-  kMish,         // x * tanh(softplus(x))
+  kMish,  // x * tanh(softplus(x))
 };
 
 enum class UnaryOp { kExp, kLog, kSqrt, kAbs, kNeg, kErf, kReciprocal, kFloor, kCeil, kRound, kSin, kCos, kSign };
@@ -192,8 +192,8 @@ class Network {
   NetworkTensor conv(NetworkTensor x, const Tensor& weight, const Tensor& bias = {}, const ConvOptions& options = {},
                      const std::string& name = "");
   // Deconvolution (PyTorch's ConvTranspose): weight [C, M/group, k...].
-  NetworkTensor deconv(NetworkTensor x, const Tensor& weight, const Tensor& bias = {},
-                       const ConvOptions& options = {}, const std::string& name = "");
+  NetworkTensor deconv(NetworkTensor x, const Tensor& weight, const Tensor& bias = {}, const ConvOptions& options = {},
+                       const std::string& name = "");
   // Inference batch norm over dim 1 with PyTorch's running statistics.
   NetworkTensor batch_norm(NetworkTensor x, const Tensor& scale, const Tensor& bias, const Tensor& mean,
                            const Tensor& var, float epsilon = 1e-5f, const std::string& name = "");
@@ -292,8 +292,8 @@ class Network {
   // v [..., L, Dv]; mask (optional) adds to the scores [..., S, L] with
   // broadcasting; scale <= 0 means 1/sqrt(D). kiln's optimizer runs it as one
   // fused attention node.
-  NetworkTensor attention(NetworkTensor q, NetworkTensor k, NetworkTensor v, NetworkTensor mask = {},
-                          float scale = 0, const std::string& name = "");
+  NetworkTensor attention(NetworkTensor q, NetworkTensor k, NetworkTensor v, NetworkTensor mask = {}, float scale = 0,
+                          const std::string& name = "");
   // PyTorch's nn.MultiheadAttention(E, heads, batch_first=True) on query
   // [B, S, E], key and value [B, L, E] (pass the same tensor thrice for self
   // attention): projections, `heads` heads of attention, out projection.
@@ -318,7 +318,7 @@ class Network {
   // For kiln internals: the model as kiln's IR (graph, opsets).
   const Model& model() const;
 
- struct Impl;
+  struct Impl;
 
  private:
   std::unique_ptr<Impl> impl_;

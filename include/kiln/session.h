@@ -29,7 +29,7 @@ struct TensorDim {
 struct TensorInfo {
   std::string name;
   DType dtype = DType::kUndefined;
-  bool has_shape = false;  // false: rank unknown
+  bool has_shape = false;    // false: rank unknown
   bool has_default = false;  // an initializer gives it a value when not fed
   std::vector<TensorDim> shape;
   std::string str() const;  // "float[batch x 1 x 8 x 8]"
@@ -143,11 +143,12 @@ std::string version();
 
 // What this copy of kiln is: `kiln --version` prints it.
 struct BuildInfo {
-  std::string version;      // "0.1.0"
-  std::string commit;       // git commit it was built from ("-dirty": with local changes), or "unknown"
-  std::string build_type;   // CMake build type: Release, RelWithDebInfo, ...
-  std::string compiler;     // "GNU 12.2.0"
-  std::vector<std::string> isas;  // kernel instruction sets compiled in ("scalar", "avx2", "avx512"); one is chosen at run time
+  std::string version;     // "0.1.0"
+  std::string commit;      // git commit it was built from ("-dirty": with local changes), or "unknown"
+  std::string build_type;  // CMake build type: Release, RelWithDebInfo, ...
+  std::string compiler;    // "GNU 12.2.0"
+  std::vector<std::string>
+      isas;  // kernel instruction sets compiled in ("scalar", "avx2", "avx512"); one is chosen at run time
 };
 BuildInfo build_info();
 
@@ -171,10 +172,11 @@ struct BuildReport {
   size_t engine_bytes = 0, weight_bytes = 0, packed_bytes = 0;
   size_t nodes = 0;
   double seconds = 0;
-  std::vector<size_t> arena_bytes;  // per profile
+  std::vector<size_t> arena_bytes;            // per profile
   int tactics_timed = 0, tactics_cached = 0;  // nodes timed now, nodes whose timings came from the cache
 };
 // Builds an engine file from an ONNX model (docs/engine-format.md).
-BuildReport build_engine(const std::string& onnx_path, const std::string& engine_path, const BuildOptions& options = {});
+BuildReport build_engine(const std::string& onnx_path, const std::string& engine_path,
+                         const BuildOptions& options = {});
 
 }  // namespace kiln

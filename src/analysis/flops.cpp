@@ -21,8 +21,8 @@ NodeCost node_cost(const Node& node) {
   NodeCost c;
   const OpFacts* facts = op_facts(node);
   if (!facts || !facts->cost) {
-    c.why = "no counting rule for " + (node.domain.empty() || node.domain == "ai.onnx" ? node.op_type
-                                                                                      : node.domain + "." + node.op_type);
+    c.why = "no counting rule for " +
+            (node.domain.empty() || node.domain == "ai.onnx" ? node.op_type : node.domain + "." + node.op_type);
     return c;
   }
   try {
@@ -49,10 +49,8 @@ bool is_parameter(const Tensor& t) {
     case DType::kInt8:
     case DType::kUInt8:
     case DType::kInt16:
-    case DType::kUInt16:
-      return true;
-    default:
-      return false;
+    case DType::kUInt16: return true;
+    default: return false;
   }
 }
 

@@ -16,9 +16,9 @@ namespace {
 // Fill colours: one hue per family, light enough for black text.
 const char* family_colour(const std::string& family) {
   static const std::map<std::string, const char*> colours = {
-      {"conv", "#8fb8de"},      {"matmul", "#b39ddb"},    {"normalization", "#a5d6a7"}, {"activation", "#ffe082"},
-      {"pooling", "#80cbc4"},   {"elementwise", "#ffccbc"}, {"shape", "#e0e0e0"},       {"reduction", "#f48fb1"},
-      {"recurrent", "#ce93d8"}, {"attention", "#ef9a9a"}, {"layout", "#bcaaa4"},        {"control", "#fff59d"},
+      {"conv", "#8fb8de"},      {"matmul", "#b39ddb"},      {"normalization", "#a5d6a7"}, {"activation", "#ffe082"},
+      {"pooling", "#80cbc4"},   {"elementwise", "#ffccbc"}, {"shape", "#e0e0e0"},         {"reduction", "#f48fb1"},
+      {"recurrent", "#ce93d8"}, {"attention", "#ef9a9a"},   {"layout", "#bcaaa4"},        {"control", "#fff59d"},
       {"other", "#ffffff"}};
   auto it = colours.find(family);
   return it == colours.end() ? "#ffffff" : it->second;
@@ -52,10 +52,14 @@ std::string quote(const std::string& s) {
 std::string html(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '&') out += "&amp;";
-    else out += c;
+    if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else if (c == '&')
+      out += "&amp;";
+    else
+      out += c;
   }
   return out;
 }
@@ -203,8 +207,8 @@ std::string weight_line(const Node& n, size_t i, const Tensor& t) {
   if (numel <= 4 && (t.dtype() == DType::kFloat32 || t.dtype() == DType::kInt64)) {
     std::string vals;
     for (int64_t k = 0; k < numel; ++k) {
-      const std::string e = t.dtype() == DType::kFloat32 ? short_float(t.data<float>()[k])
-                                                         : std::to_string(t.data<int64_t>()[k]);
+      const std::string e =
+          t.dtype() == DType::kFloat32 ? short_float(t.data<float>()[k]) : std::to_string(t.data<int64_t>()[k]);
       vals += (k ? "," : "") + e;
     }
     return s + " = " + (t.shape().size() == 0 ? vals : "[" + vals + "]");
@@ -320,7 +324,8 @@ class DotWriter {
       const Value* v = g_.inputs[i];
       if (v->initializer) continue;  // folded into its readers like any weight
       out_ << "  in" << i << " [shape=ellipse style=filled fillcolor=\"#c8e6c9\" label=\"input " << quote(v->name)
-           << "\\n" << quote(type_str(v->type)) << "\"];\n";
+           << "\\n"
+           << quote(type_str(v->type)) << "\"];\n";
       ++st_.inputs;
     }
   }
@@ -329,7 +334,8 @@ class DotWriter {
     for (size_t i = 0; i < g_.outputs.size(); ++i) {
       const Value* v = g_.outputs[i];
       out_ << "  out" << i << " [shape=ellipse style=filled fillcolor=\"#ffcdd2\" label=\"output " << quote(v->name)
-           << "\\n" << quote(type_str(v->type)) << "\"];\n";
+           << "\\n"
+           << quote(type_str(v->type)) << "\"];\n";
       ++st_.outputs;
     }
   }
@@ -382,8 +388,8 @@ class DotWriter {
         c.hidden_children.insert(names[k]);
       }
       const std::string label = std::to_string(names.size() - 1) + " more like " + names[0] + "\n" + names[1] +
-                                (names.size() > 2 ? " ... " + names.back() : "") + "\n(" +
-                                std::to_string(per_block) + " nodes each)";
+                                (names.size() > 2 ? " ... " + names.back() : "") + "\n(" + std::to_string(per_block) +
+                                " nodes each)";
       c.boxes.emplace_back(id, label);
     }
     for (auto& [name, child] : c.children)

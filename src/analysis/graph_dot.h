@@ -49,13 +49,13 @@ inline constexpr size_t kEdgeLabelMaxNodes = 250;
 
 // What graph_to_dot drew, for callers that report it and for tests.
 struct DotStats {
-  int nodes = 0;    // DOT nodes for graph nodes (graph.nodes.size() less the collapsed ones)
+  int nodes = 0;            // DOT nodes for graph nodes (graph.nodes.size() less the collapsed ones)
   int collapsed = 0;        // graph nodes drawn as part of a "more like it" box
   int collapsed_boxes = 0;  // those boxes (DOT ids "c<k>")
-  int inputs = 0;   // graph inputs drawn (those that are not initializers)
-  int outputs = 0;  // graph outputs drawn
-  int legend = 0;   // 1 when the legend was drawn
-  int fused = 0;    // nodes that do the work of more than one imported node
+  int inputs = 0;           // graph inputs drawn (those that are not initializers)
+  int outputs = 0;          // graph outputs drawn
+  int legend = 0;           // 1 when the legend was drawn
+  int fused = 0;            // nodes that do the work of more than one imported node
   int clusters = 0;
   int edges = 0;
   bool edge_labels = false;  // whether edges carry their shapes

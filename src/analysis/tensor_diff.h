@@ -14,12 +14,12 @@ struct TensorDiff {
   // Why it fails before any element is compared (shape or type differ); "" otherwise.
   std::string mismatch;
   int64_t elements = 0;
-  int64_t failing = 0;     // elements outside the tolerance
+  int64_t failing = 0;       // elements outside the tolerance
   int64_t worst_index = -1;  // flat index of the element furthest outside it (-1: none)
-  double max_abs = 0;      // max |got - want|
-  double max_rel = 0;      // max |got - want| / |want| over elements with want != 0
-  double rel_l2 = 0;       // ||got - want|| / ||want|| (0 when both are 0, inf when only want is)
-  double cosine = 1;       // got . want / (||got|| ||want||); 1 when both are 0, 0 when only one is
+  double max_abs = 0;        // max |got - want|
+  double max_rel = 0;        // max |got - want| / |want| over elements with want != 0
+  double rel_l2 = 0;         // ||got - want|| / ||want|| (0 when both are 0, inf when only want is)
+  double cosine = 1;         // got . want / (||got|| ||want||); 1 when both are 0, 0 when only one is
 };
 
 // Compares element by element, in double. Both tensors must have the same

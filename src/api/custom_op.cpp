@@ -85,8 +85,8 @@ std::optional<std::vector<TensorDim>> CustomOpShapeContext::input_shape(size_t i
 }
 const Tensor* CustomOpShapeContext::input_constant(size_t i) const { return infer_ctx(ctx_).input_constant(i); }
 void CustomOpShapeContext::set_output(size_t i, DType dtype, std::optional<std::vector<TensorDim>> shape) {
-  if (i >= num_outputs()) throw error("set_output(" + std::to_string(i) + "): the node has " +
-                                      std::to_string(num_outputs()) + " outputs");
+  if (i >= num_outputs())
+    throw error("set_output(" + std::to_string(i) + "): the node has " + std::to_string(num_outputs()) + " outputs");
   std::optional<DimVector> dims;
   if (shape) dims = ir_dims(*shape);
   infer_ctx(ctx_).set_output(i, dtype, std::move(dims));
@@ -100,8 +100,8 @@ size_t CustomOpKernelContext::num_outputs() const { return kernel_ctx(ctx_).num_
 bool CustomOpKernelContext::has_input(size_t i) const { return kernel_ctx(ctx_).has_input(i); }
 const Tensor& CustomOpKernelContext::input(size_t i) const { return kernel_ctx(ctx_).input(i); }
 Tensor& CustomOpKernelContext::output(size_t i, DType dtype, const Shape& shape) {
-  if (i >= num_outputs()) throw error("output(" + std::to_string(i) + "): the node has " +
-                                      std::to_string(num_outputs()) + " outputs");
+  if (i >= num_outputs())
+    throw error("output(" + std::to_string(i) + "): the node has " + std::to_string(num_outputs()) + " outputs");
   return kernel_ctx(ctx_).output(i, dtype, shape);
 }
 void CustomOpKernelContext::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) const {
@@ -114,7 +114,8 @@ void register_custom_op(const CustomOp& op) {
   const std::string who = "custom op " + op.domain + ":" + op.name;
   if (op.name.empty()) throw Error("custom op in domain '" + op.domain + "': the op has no name");
   if (op.domain.empty() || op.domain == "ai.onnx" || op.domain == kKilnDomain)
-    throw Error(who + ": domain '" + op.domain + "' is reserved (ONNX's or kiln's own ops): use your own, e.g. com.example");
+    throw Error(who + ": domain '" + op.domain +
+                "' is reserved (ONNX's or kiln's own ops): use your own, e.g. com.example");
   if (!op.infer || !op.compute) throw Error(who + ": both infer and compute are required");
   if (op.since_version < 1 || op.until_version < op.since_version)
     throw Error(who + ": bad opset range " + std::to_string(op.since_version) + "-" + std::to_string(op.until_version));
@@ -167,7 +168,8 @@ void load_plugin(const std::string& path) {
   using Entry = void (*)();
   auto entry = reinterpret_cast<Entry>(dlsym(handle, "kiln_register_plugin"));
   if (!entry)
-    throw Error("plugin " + path + ": no kiln_register_plugin entry point (define it with KILN_PLUGIN, kiln/custom_op.h)");
+    throw Error("plugin " + path +
+                ": no kiln_register_plugin entry point (define it with KILN_PLUGIN, kiln/custom_op.h)");
   {
     std::lock_guard<std::mutex> lock(st.mu);
     st.loading = full;

@@ -63,7 +63,9 @@ int select_profile(const Session::Impl& impl, const std::vector<Tensor>& feed) {
   for (size_t p = 0; p < impl.profiles.size(); ++p) {
     if (impl.fixed_profile >= 0 && static_cast<int>(p) != impl.fixed_profile) continue;
     if (!fits(impl.profiles[p], g, feed)) continue;
-    auto arena = [&](size_t q) { return q < impl.compiled->profile_count() ? impl.compiled->profile_arena_bytes(q) : 0; };
+    auto arena = [&](size_t q) {
+      return q < impl.compiled->profile_count() ? impl.compiled->profile_arena_bytes(q) : 0;
+    };
     if (best < 0 || arena(p) < arena(static_cast<size_t>(best))) best = static_cast<int>(p);
   }
   if (best >= 0) return best;
@@ -90,9 +92,7 @@ namespace {
 // Every load error names the file, whatever stage raised it.
 template <typename F>
 Session::Impl* with_source(const std::string& source, F&& f) {
-  auto prefixed = [&](const std::string& msg) {
-    return msg.rfind(source, 0) == 0 ? msg : source + ": " + msg;
-  };
+  auto prefixed = [&](const std::string& msg) { return msg.rfind(source, 0) == 0 ? msg : source + ": " + msg; };
   try {
     return f().release();
   } catch (const UnsupportedError& e) {
@@ -127,8 +127,7 @@ std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor
 
 const std::vector<Session::ExecutedNode>& Session::executed_nodes() const { return impl_->executed; }
 
-std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor>>& inputs,
-                                 RunProfile* profile) const {
+std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor>>& inputs, RunProfile* profile) const {
   const Graph& g = *impl_->model.graph;
   std::vector<Tensor> feed(g.inputs.size());
   for (const auto& input : inputs) {
@@ -155,8 +154,7 @@ std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor
   NodeTimes times;
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<Tensor> out = impl_->compiled->run(feed, nullptr, impl_->pool.get(), &times, shape_profile);
-  const int64_t t0_ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(t0.time_since_epoch()).count();
+  const int64_t t0_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t0.time_since_epoch()).count();
   profile->total_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
   profile->start_us.resize(times.size());
   profile->end_us.resize(times.size());
@@ -170,7 +168,8 @@ std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor
 int64_t Session::ir_version() const { return impl_->model.ir_version; }
 std::map<std::string, int> Session::opsets() const { return impl_->model.opsets; }
 std::string Session::producer() const {
-  return impl_->model.producer_name + (impl_->model.producer_version.empty() ? "" : " " + impl_->model.producer_version);
+  return impl_->model.producer_name +
+         (impl_->model.producer_version.empty() ? "" : " " + impl_->model.producer_version);
 }
 size_t Session::num_nodes() const { return impl_->model.graph->nodes.size(); }
 bool Session::is_engine() const { return impl_->engine != nullptr; }

@@ -2,16 +2,23 @@
 
 namespace kiln {
 
-bool dtype_is_supported(int32_t t) {
-  return (t >= 1 && t <= 13) || t == 16;
-}
+bool dtype_is_supported(int32_t t) { return (t >= 1 && t <= 13) || t == 16; }
 
 size_t dtype_size(DType t) {
   switch (t) {
-    case DType::kFloat32: case DType::kInt32: case DType::kUInt32: return 4;
-    case DType::kUInt8: case DType::kInt8: case DType::kBool: return 1;
-    case DType::kUInt16: case DType::kInt16: case DType::kFloat16: case DType::kBFloat16: return 2;
-    case DType::kInt64: case DType::kUInt64: case DType::kFloat64: return 8;
+    case DType::kFloat32:
+    case DType::kInt32:
+    case DType::kUInt32: return 4;
+    case DType::kUInt8:
+    case DType::kInt8:
+    case DType::kBool: return 1;
+    case DType::kUInt16:
+    case DType::kInt16:
+    case DType::kFloat16:
+    case DType::kBFloat16: return 2;
+    case DType::kInt64:
+    case DType::kUInt64:
+    case DType::kFloat64: return 8;
     case DType::kString: return sizeof(std::string);
     case DType::kUndefined: return 0;
   }
@@ -53,16 +60,20 @@ bool dtype_is_float(DType t) {
 
 bool dtype_is_integer(DType t) {
   switch (t) {
-    case DType::kUInt8: case DType::kInt8: case DType::kUInt16: case DType::kInt16:
-    case DType::kInt32: case DType::kInt64: case DType::kUInt32: case DType::kUInt64:
-      return true;
+    case DType::kUInt8:
+    case DType::kInt8:
+    case DType::kUInt16:
+    case DType::kInt16:
+    case DType::kInt32:
+    case DType::kInt64:
+    case DType::kUInt32:
+    case DType::kUInt64: return true;
     default: return false;
   }
 }
 
 bool dtype_is_signed(DType t) {
-  return t == DType::kInt8 || t == DType::kInt16 || t == DType::kInt32 || t == DType::kInt64 ||
-         dtype_is_float(t);
+  return t == DType::kInt8 || t == DType::kInt16 || t == DType::kInt32 || t == DType::kInt64 || dtype_is_float(t);
 }
 
 }  // namespace kiln

@@ -1,9 +1,9 @@
 // 16-bit floating-point storage types. Arithmetic promotes to float through
 // the implicit conversion, so templated kernels work on them unchanged.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <cmath>
 
 namespace kiln {
 
@@ -17,7 +17,10 @@ inline float f16_bits_to_float(uint16_t h) {
       bits = sign;
     } else {  // subnormal: renormalise
       exp = 127 - 15 + 1;
-      while (!(mant & 0x400u)) { mant <<= 1; --exp; }
+      while (!(mant & 0x400u)) {
+        mant <<= 1;
+        --exp;
+      }
       mant &= 0x3ffu;
       bits = sign | (exp << 23) | (mant << 13);
     }
@@ -39,7 +42,7 @@ inline uint16_t float_to_f16_bits(float f) {
   uint32_t absx = x & 0x7fffffffu;
   if (absx >= 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u | (absx > 0x7f800000u ? 0x200u : 0));
   if (absx >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow to inf
-  if (absx < 0x38800000u) {  // subnormal or zero in half
+  if (absx < 0x38800000u) {                                               // subnormal or zero in half
     if (absx < 0x33000000u) return static_cast<uint16_t>(sign);
     uint32_t e = absx >> 23;
     uint32_t m = (absx & 0x7fffffu) | 0x800000u;

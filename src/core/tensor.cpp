@@ -38,8 +38,10 @@ struct Tensor::Storage {
   std::shared_ptr<const void> owner;  // wrap() with an owner: bytes is not ours
   ~Storage() {
     if (owner) return;
-    if (mapped) munmap(bytes, mapped);
-    else std::free(bytes);
+    if (mapped)
+      munmap(bytes, mapped);
+    else
+      std::free(bytes);
   }
 };
 
@@ -130,8 +132,8 @@ Tensor Tensor::scalar_float(float v) {
 Tensor Tensor::from_strings(Shape shape, std::vector<std::string> values) {
   Tensor t(DType::kString, std::move(shape));
   if (static_cast<int64_t>(values.size()) != t.numel())
-    throw Error("string tensor of shape " + shape_str(t.shape()) + " needs " +
-                std::to_string(t.numel()) + " values, got " + std::to_string(values.size()));
+    throw Error("string tensor of shape " + shape_str(t.shape()) + " needs " + std::to_string(t.numel()) +
+                " values, got " + std::to_string(values.size()));
   for (size_t i = 0; i < values.size(); ++i) t.data<std::string>()[i] = std::move(values[i]);
   return t;
 }
@@ -141,8 +143,7 @@ size_t Tensor::nbytes() const { return static_cast<size_t>(numel_) * dtype_size(
 Tensor Tensor::reshaped(Shape shape) const {
   Tensor t = *this;
   int64_t n = shape_numel(shape);
-  if (n != numel_)
-    throw Error("cannot reshape " + shape_str(shape_) + " to " + shape_str(shape));
+  if (n != numel_) throw Error("cannot reshape " + shape_str(shape_) + " to " + shape_str(shape));
   t.shape_ = std::move(shape);
   return t;
 }

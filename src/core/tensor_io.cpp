@@ -105,8 +105,10 @@ void save_npy(const Tensor& t, const std::string& path) {
   if (!descr) throw Error(path + ": cannot save " + dtype_name(t.dtype()) + " as .npy");
   std::string shape = "(";
   for (int64_t d : t.shape()) shape += std::to_string(d) + ", ";
-  if (t.rank() > 1) shape.resize(shape.size() - 2);
-  else if (t.rank() == 1) shape.resize(shape.size() - 1);
+  if (t.rank() > 1)
+    shape.resize(shape.size() - 2);
+  else if (t.rank() == 1)
+    shape.resize(shape.size() - 1);
   shape += ")";
   std::string h = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
   size_t total = 10 + h.size() + 1;

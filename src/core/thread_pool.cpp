@@ -2,8 +2,8 @@
 
 #include <sched.h>
 
-#include <fstream>
 #include <exception>
+#include <fstream>
 #include <mutex>
 #include <set>
 #include <string>

@@ -40,8 +40,10 @@ class ThreadPool {
 // parallel_for on `pool`, or inline when there is none.
 inline void parallel_for(ThreadPool* pool, int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
-  if (pool && n > 1) pool->parallel_for(n, fn);
-  else fn(0, n);
+  if (pool && n > 1)
+    pool->parallel_for(n, fn);
+  else
+    fn(0, n);
 }
 
 }  // namespace kiln

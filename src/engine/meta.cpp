@@ -58,8 +58,8 @@ void check_profile(const ShapeProfile& profile, const Graph& g, const std::strin
       const Dim* fixed = v->type.shape && (*v->type.shape)[d].is_known() ? &(*v->type.shape)[d] : nullptr;
       if (fixed && (lo[d] != fixed->value || hi[d] != fixed->value))
         throw Error(what + ": input '" + name + "' dim " + std::to_string(d) + " is fixed to " +
-                    std::to_string(fixed->value) + " in the model, the profile asks " + std::to_string(lo[d]) +
-                    ".." + std::to_string(hi[d]));
+                    std::to_string(fixed->value) + " in the model, the profile asks " + std::to_string(lo[d]) + ".." +
+                    std::to_string(hi[d]));
     }
   }
 }

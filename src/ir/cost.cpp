@@ -151,17 +151,18 @@ CostFn resize() {
     int64_t axes = 0;
     for (size_t i = 0; i < x.size(); ++i) axes += x[i] != y[i];
     int64_t per_output = 0;
-    if (mode == "linear" || mode == "bilinear" || mode == "trilinear") per_output = 3 * ((int64_t{1} << axes) - 1);
-    else if (mode == "cubic") per_output = 7 * (((int64_t{1} << (2 * axes)) - 1) / 3);
-    else throw CostUnknown{"Resize mode '" + mode + "'"};
+    if (mode == "linear" || mode == "bilinear" || mode == "trilinear")
+      per_output = 3 * ((int64_t{1} << axes) - 1);
+    else if (mode == "cubic")
+      per_output = 7 * (((int64_t{1} << (2 * axes)) - 1) / 3);
+    else
+      throw CostUnknown{"Resize mode '" + mode + "'"};
     return elementwise(mul(out_numel(n), per_output));
   };
 }
 
 CostFn variadic(int extra) {
-  return [extra](const Node& n) {
-    return elementwise(mul(out_numel(n), int64_t(n.inputs.size()) - 1 + extra));
-  };
+  return [extra](const Node& n) { return elementwise(mul(out_numel(n), int64_t(n.inputs.size()) - 1 + extra)); };
 }
 
 }  // namespace kiln::cost

@@ -53,8 +53,7 @@ std::string epilogue_str(const Node& n) {
   for (const EpilogueStep& st : epilogue_of(n)) {
     if (!s.empty()) s += "+";
     s += st.fn->name;
-    if (st.fn == &kEpilogueClip)
-      s += "(" + std::to_string(st.alpha) + "," + std::to_string(st.beta) + ")";
+    if (st.fn == &kEpilogueClip) s += "(" + std::to_string(st.alpha) + "," + std::to_string(st.beta) + ")";
   }
   return s;
 }

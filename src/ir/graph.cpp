@@ -22,7 +22,7 @@ Shape ValueType::static_shape() const {
 }
 
 std::string ValueType::str() const {
-  std::string s = kind == ValueKind::kSequence ? "seq(" + dtype_name(dtype) + ")"
+  std::string s = kind == ValueKind::kSequence   ? "seq(" + dtype_name(dtype) + ")"
                   : kind == ValueKind::kOptional ? "optional(" + dtype_name(dtype) + ")"
                                                  : dtype_name(dtype);
   if (!shape) return s + "[?]";
@@ -51,8 +51,7 @@ namespace {
 const Attribute* get_attr(const Node& n, const std::string& name, Attribute::Kind kind) {
   auto it = n.attrs.find(name);
   if (it == n.attrs.end()) return nullptr;
-  if (it->second.kind != kind)
-    throw Error(n.describe() + ": attribute '" + name + "' has the wrong type");
+  if (it->second.kind != kind) throw Error(n.describe() + ": attribute '" + name + "' has the wrong type");
   return &it->second;
 }
 }  // namespace

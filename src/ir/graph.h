@@ -86,8 +86,8 @@ struct Attribute {
 struct Node {
   std::string name;
   std::string op_type;
-  std::string domain;  // "" for ai.onnx
-  int opset = 0;       // opset version of `domain` in effect for this node
+  std::string domain;           // "" for ai.onnx
+  int opset = 0;                // opset version of `domain` in effect for this node
   std::vector<Value*> inputs;   // nullptr for an omitted optional input
   std::vector<Value*> outputs;  // nullptr for an omitted optional output
   std::map<std::string, Attribute> attrs;
@@ -121,7 +121,7 @@ struct Graph {
   std::vector<std::unique_ptr<Node>> nodes;  // topological order after sort_topologically()
   std::vector<std::unique_ptr<Value>> values;
   std::unordered_map<std::string, Value*> by_name;
-  std::vector<Value*> inputs;   // graph inputs that are not initializers-only
+  std::vector<Value*> inputs;  // graph inputs that are not initializers-only
   std::vector<Value*> outputs;
   Graph* parent = nullptr;
   std::map<std::string, int> opsets;  // domain -> version

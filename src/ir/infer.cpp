@@ -71,8 +71,8 @@ void infer_graph(Graph& g, std::vector<UnsupportedNode>* unsupported) {
       if (attr.g) infer_graph(*attr.g, unsupported);
       for (auto& sub : attr.graphs) infer_graph(*sub, unsupported);
     }
-    bool blocked = std::any_of(node->inputs.begin(), node->inputs.end(),
-                               [&](const Value* v) { return v && untyped.count(v); });
+    bool blocked =
+        std::any_of(node->inputs.begin(), node->inputs.end(), [&](const Value* v) { return v && untyped.count(v); });
     if (!node->schema || blocked) {
       for (Value* out : node->outputs)
         if (out) untyped.insert(out);
@@ -102,8 +102,8 @@ void bind_input_shapes(Graph& g, const std::map<std::string, Shape>& shapes) {
     Value* v = g.find(name);
     if (!v || !v->is_graph_input) throw Error("--shapes names '" + name + "', which is not an input of the model");
     if (v->type.shape && v->type.shape->size() != shape.size())
-      throw Error("input '" + name + "' has rank " + std::to_string(v->type.shape->size()) +
-                  " but the given shape " + shape_str(shape) + " has rank " + std::to_string(shape.size()));
+      throw Error("input '" + name + "' has rank " + std::to_string(v->type.shape->size()) + " but the given shape " +
+                  shape_str(shape) + " has rank " + std::to_string(shape.size()));
     for (size_t i = 0; v->type.shape && i < shape.size(); ++i) {
       const Dim& d = (*v->type.shape)[i];
       if (d.is_known() && d.value != shape[i])

@@ -60,7 +60,9 @@ void* KernelContext::scratch(size_t bytes) {
   return scratch_->get(bytes);
 }
 
-Tensor& KernelContext::output(size_t i, DType dtype, Shape shape) { return planned_output(i, dtype, std::move(shape), true); }
+Tensor& KernelContext::output(size_t i, DType dtype, Shape shape) {
+  return planned_output(i, dtype, std::move(shape), true);
+}
 
 Tensor& KernelContext::output_uninitialized(size_t i, DType dtype, Shape shape) {
   return planned_output(i, dtype, std::move(shape), false);
@@ -93,8 +95,7 @@ OpRegistry& OpRegistry::global() {
 bool OpRegistry::add(OpSchema schema) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const OpSchema& s : schemas_)
-    if (s.domain == schema.domain && s.name == schema.name && s.since <= schema.until &&
-        schema.since <= s.until)
+    if (s.domain == schema.domain && s.name == schema.name && s.since <= schema.until && schema.since <= s.until)
       throw Error("op " + schema.name + ": opset range " + std::to_string(schema.since) + "-" +
                   std::to_string(schema.until) + " overlaps an existing registration");
   schemas_.push_back(std::move(schema));
@@ -135,12 +136,13 @@ const OpSchema* OpRegistry::find(const std::string& domain, const std::string& o
     // Not a domain kiln ships ops for: most likely a custom op.
     if (!domain.empty() && domain != "ai.onnx" && domain != "ai.onnx.ml" && domain != kKilnDomain &&
         domain != "com.microsoft")
-      *why += " (a custom op: load the plugin that implements it with --plugin, or register it with "
-              "kiln::register_custom_op)";
+      *why +=
+          " (a custom op: load the plugin that implements it with --plugin, or register it with "
+          "kiln::register_custom_op)";
   } else {
     *issue = SupportIssue::kOpsetOutOfRange;
-    *why = "op " + full + " opset " + std::to_string(opset) + " is out of the supported range " +
-           std::to_string(lo) + "-" + (hi == INT_MAX ? std::string("latest") : std::to_string(hi));
+    *why = "op " + full + " opset " + std::to_string(opset) + " is out of the supported range " + std::to_string(lo) +
+           "-" + (hi == INT_MAX ? std::string("latest") : std::to_string(hi));
   }
   return nullptr;
 }
@@ -155,7 +157,9 @@ const OpSchema* OpRegistry::resolve(const Node& node, std::string* why, SupportI
   if (nin < s->min_inputs || nin > s->max_inputs) {
     *issue = SupportIssue::kArity;
     *why = "takes " + std::to_string(s->min_inputs) + (s->max_inputs == s->min_inputs ? "" : "..") +
-           (s->max_inputs == s->min_inputs ? "" : s->max_inputs == INT_MAX ? "n" : std::to_string(s->max_inputs)) +
+           (s->max_inputs == s->min_inputs ? ""
+            : s->max_inputs == INT_MAX     ? "n"
+                                           : std::to_string(s->max_inputs)) +
            " inputs, got " + std::to_string(nin);
     return nullptr;
   }
@@ -237,13 +241,10 @@ std::unique_ptr<Kernel> make_kernel(const Node& node, BuildContext& bc) {
   return std::make_unique<EpilogueKernel>(std::move(k), epilogue_of(node));
 }
 
-std::vector<DType> float_dtypes() {
-  return {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16};
-}
+std::vector<DType> float_dtypes() { return {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16}; }
 std::vector<DType> numeric_dtypes() {
-  return {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16, DType::kInt8,
-          DType::kInt16,   DType::kInt32,   DType::kInt64,   DType::kUInt8,    DType::kUInt16,
-          DType::kUInt32,  DType::kUInt64};
+  return {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16, DType::kInt8,   DType::kInt16,
+          DType::kInt32,   DType::kInt64,   DType::kUInt8,   DType::kUInt16,   DType::kUInt32, DType::kUInt64};
 }
 std::vector<DType> all_dtypes() {
   auto v = numeric_dtypes();

@@ -5,9 +5,9 @@
 #pragma once
 #include <climits>
 #include <deque>
-#include <mutex>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -98,8 +98,8 @@ struct OutputBlock {
 class KernelContext {
  public:
   // `scratch`: the run's temporary memory (null: the context makes its own).
-  KernelContext(const Node& node, std::span<const Tensor* const> inputs, std::span<Tensor> outputs,
-                const Frame* frame, ThreadPool* pool = nullptr, RunScratch* scratch = nullptr)
+  KernelContext(const Node& node, std::span<const Tensor* const> inputs, std::span<Tensor> outputs, const Frame* frame,
+                ThreadPool* pool = nullptr, RunScratch* scratch = nullptr)
       : node_(node), inputs_(inputs), outputs_(outputs), frame_(frame), pool_(pool), scratch_(scratch) {}
   const Node& node() const { return node_; }
   size_t num_inputs() const { return inputs_.size(); }
@@ -174,8 +174,8 @@ using CheckFn = std::function<std::string(const Node&)>;
 struct OpSchema {
   std::string domain;  // "" = ai.onnx
   std::string name;
-  int since = 1;         // first opset version this schema covers
-  int until = INT_MAX;   // last opset version this schema covers
+  int since = 1;        // first opset version this schema covers
+  int until = INT_MAX;  // last opset version this schema covers
   int min_inputs = 0, max_inputs = INT_MAX;
   int min_outputs = 1, max_outputs = INT_MAX;
   // Element types accepted for input `type_input`; empty = any.
@@ -238,8 +238,8 @@ std::vector<DType> all_dtypes();      // numeric, bool, string
 #define KILN_OP_CONCAT(a, b) KILN_OP_CONCAT2(a, b)
 // Declares and registers one schema:
 //   KILN_OP(Relu_14) { OpSchema s; s.name = "Relu"; ...; return s; }
-#define KILN_OP(id)                                                                \
-  static ::kiln::OpSchema KILN_OP_CONCAT(kiln_schema_, id)();                      \
-  [[maybe_unused]] static const bool KILN_OP_CONCAT(kiln_registered_, id) =        \
-      ::kiln::OpRegistry::global().add(KILN_OP_CONCAT(kiln_schema_, id)());        \
+#define KILN_OP(id)                                                         \
+  static ::kiln::OpSchema KILN_OP_CONCAT(kiln_schema_, id)();               \
+  [[maybe_unused]] static const bool KILN_OP_CONCAT(kiln_registered_, id) = \
+      ::kiln::OpRegistry::global().add(KILN_OP_CONCAT(kiln_schema_, id)()); \
   static ::kiln::OpSchema KILN_OP_CONCAT(kiln_schema_, id)()

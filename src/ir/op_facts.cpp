@@ -13,10 +13,18 @@ struct FamilyName {
   const char* name;
 };
 constexpr FamilyName kFamilyNames[] = {
-    {OpFamily::kConv, "conv"},         {OpFamily::kMatMul, "matmul"},       {OpFamily::kNormalization, "normalization"},
-    {OpFamily::kActivation, "activation"}, {OpFamily::kPooling, "pooling"}, {OpFamily::kElementwise, "elementwise"},
-    {OpFamily::kShape, "shape"},       {OpFamily::kReduction, "reduction"}, {OpFamily::kRecurrent, "recurrent"},
-    {OpFamily::kAttention, "attention"}, {OpFamily::kLayout, "layout"},     {OpFamily::kControl, "control"},
+    {OpFamily::kConv, "conv"},
+    {OpFamily::kMatMul, "matmul"},
+    {OpFamily::kNormalization, "normalization"},
+    {OpFamily::kActivation, "activation"},
+    {OpFamily::kPooling, "pooling"},
+    {OpFamily::kElementwise, "elementwise"},
+    {OpFamily::kShape, "shape"},
+    {OpFamily::kReduction, "reduction"},
+    {OpFamily::kRecurrent, "recurrent"},
+    {OpFamily::kAttention, "attention"},
+    {OpFamily::kLayout, "layout"},
+    {OpFamily::kControl, "control"},
     {OpFamily::kOther, "other"},
 };
 

@@ -30,9 +30,12 @@ Node* producer_if(const Value* v, const char* op) {
 bool scalar_constant(const Value* v, double* out) {
   const Tensor* t = constant_of(v);
   if (!t || t->numel() != 1) return false;
-  if (t->dtype() == DType::kFloat32) *out = t->data<float>()[0];
-  else if (t->dtype() == DType::kFloat64) *out = t->data<double>()[0];
-  else return false;
+  if (t->dtype() == DType::kFloat32)
+    *out = t->data<float>()[0];
+  else if (t->dtype() == DType::kFloat64)
+    *out = t->data<double>()[0];
+  else
+    return false;
   return true;
 }
 

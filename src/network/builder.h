@@ -88,8 +88,7 @@ inline std::string subpart(const std::string& part, const std::string& sub) {
 // x [..., in] · weightᵀ + bias as Gemm (2-d x) or MatMul + Add.
 Value* emit_linear(LayerBuilder& b, Value* x, const Tensor& weight, const Tensor& bias, const std::string& part);
 // softmax(q kᵀ scale + mask) v.
-Value* emit_attention(LayerBuilder& b, Value* q, Value* k, Value* v, Value* mask, float scale,
-                      const std::string& part);
+Value* emit_attention(LayerBuilder& b, Value* q, Value* k, Value* v, Value* mask, float scale, const std::string& part);
 
 // Dim i of v's shape (negative i from the end), or unknown.
 Dim dim_of(const Value* v, int64_t i);

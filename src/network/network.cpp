@@ -5,9 +5,9 @@
 #include <cstring>
 
 #include "ir/op.h"
+#include "ir/rewrite.h"
 #include "network/builder.h"
 #include "onnx/export.h"
-#include "ir/rewrite.h"
 
 namespace kiln {
 
@@ -103,9 +103,12 @@ Value* LayerBuilder::ints(const std::vector<int64_t>& v, const std::string& suff
 
 Value* LayerBuilder::scalar(double v, DType dtype, const std::string& suffix) {
   Tensor t(dtype, {});
-  if (dtype == DType::kFloat32) t.data<float>()[0] = static_cast<float>(v);
-  else if (dtype == DType::kFloat64) t.data<double>()[0] = v;
-  else throw error("needs a float or double input, got " + dtype_name(dtype));
+  if (dtype == DType::kFloat32)
+    t.data<float>()[0] = static_cast<float>(v);
+  else if (dtype == DType::kFloat64)
+    t.data<double>()[0] = v;
+  else
+    throw error("needs a float or double input, got " + dtype_name(dtype));
   return add_constant(impl_.graph(), name_ + "." + suffix, t);
 }
 
@@ -132,8 +135,10 @@ Node* LayerBuilder::node(const std::string& op, std::vector<Value*> inputs, cons
   // inner nodes keep the node's description.
   auto fail = [&](std::string msg) {
     const std::string prefix = n->describe() + ": ";
-    if (part.empty() && msg.rfind(prefix, 0) == 0) msg = msg.substr(prefix.size());
-    else if (msg.rfind(prefix, 0) != 0) msg = prefix + msg;
+    if (part.empty() && msg.rfind(prefix, 0) == 0)
+      msg = msg.substr(prefix.size());
+    else if (msg.rfind(prefix, 0) != 0)
+      msg = prefix + msg;
     return error(msg);
   };
   std::string why;
@@ -226,9 +231,12 @@ NetworkTensor Network::input(const std::string& name, DType dtype, const std::ve
   type.dtype = dtype;
   type.shape = DimVector{};
   for (const NetworkDim& d : dims) {
-    if (!d.symbol.empty()) type.shape->push_back(Dim::named(d.symbol));
-    else if (d.size >= 0) type.shape->push_back(Dim::known(d.size));
-    else throw fail("a dim is negative; name it (\"batch\") to make it dynamic");
+    if (!d.symbol.empty())
+      type.shape->push_back(Dim::named(d.symbol));
+    else if (d.size >= 0)
+      type.shape->push_back(Dim::known(d.size));
+    else
+      throw fail("a dim is negative; name it (\"batch\") to make it dynamic");
   }
   Value* v = g.add_value(name);
   v->type = type;

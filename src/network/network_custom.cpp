@@ -1,7 +1,7 @@
 // Network::custom_layer: a node of a custom op (kiln/custom_op.h) in a
 // hand-built network, checked against the registry like any layer.
-#include "network/builder.h"
 #include "ir/rewrite.h"
+#include "network/builder.h"
 
 namespace kiln {
 

@@ -4,8 +4,8 @@
 // then adds standard ONNX nodes through LayerBuilder.
 #include <cmath>
 
-#include "network/builder.h"
 #include "ir/rewrite.h"
+#include "network/builder.h"
 
 namespace kiln {
 
@@ -57,7 +57,8 @@ void window_attrs(const LayerBuilder& b, size_t spatial, const std::vector<int64
   }
   if (pads.empty()) return;
   std::vector<int64_t> onnx_pads = pads;
-  if (pads.size() == spatial) onnx_pads.insert(onnx_pads.end(), pads.begin(), pads.end());
+  if (pads.size() == spatial)
+    onnx_pads.insert(onnx_pads.end(), pads.begin(), pads.end());
   else if (pads.size() != 2 * spatial)
     throw b.error("pads has " + n2s(static_cast<int64_t>(pads.size())) + " values; give one per spatial dim (" +
                   n2s(static_cast<int64_t>(spatial)) + ") or a begin and an end for each (" +
@@ -112,8 +113,8 @@ NetworkTensor Network::deconv(NetworkTensor x, const Tensor& weight, const Tenso
   const int64_t group = options.group, M = weight.dim(1) * group;
   const Dim c = dim_of(xv, 1);
   if (c.is_known() && c.value != weight.dim(0))
-    throw b.error("input channels " + n2s(c.value) + " do not match the weight's " + n2s(weight.dim(0)) +
-                  " (weight " + shape_str(weight.shape()) + " is [C, M/group, k...])");
+    throw b.error("input channels " + n2s(c.value) + " do not match the weight's " + n2s(weight.dim(0)) + " (weight " +
+                  shape_str(weight.shape()) + " is [C, M/group, k...])");
   if (weight.dim(0) % group != 0)
     throw b.error("input channels " + n2s(weight.dim(0)) + " are not divisible by group " + n2s(group));
   if (bias.defined()) check_vector(b, bias, M, "bias");
@@ -161,8 +162,7 @@ NetworkTensor Network::layer_norm(NetworkTensor x, const Tensor& scale, const Te
   for (int i = 0; i < k; ++i) {
     const Dim d = dim_of(xv, r - k + i);
     if (d.is_known() && d.value != scale.dim(i))
-      throw b.error("input " + xv->type.str() + " does not end in the normalized shape " +
-                    shape_str(scale.shape()));
+      throw b.error("input " + xv->type.str() + " does not end in the normalized shape " + shape_str(scale.shape()));
   }
   if (bias.defined() && bias.shape() != scale.shape())
     throw b.error("bias " + shape_str(bias.shape()) + " must have scale's shape " + shape_str(scale.shape()));
@@ -323,8 +323,7 @@ NetworkTensor Network::prelu(NetworkTensor x, const Tensor& slope, const std::st
   if (slope.rank() == 1 && slope.dim(0) > 1 && r > 2) {
     const Dim c = dim_of(xv, 1);
     if (c.is_known() && c.value != slope.dim(0))
-      throw b.error("slope " + shape_str(slope.shape()) + " does not match the input's " + n2s(c.value) +
-                    " channels");
+      throw b.error("slope " + shape_str(slope.shape()) + " does not match the input's " + n2s(c.value) + " channels");
     Shape shape(static_cast<size_t>(r - 1), 1);
     shape[0] = slope.dim(0);
     s = slope.reshaped(shape);
@@ -382,7 +381,7 @@ NetworkTensor Network::binary(NetworkTensor a, NetworkTensor b_, BinaryOp op, co
 }
 
 NetworkTensor Network::unary(NetworkTensor x, UnaryOp op, const std::string& name) {
-  static const char* ops[] = {"Exp",   "Log",   "Sqrt",  "Abs", "Neg", "Erf", "Reciprocal",
+  static const char* ops[] = {"Exp",   "Log",  "Sqrt",  "Abs", "Neg", "Erf", "Reciprocal",
                               "Floor", "Ceil", "Round", "Sin", "Cos", "Sign"};
   const char* onnx_op = ops[static_cast<int>(op)];
   LayerBuilder b(*impl_, onnx_op, name);
@@ -398,8 +397,10 @@ NetworkTensor Network::reduce(NetworkTensor x, ReduceOp op, const std::vector<in
   Attrs attrs = {{"keepdims", int_attr(keep_dims)}};
   // At opset 17 ReduceSum takes its axes as an input, the others as an
   // attribute (they all moved to inputs at opset 18).
-  if (op == ReduceOp::kSum && !axes.empty()) inputs.push_back(b.ints(axes, "axes"));
-  else if (!axes.empty()) attrs["axes"] = ints_attr(axes);
+  if (op == ReduceOp::kSum && !axes.empty())
+    inputs.push_back(b.ints(axes, "axes"));
+  else if (!axes.empty())
+    attrs["axes"] = ints_attr(axes);
   return b.finish(b.op(onnx_op, inputs, "", attrs));
 }
 

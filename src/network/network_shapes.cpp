@@ -3,11 +3,10 @@
 #include <algorithm>
 #include <numeric>
 
-#include "network/builder.h"
 #include "ir/rewrite.h"
+#include "network/builder.h"
 
 namespace kiln {
-
 
 namespace {
 
@@ -23,17 +22,24 @@ void solve_reshape(const LayerBuilder& b, const Value* x, const Shape& target, V
   std::vector<std::string> in_symbols, out_symbols;
   int64_t in_known = 1, out_known = 1;
   for (const Dim& d : *x->type.shape) {
-    if (d.is_known()) in_known *= d.value;
-    else if (d.symbol.empty()) return;
-    else in_symbols.push_back(d.symbol);
+    if (d.is_known())
+      in_known *= d.value;
+    else if (d.symbol.empty())
+      return;
+    else
+      in_symbols.push_back(d.symbol);
   }
   int solve_at = -1;
   DimVector& dims = *out->type.shape;
   for (size_t i = 0; i < dims.size(); ++i) {
-    if (target[i] == -1) solve_at = static_cast<int>(i);
-    else if (dims[i].is_known()) out_known *= dims[i].value;
-    else if (dims[i].symbol.empty()) return;
-    else out_symbols.push_back(dims[i].symbol);
+    if (target[i] == -1)
+      solve_at = static_cast<int>(i);
+    else if (dims[i].is_known())
+      out_known *= dims[i].value;
+    else if (dims[i].symbol.empty())
+      return;
+    else
+      out_symbols.push_back(dims[i].symbol);
   }
   std::sort(in_symbols.begin(), in_symbols.end());
   std::sort(out_symbols.begin(), out_symbols.end());
@@ -72,8 +78,7 @@ NetworkTensor Network::transpose(NetworkTensor x, const std::vector<int64_t>& pe
   std::vector<int64_t> iota(perm.size());
   std::iota(iota.begin(), iota.end(), 0);
   if (sorted != iota || (xv->type.has_rank() && xv->type.rank() != static_cast<int>(perm.size())))
-    throw b.error("perm " + shape_str(perm) + " is not a permutation of the input's " +
-                  n2s(xv->type.rank()) + " dims");
+    throw b.error("perm " + shape_str(perm) + " is not a permutation of the input's " + n2s(xv->type.rank()) + " dims");
   return b.finish(b.op("Transpose", {xv}, "", {{"perm", ints_attr(perm)}}));
 }
 
@@ -114,8 +119,8 @@ std::vector<NetworkTensor> Network::split(NetworkTensor x, int64_t axis, const s
   if (d.is_known() && d.value != total)
     throw b.error("sizes " + shape_str(sizes) + " add up to " + n2s(total) + ", not to dim " + n2s(axis) + " = " +
                   n2s(d.value));
-  Node* n = b.node("Split", {xv, b.ints(sizes, "split")}, "", {{"axis", int_attr(axis)}},
-                   static_cast<int>(sizes.size()));
+  Node* n =
+      b.node("Split", {xv, b.ints(sizes, "split")}, "", {{"axis", int_attr(axis)}}, static_cast<int>(sizes.size()));
   return b.finish(n->outputs);
 }
 
@@ -133,8 +138,10 @@ NetworkTensor Network::flatten(NetworkTensor x, int64_t axis, const std::string&
       std::vector<Dim> symbols;
       for (int64_t i = begin; i < end; ++i) {
         const Dim d = dim_of(xv, i);
-        if (d.is_known()) known *= d.value;
-        else symbols.push_back(d);
+        if (d.is_known())
+          known *= d.value;
+        else
+          symbols.push_back(d);
       }
       if (symbols.empty()) return Dim::known(known);
       if (symbols.size() == 1 && known == 1) return symbols[0];
@@ -171,16 +178,19 @@ NetworkTensor Network::resize(NetworkTensor x, const ResizeOptions& o, const std
   attrs["mode"] = string_attr(o.mode == Mode::kNearest ? "nearest" : o.mode == Mode::kLinear ? "linear" : "cubic");
   std::string coords = o.coordinate_mode;
   if (coords.empty()) {
-    if (o.align_corners) coords = "align_corners";
-    else coords = o.mode == Mode::kNearest ? "asymmetric" : "pytorch_half_pixel";
+    if (o.align_corners)
+      coords = "align_corners";
+    else
+      coords = o.mode == Mode::kNearest ? "asymmetric" : "pytorch_half_pixel";
   }
   attrs["coordinate_transformation_mode"] = string_attr(coords);
   if (o.mode == Mode::kNearest) attrs["nearest_mode"] = string_attr("floor");
   if (!o.scales.empty()) {
     std::vector<float> scales = o.scales;
     if (scales.size() + 2 == r) scales.insert(scales.begin(), {1.0f, 1.0f});
-    if (scales.size() != r) throw b.error("scales need " + n2s(static_cast<int64_t>(r)) + " or " +
-                                          n2s(static_cast<int64_t>(r) - 2) + " values");
+    if (scales.size() != r)
+      throw b.error("scales need " + n2s(static_cast<int64_t>(r)) + " or " + n2s(static_cast<int64_t>(r) - 2) +
+                    " values");
     Tensor t(DType::kFloat32, {static_cast<int64_t>(r)});
     std::copy(scales.begin(), scales.end(), t.data<float>());
     return b.finish(b.op("Resize", {xv, nullptr, b.weight(t, "scales")}, "", attrs));

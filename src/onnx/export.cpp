@@ -42,11 +42,13 @@ void set_type(const ValueType& t, onnx::TypeProto* tp) {
   }
   if (t.dtype != DType::kUndefined) tensor->set_elem_type(static_cast<int>(t.dtype));
   if (t.kind != ValueKind::kTensor || !t.shape) return;  // the importer reads shapes of plain tensors only
-  auto* shape = tensor->mutable_shape();  // present even for rank 0: a scalar, not an unknown rank
+  auto* shape = tensor->mutable_shape();                 // present even for rank 0: a scalar, not an unknown rank
   for (const Dim& d : *t.shape) {
     auto* dim = shape->add_dim();
-    if (d.is_known()) dim->set_dim_value(d.value);
-    else if (!d.symbol.empty()) dim->set_dim_param(d.symbol);
+    if (d.is_known())
+      dim->set_dim_value(d.value);
+    else if (!d.symbol.empty())
+      dim->set_dim_param(d.symbol);
   }
 }
 
@@ -134,8 +136,10 @@ void Exporter::add_graph(const Graph& g, onnx::GraphProto* gp) {
       add_initializer(*v, gp->add_initializer());
   for (const Value* v : g.inputs) set_value_info(*v, gp->add_input());
   for (const auto& n : g.nodes) {
-    if (needs_own_opset(*n)) add_node_with_own_opset(*n, gp->add_node());
-    else add_node(*n, gp->add_node());
+    if (needs_own_opset(*n))
+      add_node_with_own_opset(*n, gp->add_node());
+    else
+      add_node(*n, gp->add_node());
     for (const Value* v : n->outputs)
       if (v && !outputs.count(v) && v->type.dtype != DType::kUndefined) set_value_info(*v, gp->add_value_info());
   }
@@ -192,11 +196,26 @@ void Exporter::add_attribute(const std::string& name, const Attribute& a, const 
   };
   ap->set_name(name);
   switch (a.kind) {
-    case K::kFloat: ap->set_type(onnx::AttributeProto::FLOAT); ap->set_f(a.f); break;
-    case K::kInt: ap->set_type(onnx::AttributeProto::INT); ap->set_i(a.i); break;
-    case K::kString: ap->set_type(onnx::AttributeProto::STRING); ap->set_s(a.s); break;
-    case K::kTensor: ap->set_type(onnx::AttributeProto::TENSOR); tensor(a.t, ap->mutable_t()); break;
-    case K::kGraph: ap->set_type(onnx::AttributeProto::GRAPH); add_graph(*a.g, ap->mutable_g()); break;
+    case K::kFloat:
+      ap->set_type(onnx::AttributeProto::FLOAT);
+      ap->set_f(a.f);
+      break;
+    case K::kInt:
+      ap->set_type(onnx::AttributeProto::INT);
+      ap->set_i(a.i);
+      break;
+    case K::kString:
+      ap->set_type(onnx::AttributeProto::STRING);
+      ap->set_s(a.s);
+      break;
+    case K::kTensor:
+      ap->set_type(onnx::AttributeProto::TENSOR);
+      tensor(a.t, ap->mutable_t());
+      break;
+    case K::kGraph:
+      ap->set_type(onnx::AttributeProto::GRAPH);
+      add_graph(*a.g, ap->mutable_g());
+      break;
     case K::kFloats:
       ap->set_type(onnx::AttributeProto::FLOATS);
       ap->mutable_floats()->Add(a.floats.begin(), a.floats.end());
@@ -228,8 +247,8 @@ void Exporter::add_initializer(const Value& v, onnx::TensorProto* tp) {
     const auto nbytes = static_cast<int64_t>(t.nbytes());
     if (ref.location.empty() || ref.offset < 0 || ref.length != nbytes)
       throw Error(model_.source + ": initializer '" + v.name + "': the external callback gave location '" +
-                  ref.location + "', offset " + std::to_string(ref.offset) + ", length " +
-                  std::to_string(ref.length) + " (needs a location and length " + std::to_string(nbytes) + ")");
+                  ref.location + "', offset " + std::to_string(ref.offset) + ", length " + std::to_string(ref.length) +
+                  " (needs a location and length " + std::to_string(nbytes) + ")");
     tp->set_name(v.name);
     tp->set_data_type(static_cast<int>(t.dtype()));
     for (int64_t d : t.shape()) tp->add_dims(d);
@@ -255,8 +274,9 @@ std::string export_onnx(const Model& model, const OnnxExportOptions& options) {
   onnx::ModelProto mp;
   Exporter(model, options, &mp).run();
   if (mp.ByteSizeLong() > static_cast<size_t>(INT_MAX))
-    throw Error(model.source + ": the exported model is larger than protobuf's 2 GB; store the weights as external "
-                               "data (OnnxExportOptions::external)");
+    throw Error(model.source +
+                ": the exported model is larger than protobuf's 2 GB; store the weights as external "
+                "data (OnnxExportOptions::external)");
   std::string bytes;
   if (!mp.SerializeToString(&bytes)) throw Error(model.source + ": serializing the exported model failed");
   return bytes;

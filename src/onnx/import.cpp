@@ -118,21 +118,40 @@ Attribute Importer::attribute(const onnx::AttributeProto& ap, Graph* owner, cons
   auto type = ap.type();
   if (type == onnx::AttributeProto::UNDEFINED) {
     // IR < 2 files carry no type tag: infer it from the field that is set.
-    if (ap.has_f()) type = onnx::AttributeProto::FLOAT;
-    else if (ap.has_i()) type = onnx::AttributeProto::INT;
-    else if (ap.has_s()) type = onnx::AttributeProto::STRING;
-    else if (ap.has_t()) type = onnx::AttributeProto::TENSOR;
-    else if (ap.has_g()) type = onnx::AttributeProto::GRAPH;
-    else if (ap.floats_size()) type = onnx::AttributeProto::FLOATS;
-    else if (ap.ints_size()) type = onnx::AttributeProto::INTS;
-    else if (ap.strings_size()) type = onnx::AttributeProto::STRINGS;
-    else if (ap.tensors_size()) type = onnx::AttributeProto::TENSORS;
-    else if (ap.graphs_size()) type = onnx::AttributeProto::GRAPHS;
+    if (ap.has_f())
+      type = onnx::AttributeProto::FLOAT;
+    else if (ap.has_i())
+      type = onnx::AttributeProto::INT;
+    else if (ap.has_s())
+      type = onnx::AttributeProto::STRING;
+    else if (ap.has_t())
+      type = onnx::AttributeProto::TENSOR;
+    else if (ap.has_g())
+      type = onnx::AttributeProto::GRAPH;
+    else if (ap.floats_size())
+      type = onnx::AttributeProto::FLOATS;
+    else if (ap.ints_size())
+      type = onnx::AttributeProto::INTS;
+    else if (ap.strings_size())
+      type = onnx::AttributeProto::STRINGS;
+    else if (ap.tensors_size())
+      type = onnx::AttributeProto::TENSORS;
+    else if (ap.graphs_size())
+      type = onnx::AttributeProto::GRAPHS;
   }
   switch (type) {
-    case onnx::AttributeProto::FLOAT: a.kind = K::kFloat; a.f = ap.f(); break;
-    case onnx::AttributeProto::INT: a.kind = K::kInt; a.i = ap.i(); break;
-    case onnx::AttributeProto::STRING: a.kind = K::kString; a.s = ap.s(); break;
+    case onnx::AttributeProto::FLOAT:
+      a.kind = K::kFloat;
+      a.f = ap.f();
+      break;
+    case onnx::AttributeProto::INT:
+      a.kind = K::kInt;
+      a.i = ap.i();
+      break;
+    case onnx::AttributeProto::STRING:
+      a.kind = K::kString;
+      a.s = ap.s();
+      break;
     case onnx::AttributeProto::TENSOR:
       a.kind = K::kTensor;
       a.t = tensor_from_proto(ap.t(), base_dir_, where(w), resolver_);
@@ -141,9 +160,18 @@ Attribute Importer::attribute(const onnx::AttributeProto& ap, Graph* owner, cons
       a.kind = K::kGraph;
       a.g = import_graph(ap.g(), owner, opsets, depth + 1);
       break;
-    case onnx::AttributeProto::FLOATS: a.kind = K::kFloats; a.floats.assign(ap.floats().begin(), ap.floats().end()); break;
-    case onnx::AttributeProto::INTS: a.kind = K::kInts; a.ints.assign(ap.ints().begin(), ap.ints().end()); break;
-    case onnx::AttributeProto::STRINGS: a.kind = K::kStrings; a.strings.assign(ap.strings().begin(), ap.strings().end()); break;
+    case onnx::AttributeProto::FLOATS:
+      a.kind = K::kFloats;
+      a.floats.assign(ap.floats().begin(), ap.floats().end());
+      break;
+    case onnx::AttributeProto::INTS:
+      a.kind = K::kInts;
+      a.ints.assign(ap.ints().begin(), ap.ints().end());
+      break;
+    case onnx::AttributeProto::STRINGS:
+      a.kind = K::kStrings;
+      a.strings.assign(ap.strings().begin(), ap.strings().end());
+      break;
     case onnx::AttributeProto::TENSORS:
       a.kind = K::kTensors;
       for (const auto& t : ap.tensors()) a.tensors.push_back(tensor_from_proto(t, base_dir_, where(w), resolver_));
@@ -152,8 +180,7 @@ Attribute Importer::attribute(const onnx::AttributeProto& ap, Graph* owner, cons
       a.kind = K::kGraphs;
       for (const auto& g : ap.graphs()) a.graphs.push_back(import_graph(g, owner, opsets, depth + 1));
       break;
-    default:
-      throw Error(where(w + " has an unsupported type " + std::to_string(static_cast<int>(ap.type()))));
+    default: throw Error(where(w + " has an unsupported type " + std::to_string(static_cast<int>(ap.type()))));
   }
   return a;
 }
@@ -191,8 +218,7 @@ Tensor constant_value(const Node& n) {
     return t;
   }
   if (name == "value_string") return Tensor::from_strings({}, {attr.s});
-  if (name == "value_strings")
-    return Tensor::from_strings({static_cast<int64_t>(attr.strings.size())}, attr.strings);
+  if (name == "value_strings") return Tensor::from_strings({static_cast<int64_t>(attr.strings.size())}, attr.strings);
   throw Error(n.describe() + ": Constant attribute '" + name + "' is not supported (sparse_value?)");
 }
 
@@ -216,8 +242,7 @@ void Importer::add_node(Graph& g, const onnx::NodeProto& np, const std::map<std:
   node->op_type = np.op_type();
   node->domain = np.domain() == "ai.onnx" ? "" : np.domain();
   auto oit = opsets.find(node->domain);
-  if (oit == opsets.end())
-    throw Error(where(node->describe() + ": domain '" + node->domain + "' has no opset_import"));
+  if (oit == opsets.end()) throw Error(where(node->describe() + ": domain '" + node->domain + "' has no opset_import"));
   node->opset = oit->second;
   std::string who = node->describe();
   for (const auto& ap : np.attribute()) {
@@ -245,8 +270,7 @@ void Importer::add_node(Graph& g, const onnx::NodeProto& np, const std::map<std:
     node->outputs.push_back(v);
   }
   if (node->op_type == "Constant" && node->domain.empty()) {
-    if (node->outputs.size() != 1 || !node->outputs[0])
-      throw Error(where(who + ": Constant needs exactly one output"));
+    if (node->outputs.size() != 1 || !node->outputs[0]) throw Error(where(who + ": Constant needs exactly one output"));
     Value* v = node->outputs[0];
     v->initializer = constant_value(*node);
     v->type = ValueType::tensor(v->initializer->dtype(), v->initializer->shape());
@@ -259,8 +283,7 @@ void Importer::add_node(Graph& g, const onnx::NodeProto& np, const std::map<std:
 
 void Importer::inline_function(Graph& g, const onnx::NodeProto& call, const onnx::FunctionProto& fn,
                                const std::map<std::string, std::string>& outer_rename,
-                               const std::map<std::string, const onnx::AttributeProto*>* outer_attrs,
-                               int depth) {
+                               const std::map<std::string, const onnx::AttributeProto*>* outer_attrs, int depth) {
   if (depth > kMaxFunctionDepth)
     throw Error(where("function '" + fn.name() + "' nests deeper than " + std::to_string(kMaxFunctionDepth) +
                       " levels (recursive?)"));
@@ -286,7 +309,8 @@ void Importer::inline_function(Graph& g, const onnx::NodeProto& call, const onnx
     }
   }
   std::map<std::string, int> opsets;
-  for (const auto& o : fn.opset_import()) opsets[o.domain() == "ai.onnx" ? "" : o.domain()] = static_cast<int>(o.version());
+  for (const auto& o : fn.opset_import())
+    opsets[o.domain() == "ai.onnx" ? "" : o.domain()] = static_cast<int>(o.version());
   for (const auto& o : model_.opset_import())
     opsets.emplace(o.domain() == "ai.onnx" ? "" : o.domain(), static_cast<int>(o.version()));
   for (const auto& np : fn.node()) add_node(g, np, opsets, prefix, rename, &attrs, depth + 1);
@@ -313,8 +337,7 @@ std::shared_ptr<Graph> Importer::import_graph(const onnx::GraphProto& gp, Graph*
       owned->set_name(v->name);
     }
   }
-  if (gp.sparse_initializer_size() > 0)
-    throw Error(where(gname + ": sparse initializers are not supported"));
+  if (gp.sparse_initializer_size() > 0) throw Error(where(gname + ": sparse initializers are not supported"));
   for (const auto& vi : gp.input()) {
     Value* v = g->add_value(vi.name());
     if (v->is_graph_input) throw Error(where(gname + ": input '" + vi.name() + "' is listed twice"));
@@ -381,8 +404,7 @@ void parse_model(google::protobuf::io::ZeroCopyInputStream& raw, const std::stri
 // freed from the proto as it goes, so a large model is never held twice.
 Model import_model(onnx::ModelProto& mp, const std::string& base_dir, const std::string& source,
                    const ExternalResolver* resolver) {
-  if (!mp.has_graph() || !mp.has_ir_version())
-    throw Error(source + ": not an ONNX model (no graph or no ir_version)");
+  if (!mp.has_graph() || !mp.has_ir_version()) throw Error(source + ": not an ONNX model (no graph or no ir_version)");
   if (mp.ir_version() < kMinIrVersion || mp.ir_version() > kMaxIrVersion)
     throw Error(source + ": IR version " + std::to_string(mp.ir_version()) + " is not supported (supported: " +
                 std::to_string(kMinIrVersion) + " to " + std::to_string(kMaxIrVersion) + ")");

@@ -21,26 +21,25 @@ namespace {
 template <typename Src, typename Dst>
 void copy_typed(const google::protobuf::RepeatedField<Src>& src, Tensor& t, const std::string& what) {
   if (src.size() != t.numel())
-    throw Error(what + ": has " + std::to_string(src.size()) + " values but its shape " +
-                shape_str(t.shape()) + " needs " + std::to_string(t.numel()));
+    throw Error(what + ": has " + std::to_string(src.size()) + " values but its shape " + shape_str(t.shape()) +
+                " needs " + std::to_string(t.numel()));
   Dst* dst = t.data<Dst>();
   for (int i = 0; i < src.size(); ++i) dst[i] = static_cast<Dst>(src.Get(i));
 }
 
 // Resolves an external-data location under base_dir, refusing anything that
 // could read outside it: absolute paths, "..", and symlinks pointing out.
-std::string resolve_external_path(const std::string& location, const std::string& base_dir,
-                                  const std::string& what) {
+std::string resolve_external_path(const std::string& location, const std::string& base_dir, const std::string& what) {
   if (base_dir.empty())
     throw Error(what + ": uses external data ('" + location +
                 "') but the model was not loaded from a file, so there is no folder to read it from");
   fs::path loc(location);
   if (location.empty()) throw Error(what + ": external data has an empty location");
   if (loc.is_absolute())
-    throw Error(what + ": external data location '" + location + "' is an absolute path; only paths inside the model's folder are allowed");
+    throw Error(what + ": external data location '" + location +
+                "' is an absolute path; only paths inside the model's folder are allowed");
   for (const auto& part : loc)
-    if (part == "..")
-      throw Error(what + ": external data location '" + location + "' escapes the model's folder");
+    if (part == "..") throw Error(what + ": external data location '" + location + "' escapes the model's folder");
   std::error_code ec;
   fs::path base = fs::canonical(base_dir, ec);
   if (ec) throw Error(what + ": cannot resolve model folder '" + base_dir + "'");
@@ -100,8 +99,8 @@ void read_external(const ExternalRef& ref, Tensor& t, const std::string& base_di
 
 // Asks the caller's resolver for the tensor instead of reading a file, and
 // checks that what comes back is the tensor the proto declares.
-Tensor resolve_external(const onnx::TensorProto& p, ExternalRef ref, DType dtype, const Shape& shape,
-                        int64_t numel, const ExternalResolver& resolver, const std::string& what) {
+Tensor resolve_external(const onnx::TensorProto& p, ExternalRef ref, DType dtype, const Shape& shape, int64_t numel,
+                        const ExternalResolver& resolver, const std::string& what) {
   const int64_t elem = static_cast<int64_t>(dtype_size(dtype));
   if (numel > INT64_MAX / elem) throw Error(what + ": shape " + shape_str(shape) + " overflows the byte size");
   check_external_length(ref, numel * elem, shape, what);
@@ -113,8 +112,8 @@ Tensor resolve_external(const onnx::TensorProto& p, ExternalRef ref, DType dtype
     throw Error(what + ": external data '" + ref.location + "': " + e.what());
   }
   if (t.dtype() != dtype || t.shape() != shape)
-    throw Error(what + ": the external data resolver returned " + dtype_name(t.dtype()) + "[" +
-                shape_str(t.shape()) + "] for a tensor of " + dtype_name(dtype) + "[" + shape_str(shape) + "]");
+    throw Error(what + ": the external data resolver returned " + dtype_name(t.dtype()) + "[" + shape_str(t.shape()) +
+                "] for a tensor of " + dtype_name(dtype) + "[" + shape_str(shape) + "]");
   return t;
 }
 
@@ -166,12 +165,13 @@ Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& base_dir
     case DType::kFloat32: available = p.float_data_size(); break;
     case DType::kFloat64: available = p.double_data_size(); break;
     case DType::kInt64: available = p.int64_data_size(); break;
-    case DType::kUInt32: case DType::kUInt64: available = p.uint64_data_size(); break;
+    case DType::kUInt32:
+    case DType::kUInt64: available = p.uint64_data_size(); break;
     default: available = p.int32_data_size(); break;
   }
   if (available != numel)
-    throw Error(what + ": has " + std::to_string(available) + " values but its shape " + shape_str(shape) +
-                " needs " + std::to_string(numel));
+    throw Error(what + ": has " + std::to_string(available) + " values but its shape " + shape_str(shape) + " needs " +
+                std::to_string(numel));
   Tensor t(dtype, shape);
   switch (dtype) {
     case DType::kFloat32: copy_typed<float, float>(p.float_data(), t, what); break;
@@ -182,9 +182,9 @@ Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& base_dir
     case DType::kInt32: copy_typed<int32_t, int32_t>(p.int32_data(), t, what); break;
     case DType::kInt16: copy_typed<int32_t, int16_t>(p.int32_data(), t, what); break;
     case DType::kInt8: copy_typed<int32_t, int8_t>(p.int32_data(), t, what); break;
-    case DType::kUInt16: case DType::kFloat16: case DType::kBFloat16:
-      copy_typed<int32_t, uint16_t>(p.int32_data(), t, what);
-      break;
+    case DType::kUInt16:
+    case DType::kFloat16:
+    case DType::kBFloat16: copy_typed<int32_t, uint16_t>(p.int32_data(), t, what); break;
     case DType::kUInt8: copy_typed<int32_t, uint8_t>(p.int32_data(), t, what); break;
     case DType::kBool: copy_typed<int32_t, bool>(p.int32_data(), t, what); break;
     default: throw Error(what + ": unsupported element type");

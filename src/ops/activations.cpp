@@ -5,8 +5,8 @@
 // PRelu below opset 7 had its own slope broadcasting and gets its own.
 #include <cmath>
 
-#include "ops/elementwise_util.h"
 #include "ir/op_facts.h"
+#include "ops/elementwise_util.h"
 
 namespace kiln {
 
@@ -53,9 +53,8 @@ KILN_OP(HardSigmoid) {
   });
 }
 KILN_OP(HardSwish) {
-  return float_act("HardSwish", 14, [](const Node&) {
-    return [](double x) { return x * std::max(0.0, std::min(1.0, x / 6 + 0.5)); };
-  });
+  return float_act("HardSwish", 14,
+                   [](const Node&) { return [](double x) { return x * std::max(0.0, std::min(1.0, x / 6 + 0.5)); }; });
 }
 KILN_OP(LeakyRelu) {
   return float_act("LeakyRelu", 1, [](const Node& n) {
@@ -106,8 +105,10 @@ KILN_OP(Gelu) {
   const ComputeFn tanh_form = with_f32_fast(s, &VecMathF32::gelu_tanh).compute;
   const ComputeFn erf_form = with_f32_fast(s, &VecMathF32::gelu_erf).compute;
   s.compute = [tanh_form, erf_form](KernelContext& ctx) {
-    if (ctx.node().attr_string("approximate", "none") == "tanh") tanh_form(ctx);
-    else erf_form(ctx);
+    if (ctx.node().attr_string("approximate", "none") == "tanh")
+      tanh_form(ctx);
+    else
+      erf_form(ctx);
   };
   s.check = [](const Node& n) {
     std::string a = n.attr_string("approximate", "none");
@@ -220,7 +221,8 @@ bool gelu_step(const Node& n, EpilogueStep* s) {
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
 KILN_OP_FACTS(Celu) {
-  return {.op = "Celu", .family = OpFamily::kActivation, .cost = cost::per_element(4), .blocked = BlockedLayout::kUnary};
+  return {
+      .op = "Celu", .family = OpFamily::kActivation, .cost = cost::per_element(4), .blocked = BlockedLayout::kUnary};
 }
 
 KILN_OP_FACTS(Elu) {
@@ -228,28 +230,42 @@ KILN_OP_FACTS(Elu) {
 }
 
 KILN_OP_FACTS(Gelu) {
-  return {.op = "Gelu", .family = OpFamily::kActivation, .cost = gelu_cost, .blocked = BlockedLayout::kUnary, .epilogue_step = gelu_step};
+  return {.op = "Gelu",
+          .family = OpFamily::kActivation,
+          .cost = gelu_cost,
+          .blocked = BlockedLayout::kUnary,
+          .epilogue_step = gelu_step};
 }
 
 KILN_OP_FACTS(HardSigmoid) {
-  return {.op = "HardSigmoid", .family = OpFamily::kActivation, .cost = cost::per_element(4), .blocked = BlockedLayout::kUnary, .epilogue_step = hard_sigmoid_step};
+  return {.op = "HardSigmoid",
+          .family = OpFamily::kActivation,
+          .cost = cost::per_element(4),
+          .blocked = BlockedLayout::kUnary,
+          .epilogue_step = hard_sigmoid_step};
 }
 
 KILN_OP_FACTS(HardSwish) {
-  return {.op = "HardSwish", .family = OpFamily::kActivation, .cost = cost::per_element(5), .blocked = BlockedLayout::kUnary, .epilogue_step = epilogue_step_of(kEpilogueHardSwish)};
+  return {.op = "HardSwish",
+          .family = OpFamily::kActivation,
+          .cost = cost::per_element(5),
+          .blocked = BlockedLayout::kUnary,
+          .epilogue_step = epilogue_step_of(kEpilogueHardSwish)};
 }
 
 KILN_OP_FACTS(LeakyRelu) {
-  return {.op = "LeakyRelu", .family = OpFamily::kActivation, .cost = cost::per_element(2), .blocked = BlockedLayout::kUnary, .epilogue_step = leaky_relu_step};
+  return {.op = "LeakyRelu",
+          .family = OpFamily::kActivation,
+          .cost = cost::per_element(2),
+          .blocked = BlockedLayout::kUnary,
+          .epilogue_step = leaky_relu_step};
 }
 
-
-KILN_OP_FACTS(PRelu) {
-  return {.op = "PRelu", .family = OpFamily::kActivation, .cost = cost::per_element(2)};
-}
+KILN_OP_FACTS(PRelu) { return {.op = "PRelu", .family = OpFamily::kActivation, .cost = cost::per_element(2)}; }
 
 KILN_OP_FACTS(Selu) {
-  return {.op = "Selu", .family = OpFamily::kActivation, .cost = cost::per_element(4), .blocked = BlockedLayout::kUnary};
+  return {
+      .op = "Selu", .family = OpFamily::kActivation, .cost = cost::per_element(4), .blocked = BlockedLayout::kUnary};
 }
 
 KILN_OP_FACTS(Shrink) {
@@ -257,23 +273,30 @@ KILN_OP_FACTS(Shrink) {
 }
 
 KILN_OP_FACTS(Sigmoid) {
-  return {.op = "Sigmoid", .family = OpFamily::kActivation, .cost = cost::per_element(3), .blocked = BlockedLayout::kUnary, .epilogue_step = epilogue_step_of(kEpilogueSigmoid)};
+  return {.op = "Sigmoid",
+          .family = OpFamily::kActivation,
+          .cost = cost::per_element(3),
+          .blocked = BlockedLayout::kUnary,
+          .epilogue_step = epilogue_step_of(kEpilogueSigmoid)};
 }
 
 KILN_OP_FACTS(Softplus) {
-  return {.op = "Softplus", .family = OpFamily::kActivation, .cost = cost::per_element(3), .blocked = BlockedLayout::kUnary};
+  return {.op = "Softplus",
+          .family = OpFamily::kActivation,
+          .cost = cost::per_element(3),
+          .blocked = BlockedLayout::kUnary};
 }
 
-KILN_OP_FACTS(Softsign) {
-  return {.op = "Softsign", .family = OpFamily::kActivation, .cost = cost::per_element(3)};
-}
+KILN_OP_FACTS(Softsign) { return {.op = "Softsign", .family = OpFamily::kActivation, .cost = cost::per_element(3)}; }
 
-KILN_OP_FACTS(Swish) {
-  return {.op = "Swish", .family = OpFamily::kActivation, .cost = cost::per_element(4)};
-}
+KILN_OP_FACTS(Swish) { return {.op = "Swish", .family = OpFamily::kActivation, .cost = cost::per_element(4)}; }
 
 KILN_OP_FACTS(Tanh) {
-  return {.op = "Tanh", .family = OpFamily::kActivation, .cost = cost::per_element(1), .blocked = BlockedLayout::kUnary, .epilogue_step = epilogue_step_of(kEpilogueTanh)};
+  return {.op = "Tanh",
+          .family = OpFamily::kActivation,
+          .cost = cost::per_element(1),
+          .blocked = BlockedLayout::kUnary,
+          .epilogue_step = epilogue_step_of(kEpilogueTanh)};
 }
 
 KILN_OP_FACTS(ThresholdedRelu) {

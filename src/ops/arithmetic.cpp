@@ -2,9 +2,9 @@
 // `broadcast`/`axis` attributes (see legacy_broadcast_rhs).
 #include <cmath>
 
+#include "ir/op_facts.h"
 #include "kernels/cpu/binary_f32.h"
 #include "ops/elementwise.h"
-#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -45,19 +45,29 @@ OpSchema arith_schema(const char* name, int since, int until, F f) {
 
 struct AddFn {
   static constexpr BinaryOpF32 kOpF32 = BinaryOpF32::kAdd;
-  template <typename T> T operator()(T a, T b) const { return a + b; }
+  template <typename T>
+  T operator()(T a, T b) const {
+    return a + b;
+  }
 };
 struct SubFn {
   static constexpr BinaryOpF32 kOpF32 = BinaryOpF32::kSub;
-  template <typename T> T operator()(T a, T b) const { return a - b; }
+  template <typename T>
+  T operator()(T a, T b) const {
+    return a - b;
+  }
 };
 struct MulFn {
   static constexpr BinaryOpF32 kOpF32 = BinaryOpF32::kMul;
-  template <typename T> T operator()(T a, T b) const { return a * b; }
+  template <typename T>
+  T operator()(T a, T b) const {
+    return a * b;
+  }
 };
 struct DivFn {
   static constexpr BinaryOpF32 kOpF32 = BinaryOpF32::kDiv;
-  template <typename T> T operator()(T a, T b) const {
+  template <typename T>
+  T operator()(T a, T b) const {
     if constexpr (std::is_integral_v<T>) {
       if (b == 0) return 0;  // defined here instead of a SIGFPE
       if constexpr (std::is_signed_v<T>)
@@ -77,19 +87,23 @@ KILN_OP(Div) { return arith_schema("Div", 1, INT_MAX, DivFn{}); }
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
 KILN_OP_FACTS(Add) {
-  return {.op = "Add", .family = OpFamily::kElementwise, .cost = cost::per_element(1), .blocked = BlockedLayout::kBinary, .accepts_epilogue = true};
+  return {.op = "Add",
+          .family = OpFamily::kElementwise,
+          .cost = cost::per_element(1),
+          .blocked = BlockedLayout::kBinary,
+          .accepts_epilogue = true};
 }
 
-KILN_OP_FACTS(Div) {
-  return {.op = "Div", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Div) { return {.op = "Div", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
 KILN_OP_FACTS(Mul) {
-  return {.op = "Mul", .family = OpFamily::kElementwise, .cost = cost::per_element(1), .blocked = BlockedLayout::kBinary};
+  return {
+      .op = "Mul", .family = OpFamily::kElementwise, .cost = cost::per_element(1), .blocked = BlockedLayout::kBinary};
 }
 
 KILN_OP_FACTS(Sub) {
-  return {.op = "Sub", .family = OpFamily::kElementwise, .cost = cost::per_element(1), .blocked = BlockedLayout::kBinary};
+  return {
+      .op = "Sub", .family = OpFamily::kElementwise, .cost = cost::per_element(1), .blocked = BlockedLayout::kBinary};
 }
 
 }  // namespace kiln

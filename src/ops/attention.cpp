@@ -16,8 +16,8 @@
 #include <cmath>
 #include <limits>
 
-#include "ops/reduce_util.h"
 #include "ir/op_facts.h"
+#include "ops/reduce_util.h"
 
 namespace kiln {
 
@@ -37,8 +37,8 @@ AttnDims attention_dims(const KernelContext& ctx) {
   const Tensor& v = ctx.input(2);
   AttnDims a;
   if (q.rank() != k.rank() || q.rank() != v.rank() || (q.rank() != 3 && q.rank() != 4))
-    throw ctx.error("Q, K and V must all be 3-D or all 4-D, got " + shape_str(q.shape()) + ", " +
-                    shape_str(k.shape()) + ", " + shape_str(v.shape()));
+    throw ctx.error("Q, K and V must all be 3-D or all 4-D, got " + shape_str(q.shape()) + ", " + shape_str(k.shape()) +
+                    ", " + shape_str(v.shape()));
   a.three_d = q.rank() == 3;
   a.b = q.dim(0);
   if (k.dim(0) != a.b || v.dim(0) != a.b) throw ctx.error("Q, K and V batch sizes differ");
@@ -85,8 +85,8 @@ AttnDims attention_dims(const KernelContext& ctx) {
 // K or V in (B, H, S, E) order with the past prepended: the present tensor.
 std::vector<double> present(const KernelContext& ctx, const AttnDims& a, size_t in, size_t past_in, int64_t e) {
   std::vector<double> cur = to_doubles(ctx.input(in), ctx.node().op_type);
-  std::vector<double> past = ctx.has_input(past_in) ? to_doubles(ctx.input(past_in), ctx.node().op_type)
-                                                    : std::vector<double>();
+  std::vector<double> past =
+      ctx.has_input(past_in) ? to_doubles(ctx.input(past_in), ctx.node().op_type) : std::vector<double>();
   std::vector<double> out(static_cast<size_t>(a.b * a.hk * a.total * e));
   for (int64_t b = 0; b < a.b; ++b)
     for (int64_t h = 0; h < a.hk; ++h)
@@ -242,7 +242,9 @@ void attention_infer(InferContext& ctx) {
   const ValueType& q = ctx.input_type(0);
   const ValueType& k = ctx.input_type(1);
   const ValueType& v = ctx.input_type(2);
-  auto dim = [](const ValueType& t, size_t d) { return t.shape && t.shape->size() > d ? (*t.shape)[d] : Dim::unknown(); };
+  auto dim = [](const ValueType& t, size_t d) {
+    return t.shape && t.shape->size() > d ? (*t.shape)[d] : Dim::unknown();
+  };
   auto div = [](Dim x, int64_t n) { return x.is_known() && n > 0 ? Dim::known(x.value / n) : Dim::unknown(); };
   auto mul = [](Dim x, Dim y) { return x.is_known() && y.is_known() ? Dim::known(x.value * y.value) : Dim::unknown(); };
   auto add = [](Dim x, Dim y) { return x.is_known() && y.is_known() ? Dim::known(x.value + y.value) : Dim::unknown(); };
@@ -316,8 +318,6 @@ KILN_OP(Attention_24) { return attention_schema(24, INT_MAX, 7); }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(Attention) {
-  return {.op = "Attention", .family = OpFamily::kAttention, .cost = cost::attention()};
-}
+KILN_OP_FACTS(Attention) { return {.op = "Attention", .family = OpFamily::kAttention, .cost = cost::attention()}; }
 
 }  // namespace kiln

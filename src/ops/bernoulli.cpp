@@ -3,8 +3,8 @@
 // makes kiln's own output repeatable.
 #include <random>
 
-#include "ops/common.h"
 #include "ir/op_facts.h"
+#include "ops/common.h"
 
 namespace kiln {
 
@@ -61,7 +61,9 @@ KILN_OP(Bernoulli) {
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
 KILN_OP_FACTS(Bernoulli) {
-  return {.op = "Bernoulli", .family = OpFamily::kOther, .cost = cost::not_counted("random number generation is not counted")};
+  return {.op = "Bernoulli",
+          .family = OpFamily::kOther,
+          .cost = cost::not_counted("random number generation is not counted")};
 }
 
 }  // namespace kiln

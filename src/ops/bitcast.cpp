@@ -4,8 +4,8 @@
 // as bool must be 0 or 1, the only bit patterns a bool can hold.
 #include <cstring>
 
-#include "ops/common.h"
 #include "ir/op_facts.h"
+#include "ops/common.h"
 
 namespace kiln {
 
@@ -63,8 +63,6 @@ KILN_OP(BitCast_26) {
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(BitCast) {
-  return {.op = "BitCast", .family = OpFamily::kElementwise, .cost = cost::none()};
-}
+KILN_OP_FACTS(BitCast) { return {.op = "BitCast", .family = OpFamily::kElementwise, .cost = cost::none()}; }
 
 }  // namespace kiln

@@ -8,12 +8,12 @@
 #include "ops/blocked.h"
 
 #include "ir/epilogue.h"
+#include "ir/op_facts.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/winograd_f32.h"
+#include "ops/blocked_util.h"
 #include "ops/conv_select.h"
 #include "ops/nn_util.h"
-#include "ir/op_facts.h"
-#include "ops/blocked_util.h"
 
 namespace kiln {
 
@@ -52,7 +52,8 @@ std::string conv_setup(const Node& conv, const Shape& w_shape, int64_t n, int64_
 
 memory::desc conv_weights_desc(const ConvSetup& s, Tag tag) {
   if (s.group == 1) return memory::desc({s.m, s.c, s.kh, s.kw}, kF32, tag);
-  return memory::desc({s.group, s.m / s.group, s.c / s.group, s.kh, s.kw}, kF32, tag == Tag::any ? Tag::any : Tag::goihw);
+  return memory::desc({s.group, s.m / s.group, s.c / s.group, s.kh, s.kw}, kF32,
+                      tag == Tag::any ? Tag::any : Tag::goihw);
 }
 
 memory::desc conv_src_desc(const ConvSetup& s) {
@@ -113,7 +114,8 @@ void infer_blocked_conv(InferContext& ctx) {
   const ValueType& x = ctx.input_type(0);
   const ValueType& w = ctx.input_type(1);
   const int64_t block = block_attr(ctx.node());
-  if (x.dtype != DType::kFloat32 || (x.rank() != 4 && x.rank() != 5)) throw ctx.error("expects a float32 4-D or 5-D input");
+  if (x.dtype != DType::kFloat32 || (x.rank() != 4 && x.rank() != 5))
+    throw ctx.error("expects a float32 4-D or 5-D input");
   const Shape ws = w.is_static() ? logical_weight_shape(ctx.node(), w.static_shape()) : Shape{};
   if (ws.empty()) throw ctx.error("W must have a static 4-D shape (2-D with weights_io)");
   const DimVector& d = *x.shape;
@@ -208,9 +210,12 @@ class BlockedConvKernel : public Kernel {
     winograd_mode_ = winograd_mode();
     // An engine build's timing (src/engine/tactics.cpp) may have chosen.
     const std::string algorithm = node.attr_string("algorithm", "");
-    if (algorithm == "winograd" && winograd_mode_ != WinogradMode::kOff) winograd_mode_ = WinogradMode::kForce;
-    else if (algorithm == "direct") winograd_mode_ = WinogradMode::kOff;
-    else if (!algorithm.empty()) throw Error(node.describe() + ": unknown algorithm '" + algorithm + "'");
+    if (algorithm == "winograd" && winograd_mode_ != WinogradMode::kOff)
+      winograd_mode_ = WinogradMode::kForce;
+    else if (algorithm == "direct")
+      winograd_mode_ = WinogradMode::kOff;
+    else if (!algorithm.empty())
+      throw Error(node.describe() + ": unknown algorithm '" + algorithm + "'");
     // Whether Winograd could run at all (ops/conv_select.h decides per shape).
     winograd_candidate_ = !weights_io_ && winograd_mode_ != WinogradMode::kOff && x.rank() == 5 && weights_.raw() &&
                           weights_.dtype() == DType::kFloat32 && (!bias_.defined() || bias_.dtype() == DType::kFloat32);
@@ -269,7 +274,8 @@ class BlockedConvKernel : public Kernel {
     if (y.numel() == 0) return;
     const Tensor* sum = has_sum(node_) ? &ctx.input(3) : nullptr;
     if (sum && (sum->dtype() != DType::kFloat32 || sum->shape() != y.shape()))
-      throw ctx.error("the sum input " + shape_str(sum->shape()) + " does not match the output " + shape_str(y.shape()));
+      throw ctx.error("the sum input " + shape_str(sum->shape()) + " does not match the output " +
+                      shape_str(y.shape()));
     const int64_t x_sample = x.numel() / x.dim(0), y_sample = y.numel() / y.dim(0);
     for_each_batch_chunk(chunks_, x.dim(0), [&](int64_t start, int64_t n) {
       const Prepared& p = prepared(n);
@@ -287,8 +293,10 @@ class BlockedConvKernel : public Kernel {
         g.OW = p.setup.g.out[1];
         p.winograd->run(g, xs, ys, ctx.thread_pool(), sums);
       } else {
-        if (sums) p.call->run({xs, ys, sums}, threads_of(ctx), scratchpad_for(*p.call, ctx));
-        else p.call->run({xs, ys}, threads_of(ctx), scratchpad_for(*p.call, ctx));
+        if (sums)
+          p.call->run({xs, ys, sums}, threads_of(ctx), scratchpad_for(*p.call, ctx));
+        else
+          p.call->run({xs, ys}, threads_of(ctx), scratchpad_for(*p.call, ctx));
         if (!unfused_steps_.empty()) {  // padded lanes get finite values too, as on a blocked input
           Tensor chunk = Tensor::wrap(DType::kFloat32, {n * y_sample}, ys);
           apply_epilogue(unfused_steps_, chunk, ctx.thread_pool());
@@ -333,8 +341,8 @@ class BlockedConvKernel : public Kernel {
     ConvSetup setup;
     dnnl::convolution_forward::primitive_desc pd;
     dnnl::convolution_forward prim;
-    std::shared_ptr<memory> weights;  // in the layout pd wants
-    std::shared_ptr<dnnl_glue::Call> call;  // prim with its arguments: src, dst per run
+    std::shared_ptr<memory> weights;            // in the layout pd wants
+    std::shared_ptr<dnnl_glue::Call> call;      // prim with its arguments: src, dst per run
     const WinogradF32Conv* winograd = nullptr;  // set instead of the above when it runs
   };
 
@@ -354,8 +362,9 @@ class BlockedConvKernel : public Kernel {
   const WinogradF32Conv* winograd() const {
     std::lock_guard<std::mutex> lock(weights_mutex_);
     if (!winograd_) {
-      winograd_ = std::make_unique<WinogradF32Conv>(weights_.data<float>(), bias_.defined() ? bias_.data<float>() : nullptr,
-                                                    weights_.dim(1), weights_.dim(0), epilogue_of(node_));
+      winograd_ =
+          std::make_unique<WinogradF32Conv>(weights_.data<float>(), bias_.defined() ? bias_.data<float>() : nullptr,
+                                            weights_.dim(1), weights_.dim(0), epilogue_of(node_));
     }
     return winograd_.get();
   }
@@ -377,7 +386,8 @@ class BlockedConvKernel : public Kernel {
       weights_ = Tensor::wrap(weights_.dtype(), weights_.shape(), nullptr);
       return true;
     }
-    if (st.kernel != "onednn") throw Error(node_.describe() + ": packed weights for an unknown kernel '" + st.kernel + "'");
+    if (st.kernel != "onednn")
+      throw Error(node_.describe() + ": packed weights for an unknown kernel '" + st.kernel + "'");
     const Tensor* layout = st.blob("layout");
     const Tensor* w = st.blob("weights");
     dnnl_memory_desc_t d;
@@ -400,7 +410,8 @@ class BlockedConvKernel : public Kernel {
     const int64_t c = plain ? x[1] : -1;
     std::string err = conv_setup(node_, weights_.shape(), x[0], x[2], x[3], plain, block_, &s);
     if (!err.empty()) throw Error(node_.describe() + ": " + err);
-    if (plain && c != s.c) throw Error(node_.describe() + ": X has " + std::to_string(c) + " channels, W expects " + std::to_string(s.c));
+    if (plain && c != s.c)
+      throw Error(node_.describe() + ": X has " + std::to_string(c) + " channels, W expects " + std::to_string(s.c));
     if (!plain && ceil_div(s.c, block_) != x[1]) throw Error(node_.describe() + ": X's channel blocks do not match W");
     for (int64_t o : s.g.out)
       if (o < 0) throw Error(node_.describe() + ": invalid output size");
@@ -436,13 +447,13 @@ class BlockedConvKernel : public Kernel {
   int64_t block_;
   dnnl::primitive_attr attr_;
   std::vector<EpilogueStep> unfused_steps_;  // the epilogue, when oneDNN runs none of it
-  Tensor weights_, bias_;  // weights_ loses its data once reordered
-  std::vector<int64_t> chunks_;  // batch_chunks()
+  Tensor weights_, bias_;                    // weights_ loses its data once reordered
+  std::vector<int64_t> chunks_;              // batch_chunks()
   mutable std::once_flag all_chunks_;
   ShapeCache<Prepared> prepared_;
   mutable std::mutex weights_mutex_;
   mutable std::vector<std::shared_ptr<memory>> packed_weights_;
-  Tensor packed_owner_;  // the engine's data behind packed_weights_.front(), when adopted
+  Tensor packed_owner_;      // the engine's data behind packed_weights_.front(), when adopted
   bool weights_io_ = false;  // weights_ holds [C, M] data (see logical_weight_shape)
   WinogradMode winograd_mode_ = WinogradMode::kOff;
   bool winograd_candidate_ = false;  // weights_ keeps the originals then...

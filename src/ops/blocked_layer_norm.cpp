@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "ir/op_facts.h"
 #include "ops/blocked.h"
 #include "ops/common.h"
 #include "ops/layer_norm_rows.h"
-#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -47,7 +47,8 @@ class BlockedLayerNormKernel : public Kernel {
     if (x.dtype() != DType::kFloat32 || x.rank() != 5 || x.dim(4) != B || x.dim(1) != (C + B - 1) / B)
       throw ctx.error("expects a float32 [N, " + std::to_string((C + B - 1) / B) + ", H, W, " + std::to_string(B) +
                       "] tensor, got " + shape_str(x.shape()));
-    if (scale.numel() != C || (bias && bias->numel() != C)) throw ctx.error("scale and bias need one value per channel");
+    if (scale.numel() != C || (bias && bias->numel() != C))
+      throw ctx.error("scale and bias need one value per channel");
     Tensor& y = ctx.output_uninitialized(0, DType::kFloat32, x.shape());
     const int64_t N = x.dim(0), CB = x.dim(1), HW = x.dim(2) * x.dim(3);
     if (y.numel() == 0) return;
@@ -112,7 +113,10 @@ KILN_OP(BlockedLayerNorm) {
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
 KILN_OP_FACTS(KilnBlockedLayerNorm) {
-  return {.domain = kKilnDomain, .op = "BlockedLayerNorm", .family = OpFamily::kNormalization, .cost = cost::not_counted("kiln.BlockedLayerNorm is not counted")};
+  return {.domain = kKilnDomain,
+          .op = "BlockedLayerNorm",
+          .family = OpFamily::kNormalization,
+          .cost = cost::not_counted("kiln.BlockedLayerNorm is not counted")};
 }
 
 }  // namespace kiln

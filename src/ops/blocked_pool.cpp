@@ -3,10 +3,10 @@
 // (kernels/cpu/pool_f32.h).
 #include "ops/blocked.h"
 
-#include "kernels/cpu/pool_f32.h"
-#include "ops/nn_util.h"
 #include "ir/op_facts.h"
+#include "kernels/cpu/pool_f32.h"
 #include "ops/blocked_util.h"
+#include "ops/nn_util.h"
 
 namespace kiln {
 
@@ -27,7 +27,8 @@ std::string pool_geometry(const Node& node, int64_t h, int64_t w, WindowGeometry
     g->out = {1, 1};
     return "";
   }
-  std::string err = window_geometry(node, {h, w}, node.attr_ints("kernel_shape"), node.attr_int("ceil_mode", 0) != 0, g);
+  std::string err =
+      window_geometry(node, {h, w}, node.attr_ints("kernel_shape"), node.attr_int("ceil_mode", 0) != 0, g);
   if (err.empty() && (g->out[0] < 0 || g->out[1] < 0)) return "invalid output size";
   return err;
 }
@@ -88,8 +89,7 @@ class BlockedPoolKernel : public Kernel {
     s.pad_left = g.pads_begin[1];
     s.pad_bottom = g.pads_end[0];
     s.pad_right = g.pads_end[1];
-    pool2d_blocked_f32(max_, s, block_, count_include_pad_, x.data<float>(), y.data<float>(),
-                       ctx.thread_pool());
+    pool2d_blocked_f32(max_, s, block_, count_include_pad_, x.data<float>(), y.data<float>(), ctx.thread_pool());
   }
 
  private:
@@ -99,7 +99,6 @@ class BlockedPoolKernel : public Kernel {
   bool max_ = true;
   bool count_include_pad_ = false;
 };
-
 
 // kiln.BlockedPool: a pool's count over the real channels (attribute
 // `channels`), not the padded block.
@@ -116,7 +115,6 @@ OpCost blocked_pool_cost(const Node& n) {
   const int64_t window = cost::product(n.attr_ints("kernel_shape"));
   return cost::elementwise(cost::mul(out, cost::add(window, avg ? 1 : 0)));
 }
-
 
 }  // namespace
 

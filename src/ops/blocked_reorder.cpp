@@ -31,10 +31,11 @@ class ReorderKernel : public Kernel {
       if (c <= 0 || ceil_div(c, block) != x.dim(1)) throw ctx.error("channels does not match the blocked input");
       nchw = {x.dim(0), c, x.dim(2), x.dim(3)};
     }
-    Tensor& y = ctx.output_uninitialized(0, DType::kFloat32,
-                           to_blocked_ ? Shape{nchw[0], ceil_div(nchw[1], block), nchw[2], nchw[3], block} : nchw);
+    Tensor& y = ctx.output_uninitialized(
+        0, DType::kFloat32, to_blocked_ ? Shape{nchw[0], ceil_div(nchw[1], block), nchw[2], nchw[3], block} : nchw);
     if (y.numel() == 0) return;
-    const size_t x_sample = x.nbytes() / static_cast<size_t>(nchw[0]), y_sample = y.nbytes() / static_cast<size_t>(nchw[0]);
+    const size_t x_sample = x.nbytes() / static_cast<size_t>(nchw[0]),
+                 y_sample = y.nbytes() / static_cast<size_t>(nchw[0]);
     auto call_for = [&](int64_t n) -> const std::shared_ptr<dnnl_glue::Call>& {
       const Shape shape = with_batch(nchw, n);
       return cache_.get(shape, [&] {

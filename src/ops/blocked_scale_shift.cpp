@@ -55,8 +55,10 @@ class BlockedScaleShiftKernel : public Kernel {
         const float* __restrict t = pt + (p % cb) * block;
         const float* __restrict in = px + p * plane;
         float* __restrict out = py + p * plane;
-        if (block == 8) apply<8>(in, s, t, out, plane);
-        else if (block == 16) apply<16>(in, s, t, out, plane);
+        if (block == 8)
+          apply<8>(in, s, t, out, plane);
+        else if (block == 16)
+          apply<16>(in, s, t, out, plane);
         else
           for (int64_t i = 0; i < plane; ++i) out[i] = in[i] * s[i % block] + t[i % block];
         apply_epilogue(steps_, out, plane);
@@ -88,7 +90,10 @@ KILN_OP(BlockedScaleShift) {
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
 KILN_OP_FACTS(KilnBlockedScaleShift) {
-  return {.domain = kKilnDomain, .op = "BlockedScaleShift", .family = OpFamily::kNormalization, .cost = cost::per_element(2)};
+  return {.domain = kKilnDomain,
+          .op = "BlockedScaleShift",
+          .family = OpFamily::kNormalization,
+          .cost = cost::per_element(2)};
 }
 
 }  // namespace kiln

@@ -15,8 +15,8 @@
 #include <cstdlib>
 #include <map>
 
-#include "ops/elementwise_util.h"
 #include "ir/op_facts.h"
+#include "ops/elementwise_util.h"
 
 namespace kiln {
 
@@ -109,14 +109,20 @@ D convert(S v) {
   } else if constexpr (std::is_same_v<D, bool>) {
     return SA(v) != SA(0);
   } else if constexpr (std::is_integral_v<D>) {
-    if constexpr (s_float) return saturate_cast<D>(static_cast<double>(SA(v)));
-    else return static_cast<D>(v);  // wraps (bool gives 0/1)
+    if constexpr (s_float)
+      return saturate_cast<D>(static_cast<double>(SA(v)));
+    else
+      return static_cast<D>(v);  // wraps (bool gives 0/1)
   } else if constexpr (std::is_same_v<D, Float16>) {
-    if constexpr (std::is_same_v<S, float> || std::is_same_v<S, BFloat16>) return Float16(static_cast<float>(v));
-    else return double_to_f16(static_cast<double>(SA(v)));
+    if constexpr (std::is_same_v<S, float> || std::is_same_v<S, BFloat16>)
+      return Float16(static_cast<float>(v));
+    else
+      return double_to_f16(static_cast<double>(SA(v)));
   } else if constexpr (std::is_same_v<D, BFloat16>) {
-    if constexpr (std::is_same_v<S, float> || std::is_same_v<S, Float16>) return BFloat16(static_cast<float>(v));
-    else return double_to_bf16(static_cast<double>(SA(v)));
+    if constexpr (std::is_same_v<S, float> || std::is_same_v<S, Float16>)
+      return BFloat16(static_cast<float>(v));
+    else
+      return double_to_bf16(static_cast<double>(SA(v)));
   } else {  // float or double: the language's conversion rounds to nearest even once
     return static_cast<D>(SA(v));
   }
@@ -154,11 +160,11 @@ std::optional<DType> cast_target(const Node& n, std::string* why) {
   int64_t code = -1;
   if (it->second.kind == Attribute::Kind::kString) {
     static const std::map<std::string, DType> names = {
-        {"FLOAT", DType::kFloat32}, {"UINT8", DType::kUInt8},   {"INT8", DType::kInt8},
-        {"UINT16", DType::kUInt16}, {"INT16", DType::kInt16},   {"INT32", DType::kInt32},
-        {"INT64", DType::kInt64},   {"STRING", DType::kString}, {"BOOL", DType::kBool},
-        {"FLOAT16", DType::kFloat16}, {"DOUBLE", DType::kFloat64}, {"UINT32", DType::kUInt32},
-        {"UINT64", DType::kUInt64}, {"BFLOAT16", DType::kBFloat16}};
+        {"FLOAT", DType::kFloat32},   {"UINT8", DType::kUInt8},      {"INT8", DType::kInt8},
+        {"UINT16", DType::kUInt16},   {"INT16", DType::kInt16},      {"INT32", DType::kInt32},
+        {"INT64", DType::kInt64},     {"STRING", DType::kString},    {"BOOL", DType::kBool},
+        {"FLOAT16", DType::kFloat16}, {"DOUBLE", DType::kFloat64},   {"UINT32", DType::kUInt32},
+        {"UINT64", DType::kUInt64},   {"BFLOAT16", DType::kBFloat16}};
     std::string s = it->second.s;
     for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     auto f = names.find(s);
@@ -223,12 +229,8 @@ KILN_OP(CastLike) {
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(Cast) {
-  return {.op = "Cast", .family = OpFamily::kElementwise, .cost = cost::none()};
-}
+KILN_OP_FACTS(Cast) { return {.op = "Cast", .family = OpFamily::kElementwise, .cost = cost::none()}; }
 
-KILN_OP_FACTS(CastLike) {
-  return {.op = "CastLike", .family = OpFamily::kElementwise, .cost = cost::none()};
-}
+KILN_OP_FACTS(CastLike) { return {.op = "CastLike", .family = OpFamily::kElementwise, .cost = cost::none()}; }
 
 }  // namespace kiln

@@ -4,8 +4,8 @@
 // concatenation.
 #include <cmath>
 
-#include "ops/common.h"
 #include "ir/op_facts.h"
+#include "ops/common.h"
 
 namespace kiln {
 
@@ -26,9 +26,11 @@ void causal_conv(KernelContext& ctx) {
   int64_t k = w.dim(2), pad = k - 1;
   const Tensor* bias = ctx.has_input(2) ? &ctx.input(2) : nullptr;
   const Tensor* past = ctx.has_input(3) ? &ctx.input(3) : nullptr;
-  if (bias && bias->shape() != Shape{ch}) throw ctx.error("bias must be [" + std::to_string(ch) + "], got [" + shape_str(bias->shape()) + "]");
+  if (bias && bias->shape() != Shape{ch})
+    throw ctx.error("bias must be [" + std::to_string(ch) + "], got [" + shape_str(bias->shape()) + "]");
   if (past && past->shape() != Shape{batch, ch, pad})
-    throw ctx.error("past_state must be [" + shape_str(Shape{batch, ch, pad}) + "], got [" + shape_str(past->shape()) + "]");
+    throw ctx.error("past_state must be [" + shape_str(Shape{batch, ch, pad}) + "], got [" + shape_str(past->shape()) +
+                    "]");
   for (const Tensor* t : {&w, bias, past})
     if (t && t->dtype() != x.dtype()) throw ctx.error("all inputs must have the input's type " + dtype_name(x.dtype()));
   bool silu = use_silu(ctx.node());
@@ -39,7 +41,8 @@ void causal_conv(KernelContext& ctx) {
     std::vector<A> seq(static_cast<size_t>(pad + len));
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t c = 0; c < ch; ++c) {
-        for (int64_t i = 0; i < pad; ++i) seq[static_cast<size_t>(i)] = past ? A(past->data<T>()[(b * ch + c) * pad + i]) : A(0);
+        for (int64_t i = 0; i < pad; ++i)
+          seq[static_cast<size_t>(i)] = past ? A(past->data<T>()[(b * ch + c) * pad + i]) : A(0);
         for (int64_t t = 0; t < len; ++t) seq[static_cast<size_t>(pad + t)] = A(x.data<T>()[(b * ch + c) * len + t]);
         const T* wc = w.data<T>() + c * k;
         for (int64_t t = 0; t < len; ++t) {
@@ -48,7 +51,8 @@ void causal_conv(KernelContext& ctx) {
           if (silu) s = s / (A(1) + std::exp(-s));
           y.data<T>()[(b * ch + c) * len + t] = static_cast<T>(s);
         }
-        for (int64_t i = 0; i < pad; ++i) state.data<T>()[(b * ch + c) * pad + i] = static_cast<T>(seq[static_cast<size_t>(len + i)]);
+        for (int64_t i = 0; i < pad; ++i)
+          state.data<T>()[(b * ch + c) * pad + i] = static_cast<T>(seq[static_cast<size_t>(len + i)]);
       }
     if (ctx.num_outputs() > 1) ctx.set_output(1, std::move(state));
   });
@@ -88,7 +92,9 @@ KILN_OP(CausalConvWithState) {
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
 KILN_OP_FACTS(CausalConvWithState) {
-  return {.op = "CausalConvWithState", .family = OpFamily::kConv, .cost = cost::not_counted("CausalConvWithState is not counted")};
+  return {.op = "CausalConvWithState",
+          .family = OpFamily::kConv,
+          .cost = cost::not_counted("CausalConvWithState is not counted")};
 }
 
 }  // namespace kiln

@@ -7,9 +7,9 @@
 #include <cfloat>
 #include <limits>
 
-#include "ops/elementwise_util.h"
 #include "ir/op_facts.h"
 #include "ir/rewrite.h"
+#include "ops/elementwise_util.h"
 
 namespace kiln {
 
@@ -32,10 +32,14 @@ void clip_attr_kernel(KernelContext& ctx) {
   const Node& n = ctx.node();
   const Tensor& x = ctx.input(0);
   std::optional<float> lo, hi;
-  if (n.has_attr("min")) lo = n.attr_float("min", 0);
-  else if (n.opset >= 6) lo = -FLT_MAX;
-  if (n.has_attr("max")) hi = n.attr_float("max", 0);
-  else if (n.opset >= 6) hi = FLT_MAX;
+  if (n.has_attr("min"))
+    lo = n.attr_float("min", 0);
+  else if (n.opset >= 6)
+    lo = -FLT_MAX;
+  if (n.has_attr("max"))
+    hi = n.attr_float("max", 0);
+  else if (n.opset >= 6)
+    hi = FLT_MAX;
   dispatch<FloatTypes>(x.dtype(), "Clip", [&]<typename T>() {
     using A = acc_t<T>;
     clip_apply<T>(ctx, x, lo ? std::optional<A>(A(*lo)) : std::nullopt, hi ? std::optional<A>(A(*hi)) : std::nullopt);
@@ -50,8 +54,7 @@ void clip_input_kernel(KernelContext& ctx) {
       const Tensor& b = ctx.input(i);
       if (b.dtype() != x.dtype())
         throw ctx.error(std::string(what) + " has type " + dtype_name(b.dtype()) + ", input " + dtype_name(x.dtype()));
-      if (b.numel() != 1)
-        throw ctx.error(std::string(what) + " must be a scalar, got shape " + shape_str(b.shape()));
+      if (b.numel() != 1) throw ctx.error(std::string(what) + " must be a scalar, got shape " + shape_str(b.shape()));
       return acc_t<T>(b.data<T>()[0]);
     };
     clip_apply<T>(ctx, x, bound(1, "min"), bound(2, "max"));
@@ -156,11 +159,13 @@ bool clip_step(const Node& n, EpilogueStep* s) {
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
 KILN_OP_FACTS(Clip) {
-  return {.op = "Clip", .family = OpFamily::kActivation, .cost = cost::per_element(2), .blocked = BlockedLayout::kUnary, .epilogue_step = clip_step};
+  return {.op = "Clip",
+          .family = OpFamily::kActivation,
+          .cost = cost::per_element(2),
+          .blocked = BlockedLayout::kUnary,
+          .epilogue_step = clip_step};
 }
 
-KILN_OP_FACTS(Where) {
-  return {.op = "Where", .family = OpFamily::kElementwise, .cost = cost::none()};
-}
+KILN_OP_FACTS(Where) { return {.op = "Where", .family = OpFamily::kElementwise, .cost = cost::none()}; }
 
 }  // namespace kiln

@@ -3,8 +3,8 @@
 // Below opset 7 the comparison and logic ops used the legacy
 // `broadcast`/`axis` attributes (binary_legacy handles that by opset); their
 // later versions only widen the accepted types, so one schema covers all.
-#include "ops/elementwise_util.h"
 #include "ir/op_facts.h"
+#include "ops/elementwise_util.h"
 
 namespace kiln {
 
@@ -32,8 +32,12 @@ KILN_OP(Equal) {
   types.push_back(DType::kString);
   return binary_schema<AllTypes, true>("Equal", 1, INT_MAX, types, [](const auto& a, const auto& b) { return a == b; });
 }
-KILN_OP(Greater) { return compare_schema("Greater", 1, numeric_dtypes(), [](auto a, auto b) { return a > b; }); }
-KILN_OP(Less) { return compare_schema("Less", 1, numeric_dtypes(), [](auto a, auto b) { return a < b; }); }
+KILN_OP(Greater) {
+  return compare_schema("Greater", 1, numeric_dtypes(), [](auto a, auto b) { return a > b; });
+}
+KILN_OP(Less) {
+  return compare_schema("Less", 1, numeric_dtypes(), [](auto a, auto b) { return a < b; });
+}
 KILN_OP(GreaterOrEqual) {
   return compare_schema("GreaterOrEqual", 12, numeric_dtypes(), [](auto a, auto b) { return a >= b; });
 }
@@ -41,9 +45,15 @@ KILN_OP(LessOrEqual) {
   return compare_schema("LessOrEqual", 12, numeric_dtypes(), [](auto a, auto b) { return a <= b; });
 }
 
-KILN_OP(And) { return logic_schema("And", [](bool a, bool b) { return a && b; }); }
-KILN_OP(Or) { return logic_schema("Or", [](bool a, bool b) { return a || b; }); }
-KILN_OP(Xor) { return logic_schema("Xor", [](bool a, bool b) { return a != b; }); }
+KILN_OP(And) {
+  return logic_schema("And", [](bool a, bool b) { return a && b; });
+}
+KILN_OP(Or) {
+  return logic_schema("Or", [](bool a, bool b) { return a || b; });
+}
+KILN_OP(Xor) {
+  return logic_schema("Xor", [](bool a, bool b) { return a != b; });
+}
 
 KILN_OP(BitwiseAnd) {
   return bitwise_schema("BitwiseAnd", [](auto a, auto b) { return static_cast<decltype(a)>(a & b); });
@@ -83,52 +93,36 @@ KILN_OP(BitShift) {
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(And) {
-  return {.op = "And", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(And) { return {.op = "And", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(BitShift) {
-  return {.op = "BitShift", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(BitShift) { return {.op = "BitShift", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
 KILN_OP_FACTS(BitwiseAnd) {
   return {.op = "BitwiseAnd", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
 }
 
-KILN_OP_FACTS(BitwiseOr) {
-  return {.op = "BitwiseOr", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(BitwiseOr) { return {.op = "BitwiseOr", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
 KILN_OP_FACTS(BitwiseXor) {
   return {.op = "BitwiseXor", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
 }
 
-KILN_OP_FACTS(Equal) {
-  return {.op = "Equal", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Equal) { return {.op = "Equal", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(Greater) {
-  return {.op = "Greater", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Greater) { return {.op = "Greater", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
 KILN_OP_FACTS(GreaterOrEqual) {
   return {.op = "GreaterOrEqual", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
 }
 
-KILN_OP_FACTS(Less) {
-  return {.op = "Less", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Less) { return {.op = "Less", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
 KILN_OP_FACTS(LessOrEqual) {
   return {.op = "LessOrEqual", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
 }
 
-KILN_OP_FACTS(Or) {
-  return {.op = "Or", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Or) { return {.op = "Or", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(Xor) {
-  return {.op = "Xor", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Xor) { return {.op = "Xor", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
 }  // namespace kiln

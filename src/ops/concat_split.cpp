@@ -7,8 +7,8 @@
 
 #include "core/thread_pool.h"
 
-#include "ops/tensor_util.h"
 #include "ir/op_facts.h"
+#include "ops/tensor_util.h"
 
 namespace kiln {
 
@@ -40,7 +40,8 @@ OpSchema concat_schema(int since, int until) {
     for (size_t i = 0; i < ctx.num_inputs(); ++i) {
       int r = input_rank(ctx, i);
       if (r < 0) continue;
-      if (rank >= 0 && r != rank) throw ctx.error("inputs have different ranks " + std::to_string(rank) + " and " + std::to_string(r));
+      if (rank >= 0 && r != rank)
+        throw ctx.error("inputs have different ranks " + std::to_string(rank) + " and " + std::to_string(r));
       rank = r;
     }
     if (rank < 0) return ctx.set_output(0, dt, std::nullopt);
@@ -57,8 +58,10 @@ OpSchema concat_schema(int since, int until) {
         const Dim& x = (*t.shape)[d];
         Dim& o = out[d];
         if (static_cast<int64_t>(d) == axis) {
-          if (o.is_known() && x.is_known()) o.value += x.value;
-          else o = Dim::unknown();
+          if (o.is_known() && x.is_known())
+            o.value += x.value;
+          else
+            o = Dim::unknown();
         } else if (!o.is_known() && (x.is_known() || o.symbol.empty())) {
           o = x;
         }
@@ -126,8 +129,8 @@ std::vector<int64_t> split_sizes(const Ctx& ctx, int64_t dim, std::vector<int64_
     if (n.has_attr("num_outputs")) {
       parts = n.attr_int("num_outputs", 0);
       if (parts != static_cast<int64_t>(num_outputs))
-        throw ctx.error("num_outputs=" + std::to_string(parts) + " but the node has " +
-                        std::to_string(num_outputs) + " outputs");
+        throw ctx.error("num_outputs=" + std::to_string(parts) + " but the node has " + std::to_string(num_outputs) +
+                        " outputs");
     }
     if (parts <= 0) throw ctx.error("num_outputs must be positive");
     int64_t chunk = (dim + parts - 1) / parts;
@@ -167,12 +170,14 @@ OpSchema split_schema(int since, int until) {
     const Dim& d = (*in.shape)[static_cast<size_t>(axis)];
     std::vector<int64_t> split;
     bool known = true;
-    if (attr_split && ctx.node().has_attr("split")) split = ctx.node().attr_ints("split");
-    else if (ctx.has_input(1)) known = ctx.input_ints(1, &split);
+    if (attr_split && ctx.node().has_attr("split"))
+      split = ctx.node().attr_ints("split");
+    else if (ctx.has_input(1))
+      known = ctx.input_ints(1, &split);
     std::vector<int64_t> sizes;
     if (known && (d.is_known() || !split.empty()))
-      sizes = split_sizes(ctx, d.is_known() ? d.value : std::accumulate(split.begin(), split.end(), int64_t{0}),
-                          split, nout);
+      sizes = split_sizes(ctx, d.is_known() ? d.value : std::accumulate(split.begin(), split.end(), int64_t{0}), split,
+                          nout);
     for (size_t i = 0; i < nout; ++i) {
       DimVector o = *in.shape;
       o[static_cast<size_t>(axis)] = sizes.empty() ? Dim::unknown() : Dim::known(sizes[i]);
@@ -183,8 +188,10 @@ OpSchema split_schema(int since, int until) {
     const Tensor& x = ctx.input(0);
     int64_t axis = normalize_axis(ctx.node().attr_int("axis", 0), x.rank(), ctx.node());
     std::vector<int64_t> split;
-    if (attr_split && ctx.node().has_attr("split")) split = ctx.node().attr_ints("split");
-    else if (ctx.has_input(1)) split = read_ints(ctx.input(1), ctx, "Split split");
+    if (attr_split && ctx.node().has_attr("split"))
+      split = ctx.node().attr_ints("split");
+    else if (ctx.has_input(1))
+      split = read_ints(ctx.input(1), ctx, "Split split");
     size_t nout = ctx.num_outputs();
     std::vector<int64_t> sizes = split_sizes(ctx, x.dim(static_cast<int>(axis)), split, nout);
     int64_t outer = dims_product(x.shape(), 0, axis);
@@ -214,7 +221,8 @@ std::vector<int64_t> transpose_perm(const Node& n, int64_t rank) {
     return perm;
   }
   if (static_cast<int64_t>(perm.size()) != rank)
-    throw Error(n.describe() + ": perm has " + std::to_string(perm.size()) + " entries for rank " + std::to_string(rank));
+    throw Error(n.describe() + ": perm has " + std::to_string(perm.size()) + " entries for rank " +
+                std::to_string(rank));
   std::vector<bool> seen(static_cast<size_t>(rank), false);
   for (int64_t& p : perm) {
     p = normalize_axis(p, rank, n);
@@ -252,8 +260,10 @@ CollapsedTranspose collapse_transpose(const Shape& shape, const std::vector<int6
   // Runs of output axes reading consecutive input axes, as [first, last] input axes.
   std::vector<std::pair<int64_t, int64_t>> runs;
   for (int64_t a : p) {
-    if (!runs.empty() && runs.back().second + 1 == a) runs.back().second = a;
-    else runs.push_back({a, a});
+    if (!runs.empty() && runs.back().second + 1 == a)
+      runs.back().second = a;
+    else
+      runs.push_back({a, a});
   }
   // Each run becomes one input axis, numbered by where it starts in the input.
   std::vector<int64_t> by_start(runs.size());
@@ -393,9 +403,12 @@ void transpose_fast(const T* src, T* dst, const CollapsedTranspose& c, ThreadPoo
       auto as = [&]<typename W>() {
         transpose_fast(reinterpret_cast<const W*>(src), reinterpret_cast<W*>(dst), wide, pool);
       };
-      if (row_bytes == 2) as.template operator()<uint16_t>();
-      else if (row_bytes == 4) as.template operator()<uint32_t>();
-      else as.template operator()<uint64_t>();
+      if (row_bytes == 2)
+        as.template operator()<uint16_t>();
+      else if (row_bytes == 4)
+        as.template operator()<uint32_t>();
+      else
+        as.template operator()<uint64_t>();
       return;
     }
   }
@@ -460,7 +473,8 @@ OpSchema transpose_schema() {
 void tile_kernel(KernelContext& ctx, const Tensor& x, const std::vector<int64_t>& repeats) {
   Shape out_shape = x.shape();
   for (size_t d = 0; d < out_shape.size(); ++d) {
-    if (repeats[d] < 0) throw ctx.error("repeats[" + std::to_string(d) + "] is negative: " + std::to_string(repeats[d]));
+    if (repeats[d] < 0)
+      throw ctx.error("repeats[" + std::to_string(d) + "] is negative: " + std::to_string(repeats[d]));
     if (repeats[d] != 0 && out_shape[d] > kMaxDataDrivenElements / repeats[d])
       throw ctx.error("repeats make the output too large");
     out_shape[d] *= repeats[d];
@@ -501,13 +515,18 @@ OpSchema tile_schema(int since, int until) {
     } else {
       ctx.input_ints(1, &reps);
       if (!reps.empty() && reps.size() != out.size())
-        throw ctx.error("repeats has " + std::to_string(reps.size()) + " entries for rank " + std::to_string(out.size()));
+        throw ctx.error("repeats has " + std::to_string(reps.size()) + " entries for rank " +
+                        std::to_string(out.size()));
     }
     for (size_t d = 0; d < out.size(); ++d) {
-      if (reps.empty() || reps[d] < 0) out[d] = Dim::unknown();
-      else if (out[d].is_known()) out[d].value *= reps[d];
-      else if (reps[d] == 0) out[d] = Dim::known(0);
-      else if (reps[d] != 1) out[d] = Dim::unknown();
+      if (reps.empty() || reps[d] < 0)
+        out[d] = Dim::unknown();
+      else if (out[d].is_known())
+        out[d].value *= reps[d];
+      else if (reps[d] == 0)
+        out[d] = Dim::known(0);
+      else if (reps[d] != 1)
+        out[d] = Dim::unknown();
     }
     ctx.set_output(0, in.dtype, out);
   };
@@ -544,20 +563,12 @@ KILN_OP(Tile_6) { return tile_schema(6, INT_MAX); }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(Concat) {
-  return {.op = "Concat", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Concat) { return {.op = "Concat", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(Split) {
-  return {.op = "Split", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Split) { return {.op = "Split", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(Tile) {
-  return {.op = "Tile", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Tile) { return {.op = "Tile", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(Transpose) {
-  return {.op = "Transpose", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Transpose) { return {.op = "Transpose", .family = OpFamily::kShape, .cost = cost::none()}; }
 
 }  // namespace kiln

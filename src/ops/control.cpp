@@ -5,9 +5,9 @@
 #include <cstring>
 
 #include "ir/infer.h"
+#include "ir/op_facts.h"
 #include "ops/common.h"
 #include "runtime/executor.h"
-#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -73,7 +73,8 @@ Shape empty_elem_shape(const ValueType& t) {
 DType body_dtype(const ValueType& t) { return t.dtype == DType::kUndefined ? DType::kFloat32 : t.dtype; }
 
 bool read_bool_scalar(const Tensor& t, const KernelContext& ctx, const char* what) {
-  if (t.numel() != 1) throw ctx.error(std::string(what) + " must have one element, got shape [" + shape_str(t.shape()) + "]");
+  if (t.numel() != 1)
+    throw ctx.error(std::string(what) + " must have one element, got shape [" + shape_str(t.shape()) + "]");
   if (t.dtype() == DType::kBool) return t.data<bool>()[0];
   if (dtype_is_integer(t.dtype()) || dtype_is_float(t.dtype())) return read_scalar(t) != 0;
   throw ctx.error(std::string(what) + " must be bool, got " + dtype_name(t.dtype()));
@@ -253,8 +254,7 @@ class LoopKernel : public Kernel {
     for (size_t i = 0; i < num_carried; ++i) ctx.set_output(i, std::move(carried[i]));
     for (size_t k = 0; k < num_scan; ++k) {
       const ValueType& bt = body_graph_.outputs[1 + num_carried + k]->type;
-      ctx.set_output(num_carried + k,
-                     stack(scans[k], 0, false, bt, ctx, "scan output " + std::to_string(k)));
+      ctx.set_output(num_carried + k, stack(scans[k], 0, false, bt, ctx, "scan output " + std::to_string(k)));
     }
   }
 
@@ -328,7 +328,8 @@ ScanAttrs scan_attrs(const Node& n, size_t first_input) {
   for (int64_t d : a.in_dirs)
     if (d != 0 && d != 1) throw Error(n.describe() + ": scan directions must be 0 or 1, got " + std::to_string(d));
   for (int64_t d : a.out_dirs)
-    if (d != 0 && d != 1) throw Error(n.describe() + ": scan output directions must be 0 or 1, got " + std::to_string(d));
+    if (d != 0 && d != 1)
+      throw Error(n.describe() + ": scan output directions must be 0 or 1, got " + std::to_string(d));
   return a;
 }
 
@@ -479,7 +480,8 @@ class Scan8Kernel : public Kernel {
       scans[static_cast<size_t>(b)].resize(a.num_scan_out);
       for (int64_t t = 0; t < len; ++t) {
         std::vector<Tensor> feed = st;
-        for (size_t j = 0; j < a.num_scan_in; ++j) feed.push_back(take_along(rows[j], 0, a.in_dirs[j] ? len - 1 - t : t));
+        for (size_t j = 0; j < a.num_scan_in; ++j)
+          feed.push_back(take_along(rows[j], 0, a.in_dirs[j] ? len - 1 - t : t));
         std::vector<Tensor> outs = ctx.run_subgraph(*body_, std::move(feed));
         if (outs.size() != a.num_states + a.num_scan_out)
           throw ctx.error("body produced " + std::to_string(outs.size()) + " outputs, expected " +
@@ -533,8 +535,10 @@ void infer_scan8(InferContext& ctx) {
   Dim batch = Dim::unknown(), seq = Dim::unknown();
   for (size_t i = 0; i < a.num_states; ++i) {
     ValueType t = ctx.input_type(1 + i);
-    if (t.shape && !t.shape->empty()) t.shape->erase(t.shape->begin());
-    else t.shape.reset();
+    if (t.shape && !t.shape->empty())
+      t.shape->erase(t.shape->begin());
+    else
+      t.shape.reset();
     feeds.push_back(t);
   }
   for (size_t j = 0; j < a.num_scan_in; ++j) {
@@ -616,15 +620,21 @@ KILN_OP(Scan_9) {
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
 KILN_OP_FACTS(If) {
-  return {.op = "If", .family = OpFamily::kControl, .cost = cost::not_counted("control flow: the nodes of its bodies are not counted")};
+  return {.op = "If",
+          .family = OpFamily::kControl,
+          .cost = cost::not_counted("control flow: the nodes of its bodies are not counted")};
 }
 
 KILN_OP_FACTS(Loop) {
-  return {.op = "Loop", .family = OpFamily::kControl, .cost = cost::not_counted("control flow: the nodes of its body are not counted")};
+  return {.op = "Loop",
+          .family = OpFamily::kControl,
+          .cost = cost::not_counted("control flow: the nodes of its body are not counted")};
 }
 
 KILN_OP_FACTS(Scan) {
-  return {.op = "Scan", .family = OpFamily::kControl, .cost = cost::not_counted("control flow: the nodes of its body are not counted")};
+  return {.op = "Scan",
+          .family = OpFamily::kControl,
+          .cost = cost::not_counted("control flow: the nodes of its body are not counted")};
 }
 
 }  // namespace kiln

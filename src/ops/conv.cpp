@@ -7,10 +7,10 @@
 #include <mutex>
 
 #include "ir/epilogue.h"
+#include "ir/op_facts.h"
 #include "kernels/cpu/conv_f32.h"
 #include "ops/conv_select.h"
 #include "ops/nn_util.h"
-#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -144,8 +144,8 @@ class ConvKernel : public Kernel {
     const Tensor& x = ctx.input(0);
     const Tensor& w = ctx.input(1);
     if (w.dtype() != DType::kFloat32 || w.rank() != x.rank()) return false;
-    if (ctx.has_input(2) && (ctx.input(2).dtype() != DType::kFloat32 || ctx.input(2).rank() != 1 ||
-                             ctx.input(2).dim(0) != w.dim(0)))
+    if (ctx.has_input(2) &&
+        (ctx.input(2).dtype() != DType::kFloat32 || ctx.input(2).rank() != 1 || ctx.input(2).dim(0) != w.dim(0)))
       return false;
     return shape_of(ctx.node(), x.shape(), w.shape(), s);
   }

@@ -4,9 +4,9 @@
 // adjustment, as the spec's padding with the zero point does.
 #include <cmath>
 
+#include "ir/op_facts.h"
 #include "ops/nn_util.h"
 #include "ops/quant_util.h"
-#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -22,7 +22,8 @@ QConv plan_qconv(const KernelContext& ctx, const Tensor& x, const Tensor& w) {
   const Node& node = ctx.node();
   QConv q;
   if (x.rank() < 3) throw ctx.error("x must have rank >= 3, got " + shape_str(x.shape()));
-  if (w.rank() != x.rank()) throw ctx.error("w " + shape_str(w.shape()) + " must have the rank of x " + shape_str(x.shape()));
+  if (w.rank() != x.rank())
+    throw ctx.error("w " + shape_str(w.shape()) + " must have the rank of x " + shape_str(x.shape()));
   q.group = node.attr_int("group", 1);
   q.N = x.dim(0);
   q.Cin = x.dim(1);
@@ -55,7 +56,8 @@ void adjusted(const KernelContext& ctx, const Tensor& x, const Tensor* xzp, cons
     if (z.size() != 1 && static_cast<int64_t>(z.size()) != M)
       throw ctx.error("w_zero_point must have 1 or " + std::to_string(M) + " values");
     const int64_t per = M ? w.numel() / M : 0;
-    for (int64_t i = 0; i < w.numel(); ++i) (*wv)[static_cast<size_t>(i)] -= z[z.size() == 1 ? 0 : static_cast<size_t>(i / per)];
+    for (int64_t i = 0; i < w.numel(); ++i)
+      (*wv)[static_cast<size_t>(i)] -= z[z.size() == 1 ? 0 : static_cast<size_t>(i / per)];
   }
 }
 
@@ -64,7 +66,8 @@ void compute_conv_integer(KernelContext& ctx) {
   const Tensor& w = ctx.input(1);
   QConv q = plan_qconv(ctx, x, w);
   std::vector<int32_t> xv, wv;
-  adjusted(ctx, x, ctx.has_input(2) ? &ctx.input(2) : nullptr, w, ctx.has_input(3) ? &ctx.input(3) : nullptr, q.M, &xv, &wv);
+  adjusted(ctx, x, ctx.has_input(2) ? &ctx.input(2) : nullptr, w, ctx.has_input(3) ? &ctx.input(3) : nullptr, q.M, &xv,
+           &wv);
   Tensor& y = ctx.output(0, DType::kInt32, q.out_shape);
   if (y.numel() == 0) return;
   conv_core<int32_t>(q.g, q.N, q.Cin, q.M, q.group, xv.data(), wv.data(), nullptr, y.data<int32_t>());
@@ -85,14 +88,16 @@ void compute_qlinear_conv(KernelContext& ctx) {
   std::vector<int32_t> bias;
   if (ctx.has_input(8)) {
     const Tensor& b = ctx.input(8);
-    if (b.dtype() != DType::kInt32 || b.numel() != q.M) throw ctx.error("B must be int32 with " + std::to_string(q.M) + " values");
+    if (b.dtype() != DType::kInt32 || b.numel() != q.M)
+      throw ctx.error("B must be int32 with " + std::to_string(q.M) + " values");
     bias.assign(b.data<int32_t>(), b.data<int32_t>() + q.M);
   }
   const Tensor& yzp = ctx.input(7);
   const int32_t zy = quant_values(yzp, ctx, "y_zero_point").at(0);
   std::vector<int32_t> acc(static_cast<size_t>(shape_numel(q.out_shape)));
   if (!acc.empty())
-    conv_core<int32_t>(q.g, q.N, q.Cin, q.M, q.group, xv.data(), wv.data(), bias.empty() ? nullptr : bias.data(), acc.data());
+    conv_core<int32_t>(q.g, q.N, q.Cin, q.M, q.group, xv.data(), wv.data(), bias.empty() ? nullptr : bias.data(),
+                       acc.data());
   Tensor& y = ctx.output(0, yzp.dtype(), q.out_shape);
   const int64_t per = q.M ? y.numel() / (q.N * q.M) : 0;
   store_quantized(y, [&](int64_t i) {
@@ -144,12 +149,8 @@ KILN_OP(QLinearConv) {
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(ConvInteger) {
-  return {.op = "ConvInteger", .family = OpFamily::kConv, .cost = cost::conv(1)};
-}
+KILN_OP_FACTS(ConvInteger) { return {.op = "ConvInteger", .family = OpFamily::kConv, .cost = cost::conv(1)}; }
 
-KILN_OP_FACTS(QLinearConv) {
-  return {.op = "QLinearConv", .family = OpFamily::kConv, .cost = cost::conv(3)};
-}
+KILN_OP_FACTS(QLinearConv) { return {.op = "QLinearConv", .family = OpFamily::kConv, .cost = cost::conv(3)}; }
 
 }  // namespace kiln

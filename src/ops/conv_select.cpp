@@ -66,8 +66,8 @@ std::vector<ConvAlgo> rank_conv_algorithms(const ConvProblem& p, WinogradMode wi
   return p.blocked ? rank_blocked(p, winograd) : rank_plain(p);
 }
 
-bool conv_runs_blocked(const Node& conv, int64_t n, int64_t c, int64_t h, int64_t w, int64_t block,
-                       bool input_blocked, bool* plain_src) {
+bool conv_runs_blocked(const Node& conv, int64_t n, int64_t c, int64_t h, int64_t w, int64_t block, bool input_blocked,
+                       bool* plain_src) {
   // A dynamic batch is asked about as 1, a dynamic height or width at
   // blocked_conv_impl's stand-in size: oneDNN's choice of kernel does not
   // depend on them.

@@ -57,7 +57,7 @@ std::vector<ConvAlgo> rank_conv_algorithms(const ConvProblem& p, WinogradMode wi
 // x `w` (h, w < 0: dynamic): oneDNN has a JIT kernel for it. *plain_src:
 // read the NCHW input directly (only when `input_blocked` is false and few
 // channels, e.g. an RGB stem), else convert it first.
-bool conv_runs_blocked(const Node& conv, int64_t n, int64_t c, int64_t h, int64_t w, int64_t block,
-                       bool input_blocked, bool* plain_src);
+bool conv_runs_blocked(const Node& conv, int64_t n, int64_t c, int64_t h, int64_t w, int64_t block, bool input_blocked,
+                       bool* plain_src);
 
 }  // namespace kiln

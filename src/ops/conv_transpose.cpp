@@ -4,8 +4,8 @@
 // semantics (11 only clarified pads for auto_pad), so one schema covers all.
 // Kernel: per column block, col = W^T * X with gemm_acc, then scatter-add
 // (col2im) into Y.
-#include "ops/nn_util.h"
 #include "ir/op_facts.h"
+#include "ops/nn_util.h"
 
 namespace kiln {
 
@@ -108,7 +108,8 @@ void conv_transpose_core(const TransposeGeometry& g, int64_t N, int64_t Cin, int
       rem /= g.kernel[d];
     }
   }
-  const int64_t block = std::clamp<int64_t>((int64_t{1} << 20) / std::max<int64_t>(rows, 1), 16, std::max<int64_t>(in_sp, 16));
+  const int64_t block =
+      std::clamp<int64_t>((int64_t{1} << 20) / std::max<int64_t>(rows, 1), 16, std::max<int64_t>(in_sp, 16));
   std::vector<C> col(static_cast<size_t>(rows * std::min(block, in_sp)));
   std::vector<int64_t> base(r * static_cast<size_t>(std::min(block, in_sp)));
   // W^T per group: [Mg * k_sp, Cg].
@@ -116,11 +117,11 @@ void conv_transpose_core(const TransposeGeometry& g, int64_t N, int64_t Cin, int
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t gi = 0; gi < group; ++gi) {
       for (int64_t c = 0; c < Cg; ++c)
-        for (int64_t row = 0; row < rows; ++row)
-          wt[static_cast<size_t>(row * Cg + c)] = w[(gi * Cg + c) * rows + row];
+        for (int64_t row = 0; row < rows; ++row) wt[static_cast<size_t>(row * Cg + c)] = w[(gi * Cg + c) * rows + row];
       C* yg = y + (n * M + gi * Mg) * out_sp;
       const C* xg = x + (n * Cin + gi * Cg) * in_sp;
-      for (int64_t m = 0; m < Mg; ++m) std::fill(yg + m * out_sp, yg + (m + 1) * out_sp, bias ? bias[gi * Mg + m] : C(0));
+      for (int64_t m = 0; m < Mg; ++m)
+        std::fill(yg + m * out_sp, yg + (m + 1) * out_sp, bias ? bias[gi * Mg + m] : C(0));
       for (int64_t j0 = 0; j0 < in_sp; j0 += block) {
         const int64_t jb = std::min(block, in_sp - j0);
         std::fill(col.begin(), col.begin() + rows * jb, C(0));

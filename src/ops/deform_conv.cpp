@@ -11,8 +11,8 @@
 // a column, then takes the dot products with W: a direct loop nest.
 #include <cmath>
 
-#include "ops/nn_util.h"
 #include "ir/op_facts.h"
+#include "ops/nn_util.h"
 
 namespace kiln {
 
@@ -21,13 +21,13 @@ namespace {
 struct DeformGeometry {
   WindowGeometry win;
   int64_t N = 0, C = 0, M = 0, group = 1, offset_group = 1;
-  int64_t taps = 1;     // k1 * .. * kn
+  int64_t taps = 1;      // k1 * .. * kn
   int64_t out_size = 1;  // o1 * .. * on
 };
 
 // Validates shapes and attributes; "" or the reason.
-std::string deform_geometry(const Node& node, const Shape& x, const Shape& w, const Shape& offset,
-                            const Shape* bias, const Shape* mask, DeformGeometry* g) {
+std::string deform_geometry(const Node& node, const Shape& x, const Shape& w, const Shape& offset, const Shape* bias,
+                            const Shape* mask, DeformGeometry* g) {
   if (x.size() < 3) return "X must have rank >= 3 (N, C, spatial...), got " + shape_str(x);
   const size_t r = x.size() - 2;
   if (w.size() != x.size()) return "W " + shape_str(w) + " must have the rank of X " + shape_str(x);
@@ -57,8 +57,7 @@ std::string deform_geometry(const Node& node, const Shape& x, const Shape& w, co
   g->out_size = shape_numel(g->win.out);
   Shape want_offset = {g->N, g->offset_group * g->taps * static_cast<int64_t>(r)};
   want_offset.insert(want_offset.end(), g->win.out.begin(), g->win.out.end());
-  if (offset != want_offset)
-    return "offset has shape " + shape_str(offset) + ", expected " + shape_str(want_offset);
+  if (offset != want_offset) return "offset has shape " + shape_str(offset) + ", expected " + shape_str(want_offset);
   if (bias && *bias != Shape{g->M}) return "B has shape " + shape_str(*bias) + ", expected " + shape_str(Shape{g->M});
   if (mask) {
     Shape want_mask = want_offset;
@@ -98,8 +97,7 @@ A sample(const T* plane, const Shape& in, const std::vector<int64_t>& in_strides
 }
 
 template <typename T>
-void deform_conv(const DeformGeometry& g, const T* x, const T* w, const T* offset, const T* bias, const T* mask,
-                 T* y) {
+void deform_conv(const DeformGeometry& g, const T* x, const T* w, const T* offset, const T* bias, const T* mask, T* y) {
   using A = acc_t<T>;
   const WindowGeometry& win = g.win;
   const size_t r = win.rank();
@@ -227,8 +225,6 @@ KILN_OP(DeformConv) {
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(DeformConv) {
-  return {.op = "DeformConv", .family = OpFamily::kConv, .cost = cost::conv(1)};
-}
+KILN_OP_FACTS(DeformConv) { return {.op = "DeformConv", .family = OpFamily::kConv, .cost = cost::conv(1)}; }
 
 }  // namespace kiln

@@ -2,8 +2,8 @@
 // input, by LU decomposition with partial pivoting in double.
 #include <cmath>
 
-#include "ops/reduce_util.h"
 #include "ir/op_facts.h"
+#include "ops/reduce_util.h"
 
 namespace kiln {
 

@@ -9,8 +9,8 @@
 #include <cctype>
 #include <map>
 
-#include "ops/reduce_util.h"
 #include "ir/op_facts.h"
+#include "ops/reduce_util.h"
 
 namespace kiln {
 
@@ -80,9 +80,9 @@ Term parse_term(const std::string& t, int64_t rank, int64_t* ell, const std::str
 }
 
 struct Plan {
-  std::vector<Term> inputs;            // labels per input dim (ellipsis labels right-aligned)
+  std::vector<Term> inputs;  // labels per input dim (ellipsis labels right-aligned)
   std::vector<int> out_labels;
-  std::map<int, int64_t> size;         // label -> extent
+  std::map<int, int64_t> size;  // label -> extent
 };
 
 // Resolves labels and extents from the equation and the input shapes.
@@ -129,7 +129,8 @@ Plan make_plan(const std::string& eq, const std::vector<Shape>& shapes, const st
         continue;
       }
       int l = static_cast<unsigned char>(e.output[i++]);
-      if (!p.size.count(l)) throw Error(who + ": output label '" + std::string(1, static_cast<char>(l)) + "' is not an input label");
+      if (!p.size.count(l))
+        throw Error(who + ": output label '" + std::string(1, static_cast<char>(l)) + "' is not an input label");
       if (std::count(p.out_labels.begin(), p.out_labels.end(), l))
         throw Error(who + ": output label '" + std::string(1, static_cast<char>(l)) + "' is repeated");
       p.out_labels.push_back(l);

@@ -18,16 +18,15 @@ Tensor legacy_broadcast_rhs(const KernelContext& ctx, const Tensor& a, const Ten
   if (n.opset >= 7) return b;
   if (!n.attr_int("broadcast", 0)) {
     if (a.shape() != b.shape())
-      throw ctx.error("shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) +
-                      " differ and broadcast=0");
+      throw ctx.error("shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) + " differ and broadcast=0");
     return b;
   }
   int64_t ra = a.rank(), rb = b.rank();
   int64_t axis = n.has_attr("axis") ? n.attr_int("axis", 0) : ra - rb;
   if (axis < 0) axis += ra;
   if (axis < 0 || axis + rb > ra)
-    throw ctx.error("legacy broadcast of " + shape_str(b.shape()) + " onto " + shape_str(a.shape()) +
-                    " at axis " + std::to_string(axis) + " is out of range");
+    throw ctx.error("legacy broadcast of " + shape_str(b.shape()) + " onto " + shape_str(a.shape()) + " at axis " +
+                    std::to_string(axis) + " is out of range");
   Shape s = b.shape();
   for (int64_t i = axis + rb; i < ra; ++i) s.push_back(1);
   return b.reshaped(s);

@@ -21,9 +21,7 @@ inline std::vector<DType> int_dtypes() {
   return {DType::kInt8,  DType::kInt16,  DType::kInt32,  DType::kInt64,
           DType::kUInt8, DType::kUInt16, DType::kUInt32, DType::kUInt64};
 }
-inline std::vector<DType> unsigned_dtypes() {
-  return {DType::kUInt8, DType::kUInt16, DType::kUInt32, DType::kUInt64};
-}
+inline std::vector<DType> unsigned_dtypes() { return {DType::kUInt8, DType::kUInt16, DType::kUInt32, DType::kUInt64}; }
 inline std::vector<DType> pod_dtypes() {
   std::vector<DType> v = numeric_dtypes();
   v.push_back(DType::kBool);

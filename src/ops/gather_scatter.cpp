@@ -3,8 +3,8 @@
 // data is range-checked (negative indices count from the end).
 #include <algorithm>
 
-#include "ops/tensor_util.h"
 #include "ir/op_facts.h"
+#include "ops/tensor_util.h"
 
 namespace kiln {
 
@@ -53,7 +53,8 @@ OpSchema gather_schema() {
     for (int64_t d = axis + 1; d < x.rank(); ++d) inner *= x.dim(static_cast<int>(d));
     int64_t k = static_cast<int64_t>(idx.size());
     for (int64_t o = 0; o < outer; ++o)
-      for (int64_t j = 0; j < k; ++j) copy_elements(x, (o * n + idx[static_cast<size_t>(j)]) * inner, out, (o * k + j) * inner, inner);
+      for (int64_t j = 0; j < k; ++j)
+        copy_elements(x, (o * n + idx[static_cast<size_t>(j)]) * inner, out, (o * k + j) * inner, inner);
   };
   return s;
 }
@@ -72,7 +73,8 @@ OpSchema gather_elements_schema() {
     const Tensor& it = ctx.input(1);
     std::vector<int64_t> idx = read_ints(it, ctx, "GatherElements indices");
     if (it.rank() != x.rank())
-      throw ctx.error("indices rank " + std::to_string(it.rank()) + " differs from data rank " + std::to_string(x.rank()));
+      throw ctx.error("indices rank " + std::to_string(it.rank()) + " differs from data rank " +
+                      std::to_string(x.rank()));
     int64_t axis = normalize_axis(ctx.node().attr_int("axis", 0), x.rank(), ctx.node());
     for (int d = 0; d < x.rank(); ++d)
       if (d != axis && it.dim(d) > x.dim(d))
@@ -84,7 +86,8 @@ OpSchema gather_elements_schema() {
     for_each_index(it.shape(), [&](const int64_t* ix, int64_t i) {
       int64_t off = 0;
       for (int d = 0; d < x.rank(); ++d)
-        off += (d == axis ? checked_index(ctx, idx[static_cast<size_t>(i)], n, "indices", i) : ix[d]) * st[static_cast<size_t>(d)];
+        off += (d == axis ? checked_index(ctx, idx[static_cast<size_t>(i)], n, "indices", i) : ix[d]) *
+               st[static_cast<size_t>(d)];
       copy_elements(x, off, out, i, 1);
     });
   };
@@ -100,8 +103,7 @@ OpSchema gather_nd_schema(int since, int until) {
   s.until = until;
   s.min_inputs = s.max_inputs = 2;
   s.max_outputs = 1;
-  if (since == 11)
-    s.check = [](const Node& n) { return n.has_attr("batch_dims") ? "batch_dims needs opset 12" : ""; };
+  if (since == 11) s.check = [](const Node& n) { return n.has_attr("batch_dims") ? "batch_dims needs opset 12" : ""; };
   s.infer = [](InferContext& ctx) {
     const ValueType& d = ctx.input_type(0);
     const ValueType& ix = ctx.input_type(1);
@@ -127,7 +129,8 @@ OpSchema gather_nd_schema(int since, int until) {
       throw ctx.error("batch_dims " + std::to_string(b) + " with index depth " + std::to_string(k) +
                       " does not fit data rank " + std::to_string(x.rank()));
     for (int d = 0; d < b; ++d)
-      if (x.dim(d) != it.dim(d)) throw ctx.error("batch dim " + std::to_string(d) + " differs between data and indices");
+      if (x.dim(d) != it.dim(d))
+        throw ctx.error("batch dim " + std::to_string(d) + " differs between data and indices");
     Shape out_shape(it.shape().begin(), it.shape().end() - 1);
     out_shape.insert(out_shape.end(), x.shape().begin() + b + k, x.shape().end());
     Tensor& out = ctx.output(0, x.dtype(), out_shape);
@@ -182,8 +185,10 @@ void reduce_into(T& dst, const T& src, Reduction r) {
   } else if constexpr (std::is_same_v<T, bool>) {
     switch (r) {
       case Reduction::kNone: dst = src; break;
-      case Reduction::kAdd: case Reduction::kMax: dst = dst || src; break;
-      case Reduction::kMul: case Reduction::kMin: dst = dst && src; break;
+      case Reduction::kAdd:
+      case Reduction::kMax: dst = dst || src; break;
+      case Reduction::kMul:
+      case Reduction::kMin: dst = dst && src; break;
     }
   } else {
     using A = acc_t<T>;
@@ -227,14 +232,15 @@ OpSchema scatter_elements_schema(const char* name, int since, int until) {
     Reduction red = reduction_of(ctx.node());
     std::vector<int64_t> idx = read_ints(it, ctx, "indices");
     if (it.shape() != up.shape())
-      throw ctx.error("indices shape " + shape_str(it.shape()) + " differs from updates shape " + shape_str(up.shape()));
+      throw ctx.error("indices shape " + shape_str(it.shape()) + " differs from updates shape " +
+                      shape_str(up.shape()));
     if (up.dtype() != x.dtype()) throw ctx.error("updates type differs from data type");
     if (it.rank() != x.rank())
-      throw ctx.error("indices rank " + std::to_string(it.rank()) + " differs from data rank " + std::to_string(x.rank()));
+      throw ctx.error("indices rank " + std::to_string(it.rank()) + " differs from data rank " +
+                      std::to_string(x.rank()));
     int64_t axis = normalize_axis(ctx.node().attr_int("axis", 0), x.rank(), ctx.node());
     for (int d = 0; d < x.rank(); ++d)
-      if (d != axis && it.dim(d) > x.dim(d))
-        throw ctx.error("indices dim " + std::to_string(d) + " exceeds data's");
+      if (d != axis && it.dim(d) > x.dim(d)) throw ctx.error("indices dim " + std::to_string(d) + " exceeds data's");
     std::vector<int64_t> st = contiguous_strides(x.shape());
     int64_t n = x.dim(static_cast<int>(axis));
     Tensor out = x.clone();
@@ -273,11 +279,11 @@ OpSchema scatter_nd_schema(int since, int until) {
     std::vector<int64_t> idx = read_ints(it, ctx, "indices");
     if (it.rank() < 1) throw ctx.error("indices must have rank >= 1");
     int64_t k = it.shape().back();
-    if (k > x.rank()) throw ctx.error("index depth " + std::to_string(k) + " exceeds data rank " + std::to_string(x.rank()));
+    if (k > x.rank())
+      throw ctx.error("index depth " + std::to_string(k) + " exceeds data rank " + std::to_string(x.rank()));
     Shape want(it.shape().begin(), it.shape().end() - 1);
     want.insert(want.end(), x.shape().begin() + k, x.shape().end());
-    if (up.shape() != want)
-      throw ctx.error("updates shape " + shape_str(up.shape()) + " should be " + shape_str(want));
+    if (up.shape() != want) throw ctx.error("updates shape " + shape_str(up.shape()) + " should be " + shape_str(want));
     if (up.dtype() != x.dtype()) throw ctx.error("updates type differs from data type");
     int64_t inner = shape_numel(Shape(x.shape().begin() + k, x.shape().end()));
     int64_t tuples = shape_numel(Shape(it.shape().begin(), it.shape().end() - 1));
@@ -313,28 +319,16 @@ KILN_OP(ScatterND) { return scatter_nd_schema(11, INT_MAX); }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(Gather) {
-  return {.op = "Gather", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Gather) { return {.op = "Gather", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(GatherElements) {
-  return {.op = "GatherElements", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(GatherElements) { return {.op = "GatherElements", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(GatherND) {
-  return {.op = "GatherND", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(GatherND) { return {.op = "GatherND", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(Scatter) {
-  return {.op = "Scatter", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Scatter) { return {.op = "Scatter", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(ScatterElements) {
-  return {.op = "ScatterElements", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(ScatterElements) { return {.op = "ScatterElements", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(ScatterND) {
-  return {.op = "ScatterND", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(ScatterND) { return {.op = "ScatterND", .family = OpFamily::kShape, .cost = cost::none()}; }
 
 }  // namespace kiln

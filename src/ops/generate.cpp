@@ -2,8 +2,8 @@
 // Trilu, and the cumulative CumSum / CumProd.
 #include <cmath>
 
-#include "ops/tensor_util.h"
 #include "ir/op_facts.h"
+#include "ops/tensor_util.h"
 
 namespace kiln {
 
@@ -117,7 +117,8 @@ OpSchema eye_like_schema() {
     if (!n.has_attr("dtype")) return "";
     int64_t d = n.attr_int("dtype", 0);
     DType t = static_cast<DType>(d);
-    if (!dtype_is_supported(static_cast<int32_t>(d)) || t == DType::kString) return "dtype " + std::to_string(d) + " is not supported";
+    if (!dtype_is_supported(static_cast<int32_t>(d)) || t == DType::kString)
+      return "dtype " + std::to_string(d) + " is not supported";
     return "";
   };
   s.infer = [out_dtype](InferContext& ctx) {
@@ -172,7 +173,8 @@ OpSchema one_hot_schema(int since, int until) {
     if (dt.numel() != 1) throw ctx.error("depth must be a scalar");
     if (vals.numel() != 2) throw ctx.error("values must have two elements [off, on]");
     double dv = read_scalar(dt);
-    if (!(dv >= 1) || dv > double(kMaxDataDrivenElements)) throw ctx.error("depth " + std::to_string(dv) + " is invalid");
+    if (!(dv >= 1) || dv > double(kMaxDataDrivenElements))
+      throw ctx.error("depth " + std::to_string(dv) + " is invalid");
     int64_t depth = static_cast<int64_t>(dv);
     int64_t r = ix.rank() + 1;
     int64_t axis = normalize_axis(ctx.node().attr_int("axis", -1), r, ctx.node());
@@ -182,7 +184,8 @@ OpSchema one_hot_schema(int since, int until) {
     // Indices of any numeric type; non-integral values truncate.
     std::vector<int64_t> idx(static_cast<size_t>(ix.numel()));
     dispatch<NumericTypes>(ix.dtype(), "OneHot indices", [&]<typename T>() {
-      for (int64_t i = 0; i < ix.numel(); ++i) idx[static_cast<size_t>(i)] = static_cast<int64_t>(acc_t<T>(ix.data<T>()[i]));
+      for (int64_t i = 0; i < ix.numel(); ++i)
+        idx[static_cast<size_t>(i)] = static_cast<int64_t>(acc_t<T>(ix.data<T>()[i]));
     });
     int64_t outer = 1, inner = 1;
     for (int64_t d = 0; d < axis; ++d) outer *= ix.shape()[static_cast<size_t>(d)];
@@ -195,7 +198,7 @@ OpSchema one_hot_schema(int since, int until) {
       for (int64_t o = 0; o < outer; ++o)
         for (int64_t j = 0; j < inner; ++j) {
           int64_t v = idx[static_cast<size_t>(o * inner + j)];
-          if (v < 0 && ctx.node().opset >= 11) v += depth;  // opset 9-10: negatives are "off"
+          if (v < 0 && ctx.node().opset >= 11) v += depth;                // opset 9-10: negatives are "off"
           if (v >= 0 && v < depth) po[(o * depth + v) * inner + j] = on;  // others stay "off"
         }
     });
@@ -297,32 +300,20 @@ KILN_OP(CumProd) { return cumulative_schema<true>("CumProd", 26); }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(ConstantOfShape) {
-  return {.op = "ConstantOfShape", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(ConstantOfShape) { return {.op = "ConstantOfShape", .family = OpFamily::kShape, .cost = cost::none()}; }
 
 KILN_OP_FACTS(CumProd) {
   return {.op = "CumProd", .family = OpFamily::kReduction, .cost = cost::not_counted("CumProd is not counted")};
 }
 
-KILN_OP_FACTS(CumSum) {
-  return {.op = "CumSum", .family = OpFamily::kReduction, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(CumSum) { return {.op = "CumSum", .family = OpFamily::kReduction, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(EyeLike) {
-  return {.op = "EyeLike", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(EyeLike) { return {.op = "EyeLike", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(OneHot) {
-  return {.op = "OneHot", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(OneHot) { return {.op = "OneHot", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(Range) {
-  return {.op = "Range", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Range) { return {.op = "Range", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(Trilu) {
-  return {.op = "Trilu", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Trilu) { return {.op = "Trilu", .family = OpFamily::kShape, .cost = cost::none()}; }
 
 }  // namespace kiln

@@ -2,8 +2,8 @@
 // linear/nearest/cubic), AffineGrid (20) and Col2Im (18).
 #include <cmath>
 
-#include "ops/nn_util.h"
 #include "ir/op_facts.h"
+#include "ops/nn_util.h"
 
 namespace kiln {
 
@@ -67,7 +67,8 @@ void compute_grid_sample(KernelContext& ctx) {
   });
   std::vector<double> xv(static_cast<size_t>(x.numel()));
   dispatch<NumericTypes>(x.dtype(), "GridSample", [&]<typename T>() {
-    for (int64_t i = 0; i < x.numel(); ++i) xv[static_cast<size_t>(i)] = static_cast<double>(static_cast<acc_t<T>>(x.data<T>()[i]));
+    for (int64_t i = 0; i < x.numel(); ++i)
+      xv[static_cast<size_t>(i)] = static_cast<double>(static_cast<acc_t<T>>(x.data<T>()[i]));
   });
   std::vector<double> yv(static_cast<size_t>(shape_numel(out_shape)));
   std::vector<std::vector<GridTap>> taps(static_cast<size_t>(r));
@@ -87,8 +88,10 @@ void compute_grid_sample(KernelContext& ctx) {
         if (mode == "nearest") c = std::nearbyint(c);
         const double lo = align ? 0.0 : -0.5, hi = align ? size - 1 : size - 0.5;
         if (c < lo || c > hi) {
-          if (pad == "border") c = std::clamp(c, 0.0, size - 1);
-          else if (pad == "reflection") c = reflect(c, lo, hi);
+          if (pad == "border")
+            c = std::clamp(c, 0.0, size - 1);
+          else if (pad == "reflection")
+            c = reflect(c, lo, hi);
         }
         auto& t = taps[static_cast<size_t>(d)];
         t.clear();
@@ -101,7 +104,8 @@ void compute_grid_sample(KernelContext& ctx) {
             t.push_back({map_index(i0, d), 1 - fr});
             t.push_back({map_index(i0 + 1, d), fr});
           } else {
-            for (int64_t k = -1; k <= 2; ++k) t.push_back({map_index(i0 + k, d), cubic_coeff(static_cast<double>(k) - fr)});
+            for (int64_t k = -1; k <= 2; ++k)
+              t.push_back({map_index(i0 + k, d), cubic_coeff(static_cast<double>(k) - fr)});
           }
         }
       }
@@ -130,7 +134,8 @@ void compute_grid_sample(KernelContext& ctx) {
     }
   dispatch<NumericTypes>(x.dtype(), "GridSample", [&]<typename T>() {
     Tensor& y = ctx.output(0, x.dtype(), out_shape);
-    for (int64_t i = 0; i < y.numel(); ++i) y.data<T>()[i] = static_cast<T>(static_cast<acc_t<T>>(yv[static_cast<size_t>(i)]));
+    for (int64_t i = 0; i < y.numel(); ++i)
+      y.data<T>()[i] = static_cast<T>(static_cast<acc_t<T>>(yv[static_cast<size_t>(i)]));
   });
 }
 
@@ -192,7 +197,8 @@ void compute_affine_grid(KernelContext& ctx) {
         for (int64_t i = 0; i < r; ++i) {
           double acc = 0;
           for (int64_t j = 0; j <= r; ++j)
-            acc += static_cast<double>(static_cast<acc_t<T>>(theta.data<T>()[(n * r + i) * (r + 1) + j])) * h[static_cast<size_t>(j)];
+            acc += static_cast<double>(static_cast<acc_t<T>>(theta.data<T>()[(n * r + i) * (r + 1) + j])) *
+                   h[static_cast<size_t>(j)];
           y.data<T>()[(n * pts + p) * r + i] = static_cast<T>(static_cast<acc_t<T>>(acc));
         }
       }

@@ -1,7 +1,7 @@
 // Identity and Constant. Constant nodes are folded into initializers at
 // import; the schema is registered so the support matrix lists it.
-#include "ops/common.h"
 #include "ir/op_facts.h"
+#include "ops/common.h"
 
 namespace kiln {
 
@@ -26,9 +26,7 @@ KILN_OP(Constant) {
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(Constant) {
-  return {.op = "Constant", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Constant) { return {.op = "Constant", .family = OpFamily::kShape, .cost = cost::none()}; }
 
 KILN_OP_FACTS(Identity) {
   return {.op = "Identity", .family = OpFamily::kShape, .cost = cost::none(), .blocked = BlockedLayout::kUnary};

@@ -25,16 +25,15 @@
 #include <limits>
 
 #include "core/thread_pool.h"
+#include "ir/op_facts.h"
 #include "kernels/cpu/gemm_f32.h"
 #include "kernels/cpu/vec_math_f32.h"
 #include "ops/common.h"
 #include "ops/softmax_rows.h"
-#include "ir/op_facts.h"
 
 namespace kiln {
 
 namespace {
-
 
 // Leading dims of `s` before its last `tail` dims ([] when rank < tail).
 Shape batch_of(const Shape& s, size_t tail) {
@@ -170,8 +169,10 @@ void attention_f32(KernelContext& ctx) {
       const float* vb = v + matrix_index(b, a.batch, a.strides[2]) * a.lk * a.dv;
       GemmF32Operand qa{qb, a.d, false};
       GemmF32Operand kb_op = kt ? GemmF32Operand{kb, a.lk, false} : GemmF32Operand{kb, a.d, true};
-      if (a.d > 0) gemm_f32(rows, a.lk, a.d, scale, qa, kb_op, 0.0f, scores.data(), a.lk, nullptr, kernel);
-      else std::fill(scores.begin(), scores.begin() + rows * a.lk, 0.0f);
+      if (a.d > 0)
+        gemm_f32(rows, a.lk, a.d, scale, qa, kb_op, 0.0f, scores.data(), a.lk, nullptr, kernel);
+      else
+        std::fill(scores.begin(), scores.begin() + rows * a.lk, 0.0f);
       const float* mb = nullptr;
       if (mask) mb = mask + matrix_index(b, a.batch, a.strides[3]) * a.mask_matrix + r0 * a.mask_row_stride;
       softmax_rows(scores.data(), rows, a.lk, mb, a.mask_row_stride, a.mask_col_stride, exp);
@@ -207,11 +208,14 @@ void attention_infer(InferContext& ctx) {
       Dim& o = out[rank - s.size() + d];
       const Dim& x = s[d];
       if (x.is_known() && x.value == 1) continue;
-      if (o.is_known() && o.value == 1) o = x;
+      if (o.is_known() && o.value == 1)
+        o = x;
       else if (o.is_known() && x.is_known() && o.value != x.value)
         throw ctx.error("batch dims " + std::to_string(o.value) + " and " + std::to_string(x.value) + " differ");
-      else if (!o.is_known() && x.is_known()) o = x;
-      else if (!o.is_known() && !(o == x)) o = Dim::unknown();
+      else if (!o.is_known() && x.is_known())
+        o = x;
+      else if (!o.is_known() && !(o == x))
+        o = Dim::unknown();
     }
   out.push_back((*q.shape)[q.shape->size() - 2]);
   out.push_back(v.shape->back());

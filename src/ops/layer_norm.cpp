@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "ir/op_facts.h"
 #include "ops/layer_norm_rows.h"
 #include "ops/reduce_util.h"
-#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -169,8 +169,8 @@ bool rms_norm_f32(KernelContext& ctx, int64_t axis) {
   parallel_for(pool, v.outer, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       double mean_sq = static_cast<double>(centered_sum_sq_f32(px + r * v.n, v.n, 0.0f)) / static_cast<double>(v.n);
-      layer_norm_row_f32(px + r * v.n, py + r * v.n, v.n, {0.0f, 0.0f, static_cast<float>(1.0 / std::sqrt(mean_sq + eps))},
-                         scale, nullptr);
+      layer_norm_row_f32(px + r * v.n, py + r * v.n, v.n,
+                         {0.0f, 0.0f, static_cast<float>(1.0 / std::sqrt(mean_sq + eps))}, scale, nullptr);
     }
   });
   return true;
@@ -202,8 +202,8 @@ void layer_norm_compute(KernelContext& ctx) {
   AxisView v = flatten_view(x.shape(), axis);
   std::vector<double> xv = to_doubles(x, node.op_type);
   std::vector<double> scale = expand_doubles(ctx, ctx.input(1), x.shape(), "Scale");
-  std::vector<double> bias = ctx.has_input(2) ? expand_doubles(ctx, ctx.input(2), x.shape(), "B")
-                                              : std::vector<double>(xv.size(), 0.0);
+  std::vector<double> bias =
+      ctx.has_input(2) ? expand_doubles(ctx, ctx.input(2), x.shape(), "B") : std::vector<double>(xv.size(), 0.0);
   std::vector<double> y(xv.size()), mean(static_cast<size_t>(v.outer)), inv(static_cast<size_t>(v.outer));
   for (int64_t o = 0; o < v.outer; ++o) {
     size_t base = static_cast<size_t>(o * v.n);

@@ -11,8 +11,8 @@
 // (the query's type without one).
 #include <cmath>
 
-#include "ops/reduce_util.h"
 #include "ir/op_facts.h"
+#include "ops/reduce_util.h"
 
 namespace kiln {
 
@@ -27,16 +27,17 @@ void linear_attention_compute(KernelContext& ctx) {
   const Tensor& q = ctx.input(0);
   const Tensor& k = ctx.input(1);
   const Tensor& v = ctx.input(2);
-  if (q.rank() != 3 || k.rank() != 3 || v.rank() != 3)
-    throw ctx.error("query, key and value must be (B, T, H*D)");
+  if (q.rank() != 3 || k.rank() != 3 || v.rank() != 3) throw ctx.error("query, key and value must be (B, T, H*D)");
   int64_t b = q.dim(0), t = q.dim(1);
   if (k.dim(0) != b || v.dim(0) != b || k.dim(1) != t || v.dim(1) != t)
     throw ctx.error("query, key and value must share batch and sequence dims");
   if (q.dim(2) % hq != 0 || v.dim(2) % hk != 0) throw ctx.error("hidden sizes must be divisible by the head counts");
   int64_t dk = q.dim(2) / hq, dv = v.dim(2) / hk, group = hq / hk;
   if (k.dim(2) != hk * dk) throw ctx.error("key must be (B, T, kv_num_heads * d_k)");
-  if (gating != ctx.has_input(4)) throw ctx.error("update_rule '" + rule + (gating ? "' requires" : "' forbids") + " decay");
-  if (delta != ctx.has_input(5)) throw ctx.error("update_rule '" + rule + (delta ? "' requires" : "' forbids") + " beta");
+  if (gating != ctx.has_input(4))
+    throw ctx.error("update_rule '" + rule + (gating ? "' requires" : "' forbids") + " decay");
+  if (delta != ctx.has_input(5))
+    throw ctx.error("update_rule '" + rule + (delta ? "' requires" : "' forbids") + " beta");
   int64_t decay_last = 0, beta_last = 0;
   std::vector<double> decay, beta;
   if (gating) {
@@ -65,7 +66,8 @@ void linear_attention_compute(KernelContext& ctx) {
   }
   double scale = node.attr_float("scale", 0);
   if (scale == 0) scale = 1.0 / std::sqrt(static_cast<double>(dk));
-  std::vector<double> qv = to_doubles(q, node.op_type), kv = to_doubles(k, node.op_type), vv = to_doubles(v, node.op_type);
+  std::vector<double> qv = to_doubles(q, node.op_type), kv = to_doubles(k, node.op_type),
+                      vv = to_doubles(v, node.op_type);
   std::vector<double> out(static_cast<size_t>(b * t * hq * dv), 0.0), upd(static_cast<size_t>(dv));
   for (int64_t bi = 0; bi < b; ++bi)
     for (int64_t ti = 0; ti < t; ++ti) {
@@ -149,7 +151,9 @@ KILN_OP(LinearAttention) {
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
 KILN_OP_FACTS(LinearAttention) {
-  return {.op = "LinearAttention", .family = OpFamily::kAttention, .cost = cost::not_counted("LinearAttention is not counted")};
+  return {.op = "LinearAttention",
+          .family = OpFamily::kAttention,
+          .cost = cost::not_counted("LinearAttention is not counted")};
 }
 
 }  // namespace kiln

@@ -7,8 +7,8 @@
 #include <cmath>
 #include <limits>
 
-#include "ops/reduce_util.h"
 #include "ir/op_facts.h"
+#include "ops/reduce_util.h"
 
 namespace kiln {
 
@@ -118,11 +118,14 @@ KILN_OP(SoftmaxCrossEntropyLoss) { return loss_schema("SoftmaxCrossEntropyLoss",
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
 KILN_OP_FACTS(NegativeLogLikelihoodLoss) {
-  return {.op = "NegativeLogLikelihoodLoss", .family = OpFamily::kOther, .cost = cost::not_counted("losses are not counted")};
+  return {.op = "NegativeLogLikelihoodLoss",
+          .family = OpFamily::kOther,
+          .cost = cost::not_counted("losses are not counted")};
 }
 
 KILN_OP_FACTS(SoftmaxCrossEntropyLoss) {
-  return {.op = "SoftmaxCrossEntropyLoss", .family = OpFamily::kOther, .cost = cost::not_counted("losses are not counted")};
+  return {
+      .op = "SoftmaxCrossEntropyLoss", .family = OpFamily::kOther, .cost = cost::not_counted("losses are not counted")};
 }
 
 }  // namespace kiln

@@ -6,11 +6,11 @@
 #include <cmath>
 #include <cstring>
 
+#include "ir/op_facts.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/gemm_f32.h"
 #include "ops/nn_util.h"
 #include "ops/quant_util.h"
-#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -66,8 +66,7 @@ MatMulPlan plan_matmul(const Shape& a_in, const Shape& b_in, const KernelContext
   p.M = a[a.size() - 2];
   p.K = a[a.size() - 1];
   p.N = b[b.size() - 1];
-  if (b[b.size() - 2] != p.K)
-    throw ctx.error("inner dims differ: A " + shape_str(a_in) + " and B " + shape_str(b_in));
+  if (b[b.size() - 2] != p.K) throw ctx.error("inner dims differ: A " + shape_str(a_in) + " and B " + shape_str(b_in));
   Shape ba(a.begin(), a.end() - 2), bb(b.begin(), b.end() - 2);
   Shape batch = broadcast_shapes({ba, bb}, ctx.node());
   const int64_t nb = shape_numel(batch);
@@ -96,7 +95,8 @@ namespace {
 
 using MatMulTypes = TypeList<float, double, Float16, BFloat16, int32_t, int64_t, uint32_t, uint64_t>;
 
-template <typename T> using mm_calc_t = std::conditional_t<std::is_integral_v<T>, T, calc_t<T>>;
+template <typename T>
+using mm_calc_t = std::conditional_t<std::is_integral_v<T>, T, calc_t<T>>;
 
 void compute_matmul(KernelContext& ctx) {
   const Tensor& a = ctx.input(0);
@@ -208,11 +208,14 @@ void matmul_int32(const KernelContext& ctx, const Tensor& a, const Tensor* azp, 
   for (size_t i = 0; i < p.a_offsets.size(); ++i) {
     for (int64_t r = 0; r < p.M; ++r)
       for (int64_t k = 0; k < p.K; ++k)
-        am[static_cast<size_t>(r * p.K + k)] = va[static_cast<size_t>(p.a_offsets[i] + r * p.K + k)] - za[za.size() == 1 ? 0 : static_cast<size_t>(r)];
+        am[static_cast<size_t>(r * p.K + k)] =
+            va[static_cast<size_t>(p.a_offsets[i] + r * p.K + k)] - za[za.size() == 1 ? 0 : static_cast<size_t>(r)];
     for (int64_t k = 0; k < p.K; ++k)
       for (int64_t c = 0; c < p.N; ++c)
-        bm[static_cast<size_t>(k * p.N + c)] = vb[static_cast<size_t>(p.b_offsets[i] + k * p.N + c)] - zb[zb.size() == 1 ? 0 : static_cast<size_t>(c)];
-    gemm_acc<int32_t>(p.M, p.N, p.K, am.data(), p.K, bm.data(), p.N, out->data() + i * static_cast<size_t>(p.M * p.N), p.N);
+        bm[static_cast<size_t>(k * p.N + c)] =
+            vb[static_cast<size_t>(p.b_offsets[i] + k * p.N + c)] - zb[zb.size() == 1 ? 0 : static_cast<size_t>(c)];
+    gemm_acc<int32_t>(p.M, p.N, p.K, am.data(), p.K, bm.data(), p.N, out->data() + i * static_cast<size_t>(p.M * p.N),
+                      p.N);
   }
 }
 
@@ -245,7 +248,8 @@ void compute_qlinear_matmul(KernelContext& ctx) {
   const int64_t mn = p.M * p.N;
   store_quantized(y, [&](int64_t i) {
     const int64_t r = (i % mn) / p.N, c = i % p.N;
-    const float scale = sa[sa.size() == 1 ? 0 : static_cast<size_t>(r)] * sb[sb.size() == 1 ? 0 : static_cast<size_t>(c)] / sy[0];
+    const float scale =
+        sa[sa.size() == 1 ? 0 : static_cast<size_t>(r)] * sb[sb.size() == 1 ? 0 : static_cast<size_t>(c)] / sy[0];
     return static_cast<double>(std::nearbyint(static_cast<float>(acc[static_cast<size_t>(i)]) * scale)) + zy;
   });
 }
@@ -343,8 +347,8 @@ class MatMulKernel : public Kernel {
       stacked = p.b_offsets[i] == 0 && p.a_offsets[i] == static_cast<int64_t>(i) * p.M * p.K;
     const PackedMatrixF32* packed = b_.for_input(b);
     if (stacked) {
-      gemm_f32(static_cast<int64_t>(nb) * p.M, p.N, p.K, 1.0f, {a.data<float>(), p.K}, {b.data<float>(), p.N, false, packed},
-               0.0f, y.data<float>(), p.N, ctx.thread_pool());
+      gemm_f32(static_cast<int64_t>(nb) * p.M, p.N, p.K, 1.0f, {a.data<float>(), p.K},
+               {b.data<float>(), p.N, false, packed}, 0.0f, y.data<float>(), p.N, ctx.thread_pool());
       return;
     }
     for (size_t i = 0; i < nb; ++i)
@@ -497,12 +501,8 @@ KILN_OP_FACTS(MatMul) {
   return {.op = "MatMul", .family = OpFamily::kMatMul, .cost = cost::matmul(), .accepts_epilogue = true};
 }
 
-KILN_OP_FACTS(MatMulInteger) {
-  return {.op = "MatMulInteger", .family = OpFamily::kMatMul, .cost = cost::matmul()};
-}
+KILN_OP_FACTS(MatMulInteger) { return {.op = "MatMulInteger", .family = OpFamily::kMatMul, .cost = cost::matmul()}; }
 
-KILN_OP_FACTS(QLinearMatMul) {
-  return {.op = "QLinearMatMul", .family = OpFamily::kMatMul, .cost = cost::matmul()};
-}
+KILN_OP_FACTS(QLinearMatMul) { return {.op = "QLinearMatMul", .family = OpFamily::kMatMul, .cost = cost::matmul()}; }
 
 }  // namespace kiln

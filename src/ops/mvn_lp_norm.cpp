@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "ops/reduce_util.h"
 #include "ir/op_facts.h"
+#include "ops/reduce_util.h"
 
 namespace kiln {
 
@@ -50,7 +50,8 @@ void lp_norm_compute(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const Node& node = ctx.node();
   int64_t p = node.attr_int("p", 2);
-  AxisView v = x.rank() == 0 ? AxisView{} : axis_view(x.shape(), normalize_axis(node.attr_int("axis", -1), x.rank(), node));
+  AxisView v =
+      x.rank() == 0 ? AxisView{} : axis_view(x.shape(), normalize_axis(node.attr_int("axis", -1), x.rank(), node));
   std::vector<double> xv = to_doubles(x, node.op_type);
   std::vector<double> y(xv.size());
   for (int64_t o = 0; o < v.outer; ++o)

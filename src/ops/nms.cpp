@@ -9,8 +9,8 @@
 #include <algorithm>
 #include <array>
 
-#include "ops/common.h"
 #include "ir/op_facts.h"
+#include "ops/common.h"
 
 namespace kiln {
 
@@ -50,8 +50,8 @@ bool suppresses(const Box<A>& a, const Box<A>& b, A threshold) {
 bool optional_scalar(const KernelContext& ctx, size_t i, const char* what, double* v) {
   if (!ctx.has_input(i) || ctx.input(i).numel() == 0) return false;
   const Tensor& t = ctx.input(i);
-  if (t.numel() != 1) throw ctx.error(std::string(what) + " must be a scalar, got " + std::to_string(t.numel()) +
-                                      " elements");
+  if (t.numel() != 1)
+    throw ctx.error(std::string(what) + " must be a scalar, got " + std::to_string(t.numel()) + " elements");
   *v = read_scalar(t);
   return true;
 }
@@ -166,7 +166,9 @@ KILN_OP(NonMaxSuppression) {
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
 KILN_OP_FACTS(NonMaxSuppression) {
-  return {.op = "NonMaxSuppression", .family = OpFamily::kOther, .cost = cost::not_counted("NonMaxSuppression is not counted")};
+  return {.op = "NonMaxSuppression",
+          .family = OpFamily::kOther,
+          .cost = cost::not_counted("NonMaxSuppression is not counted")};
 }
 
 }  // namespace kiln

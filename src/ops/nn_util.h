@@ -31,8 +31,7 @@ inline std::optional<DimVector> window_infer_dims(const InferContext& ctx, const
 
 // C[M x N] += A[M x K] * B[K x N], all row-major with leading dims.
 template <typename T>
-void gemm_acc(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
-              int64_t ldc) {
+void gemm_acc(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc) {
   constexpr int64_t kBlockK = 256, kBlockN = 512;
   for (int64_t j0 = 0; j0 < N; j0 += kBlockN) {
     const int64_t nb = std::min(kBlockN, N - j0);
@@ -70,7 +69,8 @@ void gemm_acc(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T*
 }
 
 // The compute type of a float element type: double for double, else float.
-template <typename T> using calc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+template <typename T>
+using calc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 // Copies a tensor's elements converted to C (no copy needed when T == C is
 // handled by the caller through `as_calc`).
@@ -213,7 +213,8 @@ void conv_core(const WindowGeometry& g, int64_t N, int64_t Cin, int64_t M, int64
       rem /= g.kernel[d];
     }
   }
-  const int64_t block = std::clamp<int64_t>((int64_t{1} << 20) / std::max<int64_t>(Kc, 1), 16, std::max<int64_t>(out_sp, 16));
+  const int64_t block =
+      std::clamp<int64_t>((int64_t{1} << 20) / std::max<int64_t>(Kc, 1), 16, std::max<int64_t>(out_sp, 16));
   std::vector<C> col;
   std::vector<int64_t> base;
   if (!pointwise) {
@@ -225,7 +226,8 @@ void conv_core(const WindowGeometry& g, int64_t N, int64_t Cin, int64_t M, int64
       C* yg = y + (n * M + gi * Mg) * out_sp;
       const C* xg = x + (n * Cin + gi * Cg) * in_sp;
       const C* wg = w + gi * Mg * Kc;
-      for (int64_t m = 0; m < Mg; ++m) std::fill(yg + m * out_sp, yg + (m + 1) * out_sp, bias ? bias[gi * Mg + m] : C(0));
+      for (int64_t m = 0; m < Mg; ++m)
+        std::fill(yg + m * out_sp, yg + (m + 1) * out_sp, bias ? bias[gi * Mg + m] : C(0));
       if (pointwise) {
         gemm_acc(Mg, out_sp, Cg, wg, Kc, xg, in_sp, yg, out_sp);
         continue;
@@ -235,7 +237,8 @@ void conv_core(const WindowGeometry& g, int64_t N, int64_t Cin, int64_t M, int64
         for (int64_t j = 0; j < jb; ++j) {
           int64_t rem = j0 + j;
           for (size_t d = r; d-- > 0;) {
-            base[d * static_cast<size_t>(jb) + static_cast<size_t>(j)] = (rem % g.out[d]) * g.strides[d] - g.pads_begin[d];
+            base[d * static_cast<size_t>(jb) + static_cast<size_t>(j)] =
+                (rem % g.out[d]) * g.strides[d] - g.pads_begin[d];
             rem /= g.out[d];
           }
         }

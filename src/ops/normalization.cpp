@@ -7,8 +7,8 @@
 // With spatial=0 the parameters have shape C x D1 x ... (per activation).
 #include <cmath>
 
-#include "ops/nn_util.h"
 #include "ir/op_facts.h"
+#include "ops/nn_util.h"
 
 namespace kiln {
 
@@ -52,7 +52,8 @@ void compute_batch_norm(KernelContext& ctx) {
   for (int i = 0; i < 4; ++i) {
     const Tensor& t = ctx.input(static_cast<size_t>(i + 1));
     if (t.numel() != pn)
-      throw ctx.error(std::string(names[i]) + " " + shape_str(t.shape()) + " must have " + std::to_string(pn) + " elements");
+      throw ctx.error(std::string(names[i]) + " " + shape_str(t.shape()) + " must have " + std::to_string(pn) +
+                      " elements");
     p[i] = doubles_of(t, ctx, names[i]);
   }
   const std::vector<double> xv = doubles_of(x, ctx, "X");
@@ -131,10 +132,13 @@ void compute_instance_norm(KernelContext& ctx) {
       double s = 0, s2 = 0;
       for (int64_t i = 0; i < sp; ++i) s += xv[base + static_cast<size_t>(i)];
       const double m = s / static_cast<double>(sp);
-      for (int64_t i = 0; i < sp; ++i) s2 += (xv[base + static_cast<size_t>(i)] - m) * (xv[base + static_cast<size_t>(i)] - m);
+      for (int64_t i = 0; i < sp; ++i)
+        s2 += (xv[base + static_cast<size_t>(i)] - m) * (xv[base + static_cast<size_t>(i)] - m);
       const double inv = 1.0 / std::sqrt(s2 / static_cast<double>(sp) + eps);
       for (int64_t i = 0; i < sp; ++i)
-        yv[base + static_cast<size_t>(i)] = (xv[base + static_cast<size_t>(i)] - m) * inv * scale[static_cast<size_t>(c)] + bias[static_cast<size_t>(c)];
+        yv[base + static_cast<size_t>(i)] =
+            (xv[base + static_cast<size_t>(i)] - m) * inv * scale[static_cast<size_t>(c)] +
+            bias[static_cast<size_t>(c)];
     }
   store_as(ctx.output(0, x.dtype(), x.shape()), yv);
 }

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <numeric>
 
-#include "ops/tensor_util.h"
 #include "ir/op_facts.h"
+#include "ops/tensor_util.h"
 
 namespace kiln {
 
@@ -54,8 +54,10 @@ OpSchema topk_schema(int since, int until) {
       out = *in.shape;
       int64_t axis = normalize_axis(ctx.node().attr_int("axis", -1), in.rank(), ctx.node());
       std::vector<int64_t> k;
-      if (k_attr) k = {ctx.node().attr_int("k", 0)};
-      else ctx.input_ints(1, &k);
+      if (k_attr)
+        k = {ctx.node().attr_int("k", 0)};
+      else
+        ctx.input_ints(1, &k);
       (*out)[static_cast<size_t>(axis)] = k.size() == 1 && k[0] >= 0 ? Dim::known(k[0]) : Dim::unknown();
     }
     ctx.set_output(0, in.dtype, out);
@@ -122,8 +124,10 @@ OpSchema arg_schema(const char* name) {
     if (!in.shape) return ctx.set_output(0, DType::kInt64, std::nullopt);
     int64_t axis = normalize_axis(ctx.node().attr_int("axis", 0), in.rank(), ctx.node());
     DimVector out = *in.shape;
-    if (ctx.node().attr_int("keepdims", 1) != 0) out[static_cast<size_t>(axis)] = Dim::known(1);
-    else out.erase(out.begin() + axis);
+    if (ctx.node().attr_int("keepdims", 1) != 0)
+      out[static_cast<size_t>(axis)] = Dim::known(1);
+    else
+      out.erase(out.begin() + axis);
     ctx.set_output(0, DType::kInt64, out);
   };
   s.compute = [](KernelContext& ctx) {
@@ -135,8 +139,10 @@ OpSchema arg_schema(const char* name) {
     split_at_axis(x.shape(), axis, &outer, &n, &inner);
     if (n == 0) throw ctx.error("cannot reduce over an empty axis " + std::to_string(axis));
     Shape out_shape = x.shape();
-    if (node.attr_int("keepdims", 1) != 0) out_shape[static_cast<size_t>(axis)] = 1;
-    else out_shape.erase(out_shape.begin() + axis);
+    if (node.attr_int("keepdims", 1) != 0)
+      out_shape[static_cast<size_t>(axis)] = 1;
+    else
+      out_shape.erase(out_shape.begin() + axis);
     Tensor& out = ctx.output(0, DType::kInt64, out_shape);
     dispatch<NumericTypes>(x.dtype(), node.op_type, [&]<typename T>() {
       const T* px = x.data<T>();
@@ -184,7 +190,8 @@ OpSchema unique_schema() {
         for (const Dim& d : *in.shape) known = known && d.is_known(), total *= d.is_known() ? d.value : 1;
       inv = DimVector{known ? Dim::known(total) : Dim::unknown()};
     } else if (in.shape) {
-      inv = DimVector{(*in.shape)[static_cast<size_t>(normalize_axis(ctx.node().attr_int("axis", 0), in.rank(), ctx.node()))]};
+      inv = DimVector{
+          (*in.shape)[static_cast<size_t>(normalize_axis(ctx.node().attr_int("axis", 0), in.rank(), ctx.node()))]};
     }
     ctx.set_output(2, DType::kInt64, inv);
     ctx.set_output(3, DType::kInt64, DimVector{Dim::unknown()});
@@ -232,7 +239,9 @@ OpSchema unique_schema() {
         // Order groups by first occurrence.
         std::vector<int64_t> g(firsts.size());
         std::iota(g.begin(), g.end(), int64_t{0});
-        std::sort(g.begin(), g.end(), [&](int64_t a, int64_t b) { return firsts[static_cast<size_t>(a)] < firsts[static_cast<size_t>(b)]; });
+        std::sort(g.begin(), g.end(), [&](int64_t a, int64_t b) {
+          return firsts[static_cast<size_t>(a)] < firsts[static_cast<size_t>(b)];
+        });
         std::vector<int64_t> f2, c2;
         for (size_t p = 0; p < g.size(); ++p) {
           rank[static_cast<size_t>(g[p])] = static_cast<int64_t>(p);
@@ -274,13 +283,9 @@ KILN_OP(Unique) { return unique_schema(); }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(ArgMax) {
-  return {.op = "ArgMax", .family = OpFamily::kReduction, .cost = cost::reduction(1)};
-}
+KILN_OP_FACTS(ArgMax) { return {.op = "ArgMax", .family = OpFamily::kReduction, .cost = cost::reduction(1)}; }
 
-KILN_OP_FACTS(ArgMin) {
-  return {.op = "ArgMin", .family = OpFamily::kReduction, .cost = cost::reduction(1)};
-}
+KILN_OP_FACTS(ArgMin) { return {.op = "ArgMin", .family = OpFamily::kReduction, .cost = cost::reduction(1)}; }
 
 KILN_OP_FACTS(TopK) {
   return {.op = "TopK", .family = OpFamily::kReduction, .cost = cost::not_counted("TopK is not counted")};

@@ -7,9 +7,9 @@
 #include <limits>
 
 #include "core/thread_pool.h"
+#include "ir/op_facts.h"
 #include "kernels/cpu/pool_f32.h"
 #include "ops/nn_util.h"
-#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -54,7 +54,8 @@ void pool_kernel(KernelContext& ctx, PoolKind kind, const WindowGeometry& g, con
   const bool include_pad = node.opset >= 7 && node.attr_int("count_include_pad", 0) != 0;
   const bool column_major = node.attr_int("storage_order", 0) == 1;
   double p = 2;
-  if (kind == PoolKind::kLp) p = node.opset < 2 ? node.attr_float("p", 2.0f) : static_cast<double>(node.attr_int("p", 2));
+  if (kind == PoolKind::kLp)
+    p = node.opset < 2 ? node.attr_float("p", 2.0f) : static_cast<double>(node.attr_int("p", 2));
   std::vector<int64_t> taps(static_cast<size_t>(k_sp) * r), col_stride(r, 1), pos(r);
   for (int64_t kk = 0; kk < k_sp; ++kk) {
     int64_t rem = kk;
@@ -231,7 +232,8 @@ void compute_global_pool(KernelContext& ctx, PoolKind kind) {
   out_shape.resize(x.shape().size(), 1);
   const int64_t planes = x.dim(0) * x.dim(1), sp = planes ? x.numel() / planes : 0;
   double p = 2;
-  if (kind == PoolKind::kLp) p = ctx.node().opset < 2 ? ctx.node().attr_float("p", 2.0f) : static_cast<double>(ctx.node().attr_int("p", 2));
+  if (kind == PoolKind::kLp)
+    p = ctx.node().opset < 2 ? ctx.node().attr_float("p", 2.0f) : static_cast<double>(ctx.node().attr_int("p", 2));
   if (x.dtype() == DType::kFloat32 && kind != PoolKind::kLp) {
     Tensor& y = ctx.output(0, x.dtype(), out_shape);
     const float* px = x.data<float>();
@@ -249,9 +251,12 @@ void compute_global_pool(KernelContext& ctx, PoolKind kind) {
       double acc = kind == PoolKind::kMax ? -std::numeric_limits<double>::infinity() : 0.0;
       for (int64_t i = 0; i < sp; ++i) {
         const double v = static_cast<double>(static_cast<acc_t<T>>(xp[i]));
-        if (kind == PoolKind::kMax) acc = std::max(acc, v);
-        else if (kind == PoolKind::kAverage) acc += v;
-        else acc += std::pow(std::abs(v), p);
+        if (kind == PoolKind::kMax)
+          acc = std::max(acc, v);
+        else if (kind == PoolKind::kAverage)
+          acc += v;
+        else
+          acc += std::pow(std::abs(v), p);
       }
       if (kind == PoolKind::kAverage) acc = sp ? acc / static_cast<double>(sp) : 0.0;
       if (kind == PoolKind::kLp) acc = std::pow(acc, 1.0 / p);
@@ -289,8 +294,10 @@ Shape unpool_shape(const KernelContext& ctx, const Tensor& x) {
   Shape kernel = node.attr_ints("kernel_shape"), strides, pads;
   const size_t r = in.size();
   if (kernel.size() != r) throw ctx.error("kernel_shape must have " + std::to_string(r) + " values");
-  if (!window_attr(node, "strides", r, 1, &strides)) throw ctx.error("strides must have " + std::to_string(r) + " values");
-  if (!window_attr(node, "pads", 2 * r, 0, &pads)) throw ctx.error("pads must have " + std::to_string(2 * r) + " values");
+  if (!window_attr(node, "strides", r, 1, &strides))
+    throw ctx.error("strides must have " + std::to_string(r) + " values");
+  if (!window_attr(node, "pads", 2 * r, 0, &pads))
+    throw ctx.error("pads must have " + std::to_string(2 * r) + " values");
   Shape out = {x.dim(0), x.dim(1)};
   for (size_t d = 0; d < r; ++d) {
     int64_t o = (in[d] - 1) * strides[d] + kernel[d] - pads[d] - pads[d + r];
@@ -367,7 +374,9 @@ KILN_OP(MaxUnpool) {
   s.max_inputs = 3;
   s.max_outputs = 1;
   s.types = float_dtypes();
-  s.check = [](const Node& n) { return n.has_attr("kernel_shape") ? std::string() : std::string("kernel_shape is required"); };
+  s.check = [](const Node& n) {
+    return n.has_attr("kernel_shape") ? std::string() : std::string("kernel_shape is required");
+  };
   s.infer = [](InferContext& ctx) {
     std::optional<DimVector> dims;
     const ValueType& x = ctx.input_type(0);
@@ -382,7 +391,8 @@ KILN_OP(MaxUnpool) {
         dims = DimVector{(*x.shape)[0], (*x.shape)[1]};
         for (size_t d = 0; d < r; ++d) {
           const Dim& in = (*x.shape)[d + 2];
-          dims->push_back(in.is_known() ? Dim::known((in.value - 1) * st[d] + k[d] - pads[d] - pads[d + r]) : Dim::unknown());
+          dims->push_back(in.is_known() ? Dim::known((in.value - 1) * st[d] + k[d] - pads[d] - pads[d + r])
+                                        : Dim::unknown());
         }
       }
     } else if (x.shape) {
@@ -396,32 +406,22 @@ KILN_OP(MaxUnpool) {
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(AveragePool) {
-  return {.op = "AveragePool", .family = OpFamily::kPooling, .cost = cost::pool(1, 1)};
-}
+KILN_OP_FACTS(AveragePool) { return {.op = "AveragePool", .family = OpFamily::kPooling, .cost = cost::pool(1, 1)}; }
 
 KILN_OP_FACTS(GlobalAveragePool) {
   return {.op = "GlobalAveragePool", .family = OpFamily::kPooling, .cost = cost::reduction(1, true)};
 }
 
-KILN_OP_FACTS(GlobalLpPool) {
-  return {.op = "GlobalLpPool", .family = OpFamily::kPooling, .cost = cost::reduction(2)};
-}
+KILN_OP_FACTS(GlobalLpPool) { return {.op = "GlobalLpPool", .family = OpFamily::kPooling, .cost = cost::reduction(2)}; }
 
 KILN_OP_FACTS(GlobalMaxPool) {
   return {.op = "GlobalMaxPool", .family = OpFamily::kPooling, .cost = cost::reduction(1)};
 }
 
-KILN_OP_FACTS(LpPool) {
-  return {.op = "LpPool", .family = OpFamily::kPooling, .cost = cost::pool(2, 0)};
-}
+KILN_OP_FACTS(LpPool) { return {.op = "LpPool", .family = OpFamily::kPooling, .cost = cost::pool(2, 0)}; }
 
-KILN_OP_FACTS(MaxPool) {
-  return {.op = "MaxPool", .family = OpFamily::kPooling, .cost = cost::pool(1, 0)};
-}
+KILN_OP_FACTS(MaxPool) { return {.op = "MaxPool", .family = OpFamily::kPooling, .cost = cost::pool(1, 0)}; }
 
-KILN_OP_FACTS(MaxUnpool) {
-  return {.op = "MaxUnpool", .family = OpFamily::kPooling, .cost = cost::none()};
-}
+KILN_OP_FACTS(MaxUnpool) { return {.op = "MaxUnpool", .family = OpFamily::kPooling, .cost = cost::none()}; }
 
 }  // namespace kiln

@@ -8,8 +8,8 @@
 // %), `fmod`=1 the C fmod (dividend's sign).
 #include <cmath>
 
-#include "ops/elementwise_util.h"
 #include "ir/op_facts.h"
+#include "ops/elementwise_util.h"
 
 namespace kiln {
 
@@ -132,12 +132,8 @@ KILN_OP(Mod) {
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(Mod) {
-  return {.op = "Mod", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Mod) { return {.op = "Mod", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(Pow) {
-  return {.op = "Pow", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Pow) { return {.op = "Pow", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
 }  // namespace kiln

@@ -24,7 +24,8 @@ inline std::vector<int32_t> quant_values(const Tensor& t, const KernelContext& c
 
 // The elements of a float tensor (any float type) as float.
 inline std::vector<float> float_values(const Tensor& t, const KernelContext& ctx, const char* what) {
-  if (!dtype_is_float(t.dtype())) throw ctx.error(std::string(what) + " must be a float tensor, got " + dtype_name(t.dtype()));
+  if (!dtype_is_float(t.dtype()))
+    throw ctx.error(std::string(what) + " must be a float tensor, got " + dtype_name(t.dtype()));
   std::vector<float> v(static_cast<size_t>(t.numel()));
   dispatch<FloatTypes>(t.dtype(), what, [&]<typename T>() {
     for (int64_t i = 0; i < t.numel(); ++i) v[static_cast<size_t>(i)] = static_cast<float>(t.data<T>()[i]);

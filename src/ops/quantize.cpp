@@ -4,8 +4,8 @@
 // tensors. Rounding is to nearest even, as the spec says.
 #include <cmath>
 
-#include "ops/quant_util.h"
 #include "ir/op_facts.h"
+#include "ops/quant_util.h"
 
 namespace kiln {
 
@@ -54,7 +54,8 @@ ScaleIndex scale_index(const KernelContext& ctx, const Shape& x, const Shape& sc
 
 void check_zero_point(const KernelContext& ctx, const Tensor& scale, const Tensor* zp) {
   if (zp && zp->shape() != scale.shape() && !(zp->numel() == 1 && scale.numel() == 1))
-    throw ctx.error("zero point " + shape_str(zp->shape()) + " must have the scale's shape " + shape_str(scale.shape()));
+    throw ctx.error("zero point " + shape_str(zp->shape()) + " must have the scale's shape " +
+                    shape_str(scale.shape()));
 }
 
 DType quantize_out_type(const Node& node, DType zp_type, bool has_zp) {
@@ -69,7 +70,8 @@ void compute_quantize(KernelContext& ctx) {
   const Tensor* zp = ctx.has_input(2) ? &ctx.input(2) : nullptr;
   check_zero_point(ctx, scale, zp);
   const DType out_type = quantize_out_type(ctx.node(), zp ? zp->dtype() : DType::kUInt8, zp != nullptr);
-  if (zp && ctx.node().attr_int("output_dtype", 0) != 0 && ctx.node().attr_int("output_dtype", 0) != static_cast<int>(zp->dtype()))
+  if (zp && ctx.node().attr_int("output_dtype", 0) != 0 &&
+      ctx.node().attr_int("output_dtype", 0) != static_cast<int>(zp->dtype()))
     throw ctx.error("output_dtype differs from the zero point's type");
   ScaleIndex si = scale_index(ctx, x.shape(), scale.shape());
   const std::vector<float> sc = float_values(scale, ctx, "y_scale");
@@ -202,7 +204,9 @@ KILN_OP_FACTS(DequantizeLinear) {
 }
 
 KILN_OP_FACTS(DynamicQuantizeLinear) {
-  return {.op = "DynamicQuantizeLinear", .family = OpFamily::kElementwise, .cost = cost::not_counted("DynamicQuantizeLinear is not counted")};
+  return {.op = "DynamicQuantizeLinear",
+          .family = OpFamily::kElementwise,
+          .cost = cost::not_counted("DynamicQuantizeLinear is not counted")};
 }
 
 KILN_OP_FACTS(QuantizeLinear) {

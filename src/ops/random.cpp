@@ -11,8 +11,8 @@
 #include <cmath>
 #include <random>
 
-#include "ops/common.h"
 #include "ir/op_facts.h"
+#include "ops/common.h"
 
 namespace kiln {
 
@@ -175,19 +175,27 @@ KILN_OP(RandomNormalLike) { return make_like("RandomNormalLike", Dist::kNormal);
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
 KILN_OP_FACTS(RandomNormal) {
-  return {.op = "RandomNormal", .family = OpFamily::kOther, .cost = cost::not_counted("random number generation is not counted")};
+  return {.op = "RandomNormal",
+          .family = OpFamily::kOther,
+          .cost = cost::not_counted("random number generation is not counted")};
 }
 
 KILN_OP_FACTS(RandomNormalLike) {
-  return {.op = "RandomNormalLike", .family = OpFamily::kOther, .cost = cost::not_counted("random number generation is not counted")};
+  return {.op = "RandomNormalLike",
+          .family = OpFamily::kOther,
+          .cost = cost::not_counted("random number generation is not counted")};
 }
 
 KILN_OP_FACTS(RandomUniform) {
-  return {.op = "RandomUniform", .family = OpFamily::kOther, .cost = cost::not_counted("random number generation is not counted")};
+  return {.op = "RandomUniform",
+          .family = OpFamily::kOther,
+          .cost = cost::not_counted("random number generation is not counted")};
 }
 
 KILN_OP_FACTS(RandomUniformLike) {
-  return {.op = "RandomUniformLike", .family = OpFamily::kOther, .cost = cost::not_counted("random number generation is not counted")};
+  return {.op = "RandomUniformLike",
+          .family = OpFamily::kOther,
+          .cost = cost::not_counted("random number generation is not counted")};
 }
 
 }  // namespace kiln

@@ -2,8 +2,8 @@
 // ReverseSequence, DepthToSpace, SpaceToDepth and TensorScatter.
 #include <algorithm>
 
-#include "ops/tensor_util.h"
 #include "ir/op_facts.h"
+#include "ops/tensor_util.h"
 
 namespace kiln {
 
@@ -76,7 +76,8 @@ OpSchema compress_schema() {
     for (int64_t d = 0; d < axis; ++d) outer *= view[static_cast<size_t>(d)];
     for (size_t d = static_cast<size_t>(axis) + 1; d < view.size(); ++d) inner *= view[d];
     if (c.numel() > n)
-      throw ctx.error("condition has " + std::to_string(c.numel()) + " entries for an axis of size " + std::to_string(n));
+      throw ctx.error("condition has " + std::to_string(c.numel()) + " entries for an axis of size " +
+                      std::to_string(n));
     std::vector<int64_t> sel;
     for (int64_t i = 0; i < c.numel(); ++i)
       if (keep[static_cast<size_t>(i)]) sel.push_back(i);
@@ -109,7 +110,8 @@ OpSchema reverse_sequence_schema() {
       throw ctx.error("batch_axis and time_axis must be 0 and 1 in some order");
     int64_t batch = x.dim(static_cast<int>(batch_axis)), time = x.dim(static_cast<int>(time_axis));
     if (static_cast<int64_t>(lens.size()) != batch)
-      throw ctx.error("sequence_lens has " + std::to_string(lens.size()) + " entries for batch size " + std::to_string(batch));
+      throw ctx.error("sequence_lens has " + std::to_string(lens.size()) + " entries for batch size " +
+                      std::to_string(batch));
     for (size_t b = 0; b < lens.size(); ++b)
       if (lens[b] < 0 || lens[b] > time)
         throw ctx.error("sequence_lens[" + std::to_string(b) + "] = " + std::to_string(lens[b]) +
@@ -191,8 +193,10 @@ OpSchema depth_space_schema(const char* name, int since, int until) {
             int64_t space = ((n * cs + c) * hs + h) * ws + w;
             int64_t dc = depth_channel(crd, c, h % b, w % b, b, cs);
             int64_t depth = ((n * cd + dc) * hd + h / b) * wd + w / b;
-            if (ToSpace) copy_elements(x, depth, out, space, 1);
-            else copy_elements(x, space, out, depth, 1);
+            if (ToSpace)
+              copy_elements(x, depth, out, space, 1);
+            else
+              copy_elements(x, space, out, depth, 1);
           }
   };
   return s;
@@ -223,13 +227,15 @@ OpSchema tensor_scatter_schema() {
     bool ok = up.rank() == past.rank();
     for (int d = 0; ok && d < past.rank(); ++d) ok = d == axis ? up.dim(d) <= past.dim(d) : up.dim(d) == past.dim(d);
     if (!ok)
-      throw ctx.error("update shape " + shape_str(up.shape()) + " does not fit past_cache shape " + shape_str(past.shape()));
+      throw ctx.error("update shape " + shape_str(up.shape()) + " does not fit past_cache shape " +
+                      shape_str(past.shape()));
     int64_t batch = past.dim(0), max_seq = past.dim(static_cast<int>(axis)), seq = up.dim(static_cast<int>(axis));
     std::vector<int64_t> wi(static_cast<size_t>(batch), 0);
     if (ctx.has_input(2)) {
       wi = read_ints(ctx.input(2), ctx, "write_indices");
       if (static_cast<int64_t>(wi.size()) != batch)
-        throw ctx.error("write_indices has " + std::to_string(wi.size()) + " entries for batch " + std::to_string(batch));
+        throw ctx.error("write_indices has " + std::to_string(wi.size()) + " entries for batch " +
+                        std::to_string(batch));
     }
     for (size_t b = 0; b < wi.size(); ++b)
       if (wi[b] < 0 || (!circular && wi[b] + seq > max_seq))
@@ -264,28 +270,16 @@ KILN_OP(TensorScatter) { return tensor_scatter_schema(); }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(Compress) {
-  return {.op = "Compress", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Compress) { return {.op = "Compress", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(DepthToSpace) {
-  return {.op = "DepthToSpace", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(DepthToSpace) { return {.op = "DepthToSpace", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(NonZero) {
-  return {.op = "NonZero", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(NonZero) { return {.op = "NonZero", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(ReverseSequence) {
-  return {.op = "ReverseSequence", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(ReverseSequence) { return {.op = "ReverseSequence", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(SpaceToDepth) {
-  return {.op = "SpaceToDepth", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(SpaceToDepth) { return {.op = "SpaceToDepth", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(TensorScatter) {
-  return {.op = "TensorScatter", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(TensorScatter) { return {.op = "TensorScatter", .family = OpFamily::kShape, .cost = cost::none()}; }
 
 }  // namespace kiln

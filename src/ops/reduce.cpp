@@ -13,8 +13,8 @@
 #include <limits>
 
 #include "core/thread_pool.h"
-#include "ops/reduce_util.h"
 #include "ir/op_facts.h"
+#include "ops/reduce_util.h"
 
 namespace kiln {
 
@@ -23,8 +23,8 @@ namespace {
 enum class Reduce { kSum, kMean, kMax, kMin, kProd, kL1, kL2, kLogSum, kLogSumExp, kSumSquare };
 
 struct ReducePlan {
-  Shape keep_shape;  // input shape with the reduced dims set to 1
-  Shape out_shape;   // keep_shape, or with the reduced dims dropped
+  Shape keep_shape;   // input shape with the reduced dims set to 1
+  Shape out_shape;    // keep_shape, or with the reduced dims dropped
   int64_t count = 1;  // input elements folded into each output element
 };
 
@@ -72,38 +72,55 @@ ReducePlan make_plan(const Shape& in, const std::vector<bool>& red, bool keepdim
 
 // Accumulator type: double for floats, 64-bit for integers, bool for bool.
 template <typename T>
-using reduce_acc_t =
-    std::conditional_t<std::is_same_v<T, bool>, bool,
-                       std::conditional_t<std::is_floating_point_v<acc_t<T>>, double,
-                                          std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>>>;
+using reduce_acc_t = std::conditional_t<std::is_same_v<T, bool>, bool,
+                                        std::conditional_t<std::is_floating_point_v<acc_t<T>>, double,
+                                                           std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>>>;
 
 // Integer arithmetic wraps (like numpy) instead of overflowing into UB.
-template <typename A> A add_wrap(A a, A b) {
-  if constexpr (std::is_integral_v<A>) return static_cast<A>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
-  else return a + b;
+template <typename A>
+A add_wrap(A a, A b) {
+  if constexpr (std::is_integral_v<A>)
+    return static_cast<A>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+  else
+    return a + b;
 }
-template <typename A> A mul_wrap(A a, A b) {
-  if constexpr (std::is_integral_v<A>) return static_cast<A>(static_cast<uint64_t>(a) * static_cast<uint64_t>(b));
-  else return a * b;
+template <typename A>
+A mul_wrap(A a, A b) {
+  if constexpr (std::is_integral_v<A>)
+    return static_cast<A>(static_cast<uint64_t>(a) * static_cast<uint64_t>(b));
+  else
+    return a * b;
 }
 
-template <typename A> A lowest_value() {
-  if constexpr (std::is_floating_point_v<A>) return -std::numeric_limits<A>::infinity();
-  else return std::numeric_limits<A>::lowest();
+template <typename A>
+A lowest_value() {
+  if constexpr (std::is_floating_point_v<A>)
+    return -std::numeric_limits<A>::infinity();
+  else
+    return std::numeric_limits<A>::lowest();
 }
-template <typename A> A highest_value() {
-  if constexpr (std::is_floating_point_v<A>) return std::numeric_limits<A>::infinity();
-  else return std::numeric_limits<A>::max();
+template <typename A>
+A highest_value() {
+  if constexpr (std::is_floating_point_v<A>)
+    return std::numeric_limits<A>::infinity();
+  else
+    return std::numeric_limits<A>::max();
 }
 
 // The value range of T (the output type), so an empty max of int8 is -128.
-template <typename T, typename A> A type_lowest() {
-  if constexpr (std::is_integral_v<T>) return static_cast<A>(std::numeric_limits<T>::lowest());
-  else return lowest_value<A>();
+template <typename T, typename A>
+A type_lowest() {
+  if constexpr (std::is_integral_v<T>)
+    return static_cast<A>(std::numeric_limits<T>::lowest());
+  else
+    return lowest_value<A>();
 }
-template <typename T, typename A> A type_highest() {
-  if constexpr (std::is_integral_v<T>) return static_cast<A>(std::numeric_limits<T>::max());
-  else return highest_value<A>();
+template <typename T, typename A>
+A type_highest() {
+  if constexpr (std::is_integral_v<T>)
+    return static_cast<A>(std::numeric_limits<T>::max());
+  else
+    return highest_value<A>();
 }
 
 template <typename T>
@@ -118,8 +135,10 @@ void reduce_typed(Reduce kind, const Tensor& x, const ReducePlan& p, Tensor& out
     // Only max/min accept bool (False < True).
     std::vector<char> acc(static_cast<size_t>(n_out), kind == Reduce::kMin ? 1 : 0);
     for_each_broadcast(x.shape(), strides, [&](int64_t i, const int64_t* off) {
-      if (kind == Reduce::kMax) acc[static_cast<size_t>(off[0])] |= px[i] ? 1 : 0;
-      else acc[static_cast<size_t>(off[0])] &= px[i] ? 1 : 0;
+      if (kind == Reduce::kMax)
+        acc[static_cast<size_t>(off[0])] |= px[i] ? 1 : 0;
+      else
+        acc[static_cast<size_t>(off[0])] &= px[i] ? 1 : 0;
     });
     for (int64_t j = 0; j < n_out; ++j) po[j] = acc[static_cast<size_t>(j)] != 0;
   } else if (kind == Reduce::kLogSumExp) {
@@ -168,8 +187,10 @@ void reduce_typed(Reduce kind, const Tensor& x, const ReducePlan& p, Tensor& out
       A a = acc[static_cast<size_t>(j)];
       switch (kind) {
         case Reduce::kMean:
-          if constexpr (std::is_integral_v<A>) po[j] = static_cast<T>(p.count == 0 ? A(0) : a / static_cast<A>(p.count));
-          else po[j] = static_cast<T>(a / static_cast<double>(p.count));
+          if constexpr (std::is_integral_v<A>)
+            po[j] = static_cast<T>(p.count == 0 ? A(0) : a / static_cast<A>(p.count));
+          else
+            po[j] = static_cast<T>(a / static_cast<double>(p.count));
           break;
         case Reduce::kL2: po[j] = saturate_cast<T>(std::sqrt(static_cast<double>(a))); break;
         case Reduce::kLogSum: po[j] = saturate_cast<T>(std::log(static_cast<double>(a))); break;
@@ -195,10 +216,14 @@ bool reduce_f32_block(Reduce kind, const Tensor& x, const std::vector<bool>& red
   int64_t outer = 1, n = 1, inner = 1;
   for (size_t d = 0; d < red.size(); ++d) {
     const int64_t e = x.shape()[d];
-    if (d < first) outer *= e;
-    else if (d > last) inner *= e;
-    else if (red[d] || e == 1) n *= e;
-    else return false;  // a kept axis inside the reduced block
+    if (d < first)
+      outer *= e;
+    else if (d > last)
+      inner *= e;
+    else if (red[d] || e == 1)
+      n *= e;
+    else
+      return false;  // a kept axis inside the reduced block
   }
   if (n == 0 || out.numel() == 0) return false;
   const float* px = x.data<float>();
@@ -248,7 +273,8 @@ void reduce_compute(KernelContext& ctx, Reduce kind, bool axes_input) {
   Tensor& out = ctx.output(0, x.dtype(), p.out_shape);
   if (reduce_f32_block(kind, x, red, p, out, ctx.thread_pool())) return;
   if (x.dtype() == DType::kBool) {
-    if (kind != Reduce::kMax && kind != Reduce::kMin) throw ctx.error("bool input is only valid for ReduceMax/ReduceMin");
+    if (kind != Reduce::kMax && kind != Reduce::kMin)
+      throw ctx.error("bool input is only valid for ReduceMax/ReduceMin");
     reduce_typed<bool>(kind, x, p, out);
     return;
   }
@@ -276,16 +302,20 @@ void reduce_infer(InferContext& ctx, bool axes_input) {
   }
   int64_t rank = in.rank();
   if (!known) {
-    if (keepdims) ctx.set_output(0, in.dtype, DimVector(static_cast<size_t>(rank), Dim::unknown()));
-    else ctx.set_output(0, in.dtype, std::nullopt);
+    if (keepdims)
+      ctx.set_output(0, in.dtype, DimVector(static_cast<size_t>(rank), Dim::unknown()));
+    else
+      ctx.set_output(0, in.dtype, std::nullopt);
     return;
   }
-  std::vector<bool> red = axes.empty() ? std::vector<bool>(static_cast<size_t>(rank), !noop)
-                                       : reduced_dims(axes, false, rank, node);
+  std::vector<bool> red =
+      axes.empty() ? std::vector<bool>(static_cast<size_t>(rank), !noop) : reduced_dims(axes, false, rank, node);
   DimVector out;
   for (size_t d = 0; d < red.size(); ++d) {
-    if (!red[d]) out.push_back((*in.shape)[d]);
-    else if (keepdims) out.push_back(Dim::known(1));
+    if (!red[d])
+      out.push_back((*in.shape)[d]);
+    else if (keepdims)
+      out.push_back(Dim::known(1));
   }
   ctx.set_output(0, in.dtype, out);
 }
@@ -311,8 +341,8 @@ OpSchema reduce_schema(const char* name, Reduce kind, int since, int until, bool
 KILN_OP(ReduceSum_1) { return reduce_schema("ReduceSum", Reduce::kSum, 1, 12, false, false); }
 KILN_OP(ReduceSum_13) { return reduce_schema("ReduceSum", Reduce::kSum, 13, INT_MAX, true, false); }
 
-#define KILN_REDUCE_OP(Name, Kind)                                                                  \
-  KILN_OP(Name##_1) { return reduce_schema(#Name, Reduce::Kind, 1, 17, false, false); }             \
+#define KILN_REDUCE_OP(Name, Kind)                                                      \
+  KILN_OP(Name##_1) { return reduce_schema(#Name, Reduce::Kind, 1, 17, false, false); } \
   KILN_OP(Name##_18) { return reduce_schema(#Name, Reduce::Kind, 18, INT_MAX, true, false); }
 
 KILN_REDUCE_OP(ReduceMean, kMean)
@@ -334,13 +364,9 @@ KILN_OP(ReduceMin_20) { return reduce_schema("ReduceMin", Reduce::kMin, 20, INT_
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(ReduceL1) {
-  return {.op = "ReduceL1", .family = OpFamily::kReduction, .cost = cost::reduction(2)};
-}
+KILN_OP_FACTS(ReduceL1) { return {.op = "ReduceL1", .family = OpFamily::kReduction, .cost = cost::reduction(2)}; }
 
-KILN_OP_FACTS(ReduceL2) {
-  return {.op = "ReduceL2", .family = OpFamily::kReduction, .cost = cost::reduction(2)};
-}
+KILN_OP_FACTS(ReduceL2) { return {.op = "ReduceL2", .family = OpFamily::kReduction, .cost = cost::reduction(2)}; }
 
 KILN_OP_FACTS(ReduceLogSum) {
   return {.op = "ReduceLogSum", .family = OpFamily::kReduction, .cost = cost::reduction(1)};
@@ -350,25 +376,17 @@ KILN_OP_FACTS(ReduceLogSumExp) {
   return {.op = "ReduceLogSumExp", .family = OpFamily::kReduction, .cost = cost::reduction(2)};
 }
 
-KILN_OP_FACTS(ReduceMax) {
-  return {.op = "ReduceMax", .family = OpFamily::kReduction, .cost = cost::reduction(1)};
-}
+KILN_OP_FACTS(ReduceMax) { return {.op = "ReduceMax", .family = OpFamily::kReduction, .cost = cost::reduction(1)}; }
 
 KILN_OP_FACTS(ReduceMean) {
   return {.op = "ReduceMean", .family = OpFamily::kReduction, .cost = cost::reduction(1, true)};
 }
 
-KILN_OP_FACTS(ReduceMin) {
-  return {.op = "ReduceMin", .family = OpFamily::kReduction, .cost = cost::reduction(1)};
-}
+KILN_OP_FACTS(ReduceMin) { return {.op = "ReduceMin", .family = OpFamily::kReduction, .cost = cost::reduction(1)}; }
 
-KILN_OP_FACTS(ReduceProd) {
-  return {.op = "ReduceProd", .family = OpFamily::kReduction, .cost = cost::reduction(1)};
-}
+KILN_OP_FACTS(ReduceProd) { return {.op = "ReduceProd", .family = OpFamily::kReduction, .cost = cost::reduction(1)}; }
 
-KILN_OP_FACTS(ReduceSum) {
-  return {.op = "ReduceSum", .family = OpFamily::kReduction, .cost = cost::reduction(1)};
-}
+KILN_OP_FACTS(ReduceSum) { return {.op = "ReduceSum", .family = OpFamily::kReduction, .cost = cost::reduction(1)}; }
 
 KILN_OP_FACTS(ReduceSumSquare) {
   return {.op = "ReduceSumSquare", .family = OpFamily::kReduction, .cost = cost::reduction(2)};

@@ -79,12 +79,12 @@ inline std::vector<double> expand_doubles(const KernelContext& ctx, const Tensor
     int64_t td = t.dim(t.rank() - 1 - d), sd = shape[shape.size() - 1 - static_cast<size_t>(d)];
     ok = td == 1 || td == sd;
   }
-  if (!ok)
-    throw ctx.error(what + " of shape " + shape_str(t.shape()) + " does not broadcast to " + shape_str(shape));
+  if (!ok) throw ctx.error(what + " of shape " + shape_str(t.shape()) + " does not broadcast to " + shape_str(shape));
   std::vector<double> src = to_doubles(t, ctx.node().op_type);
   std::vector<double> out(static_cast<size_t>(shape_numel(shape)));
-  for_each_broadcast(shape, {broadcast_strides(t.shape(), shape)},
-                     [&](int64_t i, const int64_t* off) { out[static_cast<size_t>(i)] = src[static_cast<size_t>(off[0])]; });
+  for_each_broadcast(shape, {broadcast_strides(t.shape(), shape)}, [&](int64_t i, const int64_t* off) {
+    out[static_cast<size_t>(i)] = src[static_cast<size_t>(off[0])];
+  });
   return out;
 }
 

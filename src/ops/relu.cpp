@@ -1,7 +1,7 @@
 // Relu: y = max(x, 0). The template for a unary op: schema, inference and
 // the naive kernel in one place.
-#include "ops/elementwise.h"
 #include "ir/op_facts.h"
+#include "ops/elementwise.h"
 
 namespace kiln {
 
@@ -22,7 +22,11 @@ KILN_OP(Relu) {
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
 KILN_OP_FACTS(Relu) {
-  return {.op = "Relu", .family = OpFamily::kActivation, .cost = cost::per_element(1), .blocked = BlockedLayout::kUnary, .epilogue_step = epilogue_step_of(kEpilogueRelu)};
+  return {.op = "Relu",
+          .family = OpFamily::kActivation,
+          .cost = cost::per_element(1),
+          .blocked = BlockedLayout::kUnary,
+          .epilogue_step = epilogue_step_of(kEpilogueRelu)};
 }
 
 }  // namespace kiln

@@ -13,8 +13,8 @@
 #include <limits>
 
 #include "core/thread_pool.h"
-#include "ops/nn_util.h"
 #include "ir/op_facts.h"
+#include "ops/nn_util.h"
 
 namespace kiln {
 
@@ -52,8 +52,8 @@ std::string resize_check(const Node& n) {
   ResizeAttrs a = resize_attrs(n);
   if (a.mode != "nearest" && a.mode != "linear" && (a.mode != "cubic" || n.opset < 11))
     return "mode '" + a.mode + "' is not supported";
-  static const char* coords[] = {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
-                                 "tf_crop_and_resize", "half_pixel_symmetric"};
+  static const char* coords[] = {"half_pixel", "pytorch_half_pixel", "align_corners",
+                                 "asymmetric", "tf_crop_and_resize", "half_pixel_symmetric"};
   bool ok = false;
   for (const char* c : coords) ok = ok || (a.coord == c && (a.coord != "half_pixel_symmetric" || n.opset >= 19));
   if (!ok) return "coordinate_transformation_mode '" + a.coord + "' is not supported";
@@ -121,7 +121,8 @@ std::string resize_plan(const Node& node, const ResizeAttrs& a, const Shape& in,
   if (a.aspect != "stretch") {
     double s = a.aspect == "not_larger" ? std::numeric_limits<double>::infinity() : 0.0;
     for (int64_t d : p->axes)
-      s = a.aspect == "not_larger" ? std::min(s, p->scales[static_cast<size_t>(d)]) : std::max(s, p->scales[static_cast<size_t>(d)]);
+      s = a.aspect == "not_larger" ? std::min(s, p->scales[static_cast<size_t>(d)])
+                                   : std::max(s, p->scales[static_cast<size_t>(d)]);
     for (int64_t d : p->axes) {
       p->scales[static_cast<size_t>(d)] = s;
       p->out[static_cast<size_t>(d)] = static_cast<int64_t>(s * static_cast<double>(in[static_cast<size_t>(d)]) + 0.5);
@@ -176,11 +177,16 @@ bool axis_taps(const ResizeAttrs& a, double scale, int64_t W, int64_t out_len, i
   const double s = std::min(scale, 1.0);
   if (a.mode == "nearest") {
     bool up;
-    if (ratio == 1) up = true;
-    else if (a.nearest == "legacy") up = scale < 1;
-    else if (a.nearest == "round_prefer_floor") up = ratio > 0.5;
-    else if (a.nearest == "round_prefer_ceil") up = ratio >= 0.5;
-    else up = a.nearest == "ceil";
+    if (ratio == 1)
+      up = true;
+    else if (a.nearest == "legacy")
+      up = scale < 1;
+    else if (a.nearest == "round_prefer_floor")
+      up = ratio > 0.5;
+    else if (a.nearest == "round_prefer_ceil")
+      up = ratio >= 0.5;
+    else
+      up = a.nearest == "ceil";
     c = {up ? 0.0 : 1.0, up ? 1.0 : 0.0};
   } else if (a.mode == "linear" && !a.antialias) {
     c = {1 - ratio, ratio};
@@ -391,7 +397,8 @@ void resize_f32_fast(KernelContext& ctx, const ResizeAttrs& a, const ResizePlan&
   // With few planes, split each plane's rows too so every thread gets work.
   ThreadPool* pool = ctx.thread_pool();
   const int64_t threads = pool ? pool->num_threads() : 1;
-  const int64_t row_blocks = threads == 1 || planes >= 4 * threads ? 1 : std::min(OH, (4 * threads + planes - 1) / planes);
+  const int64_t row_blocks =
+      threads == 1 || planes >= 4 * threads ? 1 : std::min(OH, (4 * threads + planes - 1) / planes);
   const bool linear = a.mode == "linear";
   parallel_for(pool, planes * row_blocks, [&](int64_t begin, int64_t end) {
     std::vector<float> buf(linear ? static_cast<size_t>(2 * OW) : 0);
@@ -400,8 +407,10 @@ void resize_f32_fast(KernelContext& ctx, const ResizeAttrs& a, const ResizePlan&
       const int64_t y0 = OH * block / row_blocks, y1 = OH * (block + 1) / row_blocks;
       const float* s = src + plane * IH * IW;
       float* d = dst + plane * OH * OW;
-      if (linear) linear_rows(s, d, IW, OW, rows, cols, y0, y1, buf.data(), buf.data() + OW);
-      else nearest_rows(s, d, IW, OW, rows, cols, y0, y1);
+      if (linear)
+        linear_rows(s, d, IW, OW, rows, cols, y0, y1, buf.data(), buf.data() + OW);
+      else
+        nearest_rows(s, d, IW, OW, rows, cols, y0, y1);
     }
   });
 }
@@ -415,7 +424,8 @@ void compute_resize(KernelContext& ctx) {
   std::vector<double> cur(static_cast<size_t>(x.numel())), next;
   Shape shape = x.shape();
   dispatch<NumericTypes>(x.dtype(), "Resize", [&]<typename T>() {
-    for (int64_t i = 0; i < x.numel(); ++i) cur[static_cast<size_t>(i)] = static_cast<double>(static_cast<acc_t<T>>(x.data<T>()[i]));
+    for (int64_t i = 0; i < x.numel(); ++i)
+      cur[static_cast<size_t>(i)] = static_cast<double>(static_cast<acc_t<T>>(x.data<T>()[i]));
   });
   std::vector<Tap> taps;
   for (int64_t axis : p.axes) {
@@ -472,8 +482,9 @@ void infer_resize(InferContext& ctx) {
     std::vector<int64_t> sizes;
     bool known = true;
     if (node.op_type == "Upsample" && node.opset < 9) {
-      scales = node.opset < 7 ? std::vector<float>{1, 1, node.attr_float("height_scale", 1), node.attr_float("width_scale", 1)}
-                              : node.attr_floats("scales");
+      scales = node.opset < 7
+                   ? std::vector<float>{1, 1, node.attr_float("height_scale", 1), node.attr_float("width_scale", 1)}
+                   : node.attr_floats("scales");
     } else {
       const size_t si = node.op_type == "Upsample" || node.opset < 11 ? 1 : 2;
       if (const Tensor* t = ctx.input_constant(si); t && t->dtype() == DType::kFloat32) {
@@ -529,12 +540,8 @@ KILN_OP(Resize_18) { return resize_schema("Resize", 18, INT_MAX, 1, 4); }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(Resize) {
-  return {.op = "Resize", .family = OpFamily::kShape, .cost = cost::resize()};
-}
+KILN_OP_FACTS(Resize) { return {.op = "Resize", .family = OpFamily::kShape, .cost = cost::resize()}; }
 
-KILN_OP_FACTS(Upsample) {
-  return {.op = "Upsample", .family = OpFamily::kShape, .cost = cost::resize()};
-}
+KILN_OP_FACTS(Upsample) { return {.op = "Upsample", .family = OpFamily::kShape, .cost = cost::resize()}; }
 
 }  // namespace kiln

@@ -12,11 +12,11 @@
 #include <cctype>
 #include <cmath>
 
-#include "kernels/cpu/vec_math_f32.h"
 #include "core/thread_pool.h"
-#include "kernels/cpu/gemm_f32.h"
-#include "ops/common.h"
 #include "ir/op_facts.h"
+#include "kernels/cpu/gemm_f32.h"
+#include "kernels/cpu/vec_math_f32.h"
+#include "ops/common.h"
 
 namespace kiln {
 
@@ -30,8 +30,19 @@ int acts_of(Cell c) { return c == Cell::kRnn ? 1 : c == Cell::kGru ? 2 : 3; }
 // ------------------------------------------------------------ activations
 
 struct Activation {
-  enum Kind { kRelu, kTanh, kSigmoid, kAffine, kLeakyRelu, kThresholdedRelu, kScaledTanh, kHardSigmoid, kElu,
-              kSoftsign, kSoftplus };
+  enum Kind {
+    kRelu,
+    kTanh,
+    kSigmoid,
+    kAffine,
+    kLeakyRelu,
+    kThresholdedRelu,
+    kScaledTanh,
+    kHardSigmoid,
+    kElu,
+    kSoftsign,
+    kSoftplus
+  };
   Kind kind = kTanh;
   double alpha = 0, beta = 0;
 
@@ -93,11 +104,15 @@ RnnAttrs parse_attrs(const Node& n, Cell cell) {
   a.cell = cell;
   auto fail = [&](const std::string& m) { return Error(n.describe() + ": " + m); };
   std::string dir = n.attr_string("direction", "forward");
-  if (dir == "bidirectional") a.num_dirs = 2;
-  else if (dir == "reverse") a.reverse_only = true;
-  else if (dir != "forward") throw fail("direction must be forward, reverse or bidirectional, got '" + dir + "'");
+  if (dir == "bidirectional")
+    a.num_dirs = 2;
+  else if (dir == "reverse")
+    a.reverse_only = true;
+  else if (dir != "forward")
+    throw fail("direction must be forward, reverse or bidirectional, got '" + dir + "'");
   a.hidden = n.attr_int("hidden_size", -1);
-  if (n.has_attr("hidden_size") && a.hidden <= 0) throw fail("hidden_size must be positive, got " + std::to_string(a.hidden));
+  if (n.has_attr("hidden_size") && a.hidden <= 0)
+    throw fail("hidden_size must be positive, got " + std::to_string(a.hidden));
   a.layout = static_cast<int>(n.opset >= 14 ? n.attr_int("layout", 0) : 0);
   if (a.layout != 0 && a.layout != 1) throw fail("layout must be 0 or 1, got " + std::to_string(a.layout));
   if (n.has_attr("clip")) {
@@ -111,9 +126,12 @@ RnnAttrs parse_attrs(const Node& n, Cell cell) {
   if (n.has_attr("activations")) names = n.attr_strings("activations");
   size_t per_dir = static_cast<size_t>(acts_of(cell));
   if (names.empty()) {
-    if (cell == Cell::kRnn) names = {"Tanh"};
-    else if (cell == Cell::kGru) names = {"Sigmoid", "Tanh"};
-    else names = {"Sigmoid", "Tanh", "Tanh"};
+    if (cell == Cell::kRnn)
+      names = {"Tanh"};
+    else if (cell == Cell::kGru)
+      names = {"Sigmoid", "Tanh"};
+    else
+      names = {"Sigmoid", "Tanh", "Tanh"};
   }
   if (a.num_dirs == 2 && names.size() == per_dir) {
     std::vector<std::string> forward = names;  // the same functions for both directions
@@ -162,7 +180,8 @@ std::vector<A> to_acc(const Tensor& t) {
 
 void expect_shape(const KernelContext& ctx, const Tensor& t, const char* name, const Shape& want) {
   if (t.shape() != want)
-    throw ctx.error(std::string(name) + " has shape [" + shape_str(t.shape()) + "], expected [" + shape_str(want) + "]");
+    throw ctx.error(std::string(name) + " has shape [" + shape_str(t.shape()) + "], expected [" + shape_str(want) +
+                    "]");
 }
 
 template <typename T>
@@ -198,9 +217,11 @@ void run_recurrent(KernelContext& ctx, const RnnAttrs& a) {
   if (ctx.has_input(4)) {
     in.lens = read_ints(ctx.input(4), ctx, "sequence_lens");
     if (static_cast<int64_t>(in.lens.size()) != B)
-      throw ctx.error("sequence_lens has " + std::to_string(in.lens.size()) + " entries, batch size is " + std::to_string(B));
+      throw ctx.error("sequence_lens has " + std::to_string(in.lens.size()) + " entries, batch size is " +
+                      std::to_string(B));
     for (int64_t l : in.lens)
-      if (l < 0 || l > S) throw ctx.error("sequence length " + std::to_string(l) + " is outside [0, " + std::to_string(S) + "]");
+      if (l < 0 || l > S)
+        throw ctx.error("sequence length " + std::to_string(l) + " is outside [0, " + std::to_string(S) + "]");
   }
   Shape state_shape = a.layout ? Shape{B, D, H} : Shape{D, B, H};
   if (ctx.has_input(5)) {
@@ -222,9 +243,13 @@ void run_recurrent(KernelContext& ctx, const RnnAttrs& a) {
   Tensor Yc_t = a.cell == Cell::kLstm ? Tensor(X.dtype(), state_shape) : Tensor();
   Tensor* Yc = a.cell == Cell::kLstm ? &Yc_t : nullptr;
   auto state_at = [&](int64_t d, int64_t b) { return a.layout ? (b * D + d) * H : (d * B + b) * H; };
-  auto y_at = [&](int64_t t, int64_t d, int64_t b) { return a.layout ? ((b * S + t) * D + d) * H : ((t * D + d) * B + b) * H; };
+  auto y_at = [&](int64_t t, int64_t d, int64_t b) {
+    return a.layout ? ((b * S + t) * D + d) * H : ((t * D + d) * B + b) * H;
+  };
   auto x_at = [&](int64_t t, int64_t b) { return a.layout ? (b * S + t) * I : (t * B + b) * I; };
-  auto clip = [&](A v) { return a.clip > 0 ? std::max(static_cast<A>(-a.clip), std::min(static_cast<A>(a.clip), v)) : v; };
+  auto clip = [&](A v) {
+    return a.clip > 0 ? std::max(static_cast<A>(-a.clip), std::min(static_cast<A>(a.clip), v)) : v;
+  };
 
   std::vector<A> h(static_cast<size_t>(H)), c(static_cast<size_t>(H)), xw(static_cast<size_t>(G * H)),
       hr(static_cast<size_t>(G * H)), h_new(static_cast<size_t>(H)), rh(static_cast<size_t>(H));
@@ -264,8 +289,7 @@ void run_recurrent(KernelContext& ctx, const RnnAttrs& a) {
           } else if (a.cell == Cell::kLstm) {  // gates i, o, f, c
             A pi = pd ? pd[j] : A(0), po = pd ? pd[H + j] : A(0), pf = pd ? pd[2 * H + j] : A(0);
             A ig = static_cast<A>(act[0](clip(xw[u] + hr[u] + pi * c[u])));
-            A fg = a.input_forget ? A(1) - ig
-                                  : static_cast<A>(act[0](clip(xw[2 * H + j] + hr[2 * H + j] + pf * c[u])));
+            A fg = a.input_forget ? A(1) - ig : static_cast<A>(act[0](clip(xw[2 * H + j] + hr[2 * H + j] + pf * c[u])));
             A cg = static_cast<A>(act[1](clip(xw[3 * H + j] + hr[3 * H + j])));
             A cn = fg * c[u] + ig * cg;
             A og = static_cast<A>(act[0](clip(xw[H + j] + hr[H + j] + po * cn)));
@@ -280,7 +304,8 @@ void run_recurrent(KernelContext& ctx, const RnnAttrs& a) {
             r[static_cast<size_t>(j)] = static_cast<A>(act[0](clip(xw[H + j] + hr[H + j])));
           }
           if (!a.linear_before_reset) {
-            for (int64_t j = 0; j < H; ++j) rh[static_cast<size_t>(j)] = r[static_cast<size_t>(j)] * h[static_cast<size_t>(j)];
+            for (int64_t j = 0; j < H; ++j)
+              rh[static_cast<size_t>(j)] = r[static_cast<size_t>(j)] * h[static_cast<size_t>(j)];
             rec(d, rh, 2 * H, 3 * H, hr);  // hr's h-gate rows now hold (r . h) Rh^T + Rbh
           }
           for (int64_t j = 0; j < H; ++j) {
@@ -445,7 +470,8 @@ class RecurrentKernelF32 : public Kernel {
   int64_t first_gemm_gates() const { return split_gru() ? 2 : gates_of(attrs_.cell); }
 
   void reference(KernelContext& ctx) const {
-    dispatch<FloatTypes>(ctx.input(0).dtype(), ctx.node().op_type, [&]<typename T>() { run_recurrent<T>(ctx, attrs_); });
+    dispatch<FloatTypes>(ctx.input(0).dtype(), ctx.node().op_type,
+                         [&]<typename T>() { run_recurrent<T>(ctx, attrs_); });
   }
 
   bool fast_inputs(const KernelContext& ctx, RunDims* d, std::vector<int64_t>* lens) const;
@@ -564,7 +590,9 @@ void RecurrentKernelF32::run_direction(KernelContext& ctx, const RunDims& d, con
     hh.assign(static_cast<size_t>(B * H), 0.0f);
   }
   auto x_row = [&](int64_t t, int64_t b) { return attrs_.layout ? b * S + t : t * B + b; };
-  auto y_at = [&](int64_t t, int64_t b) { return attrs_.layout ? ((b * S + t) * D + dir) * H : ((t * D + dir) * B + b) * H; };
+  auto y_at = [&](int64_t t, int64_t b) {
+    return attrs_.layout ? ((b * S + t) * D + dir) * H : ((t * D + dir) * B + b) * H;
+  };
   const int64_t max_len = *std::max_element(lens.begin(), lens.end());
   // The batch entries [b0, b1) through every step. Each entry's recurrence
   // depends on its own state only, so the batch splits over the pool with no
@@ -597,8 +625,10 @@ void RecurrentKernelF32::run_direction(KernelContext& ctx, const RunDims& d, con
           case Cell::kRnn: rnn_step(H, xg, hgb, clip, hb); break;
           case Cell::kLstm: lstm_step(H, xg, hgb, peep, clip, hb, c.data() + b * H); break;
           case Cell::kGru:
-            if (split_gru()) gru_update_step(H, xg, hh.data() + b * H, hgb, clip, hb);
-            else gru_lbr_step(H, xg, hgb, rbh.data(), clip, hb);
+            if (split_gru())
+              gru_update_step(H, xg, hh.data() + b * H, hgb, clip, hb);
+            else
+              gru_lbr_step(H, xg, hgb, rbh.data(), clip, hb);
             break;
         }
         if (y) std::copy_n(hb, H, y + y_at(t, b));
@@ -681,16 +711,10 @@ KILN_OP(LSTM_14) { return recurrent_schema("LSTM", Cell::kLstm, 14, INT_MAX); }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(GRU) {
-  return {.op = "GRU", .family = OpFamily::kRecurrent, .cost = cost::recurrent(18)};
-}
+KILN_OP_FACTS(GRU) { return {.op = "GRU", .family = OpFamily::kRecurrent, .cost = cost::recurrent(18)}; }
 
-KILN_OP_FACTS(LSTM) {
-  return {.op = "LSTM", .family = OpFamily::kRecurrent, .cost = cost::recurrent(23)};
-}
+KILN_OP_FACTS(LSTM) { return {.op = "LSTM", .family = OpFamily::kRecurrent, .cost = cost::recurrent(23)}; }
 
-KILN_OP_FACTS(RNN) {
-  return {.op = "RNN", .family = OpFamily::kRecurrent, .cost = cost::recurrent(3)};
-}
+KILN_OP_FACTS(RNN) { return {.op = "RNN", .family = OpFamily::kRecurrent, .cost = cost::recurrent(3)}; }
 
 }  // namespace kiln

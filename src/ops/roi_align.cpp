@@ -5,8 +5,8 @@
 // per sample, the largest weighted corner value, as the reference does.
 #include <cmath>
 
-#include "ops/common.h"
 #include "ir/op_facts.h"
+#include "ops/common.h"
 
 namespace kiln {
 
@@ -18,7 +18,8 @@ void compute_roi_align(KernelContext& ctx) {
   const Tensor& rois = ctx.input(1);
   const std::vector<int64_t> batch = read_ints(ctx.input(2), ctx, "batch_indices");
   if (x.rank() != 4) throw ctx.error("X must be 4-D, got " + shape_str(x.shape()));
-  if (rois.rank() != 2 || rois.dim(1) != 4) throw ctx.error("rois must be [num_rois, 4], got " + shape_str(rois.shape()));
+  if (rois.rank() != 2 || rois.dim(1) != 4)
+    throw ctx.error("rois must be [num_rois, 4], got " + shape_str(rois.shape()));
   const int64_t R = rois.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
   if (static_cast<int64_t>(batch.size()) != R) throw ctx.error("batch_indices must have one value per roi");
   const std::string mode = node.attr_string("mode", "avg");
@@ -27,8 +28,10 @@ void compute_roi_align(KernelContext& ctx) {
   const int64_t sampling = node.attr_int("sampling_ratio", 0);
   const double scale = node.attr_float("spatial_scale", 1.0f);
   if (OH <= 0 || OW <= 0 || sampling < 0) throw ctx.error("output sizes must be positive and sampling_ratio >= 0");
-  const std::string ctm = node.opset >= 16 ? node.attr_string("coordinate_transformation_mode", "half_pixel") : "output_half_pixel";
-  if (ctm != "half_pixel" && ctm != "output_half_pixel") throw ctx.error("coordinate_transformation_mode '" + ctm + "' is unknown");
+  const std::string ctm =
+      node.opset >= 16 ? node.attr_string("coordinate_transformation_mode", "half_pixel") : "output_half_pixel";
+  if (ctm != "half_pixel" && ctm != "output_half_pixel")
+    throw ctx.error("coordinate_transformation_mode '" + ctm + "' is unknown");
   const bool half_pixel = ctm == "half_pixel";
   dispatch<FloatTypes>(x.dtype(), "RoiAlign", [&]<typename T>() {
     if (rois.dtype() != x.dtype()) throw ctx.error("rois must have X's type");
@@ -58,10 +61,13 @@ void compute_roi_align(KernelContext& ctx) {
             bool any = false;
             for (int64_t iy = 0; iy < gh; ++iy)
               for (int64_t ix = 0; ix < gw; ++ix) {
-                double yy = sh + static_cast<double>(ph) * bh + (static_cast<double>(iy) + 0.5) * bh / static_cast<double>(gh);
-                double xx = sw + static_cast<double>(pw) * bw + (static_cast<double>(ix) + 0.5) * bw / static_cast<double>(gw);
+                double yy =
+                    sh + static_cast<double>(ph) * bh + (static_cast<double>(iy) + 0.5) * bh / static_cast<double>(gh);
+                double xx =
+                    sw + static_cast<double>(pw) * bw + (static_cast<double>(ix) + 0.5) * bw / static_cast<double>(gw);
                 double v[4] = {0, 0, 0, 0};
-                if (!(yy < -1.0 || yy > static_cast<double>(H) || xx < -1.0 || xx > static_cast<double>(W)) && H > 0 && W > 0) {
+                if (!(yy < -1.0 || yy > static_cast<double>(H) || xx < -1.0 || xx > static_cast<double>(W)) && H > 0 &&
+                    W > 0) {
                   yy = std::max(yy, 0.0);
                   xx = std::max(xx, 0.0);
                   int64_t y0 = static_cast<int64_t>(yy), x0 = static_cast<int64_t>(xx), y1, x1;
@@ -79,7 +85,9 @@ void compute_roi_align(KernelContext& ctx) {
                   }
                   const double ly = yy - static_cast<double>(y0), lx = xx - static_cast<double>(x0);
                   const double hy = 1 - ly, hx = 1 - lx;
-                  auto at = [&](int64_t i, int64_t j) { return static_cast<double>(static_cast<acc_t<T>>(plane[i * W + j])); };
+                  auto at = [&](int64_t i, int64_t j) {
+                    return static_cast<double>(static_cast<acc_t<T>>(plane[i * W + j]));
+                  };
                   v[0] = hy * hx * at(y0, x0);
                   v[1] = hy * lx * at(y0, x1);
                   v[2] = ly * hx * at(y1, x0);
@@ -114,7 +122,8 @@ OpSchema roi_align_schema(int since, int until) {
     const ValueType& rois = ctx.input_type(1);
     DimVector d = {rois.shape && !rois.shape->empty() ? (*rois.shape)[0] : Dim::unknown(),
                    x.shape && x.shape->size() == 4 ? (*x.shape)[1] : Dim::unknown(),
-                   Dim::known(ctx.node().attr_int("output_height", 1)), Dim::known(ctx.node().attr_int("output_width", 1))};
+                   Dim::known(ctx.node().attr_int("output_height", 1)),
+                   Dim::known(ctx.node().attr_int("output_width", 1))};
     ctx.set_output(0, x.dtype, d);
   };
   s.compute = compute_roi_align;

@@ -5,8 +5,8 @@
 // (max_pos, R/2) indexed by position_ids (B, S), or (B, S, R/2) without them.
 // Pairs are (x[k], x[k + R/2]) by default, (x[2k], x[2k+1]) when interleaved:
 //   x1' = cos * x1 - sin * x2,  x2' = sin * x1 + cos * x2.
-#include "ops/reduce_util.h"
 #include "ir/op_facts.h"
+#include "ops/reduce_util.h"
 
 namespace kiln {
 
@@ -57,8 +57,8 @@ void rotary_compute(KernelContext& ctx) {
         throw ctx.error("position id " + std::to_string(p) + " is outside the cache [0, " +
                         std::to_string(cos_t.dim(0)) + ")");
   } else if (cos_t.shape() != Shape{b, s, half}) {
-    throw ctx.error("without position_ids the caches must be (batch, sequence, R/2) = " +
-                    shape_str(Shape{b, s, half}) + ", got " + shape_str(cos_t.shape()));
+    throw ctx.error("without position_ids the caches must be (batch, sequence, R/2) = " + shape_str(Shape{b, s, half}) +
+                    ", got " + shape_str(cos_t.shape()));
   }
   std::vector<double> xv = to_doubles(x, node.op_type);
   std::vector<double> cv = to_doubles(cos_t, node.op_type), sv = to_doubles(sin_t, node.op_type);
@@ -103,7 +103,9 @@ KILN_OP(RotaryEmbedding) {
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
 KILN_OP_FACTS(RotaryEmbedding) {
-  return {.op = "RotaryEmbedding", .family = OpFamily::kAttention, .cost = cost::not_counted("RotaryEmbedding is not counted")};
+  return {.op = "RotaryEmbedding",
+          .family = OpFamily::kAttention,
+          .cost = cost::not_counted("RotaryEmbedding is not counted")};
 }
 
 }  // namespace kiln

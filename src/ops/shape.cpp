@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <set>
 
-#include "ops/tensor_util.h"
 #include "ir/op_facts.h"
+#include "ops/tensor_util.h"
 
 namespace kiln {
 
@@ -117,8 +117,10 @@ void reshape_infer(InferContext& ctx, const std::vector<int64_t>* shape) {
     bool ok = true;
     for (size_t i = 0; i < out.size(); ++i)
       if (static_cast<int>(i) != infer_at) {
-        if (!out[i].is_known() || out[i].value == 0) ok = false;
-        else known *= out[i].value;
+        if (!out[i].is_known() || out[i].value == 0)
+          ok = false;
+        else
+          known *= out[i].value;
       }
     if (ok && total % known == 0) out[static_cast<size_t>(infer_at)] = Dim::known(total / known);
   }
@@ -175,9 +177,12 @@ OpSchema flatten_schema() {
     for (int64_t i = 0; i < r; ++i) {
       Dim& o = d[i < axis ? 0 : 1];
       const Dim& x = (*in.shape)[static_cast<size_t>(i)];
-      if (o.is_known() && x.is_known()) o.value *= x.value;
-      else if (x.is_known() && x.value == 0) o = Dim::known(0);
-      else if (!(o.is_known() && o.value == 0)) o = Dim::unknown();
+      if (o.is_known() && x.is_known())
+        o.value *= x.value;
+      else if (x.is_known() && x.value == 0)
+        o = Dim::known(0);
+      else if (!(o.is_known() && o.value == 0))
+        o = Dim::unknown();
     }
     ctx.set_output(0, in.dtype, DimVector{d[0], d[1]});
   };
@@ -253,8 +258,10 @@ OpSchema squeeze_schema(int since, int until) {
   s.compute = [from_input](KernelContext& ctx) {
     const Tensor& x = ctx.input(0);
     std::vector<int64_t> axes;
-    if (!from_input) axes = ctx.node().attr_ints("axes");
-    else if (ctx.has_input(1)) axes = read_ints(ctx.input(1), ctx, "Squeeze axes");
+    if (!from_input)
+      axes = ctx.node().attr_ints("axes");
+    else if (ctx.has_input(1))
+      axes = read_ints(ctx.input(1), ctx, "Squeeze axes");
     Shape out;
     if (axes.empty()) {
       for (int64_t v : x.shape())
@@ -288,7 +295,8 @@ OpSchema unsqueeze_schema(int since, int until) {
   s.infer = [from_input](InferContext& ctx) {
     const ValueType& in = ctx.input_type(0);
     std::vector<int64_t> axes;
-    if (!from_input) axes = ctx.node().attr_ints("axes");
+    if (!from_input)
+      axes = ctx.node().attr_ints("axes");
     else if (!ctx.input_ints(1, &axes)) {
       const ValueType& at = ctx.input_type(1);
       if (in.shape && at.shape && at.shape->size() == 1 && (*at.shape)[0].is_known())
@@ -312,8 +320,7 @@ OpSchema unsqueeze_schema(int since, int until) {
     auto ax = normalized_unique_axes(axes, r, ctx.node());
     Shape out;
     size_t k = 0;
-    for (int64_t i = 0; i < r; ++i)
-      out.push_back(std::find(ax.begin(), ax.end(), i) != ax.end() ? 1 : x.shape()[k++]);
+    for (int64_t i = 0; i < r; ++i) out.push_back(std::find(ax.begin(), ax.end(), i) != ax.end() ? 1 : x.shape()[k++]);
     ctx.set_output(0, x.reshaped(out));
   };
   return s;
@@ -344,11 +351,14 @@ OpSchema expand_schema() {
       Dim a = i + in.shape->size() >= r ? (*in.shape)[i + in.shape->size() - r] : Dim::known(1);
       Dim b = i + shape.size() >= r ? Dim::known(shape[i + shape.size() - r]) : Dim::known(1);
       if (b.value < 0) throw ctx.error("shape has negative dim " + std::to_string(b.value));
-      if (a.is_known() && a.value == 1) out[i] = b;
-      else if (b.value == 1) out[i] = a;
+      if (a.is_known() && a.value == 1)
+        out[i] = b;
+      else if (b.value == 1)
+        out[i] = a;
       else if (a.is_known() && a.value != b.value)
         throw ctx.error("cannot expand dim " + std::to_string(a.value) + " to " + std::to_string(b.value));
-      else out[i] = b;
+      else
+        out[i] = b;
     }
     ctx.set_output(0, in.dtype, out);
   };
@@ -423,9 +433,7 @@ KILN_OP(Size) {
   s.min_inputs = s.max_inputs = 1;
   s.max_outputs = 1;
   s.infer = [](InferContext& ctx) { ctx.set_output(0, DType::kInt64, DimVector{}); };
-  s.compute = [](KernelContext& ctx) {
-    ctx.output(0, DType::kInt64, {}).data<int64_t>()[0] = ctx.input(0).numel();
-  };
+  s.compute = [](KernelContext& ctx) { ctx.output(0, DType::kInt64, {}).data<int64_t>()[0] = ctx.input(0).numel(); };
   return s;
 }
 
@@ -443,36 +451,20 @@ KILN_OP(Dropout_12) { return dropout_schema(12, INT_MAX); }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(Dropout) {
-  return {.op = "Dropout", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Dropout) { return {.op = "Dropout", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(Expand) {
-  return {.op = "Expand", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Expand) { return {.op = "Expand", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(Flatten) {
-  return {.op = "Flatten", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Flatten) { return {.op = "Flatten", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(Reshape) {
-  return {.op = "Reshape", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Reshape) { return {.op = "Reshape", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(Shape) {
-  return {.op = "Shape", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Shape) { return {.op = "Shape", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(Size) {
-  return {.op = "Size", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Size) { return {.op = "Size", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(Squeeze) {
-  return {.op = "Squeeze", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Squeeze) { return {.op = "Squeeze", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(Unsqueeze) {
-  return {.op = "Unsqueeze", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Unsqueeze) { return {.op = "Unsqueeze", .family = OpFamily::kShape, .cost = cost::none()}; }
 
 }  // namespace kiln

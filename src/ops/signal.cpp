@@ -4,8 +4,8 @@
 #include <cmath>
 #include <numbers>
 
-#include "ops/common.h"
 #include "ir/op_facts.h"
+#include "ops/common.h"
 
 namespace kiln {
 
@@ -30,7 +30,8 @@ std::vector<double> read_doubles(const Tensor& t) {
 
 int64_t read_int_scalar(const KernelContext& ctx, size_t i, const char* what) {
   std::vector<int64_t> v = read_ints(ctx.input(i), ctx, what);
-  if (v.size() != 1) throw ctx.error(std::string(what) + " must be a scalar, got shape [" + shape_str(ctx.input(i).shape()) + "]");
+  if (v.size() != 1)
+    throw ctx.error(std::string(what) + " must be a scalar, got shape [" + shape_str(ctx.input(i).shape()) + "]");
   return v[0];
 }
 
@@ -84,8 +85,8 @@ OpSchema window_schema(const char* name, double a0, double a1, double a2) {
 
 struct DftParams {
   bool inverse = false, onesided = false;
-  int64_t axis = 1;        // normalised
-  int64_t length = -1;     // dft_length; -1: default
+  int64_t axis = 1;     // normalised
+  int64_t length = -1;  // dft_length; -1: default
 };
 
 // The transform of one signal of `in_len` complex values (stride `stride`)
@@ -138,8 +139,8 @@ void twiddles(int64_t n, std::vector<double>* c, std::vector<double>* s) {
 
 int64_t dft_axis(int64_t axis, int64_t rank, const Node& node) {
   if (axis < -rank || axis > rank - 2 || axis == -1)
-    throw Error(node.describe() + ": axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank) +
-                " (the last dim holds real/imaginary parts)");
+    throw Error(node.describe() + ": axis " + std::to_string(axis) + " is out of range for rank " +
+                std::to_string(rank) + " (the last dim holds real/imaginary parts)");
   return axis < 0 ? axis + rank : axis;
 }
 
@@ -174,8 +175,8 @@ void dft_compute(KernelContext& ctx, bool axis_is_input) {
   std::vector<double> cos_t, sin_t;
   twiddles(n, &cos_t, &sin_t);
   std::vector<double> ys(static_cast<size_t>(shape_numel(out_shape)));
-  std::vector<double> re(static_cast<size_t>(in_len)), im(static_cast<size_t>(in_len)), yr(static_cast<size_t>(out_len)),
-      yi(static_cast<size_t>(out_len));
+  std::vector<double> re(static_cast<size_t>(in_len)), im(static_cast<size_t>(in_len)),
+      yr(static_cast<size_t>(out_len)), yi(static_cast<size_t>(out_len));
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < inner; ++i) {
       for (int64_t k = 0; k < in_len; ++k) {
@@ -183,8 +184,8 @@ void dft_compute(KernelContext& ctx, bool axis_is_input) {
         re[static_cast<size_t>(k)] = xs[at];
         im[static_cast<size_t>(k)] = complex_in ? xs[at + 1] : 0.0;
       }
-      dft_1d(re.data(), im.data(), in_len, 1, n, p.inverse, irfft, out_len, yr.data(), irfft ? nullptr : yi.data(), cos_t,
-             sin_t);
+      dft_1d(re.data(), im.data(), in_len, 1, n, p.inverse, irfft, out_len, yr.data(), irfft ? nullptr : yi.data(),
+             cos_t, sin_t);
       for (int64_t k = 0; k < out_len; ++k) {
         size_t at = static_cast<size_t>(((o * out_len + k) * inner + i) * c_out);
         ys[at] = yr[static_cast<size_t>(k)];
@@ -263,13 +264,15 @@ void stft_compute(KernelContext& ctx) {
   if (ctx.has_input(3)) {
     int64_t fl = read_int_scalar(ctx, 3, "frame_length");
     if (len >= 0 && fl != len)
-      throw ctx.error("frame_length " + std::to_string(fl) + " differs from the window's length " + std::to_string(len));
+      throw ctx.error("frame_length " + std::to_string(fl) + " differs from the window's length " +
+                      std::to_string(len));
     len = fl;
   }
   if (len < 0) throw ctx.error("either window or frame_length is required");
   int64_t batch = sig.dim(0), sig_len = sig.dim(1);
   if (len < 1 || len > sig_len)
-    throw ctx.error("frame length " + std::to_string(len) + " must be in [1, signal length " + std::to_string(sig_len) + "]");
+    throw ctx.error("frame length " + std::to_string(len) + " must be in [1, signal length " + std::to_string(sig_len) +
+                    "]");
   if (window.empty()) window.assign(static_cast<size_t>(len), 1.0);
   bool onesided = ctx.node().attr_int("onesided", 1) != 0;
   if (onesided && complex_in) throw ctx.error("onesided output needs a real signal");
@@ -328,8 +331,10 @@ void mel_compute(KernelContext& ctx) {
   int64_t num_mel = read_int_scalar(ctx, 0, "num_mel_bins");
   int64_t dft_length = read_int_scalar(ctx, 1, "dft_length");
   int64_t sample_rate = read_int_scalar(ctx, 2, "sample_rate");
-  if (num_mel < 1 || num_mel > kMaxLength) throw ctx.error("num_mel_bins " + std::to_string(num_mel) + " is out of range");
-  if (dft_length < 1 || dft_length > kMaxLength) throw ctx.error("dft_length " + std::to_string(dft_length) + " is out of range");
+  if (num_mel < 1 || num_mel > kMaxLength)
+    throw ctx.error("num_mel_bins " + std::to_string(num_mel) + " is out of range");
+  if (dft_length < 1 || dft_length > kMaxLength)
+    throw ctx.error("dft_length " + std::to_string(dft_length) + " is out of range");
   if (sample_rate < 1) throw ctx.error("sample_rate must be positive, got " + std::to_string(sample_rate));
   if (ctx.input(3).numel() != 1 || ctx.input(4).numel() != 1) throw ctx.error("lower/upper_edge_hertz must be scalars");
   double lower = read_scalar(ctx.input(3)), upper = read_scalar(ctx.input(4));
@@ -412,15 +417,19 @@ KILN_OP(MelWeightMatrix) {
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
 KILN_OP_FACTS(BlackmanWindow) {
-  return {.op = "BlackmanWindow", .family = OpFamily::kOther, .cost = cost::not_counted("signal windows are not counted")};
+  return {
+      .op = "BlackmanWindow", .family = OpFamily::kOther, .cost = cost::not_counted("signal windows are not counted")};
 }
 
 KILN_OP_FACTS(DFT) {
-  return {.op = "DFT", .family = OpFamily::kOther, .cost = cost::not_counted("DFT is not counted (an FFT's count depends on its algorithm)")};
+  return {.op = "DFT",
+          .family = OpFamily::kOther,
+          .cost = cost::not_counted("DFT is not counted (an FFT's count depends on its algorithm)")};
 }
 
 KILN_OP_FACTS(HammingWindow) {
-  return {.op = "HammingWindow", .family = OpFamily::kOther, .cost = cost::not_counted("signal windows are not counted")};
+  return {
+      .op = "HammingWindow", .family = OpFamily::kOther, .cost = cost::not_counted("signal windows are not counted")};
 }
 
 KILN_OP_FACTS(HannWindow) {
@@ -428,7 +437,8 @@ KILN_OP_FACTS(HannWindow) {
 }
 
 KILN_OP_FACTS(MelWeightMatrix) {
-  return {.op = "MelWeightMatrix", .family = OpFamily::kOther, .cost = cost::not_counted("MelWeightMatrix is not counted")};
+  return {
+      .op = "MelWeightMatrix", .family = OpFamily::kOther, .cost = cost::not_counted("MelWeightMatrix is not counted")};
 }
 
 KILN_OP_FACTS(STFT) {

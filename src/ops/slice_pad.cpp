@@ -4,8 +4,8 @@
 #include <cstring>
 #include <type_traits>
 
-#include "ops/tensor_util.h"
 #include "ir/op_facts.h"
+#include "ops/tensor_util.h"
 
 namespace kiln {
 
@@ -24,7 +24,8 @@ std::vector<SliceAxis> slice_plan(const Ctx& ctx, const Shape& in, const std::ve
                                   std::vector<int64_t> steps) {
   int64_t rank = static_cast<int64_t>(in.size());
   if (starts.size() != ends.size())
-    throw ctx.error("starts has " + std::to_string(starts.size()) + " entries but ends has " + std::to_string(ends.size()));
+    throw ctx.error("starts has " + std::to_string(starts.size()) + " entries but ends has " +
+                    std::to_string(ends.size()));
   if (axes.empty())
     for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
   if (steps.empty()) steps.assign(starts.size(), 1);
@@ -86,8 +87,7 @@ void slice_kernel(KernelContext& ctx, const Tensor& x, const std::vector<SliceAx
     if constexpr (trivial) {
       if (run >= 16) {
         const Shape outer_shape(out_shape.begin(), out_shape.begin() + static_cast<std::ptrdiff_t>(outer));
-        const std::vector<int64_t> outer_strides(strides.begin(),
-                                                 strides.begin() + static_cast<std::ptrdiff_t>(outer));
+        const std::vector<int64_t> outer_strides(strides.begin(), strides.begin() + static_cast<std::ptrdiff_t>(outer));
         for_each_broadcast(outer_shape, {outer_strides}, [&](int64_t i, const int64_t* off) {
           std::memcpy(po + i * run, px + off[0], static_cast<size_t>(run) * sizeof(T));
         });
@@ -133,7 +133,8 @@ OpSchema slice_schema(int since, int until) {
       auto plan = slice_plan(ctx, probe, starts, ends, axes, steps);
       std::vector<bool> sliced(in.shape->size(), false);
       for (size_t k = 0; k < starts.size(); ++k)
-        sliced[static_cast<size_t>(normalize_axis(axes.empty() ? static_cast<int64_t>(k) : axes[k], in.rank(), n))] = true;
+        sliced[static_cast<size_t>(normalize_axis(axes.empty() ? static_cast<int64_t>(k) : axes[k], in.rank(), n))] =
+            true;
       for (size_t d = 0; d < out.size(); ++d)
         out[d] = !sliced[d] ? (*in.shape)[d] : (*in.shape)[d].is_known() ? Dim::known(plan[d].size) : Dim::unknown();
     }
@@ -200,7 +201,8 @@ void pad_kernel(KernelContext& ctx, const Tensor& x, const std::vector<int64_t>&
     int64_t n = x.shape()[d], pb = pads[d], pe = pads[d + r];
     lo[d] = std::max<int64_t>(0, -pb);
     int64_t hi = n - std::max<int64_t>(0, -pe);
-    if (hi < lo[d]) throw ctx.error("negative pads on axis " + std::to_string(d) + " remove more than its size " + std::to_string(n));
+    if (hi < lo[d])
+      throw ctx.error("negative pads on axis " + std::to_string(d) + " remove more than its size " + std::to_string(n));
     m[d] = hi - lo[d];
     begin[d] = std::max<int64_t>(0, pb);
     if (pb > kMaxDataDrivenElements || pe > kMaxDataDrivenElements) throw ctx.error("pads are too large");
@@ -260,7 +262,8 @@ OpSchema pad_schema(int since, int until) {
       return pads;
     }
     if (pads.size() != 2 * axes->size())
-      throw ctx.error("pads has " + std::to_string(pads.size()) + " entries for " + std::to_string(axes->size()) + " axes");
+      throw ctx.error("pads has " + std::to_string(pads.size()) + " entries for " + std::to_string(axes->size()) +
+                      " axes");
     std::vector<int64_t> full(static_cast<size_t>(2 * rank), 0);
     for (size_t k = 0; k < axes->size(); ++k) {
       int64_t a = normalize_axis((*axes)[k], rank, ctx.node());
@@ -283,8 +286,10 @@ OpSchema pad_schema(int since, int until) {
     DimVector out = *in.shape;
     for (size_t d = 0; d < out.size(); ++d) {
       int64_t add = pads[d] + pads[d + static_cast<size_t>(r)];
-      if (out[d].is_known()) out[d].value = std::max<int64_t>(0, out[d].value + add);
-      else if (add != 0) out[d] = Dim::unknown();
+      if (out[d].is_known())
+        out[d].value = std::max<int64_t>(0, out[d].value + add);
+      else if (add != 0)
+        out[d] = Dim::unknown();
     }
     ctx.set_output(0, in.dtype, out);
   };
@@ -302,7 +307,8 @@ OpSchema pad_schema(int since, int until) {
       if (ctx.has_input(2) && ctx.input(2).numel() > 0) {
         fill = ctx.input(2);
         if (fill.dtype() != x.dtype())
-          throw ctx.error("constant_value has type " + dtype_name(fill.dtype()) + ", data has " + dtype_name(x.dtype()));
+          throw ctx.error("constant_value has type " + dtype_name(fill.dtype()) + ", data has " +
+                          dtype_name(x.dtype()));
       } else {
         fill = Tensor(x.dtype(), {});
       }
@@ -394,16 +400,10 @@ KILN_OP(CenterCropPad) { return center_crop_pad_schema(); }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(CenterCropPad) {
-  return {.op = "CenterCropPad", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(CenterCropPad) { return {.op = "CenterCropPad", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(Pad) {
-  return {.op = "Pad", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Pad) { return {.op = "Pad", .family = OpFamily::kShape, .cost = cost::none()}; }
 
-KILN_OP_FACTS(Slice) {
-  return {.op = "Slice", .family = OpFamily::kShape, .cost = cost::none()};
-}
+KILN_OP_FACTS(Slice) { return {.op = "Slice", .family = OpFamily::kShape, .cost = cost::none()}; }
 
 }  // namespace kiln

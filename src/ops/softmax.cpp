@@ -8,10 +8,10 @@
 #include <limits>
 
 #include "core/thread_pool.h"
+#include "ir/op_facts.h"
 #include "kernels/cpu/vec_math_f32.h"
 #include "ops/reduce_util.h"
 #include "ops/softmax_rows.h"
-#include "ir/op_facts.h"
 
 namespace kiln {
 
@@ -23,7 +23,8 @@ enum class SoftKind { kSoftmax, kLogSoftmax, kHardmax };
 // values count from the back of the rank, not rank + 1.
 int64_t coerce_axis(int64_t axis, int64_t rank, const Node& node) {
   if (axis < -rank || axis > rank)
-    throw Error(node.describe() + ": axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
+    throw Error(node.describe() + ": axis " + std::to_string(axis) + " is out of range for rank " +
+                std::to_string(rank));
   return axis < 0 ? axis + rank : axis;
 }
 
@@ -124,8 +125,10 @@ OpSchema softmax_schema(const char* name, SoftKind kind, int since, int until) {
     const ValueType& t = ctx.input_type(0);
     if (t.shape && !t.shape->empty()) {
       int64_t axis = ctx.node().attr_int("axis", coerce_2d ? 1 : -1);
-      if (coerce_2d) coerce_axis(axis, t.rank(), ctx.node());  // validates
-      else normalize_axis(axis, t.rank(), ctx.node());
+      if (coerce_2d)
+        coerce_axis(axis, t.rank(), ctx.node());  // validates
+      else
+        normalize_axis(axis, t.rank(), ctx.node());
     }
     infer_same_as_input(ctx);
   };
@@ -144,16 +147,12 @@ KILN_OP(Hardmax_13) { return softmax_schema("Hardmax", SoftKind::kHardmax, 13, I
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
-KILN_OP_FACTS(Hardmax) {
-  return {.op = "Hardmax", .family = OpFamily::kActivation, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Hardmax) { return {.op = "Hardmax", .family = OpFamily::kActivation, .cost = cost::per_element(1)}; }
 
 KILN_OP_FACTS(LogSoftmax) {
   return {.op = "LogSoftmax", .family = OpFamily::kActivation, .cost = cost::per_element(5)};
 }
 
-KILN_OP_FACTS(Softmax) {
-  return {.op = "Softmax", .family = OpFamily::kActivation, .cost = cost::per_element(5)};
-}
+KILN_OP_FACTS(Softmax) { return {.op = "Softmax", .family = OpFamily::kActivation, .cost = cost::per_element(5)}; }
 
 }  // namespace kiln

@@ -1,8 +1,8 @@
 // SwiGLU (28): Y = A * sigmoid(alpha * A) * B, with A and B of one shape.
 #include <cmath>
 
-#include "ops/reduce_util.h"
 #include "ir/op_facts.h"
+#include "ops/reduce_util.h"
 
 namespace kiln {
 

@@ -4,8 +4,8 @@
 // compute the same thing, so each op has one schema from its first opset.
 #include <cmath>
 
-#include "ops/elementwise_util.h"
 #include "ir/op_facts.h"
+#include "ops/elementwise_util.h"
 
 namespace kiln {
 
@@ -75,23 +75,51 @@ KILN_OP(Sign) {
 }
 
 // float32: the vector exp within 2 ulp, threaded.
-KILN_OP(Exp) { return with_f32_fast(float_unary("Exp", 1, [](auto x) { return std::exp(x); }), &VecMathF32::exp); }
-KILN_OP(Log) { return float_unary("Log", 1, [](auto x) { return std::log(x); }); }
-KILN_OP(Sqrt) { return float_unary("Sqrt", 1, [](auto x) { return std::sqrt(x); }); }
+KILN_OP(Exp) {
+  return with_f32_fast(float_unary("Exp", 1, [](auto x) { return std::exp(x); }), &VecMathF32::exp);
+}
+KILN_OP(Log) {
+  return float_unary("Log", 1, [](auto x) { return std::log(x); });
+}
+KILN_OP(Sqrt) {
+  return float_unary("Sqrt", 1, [](auto x) { return std::sqrt(x); });
+}
 KILN_OP(Reciprocal) {
   return float_unary("Reciprocal", 1, [](auto x) { return decltype(x)(1) / x; });
 }
-KILN_OP(Sin) { return float_unary("Sin", 7, [](auto x) { return std::sin(x); }); }
-KILN_OP(Cos) { return float_unary("Cos", 7, [](auto x) { return std::cos(x); }); }
-KILN_OP(Tan) { return float_unary("Tan", 7, [](auto x) { return std::tan(x); }); }
-KILN_OP(Asin) { return float_unary("Asin", 7, [](auto x) { return std::asin(x); }); }
-KILN_OP(Acos) { return float_unary("Acos", 7, [](auto x) { return std::acos(x); }); }
-KILN_OP(Atan) { return float_unary("Atan", 7, [](auto x) { return std::atan(x); }); }
-KILN_OP(Sinh) { return float_unary("Sinh", 9, [](auto x) { return std::sinh(x); }); }
-KILN_OP(Cosh) { return float_unary("Cosh", 9, [](auto x) { return std::cosh(x); }); }
-KILN_OP(Asinh) { return float_unary("Asinh", 9, [](auto x) { return std::asinh(x); }); }
-KILN_OP(Acosh) { return float_unary("Acosh", 9, [](auto x) { return std::acosh(x); }); }
-KILN_OP(Atanh) { return float_unary("Atanh", 9, [](auto x) { return std::atanh(x); }); }
+KILN_OP(Sin) {
+  return float_unary("Sin", 7, [](auto x) { return std::sin(x); });
+}
+KILN_OP(Cos) {
+  return float_unary("Cos", 7, [](auto x) { return std::cos(x); });
+}
+KILN_OP(Tan) {
+  return float_unary("Tan", 7, [](auto x) { return std::tan(x); });
+}
+KILN_OP(Asin) {
+  return float_unary("Asin", 7, [](auto x) { return std::asin(x); });
+}
+KILN_OP(Acos) {
+  return float_unary("Acos", 7, [](auto x) { return std::acos(x); });
+}
+KILN_OP(Atan) {
+  return float_unary("Atan", 7, [](auto x) { return std::atan(x); });
+}
+KILN_OP(Sinh) {
+  return float_unary("Sinh", 9, [](auto x) { return std::sinh(x); });
+}
+KILN_OP(Cosh) {
+  return float_unary("Cosh", 9, [](auto x) { return std::cosh(x); });
+}
+KILN_OP(Asinh) {
+  return float_unary("Asinh", 9, [](auto x) { return std::asinh(x); });
+}
+KILN_OP(Acosh) {
+  return float_unary("Acosh", 9, [](auto x) { return std::acosh(x); });
+}
+KILN_OP(Atanh) {
+  return float_unary("Atanh", 9, [](auto x) { return std::atanh(x); });
+}
 KILN_OP(Erf) {
   // Erf-9 also accepts integer types; the result is erf rounded back to T.
   // float32: the vector erf within 3 ulp, threaded.
@@ -105,10 +133,16 @@ KILN_OP(Erf) {
   });
   return with_f32_fast(std::move(s), &VecMathF32::erf);
 }
-KILN_OP(Ceil) { return float_unary("Ceil", 1, [](auto x) { return std::ceil(x); }); }
-KILN_OP(Floor) { return float_unary("Floor", 1, [](auto x) { return std::floor(x); }); }
+KILN_OP(Ceil) {
+  return float_unary("Ceil", 1, [](auto x) { return std::ceil(x); });
+}
+KILN_OP(Floor) {
+  return float_unary("Floor", 1, [](auto x) { return std::floor(x); });
+}
 // Round half to even: nearbyint under the default rounding mode.
-KILN_OP(Round) { return float_unary("Round", 11, [](auto x) { return std::nearbyint(x); }); }
+KILN_OP(Round) {
+  return float_unary("Round", 11, [](auto x) { return std::nearbyint(x); });
+}
 
 KILN_OP(Not) {
   return unary_schema<TypeList<bool>>("Not", 1, {DType::kBool}, [](bool x) { return !x; });
@@ -148,107 +182,67 @@ KILN_OP(IsInf) {
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)
 
 KILN_OP_FACTS(Abs) {
-  return {.op = "Abs", .family = OpFamily::kElementwise, .cost = cost::per_element(1), .blocked = BlockedLayout::kUnary};
+  return {
+      .op = "Abs", .family = OpFamily::kElementwise, .cost = cost::per_element(1), .blocked = BlockedLayout::kUnary};
 }
 
-KILN_OP_FACTS(Acos) {
-  return {.op = "Acos", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Acos) { return {.op = "Acos", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(Acosh) {
-  return {.op = "Acosh", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Acosh) { return {.op = "Acosh", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(Asin) {
-  return {.op = "Asin", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Asin) { return {.op = "Asin", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(Asinh) {
-  return {.op = "Asinh", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Asinh) { return {.op = "Asinh", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(Atan) {
-  return {.op = "Atan", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Atan) { return {.op = "Atan", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(Atanh) {
-  return {.op = "Atanh", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Atanh) { return {.op = "Atanh", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
 KILN_OP_FACTS(BitwiseNot) {
   return {.op = "BitwiseNot", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
 }
 
-KILN_OP_FACTS(Ceil) {
-  return {.op = "Ceil", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Ceil) { return {.op = "Ceil", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(Cos) {
-  return {.op = "Cos", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Cos) { return {.op = "Cos", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(Cosh) {
-  return {.op = "Cosh", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Cosh) { return {.op = "Cosh", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
 KILN_OP_FACTS(Erf) {
   return {.op = "Erf", .family = OpFamily::kActivation, .cost = cost::per_element(1), .blocked = BlockedLayout::kUnary};
 }
 
-KILN_OP_FACTS(Exp) {
-  return {.op = "Exp", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Exp) { return {.op = "Exp", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(Floor) {
-  return {.op = "Floor", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Floor) { return {.op = "Floor", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(IsInf) {
-  return {.op = "IsInf", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(IsInf) { return {.op = "IsInf", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(IsNaN) {
-  return {.op = "IsNaN", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(IsNaN) { return {.op = "IsNaN", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(Log) {
-  return {.op = "Log", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Log) { return {.op = "Log", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
 KILN_OP_FACTS(Neg) {
-  return {.op = "Neg", .family = OpFamily::kElementwise, .cost = cost::per_element(1), .blocked = BlockedLayout::kUnary};
+  return {
+      .op = "Neg", .family = OpFamily::kElementwise, .cost = cost::per_element(1), .blocked = BlockedLayout::kUnary};
 }
 
-KILN_OP_FACTS(Not) {
-  return {.op = "Not", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Not) { return {.op = "Not", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
 KILN_OP_FACTS(Reciprocal) {
   return {.op = "Reciprocal", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
 }
 
-KILN_OP_FACTS(Round) {
-  return {.op = "Round", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Round) { return {.op = "Round", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(Sign) {
-  return {.op = "Sign", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Sign) { return {.op = "Sign", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(Sin) {
-  return {.op = "Sin", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Sin) { return {.op = "Sin", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(Sinh) {
-  return {.op = "Sinh", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Sinh) { return {.op = "Sinh", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(Sqrt) {
-  return {.op = "Sqrt", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Sqrt) { return {.op = "Sqrt", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
-KILN_OP_FACTS(Tan) {
-  return {.op = "Tan", .family = OpFamily::kElementwise, .cost = cost::per_element(1)};
-}
+KILN_OP_FACTS(Tan) { return {.op = "Tan", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
 
 }  // namespace kiln

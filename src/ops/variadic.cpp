@@ -4,8 +4,8 @@
 // NaN propagates through Max and Min as in numpy's maximum/minimum.
 #include <cmath>
 
-#include "ops/elementwise_util.h"
 #include "ir/op_facts.h"
+#include "ops/elementwise_util.h"
 
 namespace kiln {
 
@@ -107,16 +107,12 @@ KILN_OP_FACTS(Max) {
   return {.op = "Max", .family = OpFamily::kElementwise, .cost = cost::variadic(0), .blocked = BlockedLayout::kBinary};
 }
 
-KILN_OP_FACTS(Mean) {
-  return {.op = "Mean", .family = OpFamily::kElementwise, .cost = cost::variadic(1)};
-}
+KILN_OP_FACTS(Mean) { return {.op = "Mean", .family = OpFamily::kElementwise, .cost = cost::variadic(1)}; }
 
 KILN_OP_FACTS(Min) {
   return {.op = "Min", .family = OpFamily::kElementwise, .cost = cost::variadic(0), .blocked = BlockedLayout::kBinary};
 }
 
-KILN_OP_FACTS(Sum) {
-  return {.op = "Sum", .family = OpFamily::kElementwise, .cost = cost::variadic(0)};
-}
+KILN_OP_FACTS(Sum) { return {.op = "Sum", .family = OpFamily::kElementwise, .cost = cost::variadic(0)}; }
 
 }  // namespace kiln

@@ -17,9 +17,9 @@
 
 #include "ir/epilogue.h"
 #include "ir/op.h"
+#include "ir/rewrite.h"
 #include "ops/blocked.h"
 #include "passes/passes.h"
-#include "ir/rewrite.h"
 
 namespace kiln::passes {
 
@@ -113,7 +113,8 @@ bool rewrite(Graph& g, Node& from_blocked) {
       steps.push_back({Step::kLinear, n, out});
       c = out;
       v = n->outputs[0];
-    } else if (n->op_type == "Transpose" && n->domain.empty() && n->attr_ints("perm") == std::vector<int64_t>{0, 3, 1, 2}) {
+    } else if (n->op_type == "Transpose" && n->domain.empty() &&
+               n->attr_ints("perm") == std::vector<int64_t>{0, 3, 1, 2}) {
       t2 = n;
       v = n->outputs[0];
       break;

@@ -9,8 +9,8 @@
 #include <unordered_map>
 
 #include "ir/op.h"
-#include "passes/passes.h"
 #include "ir/rewrite.h"
+#include "passes/passes.h"
 
 namespace kiln::passes {
 
@@ -71,8 +71,10 @@ bool merge_constants(Graph& g) {
     const Tensor* t = constant_of(v.get());
     if (!t || t->numel() > kMaxMergedConstant || v->consumers.empty()) continue;
     auto same = std::find_if(seen.begin(), seen.end(), [&](Value* s) { return same_tensor(*constant_of(s), *t); });
-    if (same == seen.end()) seen.push_back(v.get());
-    else if (!is_graph_output(g, v.get())) changed |= replace_uses(g, v.get(), *same);
+    if (same == seen.end())
+      seen.push_back(v.get());
+    else if (!is_graph_output(g, v.get()))
+      changed |= replace_uses(g, v.get(), *same);
   }
   return changed;
 }
@@ -88,8 +90,10 @@ bool eliminate_common_subexpressions(Graph& g) {
     std::string key = n->op_type + "|" + (n->inputs.empty() || !n->inputs[0] ? "" : n->inputs[0]->name);
     std::vector<Node*>& bucket = buckets[key];
     auto same = std::find_if(bucket.begin(), bucket.end(), [&](Node* b) { return same_node(*n, *b); });
-    if (same == bucket.end()) bucket.push_back(n.get());
-    else changed |= merge_outputs(g, *n, **same);
+    if (same == bucket.end())
+      bucket.push_back(n.get());
+    else
+      changed |= merge_outputs(g, *n, **same);
   }
   return changed;
 }

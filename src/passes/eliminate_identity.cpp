@@ -4,8 +4,8 @@
 // static output shape equals the input's. Readers of the output read the
 // input instead.
 #include "ir/op.h"
-#include "passes/passes.h"
 #include "ir/rewrite.h"
+#include "passes/passes.h"
 
 namespace kiln::passes {
 
@@ -35,7 +35,7 @@ Value* passed_through(const Graph& g, const Node& n) {
   if (op == "Dropout") return dropout_is_identity(g, n) ? in : nullptr;
   if (op == "Cast")
     return in->type.dtype != DType::kUndefined && n.attr_int("to", 0) == static_cast<int64_t>(in->type.dtype) ? in
-                                                                                                                : nullptr;
+                                                                                                              : nullptr;
   if (op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" || op == "Expand")
     return same_static_shape(in, n.outputs[0]) ? in : nullptr;
   return nullptr;

@@ -11,8 +11,8 @@
 #include <cmath>
 
 #include "ir/op.h"
-#include "passes/passes.h"
 #include "ir/rewrite.h"
+#include "passes/passes.h"
 
 namespace kiln::passes {
 
@@ -58,13 +58,15 @@ bool fold_into(Graph& g, Node& op, Node& bn) {
   const bool rows = !is_gemm || op.attr_int("transB", 0) != 0;
   const int64_t channels = rows ? w->dim(0) : w->dim(1);
   const Tensor* b = op.has_input(2) ? constant_of(op.inputs[2]) : nullptr;
-  if (op.has_input(2) && (!b || b->dtype() != DType::kFloat32 || b->numel() != channels || b->rank() != 1)) return false;
+  if (op.has_input(2) && (!b || b->dtype() != DType::kFloat32 || b->numel() != channels || b->rank() != 1))
+    return false;
   if (is_gemm && b && op.attr_float("beta", 1) != 1.0f) return false;
   BnScale bs;
   if (!bn_scale(bn, channels, &bs)) return false;
   Tensor bias(DType::kFloat32, {channels});
   for (int64_t c = 0; c < channels; ++c)
-    bias.data<float>()[c] = (b ? b->data<float>()[c] : 0.0f) * bs.scale[static_cast<size_t>(c)] + bs.shift[static_cast<size_t>(c)];
+    bias.data<float>()[c] =
+        (b ? b->data<float>()[c] : 0.0f) * bs.scale[static_cast<size_t>(c)] + bs.shift[static_cast<size_t>(c)];
   Value* new_w = add_constant(g, op.inputs[1]->name + ".bn_folded", scale_weight(*w, bs.scale, rows));
   Value* new_b = add_constant(g, op.name + ".bn_folded_bias", std::move(bias));
   Value* bn_out = bn.outputs[0];
@@ -117,7 +119,8 @@ bool batchnorm_to_affine(Graph& g) {
     Value* scaled = add_fresh_value(g, out->name + ".scaled");
     add_node(g, "Mul", bn.name + ".scale", {in, add_constant(g, bn.name + ".bn_scale", std::move(scale))}, {scaled}, 14)
         ->origins = bn.origin_names();
-    add_node(g, "Add", bn.name + ".shift", {scaled, add_constant(g, bn.name + ".bn_shift", std::move(shift))}, {out}, 14)
+    add_node(g, "Add", bn.name + ".shift", {scaled, add_constant(g, bn.name + ".bn_shift", std::move(shift))}, {out},
+             14)
         ->origins = bn.origin_names();
     changed = true;
   }

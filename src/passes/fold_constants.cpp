@@ -9,8 +9,8 @@
 
 #include "ir/infer.h"
 #include "ir/op.h"
-#include "passes/passes.h"
 #include "ir/rewrite.h"
+#include "passes/passes.h"
 
 namespace kiln::passes {
 
@@ -19,13 +19,14 @@ namespace {
 constexpr int64_t kMaxElements = int64_t{1} << 20;
 
 bool is_random(const Node& n) {
-  static const char* const kRandomOps[] = {"RandomNormal",     "RandomUniform", "RandomNormalLike",
+  static const char* const kRandomOps[] = {"RandomNormal",      "RandomUniform", "RandomNormalLike",
                                            "RandomUniformLike", "Multinomial",   "Bernoulli"};
   return std::any_of(std::begin(kRandomOps), std::end(kRandomOps), [&](const char* op) { return n.op_type == op; });
 }
 
 bool has_subgraph(const Node& n) {
-  return std::any_of(n.attrs.begin(), n.attrs.end(), [](const auto& kv) { return kv.second.g || !kv.second.graphs.empty(); });
+  return std::any_of(n.attrs.begin(), n.attrs.end(),
+                     [](const auto& kv) { return kv.second.g || !kv.second.graphs.empty(); });
 }
 
 class NoSubgraphs : public BuildContext {

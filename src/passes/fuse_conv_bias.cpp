@@ -3,8 +3,8 @@
 // this for convs exported without bias and a separate bias parameter.
 #include "ir/epilogue.h"
 #include "ir/op.h"
-#include "passes/passes.h"
 #include "ir/rewrite.h"
+#include "passes/passes.h"
 
 namespace kiln::passes {
 
@@ -27,7 +27,8 @@ bool fuse(Graph& g, Node& conv, Node& add) {
   Value* other = add.inputs[0] == y ? add.inputs[1] : add.inputs[0];
   const Tensor* c = constant_of(other);
   const Tensor* w = constant_of(conv.inputs[1]);
-  if (!c || !w || w->dtype() != DType::kFloat32 || !y->type.has_rank() || !add.outputs[0]->type.has_rank()) return false;
+  if (!c || !w || w->dtype() != DType::kFloat32 || !y->type.has_rank() || !add.outputs[0]->type.has_rank())
+    return false;
   if (add.outputs[0]->type.rank() != y->type.rank()) return false;  // the Add must not broadcast y up
   const int64_t channels = w->dim(0);
   std::vector<float> extra;
@@ -35,7 +36,8 @@ bool fuse(Graph& g, Node& conv, Node& add) {
   const Tensor* b = conv.has_input(2) ? constant_of(conv.inputs[2]) : nullptr;
   if (conv.has_input(2) && (!b || b->dtype() != DType::kFloat32 || b->numel() != channels)) return false;
   Tensor bias(DType::kFloat32, {channels});
-  for (int64_t m = 0; m < channels; ++m) bias.data<float>()[m] = (b ? b->data<float>()[m] : 0.0f) + extra[static_cast<size_t>(m)];
+  for (int64_t m = 0; m < channels; ++m)
+    bias.data<float>()[m] = (b ? b->data<float>()[m] : 0.0f) + extra[static_cast<size_t>(m)];
   Value* new_b = add_constant(g, conv.name + ".bias_fused", std::move(bias));
   Value* out = add.outputs[0];
   conv.absorb_origins(add);

@@ -6,9 +6,9 @@
 // the sum. Runs after layout_blocked, on the blocked graph.
 #include "ir/epilogue.h"
 #include "ir/op.h"
+#include "ir/rewrite.h"
 #include "ops/blocked.h"
 #include "passes/passes.h"
-#include "ir/rewrite.h"
 
 namespace kiln::passes {
 

@@ -15,7 +15,6 @@ namespace kiln::passes {
 
 namespace {
 
-
 // The epilogue step computing activation node `a`, if it is one (its op's
 // facts say how).
 bool step_of(const Node& a, EpilogueStep* s) {

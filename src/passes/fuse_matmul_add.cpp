@@ -8,8 +8,8 @@
 
 #include "ir/epilogue.h"
 #include "ir/op.h"
-#include "passes/passes.h"
 #include "ir/rewrite.h"
+#include "passes/passes.h"
 
 namespace kiln::passes {
 
@@ -25,7 +25,8 @@ bool fuse(Graph& g, Node& mm, Node& add) {
   const int64_t rank = at.rank();
   if (rank < 2) return false;
   const int64_t k = b->dim(0), n = b->dim(1);
-  const bool row = (bias->rank() == 1 && bias->dim(0) == n) || (bias->rank() == 2 && bias->dim(0) == 1 && bias->dim(1) == n);
+  const bool row =
+      (bias->rank() == 1 && bias->dim(0) == n) || (bias->rank() == 2 && bias->dim(0) == 1 && bias->dim(1) == n);
   if (!row) return false;
   // The output's leading dims, -1 for the first when unknown.
   Shape out_shape;
@@ -60,8 +61,8 @@ bool fuse(Graph& g, Node& mm, Node& add) {
   add_node(g, "Reshape", mm.name + ".to_rows", {a, add_constant(g, mm.name + ".rows_shape", std::move(flat_shape))},
            {a2}, 14);
   add_node(g, "Gemm", mm.name + ".gemm", {a2, w, c}, {y2}, 13)->origins = origins;
-  add_node(g, "Reshape", mm.name + ".from_rows",
-           {y2, add_constant(g, mm.name + ".out_shape", std::move(back_shape))}, {out}, 14);
+  add_node(g, "Reshape", mm.name + ".from_rows", {y2, add_constant(g, mm.name + ".out_shape", std::move(back_shape))},
+           {out}, 14);
   return true;
 }
 

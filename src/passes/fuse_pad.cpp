@@ -5,8 +5,8 @@
 // with count_include_pad=1, which counts the zeros as the explicit Pad did;
 // it must have no pads of its own (they would be counted differently) and
 // no ceil_mode (its overhang is never counted).
-#include "passes/passes.h"
 #include "ir/rewrite.h"
+#include "passes/passes.h"
 
 namespace kiln::passes {
 
@@ -15,8 +15,7 @@ namespace {
 // The spatial pads of a constant-zero Pad over N, C and spatial axes:
 // [begin..., end...] for the spatial axes, or empty when it is not one.
 Shape spatial_zero_pads(const Node& pad) {
-  if (pad.opset < 11 || pad.attr_string("mode", "constant") != "constant" || pad.inputs.size() > 3 ||
-      !pad.has_input(1))
+  if (pad.opset < 11 || pad.attr_string("mode", "constant") != "constant" || pad.inputs.size() > 3 || !pad.has_input(1))
     return {};
   const Tensor* pads = constant_of(pad.inputs[1]);
   if (!pads || pads->dtype() != DType::kInt64 || pads->numel() % 2 != 0 || pads->numel() < 6) return {};

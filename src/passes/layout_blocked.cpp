@@ -17,13 +17,13 @@
 #include <unordered_map>
 
 #include "ir/epilogue.h"
+#include "ir/op_facts.h"
+#include "ir/rewrite.h"
 #include "kernels/cpu/dnnl_glue.h"
 #include "ops/blocked.h"
 #include "ops/conv_select.h"
 #include "ops/nn_util.h"
 #include "passes/passes.h"
-#include "ir/op_facts.h"
-#include "ir/rewrite.h"
 
 namespace kiln::passes {
 
@@ -59,12 +59,18 @@ class LayoutPass {
     for (size_t i = 0; i < count; ++i) {
       Node& n = *g_.nodes[i];
       if (!n.domain.empty() || n.outputs.empty() || !n.outputs[0] || n.inputs.empty()) continue;
-      if (n.op_type == "Conv") changed |= conv(n);
-      else if (blocked_layout(n) == BlockedLayout::kUnary) changed |= unary(n);
-      else if (blocked_layout(n) == BlockedLayout::kBinary) changed |= binary(n);
-      else if (is_one_of(n.op_type, {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"})) changed |= pool(n);
-      else if (n.op_type == "Concat") changed |= concat(n);
-      else if (n.op_type == "Pad") changed |= pad(n);
+      if (n.op_type == "Conv")
+        changed |= conv(n);
+      else if (blocked_layout(n) == BlockedLayout::kUnary)
+        changed |= unary(n);
+      else if (blocked_layout(n) == BlockedLayout::kBinary)
+        changed |= binary(n);
+      else if (is_one_of(n.op_type, {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}))
+        changed |= pool(n);
+      else if (n.op_type == "Concat")
+        changed |= concat(n);
+      else if (n.op_type == "Pad")
+        changed |= pad(n);
     }
     return changed;
   }
@@ -230,7 +236,6 @@ class LayoutPass {
     replace(n, "Pad", inputs, n.attrs);
     return true;
   }
-
 
   // v's blocked twin, converting it when it has none yet.
   Value* blocked(Value* v) {

@@ -5,12 +5,12 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "core/settings.h"
 #include "ir/infer.h"
+#include "ir/rewrite.h"
 #include "ir/verify.h"
 #include "kiln/error.h"
 #include "passes/passes.h"
-#include "ir/rewrite.h"
-#include "core/settings.h"
 
 namespace kiln::passes {
 

@@ -24,10 +24,10 @@ struct Pass {
 const std::vector<Pass>& all_passes();
 
 struct PassOptions {
-  int opt_level = 2;                        // 0: no passes
-  std::vector<std::string> disabled;        // pass names to skip
-  bool verify = false;                      // verify_graph after each pass
-  bool dump = false;                        // Graph::dump() to stderr after each changing pass
+  int opt_level = 2;                  // 0: no passes
+  std::vector<std::string> disabled;  // pass names to skip
+  bool verify = false;                // verify_graph after each pass
+  bool dump = false;                  // Graph::dump() to stderr after each changing pass
   int max_rounds = 8;
   // Defaults: verify in debug builds or with KILN_VERIFY_PASSES=1, dump with
   // KILN_DUMP_PASSES=1.

@@ -13,13 +13,12 @@
 #include <algorithm>
 
 #include "ir/op.h"
-#include "passes/passes.h"
 #include "ir/rewrite.h"
+#include "passes/passes.h"
 
 namespace kiln::passes {
 
 namespace {
-
 
 // A binary default-domain `op` node.
 bool is_op(const Node* n, const char* op) {

@@ -11,8 +11,8 @@
 #include <cmath>
 
 #include "ir/op.h"
-#include "passes/passes.h"
 #include "ir/rewrite.h"
+#include "passes/passes.h"
 
 namespace kiln::passes {
 
@@ -142,8 +142,10 @@ bool recognize_gelu(Graph& g) {
   for (size_t i = 0; i < count; ++i) {
     Node& n = *g.nodes[i];
     if (!n.domain.empty() || !n.has_input(0) || !n.has_output(0)) continue;
-    if (n.op_type == "Erf") changed |= match_at_erf(g, n);
-    else if (n.op_type == "Tanh") changed |= match_at_tanh(g, n);
+    if (n.op_type == "Erf")
+      changed |= match_at_erf(g, n);
+    else if (n.op_type == "Tanh")
+      changed |= match_at_tanh(g, n);
   }
   return changed;
 }

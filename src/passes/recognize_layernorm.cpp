@@ -7,8 +7,8 @@
 #include <cmath>
 
 #include "ir/op.h"
-#include "passes/passes.h"
 #include "ir/rewrite.h"
+#include "passes/passes.h"
 
 namespace kiln::passes {
 
@@ -66,7 +66,8 @@ bool match_at_sub(Graph& g, Node& sub) {
   Node* add = sole_reader(g, var->outputs[0]);
   if (!is_op(add, "Add") || !scalar_constant(other(add, var->outputs[0]), &eps)) return false;
   Node* sqrt = sole_reader(g, add->outputs[0]);
-  if (!is_op(sqrt, "Sqrt") || sole_reader(g, sqrt->outputs[0]) != div || div->inputs[1] != sqrt->outputs[0]) return false;
+  if (!is_op(sqrt, "Sqrt") || sole_reader(g, sqrt->outputs[0]) != div || div->inputs[1] != sqrt->outputs[0])
+    return false;
   std::vector<Node*> matched = {mean, &sub, pow, var, add, sqrt, div};
   Value* y = div->outputs[0];
   Value *gamma = nullptr, *beta = nullptr;

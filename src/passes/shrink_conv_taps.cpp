@@ -7,9 +7,9 @@
 // spatial input dims and constant weights.
 #include <algorithm>
 
+#include "ir/rewrite.h"
 #include "ops/nn_util.h"
 #include "passes/passes.h"
-#include "ir/rewrite.h"
 
 namespace kiln::passes {
 

@@ -17,13 +17,13 @@
 
 #include "core/file.h"
 #include "engine/engine_file.h"
-#include "pipeline/load_engine.h"
-#include "pipeline/prepare.h"
 #include "engine/meta.h"
-#include "pipeline/tactics.h"
 #include "ir/infer.h"
 #include "onnx/export.h"
 #include "ops/blocked.h"
+#include "pipeline/load_engine.h"
+#include "pipeline/prepare.h"
+#include "pipeline/tactics.h"
 #include "runtime/arena.h"
 
 namespace kiln {
@@ -78,9 +78,12 @@ void apply_profile_dims(Graph& g, const std::vector<ShapeProfile>& profiles) {
         sizes.insert(p.max.at(v->name)[d]);
       }
       const Dim* declared = v->type.shape ? &(*v->type.shape)[d] : nullptr;
-      if (sizes.size() == 1) dims[d] = Dim::known(*sizes.begin());
-      else if (declared && !declared->symbol.empty()) dims[d] = *declared;
-      else dims[d] = Dim::named(v->name + "_dim" + std::to_string(d));
+      if (sizes.size() == 1)
+        dims[d] = Dim::known(*sizes.begin());
+      else if (declared && !declared->symbol.empty())
+        dims[d] = *declared;
+      else
+        dims[d] = Dim::named(v->name + "_dim" + std::to_string(d));
     }
     v->type.shape = dims;
   }
@@ -105,7 +108,8 @@ void annotate_batch_chunks(Graph& g, const std::vector<ShapeProfile>& profiles) 
   }
   if (chunks.empty()) return;
   for (auto& n : g.nodes) {
-    if (n->domain != kKilnDomain || !(n->op_type == "BlockedConv" || n->op_type == "ToBlocked" || n->op_type == "FromBlocked"))
+    if (n->domain != kKilnDomain ||
+        !(n->op_type == "BlockedConv" || n->op_type == "ToBlocked" || n->op_type == "FromBlocked"))
       continue;
     const Value* x = n->inputs.empty() ? nullptr : n->inputs[0];
     if (!x || !x->type.shape || x->type.shape->empty()) continue;
@@ -140,8 +144,10 @@ std::vector<std::pair<std::string, Tensor>> filler_inputs(const Graph& g, const 
 json shape_json(const Shape& s) { return json(s); }
 
 json plan_json(const RunPlan& plan) {
-  return {{"arena_bytes", plan.arena_bytes}, {"planned_bytes", plan.planned_bytes},
-          {"offset", plan.offset},           {"bytes", plan.bytes},
+  return {{"arena_bytes", plan.arena_bytes},
+          {"planned_bytes", plan.planned_bytes},
+          {"offset", plan.offset},
+          {"bytes", plan.bytes},
           {"root", plan.root}};
 }
 
@@ -254,7 +260,8 @@ BuildReport build_engine(const std::string& onnx_path, const std::string& engine
   for (const ShapeProfile& p : profiles) {
     json inputs = json::object();
     for (const auto& [name, lo] : p.min)
-      inputs[name] = {{"min", shape_json(lo)}, {"opt", shape_json(p.opt.at(name))}, {"max", shape_json(p.max.at(name))}};
+      inputs[name] = {
+          {"min", shape_json(lo)}, {"opt", shape_json(p.opt.at(name))}, {"max", shape_json(p.max.at(name))}};
     profiles_json.push_back({{"inputs", inputs}});
   }
   meta["profiles"] = profiles_json;

@@ -65,8 +65,8 @@ Shape shape_of(const json& j, const std::string& what) {
 }
 
 // What kernels packed, by node index.
-std::unordered_map<size_t, PackedState> packed_states(const json& meta, const WeightsSection& weights,
-                                                      const Graph& g, const std::string& src) {
+std::unordered_map<size_t, PackedState> packed_states(const json& meta, const WeightsSection& weights, const Graph& g,
+                                                      const std::string& src) {
   std::unordered_map<size_t, PackedState> by_node;
   for (const json& p : meta.at("packed")) {
     const size_t node = p.at("node").get<size_t>();
@@ -212,9 +212,8 @@ std::unique_ptr<Session::Impl> load(std::shared_ptr<const engine::EngineFile> fi
   const CpuIsa built = engine::isa_from_name(meta.at("isa").get<std::string>());
   if (built > cpu_isa_selected())
     impl->warnings.push_back(src + ": built for " + cpu_isa_name(built) + " kernels, this CPU allows " +
-                             cpu_isa_name(cpu_isa_selected()) +
-                             " (hardware or KILN_CPU_ISA): weights packed for " + cpu_isa_name(built) +
-                             " are re-packed at load");
+                             cpu_isa_name(cpu_isa_selected()) + " (hardware or KILN_CPU_ISA): weights packed for " +
+                             cpu_isa_name(built) + " are re-packed at load");
 
   const std::string_view graph = file->section(engine::SectionKind::kGraph);
   impl->model = load_onnx_bytes(
@@ -239,8 +238,8 @@ std::unique_ptr<Session::Impl> load(std::shared_ptr<const engine::EngineFile> fi
   impl->pool = std::make_unique<ThreadPool>(options.threads);
   std::unordered_map<const Node*, const PackedState*> packed_of;
   for (const auto& [i, st] : packed) packed_of[g.nodes[i].get()] = &st;
-  auto compiled = std::const_pointer_cast<CompiledGraph>(CompiledGraph::compile(
-      g, memory_planner_on(options), &g, [&](const Node& n) -> const PackedState* {
+  auto compiled = std::const_pointer_cast<CompiledGraph>(
+      CompiledGraph::compile(g, memory_planner_on(options), &g, [&](const Node& n) -> const PackedState* {
         auto it = packed_of.find(&n);
         return it == packed_of.end() ? nullptr : it->second;
       }));

@@ -8,11 +8,11 @@
 #include <cstdlib>
 
 #include "analysis/flops.h"
+#include "core/settings.h"
 #include "core/thread_pool.h"
 #include "ir/infer.h"
 #include "passes/pass_manager.h"
 #include "runtime/executor.h"
-#include "core/settings.h"
 
 namespace kiln {
 
@@ -48,9 +48,7 @@ void infer_supported(Graph& g, const std::string& source) {
   }
 }
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 void prepare_graph(Model& model, const SessionOptions& options, bool optimize) {
   Graph& g = *model.graph;
@@ -74,9 +72,7 @@ std::unique_ptr<Session::Impl> prepare_session(Model model, const SessionOptions
   return impl;
 }
 
-bool memory_planner_on(const SessionOptions& options) {
-  return options.memory_planner && settings().arena;
-}
+bool memory_planner_on(const SessionOptions& options) { return options.memory_planner && settings().arena; }
 
 void describe_graph(Session::Impl& impl) {
   const Graph& g = *impl.model.graph;
@@ -99,6 +95,5 @@ void describe_graph(Session::Impl& impl) {
     impl.executed.push_back(std::move(e));
   }
 }
-
 
 }  // namespace kiln

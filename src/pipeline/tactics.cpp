@@ -93,7 +93,8 @@ double time_algorithm(Node& node, const std::string& algorithm, const std::vecto
 // The cache key: what the timing depends on.
 std::string key_of(const Node& n, const Shape& x, const Shape& w, int threads) {
   std::string k = "BlockedConv x=" + shape_str(x) + " w=" + shape_str(w);
-  for (const char* attr : {"pads", "strides", "dilations"}) k += std::string(" ") + attr + "=" + shape_str(n.attr_ints(attr));
+  for (const char* attr : {"pads", "strides", "dilations"})
+    k += std::string(" ") + attr + "=" + shape_str(n.attr_ints(attr));
   k += std::string(" bias=") + (n.has_input(2) ? "1" : "0") + " sum=" + (n.has_input(3) ? "1" : "0");
   k += std::string(" isa=") + cpu_isa_name(cpu_isa_selected()) + " threads=" + std::to_string(threads) +
        " kiln=" + KILN_VERSION;
@@ -123,7 +124,8 @@ TacticReport choose_conv_algorithms(Graph& g, const std::vector<ShapeProfile>& p
     if (!window_geometry(n, {d[2].value, d[3].value}, {w[2], w[3]}, false, &geo).empty()) continue;
     // Time the node when ops/conv_select.h names more than one candidate.
     ConvProblem p;
-    p.n = opt_batch(g, d[0], profiles), p.c = w[1] * n.attr_int("group", 1), p.m = w[0], p.group = n.attr_int("group", 1);
+    p.n = opt_batch(g, d[0], profiles), p.c = w[1] * n.attr_int("group", 1), p.m = w[0],
+    p.group = n.attr_int("group", 1);
     p.h = d[2].value, p.w = d[3].value, p.kh = w[2], p.kw = w[3];
     p.strides = geo.strides, p.dilations = geo.dilations, p.pads_begin = geo.pads_begin, p.pads_end = geo.pads_end;
     p.out_h = geo.out[0], p.out_w = geo.out[1];
@@ -140,7 +142,10 @@ TacticReport choose_conv_algorithms(Graph& g, const std::vector<ShapeProfile>& p
       Tensor sum;
       std::vector<const Tensor*> inputs;
       for (size_t i = 0; i < n.inputs.size(); ++i)
-        inputs.push_back(!n.inputs[i] ? nullptr : i == 0 ? &xt : n.inputs[i]->initializer ? &*n.inputs[i]->initializer : nullptr);
+        inputs.push_back(!n.inputs[i]               ? nullptr
+                         : i == 0                   ? &xt
+                         : n.inputs[i]->initializer ? &*n.inputs[i]->initializer
+                                                    : nullptr);
       if (n.has_input(3)) {
         sum = random_tensor({x[0], (w[0] + x[4] - 1) / x[4], geo.out[0], geo.out[1], x[4]}, 2);
         inputs[3] = &sum;

@@ -31,8 +31,8 @@ class TimingCache {
 };
 
 struct TacticReport {
-  int timed = 0;   // nodes measured now
-  int cached = 0;  // nodes whose timings came from the cache
+  int timed = 0;                                     // nodes measured now
+  int cached = 0;                                    // nodes whose timings came from the cache
   nlohmann::json choices = nlohmann::json::array();  // {node, key, winograd_us, direct_us, algorithm}
 };
 

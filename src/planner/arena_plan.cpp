@@ -21,15 +21,16 @@ ArenaPlan plan_arena(const std::vector<BufferLifetime>& buffers, size_t alignmen
     return buffers[a].first < buffers[b].first;
   });
 
-  std::vector<size_t> placed;                              // indices, in placement order
-  std::vector<std::pair<size_t, size_t>> busy;             // [offset, end) of conflicting buffers
+  std::vector<size_t> placed;                   // indices, in placement order
+  std::vector<std::pair<size_t, size_t>> busy;  // [offset, end) of conflicting buffers
   for (size_t i : order) {
     const size_t size = align_up(std::max<size_t>(buffers[i].bytes, 1), alignment);
     plan.total_bytes += size;
     busy.clear();
     for (size_t j : placed)
       if (overlaps(buffers[i], buffers[j]))
-        busy.emplace_back(plan.offsets[j], plan.offsets[j] + align_up(std::max<size_t>(buffers[j].bytes, 1), alignment));
+        busy.emplace_back(plan.offsets[j],
+                          plan.offsets[j] + align_up(std::max<size_t>(buffers[j].bytes, 1), alignment));
     std::sort(busy.begin(), busy.end());
     // Walk the gaps between busy ranges; keep the smallest one that fits.
     size_t best = SIZE_MAX, best_gap = SIZE_MAX, cursor = 0;

@@ -9,8 +9,7 @@
 
 namespace kiln {
 
-namespace {
-}  // namespace
+namespace {}  // namespace
 
 void LifetimeRecorder::produced(int node, int value, const Tensor& t, bool from_output) {
   ValueRecord& r = values[static_cast<size_t>(value)];

@@ -28,7 +28,7 @@ struct ValueRecord {
   int producer = -1;   // node index; -1 when not produced by a node
   bool fresh = false;  // written by its kernel through output(), not a view
   size_t bytes = 0;
-  int root = -1;       // the fresh value whose memory it lies in (itself when fresh)
+  int root = -1;  // the fresh value whose memory it lies in (itself when fresh)
 };
 
 class LifetimeRecorder {
@@ -67,7 +67,7 @@ class RunPlan {
   std::vector<size_t> bytes;    // per value index: size of its block
   std::vector<int> root;        // per value index: the planned value whose block it may view, or -1
   size_t arena_bytes = 0;
-  size_t planned_bytes = 0;     // sum of the planned blocks (the arena without reuse)
+  size_t planned_bytes = 0;  // sum of the planned blocks (the arena without reuse)
 
   // A RunState whose arena holds arena_bytes; give it back with release().
   std::unique_ptr<RunState> acquire();

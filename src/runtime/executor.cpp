@@ -6,9 +6,9 @@
 #include <cstdlib>
 #include <unordered_map>
 
+#include "core/settings.h"
 #include "ir/infer.h"
 #include "runtime/arena.h"
-#include "core/settings.h"
 
 namespace kiln {
 
@@ -122,8 +122,7 @@ std::shared_ptr<const CompiledGraph> CompiledGraph::compile(const Graph& graph, 
   // Last use of each value, so a run can free it early. Graph outputs and
   // initializers are never freed.
   std::unordered_map<const Value*, size_t> last_use;
-  for (size_t i = 0; i < graph.nodes.size(); ++i)
-  {
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
     for (const Value* in : graph.nodes[i]->inputs)
       if (in) last_use[in] = i;
     for (const Value* in : graph.implicit_inputs(*graph.nodes[i])) last_use[in] = i;
@@ -194,7 +193,8 @@ std::vector<Tensor> CompiledGraph::run_planned(const std::vector<Tensor>& inputs
     std::vector<Tensor> result = run_frame(inputs, nullptr, pool, nullptr, nullptr, &recorder, times);
     std::shared_ptr<RunPlan> made = make_run_plan(recorder.values, last_read_, is_output_);
     std::lock_guard<std::mutex> lock(plans_mu_);
-    if (plans_.size() < kMaxPlans) plans_.emplace(std::move(key), std::move(made));  // a concurrent first run may have won
+    if (plans_.size() < kMaxPlans)
+      plans_.emplace(std::move(key), std::move(made));  // a concurrent first run may have won
     return result;
   }
   return run_with_plan(inputs, pool, times, *plan);
@@ -257,7 +257,8 @@ std::vector<Tensor> CompiledGraph::run_frame(const std::vector<Tensor>& inputs, 
       for (size_t k = 0; plan && k < node.outputs.size(); ++k) {
         const Value* out = node.outputs[k];
         if (out && plan->offset[static_cast<size_t>(out->index)] >= 0)
-          blocks[k] = {arena + plan->offset[static_cast<size_t>(out->index)], plan->bytes[static_cast<size_t>(out->index)]};
+          blocks[k] = {arena + plan->offset[static_cast<size_t>(out->index)],
+                       plan->bytes[static_cast<size_t>(out->index)]};
       }
       ctx.set_output_blocks(blocks);
     }
@@ -274,7 +275,8 @@ std::vector<Tensor> CompiledGraph::run_frame(const std::vector<Tensor>& inputs, 
     if (static_cast<int>(i) == perturbed_node_) perturb(outs);
     for (size_t k = 0; k < node.outputs.size(); ++k) {
       if (!node.outputs[k]) continue;
-      if (!outs[k].defined()) throw Error(node.describe() + ": kernel produced no value for output " + std::to_string(k));
+      if (!outs[k].defined())
+        throw Error(node.describe() + ": kernel produced no value for output " + std::to_string(k));
       const int v = node.outputs[k]->index;
       // A kernel that passed through memory of the arena the plan did not
       // expect (a view it did not make in the recording run) would see that

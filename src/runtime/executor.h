@@ -86,9 +86,9 @@ class CompiledGraph {
   // kiln compare --per-layer finds a broken kernel. -1: none.
   int perturbed_node_ = -1;
   std::vector<std::unique_ptr<Kernel>> kernels_;  // parallel to graph_->nodes
-  std::vector<std::vector<int>> frees_;  // per node: value indices whose last use it is
-  std::vector<int> last_read_;           // per value: the last node reading it, -1 = none
-  std::vector<bool> is_output_;          // per value: a graph output
+  std::vector<std::vector<int>> frees_;           // per node: value indices whose last use it is
+  std::vector<int> last_read_;                    // per value: the last node reading it, -1 = none
+  std::vector<bool> is_output_;                   // per value: a graph output
   bool plan_memory_ = false;
   // Plans by input signature (dtypes and shapes), made at the first run with
   // those shapes; at most kMaxPlans, later signatures run unplanned.

@@ -34,11 +34,11 @@ constexpr size_t kMaxMarks = size_t{1} << 16;
 
 const std::map<std::string, DType>& storage_types() {
   static const std::map<std::string, DType> types = {
-      {"torch.FloatStorage", DType::kFloat32}, {"torch.HalfStorage", DType::kFloat16},
+      {"torch.FloatStorage", DType::kFloat32},     {"torch.HalfStorage", DType::kFloat16},
       {"torch.BFloat16Storage", DType::kBFloat16}, {"torch.DoubleStorage", DType::kFloat64},
-      {"torch.LongStorage", DType::kInt64}, {"torch.IntStorage", DType::kInt32},
-      {"torch.ShortStorage", DType::kInt16}, {"torch.CharStorage", DType::kInt8},
-      {"torch.ByteStorage", DType::kUInt8}, {"torch.BoolStorage", DType::kBool},
+      {"torch.LongStorage", DType::kInt64},        {"torch.IntStorage", DType::kInt32},
+      {"torch.ShortStorage", DType::kInt16},       {"torch.CharStorage", DType::kInt8},
+      {"torch.ByteStorage", DType::kUInt8},        {"torch.BoolStorage", DType::kBool},
   };
   return types;
 }
@@ -181,13 +181,17 @@ void Unpickler::step() {
       marks_.push_back(stack_.size());
       return;
     case 't': push(make_seq(K::kTuple, pop_mark())); return;
-    case 0x85: case 0x86: case 0x87: {  // TUPLE1..3
+    case 0x85:
+    case 0x86:
+    case 0x87: {  // TUPLE1..3
       std::vector<PyObj*> items(op_ - 0x84);
       for (size_t k = items.size(); k-- > 0;) items[k] = pop();
       push(make_seq(K::kTuple, std::move(items)));
       return;
     }
-    case 'X': case 0x8c: case 0x8d: {  // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
+    case 'X':
+    case 0x8c:
+    case 0x8d: {  // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
       uint64_t n = take_le(op_ == 'X' ? 4 : op_ == 0x8c ? 1 : 8);
       if (n > pkl_.size() - pos_) fail("truncated: a string of " + std::to_string(n) + " bytes");
       PyObj* o = make(K::kStr);
@@ -197,8 +201,8 @@ void Unpickler::step() {
       return;
     }
     case 'J': push(make_int(static_cast<int32_t>(static_cast<uint32_t>(take_le(4))))); return;  // BININT
-    case 'K': push(make_int(static_cast<int64_t>(take_le(1)))); return;                        // BININT1
-    case 'M': push(make_int(static_cast<int64_t>(take_le(2)))); return;                        // BININT2
+    case 'K': push(make_int(static_cast<int64_t>(take_le(1)))); return;                         // BININT1
+    case 'M': push(make_int(static_cast<int64_t>(take_le(2)))); return;                         // BININT2
     case 0x8a: {  // LONG1: n bytes of little-endian two's complement
       uint64_t n = take_le(1);
       if (n > 8) fail("an integer of " + std::to_string(n) + " bytes (kiln reads up to 8)");
@@ -219,12 +223,12 @@ void Unpickler::step() {
     case 0x88: push(make_int(1, K::kBool)); return;  // NEWTRUE
     case 0x89: push(make_int(0, K::kBool)); return;  // NEWFALSE
     case 'N': push(make(K::kNone)); return;
-    case 'q': memo_put(take_le(1)); return;           // BINPUT
-    case 'r': memo_put(take_le(4)); return;           // LONG_BINPUT
-    case 0x94: memo_put(memo_.size()); return;        // MEMOIZE
-    case 'h': memo_get(take_le(1)); return;           // BINGET
-    case 'j': memo_get(take_le(4)); return;           // LONG_BINGET
-    case 's': {  // SETITEM
+    case 'q': memo_put(take_le(1)); return;     // BINPUT
+    case 'r': memo_put(take_le(4)); return;     // LONG_BINPUT
+    case 0x94: memo_put(memo_.size()); return;  // MEMOIZE
+    case 'h': memo_get(take_le(1)); return;     // BINGET
+    case 'j': memo_get(take_le(4)); return;     // LONG_BINGET
+    case 's': {                                 // SETITEM
       PyObj* value = pop();
       PyObj* key = pop();
       set_items(top(), {key, value});

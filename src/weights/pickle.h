@@ -18,11 +18,11 @@ namespace kiln::weights {
 struct PyObj {
   enum class Kind { kNone, kBool, kInt, kFloat, kStr, kTuple, kList, kDict, kGlobal, kStorage, kTensor };
   Kind kind = Kind::kNone;
-  int64_t i = 0;   // bool, int
-  double f = 0;    // float
-  std::string s;   // str; a global's "module.name"; a storage's key
-  std::vector<PyObj*> items;                        // tuple, list
-  std::vector<std::pair<PyObj*, PyObj*>> entries;   // dict, in insertion order
+  int64_t i = 0;                                   // bool, int
+  double f = 0;                                    // float
+  std::string s;                                   // str; a global's "module.name"; a storage's key
+  std::vector<PyObj*> items;                       // tuple, list
+  std::vector<std::pair<PyObj*, PyObj*>> entries;  // dict, in insertion order
   // Storage: its element type and the element count the pickle declares.
   // Global: for a storage class, its element type.
   DType dtype = DType::kUndefined;

@@ -64,7 +64,8 @@ std::string python_text(const PyObj& o, int depth) {
       return s;
     }
     case PyObj::Kind::kStr: return "'" + o.s.substr(0, kMaxValueText) + "'";
-    case PyObj::Kind::kTuple: case PyObj::Kind::kList: return seq_text(o, depth);
+    case PyObj::Kind::kTuple:
+    case PyObj::Kind::kList: return seq_text(o, depth);
     default: return "<" + kind_name(o) + ">";
   }
 }
@@ -76,8 +77,7 @@ std::string cut(std::string s) {
 
 class Flattener {
  public:
-  Flattener(const StorageMap& storages, size_t file_size, bool big_endian,
-            const std::string& where)
+  Flattener(const StorageMap& storages, size_t file_size, bool big_endian, const std::string& where)
       : storages_(storages), big_endian_(big_endian), where_(where) {
     // Views with zero strides (expand()) can be far larger than their
     // storage; cap what we materialize so a crafted file cannot ask for
@@ -99,7 +99,8 @@ class Flattener {
       case K::kDict:
         for (const auto& [key, value] : o.entries) walk(*value, join(name, key_text(*key, name)), depth + 1);
         return;
-      case K::kList: case K::kTuple:
+      case K::kList:
+      case K::kTuple:
         if (holds_containers(o)) {
           for (size_t k = 0; k < o.items.size(); ++k) walk(*o.items[k], join(name, std::to_string(k)), depth + 1);
           return;
@@ -141,23 +142,20 @@ class Flattener {
   static bool holds_containers(const PyObj& o) {
     for (const PyObj* item : o.items) {
       PyObj::Kind k = item->kind;
-      if (k == PyObj::Kind::kTensor || k == PyObj::Kind::kDict || k == PyObj::Kind::kList ||
-          k == PyObj::Kind::kTuple)
+      if (k == PyObj::Kind::kTensor || k == PyObj::Kind::kDict || k == PyObj::Kind::kList || k == PyObj::Kind::kTuple)
         return true;
     }
     return false;
   }
-  static std::string leaf_type(const PyObj& o) {
-    return o.kind == PyObj::Kind::kGlobal ? "global" : kind_name(o);
-  }
+  static std::string leaf_type(const PyObj& o) { return o.kind == PyObj::Kind::kGlobal ? "global" : kind_name(o); }
 
   Tensor materialize(const PyObj& t, const std::string& name);
 };
 
 // Copies a strided view out of its storage into `dst`, element by element
 // (a plain memcpy when the view is contiguous).
-void gather(const uint8_t* src, int64_t offset, const std::vector<int64_t>& shape,
-            const std::vector<int64_t>& stride, size_t esize, int64_t numel, uint8_t* dst) {
+void gather(const uint8_t* src, int64_t offset, const std::vector<int64_t>& shape, const std::vector<int64_t>& stride,
+            size_t esize, int64_t numel, uint8_t* dst) {
   bool contiguous = true;
   int64_t expected = 1;
   for (size_t d = shape.size(); d-- > 0;) {
@@ -192,8 +190,8 @@ Tensor Flattener::materialize(const PyObj& t, const std::string& name) {
   std::span<const uint8_t> storage = it->second;
   DType first = storage_dtypes_.emplace(s.s, s.dtype).first->second;
   if (first != s.dtype)
-    fail(name, "storage 'data/" + s.s + "' is used as both " + dtype_numpy_name(first) + " and " +
-                   dtype_numpy_name(s.dtype));
+    fail(name,
+         "storage 'data/" + s.s + "' is used as both " + dtype_numpy_name(first) + " and " + dtype_numpy_name(s.dtype));
   size_t esize = dtype_size(s.dtype);
   int64_t declared = checked_mul(s.numel, static_cast<int64_t>(esize), "'" + name + "': storage size");
   if (static_cast<uint64_t>(declared) != storage.size())
@@ -205,8 +203,7 @@ Tensor Flattener::materialize(const PyObj& t, const std::string& name) {
   int64_t numel = 1, last = t.offset;  // `last`: the highest element index the view touches
   for (size_t d = 0; d < t.shape.size(); ++d) {
     if (t.shape[d] < 0) fail(name, "negative size " + std::to_string(t.shape[d]) + " in dim " + std::to_string(d));
-    if (t.stride[d] < 0)
-      fail(name, "negative stride " + std::to_string(t.stride[d]) + " in dim " + std::to_string(d));
+    if (t.stride[d] < 0) fail(name, "negative stride " + std::to_string(t.stride[d]) + " in dim " + std::to_string(d));
     numel = checked_mul(numel, t.shape[d], "'" + name + "': element count");
   }
   if (numel > 0) {

@@ -29,8 +29,10 @@ bool looks_like_wts(std::span<const uint8_t> b) {
   bool digits = false;
   for (uint8_t c : b) {
     if (c == '\n') return digits;
-    if (c >= '0' && c <= '9') digits = true;
-    else if (c != ' ' && c != '\t' && c != '\r') return false;
+    if (c >= '0' && c <= '9')
+      digits = true;
+    else if (c != ' ' && c != '\t' && c != '\r')
+      return false;
   }
   return digits;
 }
@@ -71,7 +73,8 @@ WeightMap load_weights_bytes(std::span<const uint8_t> bytes, const std::string& 
   // PyTorch before 1.6 (and _use_new_zipfile_serialization=False) wrote a
   // bare pickle stream with the storages appended; kiln reads only the zip.
   if (!bytes.empty() && bytes[0] == 0x80)
-    throw Error(label + ": a bare pickle, as torch.save wrote before PyTorch 1.6 (or with "
+    throw Error(label +
+                ": a bare pickle, as torch.save wrote before PyTorch 1.6 (or with "
                 "_use_new_zipfile_serialization=False): kiln reads the zip format; re-save it with a newer torch.save");
   throw Error(label + ": not a PyTorch checkpoint (zip), safetensors or .wts file (starts with " +
               first_bytes_hex(bytes) + ")");

@@ -54,7 +54,10 @@ bool parse_hex32(std::string_view s, uint32_t& bits) {
   if (s.size() != 8) return false;
   bits = 0;
   for (char c : s) {
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    int d = c >= '0' && c <= '9'   ? c - '0'
+            : c >= 'a' && c <= 'f' ? c - 'a' + 10
+            : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                   : -1;
     if (d < 0) return false;
     bits = (bits << 4) | static_cast<uint32_t>(d);
   }

@@ -50,9 +50,7 @@ struct Reader {
   std::span<const uint8_t> bytes;
   const std::string& label;
 
-  [[noreturn]] void fail(const std::string& what) const {
-    throw Error(label + ": bad zip archive: " + what);
-  }
+  [[noreturn]] void fail(const std::string& what) const { throw Error(label + ": bad zip archive: " + what); }
   // True when [offset, offset + n) lies inside the buffer (no overflow).
   bool fits(uint64_t offset, uint64_t n) const { return offset <= bytes.size() && n <= bytes.size() - offset; }
   const uint8_t* at(uint64_t offset, uint64_t n, const char* what) const {

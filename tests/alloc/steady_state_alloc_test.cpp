@@ -95,8 +95,8 @@ Tensor ramp(Shape shape) {
 }
 
 void report(const char* what, const Counts& c) {
-  std::printf("%s: per run %ld small allocations, %ld of >= %zu bytes (largest %zu bytes)\n", what, c.small,
-              c.large, kLarge, c.largest);
+  std::printf("%s: per run %ld small allocations, %ld of >= %zu bytes (largest %zu bytes)\n", what, c.small, c.large,
+              kLarge, c.largest);
 }
 }  // namespace
 

@@ -51,8 +51,9 @@ extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max
   if (!raw && pick >= 2 && kiln::test::engine_sections(file, &sections) && !sections.empty()) {
     // Weights 1 in 6, graph 2 in 6, metadata 3 in 6 (by kind when present).
     const unsigned roll = rng() % 6;
-    const uint32_t want = roll == 0 ? kiln::test::kWeightsSection : roll <= 2 ? kiln::test::kGraphSection
-                                                                              : kiln::test::kMetaSection;
+    const uint32_t want = roll == 0   ? kiln::test::kWeightsSection
+                          : roll <= 2 ? kiln::test::kGraphSection
+                                      : kiln::test::kMetaSection;
     size_t s = rng() % sections.size();
     for (size_t i = 0; i < sections.size(); ++i)
       if (sections[i].kind == want) s = i;

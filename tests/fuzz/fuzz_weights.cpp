@@ -33,8 +33,8 @@ std::string make_zip(const std::vector<std::pair<std::string, std::string>>& ent
     uint64_t offset = out.size();
     out += le(0x04034b50, 4) + le(20, 2) + le(0, 6) + le(0, 4) + le(data.size(), 4) + le(data.size(), 4) +
            le(name.size(), 2) + le(0, 2) + name + data;
-    dir += le(0x02014b50, 4) + le(20, 2) + le(20, 2) + le(0, 8) + le(0, 4) + le(data.size(), 4) +
-           le(data.size(), 4) + le(name.size(), 2) + le(0, 8) + le(0, 4) + le(offset, 4) + name;
+    dir += le(0x02014b50, 4) + le(20, 2) + le(20, 2) + le(0, 8) + le(0, 4) + le(data.size(), 4) + le(data.size(), 4) +
+           le(name.size(), 2) + le(0, 8) + le(0, 4) + le(offset, 4) + name;
   }
   uint64_t dir_offset = out.size();
   out += dir;

@@ -24,13 +24,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 struct BenchArgs : SessionFlags {
   std::string shapes_sweep;
-  bool sweep = false;  // --shapes-sweep was given (an empty SPEC is an error, not a plain bench)
+  bool sweep = false;         // --shapes-sweep was given (an empty SPEC is an error, not a plain bench)
   std::string shapes_random;  // --shapes-random: the same SPEC, shapes drawn at random per run
   int warmup = 5;
   int iterations = 50;
@@ -197,9 +195,9 @@ void print_session_lines(const BenchArgs& a, const LoadedSession& l) {
 }
 
 struct Timing {
-  std::vector<double> lat;  // wall-clock ms of each timed run
-  std::vector<double> cpu;  // process CPU ms of each timed run
-  double total_ms = 0;      // of the timed runs
+  std::vector<double> lat;   // wall-clock ms of each timed run
+  std::vector<double> cpu;   // process CPU ms of each timed run
+  double total_ms = 0;       // of the timed runs
   std::vector<Tensor> outs;  // of the last run
   double per_s() const { return static_cast<double>(lat.size()) / (total_ms / 1000); }
 };
@@ -284,7 +282,8 @@ void bench_main(const BenchArgs& a) {
               st.p90, st.p99);
   std::printf("cpu time (ms)    median %.3f  mean %.3f (all threads)\n", cpu_st.median, cpu_st.mean);
   std::printf("throughput       %.2f inferences/s", per_s);
-  if (batch > 0) std::printf(", %.2f items/s (batch %lld)", per_s * static_cast<double>(batch), static_cast<long long>(batch));
+  if (batch > 0)
+    std::printf(", %.2f items/s (batch %lld)", per_s * static_cast<double>(batch), static_cast<long long>(batch));
   std::printf("\n");
   std::printf("peak RSS         %.1f MiB\n", static_cast<double>(rss) / (1 << 20));
   std::printf("arena            %.1f MiB", static_cast<double>(arena) / (1 << 20));
@@ -333,9 +332,9 @@ void check_sweep(const Session& s, const ShapeSweep& sweep, const std::map<std::
 }
 
 struct ShapeResult {
-  std::string label;  // "image:4x1x8x8"
+  std::string label;                   // "image:4x1x8x8"
   std::map<std::string, Shape> swept;  // the swept inputs' shapes at this step
-  int64_t batch = 0;  // dim 0 of the first swept input; 0 when it is a scalar
+  int64_t batch = 0;                   // dim 0 of the first swept input; 0 when it is a scalar
   Timing timing;
   Stats lat{}, cpu{};
   int64_t peak_rss = 0;  // since the reset before this shape, or of the process (see SweepMemory)
@@ -445,8 +444,10 @@ void sweep_main(const BenchArgs& a) {
 
   if (!a.json) {
     print_session_lines(a, loaded);
-    if (a.duration_s > 0) std::printf("runs per shape   for %.1f s after %d warm-up\n", a.duration_s, a.warmup);
-    else std::printf("runs per shape   %d after %d warm-up\n", a.iterations, a.warmup);
+    if (a.duration_s > 0)
+      std::printf("runs per shape   for %.1f s after %d warm-up\n", a.duration_s, a.warmup);
+    else
+      std::printf("runs per shape   %d after %d warm-up\n", a.iterations, a.warmup);
     std::printf("peak RSS         %s\n", memory_note.c_str());
     std::printf("arena            Session::arena_bytes(): the largest arena planned so far (docs/memory.md)\n\n");
     std::printf("%-*s  %6s  %10s  %10s  %10s  %10s  %9s  %8s  %9s\n", label_width, "shape", "runs", "median ms",
@@ -456,8 +457,10 @@ void sweep_main(const BenchArgs& a) {
   nlohmann::json rows = nlohmann::json::array();
   for (size_t k = 0; k < sweep.steps.size(); ++k) {
     ShapeResult r = time_shape(s, a, sweep, k, fixed, files, memory);
-    if (a.json) rows.push_back(shape_json(r));
-    else print_sweep_row(r, label_width);
+    if (a.json)
+      rows.push_back(shape_json(r));
+    else
+      print_sweep_row(r, label_width);
     if (finished_lines)
       std::fprintf(stderr, "[%zu/%zu] %s  median %.3f ms\n", k + 1, sweep.steps.size(), r.label.c_str(), r.lat.median);
   }
@@ -526,7 +529,8 @@ void random_shapes_main(const BenchArgs& a) {
   }
   const int64_t rss_last = proc_status_bytes("VmRSS");
   const int64_t peak = std::max(rss_last, peak_since_first ? proc_status_bytes("VmHWM") : process_peak_rss_bytes());
-  const double growth = rss_first > 0 ? 100.0 * static_cast<double>(rss_last - rss_first) / static_cast<double>(rss_first) : 0;
+  const double growth =
+      rss_first > 0 ? 100.0 * static_cast<double>(rss_last - rss_first) / static_cast<double>(rss_first) : 0;
   const Stats st = stats_of(lat);
   if (a.json) {
     nlohmann::json j;
@@ -561,7 +565,9 @@ void add_bench_command(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* cmd = app.add_subcommand("bench", "Time session creation and repeated runs of a model");
   add_session_flags(cmd, *a, kRunFlags);
-  cmd->add_option("--warmup", a->warmup, "Untimed runs before timing")->check(CLI::Range(0, 1000000))->capture_default_str();
+  cmd->add_option("--warmup", a->warmup, "Untimed runs before timing")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
   auto* iters = cmd->add_option("--iterations,-n", a->iterations, "Timed runs")
                     ->check(CLI::Range(1, 100000000))
                     ->capture_default_str();
@@ -579,7 +585,9 @@ void add_bench_command(CLI::App& app) {
                                  "reports resident memory after the first run, after all, and the peak")
                      ->excludes(sweep);
   cmd->add_flag("--json", a->json, "Print one JSON object and nothing else on stdout");
-  cmd->add_option("--output-dir,-o", a->output_dir, "Write the last run's outputs to DIR/NAME.npy")->excludes(sweep)->excludes(random);
+  cmd->add_option("--output-dir,-o", a->output_dir, "Write the last run's outputs to DIR/NAME.npy")
+      ->excludes(sweep)
+      ->excludes(random);
   cmd->callback([a, sweep] {
     a->sweep = sweep->count() > 0;
     bench_main(*a);

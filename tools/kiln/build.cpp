@@ -66,11 +66,13 @@ void build_main(const BuildArgs& a) {
   const std::string out = a.output.empty() ? default_output(a.model) : a.output;
   const bool bar = isatty(STDERR_FILENO) && !a.json;
   o.progress = [&](const std::string& stage, double f) {
-    if (a.verbose) std::fprintf(stderr, "build: %s\n", stage.c_str());
+    if (a.verbose)
+      std::fprintf(stderr, "build: %s\n", stage.c_str());
     else if (bar) {
       const int filled = static_cast<int>(f * 30);
       std::fprintf(stderr, "\rbuild    [%s%s] %3d%%  %-14s", std::string(static_cast<size_t>(filled), '#').c_str(),
-                   std::string(static_cast<size_t>(30 - filled), '.').c_str(), static_cast<int>(f * 100), stage.c_str());
+                   std::string(static_cast<size_t>(30 - filled), '.').c_str(), static_cast<int>(f * 100),
+                   stage.c_str());
       if (f >= 1) std::fprintf(stderr, "\r%60s\r", "");
       std::fflush(stderr);
     }
@@ -119,11 +121,14 @@ void add_build_command(CLI::App& app) {
   cmd->add_option("--shapes", a->shapes, "Static build: sizes of every input, NAME:1x3x224x224,...");
   cmd->add_option("--min-shapes,--minShapes", a->min_shapes,
                   "Smallest shapes of a profile, NAME:1x3x224x224,...; repeat (with --opt/--max) for more profiles")
-      ->expected(1)->take_all();
+      ->expected(1)
+      ->take_all();
   cmd->add_option("--opt-shapes,--optShapes", a->opt_shapes, "Shapes kernels are tuned for (default: the max shapes)")
-      ->expected(1)->take_all();
+      ->expected(1)
+      ->take_all();
   cmd->add_option("--max-shapes,--maxShapes", a->max_shapes, "Largest shapes of a profile; memory is planned for them")
-      ->expected(1)->take_all();
+      ->expected(1)
+      ->take_all();
   cmd->add_option("--threads", a->threads, "Intra-op threads the engine is tuned for (0: physical cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("-O,--opt-level", a->opt_level, "Graph optimizer level 0|1|2 (default 2)")->check(CLI::Range(0, 2));

@@ -55,10 +55,14 @@ Tensor random_input(const TensorInfo& info, const std::map<std::string, Shape>& 
   dispatch<AllTypes>(info.dtype, "random input '" + info.name + "'", [&]<typename T>() {
     T* p = t.data<T>();
     for (int64_t i = 0; i < t.numel(); ++i) {
-      if constexpr (std::is_same_v<T, std::string>) p[i] = "s" + std::to_string(i);
-      else if constexpr (std::is_same_v<T, bool>) p[i] = rng() & 1;
-      else if constexpr (std::is_integral_v<T>) p[i] = static_cast<T>(rng() % 4);
-      else p[i] = static_cast<T>(uni(rng));
+      if constexpr (std::is_same_v<T, std::string>)
+        p[i] = "s" + std::to_string(i);
+      else if constexpr (std::is_same_v<T, bool>)
+        p[i] = rng() & 1;
+      else if constexpr (std::is_integral_v<T>)
+        p[i] = static_cast<T>(rng() % 4);
+      else
+        p[i] = static_cast<T>(uni(rng));
     }
   });
   return t;
@@ -98,8 +102,10 @@ void write_outputs(const Session& s, const std::vector<Tensor>& outs, const std:
   for (size_t i = 0; i < outs.size(); ++i) {
     const std::string& name = s.outputs()[i].name;
     std::string path = dir + "/" + output_file_stem(name) + (format == "pb" ? ".pb" : ".npy");
-    if (format == "pb") save_tensor_pb(outs[i], name, path);
-    else save_npy(outs[i], path);
+    if (format == "pb")
+      save_tensor_pb(outs[i], name, path);
+    else
+      save_npy(outs[i], path);
   }
 }
 
@@ -112,7 +118,8 @@ std::string csv_field(const std::string& s) {
 
 std::string output_file_stem(const std::string& name) {
   std::string safe = name;
-  std::replace_if(safe.begin(), safe.end(), [](char c) { return c == '/' || c == '\\' || c == ':'; }, '_');
+  std::replace_if(
+      safe.begin(), safe.end(), [](char c) { return c == '/' || c == '\\' || c == ':'; }, '_');
   return safe;
 }
 
@@ -125,7 +132,10 @@ std::string summarize(const Tensor& t) {
   dispatch<PodTypes>(t.dtype(), "summary", [&]<typename T>() {
     for (int64_t i = 0; i < t.numel(); ++i) {
       double v = static_cast<double>(acc_t<T>(t.data<T>()[i]));
-      if (std::isnan(v)) { ++nans; continue; }
+      if (std::isnan(v)) {
+        ++nans;
+        continue;
+      }
       mn = std::min(mn, v);
       mx = std::max(mx, v);
       sum += v;
@@ -156,8 +166,7 @@ void add_session_flags(CLI::App* cmd, SessionFlags& f, unsigned which) {
   if (which & kInputsFlag)
     cmd->add_option("--input,-i", f.inputs,
                     "NAME=FILE input (.npy or TensorProto .pb); repeatable. Missing inputs are random");
-  if (which & kShapesFlag)
-    cmd->add_option("--shapes", f.shapes, "Sizes for symbolic input dims: NAME:1x3x224x224,...");
+  if (which & kShapesFlag) cmd->add_option("--shapes", f.shapes, "Sizes for symbolic input dims: NAME:1x3x224x224,...");
   if (which & kThreadsFlag)
     cmd->add_option("--threads", f.threads, "Intra-op threads (0, the default: the physical cores)")
         ->check(CLI::Range(0, 1024));

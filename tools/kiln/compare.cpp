@@ -10,18 +10,18 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "analysis/tensor_diff.h"
 #include "cli.h"
-#include "core/settings.h"
 #include "core/file.h"
+#include "core/settings.h"
 #include "kiln/tensor_io.h"
 #include "onnx/mark_outputs.h"
 
@@ -101,8 +101,8 @@ std::vector<Tensor> run_ort(const std::string& model_path, const Feed& feed, con
                                                             : std::string(KILN_SOURCE_DIR) + "/bench/lib/ort_worker.js";
   if (!fs::exists(worker)) throw Error("ONNX Runtime runner " + worker + " not found (KILN_ORT_WORKER)");
   TempDir tmp;
-  nlohmann::json cfg = {{"ort", ort_dir},      {"model", model_path}, {"threads", a.threads > 0 ? a.threads : 1},
-                        {"warmup", 0},         {"iterations", 1},     {"outputDir", tmp.path() + "/out"},
+  nlohmann::json cfg = {{"ort", ort_dir},        {"model", model_path}, {"threads", a.threads > 0 ? a.threads : 1},
+                        {"warmup", 0},           {"iterations", 1},     {"outputDir", tmp.path() + "/out"},
                         {"outputsByIndex", true}};
   cfg["inputs"] = nlohmann::json::array();
   for (size_t i = 0; i < feed.size(); ++i) {
@@ -111,9 +111,11 @@ std::vector<Tensor> run_ort(const std::string& model_path, const Feed& feed, con
     cfg["inputs"].push_back({{"name", feed[i].first}, {"file", file}});
   }
   const int rc = spawn_and_wait({"node", worker, cfg.dump()});
-  if (rc != 0) throw Error("ONNX Runtime failed on " + model_path + " (exit " + std::to_string(rc) + "; its message is above)");
+  if (rc != 0)
+    throw Error("ONNX Runtime failed on " + model_path + " (exit " + std::to_string(rc) + "; its message is above)");
   std::vector<Tensor> outs;
-  for (size_t k = 0; k < outputs; ++k) outs.push_back(load_npy(tmp.path() + "/out/output_" + std::to_string(k) + ".npy"));
+  for (size_t k = 0; k < outputs; ++k)
+    outs.push_back(load_npy(tmp.path() + "/out/output_" + std::to_string(k) + ".npy"));
   return outs;
 }
 
@@ -126,8 +128,8 @@ std::vector<std::optional<Tensor>> read_ref_dir(const std::string& dir, const st
   for (size_t k = 0; k < names.size(); ++k) {
     const std::string safe = output_file_stem(names[k]);
     std::optional<Tensor> t;
-    for (const std::string& f : {dir + "/" + safe + ".npy", dir + "/" + safe + ".pb",
-                                 dir + "/output_" + std::to_string(k) + ".pb"})
+    for (const std::string& f :
+         {dir + "/" + safe + ".npy", dir + "/" + safe + ".pb", dir + "/output_" + std::to_string(k) + ".pb"})
       if (fs::exists(f)) {
         t = load_tensor_file(f);
         break;
@@ -170,7 +172,9 @@ nlohmann::json row_json(const Row& r) {
     j["note"] = "no reference";
     return j;
   }
-  const auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(std::isnan(v) ? "nan" : "inf"); };
+  const auto num = [](double v) {
+    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(std::isnan(v) ? "nan" : "inf");
+  };
   j["pass"] = r.diff.pass;
   if (!r.diff.mismatch.empty()) {
     j["mismatch"] = r.diff.mismatch;
@@ -318,8 +322,10 @@ bool compare_main(const CompareArgs& a) {
     j["pass"] = failed == 0;
     j["values"] = nlohmann::json::array();
     for (const Row& r : rows) j["values"].push_back(row_json(r));
-    if (first_bad) j["first_divergence"] = row_json(*first_bad);
-    else j["first_divergence"] = nullptr;
+    if (first_bad)
+      j["first_divergence"] = row_json(*first_bad);
+    else
+      j["first_divergence"] = nullptr;
     std::printf("%s\n", j.dump(2).c_str());
     return failed == 0;
   }

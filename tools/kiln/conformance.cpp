@@ -71,8 +71,7 @@ double relative_l2(const Tensor& got, const Tensor& want) {
 
 // Compares one output; returns "" when equal within tolerance.
 std::string compare(const Tensor& got, const Tensor& want, double rtol, double atol, double max_rel_l2) {
-  if (got.dtype() != want.dtype())
-    return "type " + dtype_name(got.dtype()) + ", expected " + dtype_name(want.dtype());
+  if (got.dtype() != want.dtype()) return "type " + dtype_name(got.dtype()) + ", expected " + dtype_name(want.dtype());
   if (got.shape() != want.shape()) return "shape " + shape_str(got.shape()) + ", expected " + shape_str(want.shape());
   if (max_rel_l2 > 0 && dtype_is_float(got.dtype())) {
     double e = relative_l2(got, want);
@@ -99,8 +98,10 @@ std::string compare(const Tensor& got, const Tensor& want, double rtol, double a
       double w = static_cast<double>(acc_t<T>(want.data<T>()[i]));
       bool ok;
       if (!dtype_is_float(got.dtype())) {
-        if constexpr (std::is_integral_v<T>) ok = got.data<T>()[i] == want.data<T>()[i];
-        else ok = g == w;
+        if constexpr (std::is_integral_v<T>)
+          ok = got.data<T>()[i] == want.data<T>()[i];
+        else
+          ok = g == w;
       } else if (std::isnan(w) || std::isnan(g)) {
         ok = std::isnan(w) && std::isnan(g);
       } else if (std::isinf(w) || std::isinf(g)) {
@@ -114,7 +115,8 @@ std::string compare(const Tensor& got, const Tensor& want, double rtol, double a
         if (err > worst || bad.empty()) {
           worst = err;
           char buf[160];
-          std::snprintf(buf, sizeof buf, "element %lld is %.9g, expected %.9g (abs err %.3g)", static_cast<long long>(i), g, w, err);
+          std::snprintf(buf, sizeof buf, "element %lld is %.9g, expected %.9g (abs err %.3g)",
+                        static_cast<long long>(i), g, w, err);
           bad = buf;
         }
       }
@@ -141,7 +143,8 @@ Result run_test(const fs::path& dir, const ConfArgs& a) {
       if (in_files.size() > s.inputs().size())
         return {"ERROR", set.filename().string() + ": more input files than model inputs"};
       std::vector<std::pair<std::string, Tensor>> feed;
-      for (size_t k = 0; k < in_files.size(); ++k) feed.emplace_back(s.inputs()[k].name, load_tensor_pb(in_files[k].string()));
+      for (size_t k = 0; k < in_files.size(); ++k)
+        feed.emplace_back(s.inputs()[k].name, load_tensor_pb(in_files[k].string()));
       // Twice: the first run with these shapes records what the memory
       // planner needs, the second runs in its arena (docs/memory.md).
       for (int pass = 0; pass < 2; ++pass) {
@@ -149,7 +152,8 @@ Result run_test(const fs::path& dir, const ConfArgs& a) {
         std::string which = sets.size() > 1 ? set.filename().string() + ": " : "";
         if (pass == 1) which += "second (memory-planned) run: ";
         if (out_files.size() != outs.size())
-          return {"FAIL", which + std::to_string(outs.size()) + " outputs, expected " + std::to_string(out_files.size())};
+          return {"FAIL",
+                  which + std::to_string(outs.size()) + " outputs, expected " + std::to_string(out_files.size())};
         for (size_t k = 0; k < outs.size(); ++k) {
           Tensor want = load_tensor_pb(out_files[k].string());
           std::string diff = compare(outs[k], want, a.rtol, a.atol, a.max_rel_l2);
@@ -216,8 +220,10 @@ std::map<std::string, std::string> read_tsv_map(const std::string& path, int key
     std::stringstream ss(line);
     std::string c;
     while (std::getline(ss, c, '\t')) cols.push_back(c);
-    if (static_cast<int>(cols.size()) > std::max(key_col, val_col)) m[cols[static_cast<size_t>(key_col)]] = cols[static_cast<size_t>(val_col)];
-    else if (static_cast<int>(cols.size()) > key_col) m[cols[static_cast<size_t>(key_col)]] = "";
+    if (static_cast<int>(cols.size()) > std::max(key_col, val_col))
+      m[cols[static_cast<size_t>(key_col)]] = cols[static_cast<size_t>(val_col)];
+    else if (static_cast<int>(cols.size()) > key_col)
+      m[cols[static_cast<size_t>(key_col)]] = "";
   }
   return m;
 }
@@ -278,9 +284,9 @@ int conformance_main(const ConfArgs& a) {
   for (const auto& [tier, pn] : by_tier)
     std::printf("tier %s: %d of %d passed (%.1f%%)\n", tier.c_str(), pn.first, pn.second,
                 pn.second ? 100.0 * pn.first / pn.second : 0.0);
-  for (const auto& n : now_passing) std::printf("now passing (remove from the expected-failures list): %s\n", n.c_str());
-  if (!a.expected_failures.empty())
-    std::printf("%d failure(s) not in the expected-failures list\n", unexpected);
+  for (const auto& n : now_passing)
+    std::printf("now passing (remove from the expected-failures list): %s\n", n.c_str());
+  if (!a.expected_failures.empty()) std::printf("%d failure(s) not in the expected-failures list\n", unexpected);
   std::printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
   if (!a.expected_failures.empty()) return unexpected ? 1 : 0;
   return failed ? 1 : 0;
@@ -290,7 +296,8 @@ int conformance_main(const ConfArgs& a) {
 
 void add_conformance_command(CLI::App& app) {
   auto a = std::make_shared<ConfArgs>();
-  CLI::App* cmd = app.add_subcommand("conformance", "Run ONNX backend-test folders and compare with their expected outputs");
+  CLI::App* cmd =
+      app.add_subcommand("conformance", "Run ONNX backend-test folders and compare with their expected outputs");
   add_session_flags(cmd, *a, kThreadsFlag | kOptLevelFlag);
   cmd->add_option("dirs", a->dirs, "Folders holding test folders (model.onnx + test_data_set_*)")->required();
   cmd->add_option("--report", a->report, "Write a TSV (test, status, detail)");

@@ -3,8 +3,8 @@
 // GFLOP/s next to what kiln's GEMM achieves.
 #include <cpuid.h>
 #include <immintrin.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>

@@ -41,20 +41,22 @@ void export_main(const ExportArgs& a) {
   save_onnx(model, a.output);
   size_t kiln_ops = 0;
   for (const auto& n : model.graph->nodes) kiln_ops += n->domain == "kiln";
-  std::printf("wrote %s: %zu nodes%s\n", a.output.c_str(), model.graph->nodes.size(),
-              kiln_ops ? (", " + std::to_string(kiln_ops) + " of them kiln-domain ops (only kiln runs those)").c_str()
-                       : "");
+  std::printf(
+      "wrote %s: %zu nodes%s\n", a.output.c_str(), model.graph->nodes.size(),
+      kiln_ops ? (", " + std::to_string(kiln_ops) + " of them kiln-domain ops (only kiln runs those)").c_str() : "");
 }
 
 }  // namespace
 
 void add_export_onnx_command(CLI::App& app) {
   auto a = std::make_shared<ExportArgs>();
-  CLI::App* cmd = app.add_subcommand("export-onnx", "Write a model back out as ONNX, as imported or as kiln optimized it");
+  CLI::App* cmd =
+      app.add_subcommand("export-onnx", "Write a model back out as ONNX, as imported or as kiln optimized it");
   cmd->add_option("model", a->model, "ONNX model file")->required();
   cmd->add_option("--output,-o", a->output, "ONNX file to write")->required();
-  cmd->add_flag("--optimized", a->optimized,
-                "Write the graph after kiln's optimizer (fusions, blocked layouts: kiln-domain ops that only kiln runs)");
+  cmd->add_flag(
+      "--optimized", a->optimized,
+      "Write the graph after kiln's optimizer (fusions, blocked layouts: kiln-domain ops that only kiln runs)");
   cmd->add_option("--opt-level", a->opt_level, "--optimized: the optimizer's level")
       ->check(CLI::IsMember({0, 1, 2}))
       ->capture_default_str();

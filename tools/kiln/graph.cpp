@@ -14,10 +14,10 @@
 #include "analysis/graph_dot.h"
 #include "cli.h"
 #include "engine/engine_file.h"
-#include "pipeline/load_engine.h"
-#include "pipeline/prepare.h"
 #include "ir/infer.h"
 #include "onnx/import.h"
+#include "pipeline/load_engine.h"
+#include "pipeline/prepare.h"
 #include "pipeline/session_impl.h"
 
 namespace kiln::cli {
@@ -55,8 +55,8 @@ std::string output_format(const GraphArgs& a) {
 // graph is already optimized; an ONNX model's is imported and typed, then
 // optimized with --optimized.
 struct Prepared {
-  Model model;                                     // ONNX: owns the graph
-  std::unique_ptr<Session::Impl> engine;           // engine: owns the graph
+  Model model;                            // ONNX: owns the graph
+  std::unique_ptr<Session::Impl> engine;  // engine: owns the graph
   const Graph* graph = nullptr;
   std::map<std::string, std::string> origin_ops;  // imported node name -> op
   std::string title;
@@ -164,11 +164,14 @@ void graph_main(const GraphArgs& a) {
   const auto t2 = clock::now();
   const auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
   if (format == "png" && st.large)
-    std::fprintf(stderr, "kiln graph: large graph: the PNG is at most %.0f pixels wide and high; use .svg or "
-                 "--collapse for detail\n", kLargePngInches * 96);
+    std::fprintf(stderr,
+                 "kiln graph: large graph: the PNG is at most %.0f pixels wide and high; use .svg or "
+                 "--collapse for detail\n",
+                 kLargePngInches * 96);
   std::string collapsed;
   if (st.collapsed_boxes)
-    collapsed = " (" + std::to_string(st.collapsed) + " more in " + std::to_string(st.collapsed_boxes) + " collapsed boxes)";
+    collapsed =
+        " (" + std::to_string(st.collapsed) + " more in " + std::to_string(st.collapsed_boxes) + " collapsed boxes)";
   std::fprintf(stderr, "kiln graph: wrote %s: %d nodes%s (%d fused), %d clusters, %d edges; graph %.2f s, %s %.2f s\n",
                a.output.c_str(), st.nodes, collapsed.c_str(), st.fused, st.clusters, st.edges, secs(t1 - t0),
                format == "dot" ? "write" : "layout+render", secs(t2 - t1));

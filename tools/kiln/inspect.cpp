@@ -46,14 +46,18 @@ json shape_json(const ValueType& t) {
   if (!t.shape) return nullptr;
   json dims = json::array();
   for (const Dim& d : *t.shape) {
-    if (d.is_known()) dims.push_back(d.value);
-    else dims.push_back(d.symbol.empty() ? "?" : d.symbol);
+    if (d.is_known())
+      dims.push_back(d.value);
+    else
+      dims.push_back(d.symbol.empty() ? "?" : d.symbol);
   }
   return dims;
 }
 
 json value_json(const Value& v, const ValueType& declared) {
-  return {{"name", v.name}, {"dtype", dtype_name(declared.dtype)}, {"shape", shape_json(declared)},
+  return {{"name", v.name},
+          {"dtype", dtype_name(declared.dtype)},
+          {"shape", shape_json(declared)},
           {"analysis_shape", shape_json(v.type)}};
 }
 
@@ -163,10 +167,11 @@ void nodes_json(const Graph& g, json* nodes, json* totals) {
       ++uncounted;
     }
     for (const Value* v : n.inputs)
-      if (v && v->initializer && is_parameter(*v->initializer) && seen.insert(v).second) params += v->initializer->numel();
+      if (v && v->initializer && is_parameter(*v->initializer) && seen.insert(v).second)
+        params += v->initializer->numel();
   }
-  *totals = {{"macs", macs}, {"flops", flops}, {"params", params}, {"nodes", g.nodes.size()},
-             {"uncounted_nodes", uncounted}};
+  *totals = {
+      {"macs", macs}, {"flops", flops}, {"params", params}, {"nodes", g.nodes.size()}, {"uncounted_nodes", uncounted}};
 }
 
 json inspect(const InspectArgs& a) {
@@ -274,10 +279,10 @@ std::string number_or_empty(const json& v) { return v.is_null() ? "" : v.dump();
 void print_csv(const json& j) {
   std::printf("index,name,op,input_shapes,output_shapes,params,macs,flops\n");
   for (const json& n : j["nodes"])
-    std::printf("%s,%s,%s,%s,%s,%s,%s,%s\n", n["index"].dump().c_str(),
-                csv_field(n["name"].get<std::string>()).c_str(), csv_field(n["op"].get<std::string>()).c_str(),
-                csv_field(shapes_text(n["input_shapes"])).c_str(), csv_field(shapes_text(n["output_shapes"])).c_str(),
-                n["params"].dump().c_str(), number_or_empty(n["macs"]).c_str(), number_or_empty(n["flops"]).c_str());
+    std::printf("%s,%s,%s,%s,%s,%s,%s,%s\n", n["index"].dump().c_str(), csv_field(n["name"].get<std::string>()).c_str(),
+                csv_field(n["op"].get<std::string>()).c_str(), csv_field(shapes_text(n["input_shapes"])).c_str(),
+                csv_field(shapes_text(n["output_shapes"])).c_str(), n["params"].dump().c_str(),
+                number_or_empty(n["macs"]).c_str(), number_or_empty(n["flops"]).c_str());
 }
 
 // 4.11 G, 25.6 M, 812 k: counts for people.
@@ -416,7 +421,8 @@ json inspect_engine(const InspectArgs& a) {
   std::map<std::string, int> histogram;
   const json& nodes = meta.at("nodes");
   for (size_t i = 0; i < nodes.size(); ++i) {
-    json n = {{"name", nodes[i].at("name")}, {"op", nodes[i].at("op")}, {"implementation", nodes[i].at("implementation")}};
+    json n = {
+        {"name", nodes[i].at("name")}, {"op", nodes[i].at("op")}, {"implementation", nodes[i].at("implementation")}};
     ++histogram[nodes[i].at("op").get<std::string>()];
     if (packed.count(i)) {
       size_t bytes = 0;
@@ -453,7 +459,8 @@ void print_engine_table(const json& j) {
                   shapes_text(json::array({r["opt"]})).c_str(), shapes_text(json::array({r["max"]})).c_str());
     std::printf(" memory plan %s\n", human_bytes(prof["arena_bytes"].get<double>()).c_str());
   }
-  std::printf("packed       %s of weights packed for the kernels\n\n", human_bytes(j["packed_bytes"].get<double>()).c_str());
+  std::printf("packed       %s of weights packed for the kernels\n\n",
+              human_bytes(j["packed_bytes"].get<double>()).c_str());
   std::printf("%-5s %-40s %-22s %-10s %10s\n", "#", "node", "op", "kernel", "packed");
   for (size_t i = 0; i < j["nodes"].size(); ++i) {
     const json& n = j["nodes"][i];
@@ -492,7 +499,8 @@ void inspect_main(const InspectArgs& a) {
 void add_inspect_command(CLI::App& app) {
   auto a = std::make_shared<InspectArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "inspect", "Show a model's inputs, parameters, ops, unsupported nodes and per-node MACs/FLOPs (without running it)");
+      "inspect",
+      "Show a model's inputs, parameters, ops, unsupported nodes and per-node MACs/FLOPs (without running it)");
   add_session_flags(cmd, *a, kModelFlag | kShapesFlag);
   cmd->add_option("--format", a->format, "table, json, csv (the per-node table) or yaml")
       ->check(CLI::IsMember({"table", "json", "csv", "yaml"}))

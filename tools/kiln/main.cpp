@@ -3,10 +3,10 @@
 #include <exception>
 
 #include "cli.h"
+#include "kernels/cpu/cpu_isa.h"
 #include "kiln/custom_op.h"
 #include "kiln/error.h"
 #include "kiln/session.h"
-#include "kernels/cpu/cpu_isa.h"
 
 namespace {
 

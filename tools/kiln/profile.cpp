@@ -21,7 +21,7 @@ struct ProfileArgs : SessionFlags {
   int iterations = 20;
   std::string format = "table";
   std::string trace;
-  int top = 0;  // table: only the N slowest nodes (0: all)
+  int top = 0;             // table: only the N slowest nodes (0: all)
   double peak_gflops = 0;  // 0: measure
 };
 
@@ -46,8 +46,13 @@ void write_trace(const std::string& path, const Session& s, const std::vector<Se
   const auto& nodes = s.executed_nodes();
   nlohmann::json events = nlohmann::json::array();
   for (size_t r = 0; r < runs.size(); ++r) {
-    events.push_back({{"name", "run " + std::to_string(r)}, {"cat", "run"}, {"ph", "X"}, {"pid", 1}, {"tid", 0},
-                      {"ts", run_start_us[r]}, {"dur", runs[r].total_us}});
+    events.push_back({{"name", "run " + std::to_string(r)},
+                      {"cat", "run"},
+                      {"ph", "X"},
+                      {"pid", 1},
+                      {"tid", 0},
+                      {"ts", run_start_us[r]},
+                      {"dur", runs[r].total_us}});
     for (size_t i = 0; i < nodes.size(); ++i) {
       nlohmann::json args = {{"op", nodes[i].op}, {"outputs", nodes[i].output_types}, {"origins", nodes[i].origins}};
       events.push_back({{"name", nodes[i].name.empty() ? nodes[i].op : nodes[i].name},
@@ -214,10 +219,11 @@ void profile_main(const ProfileArgs& a) {
     }
     return;
   }
-  std::printf("model %s: %zu executed nodes, median run %.3f ms over %d runs (sum of node medians %.3f ms; "
-              "node means add up to %.1f%% of the mean run)\n",
-              a.model.c_str(), nodes.size(), total_ms, a.iterations, node_sum,
-              total_mean_ms > 0 ? 100 * node_mean_sum / total_mean_ms : 0.0);
+  std::printf(
+      "model %s: %zu executed nodes, median run %.3f ms over %d runs (sum of node medians %.3f ms; "
+      "node means add up to %.1f%% of the mean run)\n",
+      a.model.c_str(), nodes.size(), total_ms, a.iterations, node_sum,
+      total_mean_ms > 0 ? 100 * node_mean_sum / total_mean_ms : 0.0);
   std::printf("%.3g GFLOP per run, %.1f GFLOP/s; peak %.1f GFLOP/s on %d thread%s (measured FMA loop, kiln device)\n\n",
               total_flops * 1e-9, std::max(0.0, gflops(total_flops, total_ms)), peak, threads, threads == 1 ? "" : "s");
   std::vector<NodeRow> shown = rows;

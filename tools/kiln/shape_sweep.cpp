@@ -54,8 +54,8 @@ std::vector<Shape> expand_range(const std::string& item, size_t dots) {
     int64_t growth = last[i] - first[i];
     if (growth == 0) continue;
     if (steps != 0 && growth != steps)
-      throw Error(kFlag + ": range '" + item + "': dims " + std::to_string(growing_dim) + " and " +
-                  std::to_string(i) + " grow by " + std::to_string(steps) + " and " + std::to_string(growth) +
+      throw Error(kFlag + ": range '" + item + "': dims " + std::to_string(growing_dim) + " and " + std::to_string(i) +
+                  " grow by " + std::to_string(steps) + " and " + std::to_string(growth) +
                   "; dims of one range grow together by 1 a step, so they must grow by the same amount "
                   "(list other combinations with ',')");
     steps = growth;
@@ -109,8 +109,8 @@ ShapeSweep parse_shape_sweep(const std::string& spec) {
     for (const std::string& seen : sweep.names)
       if (seen == name) throw Error(kFlag + ": input '" + name + "' is swept twice");
     if (!per_input.empty() && shapes.size() != per_input[0].size())
-      throw Error(kFlag + ": '" + sweep.names[0] + "' has " + std::to_string(per_input[0].size()) +
-                  " shapes and '" + name + "' has " + std::to_string(shapes.size()) +
+      throw Error(kFlag + ": '" + sweep.names[0] + "' has " + std::to_string(per_input[0].size()) + " shapes and '" +
+                  name + "' has " + std::to_string(shapes.size()) +
                   "; inputs swept together need the same number of shapes");
     sweep.names.push_back(name);
     per_input.push_back(std::move(shapes));

@@ -63,8 +63,10 @@ void add_weights_command(CLI::App& app) {
       ->check(CLI::IsMember({"table", "json"}));
   cmd->callback([args] {
     WeightMap m = load_weights(args->file);
-    if (args->format == "json") print_json(m);
-    else print_table(m);
+    if (args->format == "json")
+      print_json(m);
+    else
+      print_table(m);
   });
 }
 

@@ -45,8 +45,10 @@ std::vector<Run> collapse(const std::vector<int64_t>& a_shape, const std::vector
     const size_t ar = a_shape.size(), br = b_shape.size();
     const bool ab = d + ar < r || a_shape[d + ar - r] == 1;
     const bool bb = d + br < r || b_shape[d + br - r] == 1;
-    if (!dims.empty() && dims.back().a_broadcast == ab && dims.back().b_broadcast == bb) dims.back().size *= n;
-    else dims.push_back({n, ab, bb});
+    if (!dims.empty() && dims.back().a_broadcast == ab && dims.back().b_broadcast == bb)
+      dims.back().size *= n;
+    else
+      dims.push_back({n, ab, bb});
   }
   int64_t as = 1, bs = 1;
   for (size_t i = dims.size(); i-- > 0;) {
@@ -61,8 +63,7 @@ std::vector<Run> collapse(const std::vector<int64_t>& a_shape, const std::vector
 }  // namespace
 
 void binary_f32(BinaryOpF32 op, const float* a, const std::vector<int64_t>& a_shape, const float* b,
-                const std::vector<int64_t>& b_shape, float* y, const std::vector<int64_t>& y_shape,
-                ThreadPool* pool) {
+                const std::vector<int64_t>& b_shape, float* y, const std::vector<int64_t>& y_shape, ThreadPool* pool) {
   int64_t total = 1;
   for (int64_t n : y_shape) total *= n;
   if (total == 0) return;

@@ -19,8 +19,8 @@ enum class BinaryOpF32 { kAdd, kSub, kMul, kDiv };
 
 // The inner loop: `rows` rows of n elements, y = a op b, each operand read
 // with its element stride (0: broadcast) and row stride.
-using BinaryRowsF32Fn = void (*)(BinaryOpF32 op, const float* a, int64_t as, int64_t a_row, const float* b,
-                                 int64_t bs, int64_t b_row, float* y, int64_t n, int64_t rows);
+using BinaryRowsF32Fn = void (*)(BinaryOpF32 op, const float* a, int64_t as, int64_t a_row, const float* b, int64_t bs,
+                                 int64_t b_row, float* y, int64_t n, int64_t rows);
 extern const KernelVariant<BinaryRowsF32Fn> kBinaryRowsF32Variants[2];
 
 // y (of shape y_shape, the broadcast of a_shape and b_shape) = a op b.

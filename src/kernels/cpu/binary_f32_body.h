@@ -50,8 +50,8 @@ inline void binary_rows_fixed(F f, const float* __restrict a, int64_t a_row, con
 }
 
 template <int64_t kN, typename F>
-inline void binary_rows_fixed(F f, const float* a, int64_t as, int64_t a_row, const float* b, int64_t bs,
-                              int64_t b_row, float* y, int64_t rows) {
+inline void binary_rows_fixed(F f, const float* a, int64_t as, int64_t a_row, const float* b, int64_t bs, int64_t b_row,
+                              float* y, int64_t rows) {
   if (as == 1 && bs == 1) return binary_rows_fixed<kN, 1, 1>(f, a, a_row, b, b_row, y, rows);
   if (as == 1) return binary_rows_fixed<kN, 1, 0>(f, a, a_row, b, b_row, y, rows);
   if (bs == 1) return binary_rows_fixed<kN, 0, 1>(f, a, a_row, b, b_row, y, rows);

@@ -113,7 +113,8 @@ void conv2d_f32_im2col(const Conv2dF32Shape& s, const float* x, const float* w, 
       const float* xg = x + (n * s.C + gi * Cg) * in_sp;
       if (bias)
         for (int64_t m = 0; m < Mg; ++m) std::fill(yg + m * out_sp, yg + (m + 1) * out_sp, bias[gi * Mg + m]);
-      const PackedMatrixF32* pa = packed && !packed->groups.empty() ? packed->groups[static_cast<size_t>(gi)].get() : nullptr;
+      const PackedMatrixF32* pa =
+          packed && !packed->groups.empty() ? packed->groups[static_cast<size_t>(gi)].get() : nullptr;
       GemmF32Operand a{w + gi * Mg * Kc, Kc, false, pa};
       const Im2colPacker im2col(s, xg);
       GemmF32Operand b{xg, in_sp, false, nullptr, pointwise ? nullptr : &im2col};
@@ -148,8 +149,8 @@ TapRect tap_rect(const Conv2dF32Shape& s, int64_t kh, int64_t kw) {
 // y[:, rect] += W_tap [M, C] x window of x [C, rect], the window gathered
 // into scratch; rectangles of whole rows accumulate in place, others go
 // through a scratch tile.
-void conv2d_f32_by_taps(const Conv2dF32Shape& s, const float* x, const PackedConvWeightsF32& packed,
-                        const float* bias, float* y, ThreadPool* pool) {
+void conv2d_f32_by_taps(const Conv2dF32Shape& s, const float* x, const PackedConvWeightsF32& packed, const float* bias,
+                        float* y, ThreadPool* pool) {
   const int64_t in_sp = s.H * s.W, out_sp = s.OH * s.OW;
   // Reused across runs: no allocation in steady state.
   thread_local std::vector<float> window, tile;
@@ -173,7 +174,8 @@ void conv2d_f32_by_taps(const Conv2dF32Shape& s, const float* x, const PackedCon
             for (int64_t i = 0; i < rh; ++i) {
               const float* src = xn + c * in_sp + (ih0 + i * s.stride_h) * s.W + iw0;
               float* dst = win + c * npix + i * rw;
-              if (s.stride_w == 1) std::memcpy(dst, src, static_cast<size_t>(rw) * sizeof(float));
+              if (s.stride_w == 1)
+                std::memcpy(dst, src, static_cast<size_t>(rw) * sizeof(float));
               else
                 for (int64_t j = 0; j < rw; ++j) dst[j] = src[j * s.stride_w];
             }
@@ -206,8 +208,8 @@ bool conv2d_f32_taps_sparse(const Conv2dF32Shape& s) {
   return 2 * used <= s.KH * s.KW * s.OH * s.OW;
 }
 
-std::shared_ptr<const PackedConvWeightsF32> pack_conv_tap_weights_f32(const float* w, int64_t M, int64_t C,
-                                                                        int64_t KH, int64_t KW) {
+std::shared_ptr<const PackedConvWeightsF32> pack_conv_tap_weights_f32(const float* w, int64_t M, int64_t C, int64_t KH,
+                                                                      int64_t KW) {
   auto p = std::make_shared<PackedConvWeightsF32>();
   std::vector<float> slice(static_cast<size_t>(M * C));
   for (int64_t t = 0; t < KH * KW; ++t) {
@@ -220,20 +222,22 @@ std::shared_ptr<const PackedConvWeightsF32> pack_conv_tap_weights_f32(const floa
 }
 
 std::shared_ptr<const PackedConvWeightsF32> pack_conv_weights_f32(const float* w, int64_t M, int64_t group,
-                                                                    int64_t k_per_group) {
+                                                                  int64_t k_per_group) {
   auto p = std::make_shared<PackedConvWeightsF32>();
   const int64_t Mg = M / group;
   for (int64_t gi = 0; gi < group; ++gi)
-    p->groups.push_back(PackedMatrixF32::pack(PackedMatrixF32::Side::kA, w + gi * Mg * k_per_group, k_per_group,
-                                              false, Mg, k_per_group, gemm_f32_default_kernel()));
+    p->groups.push_back(PackedMatrixF32::pack(PackedMatrixF32::Side::kA, w + gi * Mg * k_per_group, k_per_group, false,
+                                              Mg, k_per_group, gemm_f32_default_kernel()));
   return p;
 }
 
 void conv2d_f32(const Conv2dF32Shape& s, const float* x, const float* w, const PackedConvWeightsF32* packed,
                 const float* bias, float* y, ThreadPool* pool, const Conv2dF32Epilogue* epilogue) {
   if (s.depthwise() && s.M == s.C) return depthwise_conv2d_f32(s, x, w, bias, y, pool, epilogue);
-  if (packed && !packed->taps.empty() && s.group == 1) conv2d_f32_by_taps(s, x, *packed, bias, y, pool);
-  else conv2d_f32_im2col(s, x, w, packed, bias, y, pool);
+  if (packed && !packed->taps.empty() && s.group == 1)
+    conv2d_f32_by_taps(s, x, *packed, bias, y, pool);
+  else
+    conv2d_f32_im2col(s, x, w, packed, bias, y, pool);
   if (!epilogue) return;
   // A separate pass: the GEMM's K blocking leaves no point where a finished
   // tile is still in cache for the caller.

@@ -22,9 +22,7 @@ struct Conv2dF32Shape {
   int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
   int64_t group = 1;
   bool depthwise() const { return group == C && group == M && group > 1; }
-  bool pointwise() const {
-    return KH == 1 && KW == 1 && stride_h == 1 && stride_w == 1 && pad_h == 0 && pad_w == 0;
-  }
+  bool pointwise() const { return KH == 1 && KW == 1 && stride_h == 1 && stride_w == 1 && pad_h == 0 && pad_w == 0; }
 };
 
 // The weights of one group-wise GEMM per group, packed as GEMM A operands;
@@ -34,7 +32,7 @@ struct PackedConvWeightsF32 {
   std::vector<std::shared_ptr<const PackedMatrixF32>> taps;  // kh * KW + kw
 };
 std::shared_ptr<const PackedConvWeightsF32> pack_conv_weights_f32(const float* w, int64_t M, int64_t group,
-                                                                    int64_t k_per_group);
+                                                                  int64_t k_per_group);
 
 // True when most of the conv's taps read padding for most outputs (large
 // dilation on a small map: DeepLab's ASPP, 3x3 dilated by 12 on 14x14), so
@@ -42,8 +40,8 @@ std::shared_ptr<const PackedConvWeightsF32> pack_conv_weights_f32(const float* w
 // does at most half the multiply-adds of im2col + GEMM. Group 1 only.
 bool conv2d_f32_taps_sparse(const Conv2dF32Shape& s);
 // Weights [M, C, KH, KW] packed per tap, for that path.
-std::shared_ptr<const PackedConvWeightsF32> pack_conv_tap_weights_f32(const float* w, int64_t M, int64_t C,
-                                                                        int64_t KH, int64_t KW);
+std::shared_ptr<const PackedConvWeightsF32> pack_conv_tap_weights_f32(const float* w, int64_t M, int64_t C, int64_t KH,
+                                                                      int64_t KW);
 
 // The depthwise loop over one channel: y[OH x OW] = bias + x[H x W] * w[KH x KW]
 // with strides sh, sw, pads ph, pw and dilations dh, dw.

@@ -31,9 +31,12 @@ CpuIsa cpu_isa_selected() {
     const std::string& cap = settings().cpu_isa;
     if (cap.empty()) return isa;
     CpuIsa limit = isa;
-    if (cap == "scalar") limit = CpuIsa::kScalar;
-    else if (cap == "avx2") limit = CpuIsa::kAvx2;
-    else if (cap == "avx512") limit = CpuIsa::kAvx512;
+    if (cap == "scalar")
+      limit = CpuIsa::kScalar;
+    else if (cap == "avx2")
+      limit = CpuIsa::kAvx2;
+    else if (cap == "avx512")
+      limit = CpuIsa::kAvx512;
     return static_cast<int>(limit) < static_cast<int>(isa) ? limit : isa;
   }();
   return selected;

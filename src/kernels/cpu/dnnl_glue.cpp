@@ -15,9 +15,9 @@ const dnnl::engine& engine() {
     // oneDNN picks its own ISA; keep it within what kiln's kernels may use so
     // that KILN_CPU_ISA=avx2 on an AVX-512 machine tests the AVX2 path.
     const CpuIsa isa = cpu_isa_selected();
-    dnnl::set_max_cpu_isa(isa == CpuIsa::kAvx512   ? dnnl::cpu_isa::all
-                          : isa == CpuIsa::kAvx2   ? dnnl::cpu_isa::avx2
-                                                   : dnnl::cpu_isa::sse41);
+    dnnl::set_max_cpu_isa(isa == CpuIsa::kAvx512 ? dnnl::cpu_isa::all
+                          : isa == CpuIsa::kAvx2 ? dnnl::cpu_isa::avx2
+                                                 : dnnl::cpu_isa::sse41);
     return dnnl::engine(dnnl::engine::kind::cpu, 0);
   }();
   return e;
@@ -34,19 +34,29 @@ bool post_ops_for(const std::vector<EpilogueStep>& steps, dnnl::post_ops* out) {
   dnnl::post_ops po;
   for (const EpilogueStep& s : steps) {
     const EpilogueFn* f = s.fn;
-    if (f == &kEpilogueRelu) po.append_eltwise(1.0f, A::eltwise_relu, 0.0f, 0.0f);
-    else if (f == &kEpilogueLeakyRelu) po.append_eltwise(1.0f, A::eltwise_relu, s.alpha, 0.0f);
-    else if (f == &kEpilogueClip) po.append_eltwise(1.0f, A::eltwise_clip, s.alpha, s.beta);
-    else if (f == &kEpilogueSigmoid) po.append_eltwise(1.0f, A::eltwise_logistic, 0.0f, 0.0f);
-    else if (f == &kEpilogueSilu) po.append_eltwise(1.0f, A::eltwise_swish, 1.0f, 0.0f);
-    else if (f == &kEpilogueHardSwish) po.append_eltwise(1.0f, A::eltwise_hardswish, 0.0f, 0.0f);
+    if (f == &kEpilogueRelu)
+      po.append_eltwise(1.0f, A::eltwise_relu, 0.0f, 0.0f);
+    else if (f == &kEpilogueLeakyRelu)
+      po.append_eltwise(1.0f, A::eltwise_relu, s.alpha, 0.0f);
+    else if (f == &kEpilogueClip)
+      po.append_eltwise(1.0f, A::eltwise_clip, s.alpha, s.beta);
+    else if (f == &kEpilogueSigmoid)
+      po.append_eltwise(1.0f, A::eltwise_logistic, 0.0f, 0.0f);
+    else if (f == &kEpilogueSilu)
+      po.append_eltwise(1.0f, A::eltwise_swish, 1.0f, 0.0f);
+    else if (f == &kEpilogueHardSwish)
+      po.append_eltwise(1.0f, A::eltwise_hardswish, 0.0f, 0.0f);
     else if (f == &kEpilogueHardSigmoid) {  // max(0, min(1, alpha * x + beta))
       po.append_eltwise(1.0f, A::eltwise_linear, s.alpha, s.beta);
       po.append_eltwise(1.0f, A::eltwise_clip, 0.0f, 1.0f);
-    } else if (f == &kEpilogueGelu) po.append_eltwise(1.0f, A::eltwise_gelu_erf, 0.0f, 0.0f);
-    else if (f == &kEpilogueGeluTanh) po.append_eltwise(1.0f, A::eltwise_gelu_tanh, 0.0f, 0.0f);
-    else if (f == &kEpilogueTanh) po.append_eltwise(1.0f, A::eltwise_tanh, 0.0f, 0.0f);
-    else return false;
+    } else if (f == &kEpilogueGelu)
+      po.append_eltwise(1.0f, A::eltwise_gelu_erf, 0.0f, 0.0f);
+    else if (f == &kEpilogueGeluTanh)
+      po.append_eltwise(1.0f, A::eltwise_gelu_tanh, 0.0f, 0.0f);
+    else if (f == &kEpilogueTanh)
+      po.append_eltwise(1.0f, A::eltwise_tanh, 0.0f, 0.0f);
+    else
+      return false;
   }
   *out = po;
   return true;

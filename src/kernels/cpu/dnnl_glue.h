@@ -59,8 +59,8 @@ class Call {
   // attributes derived from it); `scratchpad`: its pd's scratchpad_desc().
   // `args`: the arguments given per run, in the order run() takes their
   // data; `fixed`: arguments that never change (packed weights).
-  Call(dnnl::primitive prim, const dnnl::memory::desc& scratchpad,
-       std::vector<std::pair<int, dnnl::memory::desc>> args, std::unordered_map<int, dnnl::memory> fixed = {});
+  Call(dnnl::primitive prim, const dnnl::memory::desc& scratchpad, std::vector<std::pair<int, dnnl::memory::desc>> args,
+       std::unordered_map<int, dnnl::memory> fixed = {});
   // Bytes of scratchpad a run needs (0: none).
   size_t scratchpad_bytes() const { return scratchpad_bytes_; }
   // `scratchpad`: scratchpad_bytes() bytes that no other run uses meanwhile

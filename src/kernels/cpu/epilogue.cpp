@@ -49,9 +49,8 @@ double gelu_tanh_f64(double x, float, float) {
 
 // Costs as docs/flops.md counts the standalone ops.
 const EpilogueFn kEpilogueRelu = {"Relu", 1, relu_f32, [](double x, float, float) { return x > 0 ? x : 0.0; }};
-const EpilogueFn kEpilogueClip = {"Clip", 2, clip_f32, [](double x, float lo, float hi) {
-                                    return std::min(std::max(x, double(lo)), double(hi));
-                                  }};
+const EpilogueFn kEpilogueClip = {
+    "Clip", 2, clip_f32, [](double x, float lo, float hi) { return std::min(std::max(x, double(lo)), double(hi)); }};
 const EpilogueFn kEpilogueLeakyRelu = {"LeakyRelu", 2, leaky_relu_f32,
                                        [](double x, float a, float) { return x >= 0 ? x : a * x; }};
 const EpilogueFn kEpilogueSigmoid = {"Sigmoid", 3, sigmoid_f32, [](double x, float, float) { return sigmoid(x); }};
@@ -62,9 +61,8 @@ const EpilogueFn kEpilogueHardSwish = {"HardSwish", 5, hard_swish_f32, [](double
                                          return x * std::max(0.0, std::min(1.0, x / 6 + 0.5));
                                        }};
 const EpilogueFn kEpilogueSilu = {"SiLU", 4, silu_f32, [](double x, float, float) { return x * sigmoid(x); }};
-const EpilogueFn kEpilogueGelu = {"Gelu", 5, gelu_f32, [](double x, float, float) {
-                                    return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
-                                  }};
+const EpilogueFn kEpilogueGelu = {"Gelu", 5, gelu_f32,
+                                  [](double x, float, float) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); }};
 const EpilogueFn kEpilogueGeluTanh = {"GeluTanh", 9, gelu_tanh_f32, gelu_tanh_f64};
 const EpilogueFn kEpilogueTanh = {"Tanh", 1, tanh_f32, [](double x, float, float) { return std::tanh(x); }};
 
@@ -79,9 +77,9 @@ std::mutex& fn_mutex() {
 std::map<std::string, const EpilogueFn*>& fns_by_name() {
   static std::map<std::string, const EpilogueFn*> fns = [] {
     std::map<std::string, const EpilogueFn*> m;
-    for (const EpilogueFn* fn : {&kEpilogueRelu, &kEpilogueClip, &kEpilogueLeakyRelu, &kEpilogueSigmoid,
-                                 &kEpilogueHardSigmoid, &kEpilogueHardSwish, &kEpilogueSilu, &kEpilogueGelu,
-                                 &kEpilogueGeluTanh, &kEpilogueTanh})
+    for (const EpilogueFn* fn :
+         {&kEpilogueRelu, &kEpilogueClip, &kEpilogueLeakyRelu, &kEpilogueSigmoid, &kEpilogueHardSigmoid,
+          &kEpilogueHardSwish, &kEpilogueSilu, &kEpilogueGelu, &kEpilogueGeluTanh, &kEpilogueTanh})
       m[fn->name] = fn;
     return m;
   }();
@@ -99,8 +97,7 @@ const EpilogueFn* find_epilogue_fn(const std::string& name) {
 bool register_epilogue_fn(const EpilogueFn* fn) {
   std::lock_guard<std::mutex> lock(fn_mutex());
   auto [it, added] = fns_by_name().emplace(fn->name, fn);
-  if (!added && it->second != fn)
-    throw Error(std::string("two epilogue steps are named '") + fn->name + "'");
+  if (!added && it->second != fn) throw Error(std::string("two epilogue steps are named '") + fn->name + "'");
   return true;
 }
 

@@ -175,8 +175,10 @@ const float* b_panels(const GemmProblem& g, int64_t pc, int64_t kc, int64_t jc, 
   if (g.B->packed) return g.B->packed->panel(pc, jc);
   const int64_t nr = g.kernel->nr;
   float* buf = tls_pack_b.get(static_cast<size_t>(round_up(nc, nr) * kc));
-  if (g.B->packer) g.B->packer->pack_b(pc, kc, jc, nc, nr, buf);
-  else pack_b(*g.B, pc, kc, jc, nc, nr, buf);
+  if (g.B->packer)
+    g.B->packer->pack_b(pc, kc, jc, nc, nr, buf);
+  else
+    pack_b(*g.B, pc, kc, jc, nc, nr, buf);
   return buf;
 }
 
@@ -329,14 +331,17 @@ std::shared_ptr<const PackedMatrixF32> PackedMatrixF32::pack(Side side, const fl
   const int64_t outer = is_a ? rows : cols, depth = is_a ? cols : rows, unit = is_a ? kernel.mr : kernel.nr;
   p->outer_padded_ = round_up(outer, unit);
   float* data = aligned_floats(static_cast<size_t>(p->outer_padded_ * depth));
-  p->owner_ = std::shared_ptr<const void>(data, [](const void* q) { free_floats(static_cast<float*>(const_cast<void*>(q))); });
+  p->owner_ =
+      std::shared_ptr<const void>(data, [](const void* q) { free_floats(static_cast<float*>(const_cast<void*>(q))); });
   p->data_ = data;
   const GemmF32Operand op{src, ld, trans, nullptr};
   for (int64_t k0 = 0; k0 < depth; k0 += kKc) {
     const int64_t kc = std::min(kKc, depth - k0);
     float* block = data + k0 * p->outer_padded_;
-    if (is_a) pack_a(op, 0, rows, k0, kc, unit, block);
-    else pack_b(op, k0, kc, 0, cols, unit, block);
+    if (is_a)
+      pack_a(op, 0, rows, k0, kc, unit, block);
+    else
+      pack_b(op, k0, kc, 0, cols, unit, block);
   }
   return p;
 }
@@ -380,8 +385,10 @@ void PackedMatrixF32::unpack(float* out) const {
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t k = 0; k < kc; ++k) {
         const float v = block[((o / unit) * kc + k) * unit + o % unit];
-        if (is_a) out[o * cols_ + k0 + k] = v;
-        else out[(k0 + k) * cols_ + o] = v;
+        if (is_a)
+          out[o * cols_ + k0 + k] = v;
+        else
+          out[(k0 + k) * cols_ + o] = v;
       }
   }
 }

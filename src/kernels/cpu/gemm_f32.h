@@ -23,8 +23,8 @@ class PackedMatrixF32 {
  public:
   enum class Side { kA, kB };
   // Packs op(src), which is rows x cols after the transpose (A: M x K, B: K x N).
-  static std::shared_ptr<const PackedMatrixF32> pack(Side side, const float* src, int64_t ld, bool trans,
-                                                     int64_t rows, int64_t cols, const GemmF32Microkernel& kernel);
+  static std::shared_ptr<const PackedMatrixF32> pack(Side side, const float* src, int64_t ld, bool trans, int64_t rows,
+                                                     int64_t cols, const GemmF32Microkernel& kernel);
   // Adopts panels packed earlier (data() of a matrix of the same side, size
   // and microkernel, e.g. from an engine file), used in place; `owner` keeps
   // them alive. Null when `kernel_name` is not a microkernel of this build.

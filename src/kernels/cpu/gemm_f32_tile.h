@@ -62,8 +62,8 @@ inline void gemm_f32_tile(int64_t kc, const float* __restrict a, const float* __
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
-  // Unrolled so that the loop overhead and the pointer bumps are spread over
-  // 4 * MR * NV FMAs.
+      // Unrolled so that the loop overhead and the pointer bumps are spread over
+      // 4 * MR * NV FMAs.
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     typename V::T bv[NV];
@@ -154,7 +154,8 @@ inline void gemm_f32_rows_all(int64_t kc, const float* a, int64_t lda, const flo
   for (; q + P <= panels; q += P)
     gemm_f32_rows<V, M, NV, P>(kc, a, lda, b + q * stride, stride, c + q * NR, ldc, alpha, beta);
   if constexpr (P > 1)
-    for (; q < panels; ++q) gemm_f32_rows<V, M, NV, 1>(kc, a, lda, b + q * stride, stride, c + q * NR, ldc, alpha, beta);
+    for (; q < panels; ++q)
+      gemm_f32_rows<V, M, NV, 1>(kc, a, lda, b + q * stride, stride, c + q * NR, ldc, alpha, beta);
 }
 
 // The run-time row count m (1..MR) picks the instantiation.

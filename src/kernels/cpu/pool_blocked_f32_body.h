@@ -46,8 +46,10 @@ inline void pool_blocked_row(const float* __restrict x, int64_t H, int64_t W, in
         const float* p = row + kw * dw * kB;
         for (int v = 0; v < kV; ++v) {
           const F32x8 in = load8(p + 8 * v);
-          if constexpr (kMax) acc[v] = in > acc[v] ? in : acc[v];  // std::max(acc, in): one maxps
-          else acc[v] += in;
+          if constexpr (kMax)
+            acc[v] = in > acc[v] ? in : acc[v];  // std::max(acc, in): one maxps
+          else
+            acc[v] += in;
         }
       }
     }
@@ -67,8 +69,10 @@ inline void pool_blocked_rows(bool max, const float* x, int64_t H, int64_t W, in
                               int64_t oh_end, float* y, int64_t OW, const float* count_h, const float* count_w) {
   for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
     float* yr = y + oh * OW * kB;
-    if (max) pool_blocked_row<kB, true>(x, H, W, KH, KW, sh, sw, ph, pw, dh, dw, init, oh, yr, OW, nullptr, nullptr);
-    else pool_blocked_row<kB, false>(x, H, W, KH, KW, sh, sw, ph, pw, dh, dw, init, oh, yr, OW, count_h, count_w);
+    if (max)
+      pool_blocked_row<kB, true>(x, H, W, KH, KW, sh, sw, ph, pw, dh, dw, init, oh, yr, OW, nullptr, nullptr);
+    else
+      pool_blocked_row<kB, false>(x, H, W, KH, KW, sh, sw, ph, pw, dh, dw, init, oh, yr, OW, count_h, count_w);
   }
 }
 
@@ -80,7 +84,8 @@ inline void pool_blocked_rows(int64_t block, bool max, const float* x, int64_t H
   if (block == 8)
     pool_blocked_rows<8>(max, x, H, W, KH, KW, sh, sw, ph, pw, dh, dw, init, oh_begin, oh_end, y, OW, count_h, count_w);
   else
-    pool_blocked_rows<16>(max, x, H, W, KH, KW, sh, sw, ph, pw, dh, dw, init, oh_begin, oh_end, y, OW, count_h, count_w);
+    pool_blocked_rows<16>(max, x, H, W, KH, KW, sh, sw, ph, pw, dh, dw, init, oh_begin, oh_end, y, OW, count_h,
+                          count_w);
 }
 
 }  // namespace

@@ -6,16 +6,15 @@
 #include <vector>
 
 #include "core/thread_pool.h"
-#include "kiln/error.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/pool_blocked_f32_body.h"
 #include "kernels/cpu/pool_f32_plane.h"
+#include "kiln/error.h"
 
 namespace kiln {
 
-void pool_plane_f32_avx2(bool max, const float* x, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh,
-                         int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, float init, float* y, int64_t OH,
-                         int64_t OW);
+void pool_plane_f32_avx2(bool max, const float* x, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh, int64_t sw,
+                         int64_t ph, int64_t pw, int64_t dh, int64_t dw, float init, float* y, int64_t OH, int64_t OW);
 void divide_by_counts_f32_avx2(float* y, int64_t OH, int64_t OW, const float* count_h, const float* count_w);
 void pool_blocked_rows_f32_avx2(int64_t block, bool max, const float* x, int64_t H, int64_t W, int64_t KH, int64_t KW,
                                 int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, float init,
@@ -25,20 +24,22 @@ void pool_blocked_rows_f32_avx2(int64_t block, bool max, const float* x, int64_t
 namespace {
 
 void pool_plane_f32_scalar(bool max, const float* x, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh,
-                             int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, float init, float* y,
-                             int64_t OH, int64_t OW) {
-  if (max) pool_plane_f32<true>(x, H, W, KH, KW, sh, sw, ph, pw, dh, dw, init, y, OH, OW);
-  else pool_plane_f32<false>(x, H, W, KH, KW, sh, sw, ph, pw, dh, dw, init, y, OH, OW);
+                           int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, float init, float* y, int64_t OH,
+                           int64_t OW) {
+  if (max)
+    pool_plane_f32<true>(x, H, W, KH, KW, sh, sw, ph, pw, dh, dw, init, y, OH, OW);
+  else
+    pool_plane_f32<false>(x, H, W, KH, KW, sh, sw, ph, pw, dh, dw, init, y, OH, OW);
 }
 
 void divide_by_counts_f32_scalar(float* y, int64_t OH, int64_t OW, const float* count_h, const float* count_w) {
   divide_by_counts_f32(y, OH, OW, count_h, count_w);
 }
 
-void pool_blocked_rows_f32_scalar(int64_t block, bool max, const float* x, int64_t H, int64_t W, int64_t KH,
-                                    int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
-                                    float init, int64_t oh_begin, int64_t oh_end, float* y, int64_t OW,
-                                    const float* count_h, const float* count_w) {
+void pool_blocked_rows_f32_scalar(int64_t block, bool max, const float* x, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                                  int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, float init,
+                                  int64_t oh_begin, int64_t oh_end, float* y, int64_t OW, const float* count_h,
+                                  const float* count_w) {
   pool_blocked_rows(block, max, x, H, W, KH, KW, sh, sw, ph, pw, dh, dw, init, oh_begin, oh_end, y, OW, count_h,
                     count_w);
 }
@@ -47,7 +48,8 @@ void pool_blocked_rows_f32_scalar(int64_t block, bool max, const float* x, int64
 
 const KernelVariant<PoolF32Fns> kPoolF32Variants[2] = {
     {"pool_f32_avx2", CpuIsa::kAvx2, {pool_plane_f32_avx2, divide_by_counts_f32_avx2, pool_blocked_rows_f32_avx2}},
-    {"pool_f32_scalar", CpuIsa::kScalar,
+    {"pool_f32_scalar",
+     CpuIsa::kScalar,
      {pool_plane_f32_scalar, divide_by_counts_f32_scalar, pool_blocked_rows_f32_scalar}},
 };
 
@@ -55,8 +57,8 @@ namespace {
 
 const PoolF32Fns& pool_fns() { return select_variant(kPoolF32Variants).fn; }
 
-void pool_planes(bool max, const Pool2dF32Shape& s, const float* x, float* y, ThreadPool* pool,
-                 const float* count_h, const float* count_w) {
+void pool_planes(bool max, const Pool2dF32Shape& s, const float* x, float* y, ThreadPool* pool, const float* count_h,
+                 const float* count_w) {
   const auto plane_fn = pool_fns().plane;
   const auto divide_fn = pool_fns().divide_by_counts;
   const float init = max ? std::numeric_limits<float>::lowest() : 0.0f;
@@ -64,8 +66,8 @@ void pool_planes(bool max, const Pool2dF32Shape& s, const float* x, float* y, Th
   parallel_for(pool, s.planes, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       float* yp = y + p * out_sp;
-      plane_fn(max, x + p * in_sp, s.H, s.W, s.KH, s.KW, s.stride_h, s.stride_w, s.pad_top, s.pad_left,
-               s.dilation_h, s.dilation_w, init, yp, s.OH, s.OW);
+      plane_fn(max, x + p * in_sp, s.H, s.W, s.KH, s.KW, s.stride_h, s.stride_w, s.pad_top, s.pad_left, s.dilation_h,
+               s.dilation_w, init, yp, s.OH, s.OW);
       if (!max) divide_fn(yp, s.OH, s.OW, count_h, count_w);
     }
   });
@@ -105,8 +107,7 @@ struct TapCounts {
 };
 }  // namespace
 
-void average_pool2d_f32(const Pool2dF32Shape& s, bool count_include_pad, const float* x, float* y,
-                        ThreadPool* pool) {
+void average_pool2d_f32(const Pool2dF32Shape& s, bool count_include_pad, const float* x, float* y, ThreadPool* pool) {
   const TapCounts counts(s, count_include_pad);
   pool_planes(false, s, x, y, pool, counts.h.data(), counts.w.data());
 }

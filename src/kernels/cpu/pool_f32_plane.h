@@ -21,8 +21,8 @@ inline void valid_columns(int64_t off, int64_t W, int64_t sw, int64_t OW, int64_
 // kernel, so the average pool's sums round the same way.
 template <bool kMax>
 inline void pool_plane_f32(const float* __restrict x, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh,
-                           int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, float init,
-                           float* __restrict y, int64_t OH, int64_t OW) {
+                           int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, float init, float* __restrict y,
+                           int64_t OH, int64_t OW) {
   for (int64_t oh = 0; oh < OH; ++oh) {
     float* __restrict yr = y + oh * OW;
     for (int64_t ow = 0; ow < OW; ++ow) yr[ow] = init;

@@ -72,8 +72,6 @@ void map_f32(VecMathF32Fn fn, const float* x, float* y, int64_t n, ThreadPool* p
   });
 }
 
-const VecMathF32& vec_math_f32() {
-  return *select_variant(kVecMathF32Variants).fn;
-}
+const VecMathF32& vec_math_f32() { return *select_variant(kVecMathF32Variants).fn; }
 
 }  // namespace kiln

@@ -17,12 +17,12 @@ using VecMathF32Fn = void (*)(const float* x, float* y, int64_t n);
 
 struct VecMathF32 {
   VecMathF32Fn exp;
-  VecMathF32Fn sigmoid;    // 1 / (1 + exp(-x))
-  VecMathF32Fn silu;       // x * sigmoid(x)
+  VecMathF32Fn sigmoid;  // 1 / (1 + exp(-x))
+  VecMathF32Fn silu;     // x * sigmoid(x)
   VecMathF32Fn tanh;
   VecMathF32Fn gelu_tanh;  // 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
   VecMathF32Fn erf;
-  VecMathF32Fn gelu_erf;   // 0.5 x (1 + erf(x / sqrt(2)))
+  VecMathF32Fn gelu_erf;  // 0.5 x (1 + erf(x / sqrt(2)))
 };
 
 class ThreadPool;

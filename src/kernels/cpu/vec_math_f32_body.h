@@ -212,8 +212,8 @@ inline void map_v(const float* x, float* y, int64_t n) {
 
 template <class V>
 constexpr VecMathF32 make_vec_math() {
-  return {map_v<V, exp_v<V>>,       map_v<V, sigmoid_v<V>>,   map_v<V, silu_v<V>>, map_v<V, tanh_v<V>>,
-          map_v<V, gelu_tanh_v<V>>, map_v<V, erf_v<V>>, map_v<V, gelu_erf_v<V>>};
+  return {map_v<V, exp_v<V>>,       map_v<V, sigmoid_v<V>>, map_v<V, silu_v<V>>,    map_v<V, tanh_v<V>>,
+          map_v<V, gelu_tanh_v<V>>, map_v<V, erf_v<V>>,     map_v<V, gelu_erf_v<V>>};
 }
 
 }  // namespace

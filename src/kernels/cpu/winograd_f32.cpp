@@ -6,11 +6,11 @@
 #include <limits>
 #include <new>
 
+#include "core/settings.h"
 #include "core/thread_pool.h"
-#include "kiln/error.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/winograd_f32_tiles.h"
-#include "core/settings.h"
+#include "kiln/error.h"
 
 namespace kiln {
 
@@ -84,8 +84,8 @@ WorkSplit split_work(int64_t points, int64_t tiles, int64_t in_floats, int64_t m
 
 bool WinogradF32Conv::available() { return cpu_isa_selected() == CpuIsa::kAvx2; }
 
-bool WinogradF32Conv::supports(int64_t kh, int64_t kw, int64_t stride_h, int64_t stride_w, int64_t dil_h,
-                               int64_t dil_w, int64_t group, const std::vector<int64_t>& pads_begin,
+bool WinogradF32Conv::supports(int64_t kh, int64_t kw, int64_t stride_h, int64_t stride_w, int64_t dil_h, int64_t dil_w,
+                               int64_t group, const std::vector<int64_t>& pads_begin,
                                const std::vector<int64_t>& pads_end) {
   if (kh != 3 || kw != 3 || stride_h != 1 || stride_w != 1 || dil_h != 1 || dil_w != 1 || group != 1) return false;
   if (pads_begin.size() != 2 || pads_end.size() != 2) return false;
@@ -98,14 +98,19 @@ bool WinogradF32Conv::supports(int64_t kh, int64_t kw, int64_t stride_h, int64_t
 
 WinogradF32Conv::WinogradF32Conv(const float* w, const float* bias, int64_t C, int64_t M,
                                  std::vector<EpilogueStep> epilogue, int tile)
-    : C_(C), M_(M), in_blocks_((C + kBlock - 1) / kBlock), m_pad_((M + 15) / 16 * 16), tile_(tile == 2 ? 2 : 4),
+    : C_(C),
+      M_(M),
+      in_blocks_((C + kBlock - 1) / kBlock),
+      m_pad_((M + 15) / 16 * 16),
+      tile_(tile == 2 ? 2 : 4),
       epilogue_(std::move(epilogue)) {
   const int64_t K = in_blocks_ * kBlock, panels = m_pad_ / 16;
   const int alpha = tile_ + 2;
   const double(*G)[3] = tile_ == 2 ? kG2 : kG4;
   const int64_t n = alpha * alpha * K * m_pad_;
   float* u = aligned_floats(n);
-  u_owner_ = std::shared_ptr<const void>(u, [](const void* p) { free_floats(static_cast<float*>(const_cast<void*>(p))); });
+  u_owner_ =
+      std::shared_ptr<const void>(u, [](const void* p) { free_floats(static_cast<float*>(const_cast<void*>(p))); });
   u_ = u;
   std::memset(u, 0, size_t(n) * sizeof(float));
   // Panel by panel, so that the 36 output streams are written in order.
@@ -130,8 +135,14 @@ WinogradF32Conv::WinogradF32Conv(const float* w, const float* bias, int64_t C, i
 
 WinogradF32Conv::WinogradF32Conv(std::shared_ptr<const void> owner, const float* u, size_t floats, const float* bias,
                                  int64_t C, int64_t M, std::vector<EpilogueStep> epilogue, int tile)
-    : C_(C), M_(M), in_blocks_((C + kBlock - 1) / kBlock), m_pad_((M + 15) / 16 * 16), tile_(tile == 2 ? 2 : 4),
-      u_owner_(std::move(owner)), u_(u), epilogue_(std::move(epilogue)) {
+    : C_(C),
+      M_(M),
+      in_blocks_((C + kBlock - 1) / kBlock),
+      m_pad_((M + 15) / 16 * 16),
+      tile_(tile == 2 ? 2 : 4),
+      u_owner_(std::move(owner)),
+      u_(u),
+      epilogue_(std::move(epilogue)) {
   if (floats != transformed_floats())
     throw Error("Winograd weights of " + std::to_string(floats) + " floats, expected " +
                 std::to_string(transformed_floats()) + " for C=" + std::to_string(C) + ", M=" + std::to_string(M));
@@ -203,7 +214,7 @@ void WinogradF32Conv::run(const WinogradF32Geometry& g, const float* x, float* y
       for (int64_t i = part * items / parts; i < (part + 1) * items / parts; ++i) {
         const int64_t b = i / w.m_slices, slice = i % w.m_slices;
         winograd_f32_tiles_avx2(j, b * j.tile_block, std::min(tiles, (b + 1) * j.tile_block),
-                                 slice * panels / w.m_slices, (slice + 1) * panels / w.m_slices, s);
+                                slice * panels / w.m_slices, (slice + 1) * panels / w.m_slices, s);
       }
     }
   });

@@ -26,9 +26,9 @@ namespace kiln {
 class ThreadPool;
 
 struct WinogradF32Geometry {
-  int64_t N = 1, H = 1, W = 1;            // input batch and spatial size
-  int64_t pad_top = 0, pad_left = 0;      // 0..2
-  int64_t OH = 1, OW = 1;                 // H + pads - 2, W + pads - 2
+  int64_t N = 1, H = 1, W = 1;        // input batch and spatial size
+  int64_t pad_top = 0, pad_left = 0;  // 0..2
+  int64_t OH = 1, OW = 1;             // H + pads - 2, W + pads - 2
 };
 
 class WinogradF32Conv {
@@ -61,8 +61,7 @@ class WinogradF32Conv {
   // x: [N, ceil(C/8), H, W, 8] -> y: [N, ceil(M/8), OH, OW, 8], padded
   // channels of y written as zeros. With `sum` (y's shape), y =
   // epilogue(conv + bias + sum).
-  void run(const WinogradF32Geometry& g, const float* x, float* y, ThreadPool* pool,
-           const float* sum = nullptr) const;
+  void run(const WinogradF32Geometry& g, const float* x, float* y, ThreadPool* pool, const float* sum = nullptr) const;
 
   int64_t C() const { return C_; }
   int tile() const { return tile_; }

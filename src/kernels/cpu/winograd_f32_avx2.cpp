@@ -160,8 +160,8 @@ void input_tile(const WinogradF32Job& j, const TileAt& at, float* v, int64_t row
 // array GCC kept them on the stack.
 template <int R>
 void gemm_rows(int64_t K, const float* v, int64_t ldv, const float* u, float* p, int64_t ldp) {
-  V8 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
-     c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  V8 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00, c40 = c00,
+     c41 = c00, c50 = c00, c51 = c00;
   const float* a0 = v;
   const float* a1 = R > 1 ? v + ldv : v;
   const float* a2 = R > 2 ? v + 2 * ldv : v;
@@ -256,7 +256,8 @@ void output_tile(const WinogradF32Job& j, const TileAt& at, const float* p, int6
       if (j.epilogue) {
         j.epilogue(j.epilogue_ctx, dst, nx * 8);
         if (tail)
-          for (int64_t k = 0; k < nx; ++k) _mm256_storeu_ps(dst + k * 8, _mm256_and_ps(_mm256_loadu_ps(dst + k * 8), keep));
+          for (int64_t k = 0; k < nx; ++k)
+            _mm256_storeu_ps(dst + k * 8, _mm256_and_ps(_mm256_loadu_ps(dst + k * 8), keep));
       }
     }
   }
@@ -287,8 +288,10 @@ void tiles(const WinogradF32Job& j, int64_t t0, int64_t t1, int64_t q0, int64_t 
 }  // namespace
 
 void winograd_f32_tiles_avx2(const WinogradF32Job& j, int64_t t0, int64_t t1, int64_t q0, int64_t q1, float* scratch) {
-  if (j.tile == 2) tiles<F2>(j, t0, t1, q0, q1, scratch);
-  else tiles<F4>(j, t0, t1, q0, q1, scratch);
+  if (j.tile == 2)
+    tiles<F2>(j, t0, t1, q0, q1, scratch);
+  else
+    tiles<F4>(j, t0, t1, q0, q1, scratch);
 }
 
 }  // namespace kiln

@@ -40,7 +40,6 @@ inline int64_t winograd_f32_scratch_floats(const WinogradF32Job& j) {
 // Input transform, 36 (16) GEMMs [tiles x C] x [C x M] and output transform for
 // tiles [t0, t1), t1 - t0 <= tile_block, and the output channels of U's
 // 16-column panels [q0, q1).
-void winograd_f32_tiles_avx2(const WinogradF32Job& job, int64_t t0, int64_t t1, int64_t q0, int64_t q1,
-                              float* scratch);
+void winograd_f32_tiles_avx2(const WinogradF32Job& job, int64_t t0, int64_t t1, int64_t q0, int64_t q1, float* scratch);
 
 }  // namespace kiln
