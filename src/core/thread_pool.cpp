@@ -74,7 +74,7 @@ void tsan_acquire(void*) {}
 #endif
 
 struct Job {
-  const std::function<void(int64_t, int64_t)>* fn;
+  const std::function<void(int, int64_t, int64_t)>* fn;
   int64_t n;
   int chunks;
   std::mutex error_mutex;
@@ -90,7 +90,7 @@ void run_team_member(void* data) {
   for (int chunk = me; chunk < job.chunks; chunk += team) {
     const int64_t begin = job.n * chunk / job.chunks, end = job.n * (chunk + 1) / job.chunks;
     try {
-      if (begin < end) (*job.fn)(begin, end);
+      if (begin < end) (*job.fn)(chunk, begin, end);
     } catch (...) {
       std::lock_guard<std::mutex> lock(job.error_mutex);
       if (!job.error) job.error = std::current_exception();
@@ -101,11 +101,11 @@ void run_team_member(void* data) {
 
 }  // namespace
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::parallel_chunks(int64_t n, const std::function<void(int, int64_t, int64_t)>& fn) {
   if (n <= 0) return;
-  const int chunks = static_cast<int>(std::min<int64_t>(n, num_threads_));
+  const int chunks = chunk_count(n);
   if (chunks == 1) {
-    fn(0, n);
+    fn(0, 0, n);
     return;
   }
   Job job{&fn, n, chunks, {}, {}};
@@ -113,6 +113,10 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   GOMP_parallel(run_team_member, &job, static_cast<unsigned>(chunks), 0);
   tsan_acquire(&job.n);
   if (job.error) std::rethrow_exception(job.error);
+}
+
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+  parallel_chunks(n, [&fn](int, int64_t begin, int64_t end) { fn(begin, end); });
 }
 
 }  // namespace kiln

@@ -8,6 +8,7 @@
 // (kernels of one run follow each other closely) and then sleep: libgomp's
 // policy, tunable with OMP_WAIT_POLICY / GOMP_SPINCOUNT.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 
@@ -32,6 +33,12 @@ class ThreadPool {
   // fn (a nested call runs on the calling thread alone). An exception from
   // fn is rethrown here once every chunk has finished.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+  // The same, telling fn which chunk it runs (0 <= chunk < chunk_count(n)),
+  // so that it can work in that chunk's slice of the run's scratch memory
+  // (KernelContext::scratch) instead of keeping buffers of its own.
+  void parallel_chunks(int64_t n, const std::function<void(int chunk, int64_t, int64_t)>& fn);
+  // How many chunks parallel_for / parallel_chunks split n items into.
+  int chunk_count(int64_t n) const { return n <= 0 ? 0 : static_cast<int>(std::min<int64_t>(n, num_threads_)); }
 
  private:
   int num_threads_ = 1;
@@ -45,5 +52,15 @@ inline void parallel_for(ThreadPool* pool, int64_t n, const std::function<void(i
   else
     fn(0, n);
 }
+
+// parallel_chunks on `pool`, or one chunk inline when there is none.
+inline void parallel_chunks(ThreadPool* pool, int64_t n, const std::function<void(int, int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  if (pool && n > 1)
+    pool->parallel_chunks(n, fn);
+  else
+    fn(0, 0, n);
+}
+inline int chunk_count(ThreadPool* pool, int64_t n) { return n <= 0 ? 0 : pool && n > 1 ? pool->chunk_count(n) : 1; }
 
 }  // namespace kiln

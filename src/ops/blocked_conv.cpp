@@ -291,7 +291,8 @@ class BlockedConvKernel : public Kernel {
         g.pad_left = p.setup.g.pads_begin[1];
         g.OH = p.setup.g.out[0];
         g.OW = p.setup.g.out[1];
-        p.winograd->run(g, xs, ys, ctx.thread_pool(), sums);
+        p.winograd->run(g, xs, ys, ctx.thread_pool(), sums,
+                        ctx.scratch(p.winograd->workspace_bytes(g, ctx.thread_pool())));
       } else {
         if (sums)
           p.call->run({xs, ys, sums}, threads_of(ctx), scratchpad_for(*p.call, ctx));

@@ -59,11 +59,13 @@ class BlockedLayerNormKernel : public Kernel {
     const float* ps = scale.data<float>();
     const float* pb = bias ? bias->data<float>() : nullptr;
     const double eps = epsilon_;
-    parallel_for(N * tiles * C >= 32768 ? ctx.thread_pool() : nullptr, N * tiles, [&](int64_t begin, int64_t end) {
-      // This thread's rows, kept between runs.
-      thread_local std::vector<float> rows;
-      rows.resize(static_cast<size_t>(2 * kTile * C));
-      float* in = rows.data();
+    ThreadPool* pool = N * tiles * C >= 32768 ? ctx.thread_pool() : nullptr;
+    // Each chunk's gathered rows: a slice of the run's scratch memory.
+    const int64_t per_chunk = 2 * kTile * C;
+    float* all_rows =
+        static_cast<float*>(ctx.scratch(static_cast<size_t>(chunk_count(pool, N * tiles) * per_chunk) * sizeof(float)));
+    parallel_chunks(pool, N * tiles, [&](int chunk, int64_t begin, int64_t end) {
+      float* in = all_rows + chunk * per_chunk;
       float* out = in + kTile * C;
       for (int64_t item = begin; item < end; ++item) {
         const int64_t n = item / tiles, p0 = (item % tiles) * kTile, np = std::min(kTile, HW - p0);

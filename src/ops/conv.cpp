@@ -133,8 +133,10 @@ class ConvKernel : public Kernel {
     const PackedConvWeightsF32* packed = w.data<float>() == weights_ ? packed_.get() : nullptr;
     if (packed && taps_at_run_ && x.rank() == 4 && taps_first(s)) packed = tap_weights(s);
     const Conv2dF32Epilogue epilogue = [this](float* p, int64_t n) { apply_epilogue(epilogue_, p, n); };
+    const size_t workspace = conv2d_f32_workspace_bytes(s, packed);
     conv2d_f32(s, x.data<float>(), w.data<float>(), packed, b ? b->data<float>() : nullptr, y.data<float>(),
-               ctx.thread_pool(), epilogue_.empty() ? nullptr : &epilogue);
+               ctx.thread_pool(), epilogue_.empty() ? nullptr : &epilogue,
+               workspace ? ctx.scratch(workspace) : nullptr);
   }
 
  private:

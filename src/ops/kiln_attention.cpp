@@ -19,7 +19,7 @@
 // Q_blk K^T is one GEMM into a buffer small enough to stay in cache, softmax
 // runs over its rows, and a second GEMM multiplies it by V straight into Y.
 // The scores never go to memory as a whole, and blocks spread over the
-// session's pool. Each thread keeps its scores buffer between runs.
+// session's pool. Each chunk's scores buffer is a slice of the run's scratch.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -158,10 +158,13 @@ void attention_f32(KernelContext& ctx) {
   const int64_t blocks = (a.lq + block - 1) / block;
   const VecMathF32Fn exp = vec_math_f32().exp;
   const GemmF32Microkernel& kernel = gemm_f32_default_kernel();
-  parallel_for(ctx.thread_pool(), a.batches * blocks, [&](int64_t begin, int64_t end) {
-    // Kept between runs: no allocation once it has grown to the largest block.
-    thread_local std::vector<float> scores;
-    if (scores.size() < static_cast<size_t>(block * a.lk)) scores.resize(static_cast<size_t>(block * a.lk));
+  // Each chunk's scores block in the run's scratch memory (the run keeps it:
+  // no allocation once it has grown to the largest).
+  const int64_t items = a.batches * blocks, per_chunk = block * a.lk;
+  float* all_scores = static_cast<float*>(
+      ctx.scratch(static_cast<size_t>(chunk_count(ctx.thread_pool(), items) * per_chunk) * sizeof(float)));
+  parallel_chunks(ctx.thread_pool(), items, [&](int chunk, int64_t begin, int64_t end) {
+    float* scores = all_scores + chunk * per_chunk;
     for (int64_t t = begin; t < end; ++t) {
       const int64_t b = t / blocks, r0 = (t % blocks) * block, rows = std::min(block, a.lq - r0);
       const float* qb = q + (matrix_index(b, a.batch, a.strides[0]) * a.lq + r0) * a.d;
@@ -170,13 +173,13 @@ void attention_f32(KernelContext& ctx) {
       GemmF32Operand qa{qb, a.d, false};
       GemmF32Operand kb_op = kt ? GemmF32Operand{kb, a.lk, false} : GemmF32Operand{kb, a.d, true};
       if (a.d > 0)
-        gemm_f32(rows, a.lk, a.d, scale, qa, kb_op, 0.0f, scores.data(), a.lk, nullptr, kernel);
+        gemm_f32(rows, a.lk, a.d, scale, qa, kb_op, 0.0f, scores, a.lk, nullptr, kernel);
       else
-        std::fill(scores.begin(), scores.begin() + rows * a.lk, 0.0f);
+        std::fill(scores, scores + rows * a.lk, 0.0f);
       const float* mb = nullptr;
       if (mask) mb = mask + matrix_index(b, a.batch, a.strides[3]) * a.mask_matrix + r0 * a.mask_row_stride;
-      softmax_rows(scores.data(), rows, a.lk, mb, a.mask_row_stride, a.mask_col_stride, exp);
-      GemmF32Operand pa{scores.data(), a.lk, false}, va{vb, a.dv, false};
+      softmax_rows(scores, rows, a.lk, mb, a.mask_row_stride, a.mask_col_stride, exp);
+      GemmF32Operand pa{scores, a.lk, false}, va{vb, a.dv, false};
       gemm_f32(rows, a.dv, a.lk, 1.0f, pa, va, 0.0f, py + (b * a.lq + r0) * a.dv, a.dv, nullptr, kernel);
     }
   });

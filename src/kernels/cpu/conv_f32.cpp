@@ -149,11 +149,17 @@ TapRect tap_rect(const Conv2dF32Shape& s, int64_t kh, int64_t kw) {
 // y[:, rect] += W_tap [M, C] x window of x [C, rect], the window gathered
 // into scratch; rectangles of whole rows accumulate in place, others go
 // through a scratch tile.
+// The largest window (C x pixels) and tile (M x pixels) of any tap, in floats.
+int64_t taps_scratch_floats(const Conv2dF32Shape& s) {
+  int64_t most = 0;
+  for (int64_t kh = 0; kh < s.KH; ++kh)
+    for (int64_t kw = 0; kw < s.KW; ++kw) most = std::max(most, tap_rect(s, kh, kw).area());
+  return (s.C + s.M) * most;
+}
+
 void conv2d_f32_by_taps(const Conv2dF32Shape& s, const float* x, const PackedConvWeightsF32& packed, const float* bias,
-                        float* y, ThreadPool* pool) {
+                        float* y, ThreadPool* pool, float* scratch) {
   const int64_t in_sp = s.H * s.W, out_sp = s.OH * s.OW;
-  // Reused across runs: no allocation in steady state.
-  thread_local std::vector<float> window, tile;
   for (int64_t n = 0; n < s.N; ++n) {
     const float* xn = x + n * s.C * in_sp;
     float* yn = y + n * s.M * out_sp;
@@ -163,12 +169,10 @@ void conv2d_f32_by_taps(const Conv2dF32Shape& s, const float* x, const PackedCon
         const TapRect r = tap_rect(s, kh, kw);
         const int64_t rh = r.oh1 - r.oh0, rw = r.ow1 - r.ow0, npix = r.area();
         if (npix == 0) continue;
-        window.resize(static_cast<size_t>(s.C * npix));
+        float* const win = scratch;  // C x npix, then the tile: M x npix
+        float* const tile = scratch + s.C * npix;
         const int64_t ih0 = r.oh0 * s.stride_h - s.pad_h + kh * s.dilation_h;
         const int64_t iw0 = r.ow0 * s.stride_w - s.pad_w + kw * s.dilation_w;
-        // A plain pointer: inside the lambda, `window` would name the pool
-        // thread's own (empty) thread_local.
-        float* const win = window.data();
         parallel_for(s.C * npix >= 65536 ? pool : nullptr, s.C, [&](int64_t c0, int64_t c1) {
           for (int64_t c = c0; c < c1; ++c)
             for (int64_t i = 0; i < rh; ++i) {
@@ -181,17 +185,16 @@ void conv2d_f32_by_taps(const Conv2dF32Shape& s, const float* x, const PackedCon
             }
         });
         const GemmF32Operand a{nullptr, s.C, false, packed.taps[static_cast<size_t>(kh * s.KW + kw)].get()};
-        const GemmF32Operand b{window.data(), npix};
+        const GemmF32Operand b{win, npix};
         if (rw == s.OW) {
           gemm_f32(s.M, npix, s.C, 1.0f, a, b, 1.0f, yn + r.oh0 * s.OW, out_sp, pool);
           continue;
         }
-        tile.resize(static_cast<size_t>(s.M * npix));
-        gemm_f32(s.M, npix, s.C, 1.0f, a, b, 0.0f, tile.data(), npix, pool);
+        gemm_f32(s.M, npix, s.C, 1.0f, a, b, 0.0f, tile, npix, pool);
         for (int64_t m = 0; m < s.M; ++m)
           for (int64_t i = 0; i < rh; ++i) {
             float* dst = yn + m * out_sp + (r.oh0 + i) * s.OW + r.ow0;
-            const float* src = tile.data() + m * npix + i * rw;
+            const float* src = tile + m * npix + i * rw;
             for (int64_t j = 0; j < rw; ++j) dst[j] += src[j];
           }
       }
@@ -231,12 +234,24 @@ std::shared_ptr<const PackedConvWeightsF32> pack_conv_weights_f32(const float* w
   return p;
 }
 
+size_t conv2d_f32_workspace_bytes(const Conv2dF32Shape& s, const PackedConvWeightsF32* packed) {
+  if (s.depthwise() && s.M == s.C) return 0;
+  if (!packed || packed->taps.empty() || s.group != 1) return 0;
+  return static_cast<size_t>(taps_scratch_floats(s)) * sizeof(float);
+}
+
 void conv2d_f32(const Conv2dF32Shape& s, const float* x, const float* w, const PackedConvWeightsF32* packed,
-                const float* bias, float* y, ThreadPool* pool, const Conv2dF32Epilogue* epilogue) {
+                const float* bias, float* y, ThreadPool* pool, const Conv2dF32Epilogue* epilogue, void* workspace) {
   if (s.depthwise() && s.M == s.C) return depthwise_conv2d_f32(s, x, w, bias, y, pool, epilogue);
-  if (packed && !packed->taps.empty() && s.group == 1)
-    conv2d_f32_by_taps(s, x, *packed, bias, y, pool);
-  else
+  if (packed && !packed->taps.empty() && s.group == 1) {
+    std::vector<float> own;  // no workspace given (tests, benchmarks): this call's own
+    float* scratch = static_cast<float*>(workspace);
+    if (!scratch) {
+      own.resize(static_cast<size_t>(taps_scratch_floats(s)));
+      scratch = own.data();
+    }
+    conv2d_f32_by_taps(s, x, *packed, bias, y, pool, scratch);
+  } else
     conv2d_f32_im2col(s, x, w, packed, bias, y, pool);
   if (!epilogue) return;
   // A separate pass: the GEMM's K blocking leaves no point where a finished

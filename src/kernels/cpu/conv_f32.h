@@ -58,7 +58,11 @@ using Conv2dF32Epilogue = std::function<void(float* y, int64_t n)>;
 // that is still in cache. `packed`, when given, must come from
 // pack_conv_weights_f32 or pack_conv_tap_weights_f32 on the same w; the
 // latter selects the tap-by-tap path.
+// `workspace`: conv2d_f32_workspace_bytes(s, packed) bytes no other run uses
+// meanwhile (the run's KernelContext::scratch()); null: allocated per call.
 void conv2d_f32(const Conv2dF32Shape& s, const float* x, const float* w, const PackedConvWeightsF32* packed,
-                const float* bias, float* y, ThreadPool* pool, const Conv2dF32Epilogue* epilogue = nullptr);
+                const float* bias, float* y, ThreadPool* pool, const Conv2dF32Epilogue* epilogue = nullptr,
+                void* workspace = nullptr);
+size_t conv2d_f32_workspace_bytes(const Conv2dF32Shape& s, const PackedConvWeightsF32* packed);
 
 }  // namespace kiln

@@ -35,17 +35,6 @@ float* aligned_floats(int64_t n) {
 }
 void free_floats(float* p) { std::free(p); }
 
-// This thread's scratch, grown to at least n floats; kept for later runs.
-float* thread_scratch(int64_t n) {
-  thread_local std::unique_ptr<float[], void (*)(float*)> buf{nullptr, free_floats};
-  thread_local int64_t size = 0;
-  if (size < n) {
-    buf.reset(aligned_floats(n));
-    size = n;
-  }
-  return buf.get();
-}
-
 void run_epilogue(const void* ctx, float* p, int64_t n) {
   apply_epilogue(*static_cast<const std::vector<EpilogueStep>*>(ctx), p, n);
 }
@@ -172,8 +161,43 @@ void WinogradF32Conv::set_bias_and_epilogue(const float* bias) {
   }
 }
 
-void WinogradF32Conv::run(const WinogradF32Geometry& g, const float* x, float* y, ThreadPool* pool,
-                          const float* sum) const {
+namespace {
+
+// How many parts run() splits its work into on `threads`, and each part's
+// scratch in floats.
+struct RunSplit {
+  WorkSplit w;
+  int64_t tiles = 0, parts = 0, scratch_floats = 0;
+};
+
+RunSplit run_split(const WinogradF32Geometry& g, int tile, int64_t in_blocks, int64_t m_pad, int threads) {
+  RunSplit r;
+  const int64_t tiles_h = (g.OH + tile - 1) / tile, tiles_w = (g.OW + tile - 1) / tile;
+  r.tiles = g.N * tiles_h * tiles_w;
+  if (r.tiles == 0) return r;
+  r.w = split_work((tile + 2) * (tile + 2), r.tiles, in_blocks * WinogradF32Conv::kBlock, m_pad, threads);
+  r.parts = std::min<int64_t>(threads, r.w.blocks * r.w.m_slices);
+  WinogradF32Job j;
+  j.tile = tile;
+  j.tile_block = r.w.tile_block;
+  j.in_blocks = in_blocks;
+  j.m_pad = m_pad;
+  r.scratch_floats = winograd_f32_scratch_floats(j);
+  return r;
+}
+
+// A part's scratch starts on a cache line.
+int64_t part_stride_floats(int64_t floats) { return (floats + 15) / 16 * 16; }
+
+}  // namespace
+
+size_t WinogradF32Conv::workspace_bytes(const WinogradF32Geometry& g, ThreadPool* pool) const {
+  const RunSplit r = run_split(g, tile_, in_blocks_, m_pad_, pool ? pool->num_threads() : 1);
+  return static_cast<size_t>(r.parts * part_stride_floats(r.scratch_floats)) * sizeof(float);
+}
+
+void WinogradF32Conv::run(const WinogradF32Geometry& g, const float* x, float* y, ThreadPool* pool, const float* sum,
+                          void* workspace) const {
   WinogradF32Job j;
   j.H = g.H;
   j.W = g.W;
@@ -200,17 +224,22 @@ void WinogradF32Conv::run(const WinogradF32Geometry& g, const float* x, float* y
     j.epilogue = run_epilogue;
     j.epilogue_ctx = &epilogue_;
   }
-  const int64_t tiles = g.N * j.tiles_h * j.tiles_w;
+  const RunSplit r = run_split(g, tile_, in_blocks_, m_pad_, pool ? pool->num_threads() : 1);
+  const int64_t tiles = r.tiles;
   if (tiles == 0) return;
-  const int threads = pool ? pool->num_threads() : 1;
-  const WorkSplit w = split_work((tile_ + 2) * (tile_ + 2), tiles, in_blocks_ * kBlock, m_pad_, threads);
+  const WorkSplit& w = r.w;
   j.tile_block = w.tile_block;
-  const int64_t panels = m_pad_ / 16, items = w.blocks * w.m_slices;
-  const int64_t parts = std::min<int64_t>(threads, items);
-  const int64_t scratch = winograd_f32_scratch_floats(j);
+  const int64_t panels = m_pad_ / 16, items = w.blocks * w.m_slices, parts = r.parts;
+  const int64_t stride = part_stride_floats(r.scratch_floats);
+  std::unique_ptr<float, void (*)(float*)> own(nullptr, free_floats);
+  float* scratch = static_cast<float*>(workspace);
+  if (!scratch) {  // no run scratch given (tests, benchmarks): this call's own
+    own.reset(aligned_floats(parts * stride));
+    scratch = own.get();
+  }
   parallel_for(pool, parts, [&](int64_t begin, int64_t end) {
-    float* s = thread_scratch(scratch);
     for (int64_t part = begin; part < end; ++part) {
+      float* s = scratch + part * stride;
       for (int64_t i = part * items / parts; i < (part + 1) * items / parts; ++i) {
         const int64_t b = i / w.m_slices, slice = i % w.m_slices;
         winograd_f32_tiles_avx2(j, b * j.tile_block, std::min(tiles, (b + 1) * j.tile_block),

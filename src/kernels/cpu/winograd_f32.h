@@ -11,8 +11,8 @@
 // double, rounded to float, laid out as 36 [C x M] matrices in 16-column
 // panels); run() transforms the input tiles, multiplies and transforms the
 // output with the bias and epilogue fused, threaded over blocks of tiles.
-// Scratch is one buffer per pool thread that only ever grows, so steady-state
-// runs do not allocate. AVX2 + FMA only: available() says whether this CPU
+// Scratch (one slice per pool thread) is the caller's workspace, from the
+// run's scratch memory, so steady-state runs do not allocate. AVX2 + FMA only: available() says whether this CPU
 // (capped by KILN_CPU_ISA) can run it; callers fall back to oneDNN otherwise.
 #pragma once
 #include <cstdint>
@@ -61,7 +61,13 @@ class WinogradF32Conv {
   // x: [N, ceil(C/8), H, W, 8] -> y: [N, ceil(M/8), OH, OW, 8], padded
   // channels of y written as zeros. With `sum` (y's shape), y =
   // epilogue(conv + bias + sum).
-  void run(const WinogradF32Geometry& g, const float* x, float* y, ThreadPool* pool, const float* sum = nullptr) const;
+  // `workspace`: workspace_bytes(g, pool) bytes (64-byte aligned) that no
+  // other run uses meanwhile, e.g. the run's KernelContext::scratch(); null:
+  // run() allocates its own for this call.
+  void run(const WinogradF32Geometry& g, const float* x, float* y, ThreadPool* pool, const float* sum = nullptr,
+           void* workspace = nullptr) const;
+  // The temporary memory run() needs for this geometry on `pool`.
+  size_t workspace_bytes(const WinogradF32Geometry& g, ThreadPool* pool) const;
 
   int64_t C() const { return C_; }
   int tile() const { return tile_; }
