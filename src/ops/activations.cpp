@@ -162,31 +162,33 @@ Tensor prelu_slope(const KernelContext& ctx, const Tensor& x, const Tensor& slop
 }
 
 OpSchema prelu_schema(int since, int until) {
-  OpSchema s;
-  s.name = "PRelu";
-  s.since = since;
-  s.until = until;
-  s.min_inputs = s.max_inputs = 2;
-  s.max_outputs = 1;
-  s.types = numeric_dtypes();
-  s.infer = [](InferContext& ctx) { infer_same_as_input(ctx); };
-  s.compute = [](KernelContext& ctx) {
-    const Tensor& x = ctx.input(0);
-    Tensor slope = prelu_slope(ctx, x, ctx.input(1));
-    const Tensor* ins[2] = {&x, &slope};
-    Tensor out;
-    KernelContext inner(ctx.node(), ins, std::span<Tensor>(&out, 1), nullptr);
-    inner.share_output_blocks(ctx);  // its output is ours: use our planned block
-    binary_elementwise<NumericTypes>(inner, [](auto v, auto a) {
-      if constexpr (std::is_unsigned_v<decltype(v)>) {
-        return v;
-      } else {
-        return v < 0 ? static_cast<decltype(v)>(a * v) : v;
-      }
-    });
-    ctx.set_output(0, std::move(out));
+  return OpSchema{
+      .name = "PRelu",
+      .since = since,
+      .until = until,
+      .min_inputs = 2,
+      .max_inputs = 2,
+      .max_outputs = 1,
+      .types = numeric_dtypes(),
+      .infer = [](InferContext& ctx) { infer_same_as_input(ctx); },
+      .compute =
+          [](KernelContext& ctx) {
+            const Tensor& x = ctx.input(0);
+            Tensor slope = prelu_slope(ctx, x, ctx.input(1));
+            const Tensor* ins[2] = {&x, &slope};
+            Tensor out;
+            KernelContext inner(ctx.node(), ins, std::span<Tensor>(&out, 1), nullptr);
+            inner.share_output_blocks(ctx);  // its output is ours: use our planned block
+            binary_elementwise<NumericTypes>(inner, [](auto v, auto a) {
+              if constexpr (std::is_unsigned_v<decltype(v)>) {
+                return v;
+              } else {
+                return v < 0 ? static_cast<decltype(v)>(a * v) : v;
+              }
+            });
+            ctx.set_output(0, std::move(out));
+          },
   };
-  return s;
 }
 
 }  // namespace

@@ -31,16 +31,17 @@ void arith(KernelContext& ctx, F f) {
 
 template <typename F>
 OpSchema arith_schema(const char* name, int since, int until, F f) {
-  OpSchema s;
-  s.name = name;
-  s.since = since;
-  s.until = until;
-  s.min_inputs = s.max_inputs = 2;
-  s.max_outputs = 1;
-  s.types = numeric_dtypes();
-  s.infer = [](InferContext& ctx) { infer_binary(ctx); };
-  s.compute = [f](KernelContext& ctx) { arith(ctx, f); };
-  return s;
+  return OpSchema{
+      .name = name,
+      .since = since,
+      .until = until,
+      .min_inputs = 2,
+      .max_inputs = 2,
+      .max_outputs = 1,
+      .types = numeric_dtypes(),
+      .infer = [](InferContext& ctx) { infer_binary(ctx); },
+      .compute = [f](KernelContext& ctx) { arith(ctx, f); },
+  };
 }
 
 struct AddFn {

@@ -297,18 +297,18 @@ std::string attention_check(const Node& n) {
 }
 
 OpSchema attention_schema(int since, int until, int max_inputs) {
-  OpSchema s;
-  s.name = "Attention";
-  s.since = since;
-  s.until = until;
-  s.min_inputs = 3;
-  s.max_inputs = max_inputs;
-  s.max_outputs = 4;
-  s.types = float_dtypes();
-  s.check = attention_check;
-  s.infer = attention_infer;
-  s.compute = attention_compute;
-  return s;
+  return OpSchema{
+      .name = "Attention",
+      .since = since,
+      .until = until,
+      .min_inputs = 3,
+      .max_inputs = max_inputs,
+      .max_outputs = 4,
+      .types = float_dtypes(),
+      .check = attention_check,
+      .infer = attention_infer,
+      .compute = attention_compute,
+  };
 }
 
 }  // namespace

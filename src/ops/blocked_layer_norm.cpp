@@ -100,16 +100,16 @@ class BlockedLayerNormKernel : public Kernel {
 }  // namespace
 
 KILN_OP(BlockedLayerNorm) {
-  OpSchema s;
-  s.domain = kKilnDomain;
-  s.name = "BlockedLayerNorm";
-  s.min_inputs = 2;
-  s.max_inputs = 3;
-  s.max_outputs = 1;
-  s.types = {DType::kFloat32};
-  s.infer = infer_blocked_layer_norm;
-  s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<BlockedLayerNormKernel>(node); };
-  return s;
+  return OpSchema{
+      .domain = kKilnDomain,
+      .name = "BlockedLayerNorm",
+      .min_inputs = 2,
+      .max_inputs = 3,
+      .max_outputs = 1,
+      .types = {DType::kFloat32},
+      .infer = infer_blocked_layer_norm,
+      .make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<BlockedLayerNormKernel>(node); },
+  };
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

@@ -98,14 +98,14 @@ inline void* scratchpad_for(const dnnl_glue::Call& call, KernelContext& ctx) {
 }
 
 inline OpSchema kiln_schema(const char* name, int max_inputs) {
-  OpSchema s;
-  s.domain = kKilnDomain;
-  s.name = name;
-  s.min_inputs = 1;
-  s.max_inputs = max_inputs;
-  s.max_outputs = 1;
-  s.types = {DType::kFloat32};
-  return s;
+  return OpSchema{
+      .domain = kKilnDomain,
+      .name = name,
+      .min_inputs = 1,
+      .max_inputs = max_inputs,
+      .max_outputs = 1,
+      .types = {DType::kFloat32},
+  };
 }
 
 }  // namespace kiln::blocked

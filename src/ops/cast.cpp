@@ -185,46 +185,52 @@ std::optional<DType> cast_target(const Node& n, std::string* why) {
 }  // namespace
 
 KILN_OP(Cast) {
-  OpSchema s;
-  s.name = "Cast";
-  s.since = 1;
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.types = all_dtypes();
-  s.check = [](const Node& n) {
-    std::string why;
-    return cast_target(n, &why) ? std::string() : why;
+  return OpSchema{
+      .name = "Cast",
+      .since = 1,
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .types = all_dtypes(),
+      .check =
+          [](const Node& n) {
+            std::string why;
+            return cast_target(n, &why) ? std::string() : why;
+          },
+      .infer =
+          [](InferContext& ctx) {
+            std::string why;
+            std::optional<DType> to = cast_target(ctx.node(), &why);
+            if (!to) throw ctx.error(why);
+            infer_same_shape(ctx, *to);
+          },
+      .compute =
+          [](KernelContext& ctx) {
+            std::string why;
+            std::optional<DType> to = cast_target(ctx.node(), &why);
+            if (!to) throw ctx.error(why);
+            cast_tensor(ctx, ctx.input(0), *to);
+          },
   };
-  s.infer = [](InferContext& ctx) {
-    std::string why;
-    std::optional<DType> to = cast_target(ctx.node(), &why);
-    if (!to) throw ctx.error(why);
-    infer_same_shape(ctx, *to);
-  };
-  s.compute = [](KernelContext& ctx) {
-    std::string why;
-    std::optional<DType> to = cast_target(ctx.node(), &why);
-    if (!to) throw ctx.error(why);
-    cast_tensor(ctx, ctx.input(0), *to);
-  };
-  return s;
 }
 
 KILN_OP(CastLike) {
-  OpSchema s;
-  s.name = "CastLike";
-  s.since = 15;
-  s.min_inputs = s.max_inputs = 2;
-  s.max_outputs = 1;
-  s.types = all_dtypes();
-  s.infer = [](InferContext& ctx) {
-    DType to = ctx.input_dtype(1);
-    if (!dtype_is_supported(static_cast<int32_t>(to)) && to != DType::kUndefined)
-      throw ctx.error("unsupported target type " + dtype_name(to));
-    infer_same_shape(ctx, to);
+  return OpSchema{
+      .name = "CastLike",
+      .since = 15,
+      .min_inputs = 2,
+      .max_inputs = 2,
+      .max_outputs = 1,
+      .types = all_dtypes(),
+      .infer =
+          [](InferContext& ctx) {
+            DType to = ctx.input_dtype(1);
+            if (!dtype_is_supported(static_cast<int32_t>(to)) && to != DType::kUndefined)
+              throw ctx.error("unsupported target type " + dtype_name(to));
+            infer_same_shape(ctx, to);
+          },
+      .compute = [](KernelContext& ctx) { cast_tensor(ctx, ctx.input(0), ctx.input(1).dtype()); },
   };
-  s.compute = [](KernelContext& ctx) { cast_tensor(ctx, ctx.input(0), ctx.input(1).dtype()); };
-  return s;
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

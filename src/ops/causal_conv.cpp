@@ -61,32 +61,34 @@ void causal_conv(KernelContext& ctx) {
 }  // namespace
 
 KILN_OP(CausalConvWithState) {
-  OpSchema s;
-  s.name = "CausalConvWithState";
-  s.since = 27;
-  s.min_inputs = 2;
-  s.max_inputs = 4;
-  s.max_outputs = 2;
-  s.types = float_dtypes();
-  s.check = [](const Node& n) -> std::string {
-    std::string a = n.attr_string("activation", "none");
-    if (a != "none" && a != "silu" && a != "swish") return "activation must be none, silu or swish, got '" + a + "'";
-    return "";
+  return OpSchema{
+      .name = "CausalConvWithState",
+      .since = 27,
+      .min_inputs = 2,
+      .max_inputs = 4,
+      .max_outputs = 2,
+      .types = float_dtypes(),
+      .check = [](const Node& n) -> std::string {
+        std::string a = n.attr_string("activation", "none");
+        if (a != "none" && a != "silu" && a != "swish")
+          return "activation must be none, silu or swish, got '" + a + "'";
+        return "";
+      },
+      .infer =
+          [](InferContext& ctx) {
+            const ValueType& x = ctx.input_type(0);
+            ctx.set_output(0, x);
+            Dim batch = Dim::unknown(), ch = Dim::unknown(), pad = Dim::unknown();
+            if (x.shape && x.shape->size() == 3) {
+              batch = (*x.shape)[0];
+              ch = (*x.shape)[1];
+            }
+            const ValueType& w = ctx.input_type(1);
+            if (w.shape && w.shape->size() == 3 && (*w.shape)[2].is_known()) pad = Dim::known((*w.shape)[2].value - 1);
+            ctx.set_output(1, x.dtype, DimVector{batch, ch, pad});
+          },
+      .compute = causal_conv,
   };
-  s.infer = [](InferContext& ctx) {
-    const ValueType& x = ctx.input_type(0);
-    ctx.set_output(0, x);
-    Dim batch = Dim::unknown(), ch = Dim::unknown(), pad = Dim::unknown();
-    if (x.shape && x.shape->size() == 3) {
-      batch = (*x.shape)[0];
-      ch = (*x.shape)[1];
-    }
-    const ValueType& w = ctx.input_type(1);
-    if (w.shape && w.shape->size() == 3 && (*w.shape)[2].is_known()) pad = Dim::known((*w.shape)[2].value - 1);
-    ctx.set_output(1, x.dtype, DimVector{batch, ch, pad});
-  };
-  s.compute = causal_conv;
-  return s;
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

@@ -64,75 +64,81 @@ void clip_input_kernel(KernelContext& ctx) {
 }  // namespace
 
 KILN_OP(Clip_1) {
-  OpSchema s;
-  s.name = "Clip";
-  s.since = 1;
-  s.until = 10;
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.infer = [](InferContext& ctx) { infer_same_as_input(ctx); };
-  s.compute = clip_attr_kernel;
-  return s;
+  return OpSchema{
+      .name = "Clip",
+      .since = 1,
+      .until = 10,
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .infer = [](InferContext& ctx) { infer_same_as_input(ctx); },
+      .compute = clip_attr_kernel,
+  };
 }
 
 KILN_OP(Clip_11) {
-  OpSchema s;
-  s.name = "Clip";
-  s.since = 11;
-  s.min_inputs = 1;
-  s.max_inputs = 3;
-  s.max_outputs = 1;
-  s.types = numeric_dtypes();
-  s.infer = [](InferContext& ctx) {
-    for (size_t i = 1; i < 3; ++i)
-      if (ctx.has_input(i) && ctx.input_dtype(i) != ctx.input_dtype(0) && ctx.input_dtype(i) != DType::kUndefined)
-        throw ctx.error("bound " + std::to_string(i) + " has type " + dtype_name(ctx.input_dtype(i)) + ", input " +
-                        dtype_name(ctx.input_dtype(0)));
-    infer_same_as_input(ctx);
+  return OpSchema{
+      .name = "Clip",
+      .since = 11,
+      .min_inputs = 1,
+      .max_inputs = 3,
+      .max_outputs = 1,
+      .types = numeric_dtypes(),
+      .infer =
+          [](InferContext& ctx) {
+            for (size_t i = 1; i < 3; ++i)
+              if (ctx.has_input(i) && ctx.input_dtype(i) != ctx.input_dtype(0) &&
+                  ctx.input_dtype(i) != DType::kUndefined)
+                throw ctx.error("bound " + std::to_string(i) + " has type " + dtype_name(ctx.input_dtype(i)) +
+                                ", input " + dtype_name(ctx.input_dtype(0)));
+            infer_same_as_input(ctx);
+          },
+      .compute = clip_input_kernel,
   };
-  s.compute = clip_input_kernel;
-  return s;
 }
 
 KILN_OP(Where) {
-  OpSchema s;
-  s.name = "Where";
-  s.since = 9;
-  s.min_inputs = s.max_inputs = 3;
-  s.max_outputs = 1;
-  s.types = all_dtypes();
-  s.type_input = 1;
-  s.infer = [](InferContext& ctx) {
-    if (ctx.input_dtype(0) != DType::kBool && ctx.input_dtype(0) != DType::kUndefined)
-      throw ctx.error("condition must be bool, got " + dtype_name(ctx.input_dtype(0)));
-    if (ctx.input_dtype(1) != ctx.input_dtype(2) && ctx.input_dtype(2) != DType::kUndefined)
-      throw ctx.error("X and Y types differ: " + dtype_name(ctx.input_dtype(1)) + " and " +
-                      dtype_name(ctx.input_dtype(2)));
-    ctx.set_output(0, ctx.input_dtype(1), broadcast_dims(ctx, {0, 1, 2}));
+  return OpSchema{
+      .name = "Where",
+      .since = 9,
+      .min_inputs = 3,
+      .max_inputs = 3,
+      .max_outputs = 1,
+      .types = all_dtypes(),
+      .type_input = 1,
+      .infer =
+          [](InferContext& ctx) {
+            if (ctx.input_dtype(0) != DType::kBool && ctx.input_dtype(0) != DType::kUndefined)
+              throw ctx.error("condition must be bool, got " + dtype_name(ctx.input_dtype(0)));
+            if (ctx.input_dtype(1) != ctx.input_dtype(2) && ctx.input_dtype(2) != DType::kUndefined)
+              throw ctx.error("X and Y types differ: " + dtype_name(ctx.input_dtype(1)) + " and " +
+                              dtype_name(ctx.input_dtype(2)));
+            ctx.set_output(0, ctx.input_dtype(1), broadcast_dims(ctx, {0, 1, 2}));
+          },
+      .compute =
+          [](KernelContext& ctx) {
+            const Tensor& c = ctx.input(0);
+            const Tensor& x = ctx.input(1);
+            const Tensor& y = ctx.input(2);
+            if (c.dtype() != DType::kBool) throw ctx.error("condition must be bool, got " + dtype_name(c.dtype()));
+            if (x.dtype() != y.dtype())
+              throw ctx.error("X and Y types differ: " + dtype_name(x.dtype()) + " and " + dtype_name(y.dtype()));
+            Shape out_shape = broadcast_shapes({c.shape(), x.shape(), y.shape()}, ctx.node());
+            dispatch<AllTypes>(x.dtype(), "Where", [&]<typename T>() {
+              Tensor& out = ctx.output(0, x.dtype(), out_shape);
+              const bool* pc = c.data<bool>();
+              const T* px = x.data<T>();
+              const T* py = y.data<T>();
+              T* po = out.data<T>();
+              std::vector<std::vector<int64_t>> st = {broadcast_strides(c.shape(), out_shape),
+                                                      broadcast_strides(x.shape(), out_shape),
+                                                      broadcast_strides(y.shape(), out_shape)};
+              for_each_broadcast(out_shape, st,
+                                 [&](int64_t i, const int64_t* off) { po[i] = pc[off[0]] ? px[off[1]] : py[off[2]]; });
+            });
+          },
   };
-  s.compute = [](KernelContext& ctx) {
-    const Tensor& c = ctx.input(0);
-    const Tensor& x = ctx.input(1);
-    const Tensor& y = ctx.input(2);
-    if (c.dtype() != DType::kBool) throw ctx.error("condition must be bool, got " + dtype_name(c.dtype()));
-    if (x.dtype() != y.dtype())
-      throw ctx.error("X and Y types differ: " + dtype_name(x.dtype()) + " and " + dtype_name(y.dtype()));
-    Shape out_shape = broadcast_shapes({c.shape(), x.shape(), y.shape()}, ctx.node());
-    dispatch<AllTypes>(x.dtype(), "Where", [&]<typename T>() {
-      Tensor& out = ctx.output(0, x.dtype(), out_shape);
-      const bool* pc = c.data<bool>();
-      const T* px = x.data<T>();
-      const T* py = y.data<T>();
-      T* po = out.data<T>();
-      std::vector<std::vector<int64_t>> st = {broadcast_strides(c.shape(), out_shape),
-                                              broadcast_strides(x.shape(), out_shape),
-                                              broadcast_strides(y.shape(), out_shape)};
-      for_each_broadcast(out_shape, st,
-                         [&](int64_t i, const int64_t* off) { po[i] = pc[off[0]] ? px[off[1]] : py[off[2]]; });
-    });
-  };
-  return s;
 }
 
 namespace {

@@ -66,29 +66,32 @@ KILN_OP(BitwiseXor) {
 }
 
 KILN_OP(BitShift) {
-  OpSchema s;
-  s.name = "BitShift";
-  s.since = 11;
-  s.min_inputs = s.max_inputs = 2;
-  s.max_outputs = 1;
-  s.types = unsigned_dtypes();
-  s.check = [](const Node& n) {
-    std::string d = n.attr_string("direction", "");
-    return d == "LEFT" || d == "RIGHT" ? std::string() : "direction must be 'LEFT' or 'RIGHT', got '" + d + "'";
+  return OpSchema{
+      .name = "BitShift",
+      .since = 11,
+      .min_inputs = 2,
+      .max_inputs = 2,
+      .max_outputs = 1,
+      .types = unsigned_dtypes(),
+      .check =
+          [](const Node& n) {
+            std::string d = n.attr_string("direction", "");
+            return d == "LEFT" || d == "RIGHT" ? std::string() : "direction must be 'LEFT' or 'RIGHT', got '" + d + "'";
+          },
+      .infer = [](InferContext& ctx) { infer_binary(ctx); },
+      .compute =
+          [](KernelContext& ctx) {
+            bool left = ctx.node().attr_string("direction", "") == "LEFT";
+            using Unsigned = TypeList<uint8_t, uint16_t, uint32_t, uint64_t>;
+            binary_elementwise<Unsigned>(ctx, [left](auto x, auto n) {
+              using T = decltype(x);
+              // Shifting by the bit width or more is undefined in C++; every bit is
+              // shifted out, so the result is 0.
+              if (n >= sizeof(T) * 8) return T(0);
+              return static_cast<T>(left ? x << n : x >> n);
+            });
+          },
   };
-  s.infer = [](InferContext& ctx) { infer_binary(ctx); };
-  s.compute = [](KernelContext& ctx) {
-    bool left = ctx.node().attr_string("direction", "") == "LEFT";
-    using Unsigned = TypeList<uint8_t, uint16_t, uint32_t, uint64_t>;
-    binary_elementwise<Unsigned>(ctx, [left](auto x, auto n) {
-      using T = decltype(x);
-      // Shifting by the bit width or more is undefined in C++; every bit is
-      // shifted out, so the result is 0.
-      if (n >= sizeof(T) * 8) return T(0);
-      return static_cast<T>(left ? x << n : x >> n);
-    });
-  };
-  return s;
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

@@ -431,41 +431,44 @@ void transpose_fast(const T* src, T* dst, const CollapsedTranspose& c, ThreadPoo
 }
 
 OpSchema transpose_schema() {
-  OpSchema s;
-  s.name = "Transpose";
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.infer = [](InferContext& ctx) {
-    const ValueType& in = ctx.input_type(0);
-    if (!in.shape) return ctx.set_output(0, in.dtype, std::nullopt);
-    auto perm = transpose_perm(ctx.node(), in.rank());
-    DimVector out;
-    for (int64_t p : perm) out.push_back((*in.shape)[static_cast<size_t>(p)]);
-    ctx.set_output(0, in.dtype, out);
+  return OpSchema{
+      .name = "Transpose",
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .infer =
+          [](InferContext& ctx) {
+            const ValueType& in = ctx.input_type(0);
+            if (!in.shape) return ctx.set_output(0, in.dtype, std::nullopt);
+            auto perm = transpose_perm(ctx.node(), in.rank());
+            DimVector out;
+            for (int64_t p : perm) out.push_back((*in.shape)[static_cast<size_t>(p)]);
+            ctx.set_output(0, in.dtype, out);
+          },
+      .compute =
+          [](KernelContext& ctx) {
+            const Tensor& x = ctx.input(0);
+            auto perm = transpose_perm(ctx.node(), x.rank());
+            std::vector<int64_t> in_strides = contiguous_strides(x.shape());
+            Shape out_shape;
+            std::vector<int64_t> strides;
+            for (int64_t p : perm) {
+              out_shape.push_back(x.shape()[static_cast<size_t>(p)]);
+              strides.push_back(in_strides[static_cast<size_t>(p)]);
+            }
+            dispatch_by_size(x.dtype(), "Transpose", [&]<typename T>() {
+              const T* px = x.data<T>();
+              if constexpr (std::is_trivially_copyable_v<T>) {
+                // Every element is written.
+                T* po = ctx.output_uninitialized(0, x.dtype(), out_shape).template data<T>();
+                transpose_fast(px, po, collapse_transpose(x.shape(), perm), ctx.thread_pool());
+              } else {  // std::string
+                T* po = ctx.output(0, x.dtype(), out_shape).template data<T>();
+                for_each_broadcast(out_shape, {strides}, [&](int64_t i, const int64_t* off) { po[i] = px[off[0]]; });
+              }
+            });
+          },
   };
-  s.compute = [](KernelContext& ctx) {
-    const Tensor& x = ctx.input(0);
-    auto perm = transpose_perm(ctx.node(), x.rank());
-    std::vector<int64_t> in_strides = contiguous_strides(x.shape());
-    Shape out_shape;
-    std::vector<int64_t> strides;
-    for (int64_t p : perm) {
-      out_shape.push_back(x.shape()[static_cast<size_t>(p)]);
-      strides.push_back(in_strides[static_cast<size_t>(p)]);
-    }
-    dispatch_by_size(x.dtype(), "Transpose", [&]<typename T>() {
-      const T* px = x.data<T>();
-      if constexpr (std::is_trivially_copyable_v<T>) {
-        // Every element is written.
-        T* po = ctx.output_uninitialized(0, x.dtype(), out_shape).template data<T>();
-        transpose_fast(px, po, collapse_transpose(x.shape(), perm), ctx.thread_pool());
-      } else {  // std::string
-        T* po = ctx.output(0, x.dtype(), out_shape).template data<T>();
-        for_each_broadcast(out_shape, {strides}, [&](int64_t i, const int64_t* off) { po[i] = px[off[0]]; });
-      }
-    });
-  };
-  return s;
 }
 
 // ----------------------------------------------------------------------- Tile

@@ -569,52 +569,54 @@ void infer_scan8(InferContext& ctx) {
 }  // namespace
 
 KILN_OP(If) {
-  OpSchema s;
-  s.name = "If";
-  s.min_inputs = s.max_inputs = 1;
-  s.min_outputs = 1;
-  s.types = {DType::kBool};
-  s.check = [](const Node& n) {
-    std::string r = check_body(n, "then_branch", 0, n.outputs.size());
-    return r.empty() ? check_body(n, "else_branch", 0, n.outputs.size()) : r;
+  return OpSchema{
+      .name = "If",
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .min_outputs = 1,
+      .types = {DType::kBool},
+      .check =
+          [](const Node& n) {
+            std::string r = check_body(n, "then_branch", 0, n.outputs.size());
+            return r.empty() ? check_body(n, "else_branch", 0, n.outputs.size()) : r;
+          },
+      .infer = infer_if,
+      .make_kernel = [](const Node& n, BuildContext& bc) { return std::make_unique<IfKernel>(n, bc); },
   };
-  s.infer = infer_if;
-  s.make_kernel = [](const Node& n, BuildContext& bc) { return std::make_unique<IfKernel>(n, bc); };
-  return s;
 }
 
 KILN_OP(Loop) {
-  OpSchema s;
-  s.name = "Loop";
-  s.min_inputs = 2;
-  s.min_outputs = 0;
-  s.check = check_loop;
-  s.infer = infer_loop;
-  s.make_kernel = [](const Node& n, BuildContext& bc) { return std::make_unique<LoopKernel>(n, bc); };
-  return s;
+  return OpSchema{
+      .name = "Loop",
+      .min_inputs = 2,
+      .min_outputs = 0,
+      .check = check_loop,
+      .infer = infer_loop,
+      .make_kernel = [](const Node& n, BuildContext& bc) { return std::make_unique<LoopKernel>(n, bc); },
+  };
 }
 
 KILN_OP(Scan_8) {
-  OpSchema s;
-  s.name = "Scan";
-  s.since = 8;
-  s.until = 8;
-  s.min_inputs = 2;
-  s.check = [](const Node& n) { return check_scan(n, 1); };
-  s.infer = infer_scan8;
-  s.make_kernel = [](const Node& n, BuildContext& bc) { return std::make_unique<Scan8Kernel>(n, bc); };
-  return s;
+  return OpSchema{
+      .name = "Scan",
+      .since = 8,
+      .until = 8,
+      .min_inputs = 2,
+      .check = [](const Node& n) { return check_scan(n, 1); },
+      .infer = infer_scan8,
+      .make_kernel = [](const Node& n, BuildContext& bc) { return std::make_unique<Scan8Kernel>(n, bc); },
+  };
 }
 
 KILN_OP(Scan_9) {
-  OpSchema s;
-  s.name = "Scan";
-  s.since = 9;
-  s.min_inputs = 1;
-  s.check = [](const Node& n) { return check_scan(n, 0); };
-  s.infer = infer_scan9;
-  s.make_kernel = [](const Node& n, BuildContext& bc) { return std::make_unique<Scan9Kernel>(n, bc); };
-  return s;
+  return OpSchema{
+      .name = "Scan",
+      .since = 9,
+      .min_inputs = 1,
+      .check = [](const Node& n) { return check_scan(n, 0); },
+      .infer = infer_scan9,
+      .make_kernel = [](const Node& n, BuildContext& bc) { return std::make_unique<Scan9Kernel>(n, bc); },
+  };
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

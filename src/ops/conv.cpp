@@ -208,16 +208,16 @@ class ConvKernel : public Kernel {
 }  // namespace
 
 KILN_OP(Conv) {
-  OpSchema s;
-  s.name = "Conv";
-  s.min_inputs = 2;
-  s.max_inputs = 3;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.infer = infer_conv;
-  s.compute = compute_conv;
-  s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<ConvKernel>(node); };
-  return s;
+  return OpSchema{
+      .name = "Conv",
+      .min_inputs = 2,
+      .max_inputs = 3,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .infer = infer_conv,
+      .compute = compute_conv,
+      .make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<ConvKernel>(node); },
+  };
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

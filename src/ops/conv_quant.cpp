@@ -122,29 +122,29 @@ void infer_qconv(InferContext& ctx, size_t wi, DType out) {
 }  // namespace
 
 KILN_OP(ConvInteger) {
-  OpSchema s;
-  s.name = "ConvInteger";
-  s.since = 10;
-  s.min_inputs = 2;
-  s.max_inputs = 4;
-  s.max_outputs = 1;
-  s.types = {DType::kUInt8, DType::kInt8};
-  s.infer = [](InferContext& ctx) { infer_qconv(ctx, 1, DType::kInt32); };
-  s.compute = compute_conv_integer;
-  return s;
+  return OpSchema{
+      .name = "ConvInteger",
+      .since = 10,
+      .min_inputs = 2,
+      .max_inputs = 4,
+      .max_outputs = 1,
+      .types = {DType::kUInt8, DType::kInt8},
+      .infer = [](InferContext& ctx) { infer_qconv(ctx, 1, DType::kInt32); },
+      .compute = compute_conv_integer,
+  };
 }
 
 KILN_OP(QLinearConv) {
-  OpSchema s;
-  s.name = "QLinearConv";
-  s.since = 10;
-  s.min_inputs = 8;
-  s.max_inputs = 9;
-  s.max_outputs = 1;
-  s.types = {DType::kUInt8, DType::kInt8};
-  s.infer = [](InferContext& ctx) { infer_qconv(ctx, 3, ctx.input_dtype(7)); };
-  s.compute = compute_qlinear_conv;
-  return s;
+  return OpSchema{
+      .name = "QLinearConv",
+      .since = 10,
+      .min_inputs = 8,
+      .max_inputs = 9,
+      .max_outputs = 1,
+      .types = {DType::kUInt8, DType::kInt8},
+      .infer = [](InferContext& ctx) { infer_qconv(ctx, 3, ctx.input_dtype(7)); },
+      .compute = compute_qlinear_conv,
+  };
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

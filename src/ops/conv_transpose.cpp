@@ -196,15 +196,15 @@ void compute_conv_transpose(KernelContext& ctx) {
 }  // namespace
 
 KILN_OP(ConvTranspose) {
-  OpSchema s;
-  s.name = "ConvTranspose";
-  s.min_inputs = 2;
-  s.max_inputs = 3;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.infer = infer_conv_transpose;
-  s.compute = compute_conv_transpose;
-  return s;
+  return OpSchema{
+      .name = "ConvTranspose",
+      .min_inputs = 2,
+      .max_inputs = 3,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .infer = infer_conv_transpose,
+      .compute = compute_conv_transpose,
+  };
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

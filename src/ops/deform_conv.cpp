@@ -206,21 +206,21 @@ void compute_deform_conv(KernelContext& ctx) {
 }  // namespace
 
 KILN_OP(DeformConv) {
-  OpSchema s;
-  s.name = "DeformConv";
-  s.since = 19;
-  s.min_inputs = 3;
-  s.max_inputs = 5;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.check = [](const Node& n) -> std::string {
-    if (n.attr_int("group", 1) <= 0) return "group must be positive";
-    if (n.attr_int("offset_group", 1) <= 0) return "offset_group must be positive";
-    return "";
+  return OpSchema{
+      .name = "DeformConv",
+      .since = 19,
+      .min_inputs = 3,
+      .max_inputs = 5,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .check = [](const Node& n) -> std::string {
+        if (n.attr_int("group", 1) <= 0) return "group must be positive";
+        if (n.attr_int("offset_group", 1) <= 0) return "offset_group must be positive";
+        return "";
+      },
+      .infer = infer_deform_conv,
+      .compute = compute_deform_conv,
   };
-  s.infer = infer_deform_conv;
-  s.compute = compute_deform_conv;
-  return s;
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

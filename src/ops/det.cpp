@@ -50,20 +50,22 @@ void det_compute(KernelContext& ctx) {
 }  // namespace
 
 KILN_OP(Det) {
-  OpSchema s;
-  s.name = "Det";
-  s.since = 11;
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.infer = [](InferContext& ctx) {
-    const ValueType& t = ctx.input_type(0);
-    if (!t.shape) return ctx.set_output(0, t.dtype, std::nullopt);
-    if (t.rank() < 2) throw ctx.error("input must have rank >= 2, got " + std::to_string(t.rank()));
-    ctx.set_output(0, t.dtype, DimVector(t.shape->begin(), t.shape->end() - 2));
+  return OpSchema{
+      .name = "Det",
+      .since = 11,
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .infer =
+          [](InferContext& ctx) {
+            const ValueType& t = ctx.input_type(0);
+            if (!t.shape) return ctx.set_output(0, t.dtype, std::nullopt);
+            if (t.rank() < 2) throw ctx.error("input must have rank >= 2, got " + std::to_string(t.rank()));
+            ctx.set_output(0, t.dtype, DimVector(t.shape->begin(), t.shape->end() - 2));
+          },
+      .compute = det_compute,
   };
-  s.compute = det_compute;
-  return s;
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

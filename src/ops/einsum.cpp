@@ -219,18 +219,19 @@ void einsum_infer(InferContext& ctx) {
 }  // namespace
 
 KILN_OP(Einsum) {
-  OpSchema s;
-  s.name = "Einsum";
-  s.since = 12;
-  s.min_inputs = 1;
-  s.max_outputs = 1;
-  s.types = numeric_dtypes();
-  s.check = [](const Node& n) {
-    return n.has_attr("equation") ? std::string() : std::string("attribute equation is required");
+  return OpSchema{
+      .name = "Einsum",
+      .since = 12,
+      .min_inputs = 1,
+      .max_outputs = 1,
+      .types = numeric_dtypes(),
+      .check =
+          [](const Node& n) {
+            return n.has_attr("equation") ? std::string() : std::string("attribute equation is required");
+          },
+      .infer = einsum_infer,
+      .compute = einsum_compute,
   };
-  s.infer = einsum_infer;
-  s.compute = einsum_compute;
-  return s;
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

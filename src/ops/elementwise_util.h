@@ -32,32 +32,34 @@ inline std::vector<DType> pod_dtypes() {
 // to acc_t<T> for every T of List.
 template <typename List, typename F>
 OpSchema unary_schema(const char* name, int since, std::vector<DType> types, F f) {
-  OpSchema s;
-  s.name = name;
-  s.since = since;
-  s.until = INT_MAX;
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.types = std::move(types);
-  s.infer = [](InferContext& ctx) { infer_same_as_input(ctx); };
-  s.compute = [f](KernelContext& ctx) { unary_elementwise<List>(ctx, f); };
-  return s;
+  return OpSchema{
+      .name = name,
+      .since = since,
+      .until = INT_MAX,
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .types = std::move(types),
+      .infer = [](InferContext& ctx) { infer_same_as_input(ctx); },
+      .compute = [f](KernelContext& ctx) { unary_elementwise<List>(ctx, f); },
+  };
 }
 
 // Like unary_schema, but `make(node)` builds the scalar function from the
 // node's attributes once per call (alpha, beta, ...).
 template <typename List, typename Make>
 OpSchema unary_attr_schema(const char* name, int since, std::vector<DType> types, Make make) {
-  OpSchema s;
-  s.name = name;
-  s.since = since;
-  s.until = INT_MAX;
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.types = std::move(types);
-  s.infer = [](InferContext& ctx) { infer_same_as_input(ctx); };
-  s.compute = [make](KernelContext& ctx) { unary_elementwise<List>(ctx, make(ctx.node())); };
-  return s;
+  return OpSchema{
+      .name = name,
+      .since = since,
+      .until = INT_MAX,
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .types = std::move(types),
+      .infer = [](InferContext& ctx) { infer_same_as_input(ctx); },
+      .compute = [make](KernelContext& ctx) { unary_elementwise<List>(ctx, make(ctx.node())); },
+  };
 }
 
 // Binary kernel applying the opset < 7 `broadcast`/`axis` attributes first.
@@ -77,22 +79,24 @@ void binary_legacy(KernelContext& ctx, F f) {
 // or legacy broadcasting below opset 7.
 template <typename List, bool OutBool = false, typename F>
 OpSchema binary_schema(const char* name, int since, int until, std::vector<DType> types, F f) {
-  OpSchema s;
-  s.name = name;
-  s.since = since;
-  s.until = until;
-  s.min_inputs = s.max_inputs = 2;
-  s.max_outputs = 1;
-  s.types = std::move(types);
-  s.infer = [](InferContext& ctx) {
-    if (ctx.input_dtype(0) != ctx.input_dtype(1) && ctx.input_dtype(1) != DType::kUndefined &&
-        ctx.input_dtype(0) != DType::kUndefined)
-      throw ctx.error("input types differ: " + dtype_name(ctx.input_dtype(0)) + " and " +
-                      dtype_name(ctx.input_dtype(1)));
-    infer_binary(ctx, OutBool);
+  return OpSchema{
+      .name = name,
+      .since = since,
+      .until = until,
+      .min_inputs = 2,
+      .max_inputs = 2,
+      .max_outputs = 1,
+      .types = std::move(types),
+      .infer =
+          [](InferContext& ctx) {
+            if (ctx.input_dtype(0) != ctx.input_dtype(1) && ctx.input_dtype(1) != DType::kUndefined &&
+                ctx.input_dtype(0) != DType::kUndefined)
+              throw ctx.error("input types differ: " + dtype_name(ctx.input_dtype(0)) + " and " +
+                              dtype_name(ctx.input_dtype(1)));
+            infer_binary(ctx, OutBool);
+          },
+      .compute = [f](KernelContext& ctx) { binary_legacy<List, OutBool>(ctx, f); },
   };
-  s.compute = [f](KernelContext& ctx) { binary_legacy<List, OutBool>(ctx, f); };
-  return s;
 }
 
 // double -> integer T without undefined behaviour: NaN gives 0, values

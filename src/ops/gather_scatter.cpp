@@ -23,75 +23,81 @@ int64_t checked_index(const Ctx& ctx, int64_t v, int64_t n, const char* what, in
 // --------------------------------------------------------------------- Gather
 
 OpSchema gather_schema() {
-  OpSchema s;
-  s.name = "Gather";
-  s.min_inputs = s.max_inputs = 2;
-  s.max_outputs = 1;
-  s.infer = [](InferContext& ctx) {
-    const ValueType& d = ctx.input_type(0);
-    const ValueType& ix = ctx.input_type(1);
-    if (!d.shape || !ix.shape) return ctx.set_output(0, d.dtype, std::nullopt);
-    int64_t axis = normalize_axis(ctx.node().attr_int("axis", 0), d.rank(), ctx.node());
-    DimVector out(d.shape->begin(), d.shape->begin() + axis);
-    out.insert(out.end(), ix.shape->begin(), ix.shape->end());
-    out.insert(out.end(), d.shape->begin() + axis + 1, d.shape->end());
-    ctx.set_output(0, d.dtype, out);
+  return OpSchema{
+      .name = "Gather",
+      .min_inputs = 2,
+      .max_inputs = 2,
+      .max_outputs = 1,
+      .infer =
+          [](InferContext& ctx) {
+            const ValueType& d = ctx.input_type(0);
+            const ValueType& ix = ctx.input_type(1);
+            if (!d.shape || !ix.shape) return ctx.set_output(0, d.dtype, std::nullopt);
+            int64_t axis = normalize_axis(ctx.node().attr_int("axis", 0), d.rank(), ctx.node());
+            DimVector out(d.shape->begin(), d.shape->begin() + axis);
+            out.insert(out.end(), ix.shape->begin(), ix.shape->end());
+            out.insert(out.end(), d.shape->begin() + axis + 1, d.shape->end());
+            ctx.set_output(0, d.dtype, out);
+          },
+      .compute =
+          [](KernelContext& ctx) {
+            const Tensor& x = ctx.input(0);
+            std::vector<int64_t> idx = read_ints(ctx.input(1), ctx, "Gather indices");
+            int64_t axis = normalize_axis(ctx.node().attr_int("axis", 0), x.rank(), ctx.node());
+            int64_t n = x.dim(static_cast<int>(axis));
+            for (size_t i = 0; i < idx.size(); ++i)
+              idx[i] = checked_index(ctx, idx[i], n, "indices", static_cast<int64_t>(i));
+            Shape out_shape(x.shape().begin(), x.shape().begin() + axis);
+            const Shape& is = ctx.input(1).shape();
+            out_shape.insert(out_shape.end(), is.begin(), is.end());
+            out_shape.insert(out_shape.end(), x.shape().begin() + axis + 1, x.shape().end());
+            Tensor& out = ctx.output(0, x.dtype(), out_shape);
+            int64_t outer = 1, inner = 1;
+            for (int64_t d = 0; d < axis; ++d) outer *= x.dim(static_cast<int>(d));
+            for (int64_t d = axis + 1; d < x.rank(); ++d) inner *= x.dim(static_cast<int>(d));
+            int64_t k = static_cast<int64_t>(idx.size());
+            for (int64_t o = 0; o < outer; ++o)
+              for (int64_t j = 0; j < k; ++j)
+                copy_elements(x, (o * n + idx[static_cast<size_t>(j)]) * inner, out, (o * k + j) * inner, inner);
+          },
   };
-  s.compute = [](KernelContext& ctx) {
-    const Tensor& x = ctx.input(0);
-    std::vector<int64_t> idx = read_ints(ctx.input(1), ctx, "Gather indices");
-    int64_t axis = normalize_axis(ctx.node().attr_int("axis", 0), x.rank(), ctx.node());
-    int64_t n = x.dim(static_cast<int>(axis));
-    for (size_t i = 0; i < idx.size(); ++i) idx[i] = checked_index(ctx, idx[i], n, "indices", static_cast<int64_t>(i));
-    Shape out_shape(x.shape().begin(), x.shape().begin() + axis);
-    const Shape& is = ctx.input(1).shape();
-    out_shape.insert(out_shape.end(), is.begin(), is.end());
-    out_shape.insert(out_shape.end(), x.shape().begin() + axis + 1, x.shape().end());
-    Tensor& out = ctx.output(0, x.dtype(), out_shape);
-    int64_t outer = 1, inner = 1;
-    for (int64_t d = 0; d < axis; ++d) outer *= x.dim(static_cast<int>(d));
-    for (int64_t d = axis + 1; d < x.rank(); ++d) inner *= x.dim(static_cast<int>(d));
-    int64_t k = static_cast<int64_t>(idx.size());
-    for (int64_t o = 0; o < outer; ++o)
-      for (int64_t j = 0; j < k; ++j)
-        copy_elements(x, (o * n + idx[static_cast<size_t>(j)]) * inner, out, (o * k + j) * inner, inner);
-  };
-  return s;
 }
 
 // ------------------------------------------------------------- GatherElements
 
 OpSchema gather_elements_schema() {
-  OpSchema s;
-  s.name = "GatherElements";
-  s.since = 11;
-  s.min_inputs = s.max_inputs = 2;
-  s.max_outputs = 1;
-  s.infer = [](InferContext& ctx) { ctx.set_output(0, ctx.input_dtype(0), ctx.input_type(1).shape); };
-  s.compute = [](KernelContext& ctx) {
-    const Tensor& x = ctx.input(0);
-    const Tensor& it = ctx.input(1);
-    std::vector<int64_t> idx = read_ints(it, ctx, "GatherElements indices");
-    if (it.rank() != x.rank())
-      throw ctx.error("indices rank " + std::to_string(it.rank()) + " differs from data rank " +
-                      std::to_string(x.rank()));
-    int64_t axis = normalize_axis(ctx.node().attr_int("axis", 0), x.rank(), ctx.node());
-    for (int d = 0; d < x.rank(); ++d)
-      if (d != axis && it.dim(d) > x.dim(d))
-        throw ctx.error("indices dim " + std::to_string(d) + " (" + std::to_string(it.dim(d)) + ") exceeds data's (" +
-                        std::to_string(x.dim(d)) + ")");
-    std::vector<int64_t> st = contiguous_strides(x.shape());
-    int64_t n = x.dim(static_cast<int>(axis));
-    Tensor& out = ctx.output(0, x.dtype(), it.shape());
-    for_each_index(it.shape(), [&](const int64_t* ix, int64_t i) {
-      int64_t off = 0;
-      for (int d = 0; d < x.rank(); ++d)
-        off += (d == axis ? checked_index(ctx, idx[static_cast<size_t>(i)], n, "indices", i) : ix[d]) *
-               st[static_cast<size_t>(d)];
-      copy_elements(x, off, out, i, 1);
-    });
+  return OpSchema{
+      .name = "GatherElements",
+      .since = 11,
+      .min_inputs = 2,
+      .max_inputs = 2,
+      .max_outputs = 1,
+      .infer = [](InferContext& ctx) { ctx.set_output(0, ctx.input_dtype(0), ctx.input_type(1).shape); },
+      .compute =
+          [](KernelContext& ctx) {
+            const Tensor& x = ctx.input(0);
+            const Tensor& it = ctx.input(1);
+            std::vector<int64_t> idx = read_ints(it, ctx, "GatherElements indices");
+            if (it.rank() != x.rank())
+              throw ctx.error("indices rank " + std::to_string(it.rank()) + " differs from data rank " +
+                              std::to_string(x.rank()));
+            int64_t axis = normalize_axis(ctx.node().attr_int("axis", 0), x.rank(), ctx.node());
+            for (int d = 0; d < x.rank(); ++d)
+              if (d != axis && it.dim(d) > x.dim(d))
+                throw ctx.error("indices dim " + std::to_string(d) + " (" + std::to_string(it.dim(d)) +
+                                ") exceeds data's (" + std::to_string(x.dim(d)) + ")");
+            std::vector<int64_t> st = contiguous_strides(x.shape());
+            int64_t n = x.dim(static_cast<int>(axis));
+            Tensor& out = ctx.output(0, x.dtype(), it.shape());
+            for_each_index(it.shape(), [&](const int64_t* ix, int64_t i) {
+              int64_t off = 0;
+              for (int d = 0; d < x.rank(); ++d)
+                off += (d == axis ? checked_index(ctx, idx[static_cast<size_t>(i)], n, "indices", i) : ix[d]) *
+                       st[static_cast<size_t>(d)];
+              copy_elements(x, off, out, i, 1);
+            });
+          },
   };
-  return s;
 }
 
 // ------------------------------------------------------------------- GatherND
@@ -217,94 +223,100 @@ void dispatch_reduction(DType t, Reduction r, const std::string& what, F&& f) {
 // ---------------------------------------------------- Scatter/ScatterElements
 
 OpSchema scatter_elements_schema(const char* name, int since, int until) {
-  OpSchema s;
-  s.name = name;
-  s.since = since;
-  s.until = until;
-  s.min_inputs = s.max_inputs = 3;
-  s.max_outputs = 1;
-  s.check = reduction_check;
-  s.infer = [](InferContext& ctx) { infer_same_as_input(ctx); };
-  s.compute = [](KernelContext& ctx) {
-    const Tensor& x = ctx.input(0);
-    const Tensor& it = ctx.input(1);
-    const Tensor& up = ctx.input(2);
-    Reduction red = reduction_of(ctx.node());
-    std::vector<int64_t> idx = read_ints(it, ctx, "indices");
-    if (it.shape() != up.shape())
-      throw ctx.error("indices shape " + shape_str(it.shape()) + " differs from updates shape " +
-                      shape_str(up.shape()));
-    if (up.dtype() != x.dtype()) throw ctx.error("updates type differs from data type");
-    if (it.rank() != x.rank())
-      throw ctx.error("indices rank " + std::to_string(it.rank()) + " differs from data rank " +
-                      std::to_string(x.rank()));
-    int64_t axis = normalize_axis(ctx.node().attr_int("axis", 0), x.rank(), ctx.node());
-    for (int d = 0; d < x.rank(); ++d)
-      if (d != axis && it.dim(d) > x.dim(d)) throw ctx.error("indices dim " + std::to_string(d) + " exceeds data's");
-    std::vector<int64_t> st = contiguous_strides(x.shape());
-    int64_t n = x.dim(static_cast<int>(axis));
-    Tensor out = x.clone();
-    dispatch_reduction(x.dtype(), red, ctx.node().op_type, [&]<typename T>() {
-      T* po = out.data<T>();
-      const T* pu = up.data<T>();
-      for_each_index(it.shape(), [&](const int64_t* ix, int64_t i) {
-        int64_t off = 0;
-        for (int d = 0; d < x.rank(); ++d)
-          off += (d == axis ? checked_index(ctx, idx[static_cast<size_t>(i)], n, "indices", i) : ix[d]) *
-                 st[static_cast<size_t>(d)];
-        reduce_into(po[off], pu[i], red);
-      });
-    });
-    ctx.set_output(0, std::move(out));
+  return OpSchema{
+      .name = name,
+      .since = since,
+      .until = until,
+      .min_inputs = 3,
+      .max_inputs = 3,
+      .max_outputs = 1,
+      .check = reduction_check,
+      .infer = [](InferContext& ctx) { infer_same_as_input(ctx); },
+      .compute =
+          [](KernelContext& ctx) {
+            const Tensor& x = ctx.input(0);
+            const Tensor& it = ctx.input(1);
+            const Tensor& up = ctx.input(2);
+            Reduction red = reduction_of(ctx.node());
+            std::vector<int64_t> idx = read_ints(it, ctx, "indices");
+            if (it.shape() != up.shape())
+              throw ctx.error("indices shape " + shape_str(it.shape()) + " differs from updates shape " +
+                              shape_str(up.shape()));
+            if (up.dtype() != x.dtype()) throw ctx.error("updates type differs from data type");
+            if (it.rank() != x.rank())
+              throw ctx.error("indices rank " + std::to_string(it.rank()) + " differs from data rank " +
+                              std::to_string(x.rank()));
+            int64_t axis = normalize_axis(ctx.node().attr_int("axis", 0), x.rank(), ctx.node());
+            for (int d = 0; d < x.rank(); ++d)
+              if (d != axis && it.dim(d) > x.dim(d))
+                throw ctx.error("indices dim " + std::to_string(d) + " exceeds data's");
+            std::vector<int64_t> st = contiguous_strides(x.shape());
+            int64_t n = x.dim(static_cast<int>(axis));
+            Tensor out = x.clone();
+            dispatch_reduction(x.dtype(), red, ctx.node().op_type, [&]<typename T>() {
+              T* po = out.data<T>();
+              const T* pu = up.data<T>();
+              for_each_index(it.shape(), [&](const int64_t* ix, int64_t i) {
+                int64_t off = 0;
+                for (int d = 0; d < x.rank(); ++d)
+                  off += (d == axis ? checked_index(ctx, idx[static_cast<size_t>(i)], n, "indices", i) : ix[d]) *
+                         st[static_cast<size_t>(d)];
+                reduce_into(po[off], pu[i], red);
+              });
+            });
+            ctx.set_output(0, std::move(out));
+          },
   };
-  return s;
 }
 
 // ------------------------------------------------------------------ ScatterND
 
 OpSchema scatter_nd_schema(int since, int until) {
-  OpSchema s;
-  s.name = "ScatterND";
-  s.since = since;
-  s.until = until;
-  s.min_inputs = s.max_inputs = 3;
-  s.max_outputs = 1;
-  s.check = reduction_check;
-  s.infer = [](InferContext& ctx) { infer_same_as_input(ctx); };
-  s.compute = [](KernelContext& ctx) {
-    const Tensor& x = ctx.input(0);
-    const Tensor& it = ctx.input(1);
-    const Tensor& up = ctx.input(2);
-    Reduction red = reduction_of(ctx.node());
-    std::vector<int64_t> idx = read_ints(it, ctx, "indices");
-    if (it.rank() < 1) throw ctx.error("indices must have rank >= 1");
-    int64_t k = it.shape().back();
-    if (k > x.rank())
-      throw ctx.error("index depth " + std::to_string(k) + " exceeds data rank " + std::to_string(x.rank()));
-    Shape want(it.shape().begin(), it.shape().end() - 1);
-    want.insert(want.end(), x.shape().begin() + k, x.shape().end());
-    if (up.shape() != want) throw ctx.error("updates shape " + shape_str(up.shape()) + " should be " + shape_str(want));
-    if (up.dtype() != x.dtype()) throw ctx.error("updates type differs from data type");
-    int64_t inner = shape_numel(Shape(x.shape().begin() + k, x.shape().end()));
-    int64_t tuples = shape_numel(Shape(it.shape().begin(), it.shape().end() - 1));
-    std::vector<int64_t> st = contiguous_strides(x.shape());
-    Tensor out = x.clone();
-    dispatch_reduction(x.dtype(), red, "ScatterND", [&]<typename T>() {
-      T* po = out.data<T>();
-      const T* pu = up.data<T>();
-      for (int64_t t = 0; t < tuples; ++t) {
-        int64_t off = 0;
-        for (int64_t j = 0; j < k; ++j) {
-          int64_t pos = t * k + j;
-          off += checked_index(ctx, idx[static_cast<size_t>(pos)], x.dim(static_cast<int>(j)), "indices", pos) *
-                 st[static_cast<size_t>(j)];
-        }
-        for (int64_t e = 0; e < inner; ++e) reduce_into(po[off + e], pu[t * inner + e], red);
-      }
-    });
-    ctx.set_output(0, std::move(out));
+  return OpSchema{
+      .name = "ScatterND",
+      .since = since,
+      .until = until,
+      .min_inputs = 3,
+      .max_inputs = 3,
+      .max_outputs = 1,
+      .check = reduction_check,
+      .infer = [](InferContext& ctx) { infer_same_as_input(ctx); },
+      .compute =
+          [](KernelContext& ctx) {
+            const Tensor& x = ctx.input(0);
+            const Tensor& it = ctx.input(1);
+            const Tensor& up = ctx.input(2);
+            Reduction red = reduction_of(ctx.node());
+            std::vector<int64_t> idx = read_ints(it, ctx, "indices");
+            if (it.rank() < 1) throw ctx.error("indices must have rank >= 1");
+            int64_t k = it.shape().back();
+            if (k > x.rank())
+              throw ctx.error("index depth " + std::to_string(k) + " exceeds data rank " + std::to_string(x.rank()));
+            Shape want(it.shape().begin(), it.shape().end() - 1);
+            want.insert(want.end(), x.shape().begin() + k, x.shape().end());
+            if (up.shape() != want)
+              throw ctx.error("updates shape " + shape_str(up.shape()) + " should be " + shape_str(want));
+            if (up.dtype() != x.dtype()) throw ctx.error("updates type differs from data type");
+            int64_t inner = shape_numel(Shape(x.shape().begin() + k, x.shape().end()));
+            int64_t tuples = shape_numel(Shape(it.shape().begin(), it.shape().end() - 1));
+            std::vector<int64_t> st = contiguous_strides(x.shape());
+            Tensor out = x.clone();
+            dispatch_reduction(x.dtype(), red, "ScatterND", [&]<typename T>() {
+              T* po = out.data<T>();
+              const T* pu = up.data<T>();
+              for (int64_t t = 0; t < tuples; ++t) {
+                int64_t off = 0;
+                for (int64_t j = 0; j < k; ++j) {
+                  int64_t pos = t * k + j;
+                  off += checked_index(ctx, idx[static_cast<size_t>(pos)], x.dim(static_cast<int>(j)), "indices", pos) *
+                         st[static_cast<size_t>(j)];
+                }
+                for (int64_t e = 0; e < inner; ++e) reduce_into(po[off + e], pu[t * inner + e], red);
+              }
+            });
+            ctx.set_output(0, std::move(out));
+          },
   };
-  return s;
 }
 
 }  // namespace

@@ -151,16 +151,17 @@ void infer_grid_sample(InferContext& ctx) {
 }
 
 OpSchema grid_sample_schema(int since, int until) {
-  OpSchema s;
-  s.name = "GridSample";
-  s.since = since;
-  s.until = until;
-  s.min_inputs = s.max_inputs = 2;
-  s.max_outputs = 1;
-  s.types = numeric_dtypes();
-  s.infer = infer_grid_sample;
-  s.compute = compute_grid_sample;
-  return s;
+  return OpSchema{
+      .name = "GridSample",
+      .since = since,
+      .until = until,
+      .min_inputs = 2,
+      .max_inputs = 2,
+      .max_outputs = 1,
+      .types = numeric_dtypes(),
+      .infer = infer_grid_sample,
+      .compute = compute_grid_sample,
+  };
 }
 
 void compute_affine_grid(KernelContext& ctx) {
@@ -254,48 +255,52 @@ KILN_OP(GridSample_16) { return grid_sample_schema(16, 19); }
 KILN_OP(GridSample_20) { return grid_sample_schema(20, INT_MAX); }
 
 KILN_OP(AffineGrid) {
-  OpSchema s;
-  s.name = "AffineGrid";
-  s.since = 20;
-  s.min_inputs = s.max_inputs = 2;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.infer = [](InferContext& ctx) {
-    std::vector<int64_t> size;
-    std::optional<DimVector> dims;
-    if (ctx.input_ints(1, &size) && (size.size() == 4 || size.size() == 5)) {
-      dims = DimVector{Dim::known(size[0])};
-      for (size_t d = 2; d < size.size(); ++d) dims->push_back(Dim::known(size[d]));
-      dims->push_back(Dim::known(static_cast<int64_t>(size.size()) - 2));
-    }
-    ctx.set_output(0, ctx.input_dtype(0), dims);
+  return OpSchema{
+      .name = "AffineGrid",
+      .since = 20,
+      .min_inputs = 2,
+      .max_inputs = 2,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .infer =
+          [](InferContext& ctx) {
+            std::vector<int64_t> size;
+            std::optional<DimVector> dims;
+            if (ctx.input_ints(1, &size) && (size.size() == 4 || size.size() == 5)) {
+              dims = DimVector{Dim::known(size[0])};
+              for (size_t d = 2; d < size.size(); ++d) dims->push_back(Dim::known(size[d]));
+              dims->push_back(Dim::known(static_cast<int64_t>(size.size()) - 2));
+            }
+            ctx.set_output(0, ctx.input_dtype(0), dims);
+          },
+      .compute = compute_affine_grid,
   };
-  s.compute = compute_affine_grid;
-  return s;
 }
 
 KILN_OP(Col2Im) {
-  OpSchema s;
-  s.name = "Col2Im";
-  s.since = 18;
-  s.min_inputs = s.max_inputs = 3;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.infer = [](InferContext& ctx) {
-    std::vector<int64_t> image, block;
-    std::optional<DimVector> dims;
-    const ValueType& x = ctx.input_type(0);
-    if (ctx.input_ints(1, &image) && ctx.input_ints(2, &block) && x.shape && x.shape->size() == 3) {
-      int64_t k = 1;
-      for (int64_t b : block) k *= b;
-      const Dim& c = (*x.shape)[1];
-      dims = DimVector{(*x.shape)[0], c.is_known() && k > 0 ? Dim::known(c.value / k) : Dim::unknown()};
-      for (int64_t v : image) dims->push_back(Dim::known(v));
-    }
-    ctx.set_output(0, x.dtype, dims);
+  return OpSchema{
+      .name = "Col2Im",
+      .since = 18,
+      .min_inputs = 3,
+      .max_inputs = 3,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .infer =
+          [](InferContext& ctx) {
+            std::vector<int64_t> image, block;
+            std::optional<DimVector> dims;
+            const ValueType& x = ctx.input_type(0);
+            if (ctx.input_ints(1, &image) && ctx.input_ints(2, &block) && x.shape && x.shape->size() == 3) {
+              int64_t k = 1;
+              for (int64_t b : block) k *= b;
+              const Dim& c = (*x.shape)[1];
+              dims = DimVector{(*x.shape)[0], c.is_known() && k > 0 ? Dim::known(c.value / k) : Dim::unknown()};
+              for (int64_t v : image) dims->push_back(Dim::known(v));
+            }
+            ctx.set_output(0, x.dtype, dims);
+          },
+      .compute = compute_col2im,
   };
-  s.compute = compute_col2im;
-  return s;
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

@@ -6,22 +6,24 @@
 namespace kiln {
 
 KILN_OP(Identity) {
-  OpSchema s;
-  s.name = "Identity";
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.infer = [](InferContext& ctx) { infer_same_as_input(ctx); };
-  s.compute = [](KernelContext& ctx) { ctx.set_output(0, ctx.input(0)); };
-  return s;
+  return OpSchema{
+      .name = "Identity",
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .infer = [](InferContext& ctx) { infer_same_as_input(ctx); },
+      .compute = [](KernelContext& ctx) { ctx.set_output(0, ctx.input(0)); },
+  };
 }
 
 KILN_OP(Constant) {
-  OpSchema s;
-  s.name = "Constant";
-  s.min_inputs = s.max_inputs = 0;
-  s.max_outputs = 1;
-  s.compute = [](KernelContext& ctx) { throw ctx.error("Constant nodes are folded at import"); };
-  return s;
+  return OpSchema{
+      .name = "Constant",
+      .min_inputs = 0,
+      .max_inputs = 0,
+      .max_outputs = 1,
+      .compute = [](KernelContext& ctx) { throw ctx.error("Constant nodes are folded at import"); },
+  };
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

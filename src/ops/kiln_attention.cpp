@@ -228,21 +228,22 @@ void attention_infer(InferContext& ctx) {
 }  // namespace
 
 KILN_OP(KilnAttention) {
-  OpSchema s;
-  s.domain = kKilnDomain;
-  s.name = "Attention";
-  s.min_inputs = 3;
-  s.max_inputs = 4;
-  s.max_outputs = 1;
-  s.types = {DType::kFloat32};
-  s.check = [](const Node& n) {
-    if (!n.has_attr("scale")) return std::string("the scale attribute is required");
-    const int64_t kt = n.attr_int("k_transposed", 0);
-    return kt == 0 || kt == 1 ? std::string() : "k_transposed must be 0 or 1, got " + std::to_string(kt);
+  return OpSchema{
+      .domain = kKilnDomain,
+      .name = "Attention",
+      .min_inputs = 3,
+      .max_inputs = 4,
+      .max_outputs = 1,
+      .types = {DType::kFloat32},
+      .check =
+          [](const Node& n) {
+            if (!n.has_attr("scale")) return std::string("the scale attribute is required");
+            const int64_t kt = n.attr_int("k_transposed", 0);
+            return kt == 0 || kt == 1 ? std::string() : "k_transposed must be 0 or 1, got " + std::to_string(kt);
+          },
+      .infer = attention_infer,
+      .compute = attention_f32,
   };
-  s.infer = attention_infer;
-  s.compute = attention_f32;
-  return s;
 }
 
 namespace {

@@ -308,51 +308,55 @@ void group_norm_compute(KernelContext& ctx, bool per_channel) {
 }  // namespace
 
 KILN_OP(LayerNormalization) {
-  OpSchema s;
-  s.name = "LayerNormalization";
-  s.since = 17;
-  s.min_inputs = 2;
-  s.max_inputs = 3;
-  s.max_outputs = 3;
-  s.types = float_dtypes();
-  s.check = check_stash_type;
-  s.infer = layer_norm_infer;
-  s.compute = layer_norm_compute;
-  return s;
+  return OpSchema{
+      .name = "LayerNormalization",
+      .since = 17,
+      .min_inputs = 2,
+      .max_inputs = 3,
+      .max_outputs = 3,
+      .types = float_dtypes(),
+      .check = check_stash_type,
+      .infer = layer_norm_infer,
+      .compute = layer_norm_compute,
+  };
 }
 
 KILN_OP(RMSNormalization) {
-  OpSchema s;
-  s.name = "RMSNormalization";
-  s.since = 23;
-  s.min_inputs = s.max_inputs = 2;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.check = check_stash_type;
-  s.infer = [](InferContext& ctx) {
-    const ValueType& x = ctx.input_type(0);
-    if (x.shape) normalize_axis(ctx.node().attr_int("axis", -1), x.rank(), ctx.node());
-    ctx.set_output(0, ctx.input_dtype(1), x.shape);
+  return OpSchema{
+      .name = "RMSNormalization",
+      .since = 23,
+      .min_inputs = 2,
+      .max_inputs = 2,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .check = check_stash_type,
+      .infer =
+          [](InferContext& ctx) {
+            const ValueType& x = ctx.input_type(0);
+            if (x.shape) normalize_axis(ctx.node().attr_int("axis", -1), x.rank(), ctx.node());
+            ctx.set_output(0, ctx.input_dtype(1), x.shape);
+          },
+      .compute = rms_norm_compute,
   };
-  s.compute = rms_norm_compute;
-  return s;
 }
 
 static OpSchema group_norm_schema(int since, int until, bool per_channel) {
-  OpSchema s;
-  s.name = "GroupNormalization";
-  s.since = since;
-  s.until = until;
-  s.min_inputs = s.max_inputs = 3;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.check = [](const Node& n) {
-    if (!n.has_attr("num_groups")) return std::string("attribute num_groups is required");
-    return check_stash_type(n);
+  return OpSchema{
+      .name = "GroupNormalization",
+      .since = since,
+      .until = until,
+      .min_inputs = 3,
+      .max_inputs = 3,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .check =
+          [](const Node& n) {
+            if (!n.has_attr("num_groups")) return std::string("attribute num_groups is required");
+            return check_stash_type(n);
+          },
+      .infer = [](InferContext& ctx) { infer_same_as_input(ctx); },
+      .compute = [per_channel](KernelContext& ctx) { group_norm_compute(ctx, per_channel); },
   };
-  s.infer = [](InferContext& ctx) { infer_same_as_input(ctx); };
-  s.compute = [per_channel](KernelContext& ctx) { group_norm_compute(ctx, per_channel); };
-  return s;
 }
 KILN_OP(GroupNormalization_18) { return group_norm_schema(18, 20, false); }
 KILN_OP(GroupNormalization_21) { return group_norm_schema(21, INT_MAX, true); }

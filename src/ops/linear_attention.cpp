@@ -126,26 +126,26 @@ void linear_attention_infer(InferContext& ctx) {
 }  // namespace
 
 KILN_OP(LinearAttention) {
-  OpSchema s;
-  s.name = "LinearAttention";
-  s.since = 27;
-  s.min_inputs = 3;
-  s.max_inputs = 6;
-  s.max_outputs = 2;
-  s.types = {DType::kFloat32, DType::kFloat16, DType::kBFloat16};
-  s.check = [](const Node& n) -> std::string {
-    std::string rule = n.attr_string("update_rule", "gated_delta");
-    if (rule != "linear" && rule != "gated" && rule != "delta" && rule != "gated_delta")
-      return "update_rule '" + rule + "' is not linear/gated/delta/gated_delta";
-    int64_t hq = n.attr_int("q_num_heads", 0), hk = n.attr_int("kv_num_heads", 0);
-    if (hq <= 0 || hk <= 0 || hq % hk != 0)
-      return "q_num_heads (" + std::to_string(hq) + ") must be a positive multiple of kv_num_heads (" +
-             std::to_string(hk) + ")";
-    return "";
+  return OpSchema{
+      .name = "LinearAttention",
+      .since = 27,
+      .min_inputs = 3,
+      .max_inputs = 6,
+      .max_outputs = 2,
+      .types = {DType::kFloat32, DType::kFloat16, DType::kBFloat16},
+      .check = [](const Node& n) -> std::string {
+        std::string rule = n.attr_string("update_rule", "gated_delta");
+        if (rule != "linear" && rule != "gated" && rule != "delta" && rule != "gated_delta")
+          return "update_rule '" + rule + "' is not linear/gated/delta/gated_delta";
+        int64_t hq = n.attr_int("q_num_heads", 0), hk = n.attr_int("kv_num_heads", 0);
+        if (hq <= 0 || hk <= 0 || hq % hk != 0)
+          return "q_num_heads (" + std::to_string(hq) + ") must be a positive multiple of kv_num_heads (" +
+                 std::to_string(hk) + ")";
+        return "";
+      },
+      .infer = linear_attention_infer,
+      .compute = linear_attention_compute,
   };
-  s.infer = linear_attention_infer;
-  s.compute = linear_attention_compute;
-  return s;
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

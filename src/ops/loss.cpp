@@ -94,20 +94,22 @@ void loss_infer(InferContext& ctx) {
 }
 
 OpSchema loss_schema(const char* name, bool softmax_first) {
-  OpSchema s;
-  s.name = name;
-  s.since = 12;
-  s.min_inputs = 2;
-  s.max_inputs = 3;
-  s.max_outputs = softmax_first ? 2 : 1;
-  s.types = float_dtypes();
-  s.check = [](const Node& n) {
-    std::string r = n.attr_string("reduction", "mean");
-    return r == "none" || r == "sum" || r == "mean" ? std::string() : "reduction '" + r + "' is not none/sum/mean";
+  return OpSchema{
+      .name = name,
+      .since = 12,
+      .min_inputs = 2,
+      .max_inputs = 3,
+      .max_outputs = softmax_first ? 2 : 1,
+      .types = float_dtypes(),
+      .check =
+          [](const Node& n) {
+            std::string r = n.attr_string("reduction", "mean");
+            return r == "none" || r == "sum" || r == "mean" ? std::string()
+                                                            : "reduction '" + r + "' is not none/sum/mean";
+          },
+      .infer = loss_infer,
+      .compute = [softmax_first](KernelContext& ctx) { loss_compute(ctx, softmax_first); },
   };
-  s.infer = loss_infer;
-  s.compute = [softmax_first](KernelContext& ctx) { loss_compute(ctx, softmax_first); };
-  return s;
 }
 
 }  // namespace

@@ -428,67 +428,68 @@ class GemmKernel : public Kernel {
 }  // namespace
 
 KILN_OP(MatMul) {
-  OpSchema s;
-  s.name = "MatMul";
-  s.min_inputs = s.max_inputs = 2;
-  s.max_outputs = 1;
-  s.types = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16,
-             DType::kInt32,   DType::kInt64,   DType::kUInt32,  DType::kUInt64};
-  s.infer = [](InferContext& ctx) {
-    if (ctx.input_dtype(0) != ctx.input_dtype(1)) throw ctx.error("A and B types differ");
-    ctx.set_output(0, ctx.input_dtype(0), matmul_dims(ctx, 0, 1));
+  return OpSchema{
+      .name = "MatMul",
+      .min_inputs = 2,
+      .max_inputs = 2,
+      .max_outputs = 1,
+      .types = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16, DType::kInt32, DType::kInt64,
+                DType::kUInt32, DType::kUInt64},
+      .infer =
+          [](InferContext& ctx) {
+            if (ctx.input_dtype(0) != ctx.input_dtype(1)) throw ctx.error("A and B types differ");
+            ctx.set_output(0, ctx.input_dtype(0), matmul_dims(ctx, 0, 1));
+          },
+      .compute = compute_matmul,
+      .make_kernel = [](const Node& node,
+                        BuildContext& bc) { return std::make_unique<MatMulKernel>(node, bc.packed_state(node)); },
   };
-  s.compute = compute_matmul;
-  s.make_kernel = [](const Node& node, BuildContext& bc) {
-    return std::make_unique<MatMulKernel>(node, bc.packed_state(node));
-  };
-  return s;
 }
 
 static OpSchema gemm_schema(int since, int until) {
-  OpSchema s;
-  s.name = "Gemm";
-  s.since = since;
-  s.until = until;
-  s.min_inputs = since >= 11 ? 2 : 3;
-  s.max_inputs = 3;
-  s.max_outputs = 1;
-  s.types = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16,
-             DType::kInt32,   DType::kInt64,   DType::kUInt32,  DType::kUInt64};
-  s.infer = infer_gemm;
-  s.compute = compute_gemm;
-  s.make_kernel = [](const Node& node, BuildContext& bc) {
-    return std::make_unique<GemmKernel>(node, bc.packed_state(node));
+  return OpSchema{
+      .name = "Gemm",
+      .since = since,
+      .until = until,
+      .min_inputs = since >= 11 ? 2 : 3,
+      .max_inputs = 3,
+      .max_outputs = 1,
+      .types = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16, DType::kInt32, DType::kInt64,
+                DType::kUInt32, DType::kUInt64},
+      .infer = infer_gemm,
+      .compute = compute_gemm,
+      .make_kernel = [](const Node& node,
+                        BuildContext& bc) { return std::make_unique<GemmKernel>(node, bc.packed_state(node)); },
   };
-  return s;
 }
 KILN_OP(Gemm_1) { return gemm_schema(1, 6); }
 KILN_OP(Gemm_7) { return gemm_schema(7, 10); }
 KILN_OP(Gemm_11) { return gemm_schema(11, INT_MAX); }
 
 KILN_OP(MatMulInteger) {
-  OpSchema s;
-  s.name = "MatMulInteger";
-  s.since = 10;
-  s.min_inputs = 2;
-  s.max_inputs = 4;
-  s.max_outputs = 1;
-  s.types = {DType::kUInt8, DType::kInt8};
-  s.infer = [](InferContext& ctx) { infer_matmul_int(ctx, 1, DType::kInt32); };
-  s.compute = compute_matmul_integer;
-  return s;
+  return OpSchema{
+      .name = "MatMulInteger",
+      .since = 10,
+      .min_inputs = 2,
+      .max_inputs = 4,
+      .max_outputs = 1,
+      .types = {DType::kUInt8, DType::kInt8},
+      .infer = [](InferContext& ctx) { infer_matmul_int(ctx, 1, DType::kInt32); },
+      .compute = compute_matmul_integer,
+  };
 }
 
 KILN_OP(QLinearMatMul) {
-  OpSchema s;
-  s.name = "QLinearMatMul";
-  s.since = 10;
-  s.min_inputs = s.max_inputs = 8;
-  s.max_outputs = 1;
-  s.types = {DType::kUInt8, DType::kInt8};
-  s.infer = [](InferContext& ctx) { infer_matmul_int(ctx, 3, ctx.input_dtype(7)); };
-  s.compute = compute_qlinear_matmul;
-  return s;
+  return OpSchema{
+      .name = "QLinearMatMul",
+      .since = 10,
+      .min_inputs = 8,
+      .max_inputs = 8,
+      .max_outputs = 1,
+      .types = {DType::kUInt8, DType::kInt8},
+      .infer = [](InferContext& ctx) { infer_matmul_int(ctx, 3, ctx.input_dtype(7)); },
+      .compute = compute_qlinear_matmul,
+  };
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

@@ -79,36 +79,40 @@ void validate_axis_infer(InferContext& ctx, int64_t def) {
 }  // namespace
 
 KILN_OP(MeanVarianceNormalization) {
-  OpSchema s;
-  s.name = "MeanVarianceNormalization";
-  s.since = 9;
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.infer = [](InferContext& ctx) {
-    const ValueType& t = ctx.input_type(0);
-    if (t.shape)
-      for (int64_t a : ctx.node().attr_ints("axes", {0, 2, 3})) normalize_axis(a, t.rank(), ctx.node());
-    infer_same_as_input(ctx);
+  return OpSchema{
+      .name = "MeanVarianceNormalization",
+      .since = 9,
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .infer =
+          [](InferContext& ctx) {
+            const ValueType& t = ctx.input_type(0);
+            if (t.shape)
+              for (int64_t a : ctx.node().attr_ints("axes", {0, 2, 3})) normalize_axis(a, t.rank(), ctx.node());
+            infer_same_as_input(ctx);
+          },
+      .compute = mvn_compute,
   };
-  s.compute = mvn_compute;
-  return s;
 }
 
 KILN_OP(LpNormalization) {
-  OpSchema s;
-  s.name = "LpNormalization";
-  s.since = 1;
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.check = [](const Node& n) {
-    int64_t p = n.attr_int("p", 2);
-    return p == 1 || p == 2 ? std::string() : "p must be 1 or 2, got " + std::to_string(p);
+  return OpSchema{
+      .name = "LpNormalization",
+      .since = 1,
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .check =
+          [](const Node& n) {
+            int64_t p = n.attr_int("p", 2);
+            return p == 1 || p == 2 ? std::string() : "p must be 1 or 2, got " + std::to_string(p);
+          },
+      .infer = [](InferContext& ctx) { validate_axis_infer(ctx, -1); },
+      .compute = lp_norm_compute,
   };
-  s.infer = [](InferContext& ctx) { validate_axis_infer(ctx, -1); };
-  s.compute = lp_norm_compute;
-  return s;
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

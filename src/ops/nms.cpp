@@ -146,21 +146,21 @@ void compute_nms(KernelContext& ctx) {
 }  // namespace
 
 KILN_OP(NonMaxSuppression) {
-  OpSchema s;
-  s.name = "NonMaxSuppression";
-  s.since = 10;
-  s.min_inputs = 2;
-  s.max_inputs = 5;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.check = [](const Node& n) -> std::string {
-    int64_t c = n.attr_int("center_point_box", 0);
-    if (c != 0 && c != 1) return "center_point_box must be 0 or 1, got " + std::to_string(c);
-    return "";
+  return OpSchema{
+      .name = "NonMaxSuppression",
+      .since = 10,
+      .min_inputs = 2,
+      .max_inputs = 5,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .check = [](const Node& n) -> std::string {
+        int64_t c = n.attr_int("center_point_box", 0);
+        if (c != 0 && c != 1) return "center_point_box must be 0 or 1, got " + std::to_string(c);
+        return "";
+      },
+      .infer = infer_nms,
+      .compute = compute_nms,
   };
-  s.infer = infer_nms;
-  s.compute = compute_nms;
-  return s;
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

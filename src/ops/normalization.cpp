@@ -95,25 +95,27 @@ void compute_batch_norm(KernelContext& ctx) {
 }
 
 OpSchema batch_norm_schema(int since, int until) {
-  OpSchema s;
-  s.name = "BatchNormalization";
-  s.since = since;
-  s.until = until;
-  s.min_inputs = s.max_inputs = 5;
-  s.max_outputs = since >= 14 ? 3 : 5;
-  s.types = float_dtypes();
-  s.check = [](const Node& n) -> std::string {
-    if (n.opset < 7 && n.has_attr("is_test") && n.attr_int("is_test", 0) == 0 && n.outputs.size() > 1)
-      return "training (is_test=0) before opset 14 is not supported";
-    return "";
+  return OpSchema{
+      .name = "BatchNormalization",
+      .since = since,
+      .until = until,
+      .min_inputs = 5,
+      .max_inputs = 5,
+      .max_outputs = since >= 14 ? 3 : 5,
+      .types = float_dtypes(),
+      .check = [](const Node& n) -> std::string {
+        if (n.opset < 7 && n.has_attr("is_test") && n.attr_int("is_test", 0) == 0 && n.outputs.size() > 1)
+          return "training (is_test=0) before opset 14 is not supported";
+        return "";
+      },
+      .infer =
+          [](InferContext& ctx) {
+            infer_same_as_input(ctx);
+            if (ctx.num_outputs() > 1) ctx.set_output(1, ctx.input_type(3));
+            if (ctx.num_outputs() > 2) ctx.set_output(2, ctx.input_type(4));
+          },
+      .compute = compute_batch_norm,
   };
-  s.infer = [](InferContext& ctx) {
-    infer_same_as_input(ctx);
-    if (ctx.num_outputs() > 1) ctx.set_output(1, ctx.input_type(3));
-    if (ctx.num_outputs() > 2) ctx.set_output(2, ctx.input_type(4));
-  };
-  s.compute = compute_batch_norm;
-  return s;
 }
 
 void compute_instance_norm(KernelContext& ctx) {
@@ -178,26 +180,28 @@ KILN_OP(BatchNormalization_9) { return batch_norm_schema(9, 13); }
 KILN_OP(BatchNormalization_14) { return batch_norm_schema(14, INT_MAX); }
 
 KILN_OP(InstanceNormalization) {
-  OpSchema s;
-  s.name = "InstanceNormalization";
-  s.min_inputs = s.max_inputs = 3;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.infer = [](InferContext& ctx) { infer_same_as_input(ctx); };
-  s.compute = compute_instance_norm;
-  return s;
+  return OpSchema{
+      .name = "InstanceNormalization",
+      .min_inputs = 3,
+      .max_inputs = 3,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .infer = [](InferContext& ctx) { infer_same_as_input(ctx); },
+      .compute = compute_instance_norm,
+  };
 }
 
 KILN_OP(LRN) {
-  OpSchema s;
-  s.name = "LRN";
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.check = [](const Node& n) { return n.has_attr("size") ? std::string() : std::string("size is required"); };
-  s.infer = [](InferContext& ctx) { infer_same_as_input(ctx); };
-  s.compute = compute_lrn;
-  return s;
+  return OpSchema{
+      .name = "LRN",
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .check = [](const Node& n) { return n.has_attr("size") ? std::string() : std::string("size is required"); },
+      .infer = [](InferContext& ctx) { infer_same_as_input(ctx); },
+      .compute = compute_lrn,
+  };
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

@@ -114,163 +114,170 @@ OpSchema topk_schema(int since, int until) {
 
 template <bool Max>
 OpSchema arg_schema(const char* name) {
-  OpSchema s;
-  s.name = name;
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.types = numeric_dtypes();
-  s.infer = [](InferContext& ctx) {
-    const ValueType& in = ctx.input_type(0);
-    if (!in.shape) return ctx.set_output(0, DType::kInt64, std::nullopt);
-    int64_t axis = normalize_axis(ctx.node().attr_int("axis", 0), in.rank(), ctx.node());
-    DimVector out = *in.shape;
-    if (ctx.node().attr_int("keepdims", 1) != 0)
-      out[static_cast<size_t>(axis)] = Dim::known(1);
-    else
-      out.erase(out.begin() + axis);
-    ctx.set_output(0, DType::kInt64, out);
+  return OpSchema{
+      .name = name,
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .types = numeric_dtypes(),
+      .infer =
+          [](InferContext& ctx) {
+            const ValueType& in = ctx.input_type(0);
+            if (!in.shape) return ctx.set_output(0, DType::kInt64, std::nullopt);
+            int64_t axis = normalize_axis(ctx.node().attr_int("axis", 0), in.rank(), ctx.node());
+            DimVector out = *in.shape;
+            if (ctx.node().attr_int("keepdims", 1) != 0)
+              out[static_cast<size_t>(axis)] = Dim::known(1);
+            else
+              out.erase(out.begin() + axis);
+            ctx.set_output(0, DType::kInt64, out);
+          },
+      .compute =
+          [](KernelContext& ctx) {
+            const Tensor& x = ctx.input(0);
+            const Node& node = ctx.node();
+            int64_t axis = normalize_axis(node.attr_int("axis", 0), x.rank(), node);
+            bool last = node.opset >= 12 && node.attr_int("select_last_index", 0) != 0;
+            int64_t outer, n, inner;
+            split_at_axis(x.shape(), axis, &outer, &n, &inner);
+            if (n == 0) throw ctx.error("cannot reduce over an empty axis " + std::to_string(axis));
+            Shape out_shape = x.shape();
+            if (node.attr_int("keepdims", 1) != 0)
+              out_shape[static_cast<size_t>(axis)] = 1;
+            else
+              out_shape.erase(out_shape.begin() + axis);
+            Tensor& out = ctx.output(0, DType::kInt64, out_shape);
+            dispatch<NumericTypes>(x.dtype(), node.op_type, [&]<typename T>() {
+              const T* px = x.data<T>();
+              for (int64_t o = 0; o < outer; ++o)
+                for (int64_t j = 0; j < inner; ++j) {
+                  int64_t best = 0;
+                  for (int64_t i = 1; i < n; ++i) {
+                    const T& v = px[(o * n + i) * inner + j];
+                    const T& b = px[(o * n + best) * inner + j];
+                    bool better = Max ? less_nan_last(b, v) : less_nan_last(v, b);
+                    bool equal = !less_nan_last(b, v) && !less_nan_last(v, b);
+                    if (better || (last && equal)) best = i;
+                  }
+                  out.data<int64_t>()[o * inner + j] = best;
+                }
+            });
+          },
   };
-  s.compute = [](KernelContext& ctx) {
-    const Tensor& x = ctx.input(0);
-    const Node& node = ctx.node();
-    int64_t axis = normalize_axis(node.attr_int("axis", 0), x.rank(), node);
-    bool last = node.opset >= 12 && node.attr_int("select_last_index", 0) != 0;
-    int64_t outer, n, inner;
-    split_at_axis(x.shape(), axis, &outer, &n, &inner);
-    if (n == 0) throw ctx.error("cannot reduce over an empty axis " + std::to_string(axis));
-    Shape out_shape = x.shape();
-    if (node.attr_int("keepdims", 1) != 0)
-      out_shape[static_cast<size_t>(axis)] = 1;
-    else
-      out_shape.erase(out_shape.begin() + axis);
-    Tensor& out = ctx.output(0, DType::kInt64, out_shape);
-    dispatch<NumericTypes>(x.dtype(), node.op_type, [&]<typename T>() {
-      const T* px = x.data<T>();
-      for (int64_t o = 0; o < outer; ++o)
-        for (int64_t j = 0; j < inner; ++j) {
-          int64_t best = 0;
-          for (int64_t i = 1; i < n; ++i) {
-            const T& v = px[(o * n + i) * inner + j];
-            const T& b = px[(o * n + best) * inner + j];
-            bool better = Max ? less_nan_last(b, v) : less_nan_last(v, b);
-            bool equal = !less_nan_last(b, v) && !less_nan_last(v, b);
-            if (better || (last && equal)) best = i;
-          }
-          out.data<int64_t>()[o * inner + j] = best;
-        }
-    });
-  };
-  return s;
 }
 
 // --------------------------------------------------------------------- Unique
 
 OpSchema unique_schema() {
-  OpSchema s;
-  s.name = "Unique";
-  s.since = 11;
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 4;
-  s.infer = [](InferContext& ctx) {
-    const ValueType& in = ctx.input_type(0);
-    std::optional<DimVector> y;
-    if (!ctx.node().has_attr("axis")) {
-      y = DimVector{Dim::unknown()};
-    } else if (in.shape) {
-      y = *in.shape;
-      (*y)[static_cast<size_t>(normalize_axis(ctx.node().attr_int("axis", 0), in.rank(), ctx.node()))] = Dim::unknown();
-    }
-    ctx.set_output(0, in.dtype, y);
-    ctx.set_output(1, DType::kInt64, DimVector{Dim::unknown()});
-    std::optional<DimVector> inv;
-    if (!ctx.node().has_attr("axis")) {
-      int64_t total = 1;
-      bool known = in.shape.has_value();
-      if (known)
-        for (const Dim& d : *in.shape) known = known && d.is_known(), total *= d.is_known() ? d.value : 1;
-      inv = DimVector{known ? Dim::known(total) : Dim::unknown()};
-    } else if (in.shape) {
-      inv = DimVector{
-          (*in.shape)[static_cast<size_t>(normalize_axis(ctx.node().attr_int("axis", 0), in.rank(), ctx.node()))]};
-    }
-    ctx.set_output(2, DType::kInt64, inv);
-    ctx.set_output(3, DType::kInt64, DimVector{Dim::unknown()});
+  return OpSchema{
+      .name = "Unique",
+      .since = 11,
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 4,
+      .infer =
+          [](InferContext& ctx) {
+            const ValueType& in = ctx.input_type(0);
+            std::optional<DimVector> y;
+            if (!ctx.node().has_attr("axis")) {
+              y = DimVector{Dim::unknown()};
+            } else if (in.shape) {
+              y = *in.shape;
+              (*y)[static_cast<size_t>(normalize_axis(ctx.node().attr_int("axis", 0), in.rank(), ctx.node()))] =
+                  Dim::unknown();
+            }
+            ctx.set_output(0, in.dtype, y);
+            ctx.set_output(1, DType::kInt64, DimVector{Dim::unknown()});
+            std::optional<DimVector> inv;
+            if (!ctx.node().has_attr("axis")) {
+              int64_t total = 1;
+              bool known = in.shape.has_value();
+              if (known)
+                for (const Dim& d : *in.shape) known = known && d.is_known(), total *= d.is_known() ? d.value : 1;
+              inv = DimVector{known ? Dim::known(total) : Dim::unknown()};
+            } else if (in.shape) {
+              inv = DimVector{(*in.shape)[static_cast<size_t>(
+                  normalize_axis(ctx.node().attr_int("axis", 0), in.rank(), ctx.node()))]};
+            }
+            ctx.set_output(2, DType::kInt64, inv);
+            ctx.set_output(3, DType::kInt64, DimVector{Dim::unknown()});
+          },
+      .compute =
+          [](KernelContext& ctx) {
+            const Tensor& x = ctx.input(0);
+            const Node& node = ctx.node();
+            bool has_axis = node.has_attr("axis");
+            Shape view = has_axis ? x.shape() : Shape{x.numel()};
+            int64_t axis = has_axis ? normalize_axis(node.attr_int("axis", 0), x.rank(), node) : 0;
+            int64_t outer, n, inner;
+            split_at_axis(view, axis, &outer, &n, &inner);
+            bool sorted = node.attr_int("sorted", 1) != 0;
+            std::vector<int64_t> firsts, inverse(static_cast<size_t>(n)), counts;
+            dispatch<AllTypes>(x.dtype(), "Unique", [&]<typename T>() {
+              const T* px = x.data<T>();
+              // Slice i is the elements at position i along the axis.
+              auto cmp = [&](int64_t a, int64_t b) {  // -1, 0, 1
+                for (int64_t o = 0; o < outer; ++o)
+                  for (int64_t j = 0; j < inner; ++j) {
+                    const T& va = px[(o * n + a) * inner + j];
+                    const T& vb = px[(o * n + b) * inner + j];
+                    if (less_nan_last(va, vb)) return -1;
+                    if (less_nan_last(vb, va)) return 1;
+                  }
+                return 0;
+              };
+              std::vector<int64_t> order(static_cast<size_t>(n));
+              std::iota(order.begin(), order.end(), int64_t{0});
+              std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return cmp(a, b) < 0; });
+              // Groups of equal slices in sorted order; the first of each group is
+              // its first occurrence thanks to the stable sort.
+              std::vector<int64_t> group_of(static_cast<size_t>(n));
+              for (size_t i = 0; i < order.size(); ++i) {
+                if (i == 0 || cmp(order[i - 1], order[i]) != 0) {
+                  firsts.push_back(order[i]);
+                  counts.push_back(0);
+                }
+                group_of[static_cast<size_t>(order[i])] = static_cast<int64_t>(firsts.size()) - 1;
+                ++counts.back();
+              }
+              std::vector<int64_t> rank(firsts.size());
+              std::iota(rank.begin(), rank.end(), int64_t{0});
+              if (!sorted) {
+                // Order groups by first occurrence.
+                std::vector<int64_t> g(firsts.size());
+                std::iota(g.begin(), g.end(), int64_t{0});
+                std::sort(g.begin(), g.end(), [&](int64_t a, int64_t b) {
+                  return firsts[static_cast<size_t>(a)] < firsts[static_cast<size_t>(b)];
+                });
+                std::vector<int64_t> f2, c2;
+                for (size_t p = 0; p < g.size(); ++p) {
+                  rank[static_cast<size_t>(g[p])] = static_cast<int64_t>(p);
+                  f2.push_back(firsts[static_cast<size_t>(g[p])]);
+                  c2.push_back(counts[static_cast<size_t>(g[p])]);
+                }
+                firsts = f2;
+                counts = c2;
+              }
+              for (int64_t i = 0; i < n; ++i)
+                inverse[static_cast<size_t>(i)] = rank[static_cast<size_t>(group_of[static_cast<size_t>(i)])];
+              int64_t u = static_cast<int64_t>(firsts.size());
+              Shape ys = has_axis ? x.shape() : Shape{u};
+              ys[static_cast<size_t>(axis)] = u;
+              Tensor& y = ctx.output(0, x.dtype(), ys);
+              for (int64_t o = 0; o < outer; ++o)
+                for (int64_t p = 0; p < u; ++p)
+                  copy_elements(x, (o * n + firsts[static_cast<size_t>(p)]) * inner, y, (o * u + p) * inner, inner);
+            });
+            auto put = [&](size_t i, const std::vector<int64_t>& v) {
+              if (!ctx.has_output(i)) return;
+              Tensor& t = ctx.output(i, DType::kInt64, {static_cast<int64_t>(v.size())});
+              std::copy(v.begin(), v.end(), t.data<int64_t>());
+            };
+            put(1, firsts);
+            put(2, inverse);
+            put(3, counts);
+          },
   };
-  s.compute = [](KernelContext& ctx) {
-    const Tensor& x = ctx.input(0);
-    const Node& node = ctx.node();
-    bool has_axis = node.has_attr("axis");
-    Shape view = has_axis ? x.shape() : Shape{x.numel()};
-    int64_t axis = has_axis ? normalize_axis(node.attr_int("axis", 0), x.rank(), node) : 0;
-    int64_t outer, n, inner;
-    split_at_axis(view, axis, &outer, &n, &inner);
-    bool sorted = node.attr_int("sorted", 1) != 0;
-    std::vector<int64_t> firsts, inverse(static_cast<size_t>(n)), counts;
-    dispatch<AllTypes>(x.dtype(), "Unique", [&]<typename T>() {
-      const T* px = x.data<T>();
-      // Slice i is the elements at position i along the axis.
-      auto cmp = [&](int64_t a, int64_t b) {  // -1, 0, 1
-        for (int64_t o = 0; o < outer; ++o)
-          for (int64_t j = 0; j < inner; ++j) {
-            const T& va = px[(o * n + a) * inner + j];
-            const T& vb = px[(o * n + b) * inner + j];
-            if (less_nan_last(va, vb)) return -1;
-            if (less_nan_last(vb, va)) return 1;
-          }
-        return 0;
-      };
-      std::vector<int64_t> order(static_cast<size_t>(n));
-      std::iota(order.begin(), order.end(), int64_t{0});
-      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return cmp(a, b) < 0; });
-      // Groups of equal slices in sorted order; the first of each group is
-      // its first occurrence thanks to the stable sort.
-      std::vector<int64_t> group_of(static_cast<size_t>(n));
-      for (size_t i = 0; i < order.size(); ++i) {
-        if (i == 0 || cmp(order[i - 1], order[i]) != 0) {
-          firsts.push_back(order[i]);
-          counts.push_back(0);
-        }
-        group_of[static_cast<size_t>(order[i])] = static_cast<int64_t>(firsts.size()) - 1;
-        ++counts.back();
-      }
-      std::vector<int64_t> rank(firsts.size());
-      std::iota(rank.begin(), rank.end(), int64_t{0});
-      if (!sorted) {
-        // Order groups by first occurrence.
-        std::vector<int64_t> g(firsts.size());
-        std::iota(g.begin(), g.end(), int64_t{0});
-        std::sort(g.begin(), g.end(), [&](int64_t a, int64_t b) {
-          return firsts[static_cast<size_t>(a)] < firsts[static_cast<size_t>(b)];
-        });
-        std::vector<int64_t> f2, c2;
-        for (size_t p = 0; p < g.size(); ++p) {
-          rank[static_cast<size_t>(g[p])] = static_cast<int64_t>(p);
-          f2.push_back(firsts[static_cast<size_t>(g[p])]);
-          c2.push_back(counts[static_cast<size_t>(g[p])]);
-        }
-        firsts = f2;
-        counts = c2;
-      }
-      for (int64_t i = 0; i < n; ++i)
-        inverse[static_cast<size_t>(i)] = rank[static_cast<size_t>(group_of[static_cast<size_t>(i)])];
-      int64_t u = static_cast<int64_t>(firsts.size());
-      Shape ys = has_axis ? x.shape() : Shape{u};
-      ys[static_cast<size_t>(axis)] = u;
-      Tensor& y = ctx.output(0, x.dtype(), ys);
-      for (int64_t o = 0; o < outer; ++o)
-        for (int64_t p = 0; p < u; ++p)
-          copy_elements(x, (o * n + firsts[static_cast<size_t>(p)]) * inner, y, (o * u + p) * inner, inner);
-    });
-    auto put = [&](size_t i, const std::vector<int64_t>& v) {
-      if (!ctx.has_output(i)) return;
-      Tensor& t = ctx.output(i, DType::kInt64, {static_cast<int64_t>(v.size())});
-      std::copy(v.begin(), v.end(), t.data<int64_t>());
-    };
-    put(1, firsts);
-    put(2, inverse);
-    put(3, counts);
-  };
-  return s;
 }
 
 }  // namespace

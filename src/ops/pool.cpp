@@ -176,17 +176,18 @@ void compute_pool(KernelContext& ctx, PoolKind kind) {
 }
 
 OpSchema pool_schema(const char* name, PoolKind kind, int since, int until, std::vector<DType> types) {
-  OpSchema s;
-  s.name = name;
-  s.since = since;
-  s.until = until;
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = kind == PoolKind::kMax && since >= 8 ? 2 : 1;
-  s.types = std::move(types);
-  s.check = [kind](const Node& n) { return pool_check(n, kind); };
-  s.infer = [kind](InferContext& ctx) { infer_pool(ctx, kind); };
-  s.compute = [kind](KernelContext& ctx) { compute_pool(ctx, kind); };
-  return s;
+  return OpSchema{
+      .name = name,
+      .since = since,
+      .until = until,
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = kind == PoolKind::kMax && since >= 8 ? 2 : 1,
+      .types = std::move(types),
+      .check = [kind](const Node& n) { return pool_check(n, kind); },
+      .infer = [kind](InferContext& ctx) { infer_pool(ctx, kind); },
+      .compute = [kind](KernelContext& ctx) { compute_pool(ctx, kind); },
+  };
 }
 
 std::vector<DType> max_pool_types(int opset) {
@@ -266,25 +267,27 @@ void compute_global_pool(KernelContext& ctx, PoolKind kind) {
 }
 
 OpSchema global_pool_schema(const char* name, PoolKind kind, int since, int until) {
-  OpSchema s;
-  s.name = name;
-  s.since = since;
-  s.until = until;
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.infer = [](InferContext& ctx) {
-    const ValueType& x = ctx.input_type(0);
-    std::optional<DimVector> dims;
-    if (x.shape) {
-      if (x.shape->size() < 2) throw ctx.error("X must have rank >= 2");
-      dims = DimVector{(*x.shape)[0], (*x.shape)[1]};
-      dims->resize(x.shape->size(), Dim::known(1));
-    }
-    ctx.set_output(0, x.dtype, dims);
+  return OpSchema{
+      .name = name,
+      .since = since,
+      .until = until,
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .infer =
+          [](InferContext& ctx) {
+            const ValueType& x = ctx.input_type(0);
+            std::optional<DimVector> dims;
+            if (x.shape) {
+              if (x.shape->size() < 2) throw ctx.error("X must have rank >= 2");
+              dims = DimVector{(*x.shape)[0], (*x.shape)[1]};
+              dims->resize(x.shape->size(), Dim::known(1));
+            }
+            ctx.set_output(0, x.dtype, dims);
+          },
+      .compute = [kind](KernelContext& ctx) { compute_global_pool(ctx, kind); },
   };
-  s.compute = [kind](KernelContext& ctx) { compute_global_pool(ctx, kind); };
-  return s;
 }
 
 // MaxUnpool: scatters X into a zero tensor at the flat indices I.
@@ -367,41 +370,43 @@ KILN_OP(GlobalLpPool_1) { return global_pool_schema("GlobalLpPool", PoolKind::kL
 KILN_OP(GlobalLpPool_2) { return global_pool_schema("GlobalLpPool", PoolKind::kLp, 2, INT_MAX); }
 
 KILN_OP(MaxUnpool) {
-  OpSchema s;
-  s.name = "MaxUnpool";
-  s.since = 9;
-  s.min_inputs = 2;
-  s.max_inputs = 3;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.check = [](const Node& n) {
-    return n.has_attr("kernel_shape") ? std::string() : std::string("kernel_shape is required");
+  return OpSchema{
+      .name = "MaxUnpool",
+      .since = 9,
+      .min_inputs = 2,
+      .max_inputs = 3,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .check =
+          [](const Node& n) {
+            return n.has_attr("kernel_shape") ? std::string() : std::string("kernel_shape is required");
+          },
+      .infer =
+          [](InferContext& ctx) {
+            std::optional<DimVector> dims;
+            const ValueType& x = ctx.input_type(0);
+            std::vector<int64_t> os;
+            if (ctx.has_input(2) && ctx.input_ints(2, &os)) {
+              dims = dims_of(os);
+            } else if (!ctx.has_input(2) && x.shape && x.shape->size() >= 3) {
+              const Node& n = ctx.node();
+              const size_t r = x.shape->size() - 2;
+              Shape k = n.attr_ints("kernel_shape"), st, pads;
+              if (k.size() == r && window_attr(n, "strides", r, 1, &st) && window_attr(n, "pads", 2 * r, 0, &pads)) {
+                dims = DimVector{(*x.shape)[0], (*x.shape)[1]};
+                for (size_t d = 0; d < r; ++d) {
+                  const Dim& in = (*x.shape)[d + 2];
+                  dims->push_back(in.is_known() ? Dim::known((in.value - 1) * st[d] + k[d] - pads[d] - pads[d + r])
+                                                : Dim::unknown());
+                }
+              }
+            } else if (x.shape) {
+              dims = DimVector(x.shape->size(), Dim::unknown());
+            }
+            ctx.set_output(0, x.dtype, dims);
+          },
+      .compute = compute_max_unpool,
   };
-  s.infer = [](InferContext& ctx) {
-    std::optional<DimVector> dims;
-    const ValueType& x = ctx.input_type(0);
-    std::vector<int64_t> os;
-    if (ctx.has_input(2) && ctx.input_ints(2, &os)) {
-      dims = dims_of(os);
-    } else if (!ctx.has_input(2) && x.shape && x.shape->size() >= 3) {
-      const Node& n = ctx.node();
-      const size_t r = x.shape->size() - 2;
-      Shape k = n.attr_ints("kernel_shape"), st, pads;
-      if (k.size() == r && window_attr(n, "strides", r, 1, &st) && window_attr(n, "pads", 2 * r, 0, &pads)) {
-        dims = DimVector{(*x.shape)[0], (*x.shape)[1]};
-        for (size_t d = 0; d < r; ++d) {
-          const Dim& in = (*x.shape)[d + 2];
-          dims->push_back(in.is_known() ? Dim::known((in.value - 1) * st[d] + k[d] - pads[d] - pads[d + r])
-                                        : Dim::unknown());
-        }
-      }
-    } else if (x.shape) {
-      dims = DimVector(x.shape->size(), Dim::unknown());
-    }
-    ctx.set_output(0, x.dtype, dims);
-  };
-  s.compute = compute_max_unpool;
-  return s;
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

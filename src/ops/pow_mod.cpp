@@ -100,34 +100,38 @@ T mod_one(T a, T b, bool fmod) {
 }  // namespace
 
 KILN_OP(Pow) {
-  OpSchema s;
-  s.name = "Pow";
-  s.since = 1;
-  s.min_inputs = s.max_inputs = 2;
-  s.max_outputs = 1;
-  s.types = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16, DType::kInt32, DType::kInt64};
-  s.infer = [](InferContext& ctx) { infer_binary(ctx); };
-  s.compute = pow_kernel;
-  return s;
+  return OpSchema{
+      .name = "Pow",
+      .since = 1,
+      .min_inputs = 2,
+      .max_inputs = 2,
+      .max_outputs = 1,
+      .types = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16, DType::kInt32, DType::kInt64},
+      .infer = [](InferContext& ctx) { infer_binary(ctx); },
+      .compute = pow_kernel,
+  };
 }
 
 KILN_OP(Mod) {
-  OpSchema s;
-  s.name = "Mod";
-  s.since = 10;
-  s.min_inputs = s.max_inputs = 2;
-  s.max_outputs = 1;
-  s.types = numeric_dtypes();
-  s.check = [](const Node& n) {
-    int64_t f = n.attr_int("fmod", 0);
-    return f == 0 || f == 1 ? std::string() : "fmod must be 0 or 1, got " + std::to_string(f);
+  return OpSchema{
+      .name = "Mod",
+      .since = 10,
+      .min_inputs = 2,
+      .max_inputs = 2,
+      .max_outputs = 1,
+      .types = numeric_dtypes(),
+      .check =
+          [](const Node& n) {
+            int64_t f = n.attr_int("fmod", 0);
+            return f == 0 || f == 1 ? std::string() : "fmod must be 0 or 1, got " + std::to_string(f);
+          },
+      .infer = [](InferContext& ctx) { infer_binary(ctx); },
+      .compute =
+          [](KernelContext& ctx) {
+            bool fmod = ctx.node().attr_int("fmod", 0) != 0;
+            binary_elementwise<NumericTypes>(ctx, [fmod](auto a, auto b) { return mod_one(a, b, fmod); });
+          },
   };
-  s.infer = [](InferContext& ctx) { infer_binary(ctx); };
-  s.compute = [](KernelContext& ctx) {
-    bool fmod = ctx.node().attr_int("fmod", 0) != 0;
-    binary_elementwise<NumericTypes>(ctx, [fmod](auto a, auto b) { return mod_one(a, b, fmod); });
-  };
-  return s;
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

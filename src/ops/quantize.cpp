@@ -132,46 +132,49 @@ void compute_dynamic_quantize(KernelContext& ctx) {
 }
 
 OpSchema quantize_schema(int since, int until) {
-  OpSchema s;
-  s.name = "QuantizeLinear";
-  s.since = since;
-  s.until = until;
-  s.min_inputs = 2;
-  s.max_inputs = 3;
-  s.max_outputs = 1;
-  s.types = {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kInt32};
-  s.check = [](const Node& n) -> std::string {
-    if (n.has_input(2)) {
-      DType t = n.inputs[2]->type.dtype;
-      if (t != DType::kUndefined && t != DType::kInt8 && t != DType::kUInt8 && t != DType::kInt16 &&
-          t != DType::kUInt16)
-        return "zero point type " + dtype_name(t) + " is unsupported";
-    }
-    return "";
+  return OpSchema{
+      .name = "QuantizeLinear",
+      .since = since,
+      .until = until,
+      .min_inputs = 2,
+      .max_inputs = 3,
+      .max_outputs = 1,
+      .types = {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kInt32},
+      .check = [](const Node& n) -> std::string {
+        if (n.has_input(2)) {
+          DType t = n.inputs[2]->type.dtype;
+          if (t != DType::kUndefined && t != DType::kInt8 && t != DType::kUInt8 && t != DType::kInt16 &&
+              t != DType::kUInt16)
+            return "zero point type " + dtype_name(t) + " is unsupported";
+        }
+        return "";
+      },
+      .infer =
+          [](InferContext& ctx) {
+            DType t =
+                quantize_out_type(ctx.node(), ctx.has_input(2) ? ctx.input_dtype(2) : DType::kUInt8, ctx.has_input(2));
+            ctx.set_output(0, t, ctx.input_type(0).shape);
+          },
+      .compute = compute_quantize,
   };
-  s.infer = [](InferContext& ctx) {
-    DType t = quantize_out_type(ctx.node(), ctx.has_input(2) ? ctx.input_dtype(2) : DType::kUInt8, ctx.has_input(2));
-    ctx.set_output(0, t, ctx.input_type(0).shape);
-  };
-  s.compute = compute_quantize;
-  return s;
 }
 
 OpSchema dequantize_schema(int since, int until) {
-  OpSchema s;
-  s.name = "DequantizeLinear";
-  s.since = since;
-  s.until = until;
-  s.min_inputs = 2;
-  s.max_inputs = 3;
-  s.max_outputs = 1;
-  s.types = {DType::kInt8, DType::kUInt8, DType::kInt16, DType::kUInt16, DType::kInt32};
-  s.infer = [](InferContext& ctx) {
-    int64_t od = ctx.node().opset >= 23 ? ctx.node().attr_int("output_dtype", 0) : 0;
-    ctx.set_output(0, od ? static_cast<DType>(od) : ctx.input_dtype(1), ctx.input_type(0).shape);
+  return OpSchema{
+      .name = "DequantizeLinear",
+      .since = since,
+      .until = until,
+      .min_inputs = 2,
+      .max_inputs = 3,
+      .max_outputs = 1,
+      .types = {DType::kInt8, DType::kUInt8, DType::kInt16, DType::kUInt16, DType::kInt32},
+      .infer =
+          [](InferContext& ctx) {
+            int64_t od = ctx.node().opset >= 23 ? ctx.node().attr_int("output_dtype", 0) : 0;
+            ctx.set_output(0, od ? static_cast<DType>(od) : ctx.input_dtype(1), ctx.input_type(0).shape);
+          },
+      .compute = compute_dequantize,
   };
-  s.compute = compute_dequantize;
-  return s;
 }
 
 }  // namespace
@@ -182,19 +185,22 @@ KILN_OP(DequantizeLinear_10) { return dequantize_schema(10, 12); }
 KILN_OP(DequantizeLinear_13) { return dequantize_schema(13, INT_MAX); }
 
 KILN_OP(DynamicQuantizeLinear) {
-  OpSchema s;
-  s.name = "DynamicQuantizeLinear";
-  s.since = 11;
-  s.min_inputs = s.max_inputs = 1;
-  s.min_outputs = s.max_outputs = 3;
-  s.types = {DType::kFloat32};
-  s.infer = [](InferContext& ctx) {
-    ctx.set_output(0, DType::kUInt8, ctx.input_type(0).shape);
-    ctx.set_output(1, DType::kFloat32, DimVector{});
-    ctx.set_output(2, DType::kUInt8, DimVector{});
+  return OpSchema{
+      .name = "DynamicQuantizeLinear",
+      .since = 11,
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .min_outputs = 3,
+      .max_outputs = 3,
+      .types = {DType::kFloat32},
+      .infer =
+          [](InferContext& ctx) {
+            ctx.set_output(0, DType::kUInt8, ctx.input_type(0).shape);
+            ctx.set_output(1, DType::kFloat32, DimVector{});
+            ctx.set_output(2, DType::kUInt8, DimVector{});
+          },
+      .compute = compute_dynamic_quantize,
   };
-  s.compute = compute_dynamic_quantize;
-  return s;
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

@@ -103,66 +103,73 @@ void fill_random(Tensor& out, const Node& n, Dist dist) {
 
 // RandomUniform / RandomNormal: shape and dtype from attributes.
 OpSchema make_generator(const char* name, Dist dist) {
-  OpSchema s;
-  s.name = name;
-  s.since = 1;
-  s.min_inputs = s.max_inputs = 0;
-  s.max_outputs = 1;
-  s.check = [](const Node& n) -> std::string {
-    if (!n.has_attr("shape")) return "attribute 'shape' is required";
-    for (int64_t d : n.attr_ints("shape"))
-      if (d < 0) return "shape has a negative dim " + std::to_string(d);
-    std::string r = check_dtype_attr(n);
-    return r.empty() ? check_seed(n) : r;
+  return OpSchema{
+      .name = name,
+      .since = 1,
+      .min_inputs = 0,
+      .max_inputs = 0,
+      .max_outputs = 1,
+      .check = [](const Node& n) -> std::string {
+        if (!n.has_attr("shape")) return "attribute 'shape' is required";
+        for (int64_t d : n.attr_ints("shape"))
+          if (d < 0) return "shape has a negative dim " + std::to_string(d);
+        std::string r = check_dtype_attr(n);
+        return r.empty() ? check_seed(n) : r;
+      },
+      .infer =
+          [](InferContext& ctx) {
+            const Node& n = ctx.node();
+            DimVector dims;
+            for (int64_t d : n.attr_ints("shape")) dims.push_back(Dim::known(d));
+            ctx.set_output(0, static_cast<DType>(n.attr_int("dtype", static_cast<int64_t>(DType::kFloat32))), dims);
+          },
+      .compute =
+          [dist](KernelContext& ctx) {
+            const Node& n = ctx.node();
+            Shape shape = n.attr_ints("shape");
+            int64_t numel = 1;
+            for (int64_t d : shape) {
+              if (d < 0) throw ctx.error("shape has a negative dim " + std::to_string(d));
+              if (d != 0 && numel > (int64_t{1} << 40) / d) throw ctx.error("shape is too large");
+              numel *= d;
+            }
+            DType dt = static_cast<DType>(n.attr_int("dtype", static_cast<int64_t>(DType::kFloat32)));
+            fill_random(ctx.output(0, dt, shape), n, dist);
+          },
   };
-  s.infer = [](InferContext& ctx) {
-    const Node& n = ctx.node();
-    DimVector dims;
-    for (int64_t d : n.attr_ints("shape")) dims.push_back(Dim::known(d));
-    ctx.set_output(0, static_cast<DType>(n.attr_int("dtype", static_cast<int64_t>(DType::kFloat32))), dims);
-  };
-  s.compute = [dist](KernelContext& ctx) {
-    const Node& n = ctx.node();
-    Shape shape = n.attr_ints("shape");
-    int64_t numel = 1;
-    for (int64_t d : shape) {
-      if (d < 0) throw ctx.error("shape has a negative dim " + std::to_string(d));
-      if (d != 0 && numel > (int64_t{1} << 40) / d) throw ctx.error("shape is too large");
-      numel *= d;
-    }
-    DType dt = static_cast<DType>(n.attr_int("dtype", static_cast<int64_t>(DType::kFloat32)));
-    fill_random(ctx.output(0, dt, shape), n, dist);
-  };
-  return s;
 }
 
 // RandomUniformLike / RandomNormalLike: the input's shape; its type unless
 // `dtype` is given.
 OpSchema make_like(const char* name, Dist dist) {
-  OpSchema s;
-  s.name = name;
-  s.since = 1;
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.check = [](const Node& n) -> std::string {
-    std::string r = check_dtype_attr(n);
-    return r.empty() ? check_seed(n) : r;
+  return OpSchema{
+      .name = name,
+      .since = 1,
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .check = [](const Node& n) -> std::string {
+        std::string r = check_dtype_attr(n);
+        return r.empty() ? check_seed(n) : r;
+      },
+      .infer =
+          [](InferContext& ctx) {
+            DType in = ctx.input_dtype(0);
+            DType out = like_dtype(ctx.node(), in);
+            if (out != DType::kUndefined && !is_float(out))
+              throw ctx.error("the input is " + dtype_name(in) + ", so attribute 'dtype' (a float type) is required");
+            infer_same_shape(ctx, out);
+          },
+      .compute =
+          [dist](KernelContext& ctx) {
+            const Tensor& x = ctx.input(0);
+            DType out = like_dtype(ctx.node(), x.dtype());
+            if (!is_float(out))
+              throw ctx.error("the input is " + dtype_name(x.dtype()) +
+                              ", so attribute 'dtype' (a float type) is required");
+            fill_random(ctx.output(0, out, x.shape()), ctx.node(), dist);
+          },
   };
-  s.infer = [](InferContext& ctx) {
-    DType in = ctx.input_dtype(0);
-    DType out = like_dtype(ctx.node(), in);
-    if (out != DType::kUndefined && !is_float(out))
-      throw ctx.error("the input is " + dtype_name(in) + ", so attribute 'dtype' (a float type) is required");
-    infer_same_shape(ctx, out);
-  };
-  s.compute = [dist](KernelContext& ctx) {
-    const Tensor& x = ctx.input(0);
-    DType out = like_dtype(ctx.node(), x.dtype());
-    if (!is_float(out))
-      throw ctx.error("the input is " + dtype_name(x.dtype()) + ", so attribute 'dtype' (a float type) is required");
-    fill_random(ctx.output(0, out, x.shape()), ctx.node(), dist);
-  };
-  return s;
 }
 
 }  // namespace

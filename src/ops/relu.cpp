@@ -6,17 +6,19 @@
 namespace kiln {
 
 KILN_OP(Relu) {
-  OpSchema s;
-  s.name = "Relu";
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.types = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16,
-             DType::kInt8,    DType::kInt16,   DType::kInt32,   DType::kInt64};
-  s.infer = [](InferContext& ctx) { infer_same_as_input(ctx); };
-  s.compute = [](KernelContext& ctx) {
-    unary_elementwise<SignedTypes>(ctx, [](auto x) { return x > decltype(x)(0) ? x : decltype(x)(0); });
+  return OpSchema{
+      .name = "Relu",
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .types = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16, DType::kInt8, DType::kInt16,
+                DType::kInt32, DType::kInt64},
+      .infer = [](InferContext& ctx) { infer_same_as_input(ctx); },
+      .compute =
+          [](KernelContext& ctx) {
+            unary_elementwise<SignedTypes>(ctx, [](auto x) { return x > decltype(x)(0) ? x : decltype(x)(0); });
+          },
   };
-  return s;
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

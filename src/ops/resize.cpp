@@ -515,18 +515,18 @@ void infer_resize(InferContext& ctx) {
 }
 
 OpSchema resize_schema(const char* name, int since, int until, int min_inputs, int max_inputs) {
-  OpSchema s;
-  s.name = name;
-  s.since = since;
-  s.until = until;
-  s.min_inputs = min_inputs;
-  s.max_inputs = max_inputs;
-  s.max_outputs = 1;
-  s.types = numeric_dtypes();
-  s.check = resize_check;
-  s.infer = infer_resize;
-  s.compute = compute_resize;
-  return s;
+  return OpSchema{
+      .name = name,
+      .since = since,
+      .until = until,
+      .min_inputs = min_inputs,
+      .max_inputs = max_inputs,
+      .max_outputs = 1,
+      .types = numeric_dtypes(),
+      .check = resize_check,
+      .infer = infer_resize,
+      .compute = compute_resize,
+  };
 }
 
 }  // namespace

@@ -670,33 +670,36 @@ void infer_recurrent(InferContext& ctx, Cell cell) {
 }
 
 OpSchema recurrent_schema(const char* name, Cell cell, int since, int until) {
-  OpSchema s;
-  s.name = name;
-  s.since = since;
-  s.until = until;
-  s.min_inputs = 3;
-  s.max_inputs = cell == Cell::kLstm ? 8 : 6;
-  s.min_outputs = 0;
-  s.max_outputs = cell == Cell::kLstm ? 3 : 2;
-  s.types = float_dtypes();
-  s.check = [cell](const Node& n) -> std::string {
-    try {
-      parse_attrs(n, cell);
-    } catch (const Error& e) {
-      return e.what();
-    }
-    if (n.opset < 14 && n.has_attr("layout")) return "the layout attribute exists from opset 14";
-    if (cell == Cell::kGru && n.opset < 3 && n.has_attr("linear_before_reset"))
-      return "linear_before_reset exists from opset 3";
-    return "";
+  return OpSchema{
+      .name = name,
+      .since = since,
+      .until = until,
+      .min_inputs = 3,
+      .max_inputs = cell == Cell::kLstm ? 8 : 6,
+      .min_outputs = 0,
+      .max_outputs = cell == Cell::kLstm ? 3 : 2,
+      .types = float_dtypes(),
+      .check = [cell](const Node& n) -> std::string {
+        try {
+          parse_attrs(n, cell);
+        } catch (const Error& e) {
+          return e.what();
+        }
+        if (n.opset < 14 && n.has_attr("layout")) return "the layout attribute exists from opset 14";
+        if (cell == Cell::kGru && n.opset < 3 && n.has_attr("linear_before_reset"))
+          return "linear_before_reset exists from opset 3";
+        return "";
+      },
+      .infer = [cell](InferContext& ctx) { infer_recurrent(ctx, cell); },
+      .compute =
+          [cell](KernelContext& ctx) {
+            RnnAttrs a = parse_attrs(ctx.node(), cell);
+            dispatch<FloatTypes>(ctx.input(0).dtype(), ctx.node().op_type,
+                                 [&]<typename T>() { run_recurrent<T>(ctx, a); });
+          },
+      .make_kernel = [cell](const Node& node,
+                            BuildContext&) { return std::make_unique<RecurrentKernelF32>(node, cell); },
   };
-  s.infer = [cell](InferContext& ctx) { infer_recurrent(ctx, cell); };
-  s.compute = [cell](KernelContext& ctx) {
-    RnnAttrs a = parse_attrs(ctx.node(), cell);
-    dispatch<FloatTypes>(ctx.input(0).dtype(), ctx.node().op_type, [&]<typename T>() { run_recurrent<T>(ctx, a); });
-  };
-  s.make_kernel = [cell](const Node& node, BuildContext&) { return std::make_unique<RecurrentKernelF32>(node, cell); };
-  return s;
 }
 
 }  // namespace

@@ -110,24 +110,26 @@ void compute_roi_align(KernelContext& ctx) {
 }
 
 OpSchema roi_align_schema(int since, int until) {
-  OpSchema s;
-  s.name = "RoiAlign";
-  s.since = since;
-  s.until = until;
-  s.min_inputs = s.max_inputs = 3;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.infer = [](InferContext& ctx) {
-    const ValueType& x = ctx.input_type(0);
-    const ValueType& rois = ctx.input_type(1);
-    DimVector d = {rois.shape && !rois.shape->empty() ? (*rois.shape)[0] : Dim::unknown(),
-                   x.shape && x.shape->size() == 4 ? (*x.shape)[1] : Dim::unknown(),
-                   Dim::known(ctx.node().attr_int("output_height", 1)),
-                   Dim::known(ctx.node().attr_int("output_width", 1))};
-    ctx.set_output(0, x.dtype, d);
+  return OpSchema{
+      .name = "RoiAlign",
+      .since = since,
+      .until = until,
+      .min_inputs = 3,
+      .max_inputs = 3,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .infer =
+          [](InferContext& ctx) {
+            const ValueType& x = ctx.input_type(0);
+            const ValueType& rois = ctx.input_type(1);
+            DimVector d = {rois.shape && !rois.shape->empty() ? (*rois.shape)[0] : Dim::unknown(),
+                           x.shape && x.shape->size() == 4 ? (*x.shape)[1] : Dim::unknown(),
+                           Dim::known(ctx.node().attr_int("output_height", 1)),
+                           Dim::known(ctx.node().attr_int("output_width", 1))};
+            ctx.set_output(0, x.dtype, d);
+          },
+      .compute = compute_roi_align,
   };
-  s.compute = compute_roi_align;
-  return s;
 }
 
 }  // namespace

@@ -83,21 +83,23 @@ void rotary_compute(KernelContext& ctx) {
 }  // namespace
 
 KILN_OP(RotaryEmbedding) {
-  OpSchema s;
-  s.name = "RotaryEmbedding";
-  s.since = 23;
-  s.min_inputs = 3;
-  s.max_inputs = 4;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.infer = [](InferContext& ctx) {
-    int r = ctx.input_type(0).rank();
-    if (r != -1 && r != 3 && r != 4) throw ctx.error("X must be 3-D or 4-D, got rank " + std::to_string(r));
-    if (r == 3 && ctx.node().attr_int("num_heads", 0) <= 0) throw ctx.error("3-D X needs the num_heads attribute");
-    infer_same_as_input(ctx);
+  return OpSchema{
+      .name = "RotaryEmbedding",
+      .since = 23,
+      .min_inputs = 3,
+      .max_inputs = 4,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .infer =
+          [](InferContext& ctx) {
+            int r = ctx.input_type(0).rank();
+            if (r != -1 && r != 3 && r != 4) throw ctx.error("X must be 3-D or 4-D, got rank " + std::to_string(r));
+            if (r == 3 && ctx.node().attr_int("num_heads", 0) <= 0)
+              throw ctx.error("3-D X needs the num_heads attribute");
+            infer_same_as_input(ctx);
+          },
+      .compute = rotary_compute,
   };
-  s.compute = rotary_compute;
-  return s;
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

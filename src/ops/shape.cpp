@@ -25,27 +25,30 @@ void shape_range(int64_t rank, const Node& n, int64_t* start, int64_t* end) {
 }
 
 OpSchema shape_schema(int since, int until) {
-  OpSchema s;
-  s.name = "Shape";
-  s.since = since;
-  s.until = until;
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.infer = [](InferContext& ctx) {
-    int r = input_rank(ctx, 0);
-    if (r < 0) return ctx.set_output(0, DType::kInt64, DimVector{Dim::unknown()});
-    int64_t b, e;
-    shape_range(r, ctx.node(), &b, &e);
-    ctx.set_output(0, DType::kInt64, DimVector{Dim::known(e - b)});
+  return OpSchema{
+      .name = "Shape",
+      .since = since,
+      .until = until,
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .infer =
+          [](InferContext& ctx) {
+            int r = input_rank(ctx, 0);
+            if (r < 0) return ctx.set_output(0, DType::kInt64, DimVector{Dim::unknown()});
+            int64_t b, e;
+            shape_range(r, ctx.node(), &b, &e);
+            ctx.set_output(0, DType::kInt64, DimVector{Dim::known(e - b)});
+          },
+      .compute =
+          [](KernelContext& ctx) {
+            const Shape& in = ctx.input(0).shape();
+            int64_t b, e;
+            shape_range(static_cast<int64_t>(in.size()), ctx.node(), &b, &e);
+            Tensor& out = ctx.output(0, DType::kInt64, {e - b});
+            for (int64_t i = b; i < e; ++i) out.data<int64_t>()[i - b] = in[static_cast<size_t>(i)];
+          },
   };
-  s.compute = [](KernelContext& ctx) {
-    const Shape& in = ctx.input(0).shape();
-    int64_t b, e;
-    shape_range(static_cast<int64_t>(in.size()), ctx.node(), &b, &e);
-    Tensor& out = ctx.output(0, DType::kInt64, {e - b});
-    for (int64_t i = b; i < e; ++i) out.data<int64_t>()[i - b] = in[static_cast<size_t>(i)];
-  };
-  return s;
 }
 
 // -------------------------------------------------------------------- Reshape
@@ -164,38 +167,41 @@ int64_t flatten_axis(const Node& n, int64_t rank) {
 }
 
 OpSchema flatten_schema() {
-  OpSchema s;
-  s.name = "Flatten";
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.infer = [](InferContext& ctx) {
-    const ValueType& in = ctx.input_type(0);
-    if (!in.shape) return ctx.set_output(0, in.dtype, unknown_dims(2));
-    int64_t r = in.rank();
-    int64_t axis = flatten_axis(ctx.node(), r);
-    Dim d[2] = {Dim::known(1), Dim::known(1)};
-    for (int64_t i = 0; i < r; ++i) {
-      Dim& o = d[i < axis ? 0 : 1];
-      const Dim& x = (*in.shape)[static_cast<size_t>(i)];
-      if (o.is_known() && x.is_known())
-        o.value *= x.value;
-      else if (x.is_known() && x.value == 0)
-        o = Dim::known(0);
-      else if (!(o.is_known() && o.value == 0))
-        o = Dim::unknown();
-    }
-    ctx.set_output(0, in.dtype, DimVector{d[0], d[1]});
+  return OpSchema{
+      .name = "Flatten",
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .infer =
+          [](InferContext& ctx) {
+            const ValueType& in = ctx.input_type(0);
+            if (!in.shape) return ctx.set_output(0, in.dtype, unknown_dims(2));
+            int64_t r = in.rank();
+            int64_t axis = flatten_axis(ctx.node(), r);
+            Dim d[2] = {Dim::known(1), Dim::known(1)};
+            for (int64_t i = 0; i < r; ++i) {
+              Dim& o = d[i < axis ? 0 : 1];
+              const Dim& x = (*in.shape)[static_cast<size_t>(i)];
+              if (o.is_known() && x.is_known())
+                o.value *= x.value;
+              else if (x.is_known() && x.value == 0)
+                o = Dim::known(0);
+              else if (!(o.is_known() && o.value == 0))
+                o = Dim::unknown();
+            }
+            ctx.set_output(0, in.dtype, DimVector{d[0], d[1]});
+          },
+      .compute =
+          [](KernelContext& ctx) {
+            const Tensor& x = ctx.input(0);
+            int64_t axis = flatten_axis(ctx.node(), x.rank());
+            int64_t outer = 1;
+            for (int64_t i = 0; i < axis; ++i) outer *= x.shape()[static_cast<size_t>(i)];
+            int64_t inner = 1;
+            for (int64_t i = axis; i < x.rank(); ++i) inner *= x.shape()[static_cast<size_t>(i)];
+            ctx.set_output(0, x.reshaped({outer, inner}));
+          },
   };
-  s.compute = [](KernelContext& ctx) {
-    const Tensor& x = ctx.input(0);
-    int64_t axis = flatten_axis(ctx.node(), x.rank());
-    int64_t outer = 1;
-    for (int64_t i = 0; i < axis; ++i) outer *= x.shape()[static_cast<size_t>(i)];
-    int64_t inner = 1;
-    for (int64_t i = axis; i < x.rank(); ++i) inner *= x.shape()[static_cast<size_t>(i)];
-    ctx.set_output(0, x.reshaped({outer, inner}));
-  };
-  return s;
 }
 
 // ------------------------------------------------------- Squeeze / Unsqueeze
@@ -330,53 +336,57 @@ OpSchema unsqueeze_schema(int since, int until) {
 
 // Bidirectional broadcast of the input with the requested shape.
 OpSchema expand_schema() {
-  OpSchema s;
-  s.name = "Expand";
-  s.since = 8;
-  s.min_inputs = s.max_inputs = 2;
-  s.max_outputs = 1;
-  s.infer = [](InferContext& ctx) {
-    const ValueType& in = ctx.input_type(0);
-    std::vector<int64_t> shape;
-    if (!ctx.input_ints(1, &shape) || !in.shape) {
-      const ValueType& st = ctx.input_type(1);
-      if (in.shape && st.shape && st.shape->size() == 1 && (*st.shape)[0].is_known())
-        return ctx.set_output(
-            0, in.dtype, unknown_dims(std::max<size_t>(in.shape->size(), static_cast<size_t>((*st.shape)[0].value))));
-      return ctx.set_output(0, in.dtype, std::nullopt);
-    }
-    size_t r = std::max(in.shape->size(), shape.size());
-    DimVector out(r, Dim::known(1));
-    for (size_t i = 0; i < r; ++i) {
-      Dim a = i + in.shape->size() >= r ? (*in.shape)[i + in.shape->size() - r] : Dim::known(1);
-      Dim b = i + shape.size() >= r ? Dim::known(shape[i + shape.size() - r]) : Dim::known(1);
-      if (b.value < 0) throw ctx.error("shape has negative dim " + std::to_string(b.value));
-      if (a.is_known() && a.value == 1)
-        out[i] = b;
-      else if (b.value == 1)
-        out[i] = a;
-      else if (a.is_known() && a.value != b.value)
-        throw ctx.error("cannot expand dim " + std::to_string(a.value) + " to " + std::to_string(b.value));
-      else
-        out[i] = b;
-    }
-    ctx.set_output(0, in.dtype, out);
+  return OpSchema{
+      .name = "Expand",
+      .since = 8,
+      .min_inputs = 2,
+      .max_inputs = 2,
+      .max_outputs = 1,
+      .infer =
+          [](InferContext& ctx) {
+            const ValueType& in = ctx.input_type(0);
+            std::vector<int64_t> shape;
+            if (!ctx.input_ints(1, &shape) || !in.shape) {
+              const ValueType& st = ctx.input_type(1);
+              if (in.shape && st.shape && st.shape->size() == 1 && (*st.shape)[0].is_known())
+                return ctx.set_output(
+                    0, in.dtype,
+                    unknown_dims(std::max<size_t>(in.shape->size(), static_cast<size_t>((*st.shape)[0].value))));
+              return ctx.set_output(0, in.dtype, std::nullopt);
+            }
+            size_t r = std::max(in.shape->size(), shape.size());
+            DimVector out(r, Dim::known(1));
+            for (size_t i = 0; i < r; ++i) {
+              Dim a = i + in.shape->size() >= r ? (*in.shape)[i + in.shape->size() - r] : Dim::known(1);
+              Dim b = i + shape.size() >= r ? Dim::known(shape[i + shape.size() - r]) : Dim::known(1);
+              if (b.value < 0) throw ctx.error("shape has negative dim " + std::to_string(b.value));
+              if (a.is_known() && a.value == 1)
+                out[i] = b;
+              else if (b.value == 1)
+                out[i] = a;
+              else if (a.is_known() && a.value != b.value)
+                throw ctx.error("cannot expand dim " + std::to_string(a.value) + " to " + std::to_string(b.value));
+              else
+                out[i] = b;
+            }
+            ctx.set_output(0, in.dtype, out);
+          },
+      .compute =
+          [](KernelContext& ctx) {
+            const Tensor& x = ctx.input(0);
+            std::vector<int64_t> shape = read_ints(ctx.input(1), ctx, "Expand shape");
+            checked_numel(ctx, shape, "Expand shape");
+            Shape out_shape = broadcast_shapes({x.shape(), shape}, ctx.node());
+            checked_numel(ctx, out_shape, "Expand output");
+            dispatch_by_size(x.dtype(), "Expand", [&]<typename T>() {
+              Tensor& out = ctx.output(0, x.dtype(), out_shape);
+              const T* px = x.data<T>();
+              T* po = out.data<T>();
+              for_each_broadcast(out_shape, {broadcast_strides(x.shape(), out_shape)},
+                                 [&](int64_t i, const int64_t* off) { po[i] = px[off[0]]; });
+            });
+          },
   };
-  s.compute = [](KernelContext& ctx) {
-    const Tensor& x = ctx.input(0);
-    std::vector<int64_t> shape = read_ints(ctx.input(1), ctx, "Expand shape");
-    checked_numel(ctx, shape, "Expand shape");
-    Shape out_shape = broadcast_shapes({x.shape(), shape}, ctx.node());
-    checked_numel(ctx, out_shape, "Expand output");
-    dispatch_by_size(x.dtype(), "Expand", [&]<typename T>() {
-      Tensor& out = ctx.output(0, x.dtype(), out_shape);
-      const T* px = x.data<T>();
-      T* po = out.data<T>();
-      for_each_broadcast(out_shape, {broadcast_strides(x.shape(), out_shape)},
-                         [&](int64_t i, const int64_t* off) { po[i] = px[off[0]]; });
-    });
-  };
-  return s;
 }
 
 // -------------------------------------------------------------------- Dropout
@@ -428,13 +438,14 @@ KILN_OP(Shape_1) { return shape_schema(1, 14); }
 KILN_OP(Shape_15) { return shape_schema(15, INT_MAX); }
 
 KILN_OP(Size) {
-  OpSchema s;
-  s.name = "Size";
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.infer = [](InferContext& ctx) { ctx.set_output(0, DType::kInt64, DimVector{}); };
-  s.compute = [](KernelContext& ctx) { ctx.output(0, DType::kInt64, {}).data<int64_t>()[0] = ctx.input(0).numel(); };
-  return s;
+  return OpSchema{
+      .name = "Size",
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .infer = [](InferContext& ctx) { ctx.set_output(0, DType::kInt64, DimVector{}); },
+      .compute = [](KernelContext& ctx) { ctx.output(0, DType::kInt64, {}).data<int64_t>()[0] = ctx.input(0).numel(); },
+  };
 }
 
 KILN_OP(Reshape_1) { return reshape_schema(1, 4); }

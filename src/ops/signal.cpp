@@ -52,33 +52,37 @@ constexpr int64_t kMaxLength = int64_t{1} << 28;
 // w[n] = a0 - a1 cos(2 pi n / N) + a2 cos(4 pi n / N), N = size (periodic)
 // or size - 1 (symmetric).
 OpSchema window_schema(const char* name, double a0, double a1, double a2) {
-  OpSchema s;
-  s.name = name;
-  s.since = 17;
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.types = {DType::kInt32, DType::kInt64};
-  s.check = check_output_datatype;
-  s.infer = [](InferContext& ctx) {
-    DType dt = static_cast<DType>(ctx.node().attr_int("output_datatype", 1));
-    std::vector<int64_t> v;
-    Dim d = ctx.input_ints(0, &v) && v.size() == 1 && v[0] >= 0 ? Dim::known(v[0]) : Dim::unknown();
-    ctx.set_output(0, dt, DimVector{d});
+  return OpSchema{
+      .name = name,
+      .since = 17,
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .types = {DType::kInt32, DType::kInt64},
+      .check = check_output_datatype,
+      .infer =
+          [](InferContext& ctx) {
+            DType dt = static_cast<DType>(ctx.node().attr_int("output_datatype", 1));
+            std::vector<int64_t> v;
+            Dim d = ctx.input_ints(0, &v) && v.size() == 1 && v[0] >= 0 ? Dim::known(v[0]) : Dim::unknown();
+            ctx.set_output(0, dt, DimVector{d});
+          },
+      .compute =
+          [a0, a1, a2](KernelContext& ctx) {
+            int64_t size = read_int_scalar(ctx, 0, "size");
+            if (size < 0 || size > kMaxLength)
+              throw ctx.error("window size " + std::to_string(size) + " is out of range");
+            bool periodic = ctx.node().attr_int("periodic", 1) != 0;
+            double n_div = periodic ? static_cast<double>(size) : static_cast<double>(size - 1);
+            std::vector<double> w(static_cast<size_t>(size));
+            for (int64_t n = 0; n < size; ++n) {
+              double x = n_div > 0 ? static_cast<double>(n) / n_div : 0.0;
+              w[static_cast<size_t>(n)] = a0 - a1 * std::cos(2 * kPi * x) + a2 * std::cos(4 * kPi * x);
+            }
+            Tensor& out = ctx.output(0, static_cast<DType>(ctx.node().attr_int("output_datatype", 1)), {size});
+            write_doubles(out, w, ctx.node().op_type);
+          },
   };
-  s.compute = [a0, a1, a2](KernelContext& ctx) {
-    int64_t size = read_int_scalar(ctx, 0, "size");
-    if (size < 0 || size > kMaxLength) throw ctx.error("window size " + std::to_string(size) + " is out of range");
-    bool periodic = ctx.node().attr_int("periodic", 1) != 0;
-    double n_div = periodic ? static_cast<double>(size) : static_cast<double>(size - 1);
-    std::vector<double> w(static_cast<size_t>(size));
-    for (int64_t n = 0; n < size; ++n) {
-      double x = n_div > 0 ? static_cast<double>(n) / n_div : 0.0;
-      w[static_cast<size_t>(n)] = a0 - a1 * std::cos(2 * kPi * x) + a2 * std::cos(4 * kPi * x);
-    }
-    Tensor& out = ctx.output(0, static_cast<DType>(ctx.node().attr_int("output_datatype", 1)), {size});
-    write_doubles(out, w, ctx.node().op_type);
-  };
-  return s;
 }
 
 // ---------------------------------------------------------------- DFT
@@ -232,17 +236,17 @@ void dft_infer(InferContext& ctx, bool axis_is_input) {
 }
 
 OpSchema dft_schema(int since, int until, bool axis_is_input) {
-  OpSchema s;
-  s.name = "DFT";
-  s.since = since;
-  s.until = until;
-  s.min_inputs = 1;
-  s.max_inputs = axis_is_input ? 3 : 2;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.infer = [axis_is_input](InferContext& ctx) { dft_infer(ctx, axis_is_input); };
-  s.compute = [axis_is_input](KernelContext& ctx) { dft_compute(ctx, axis_is_input); };
-  return s;
+  return OpSchema{
+      .name = "DFT",
+      .since = since,
+      .until = until,
+      .min_inputs = 1,
+      .max_inputs = axis_is_input ? 3 : 2,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .infer = [axis_is_input](InferContext& ctx) { dft_infer(ctx, axis_is_input); },
+      .compute = [axis_is_input](KernelContext& ctx) { dft_compute(ctx, axis_is_input); },
+  };
 }
 
 // ---------------------------------------------------------------- STFT
@@ -383,35 +387,37 @@ KILN_OP(DFT_17) { return dft_schema(17, 19, false); }
 KILN_OP(DFT_20) { return dft_schema(20, INT_MAX, true); }
 
 KILN_OP(STFT) {
-  OpSchema s;
-  s.name = "STFT";
-  s.since = 17;
-  s.min_inputs = 2;
-  s.max_inputs = 4;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.infer = stft_infer;
-  s.compute = stft_compute;
-  return s;
+  return OpSchema{
+      .name = "STFT",
+      .since = 17,
+      .min_inputs = 2,
+      .max_inputs = 4,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .infer = stft_infer,
+      .compute = stft_compute,
+  };
 }
 
 KILN_OP(MelWeightMatrix) {
-  OpSchema s;
-  s.name = "MelWeightMatrix";
-  s.since = 17;
-  s.min_inputs = s.max_inputs = 5;
-  s.max_outputs = 1;
-  s.types = {DType::kInt32, DType::kInt64};
-  s.check = check_output_datatype;
-  s.infer = [](InferContext& ctx) {
-    DType dt = static_cast<DType>(ctx.node().attr_int("output_datatype", 1));
-    std::vector<int64_t> v, m;
-    Dim bins = ctx.input_ints(1, &v) && v.size() == 1 && v[0] >= 0 ? Dim::known(v[0] / 2 + 1) : Dim::unknown();
-    Dim mels = ctx.input_ints(0, &m) && m.size() == 1 && m[0] >= 0 ? Dim::known(m[0]) : Dim::unknown();
-    ctx.set_output(0, dt, DimVector{bins, mels});
+  return OpSchema{
+      .name = "MelWeightMatrix",
+      .since = 17,
+      .min_inputs = 5,
+      .max_inputs = 5,
+      .max_outputs = 1,
+      .types = {DType::kInt32, DType::kInt64},
+      .check = check_output_datatype,
+      .infer =
+          [](InferContext& ctx) {
+            DType dt = static_cast<DType>(ctx.node().attr_int("output_datatype", 1));
+            std::vector<int64_t> v, m;
+            Dim bins = ctx.input_ints(1, &v) && v.size() == 1 && v[0] >= 0 ? Dim::known(v[0] / 2 + 1) : Dim::unknown();
+            Dim mels = ctx.input_ints(0, &m) && m.size() == 1 && m[0] >= 0 ? Dim::known(m[0]) : Dim::unknown();
+            ctx.set_output(0, dt, DimVector{bins, mels});
+          },
+      .compute = mel_compute,
   };
-  s.compute = mel_compute;
-  return s;
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

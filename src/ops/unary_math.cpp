@@ -152,31 +152,34 @@ KILN_OP(BitwiseNot) {
 }
 
 KILN_OP(IsNaN) {
-  OpSchema s;
-  s.name = "IsNaN";
-  s.since = 9;
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.infer = [](InferContext& ctx) { infer_same_shape(ctx, DType::kBool); };
-  s.compute = [](KernelContext& ctx) { float_predicate(ctx, [](double x) { return std::isnan(x); }); };
-  return s;
+  return OpSchema{
+      .name = "IsNaN",
+      .since = 9,
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .infer = [](InferContext& ctx) { infer_same_shape(ctx, DType::kBool); },
+      .compute = [](KernelContext& ctx) { float_predicate(ctx, [](double x) { return std::isnan(x); }); },
+  };
 }
 
 KILN_OP(IsInf) {
-  OpSchema s;
-  s.name = "IsInf";
-  s.since = 10;
-  s.min_inputs = s.max_inputs = 1;
-  s.max_outputs = 1;
-  s.types = float_dtypes();
-  s.infer = [](InferContext& ctx) { infer_same_shape(ctx, DType::kBool); };
-  s.compute = [](KernelContext& ctx) {
-    bool neg = ctx.node().attr_int("detect_negative", 1) != 0;
-    bool pos = ctx.node().attr_int("detect_positive", 1) != 0;
-    float_predicate(ctx, [&](double x) { return std::isinf(x) && (x > 0 ? pos : neg); });
+  return OpSchema{
+      .name = "IsInf",
+      .since = 10,
+      .min_inputs = 1,
+      .max_inputs = 1,
+      .max_outputs = 1,
+      .types = float_dtypes(),
+      .infer = [](InferContext& ctx) { infer_same_shape(ctx, DType::kBool); },
+      .compute =
+          [](KernelContext& ctx) {
+            bool neg = ctx.node().attr_int("detect_negative", 1) != 0;
+            bool pos = ctx.node().attr_int("detect_positive", 1) != 0;
+            float_predicate(ctx, [&](double x) { return std::isinf(x) && (x > 0 ? pos : neg); });
+          },
   };
-  return s;
 }
 
 // ---- what kiln knows about these ops besides running them (ir/op_facts.h)

@@ -77,16 +77,16 @@ void variadic_kernel(KernelContext& ctx, Fold op) {
 
 template <typename List>
 OpSchema variadic_schema(const char* name, int since, int until, std::vector<DType> types, Fold op) {
-  OpSchema s;
-  s.name = name;
-  s.since = since;
-  s.until = until;
-  s.min_inputs = 1;
-  s.max_outputs = 1;
-  s.types = std::move(types);
-  s.infer = variadic_infer;
-  s.compute = [op](KernelContext& ctx) { variadic_kernel<List>(ctx, op); };
-  return s;
+  return OpSchema{
+      .name = name,
+      .since = since,
+      .until = until,
+      .min_inputs = 1,
+      .max_outputs = 1,
+      .types = std::move(types),
+      .infer = variadic_infer,
+      .compute = [op](KernelContext& ctx) { variadic_kernel<List>(ctx, op); },
+  };
 }
 
 }  // namespace
