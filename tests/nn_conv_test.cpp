@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/half.h"
+#include "core/thread_pool.h"
 #include "op_harness.h"
 
 namespace kiln::test {
@@ -230,6 +231,56 @@ TEST(ConvTranspose, OutputShapeAndAutoPadAndBias) {
   Tensor x1 = random_f32({1, 2, 5}, rng), w1 = random_f32({2, 1, 4}, rng);
   auto o1 = run_node({.op = "ConvTranspose", .opset = 1, .inputs = {x1, w1}});
   EXPECT_TRUE(all_close(o1[0], ref_conv_transpose(x1, w1, Win{{4}, {1}, {1}, {0, 0}}, 1, {8}), 1e-4, 1e-5));
+}
+
+// With a constant W (as exported models have) float32 runs on oneDNN's
+// deconvolution; the rest on the reference. Both against the definition,
+// over 1-3 spatial dims, groups, dilations, pads, output padding, bias,
+// odd sizes, several threads, and a batch of 0.
+TEST(ConvTranspose, ConstantWeightsOnOneDnnMatchTheDefinition) {
+  struct Case {
+    Shape x, w;
+    Win win;
+    int64_t group;
+    Shape out_pad;
+    bool bias;
+  };
+  const std::vector<Case> cases = {
+      {{1, 8, 5, 7}, {8, 4, 4, 4}, {{4, 4}, {2, 2}, {1, 1}, {1, 1, 1, 1}}, 1, {0, 0}, true},
+      {{2, 6, 4, 3}, {6, 2, 3, 3}, {{3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}}, 3, {1, 1}, false},
+      {{1, 3, 6, 5}, {3, 5, 3, 2}, {{3, 2}, {1, 3}, {2, 1}, {0, 1, 2, 0}}, 1, {0, 0}, true},
+      {{1, 17, 9}, {17, 5, 8}, {{8}, {4}, {1}, {2, 2}}, 1, {0}, true},
+      {{1, 4, 3, 4, 5}, {4, 3, 2, 2, 2}, {{2, 2, 2}, {2, 2, 2}, {1, 1, 1}, {0, 0, 0, 0, 0, 0}}, 1, {0, 0, 0}, false},
+      // output padding past the end pads: oneDNN has no negative padding, the reference runs
+      {{1, 2, 3, 3}, {2, 2, 3, 3}, {{3, 3}, {2, 2}, {1, 1}, {0, 0, 0, 0}}, 1, {1, 1}, true},
+      {{0, 8, 5, 7}, {8, 4, 4, 4}, {{4, 4}, {2, 2}, {1, 1}, {1, 1, 1, 1}}, 1, {0, 0}, false},
+  };
+  std::mt19937 rng(22);
+  ThreadPool pool(2);
+  for (const Case& c : cases) {
+    const size_t r = c.win.kernel.size();
+    Tensor x = random_f32(c.x, rng), w = random_f32(c.w, rng);
+    Tensor b = random_f32({c.w[1] * c.group}, rng);
+    auto attrs = win_attrs(c.win);
+    attrs["group"] = attr_int(c.group);
+    attrs["output_padding"] = attr_ints(c.out_pad);
+    Shape osp;
+    for (size_t d = 0; d < r; ++d)
+      osp.push_back(c.win.strides[d] * (c.x[d + 2] - 1) + c.out_pad[d] + (c.win.kernel[d] - 1) * c.win.dilations[d] +
+                    1 - c.win.pads[d] - c.win.pads[d + r]);
+    Tensor want = ref_conv_transpose(x, w, c.win, c.group, osp);
+    if (c.bias) {
+      const int64_t M = c.w[1] * c.group, sp = shape_numel(osp);
+      for (int64_t i = 0; i < want.numel(); ++i) want.data<float>()[i] += b.data<float>()[(i / sp) % M];
+    }
+    std::vector<std::optional<Tensor>> inputs = {x, w};
+    if (c.bias) inputs.push_back(b);
+    for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+      auto out = run_node(
+          {.op = "ConvTranspose", .opset = 11, .inputs = inputs, .attrs = attrs, .constant_from = 1, .pool = p});
+      EXPECT_TRUE(all_close(out[0], want, 1e-4, 1e-5)) << shape_str(c.x) << " W " << shape_str(c.w);
+    }
+  }
 }
 
 namespace {

@@ -29,7 +29,7 @@ std::vector<Tensor> run_node(const NodeSpec& spec) {
     }
     Value* v = g.add_value("in" + std::to_string(i));
     v->type = ValueType::tensor(spec.inputs[i]->dtype(), spec.inputs[i]->shape());
-    if (spec.constant_inputs) {
+    if (spec.constant_inputs || (spec.constant_from >= 0 && static_cast<int>(i) >= spec.constant_from)) {
       v->initializer = *spec.inputs[i];
     } else {
       v->is_graph_input = true;

@@ -30,6 +30,9 @@ struct NodeSpec {
   // Feed inputs as initializers (known at load time) instead of graph inputs;
   // exercises inference that reads constant inputs (Reshape's shape, ...).
   bool constant_inputs = false;
+  // Inputs from this index on are initializers (-1: as constant_inputs says);
+  // e.g. 1 for a Conv with constant weights and a run-time X.
+  int constant_from = -1;
   ThreadPool* pool = nullptr;  // the intra-op pool kernels get (null: none)
 };
 

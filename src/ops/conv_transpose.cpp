@@ -2,9 +2,18 @@
 // [C, M/group, k...]; output_padding, output_shape (pads then derived),
 // auto_pad, dilations and group are supported. Opset 1 and 11+ share
 // semantics (11 only clarified pads for auto_pad), so one schema covers all.
-// Kernel: per column block, col = W^T * X with gemm_acc, then scatter-add
-// (col2im) into Y.
+// Kernels: float32 with a constant W runs on oneDNN's deconvolution (its
+// JIT backward-data convolution in a blocked layout, the input and output
+// reordered from and to the plain layout around it, W reordered once).
+// Everything else (other types, a W computed at run time, a geometry oneDNN
+// refuses) runs the reference: per
+// column block, col = W^T * X with gemm_acc, then scatter-add (col2im) into Y.
+#include <memory>
+
+#include "ir/epilogue.h"
 #include "ir/op_facts.h"
+#include "kernels/cpu/dnnl_glue.h"
+#include "ops/blocked_util.h"
 #include "ops/nn_util.h"
 
 namespace kiln {
@@ -158,9 +167,8 @@ void conv_transpose_core(const TransposeGeometry& g, int64_t N, int64_t Cin, int
   }
 }
 
-void compute_conv_transpose(KernelContext& ctx) {
-  const Tensor& x = ctx.input(0);
-  const Tensor& w = ctx.input(1);
+// The checks every kernel makes; returns the output shape.
+Shape check_conv_transpose(const KernelContext& ctx, const Tensor& x, const Tensor& w, TransposeGeometry* g) {
   const Node& node = ctx.node();
   if (x.dtype() != w.dtype()) throw ctx.error("X and W types differ");
   if (x.rank() < 3) throw ctx.error("X must have rank >= 3 (N, C, spatial...), got " + shape_str(x.shape()));
@@ -178,11 +186,21 @@ void compute_conv_transpose(KernelContext& ctx) {
   const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
   if (b && (b->rank() != 1 || b->dim(0) != M || b->dtype() != x.dtype()))
     throw ctx.error("B must be a 1-D tensor of " + std::to_string(M) + " elements of X's type");
-  TransposeGeometry g;
-  std::string err = transpose_geometry(node, in, kernel, &g);
+  std::string err = transpose_geometry(node, in, kernel, g);
   if (!err.empty()) throw ctx.error(err);
   Shape out_shape = {N, M};
-  out_shape.insert(out_shape.end(), g.out.begin(), g.out.end());
+  out_shape.insert(out_shape.end(), g->out.begin(), g->out.end());
+  return out_shape;
+}
+
+void compute_conv_transpose(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+  TransposeGeometry g;
+  const Shape out_shape = check_conv_transpose(ctx, x, w, &g);
+  const int64_t group = ctx.node().attr_int("group", 1);
+  const int64_t N = x.dim(0), Cin = x.dim(1), M = out_shape[1];
   dispatch<FloatTypes>(x.dtype(), "ConvTranspose", [&]<typename T>() {
     using C = calc_t<T>;
     Tensor& y = ctx.output(0, x.dtype(), out_shape);
@@ -191,6 +209,191 @@ void compute_conv_transpose(KernelContext& ctx) {
       conv_transpose_core<C>(g, N, Cin, M, group, px, pw, pb, py);
     });
   });
+}
+
+// ---- float32 on oneDNN
+
+using namespace blocked;
+
+// Dense strides of `dims` (row-major).
+memory::dims dense_strides(const memory::dims& dims) {
+  memory::dims s(dims.size(), 1);
+  for (size_t i = dims.size() - 1; i-- > 0;) s[i] = s[i + 1] * dims[i + 1];
+  return s;
+}
+
+class DnnlConvTransposeKernel : public Kernel {
+ public:
+  explicit DnnlConvTransposeKernel(const Node& node) : node_(node), group_(node.attr_int("group", 1)) {
+    weights_ = *node.inputs[1]->initializer;
+    if (node.has_input(2)) bias_ = *node.inputs[2]->initializer;
+    // The epilogue runs after the primitive, not as post-ops: oneDNN 2.6's
+    // deconvolution with an eltwise post-op took 141 ms instead of 29 ms on a
+    // [1, 128, 128, 128] -> [1, 32, 256, 256] k4 s2 layer (1 thread, AVX-512).
+    steps_ = epilogue_of(node);
+    attr_ = dnnl_glue::attr_for_concurrent_runs();
+  }
+
+  // Whether the node can run here: float32, constant W (and B), 1 to 3
+  // spatial dims.
+  static bool accepts(const Node& node) {
+    const Value* x = node.inputs[0];
+    const Value* w = node.inputs[1];
+    if (x->type.dtype != DType::kFloat32 || !w->initializer || w->initializer->dtype() != DType::kFloat32 ||
+        !w->initializer->raw())
+      return false;
+    const int64_t r = w->initializer->rank();
+    if (r < 3 || r > 5 || (x->type.has_rank() && x->type.rank() != r)) return false;
+    if (node.has_input(2) && (!node.inputs[2]->initializer || node.inputs[2]->initializer->dtype() != DType::kFloat32 ||
+                              !node.inputs[2]->initializer->raw()))
+      return false;
+    return node.attr_int("group", 1) >= 1;
+  }
+
+  bool applies_epilogue() const override { return true; }
+  bool owns_constant_input(size_t i) const override { return i == 1; }
+  std::string implementation() const override { return "onednn"; }
+
+  void run(KernelContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    TransposeGeometry g;
+    const Shape out_shape = check_conv_transpose(ctx, x, weights_, &g);
+    const Tensor* b = bias_.defined() ? &bias_ : nullptr;
+    if (b && (b->rank() != 1 || b->dim(0) != out_shape[1]))
+      throw ctx.error("B must be a 1-D tensor of " + std::to_string(out_shape[1]) + " elements");
+    Tensor& y = ctx.output(0, DType::kFloat32, out_shape);
+    if (y.numel() == 0) return;
+    const int threads = threads_of(ctx);
+    const std::shared_ptr<Prepared>& prepared = prepared_.get(x.shape(), [&]() -> std::shared_ptr<Prepared> {
+      dnnl_glue::use_threads(threads);
+      try {
+        return prepare(x.shape(), out_shape, g);
+      } catch (const dnnl::error&) {
+        return nullptr;  // a geometry oneDNN has no implementation for
+      }
+    });
+    if (!prepared) {
+      conv_transpose_core<float>(g, x.dim(0), x.dim(1), out_shape[1], group_, x.data<float>(), weights_.data<float>(),
+                                 b ? b->data<float>() : nullptr, y.data<float>());
+      if (!steps_.empty()) apply_epilogue(steps_, y, ctx.thread_pool());
+      return;
+    }
+    const Prepared& p = *prepared;
+    // One scratch block: [reordered src][oneDNN's dst][primitive scratchpad].
+    auto round = [](size_t n) { return (n + 63) / 64 * 64; };
+    const size_t src_bytes = p.src_in ? round(p.src_bytes) : 0, dst_bytes = p.dst_out ? round(p.dst_bytes) : 0;
+    auto* scratch = static_cast<std::byte*>(ctx.scratch(src_bytes + dst_bytes + p.deconv->scratchpad_bytes() + 64));
+    const void* src = x.raw();
+    if (p.src_in) {
+      p.src_in->run({x.raw(), scratch}, threads, nullptr);
+      src = scratch;
+    }
+    void* dst = p.dst_out ? static_cast<void*>(scratch + src_bytes) : y.raw();
+    void* pad = p.deconv->scratchpad_bytes() > 0 ? scratch + src_bytes + dst_bytes : nullptr;
+    p.deconv->run({src, dst}, threads, pad);
+    if (p.dst_out) p.dst_out->run({dst, y.raw()}, threads, nullptr);
+    if (!steps_.empty()) apply_epilogue(steps_, y, ctx.thread_pool());
+  }
+
+ private:
+  struct Prepared {
+    std::unique_ptr<dnnl_glue::Call> src_in, deconv, dst_out;  // reorders null when the layout is plain
+    size_t src_bytes = 0, dst_bytes = 0;
+  };
+
+  std::shared_ptr<Prepared> prepare(const Shape& x_shape, const Shape& y_shape, const TransposeGeometry& g) const {
+    const size_t r = g.in.size();
+    const int64_t C = x_shape[1], M = y_shape[1], Cg = C / group_, Mg = M / group_;
+    const memory::dims src_dims(x_shape.begin(), x_shape.end()), dst_dims(y_shape.begin(), y_shape.end());
+    memory::dims k_dims(g.kernel.begin(), g.kernel.end());
+    // ONNX's W is [C, M/group, k...]: oneDNN's (o, i, k...) read with i outermost.
+    const int64_t k_sp = shape_numel(g.kernel);
+    memory::dims w_dims, w_strides;
+    const memory::dims k_strides = dense_strides(k_dims);
+    if (group_ == 1) {
+      w_dims = {M, C};
+      w_strides = {k_sp, M * k_sp};
+    } else {
+      w_dims = {group_, Mg, Cg};
+      w_strides = {Cg * Mg * k_sp, k_sp, Mg * k_sp};
+    }
+    w_dims.insert(w_dims.end(), k_dims.begin(), k_dims.end());
+    w_strides.insert(w_strides.end(), k_strides.begin(), k_strides.end());
+    const memory::desc w_plain(w_dims, kF32, w_strides);
+    memory::dims strides, dil, pl, pr;
+    for (size_t d = 0; d < r; ++d) {
+      strides.push_back(g.strides[d]);
+      dil.push_back(g.dilations[d] - 1);
+      pl.push_back(g.pads_begin[d]);
+      const int64_t full = g.strides[d] * (g.in[d] - 1) + (g.kernel[d] - 1) * g.dilations[d] + 1;
+      pr.push_back(full - g.pads_begin[d] - g.out[d]);
+    }
+    const memory::desc src_plain(src_dims, kF32, dense_strides(src_dims));
+    const memory::desc dst_plain(dst_dims, kF32, dense_strides(dst_dims));
+    const memory::desc any_src(src_dims, kF32, Tag::any), any_dst(dst_dims, kF32, Tag::any);
+    const memory::desc bias = bias_.defined() ? memory::desc({M}, kF32, Tag::a) : memory::desc();
+    dnnl::deconvolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct,
+                                        any_src, memory::desc(w_dims, kF32, Tag::any), bias, any_dst, strides, dil, pl,
+                                        pr);
+    dnnl::deconvolution_forward::primitive_desc pd(d, attr_, dnnl_glue::engine());
+    auto p = std::make_shared<Prepared>();
+    std::unordered_map<int, memory> fixed = {{DNNL_ARG_WEIGHTS, weights_for(w_plain, pd.weights_desc())}};
+    if (bias_.defined()) fixed.emplace(DNNL_ARG_BIAS, wrap(bias, bias_.raw()));
+    p->deconv = std::make_unique<dnnl_glue::Call>(
+        dnnl::deconvolution_forward(pd), pd.scratchpad_desc(),
+        std::vector<std::pair<int, memory::desc>>{{DNNL_ARG_SRC, pd.src_desc()}, {DNNL_ARG_DST, pd.dst_desc()}},
+        std::move(fixed));
+    auto reorder = [](const memory::desc& from, const memory::desc& to) {
+      dnnl::reorder::primitive_desc rpd(dnnl_glue::engine(), from, dnnl_glue::engine(), to,
+                                        dnnl_glue::attr_for_concurrent_runs());
+      return std::make_unique<dnnl_glue::Call>(
+          dnnl::reorder(rpd), rpd.scratchpad_desc(),
+          std::vector<std::pair<int, memory::desc>>{{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
+    };
+    if (pd.src_desc() != src_plain) {
+      p->src_in = reorder(src_plain, pd.src_desc());
+      p->src_bytes = pd.src_desc().get_size();
+    }
+    if (pd.dst_desc() != dst_plain) {
+      p->dst_out = reorder(pd.dst_desc(), dst_plain);
+      p->dst_bytes = pd.dst_desc().get_size();
+    }
+    return p;
+  }
+
+  // W in the layout `want`, reordered once per distinct layout.
+  memory weights_for(const memory::desc& plain, const memory::desc& want) const {
+    std::lock_guard<std::mutex> lock(weights_mutex_);
+    for (const auto& [desc, mem] : packed_)
+      if (desc == want) return mem;
+    memory out(want, dnnl_glue::engine());
+    memory in = wrap(plain, weights_.raw());
+    dnnl::stream s(dnnl_glue::engine());
+    dnnl::reorder(in, out).execute(s, in, out);
+    s.wait();
+    packed_.emplace_back(want, out);
+    return out;
+  }
+
+  const Node& node_;
+  int64_t group_;
+  Tensor weights_, bias_;
+  dnnl::primitive_attr attr_;
+  std::vector<EpilogueStep> steps_;  // applied after the primitive
+  ShapeCache<std::shared_ptr<Prepared>> prepared_;
+  mutable std::mutex weights_mutex_;
+  mutable std::vector<std::pair<memory::desc, memory>> packed_;
+};
+
+class ReferenceConvTransposeKernel : public Kernel {
+ public:
+  void run(KernelContext& ctx) const override { compute_conv_transpose(ctx); }
+  std::string implementation() const override { return "reference"; }
+};
+
+std::unique_ptr<Kernel> make_conv_transpose(const Node& node, BuildContext&) {
+  if (DnnlConvTransposeKernel::accepts(node)) return std::make_unique<DnnlConvTransposeKernel>(node);
+  return std::make_unique<ReferenceConvTransposeKernel>();
 }
 
 }  // namespace
@@ -203,7 +406,7 @@ KILN_OP(ConvTranspose) {
       .max_outputs = 1,
       .types = float_dtypes(),
       .infer = infer_conv_transpose,
-      .compute = compute_conv_transpose,
+      .make_kernel = make_conv_transpose,
   };
 }
 
