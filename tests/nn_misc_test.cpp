@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "core/thread_pool.h"
 #include "op_harness.h"
 
 namespace kiln::test {
@@ -136,6 +137,49 @@ TEST(BatchNorm, InferenceSpatialAndTraining) {
                 (x.data<float>()[c * 4] - mean) / std::sqrt(var + 1e-5) * s.data<float>()[c] + b.data<float>()[c],
                 1e-4);
   }
+}
+
+// Per (n, c) plane in double, from the definition.
+Tensor ref_instance_norm(const Tensor& x, const Tensor& scale, const Tensor& bias, double eps) {
+  const int64_t N = x.dim(0), C = x.dim(1), sp = N * C ? x.numel() / (N * C) : 0;
+  Tensor y(DType::kFloat32, x.shape());
+  for (int64_t r = 0; r < N * C; ++r) {
+    const float* xr = x.data<float>() + r * sp;
+    double m = 0, v = 0;
+    for (int64_t i = 0; i < sp; ++i) m += xr[i];
+    m /= static_cast<double>(sp);
+    for (int64_t i = 0; i < sp; ++i) v += (xr[i] - m) * (xr[i] - m);
+    const double inv = 1 / std::sqrt(v / static_cast<double>(sp) + eps);
+    for (int64_t i = 0; i < sp; ++i)
+      y.data<float>()[r * sp + i] =
+          static_cast<float>((xr[i] - m) * inv * scale.data<float>()[r % C] + bias.data<float>()[r % C]);
+  }
+  return y;
+}
+
+TEST(InstanceNorm, PlanesOfEverySizeAgainstReference) {
+  std::mt19937 rng(44);
+  ThreadPool pool(2);
+  for (const Shape& s : std::vector<Shape>{{2, 3, 5, 7}, {1, 16, 64, 64}, {3, 5, 1}, {1, 4, 1, 1}, {2, 2, 3, 4, 5},
+                                           {0, 3, 4, 4}, {1, 7, 33}}) {
+    Tensor x = random_f32(s, rng), scale = random_f32({s[1]}, rng), bias = random_f32({s[1]}, rng);
+    // A large common offset: the mean must not swallow the spread.
+    for (int64_t i = 0; i < x.numel(); i += 2) x.data<float>()[i] += 1000.0f;
+    for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+      auto out = run_node({.op = "InstanceNormalization",
+                           .opset = 6,
+                           .inputs = {x, scale, bias},
+                           .attrs = {{"epsilon", attr_float(1e-3f)}},
+                           .constant_from = 1,
+                           .pool = p});
+      EXPECT_TRUE(all_close(out[0], ref_instance_norm(x, scale, bias, 1e-3f), 1e-4, 1e-4)) << shape_str(s);
+    }
+  }
+  // Scale and B must have C elements.
+  EXPECT_THROW(run_node({.op = "InstanceNormalization",
+                         .opset = 6,
+                         .inputs = {random_f32({1, 3, 4}, rng), random_f32({2}, rng), random_f32({3}, rng)}}),
+               Error);
 }
 
 TEST(Resize, BilinearAlignCornersAndHalfPixelAgainstReference) {

@@ -7,7 +7,9 @@
 // With spatial=0 the parameters have shape C x D1 x ... (per activation).
 #include <cmath>
 
+#include "core/thread_pool.h"
 #include "ir/op_facts.h"
+#include "ops/layer_norm_rows.h"
 #include "ops/nn_util.h"
 
 namespace kiln {
@@ -118,11 +120,37 @@ OpSchema batch_norm_schema(int since, int until) {
   };
 }
 
+// float32: one (n, c) plane per task, the statistics from LayerNorm's row
+// loops (the same compensated mean), then one scalar affine per plane.
+void instance_norm_f32(KernelContext& ctx, int64_t N, int64_t C, int64_t sp, double eps) {
+  const Tensor& x = ctx.input(0);
+  const float* scale = ctx.input(1).data<float>();
+  const float* bias = ctx.input(2).data<float>();
+  const float* px = x.data<float>();
+  float* py = ctx.output(0, DType::kFloat32, x.shape()).data<float>();
+  parallel_for(ctx.thread_pool(), N * C, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* xr = px + r * sp;
+      float* yr = py + r * sp;
+      const RowStats st = layer_norm_stats_f32(xr, sp, eps);
+      const float k = st.inv_std * scale[r % C], b = bias[r % C], m = st.mean, dm = st.mean_error;
+      for (int64_t i = 0; i < sp; ++i) yr[i] = (xr[i] - m - dm) * k + b;
+    }
+  });
+}
+
 void compute_instance_norm(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   if (x.rank() < 2) throw ctx.error("X must have rank >= 2, got " + shape_str(x.shape()));
   const int64_t N = x.dim(0), C = x.dim(1), sp = C && N ? x.numel() / (N * C) : 0;
   const double eps = ctx.node().attr_float("epsilon", 1e-5f);
+  if (ctx.input(1).numel() != C || ctx.input(2).numel() != C)
+    throw ctx.error("scale and B must have " + std::to_string(C) + " elements");
+  if (x.dtype() == DType::kFloat32 && ctx.input(1).dtype() == DType::kFloat32 &&
+      ctx.input(2).dtype() == DType::kFloat32 && sp > 0) {
+    instance_norm_f32(ctx, N, C, sp, eps);
+    return;
+  }
   const std::vector<double> scale = doubles_of(ctx.input(1), ctx, "scale"), bias = doubles_of(ctx.input(2), ctx, "B");
   if (static_cast<int64_t>(scale.size()) != C || static_cast<int64_t>(bias.size()) != C)
     throw ctx.error("scale and B must have " + std::to_string(C) + " elements");
