@@ -160,8 +160,8 @@ Tensor ref_instance_norm(const Tensor& x, const Tensor& scale, const Tensor& bia
 TEST(InstanceNorm, PlanesOfEverySizeAgainstReference) {
   std::mt19937 rng(44);
   ThreadPool pool(2);
-  for (const Shape& s : std::vector<Shape>{{2, 3, 5, 7}, {1, 16, 64, 64}, {3, 5, 1}, {1, 4, 1, 1}, {2, 2, 3, 4, 5},
-                                           {0, 3, 4, 4}, {1, 7, 33}}) {
+  for (const Shape& s : std::vector<Shape>{
+           {2, 3, 5, 7}, {1, 16, 64, 64}, {3, 5, 1}, {1, 4, 1, 1}, {2, 2, 3, 4, 5}, {0, 3, 4, 4}, {1, 7, 33}}) {
     Tensor x = random_f32(s, rng), scale = random_f32({s[1]}, rng), bias = random_f32({s[1]}, rng);
     // A large common offset: the mean must not swallow the spread.
     for (int64_t i = 0; i < x.numel(); i += 2) x.data<float>()[i] += 1000.0f;

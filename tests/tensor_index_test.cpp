@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "core/half.h"
+#include "core/thread_pool.h"
 #include "op_harness.h"
 
 namespace kiln::test {
@@ -331,6 +332,54 @@ TEST(TensorIndex, TriluCumSumCumProdEyeLike) {
 }
 
 // ------------------------------------------------------------- rearranging
+
+// Integers 0..199 in `dt` (float32, int64 or uint8).
+Tensor small_ints(const Shape& shape, DType dt, std::mt19937& rng) {
+  Tensor t(dt, shape);
+  std::uniform_int_distribution<int> d(0, 199);
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    const int v = d(rng);
+    if (dt == DType::kFloat32) t.data<float>()[i] = static_cast<float>(v);
+    if (dt == DType::kInt64) t.data<int64_t>()[i] = v;
+    if (dt == DType::kUInt8) t.data<uint8_t>()[i] = static_cast<uint8_t>(v);
+  }
+  return t;
+}
+
+// Larger, threaded, other block sizes and dtypes: the transpose path.
+TEST(TensorIndex, DepthToSpaceBlocksBatchesDtypesThreads) {
+  std::mt19937 rng(29);
+  ThreadPool pool(2);
+  for (int64_t b : {2, 3})
+    for (DType dt : {DType::kFloat32, DType::kInt64, DType::kUInt8}) {
+      const int64_t N = 2, C = 3, H = 17, W = 40;
+      Tensor x = small_ints({N, C * b * b, H, W}, dt, rng);
+      for (std::string mode : {"DCR", "CRD"}) {
+        auto out = run_node({.op = "DepthToSpace",
+                             .opset = 13,
+                             .inputs = {x},
+                             .attrs = {{"blocksize", attr_int(b)}, {"mode", attr_string(mode)}},
+                             .pool = &pool});
+        ASSERT_EQ(out[0].shape(), (Shape{N, C, H * b, W * b}));
+        const std::vector<float> got = to_f32(out[0]), in = to_f32(x);
+        for (const auto& o : all_indices(out[0].shape())) {
+          const int64_t i = o[2] % b, j = o[3] % b, c = o[1];
+          const int64_t ch = mode == "DCR" ? (i * b + j) * C + c : (c * b + i) * b + j;
+          ASSERT_EQ(got[static_cast<size_t>(offset_of(out[0].shape(), o))],
+                    in[static_cast<size_t>(offset_of(x.shape(), {o[0], ch, o[2] / b, o[3] / b}))])
+              << mode << " b=" << b;
+        }
+        if (mode == "DCR") {
+          auto back = run_node({.op = "SpaceToDepth",
+                                .opset = 13,
+                                .inputs = {out[0]},
+                                .attrs = {{"blocksize", attr_int(b)}},
+                                .pool = &pool});
+          EXPECT_EQ(to_f32(back[0]), in);
+        }
+      }
+    }
+}
 
 TEST(TensorIndex, DepthToSpaceModesAndSpaceToDepthInverse) {
   std::mt19937 rng(28);

@@ -430,6 +430,22 @@ void transpose_fast(const T* src, T* dst, const CollapsedTranspose& c, ThreadPoo
   transpose_tiles(src, dst, t, numel / (t.a_len * t.b_len), outer, pool);
 }
 
+}  // namespace
+
+void permute_view(const Tensor& x, const Shape& view, const std::vector<int64_t>& perm, Tensor& out, ThreadPool* pool) {
+  if (shape_numel(view) != x.numel() || out.numel() != x.numel() || out.dtype() != x.dtype())
+    throw Error("permute_view: the view, input and output sizes differ");
+  dispatch_by_size(x.dtype(), "permute", [&]<typename T>() {
+    if constexpr (std::is_trivially_copyable_v<T>) {
+      transpose_fast(x.data<T>(), out.data<T>(), collapse_transpose(view, perm), pool);
+    } else {
+      throw Error("permute_view: " + std::string(dtype_name(x.dtype())) + " is not supported");
+    }
+  });
+}
+
+namespace {
+
 OpSchema transpose_schema() {
   return OpSchema{
       .name = "Transpose",

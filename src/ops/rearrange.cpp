@@ -198,6 +198,21 @@ OpSchema depth_space_schema(const char* name, int since, int until) {
               cs = C, hs = H, ws = W, hd = H / b, wd = W / b;
             }
             Shape out_shape = ToSpace ? Shape{N, cs, hs, ws} : Shape{N, cs * b * b, hd, wd};
+            if (x.dtype() != DType::kString) {
+              // A transpose of a 6-D view: depth side [N, b, b, C, H, W] (DCR) or
+              // [N, C, b, b, H, W] (CRD), space side [N, C, H, b, W, b].
+              Tensor& out = ctx.output_uninitialized(0, x.dtype(), out_shape);
+              const Shape depth = crd ? Shape{N, cs, b, b, hd, wd} : Shape{N, b, b, cs, hd, wd};
+              const Shape space = {N, cs, hd, b, wd, b};
+              const std::vector<int64_t> to_space =
+                  crd ? std::vector<int64_t>{0, 1, 4, 2, 5, 3} : std::vector<int64_t>{0, 3, 4, 1, 5, 2};
+              const std::vector<int64_t> to_depth = {0, 3, 5, 1, 2, 4};  // DCR only (SpaceToDepth)
+              if (ToSpace)
+                permute_view(x, depth, to_space, out, ctx.thread_pool());
+              else
+                permute_view(x, space, to_depth, out, ctx.thread_pool());
+              return;
+            }
             Tensor& out = ctx.output(0, x.dtype(), out_shape);
             int64_t cd = cs * b * b;
             for (int64_t n = 0; n < N; ++n)

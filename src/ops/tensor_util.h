@@ -74,6 +74,12 @@ void for_each_index(const Shape& shape, F&& f) {
 // the same dtype, by element offsets.
 void copy_elements(const Tensor& src, int64_t src_off, Tensor& dst, int64_t dst_off, int64_t count);
 
+// out (allocated by the caller, x's dtype) = x read as `view` (x's element
+// count in another shape) with its axes permuted by `perm`: the Transpose
+// kernel (tiled, threaded) for ops that are transposes of a reshape
+// (DepthToSpace, SpaceToDepth). Every dtype but string.
+void permute_view(const Tensor& x, const Shape& view, const std::vector<int64_t>& perm, Tensor& out, ThreadPool* pool);
+
 // Inference helper: the known int values of input i, or nullopt.
 inline std::optional<std::vector<int64_t>> const_ints(const InferContext& ctx, size_t i) {
   std::vector<int64_t> v;
