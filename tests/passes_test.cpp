@@ -1318,3 +1318,72 @@ TEST(Provenance, FusedNodesNameTheirImportedNodes) {
 }
 
 }  // namespace kiln::test
+
+// ---- fuse_elementwise
+
+namespace kiln::test {
+
+TEST(Passes, FuseElementwiseHardSwishWrittenOut) {
+  Builder b;
+  b.input("x", {2, 16, 9, 11}).output("y").constant("three", {}, {3}).constant("zero", {}, {0});
+  b.constant("six", {}, {6});
+  b.node("Add", {"x", "three"}, {"a"});
+  b.node("Clip", {"a", "zero", "six"}, {"c"});
+  b.node("Mul", {"x", "c"}, {"m"});
+  b.node("Div", {"m", "six"}, {"y"});
+  EXPECT_EQ(check_passes(b, {"fuse_elementwise"}), "Elementwise");
+}
+
+TEST(Passes, FuseElementwiseBroadcastsPeriodsAndShortRows) {
+  Builder b;
+  b.input("x", {2, 8, 5, 7}).input("y", {2, 8, 5, 7}).input("z", {1, 1, 5, 1}).output("out");
+  b.random_constant("per_channel", {8, 1, 1}).random_constant("row", {7});
+  b.node("Add", {"x", "per_channel"}, {"a"});
+  b.node("Mul", {"a", "y"}, {"m"});
+  b.node("Sigmoid", {"m"}, {"s"});
+  b.node("Sub", {"s", "row"}, {"d"});
+  b.node("Max", {"d", "z"}, {"out"});  // z varies along H only: rows of W
+  EXPECT_EQ(check_passes(b, {"fuse_elementwise"}), "Elementwise");
+
+  // A [4, 50] pattern repeating along rows of 3 x 4 x 50 = 600 elements,
+  // longer than one register block (512): the pattern wraps inside a block.
+  Builder p;
+  p.input("x", {2, 3, 4, 50}).output("out").random_constant("pattern", {4, 50}, 0.5f, 2.0f);
+  p.node("Div", {"x", "pattern"}, {"q"});
+  p.node("Tanh", {"q"}, {"t"});
+  p.node("Min", {"t", "x"}, {"out"});
+  EXPECT_EQ(check_passes(p, {"fuse_elementwise"}), "Elementwise");
+}
+
+TEST(Passes, FuseElementwiseMergesBranchesAndKeepsSharedValues) {
+  // exp(x) + (-x): both branches single-use, x read by both as one input.
+  Builder b;
+  b.input("x", {3, 40}).output("y");
+  b.node("Exp", {"x"}, {"e"});
+  b.node("Neg", {"x"}, {"n"});
+  b.node("Add", {"e", "n"}, {"y"});
+  EXPECT_EQ(check_passes(b, {"fuse_elementwise"}), "Elementwise");
+
+  // s is also a graph output: computed once, outside the fused chain; t is
+  // broadcast to another shape: not fused into the node that broadcasts it.
+  Builder s;
+  s.input("x", {3, 40}).input("c", {40}).output("s").output("y");
+  s.node("Abs", {"x"}, {"ab"});
+  s.node("Sqrt", {"ab"}, {"s"});
+  s.node("Reciprocal", {"s"}, {"r"});
+  s.node("Exp", {"c"}, {"ce"});
+  s.node("Neg", {"ce"}, {"t"});
+  s.node("Mul", {"r", "t"}, {"y"});
+  EXPECT_EQ(check_passes(s, {"fuse_elementwise"}, 1e-5, 1e-5), "Elementwise Elementwise Elementwise");
+}
+
+TEST(Passes, FuseElementwiseLeavesLoneOpsAndOtherTypes) {
+  Builder b;
+  b.input("x", {4, 4}).output("y").random_constant("w", {4, 4});
+  b.node("MatMul", {"x", "w"}, {"m"});
+  b.node("Relu", {"m"}, {"y"});
+  Model m = load(b);
+  EXPECT_FALSE(run_pass(*m.graph, "fuse_elementwise"));
+}
+
+}  // namespace kiln::test

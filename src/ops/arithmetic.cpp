@@ -95,7 +95,11 @@ KILN_OP_FACTS(Add) {
           .accepts_epilogue = true};
 }
 
-KILN_OP_FACTS(Div) { return {.op = "Div", .family = OpFamily::kElementwise, .cost = cost::per_element(1)}; }
+// Blocked: only by a constant (passes/layout_blocked.cpp pads its lanes with 1).
+KILN_OP_FACTS(Div) {
+  return {
+      .op = "Div", .family = OpFamily::kElementwise, .cost = cost::per_element(1), .blocked = BlockedLayout::kBinary};
+}
 
 KILN_OP_FACTS(Mul) {
   return {

@@ -114,9 +114,16 @@ class LayoutPass {
     if (c < 0 || n.inputs.size() != 2 || !n.inputs[0] || !n.inputs[1]) return false;
     if (!twin_.count(n.inputs[0]) && !twin_.count(n.inputs[1])) return false;
     if (scale_shift(n, c)) return true;
+    // Div: only by a constant, whose padding lanes are then 1 (0 / 0 in a
+    // padding lane would make it NaN, and the next conv reads every lane).
+    const bool div = n.op_type == "Div";
+    if (div) {
+      const Tensor* d = constant_of(n.inputs[1]);
+      if (!d || d->dtype() != DType::kFloat32 || (d->numel() == 1 && d->data<float>()[0] == 0.0f)) return false;
+    }
     std::vector<Value*> inputs;
     for (Value* in : n.inputs) {
-      Value* b = operand(in, c);
+      Value* b = operand(in, c, div && in == n.inputs[1] ? 1.0f : 0.0f);
       if (!b) return false;
       inputs.push_back(b);
     }
@@ -151,24 +158,26 @@ class LayoutPass {
 
   // A binary op's input in the blocked world: its twin, a conversion of a
   // per-image [N, C, h, w] activation, a per-channel constant laid out in
-  // blocks, or a one-element constant as it is. nullptr when none fits.
-  Value* operand(Value* in, int64_t c) {
+  // blocks (padding lanes `pad`), or a one-element constant as it is.
+  // nullptr when none fits.
+  Value* operand(Value* in, int64_t c, float pad = 0.0f) {
     if (twin_.count(in)) return twin_[in];
     if (const Tensor* t = constant_of(in)) {
       if (t->dtype() != DType::kFloat32) return nullptr;
       if (t->numel() == 1) return in;
-      return per_channel_constant(*t, c);
+      return per_channel_constant(*t, c, pad);
     }
     if (static_channels(in) == c) return blocked(in);
     return nullptr;
   }
 
   // A constant of shape [C, 1, 1] or [1, C, 1, 1] as [1, C/B, 1, 1, B].
-  Value* per_channel_constant(const Tensor& t, int64_t c) {
+  Value* per_channel_constant(const Tensor& t, int64_t c, float pad = 0.0f) {
     const Shape& s = t.shape();
     const bool ok = (s == Shape{c, 1, 1}) || (s == Shape{1, c, 1, 1});
     if (!ok) return nullptr;
     Tensor b(DType::kFloat32, {1, ceil_div(c, block_), 1, 1, block_});
+    std::fill(b.data<float>(), b.data<float>() + b.numel(), pad);
     std::copy(t.data<float>(), t.data<float>() + c, b.data<float>());
     return add_constant(g_, "blocked_constant", std::move(b));
   }

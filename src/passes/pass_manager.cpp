@@ -39,6 +39,7 @@ const std::vector<Pass>& all_passes() {
       {"layout_blocked", 2, layout_blocked},
       {"blocked_channels_last", 2, blocked_channels_last},
       {"fuse_conv_sum", 2, fuse_conv_sum},
+      {"fuse_elementwise", 2, fuse_elementwise},
       {"eliminate_dead_code", 1, eliminate_dead_code},
   };
   return passes;

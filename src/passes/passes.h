@@ -28,6 +28,7 @@ bool fuse_epilogue(Graph& g);          // GEMM-like op + activation -> epilogue
 bool layout_blocked(Graph& g);         // conv activations kept in oneDNN's blocked layout
 bool blocked_channels_last(Graph& g);  // Transpose/LayerNorm/Linear/Transpose islands kept blocked (ConvNeXt)
 bool fuse_conv_sum(Graph& g);          // blocked Conv + residual Add -> one conv with a sum input
+bool fuse_elementwise(Graph& g);       // chains of element-wise ops -> one kiln.Elementwise
 
 // One node of fold_shape; fold_constants applies it too as it sweeps, so a
 // chain Shape → Gather → Concat → Reshape → Shape → ... folds in one sweep.
