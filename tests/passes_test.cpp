@@ -1387,3 +1387,34 @@ TEST(Passes, FuseElementwiseLeavesLoneOpsAndOtherTypes) {
 }
 
 }  // namespace kiln::test
+
+namespace kiln::test {
+
+// Groups narrower than the channel block become block-wide groups with
+// block-diagonal weights: same outputs, fewer groups (where the blocked
+// kernels then run it: AVX2 and up).
+TEST(Passes, WidenConvGroupsKeepsOutputs) {
+  const int64_t block = dnnl_glue::channel_block();
+  for (int64_t width : {4, 8}) {
+    if (width >= block) continue;
+    Builder b;
+    const int64_t C = 4 * block, M = 2 * C;
+    b.input("x", {1, C, 13, 11}).output("y").random_constant("w", {M, width, 3, 3}).random_constant("bias", {M});
+    onnx::NodeProto* conv = b.node("Conv", {"x", "w", "bias"}, {"y"});
+    set_int(conv, "group", C / width);
+    set_ints(conv, "pads", {1, 1, 1, 1});
+    Model ref = load(b), opt = load(b);
+    const bool changed = run_pass(*opt.graph, "widen_conv_groups");
+    if (blocked_convs_available()) EXPECT_TRUE(changed) << "width " << width;
+    if (!changed) continue;
+    int64_t groups = 0;
+    for (const auto& n : opt.graph->nodes)
+      if (n->op_type == "Conv") groups = n->attr_int("group", 1);
+    EXPECT_EQ(groups, C / block);
+    std::mt19937 rng(9);
+    std::vector<Tensor> feed = {random_f32({1, C, 13, 11}, rng)};
+    EXPECT_TRUE(all_close(run(*opt.graph, feed)[0], run(*ref.graph, feed)[0], 1e-5, 1e-5));
+  }
+}
+
+}  // namespace kiln::test

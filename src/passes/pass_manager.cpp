@@ -36,6 +36,7 @@ const std::vector<Pass>& all_passes() {
       {"shrink_conv_taps", 2, shrink_conv_taps},
       {"fuse_conv_bias", 2, fuse_conv_bias},
       {"fuse_epilogue", 2, fuse_epilogue},
+      {"widen_conv_groups", 2, widen_conv_groups},
       {"layout_blocked", 2, layout_blocked},
       {"blocked_channels_last", 2, blocked_channels_last},
       {"fuse_conv_sum", 2, fuse_conv_sum},

@@ -25,6 +25,7 @@ bool fuse_pad(Graph& g);               // zero Pad -> pads of the Conv/AveragePo
 bool shrink_conv_taps(Graph& g);       // conv taps that only ever read padding dropped
 bool fuse_conv_bias(Graph& g);         // Conv + Add(per-channel constant) -> Conv bias
 bool fuse_epilogue(Graph& g);          // GEMM-like op + activation -> epilogue
+bool widen_conv_groups(Graph& g);      // groups narrower than the channel block merged, block-diagonal W
 bool layout_blocked(Graph& g);         // conv activations kept in oneDNN's blocked layout
 bool blocked_channels_last(Graph& g);  // Transpose/LayerNorm/Linear/Transpose islands kept blocked (ConvNeXt)
 bool fuse_conv_sum(Graph& g);          // blocked Conv + residual Add -> one conv with a sum input
