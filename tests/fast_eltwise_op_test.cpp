@@ -110,6 +110,29 @@ TEST(FastSoftmax, RowsMatchReference) {
         1e-6, 1e-7);
 }
 
+// Along an axis that is not innermost: the strided kernel (lanes across the
+// inner positions, more of them than one task takes).
+TEST(FastSoftmax, InnerAxesMatchReference) {
+  std::mt19937 rng(37);
+  struct Case {
+    Shape shape;
+    int64_t axis;
+  };
+  for (const char* op : {"Softmax", "LogSoftmax"})
+    for (const Case& c : std::vector<Case>{
+             {{2, 12, 9, 13}, 1}, {{3, 5, 300}, 1}, {{7, 4}, 0}, {{2, 3, 4, 5}, -2}, {{1, 1, 40}, 1}, {{2, 0, 5}, 1}})
+      expect_matches_f64(
+          {.op = op, .opset = 13, .inputs = {random_f32(c.shape, rng, -20, 20)}, .attrs = {{"axis", attr_int(c.axis)}}},
+          1e-6, 1e-7);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const char* op : {"Softmax", "LogSoftmax"})
+    expect_matches_f64({.op = op,
+                        .opset = 13,
+                        .inputs = {make_f32({3, 4}, {-inf, 1, inf, NAN, -inf, 2, 0, 1, -inf, 3, 1, 2})},
+                        .attrs = {{"axis", attr_int(0)}}},
+                       1e-6, 1e-7);
+}
+
 TEST(FastBinary, BroadcastPatternsMatchReference) {
   std::mt19937 rng(34);
   const std::vector<std::pair<Shape, Shape>> shapes = {

@@ -92,6 +92,56 @@ void softmax_f32_rows(SoftKind kind, const float* x, float* y, int64_t rows, int
   });
 }
 
+// The same along an axis that is not innermost ([outer, n, inner], inner >
+// 1, e.g. a channel softmax of [N, C, H, W]): each task takes up to kLanes
+// positions of `inner` and walks the n rows of its slab with them as vector
+// lanes, so every read is contiguous; the sums stay in double per lane.
+void softmax_f32_strided(SoftKind kind, const float* x, float* y, int64_t outer, int64_t n, int64_t inner,
+                         ThreadPool* pool) {
+  constexpr int64_t kLanes = 256;
+  const VecMathF32Fn exp = vec_math_f32().exp;
+  const int64_t per_slab = (inner + kLanes - 1) / kLanes;
+  parallel_for(outer * n * inner >= 65536 ? pool : nullptr, outer * per_slab, [&](int64_t begin, int64_t end) {
+    float shift[kLanes], tmp[kLanes], log_sum[kLanes];
+    double sum[kLanes];
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t o = t / per_slab, j0 = (t % per_slab) * kLanes, len = std::min(kLanes, inner - j0);
+      const float* xs = x + o * n * inner + j0;
+      float* ys = y + o * n * inner + j0;
+      std::fill(shift, shift + len, -std::numeric_limits<float>::infinity());
+      for (int64_t k = 0; k < n; ++k) {
+        const float* row = xs + k * inner;
+        for (int64_t j = 0; j < len; ++j) shift[j] = row[j] > shift[j] ? row[j] : shift[j];
+      }
+      for (int64_t j = 0; j < len; ++j) {
+        if (!std::isfinite(shift[j])) shift[j] = 0.0f;  // as in softmax_typed
+        sum[j] = 0;
+      }
+      for (int64_t k = 0; k < n; ++k) {
+        const float* row = xs + k * inner;
+        float* out = kind == SoftKind::kSoftmax ? ys + k * inner : tmp;  // softmax keeps e for the divide
+        for (int64_t j = 0; j < len; ++j) out[j] = row[j] - shift[j];
+        exp(out, out, len);
+        for (int64_t j = 0; j < len; ++j) sum[j] += out[j];
+      }
+      if (kind == SoftKind::kSoftmax) {
+        for (int64_t j = 0; j < len; ++j) tmp[j] = static_cast<float>(sum[j]);
+        for (int64_t k = 0; k < n; ++k) {
+          float* out = ys + k * inner;
+          for (int64_t j = 0; j < len; ++j) out[j] = out[j] / tmp[j];
+        }
+      } else {
+        for (int64_t j = 0; j < len; ++j) log_sum[j] = static_cast<float>(std::log(sum[j]));
+        for (int64_t k = 0; k < n; ++k) {
+          const float* row = xs + k * inner;
+          float* out = ys + k * inner;
+          for (int64_t j = 0; j < len; ++j) out[j] = (row[j] - shift[j]) - log_sum[j];
+        }
+      }
+    }
+  });
+}
+
 void softmax_compute(KernelContext& ctx, SoftKind kind, bool coerce_2d) {
   const Tensor& x = ctx.input(0);
   int64_t rank = x.rank();
@@ -107,6 +157,10 @@ void softmax_compute(KernelContext& ctx, SoftKind kind, bool coerce_2d) {
   Tensor& out = ctx.output_uninitialized(0, x.dtype(), x.shape());
   if (x.dtype() == DType::kFloat32 && kind != SoftKind::kHardmax && v.inner == 1) {
     softmax_f32_rows(kind, x.data<float>(), out.data<float>(), v.outer, v.n, ctx.thread_pool());
+    return;
+  }
+  if (x.dtype() == DType::kFloat32 && kind != SoftKind::kHardmax && v.n > 0) {
+    softmax_f32_strided(kind, x.data<float>(), out.data<float>(), v.outer, v.n, v.inner, ctx.thread_pool());
     return;
   }
   dispatch<FloatTypes>(x.dtype(), ctx.node().op_type, [&]<typename T>() { softmax_typed<T>(kind, x, v, out); });
