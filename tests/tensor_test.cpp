@@ -38,3 +38,27 @@ TEST(Half, RoundTripsAndRoundsToNearestEven) {
 }
 
 }  // namespace kiln
+
+namespace kiln {
+
+// Large tensors' pages are recycled (core/tensor.cpp's page cache): a new
+// tensor is still zero-filled after one of the same size was written and
+// freed, and an uninitialized one has the right size and alignment.
+TEST(Tensor, RecycledPagesAreZeroedAgain) {
+  const Shape shape = {3, 512, 512};  // 3 MiB: mapped, cacheable
+  for (int round = 0; round < 3; ++round) {
+    {
+      Tensor t(DType::kFloat32, shape);
+      for (int64_t i = 0; i < t.numel(); ++i) ASSERT_EQ(t.data<float>()[i], 0.0f) << "round " << round;
+      std::fill(t.data<float>(), t.data<float>() + t.numel(), 7.0f);
+    }
+    Tensor u = Tensor::uninitialized(DType::kFloat32, shape);
+    EXPECT_EQ(u.numel(), 3 * 512 * 512);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(u.raw()) % 64, 0u);
+    std::fill(u.data<float>(), u.data<float>() + u.numel(), -1.0f);
+  }
+  Tensor s = Tensor::uninitialized(DType::kString, {2});
+  EXPECT_EQ(s.data<std::string>()[1], "");
+}
+
+}  // namespace kiln

@@ -22,6 +22,9 @@ class Tensor {
   Tensor() = default;
   // Allocates (64-byte aligned, zero-filled) storage.
   Tensor(DType dtype, Shape shape);
+  // The same without zero-filling, for a caller that writes every element
+  // (strings are still empty strings).
+  static Tensor uninitialized(DType dtype, Shape shape);
   // Wraps caller-owned memory without copying; the caller keeps it alive for
   // as long as the tensor (or any copy of it) is in use.
   static Tensor wrap(DType dtype, Shape shape, void* data);
@@ -58,6 +61,7 @@ class Tensor {
 
  private:
   struct Storage;
+  void allocate(bool zero);  // storage for dtype_ x shape_
   DType dtype_ = DType::kUndefined;
   Shape shape_;
   int64_t numel_ = 0;

@@ -81,7 +81,7 @@ Tensor& KernelContext::planned_output(size_t i, DType dtype, Shape shape, bool z
       return outputs_[i];
     }
   }
-  outputs_[i] = Tensor(dtype, std::move(shape));
+  outputs_[i] = zero ? Tensor(dtype, std::move(shape)) : Tensor::uninitialized(dtype, std::move(shape));
   return outputs_[i];
 }
 
