@@ -74,10 +74,39 @@ double median(std::vector<double> v);
 // One-line summary of a tensor: min/max/mean or the first values.
 std::string summarize(const Tensor& t);
 
-// The fp32 GFLOP/s `threads` threads reach on an FMA loop (AVX2 when the CPU
-// and KILN_CPU_ISA allow, scalar otherwise): the machine's peak, measured
-// (kiln device); `seconds` per try, best of three.
+// The fp32 GFLOP/s `threads` threads reach on an FMA loop as wide as the
+// instruction set kiln selected (AVX-512, AVX2 or scalar: the CPU capped by
+// KILN_CPU_ISA): the machine's peak for kiln's kernels, measured (kiln
+// device); `seconds` per try, best of three.
 double machine_peak_gflops(int threads, double seconds = 0.2);
+// The FMA loop machine_peak_gflops runs: "avx512", "avx2" or "scalar".
+const char* peak_loop_name();
+
+// Cache sizes as Linux reports them for CPU 0 (0 when unknown).
+struct CacheSizes {
+  int64_t l2_bytes = 0;         // one core's L2
+  int64_t llc_bytes = 0;        // the last-level cache CPU 0 shares (one instance)
+  int64_t llc_total_bytes = 0;  // all instances of the last level together
+};
+CacheSizes cache_sizes();
+
+// Streaming bandwidth of `threads` threads, each over its own buffers
+// (device_bandwidth.cpp): a read and a STREAM triad, over working sets that
+// sit in each core's L2, and over ones far larger than the last-level cache
+// (DRAM). Bytes per second count what the kernels read and write (not
+// write-allocate traffic). About 0.1-0.3 s.
+struct MemoryBandwidth {
+  int threads = 0;
+  double l2_read_gbps = 0, l2_triad_gbps = 0;
+  double dram_read_gbps = 0, dram_triad_gbps = 0;
+  int64_t l2_set_bytes = 0;    // per thread
+  int64_t dram_set_bytes = 0;  // all threads together
+  double seconds = 0;          // the measurement's own time
+  // The roofs: the faster of the two kernels at each level.
+  double l2_gbps() const { return l2_read_gbps > l2_triad_gbps ? l2_read_gbps : l2_triad_gbps; }
+  double dram_gbps() const { return dram_read_gbps > dram_triad_gbps ? dram_read_gbps : dram_triad_gbps; }
+};
+MemoryBandwidth measure_memory_bandwidth(int threads);
 
 void add_run_command(CLI::App& app);
 void add_conformance_command(CLI::App& app);
