@@ -75,12 +75,13 @@ double median(std::vector<double> v);
 std::string summarize(const Tensor& t);
 
 // The fp32 GFLOP/s `threads` threads reach on an FMA loop as wide as the
-// instruction set kiln selected (AVX-512, AVX2 or scalar: the CPU capped by
-// KILN_CPU_ISA): the machine's peak for kiln's kernels, measured (kiln
-// device); `seconds` per try, best of three.
+// instruction set kiln selected (AVX-512, AVX2, or SSE2 multiplies and adds
+// under the portable kernels: the CPU capped by KILN_CPU_ISA): the machine's
+// peak for kiln's kernels, measured (kiln device); `seconds` per try, best of
+// three.
 double machine_peak_gflops(int threads, double seconds = 0.2);
-// The FMA loop machine_peak_gflops runs: "avx512", "avx2" or "scalar".
-const char* peak_loop_name();
+// The loop machine_peak_gflops runs: "avx512 FMA", "avx2 FMA" or "sse2 mul+add".
+std::string peak_loop_name();
 
 // Cache sizes as Linux reports them for CPU 0 (0 when unknown).
 struct CacheSizes {

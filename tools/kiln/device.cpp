@@ -173,22 +173,32 @@ __attribute__((target("avx512f"))) double fma_loop_avx512(int64_t iters, float* 
   return 2.0 * 16 * kAcc * static_cast<double>(iters);
 }
 
-double fma_loop_scalar(int64_t iters, float* sink) {
-  constexpr int kAcc = 10;
-  float acc[kAcc];
-  for (int i = 0; i < kAcc; ++i) acc[i] = 0.001f * i;
+// Without AVX2 kiln runs its portable kernels, which the compiler
+// vectorizes for the baseline x86-64 (SSE2: 4 lanes, a multiply then an
+// add, no FMA), so that is their peak.
+double mul_add_loop_sse2(int64_t iters, float* sink) {
+  constexpr int kAcc = 12;  // 2 pipes each for multiplies and adds, 3-cycle latencies
+  __m128 acc[kAcc];
+  for (int i = 0; i < kAcc; ++i) acc[i] = _mm_set1_ps(0.001f * i);
+  const __m128 mul = _mm_set1_ps(0.999999f), add = _mm_set1_ps(1e-7f);
   for (int64_t it = 0; it < iters; ++it)
-    for (int i = 0; i < kAcc; ++i) acc[i] = acc[i] * 0.999999f + 1e-7f;
-  float sum = 0;
-  for (int i = 0; i < kAcc; ++i) sum += acc[i];
-  *sink = sum;
-  return 2.0 * kAcc * static_cast<double>(iters);
+    for (int i = 0; i < kAcc; ++i) acc[i] = _mm_add_ps(_mm_mul_ps(acc[i], mul), add);
+  __m128 sum = acc[0];
+  for (int i = 1; i < kAcc; ++i) sum = _mm_add_ps(sum, acc[i]);
+  *sink = _mm_cvtss_f32(sum);
+  return 2.0 * 4 * kAcc * static_cast<double>(iters);
 }
 
-enum class FmaLoop { kScalar, kAvx2, kAvx512 };
+enum class FmaLoop { kSse2, kAvx2, kAvx512 };
 
+// "avx512", "avx2", "sse2" (JSON's peak_gflops.loop).
 const char* fma_loop_name(FmaLoop loop) {
-  return loop == FmaLoop::kAvx512 ? "avx512" : loop == FmaLoop::kAvx2 ? "avx2" : "scalar";
+  return loop == FmaLoop::kAvx512 ? "avx512" : loop == FmaLoop::kAvx2 ? "avx2" : "sse2";
+}
+
+// What the loop runs: "avx512 FMA", "avx2 FMA", "sse2 mul+add".
+std::string fma_loop_str(FmaLoop loop) {
+  return std::string(fma_loop_name(loop)) + (loop == FmaLoop::kSse2 ? " mul+add" : " FMA");
 }
 
 // GFLOP/s of one thread running the FMA loop for about `seconds`.
@@ -203,7 +213,7 @@ double fma_gflops_one_thread(FmaLoop loop, double seconds) {
     else if (loop == FmaLoop::kAvx2)
       flops += fma_loop_avx2(1 << 20, &sink);
     else
-      flops += fma_loop_scalar(1 << 20, &sink);
+      flops += mul_add_loop_sse2(1 << 20, &sink);
     elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   } while (elapsed < seconds);
   volatile float keep = sink;
@@ -218,7 +228,7 @@ FmaLoop fma_loop_for(const std::vector<Feature>& features) {
   const CpuIsa isa = cpu_isa_selected();
   if (isa >= CpuIsa::kAvx512) return FmaLoop::kAvx512;
   if (isa >= CpuIsa::kAvx2 && has_feature(features, "fma")) return FmaLoop::kAvx2;
-  return FmaLoop::kScalar;
+  return FmaLoop::kSse2;
 }
 
 // Best of 3 runs of `threads` threads each running the loop at once.
@@ -341,8 +351,8 @@ void device_main(const DeviceArgs& a) {
   const char* plural = threads == 1 ? "" : "s";
   std::printf(
       "peak fp32      %.1f GFLOP/s per core, %.1f GFLOP/s on %d thread%s "
-      "(%s FMA loop: the selected ISA's width; best of 3)\n",
-      per_core, all_cores, threads, plural, fma_loop_name(loop));
+      "(%s loop: the selected ISA's width; best of 3)\n",
+      per_core, all_cores, threads, plural, fma_loop_str(loop).c_str());
   std::printf(
       "gemm fp32      %.1f GFLOP/s achieved (kiln gemm_f32 "
       "512x512x512, %d thread%s, %.0f%% of peak)\n",
@@ -377,7 +387,7 @@ double machine_peak_gflops(int threads, double seconds) {
   return peak_gflops(fma_loop_for(cpu_features()), threads, seconds);
 }
 
-const char* peak_loop_name() { return fma_loop_name(fma_loop_for(cpu_features())); }
+std::string peak_loop_name() { return fma_loop_str(fma_loop_for(cpu_features())); }
 
 CacheSizes cache_sizes() {
   CacheSizes sizes;
@@ -399,9 +409,9 @@ CacheSizes cache_sizes() {
 void add_device_command(CLI::App& app) {
   auto a = std::make_shared<DeviceArgs>();
   CLI::App* cmd = app.add_subcommand("device",
-                                     "Print the CPU's model, cores, instruction-set features, "
-                                     "caches and memory, and measure its peak fp32 GFLOP/s (FMA loop) next to "
-                                     "kiln's GEMM, and its L2 and DRAM bandwidth (read and triad streams)");
+                                     "Print the CPU's model, cores, instruction-set features, caches and memory; "
+                                     "measure its peak fp32 GFLOP/s (FMA loop) next to kiln's GEMM, and its L2 and "
+                                     "DRAM bandwidth (the roofs of kiln profile)");
   cmd->add_flag("--json", a->json, "Print one JSON object");
   cmd->add_option("--threads", a->threads,
                   "Threads for the all-core peak, GEMM and bandwidth (0, the default: the physical cores)")

@@ -71,17 +71,22 @@ __attribute__((target("avx2,fma"))) void triad_avx2(float* a, const float* b, co
     _mm256_store_ps(a + i, _mm256_fmadd_ps(s, _mm256_load_ps(c + i), _mm256_load_ps(b + i)));
 }
 
-float read_portable(const float* a, int64_t n) {
-  float s[8] = {};
-  for (int64_t i = 0; i < n; i += 8)
-    for (int k = 0; k < 8; ++k) s[k] += a[i + k];
-  float sum = 0;
-  for (float v : s) sum += v;
-  return sum;
+// The portable kernels' width: the baseline x86-64's SSE2.
+float read_sse2(const float* a, int64_t n) {
+  __m128 s[8];
+  for (auto& v : s) v = _mm_setzero_ps();
+  for (int64_t i = 0; i < n; i += kBlock / 4)
+    for (int k = 0; k < 8; ++k) s[k] = _mm_add_ps(s[k], _mm_load_ps(a + i + 4 * k));
+  for (int k = 1; k < 8; ++k) s[0] = _mm_add_ps(s[0], s[k]);
+  alignas(16) float lanes[4];
+  _mm_store_ps(lanes, s[0]);
+  return lanes[0] + lanes[1] + lanes[2] + lanes[3];
 }
 
-void triad_portable(float* a, const float* b, const float* c, float scalar, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) a[i] = b[i] + scalar * c[i];
+void triad_sse2(float* a, const float* b, const float* c, float scalar, int64_t n) {
+  const __m128 s = _mm_set1_ps(scalar);
+  for (int64_t i = 0; i < n; i += 4)
+    _mm_store_ps(a + i, _mm_add_ps(_mm_load_ps(b + i), _mm_mul_ps(s, _mm_load_ps(c + i))));
 }
 
 struct Kernels {
@@ -93,7 +98,7 @@ struct Kernels {
 Kernels kernels_for(CpuIsa isa) {
   if (isa >= CpuIsa::kAvx512) return {read_avx512, triad_avx512};
   if (isa >= CpuIsa::kAvx2) return {read_avx2, triad_avx2};
-  return {read_portable, triad_portable};
+  return {read_sse2, triad_sse2};
 }
 
 struct FreeDeleter {
@@ -162,14 +167,16 @@ MemoryBandwidth measure_memory_bandwidth(int threads) {
   const Kernels kernels = kernels_for(cpu_isa_selected());
   // Half of each core's L2 (256 KiB when unknown): the three arrays stay there.
   bw.l2_set_bytes = std::max<int64_t>(caches.l2_bytes > 0 ? caches.l2_bytes / 2 : 256 << 10, 48 << 10);
-  // About 128 MiB streamed per thread and repetition: a millisecond or two.
-  const int l2_passes = static_cast<int>(std::clamp<int64_t>((int64_t{128} << 20) / bw.l2_set_bytes, 1, 1 << 16));
-  const StreamRates l2 = stream_rates(bw.threads, bw.l2_set_bytes, l2_passes, 5, kernels);
+  // About 64 MiB streamed per thread and repetition: half a millisecond or
+  // so, long enough for the clock and the barrier, short enough for many
+  // repetitions (the best one is the roof: a loaded machine only slows).
+  const int l2_passes = static_cast<int>(std::clamp<int64_t>((int64_t{64} << 20) / bw.l2_set_bytes, 1, 1 << 16));
+  const StreamRates l2 = stream_rates(bw.threads, bw.l2_set_bytes, l2_passes, 8, kernels);
   bw.l2_read_gbps = l2.read_gbps;
   bw.l2_triad_gbps = l2.triad_gbps;
   // Four times every last-level cache together, at least 128 MiB, at most 1 GiB.
   bw.dram_set_bytes = std::clamp<int64_t>(4 * caches.llc_total_bytes, int64_t{128} << 20, int64_t{1} << 30);
-  const StreamRates dram = stream_rates(bw.threads, bw.dram_set_bytes / bw.threads, 2, 3, kernels);
+  const StreamRates dram = stream_rates(bw.threads, bw.dram_set_bytes / bw.threads, 1, 6, kernels);
   bw.dram_read_gbps = dram.read_gbps;
   bw.dram_triad_gbps = dram.triad_gbps;
   bw.seconds = std::chrono::duration<double>(Clock::now() - start).count();
