@@ -13,10 +13,12 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "analysis/flops.h"
 #include "analysis/roofline.h"
 #include "cli.h"
 #include "core/thread_pool.h"
 #include "engine/engine_file.h"
+#include "ir/infer.h"
 #include "onnx/import.h"
 #include "pipeline/load_engine.h"
 #include "pipeline/prepare.h"
@@ -62,6 +64,7 @@ struct NodeRow {
 
 // What the executed node reads and writes, from the optimized graph.
 struct NodeIo {
+  int64_t flops = -1;                    // the session's count, else the graph's at the fed shapes
   int64_t bytes = -1;                    // analysis/roofline.h's bytes moved
   std::vector<std::string> input_types;  // "float[1x3x32x32]"
   std::string shapes;                    // "1x3x32x32, 16x3x3x3, 16 -> 1x16x32x32"
@@ -141,17 +144,29 @@ NodeIo describe_io(const Node& n) {
 
 // The bytes and shapes of every executed node. A Session does not show its
 // graph, so the graph is prepared again with the same options (an ONNX model:
-// the same passes make the same nodes; an engine: its stored graph) and
-// matched to the executed nodes by position, name and op; if they differ,
-// the bytes stay unknown, with a warning.
-std::vector<NodeIo> executed_node_io(const std::string& path, const SessionOptions& opts, const Session& s) {
+// the same passes make the same nodes; an engine: its stored graph, its
+// dynamic dims bound to the fed shapes) and matched to the executed nodes by
+// position, name and op; if they differ, the bytes stay unknown, with a
+// warning.
+std::vector<NodeIo> executed_node_io(const std::string& path, const SessionOptions& opts, const Session& s,
+                                     const Feed& feed) {
   const auto& executed = s.executed_nodes();
   std::vector<NodeIo> io(executed.size());
+  for (size_t i = 0; i < executed.size(); ++i) io[i].flops = executed[i].flops;
   Model model;
   std::unique_ptr<Session::Impl> engine_impl;
   if (engine::is_engine_file(path)) {
     engine_impl = load_engine(engine::EngineFile::open(path), opts);
     model.graph = engine_impl->model.graph;
+    bool symbolic = false;
+    for (const Value* in : model.graph->inputs) symbolic |= !in->type.is_static();
+    if (symbolic) {
+      std::map<std::string, Shape> shapes;
+      for (const auto& [name, t] : feed) shapes[name] = t.shape();
+      bind_input_shapes(*model.graph, shapes);
+      std::vector<std::string> unsupported;
+      infer_graph(*model.graph, &unsupported);
+    }
   } else {
     model = load_onnx_file(path);
     prepare_graph(model, opts);
@@ -168,7 +183,15 @@ std::vector<NodeIo> executed_node_io(const std::string& path, const SessionOptio
                  path.c_str());
     return io;
   }
-  for (size_t i = 0; i < executed.size(); ++i) io[i] = describe_io(*g.nodes[i]);
+  for (size_t i = 0; i < executed.size(); ++i) {
+    const int64_t flops = io[i].flops;
+    io[i] = describe_io(*g.nodes[i]);
+    io[i].flops = flops;
+    if (flops < 0) {
+      const NodeCost cost = node_cost(*g.nodes[i]);
+      if (cost.known) io[i].flops = cost.flops;
+    }
+  }
   return io;
 }
 
@@ -261,7 +284,7 @@ nlohmann::json node_json(const Profile& p, const NodeRow& r) {
   const auto& n = (*p.nodes)[r.index];
   const NodeIo& io = p.io[r.index];
   const RooflinePoint& rp = r.roofline;
-  const double g = gflops(n.flops, r.median_ms);
+  const double g = gflops(io.flops, r.median_ms);
   const bool bound = rp.bound != Bound::kUnknown;
   return {{"index", r.index},
           {"name", n.name},
@@ -273,7 +296,7 @@ nlohmann::json node_json(const Profile& p, const NodeRow& r) {
           {"mean_ms", r.mean_ms},
           {"share", p.share(r.median_ms) / 100},
           {"macs", n.macs < 0 ? nlohmann::json(nullptr) : nlohmann::json(n.macs)},
-          {"flops", n.flops < 0 ? nlohmann::json(nullptr) : nlohmann::json(n.flops)},
+          {"flops", io.flops < 0 ? nlohmann::json(nullptr) : nlohmann::json(io.flops)},
           {"gflops", null_if_negative(g)},
           {"peak_fraction", null_if_negative(g < 0 ? g : g / p.peak())},
           {"bytes", io.bytes < 0 ? nlohmann::json(nullptr) : nlohmann::json(io.bytes)},
@@ -345,11 +368,11 @@ void print_csv(const Profile& p) {
     std::string outs, origins;
     for (const auto& t : n.output_types) outs += (outs.empty() ? "" : ";") + t;
     for (const auto& o : n.origins) origins += (origins.empty() ? "" : ";") + o;
-    const double g = gflops(n.flops, r->median_ms);
+    const double g = gflops(io.flops, r->median_ms);
     const bool bound = rp.bound != Bound::kUnknown;
     std::printf("%zu,%s,%s,%s,%.4f,%.4f,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", r->index, csv_field(n.name).c_str(),
                 n.op.c_str(), csv_field(outs).c_str(), r->median_ms, p.share(r->median_ms) / 100,
-                n.flops < 0 ? "" : std::to_string(n.flops).c_str(), csv_number(g).c_str(),
+                io.flops < 0 ? "" : std::to_string(io.flops).c_str(), csv_number(g).c_str(),
                 g < 0 ? "" : std::to_string(g / p.peak()).c_str(), csv_field(origins).c_str(),
                 io.bytes < 0 ? "" : std::to_string(io.bytes).c_str(), csv_number(rp.achieved_gbps).c_str(),
                 csv_number(rp.intensity).c_str(), bound ? bound_name(rp.bound) : "",
@@ -372,8 +395,7 @@ void print_summary(const Profile& p) {
       p.total_mean_ms > 0 ? 100 * p.node_mean_sum / p.total_mean_ms : 0.0);
   std::printf("%.3g GFLOP per run, %.1f GFLOP/s\n", p.total_flops * 1e-9,
               std::max(0.0, gflops(p.total_flops, p.total_ms)));
-  const std::string peak_how =
-      p.roofs.peak_measured ? std::string(peak_loop_name()) + " FMA loop, kiln device" : "--peak-gflops";
+  const std::string peak_how = p.roofs.peak_measured ? peak_loop_name() + " loop, kiln device" : "--peak-gflops";
   const std::string bw_how = p.roofs.bandwidth_measured ? "streamed, kiln device" : "given";
   std::printf(
       "roofs on %d thread%s: peak %.1f GFLOP/s (%s); L2 %.1f GB/s, DRAM %.1f GB/s (%s) for nodes whose bytes "
@@ -436,8 +458,8 @@ void print_table(const Profile& p) {
     const RooflinePoint& rp = r.roofline;
     std::printf("%5zu  %-28s %-22s %10.3f %6.1f%% %9s %8s %7s %-8s %5s  %-24s %s\n", r.index,
                 short_name(n.name, 28).c_str(), n.op.c_str(), r.median_ms, p.share(r.median_ms),
-                number(gflops(n.flops, r.median_ms), "%.1f").c_str(), number(rp.achieved_gbps, "%.1f").c_str(),
-                number(rp.intensity, "%.2f").c_str(), bound_str(rp).c_str(),
+                number(gflops(p.io[r.index].flops, r.median_ms), "%.1f").c_str(),
+                number(rp.achieved_gbps, "%.1f").c_str(), number(rp.intensity, "%.2f").c_str(), bound_str(rp).c_str(),
                 number(rp.fraction < 0 ? -1 : 100 * rp.fraction, "%.0f%%").c_str(),
                 n.output_types.empty() ? "" : n.output_types[0].c_str(), origins_str(n, 80).c_str());
   }
@@ -461,7 +483,7 @@ void time_nodes(Profile& p, const std::vector<Session::RunProfile>& runs) {
     double sum = 0;
     for (double m : ms) sum += m;
     NodeRow row{i, median(ms), sum / static_cast<double>(ms.size()), {}};
-    row.roofline = roofline_point(nodes[i].flops, p.io[i].bytes, row.median_ms * 1e-3, p.roofs.machine);
+    row.roofline = roofline_point(p.io[i].flops, p.io[i].bytes, row.median_ms * 1e-3, p.roofs.machine);
     p.rows.push_back(row);
     p.node_sum += row.median_ms;
     p.node_mean_sum += row.mean_ms;
@@ -481,9 +503,10 @@ void time_nodes(Profile& p, const std::vector<Session::RunProfile>& runs) {
     o.op = n.op;
     ++o.nodes;
     o.ms += r.median_ms;
-    if (n.flops >= 0) {
-      o.flops += n.flops;
-      p.total_flops += n.flops;
+    const int64_t flops = p.io[r.index].flops;
+    if (flops >= 0) {
+      o.flops += flops;
+      p.total_flops += flops;
     } else {
       o.all_counted = false;
     }
@@ -530,7 +553,7 @@ void profile_main(const ProfileArgs& a) {
   p.args = &a;
   p.nodes = &s.executed_nodes();
   p.threads = a.threads > 0 ? a.threads : physical_core_count();
-  p.io = executed_node_io(a.model, opts, s);
+  p.io = executed_node_io(a.model, opts, s, feed);
   p.roofs = measure_roofs(a, p.threads);
   time_nodes(p, runs);
   if (a.format == "json") return print_json(p);
@@ -545,11 +568,14 @@ void profile_main(const ProfileArgs& a) {
 void add_profile_command(CLI::App& app) {
   auto a = std::make_shared<ProfileArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "profile",
-      "Time each executed node of a model (after optimization) and place it on the machine's roofline: bytes moved "
-      "(first-order: the node's input and output tensors, weights included), FLOPs, compute- or memory-bound "
-      "(arithmetic intensity FLOPs/bytes against the ridge peak/bandwidth; the DRAM bandwidth when the bytes exceed "
-      "the last-level cache, else L2's) and the fraction of that roof reached");
+      "profile", "Time each executed node of a model (after optimization) and place it on the machine's roofline");
+  cmd->footer(
+      "Roofline (docs/profiling.md), per node: FLOPs from the op's cost rule; bytes moved, a first-order model: the "
+      "sizes of the node's input and output tensors, weights included, each value once; arithmetic intensity = "
+      "FLOPs / bytes. The roofs, for the threads used: the fp32 FMA peak (a loop as wide as the selected ISA), and "
+      "the streaming bandwidth from DRAM when the node's bytes exceed the last-level cache, else from L2. A node is "
+      "compute-bound when its intensity reaches the ridge (peak / that bandwidth), and its fraction is achieved "
+      "GFLOP/s / peak; else memory-bound, and its fraction is achieved GB/s / bandwidth.");
   add_session_flags(cmd, *a, kRunFlags);
   cmd->add_option("--warmup", a->warmup, "Untimed runs first")->check(CLI::Range(0, 1000000))->capture_default_str();
   cmd->add_option("--iterations,-n", a->iterations, "Timed runs")->check(CLI::Range(1, 1000000))->capture_default_str();
@@ -559,7 +585,8 @@ void add_profile_command(CLI::App& app) {
   cmd->add_option("--below", a->below_text,
                   "List only the nodes under this fraction of their roof (0.3: under 30%), slowest first; nodes "
                   "without a fraction (FLOPs or bytes unknown) are not listed. CSV: only those rows; JSON: all "
-                  "nodes, and their indices under \"below\"");
+                  "nodes, and their indices under \"below\"")
+      ->type_name("FRACTION");
   cmd->add_option("--peak-gflops", a->peak_gflops,
                   "The machine's peak GFLOP/s for the threads used (0: measure it with an FMA loop as wide as the "
                   "selected ISA, ~0.3 s)")
