@@ -9,17 +9,22 @@ For each model this writes
     DIR/<name>/model.onnx
     DIR/<name>/test_data_set_0/input_0.pb, output_0.pb[, output_1.pb ...]
 (onnx.TensorProto via onnx.numpy_helper.from_array); the expected outputs are
-PyTorch's own outputs for the stored inputs.
+PyTorch's own outputs for the stored inputs. Inputs keep their dtype: floating
+point as float32, integer inputs (token ids, timesteps) as int64.
 
-All models are torchvision / torch.nn modules with *random* weights (no
-downloads, nothing pretrained), exported with opset 17, a dynamic batch axis
-(and a dynamic sequence axis for sequence models), batch 2 at export and in the
-test data, 224x224 images (299x299 for inception_v3).
+All models are torchvision / torch.nn modules (the zoo's own ones in
+tools/zoo/corpus_models.py) with *random* weights (no downloads, nothing
+pretrained), exported with opset 17, a dynamic batch axis (and a dynamic
+sequence axis for sequence models), batch 2 at export and in the test data,
+224x224 images unless a model says otherwise (299x299 for inception_v3).
+The models after the first 19 (CORPUS) are the corpus of issue 16; see
+tools/zoo/README.md for what each one exercises.
 
 Random weights need care:
   * BatchNorm running statistics are set by 3 train-mode forward passes on
-    random data under torch.no_grad() with momentum=None (cumulative average),
-    then the model is put in eval mode.
+    random data (batch 4; batch 2 for a few heavy models, ModelSpec.bn_batch)
+    under torch.no_grad() with momentum=None (cumulative average), then the
+    model is put in eval mode.
   * Any model whose output RMS falls outside [1e-3, 1e3] (or is not finite) is
     REFUSED with an error; if that happens, fix the initialisation of that
     model rather than loosening the check (see e.g. vit_b_16's zero-initialised
@@ -28,8 +33,10 @@ Random weights need care:
 Everything is seeded (per model, independent of order), so outputs are
 deterministic for a given torch/torchvision build.
 
---dynamic-hw exports the fully-convolutional models (deeplabv3_mobilenet_v3_large)
-with dynamic `height` and `width` axes on the input and the output too.
+--dynamic-hw exports the fully-convolutional models (deeplabv3_mobilenet_v3_large,
+fcn_resnet50, deeplabv3_resnet50, lraspp_mobilenet_v3_large, unet_instancenorm,
+espcn_superres) with dynamic `height` and `width` axes on the input and the
+output too.
 
 --small selects the quick set used by CI:
     squeezenet1_1, mobilenet_v3_small, shufflenet_v2_x1_0, regnet_x_400mf
@@ -47,6 +54,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import corpus_models as cm  # noqa: E402  (the zoo's own nn.Modules)
+
 OPSET = 17
 BATCH = 2
 SEQ = 16
@@ -59,7 +69,8 @@ SMALL = ["squeezenet1_1", "mobilenet_v3_small", "shufflenet_v2_x1_0", "regnet_x_
 
 
 class ModelSpec:
-    def __init__(self, build, inputs, input_names, output_names, dynamic_axes, spatial_outputs=None):
+    def __init__(self, build, inputs, input_names, output_names, dynamic_axes, spatial_outputs=None,
+                 bn_batch=BN_BATCH):
         self.build = build                # () -> nn.Module
         self.inputs = inputs              # (batch) -> tuple of input tensors
         self.input_names = input_names
@@ -69,6 +80,9 @@ class ModelSpec:
         # follow the input's height and width (None: not exportable with
         # --dynamic-hw).
         self.spatial_outputs = spatial_outputs
+        # Batch of the BatchNorm calibration passes (smaller for the models
+        # whose PyTorch forward pass dominates the export time).
+        self.bn_batch = bn_batch
 
     def axes(self, dynamic_hw=False):
         """The dynamic axes to export with; with dynamic_hw also the input's
@@ -89,13 +103,13 @@ def _tv():
     return m
 
 
-def _image_spec(build, size=224, spatial_outputs=None):
+def _image_spec(build, size=224, spatial_outputs=None, bn_batch=BN_BATCH):
     return ModelSpec(
         build,
         lambda n: (torch.randn(n, 3, size, size),),
         ["input"], ["output"],
         {"input": {0: "batch"}, "output": {0: "batch"}},
-        spatial_outputs)
+        spatial_outputs, bn_batch)
 
 
 class _OutOnly(nn.Module):
@@ -188,6 +202,140 @@ MODELS = {
 }
 
 
+def _spec(build, inputs, input_names, output_names, axes, spatial_outputs=None):
+    return ModelSpec(build, inputs, input_names, output_names, axes, spatial_outputs)
+
+
+def _batch_axes(input_names, output_names):
+    """Only the batch axis (dim 0) dynamic, on every input and output."""
+    return {n: {0: "batch"} for n in list(input_names) + list(output_names)}
+
+
+def _video_spec(build, frames=8, size=112, bn_batch=BN_BATCH):
+    return ModelSpec(
+        build,
+        lambda n: (torch.randn(n, 3, frames, size, size),),
+        ["input"], ["output"],
+        {"input": {0: "batch"}, "output": {0: "batch"}}, None, bn_batch)
+
+
+def _seg(builder):
+    return lambda: _OutOnly(builder(weights=None, weights_backbone=None, aux_loss=False))
+
+
+def _s3d():
+    model = _tv().video.s3d(weights=None)
+    # s3d ends in AvgPool3d((2, 7, 7)), which needs clips of >= 16 frames at
+    # 224x224; pool globally instead (identical at that size) so that the
+    # zoo's small 8x112x112 clip fits.
+    model.avgpool = nn.AdaptiveAvgPool3d(1)
+    return model
+
+
+def _gpt_inputs(n, seq=16, past=32, layers=4, heads=8, hd=32, vocab=4096):
+    return (torch.randint(0, vocab, (n, seq), dtype=torch.int64),
+            torch.randn(n, layers, heads, past, hd),
+            torch.randn(n, layers, heads, past, hd))
+
+
+# The corpus added for issue 16 ("speed that holds on models nobody tuned
+# for"): other widths and families of torchvision's classifiers, segmentation,
+# detection heads, video, image-to-image, sequence and point-cloud models.
+CORPUS = {
+    # classification, torchvision
+    "resnet34": _image_spec(lambda: _tv().resnet34(weights=None)),
+    "wide_resnet50_2": _image_spec(lambda: _tv().wide_resnet50_2(weights=None), bn_batch=2),
+    "alexnet": _image_spec(lambda: _tv().alexnet(weights=None)),
+    "vgg11_bn": _image_spec(lambda: _tv().vgg11_bn(weights=None)),
+    "mobilenet_v3_large": _image_spec(lambda: _tv().mobilenet_v3_large(weights=None)),
+    "mnasnet0_5": _image_spec(lambda: _tv().mnasnet0_5(weights=None)),
+    "mnasnet1_0": _image_spec(lambda: _tv().mnasnet1_0(weights=None)),
+    "shufflenet_v2_x0_5": _image_spec(lambda: _tv().shufflenet_v2_x0_5(weights=None)),
+    "shufflenet_v2_x2_0": _image_spec(lambda: _tv().shufflenet_v2_x2_0(weights=None)),
+    # grouped convs of 24 channels
+    "regnet_x_1_6gf": _image_spec(lambda: _tv().regnet_x_1_6gf(weights=None)),
+    "regnet_y_800mf": _image_spec(lambda: _tv().regnet_y_800mf(weights=None)),
+    "efficientnet_v2_s": _image_spec(lambda: _tv().efficientnet_v2_s(weights=None)),
+    "swin_t": _image_spec(lambda: _tv().swin_t(weights=None)),
+    "maxvit_t": _image_spec(lambda: _tv().maxvit_t(weights=None), bn_batch=2),
+    "hardswish_cnn": _image_spec(cm.HardSwishCNN),
+    "mlp_mixer": _image_spec(cm.MLPMixer),
+    "swin_small_pad": _image_spec(cm.SwinSmall, size=200),
+    # segmentation (only the `out` tensor)
+    "fcn_resnet50": _image_spec(_seg(lambda **kw: _tv().segmentation.fcn_resnet50(**kw)),
+                                spatial_outputs=["output"], bn_batch=2),
+    "deeplabv3_resnet50": _image_spec(_seg(lambda **kw: _tv().segmentation.deeplabv3_resnet50(**kw)),
+                                      spatial_outputs=["output"], bn_batch=2),
+    "lraspp_mobilenet_v3_large": _image_spec(
+        lambda: _OutOnly(_tv().segmentation.lraspp_mobilenet_v3_large(
+            weights=None, weights_backbone=None)),
+        spatial_outputs=["output"]),
+    # detection: backbone + heads, no anchors, box decoding or NMS
+    "ssdlite320_heads": _spec(
+        cm.ssdlite_heads, lambda n: (torch.randn(n, 3, 320, 320),),
+        ["input"], ["bbox_regression", "cls_logits"],
+        _batch_axes(["input"], ["bbox_regression", "cls_logits"])),
+    "retinanet_r18_fpn_heads": _spec(
+        cm.retinanet_heads, lambda n: (torch.randn(n, 3, 320, 320),),
+        ["input"], ["cls_logits", "bbox_regression"],
+        _batch_axes(["input"], ["cls_logits", "bbox_regression"])),
+    "fcos_r18_fpn_heads": _spec(
+        cm.fcos_heads, lambda n: (torch.randn(n, 3, 320, 320),),
+        ["input"], ["cls_logits", "bbox_regression", "bbox_ctrness"],
+        _batch_axes(["input"], ["cls_logits", "bbox_regression", "bbox_ctrness"])),
+    "keypoint_rcnn_head": _spec(
+        cm.KeypointHead, lambda n: (torch.randn(n, 256, 14, 14),),
+        ["rois"], ["heatmaps"], {"rois": {0: "rois"}, "heatmaps": {0: "rois"}}),
+    # video: [N,3,T,H,W] clips of 8 frames at 112x112
+    "r2plus1d_18": _video_spec(lambda: _tv().video.r2plus1d_18(weights=None), bn_batch=2),
+    "mc3_18": _video_spec(lambda: _tv().video.mc3_18(weights=None)),
+    "s3d": _video_spec(_s3d),
+    # image to image
+    "unet_instancenorm": _image_spec(cm.UNetSmall, size=256, spatial_outputs=["output"]),
+    "dcgan_generator": _spec(
+        cm.DCGANGenerator, lambda n: (torch.randn(n, 100, 1, 1),),
+        ["latent"], ["image"], _batch_axes(["latent"], ["image"])),
+    "conv_autoencoder": _spec(
+        cm.ConvAutoencoder, lambda n: (torch.rand(n, 3, 96, 96),),
+        ["input"], ["reconstruction", "code"],
+        _batch_axes(["input"], ["reconstruction", "code"])),
+    "diffusion_unet": _spec(
+        cm.DiffusionUNet,
+        lambda n: (torch.randn(n, 4, 32, 32), torch.randint(0, 1000, (n,), dtype=torch.int64)),
+        ["sample", "timestep"], ["noise_pred"],
+        _batch_axes(["sample", "timestep"], ["noise_pred"])),
+    "espcn_superres": _spec(
+        cm.ESPCN, lambda n: (torch.rand(n, 1, 224, 224),),
+        ["input"], ["output"], _batch_axes(["input"], ["output"]), spatial_outputs=["output"]),
+    # sequences, audio, text
+    "audio_crnn": _spec(
+        cm.AudioCRNN, lambda n: (torch.randn(n, 64, 100),),
+        ["mel"], ["logits"], {"mel": {0: "batch", 2: "time"}, "logits": {0: "batch"}}),
+    "conformer": _spec(
+        cm.Conformer, lambda n: (torch.randn(n, 64, 80),),
+        ["input"], ["output"], {"input": {0: "batch", 1: "seq"}, "output": {0: "batch", 1: "seq"}}),
+    "gpt_kv_cache": _spec(
+        cm.GPTWithCache, _gpt_inputs,
+        ["input_ids", "past_keys", "past_values"], ["logits", "present_keys", "present_values"],
+        {"input_ids": {0: "batch", 1: "seq"},
+         "past_keys": {0: "batch", 3: "past"}, "past_values": {0: "batch", 3: "past"},
+         "logits": {0: "batch", 1: "seq"},
+         "present_keys": {0: "batch", 3: "total"}, "present_values": {0: "batch", 3: "total"}}),
+    "text_cnn": _spec(
+        cm.TextCNN, lambda n: (torch.randint(1, 8000, (n, 64), dtype=torch.int64),),
+        ["input_ids"], ["logits"], {"input_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch"}}),
+    # point clouds: Gather, GatherElements, TopK, ScatterND, ScatterElements
+    "pointnet_knn": _spec(
+        cm.PointNetKNN, lambda n: (torch.randn(n, 512, 3),),
+        ["points"], ["logits", "point_logits"],
+        {"points": {0: "batch", 1: "points"}, "logits": {0: "batch"},
+         "point_logits": {0: "batch", 1: "points"}}),
+}
+for _name in CORPUS:
+    assert _name not in MODELS, _name
+MODELS.update(CORPUS)
+
+
 def _calibrate_batchnorm(model, spec):
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
@@ -198,8 +346,16 @@ def _calibrate_batchnorm(model, spec):
     model.train()
     with torch.no_grad():
         for _ in range(BN_PASSES):
-            model(*spec.inputs(BN_BATCH))
+            model(*spec.inputs(spec.bn_batch))
     return len(bns)
+
+
+def _stored(t):
+    """A tensor as written to the test data: floating point as float32,
+    integer and bool tensors (token ids, indices, timesteps) in their own
+    dtype."""
+    a = t.detach().numpy()
+    return a.astype(np.float32) if np.issubdtype(a.dtype, np.floating) else a
 
 
 def _rms(a):
@@ -233,7 +389,7 @@ def export_one(name, out_dir, dynamic_hw=False):
         outs = model(*inputs)
     if isinstance(outs, torch.Tensor):
         outs = (outs,)
-    outs = [o.detach().numpy().astype(np.float32) for o in outs]
+    outs = [_stored(o) for o in outs]
     if len(outs) != len(spec.output_names):
         raise RuntimeError(f"{name}: {len(outs)} outputs, expected {len(spec.output_names)}")
 
@@ -266,7 +422,7 @@ def export_one(name, out_dir, dynamic_hw=False):
     onnx.checker.check_model(path)
 
     for i, (iname, x) in enumerate(zip(spec.input_names, inputs)):
-        t = numpy_helper.from_array(x.numpy().astype(np.float32), iname)
+        t = numpy_helper.from_array(_stored(x), iname)
         with open(os.path.join(tdir, f"input_{i}.pb"), "wb") as f:
             f.write(t.SerializeToString())
     for i, (oname, o) in enumerate(zip(spec.output_names, outs)):
@@ -287,7 +443,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--dynamic-hw", action="store_true",
                     help="also make the input's height and width dynamic (fully-convolutional "
-                         "models only: deeplabv3_mobilenet_v3_large); the test data stay 224x224")
+                         "models only: " + ", ".join(n for n in MODELS if MODELS[n].spatial_outputs)
+                         + "); the test data keep their size")
     args = ap.parse_args(argv)
 
     if args.list:
@@ -316,6 +473,7 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     failed = []
     for name in names:
+        t0 = time.time()
         try:
             secs, size, rms = export_one(name, args.out, args.dynamic_hw)
         except Exception as e:  # report and continue with the other models
@@ -323,8 +481,8 @@ def main(argv=None):
             failed.append(name)
             continue
         rms_s = ",".join(f"{r:.4g}" for r in rms)
-        print(f"{name:30s} export {secs:7.1f}s  size {size / 1e6:9.2f} MB  output RMS {rms_s}",
-              flush=True)
+        print(f"{name:30s} export {secs:7.1f}s  total {time.time() - t0:6.1f}s  "
+              f"size {size / 1e6:9.2f} MB  output RMS {rms_s}", flush=True)
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
         return 1
