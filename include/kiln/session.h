@@ -92,13 +92,17 @@ class Session {
   struct ExecutedNode {
     std::string name;
     std::string op;                         // "Conv"; other domains prefixed: "kiln.BlockedConv"
-    std::vector<std::string> output_types;  // "float[1 x 64 x 56 x 56]", as inferred at load
+    std::vector<std::string> input_types;   // "float[1x64x56x56]", as inferred at load ("" for an omitted input)
+    std::vector<std::string> output_types;  // likewise
     // The model's nodes whose work this one does: several when the optimizer
     // fused them (Conv + BatchNormalization + Relu), else its own name.
     std::vector<std::string> origins;
     // Its cost (docs/flops.md), -1 when not known at load (symbolic shapes,
     // or an op without a counting rule).
     int64_t macs = -1, flops = -1;
+    // Bytes of its input and output tensors, weights included
+    // (analysis/roofline.h), -1 when not all are static.
+    int64_t bytes = -1;
   };
   const std::vector<ExecutedNode>& executed_nodes() const;
   // Timing of one run, per executed node: start and end in microseconds from

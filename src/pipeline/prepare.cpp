@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "analysis/flops.h"
+#include "analysis/roofline.h"
 #include "core/settings.h"
 #include "core/thread_pool.h"
 #include "ir/infer.h"
@@ -85,7 +86,9 @@ void describe_graph(Session::Impl& impl) {
     Session::ExecutedNode e;
     e.name = n->name;
     e.op = n->domain.empty() || n->domain == "ai.onnx" ? n->op_type : n->domain + "." + n->op_type;
+    for (const Value* in : n->inputs) e.input_types.push_back(in ? in->type.str() : "");
     for (const Value* out : n->outputs) e.output_types.push_back(out ? out->type.str() : "");
+    e.bytes = node_bytes_moved(*n);
     e.origins = n->origin_names();
     const NodeCost cost = node_cost(*n);
     if (cost.known) {

@@ -142,17 +142,41 @@ NodeIo describe_io(const Node& n) {
   return io;
 }
 
-// The bytes and shapes of every executed node. A Session does not show its
-// graph, so the graph is prepared again with the same options (an ONNX model:
-// the same passes make the same nodes; an engine: its stored graph, its
-// dynamic dims bound to the fed shapes) and matched to the executed nodes by
-// position, name and op; if they differ, the bytes stay unknown, with a
-// warning.
+// "1x3x32x32" of "float[1x3x32x32]" ("scalar" for rank 0, "-" for an
+// omitted input), as dims_str writes a value's.
+std::string dims_of_type(const std::string& type) {
+  if (type.empty()) return "-";
+  const size_t open = type.find('['), close = type.rfind(']');
+  if (open == std::string::npos || close == std::string::npos || close < open) return "?";
+  const std::string dims = type.substr(open + 1, close - open - 1);
+  return dims.empty() ? "scalar" : dims;
+}
+
+// The bytes and shapes of every executed node. The session's own description
+// has them when its shapes were static at load. Otherwise (an engine with
+// dynamic dims) the graph is prepared again with the same options (its
+// stored graph, its dynamic dims bound to the fed shapes) and matched to the
+// executed nodes by position, name and op; if they differ, the bytes stay
+// unknown, with a warning.
 std::vector<NodeIo> executed_node_io(const std::string& path, const SessionOptions& opts, const Session& s,
                                      const Feed& feed) {
   const auto& executed = s.executed_nodes();
   std::vector<NodeIo> io(executed.size());
   for (size_t i = 0; i < executed.size(); ++i) io[i].flops = executed[i].flops;
+  const bool known =
+      std::all_of(executed.begin(), executed.end(), [](const Session::ExecutedNode& e) { return e.bytes >= 0; });
+  if (known) {
+    for (size_t i = 0; i < executed.size(); ++i) {
+      const Session::ExecutedNode& e = executed[i];
+      io[i].bytes = e.bytes;
+      io[i].input_types = e.input_types;
+      for (const std::string& t : e.input_types) io[i].shapes += (io[i].shapes.empty() ? "" : ", ") + dims_of_type(t);
+      io[i].shapes += " ->";
+      for (size_t k = 0; k < e.output_types.size(); ++k)
+        io[i].shapes += (k ? ", " : " ") + dims_of_type(e.output_types[k]);
+    }
+    return io;
+  }
   Model model;
   std::unique_ptr<Session::Impl> engine_impl;
   if (engine::is_engine_file(path)) {
