@@ -1,8 +1,10 @@
 // The float32 GEMM (every compiled microkernel the CPU can run) against a
 // plain triple loop, and the thread pool it runs on.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <random>
 #include <stdexcept>
@@ -216,6 +218,27 @@ TEST(ThreadPool, CoversRangeOnceWithOneChunkPerThread) {
     EXPECT_LE(chunks.load(), 3);
   }
   EXPECT_GE(physical_core_count(), 1);
+  EXPECT_LE(physical_core_count(), affinity_core_count());  // a cgroup quota only lowers it
+}
+
+// Once a parallel region is over, its threads sleep: a session between
+// requests burns (almost) no CPU. Measured as the process's CPU time over
+// half a second of idling after a burst of parallel GEMMs.
+TEST(ThreadPool, IdleThreadsBurnNoCpu) {
+  ThreadPool pool(2);
+  std::vector<float> a(256 * 256, 1.0f), b(256 * 256, 1.0f), c(256 * 256);
+  for (int i = 0; i < 20; ++i)
+    gemm_f32(256, 256, 256, 1.0f, {a.data(), 256}, {b.data(), 256}, 0.0f, c.data(), 256, &pool);
+  auto cpu_seconds = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // libgomp's bounded spin ends
+  const double before = cpu_seconds();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_LT(cpu_seconds() - before, 0.05);
 }
 
 TEST(ThreadPool, ConcurrentAndNestedCallsAndExceptions) {

@@ -29,9 +29,55 @@ int read_int(const std::string& path) {
   return v;
 }
 
+// The CPU bandwidth a cgroup (v2 cpu.max, v1 cpu.cfs_quota_us / period)
+// grants, in CPUs rounded up; -1 when unlimited or unknown. A container
+// limited to 2 CPUs on a 64-core host sees all 64 in its affinity mask.
+int quota_cpus(long long quota, long long period) {
+  if (quota <= 0 || period <= 0) return -1;
+  return static_cast<int>(std::max<long long>(1, (quota + period - 1) / period));
+}
+
+int cgroup_cpu_limit() {
+  std::ifstream self("/proc/self/cgroup");
+  std::string line, v2_path, v1_path;
+  while (std::getline(self, line)) {
+    const size_t a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    const std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    if (line.compare(0, a, "0") == 0 && controllers.empty()) v2_path = path;
+    if (controllers.find("cpu") != std::string::npos && controllers.find("cpuset") == std::string::npos) v1_path = path;
+  }
+  int limit = -1;
+  auto take = [&](int cpus) {
+    if (cpus > 0) limit = limit < 0 ? cpus : std::min(limit, cpus);
+  };
+  // The limit of the process's own cgroup and of every one above it.
+  for (std::string p = v2_path; !v2_path.empty();) {
+    std::ifstream f("/sys/fs/cgroup" + p + "/cpu.max");
+    std::string quota;
+    long long period = 0;
+    if (f >> quota >> period && quota != "max") take(quota_cpus(std::atoll(quota.c_str()), period));
+    if (p == "/" || p.empty()) break;
+    p = p.substr(0, std::max<size_t>(1, p.rfind('/')));
+  }
+  for (const std::string base : {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"}) {
+    if (v1_path.empty()) break;
+    std::ifstream q(base + v1_path + "/cpu.cfs_quota_us"), per(base + v1_path + "/cpu.cfs_period_us");
+    long long quota = 0, period = 0;
+    if (q >> quota && per >> period) take(quota_cpus(quota, period));
+  }
+  return limit;
+}
+
 }  // namespace
 
 int physical_core_count() {
+  const int cores = affinity_core_count();
+  const int limit = cgroup_cpu_limit();
+  return limit > 0 ? std::min(cores, limit) : cores;
+}
+
+int affinity_core_count() {
   const int fallback = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   cpu_set_t set;
   CPU_ZERO(&set);

@@ -14,9 +14,13 @@
 
 namespace kiln {
 
-// Physical cores this process may run on (SMT siblings counted once);
-// hardware_concurrency when the topology cannot be read.
+// The default thread count: physical cores this process may run on (its
+// affinity mask, SMT siblings counted once), capped by the CPU quota of its
+// cgroup (cpu.max; a container's --cpus); hardware_concurrency when the
+// topology cannot be read.
 int physical_core_count();
+// The same without the cgroup's quota.
+int affinity_core_count();
 
 class ThreadPool {
  public:
