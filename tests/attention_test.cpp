@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 
+#include "core/thread_pool.h"
 #include "op_harness.h"
 
 namespace kiln::test {
@@ -364,6 +365,37 @@ TEST(Einsum, MatmulTraceDiagonalEllipsisAndImplicit) {
         }
   EXPECT_THROW(ein("ij,jk->ik", {a, a}), Error);  // j extents 3 vs 2
   EXPECT_THROW(ein("ij->iz", {a}), Error);
+}
+
+// Two float32 operands take the batched-GEMM path; the same equations in
+// float64 take the naive one: they must agree, for batch, contracted,
+// one-sided and summed-away labels in every order, outer and inner products.
+TEST(Einsum, GemmPathMatchesNaiveOnEveryLabelRole) {
+  std::mt19937 rng(27);
+  struct Case {
+    const char* eq;
+    Shape a, b;
+  };
+  const std::vector<Case> cases = {
+      {"bhnd,bhmd->bhnm", {2, 3, 17, 8}, {2, 3, 9, 8}},  // attention scores
+      {"bhnm,bhmd->bhnd", {2, 3, 17, 9}, {2, 3, 9, 8}},  // attention values
+      {"bhnd,bhmd->bnhm", {2, 3, 5, 4}, {2, 3, 6, 4}},   // output permuted
+      {"ij,kj->ik", {33, 20}, {40, 20}},
+      {"abc,cd->abd", {2, 3, 4}, {4, 5}},
+      {"i,j->ij", {7}, {5}},
+      {"ij,ij->i", {6, 9}, {6, 9}},
+      {"bi,oij->bo", {3, 4}, {5, 4, 2}},  // j summed within B: naive
+      {"...ij,...jk->...ik", {2, 3, 4}, {2, 4, 5}},
+      {"nd,md", {130, 64}, {70, 64}},  // implicit output, large enough to thread
+  };
+  ThreadPool pool(2);
+  for (const Case& c : cases) {
+    Tensor a = random_f32(c.a, rng), b = random_f32(c.b, rng);
+    const auto attrs = std::map<std::string, Attribute>{{"equation", attr_string(c.eq)}};
+    Tensor fast = run_node({.op = "Einsum", .opset = 12, .inputs = {a, b}, .attrs = attrs, .pool = &pool})[0];
+    Tensor naive = run_node({.op = "Einsum", .opset = 12, .inputs = {to_f64(a), to_f64(b)}, .attrs = attrs})[0];
+    EXPECT_TRUE(all_close(fast, to_f32_tensor(naive), 1e-5, 1e-5)) << c.eq;
+  }
 }
 
 TEST(Det, MatchesClosedFormsAndBatches) {

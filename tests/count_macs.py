@@ -3,7 +3,9 @@
 
     /usr/bin/python3 tests/count_macs.py NAME 1x3x224x224
 
-NAME is a model of tools/zoo/export.py; the shape is its input's. Prints the
+NAME is a model of tools/zoo/export.py; the shape is its input's (a model
+with several inputs, or integer ones, is counted on its stored test inputs
+through count_inputs()). Prints the
 multiply-accumulates of the PyTorch model's matrix products, counted the way
 fvcore does (from a torch.jit trace, so the attention products inside
 nn.MultiheadAttention count too) plus thop-style hooks for the recurrent
@@ -12,6 +14,7 @@ layers. It shares nothing with kiln, not even the ONNX file:
     transposed conv     numel(input) * numel(weight) / in_channels
     linear, matmul, mm, bmm, addmm, baddbmm
                         numel(output) * K (the contracted size)
+    einsum              (operands - 1) * the product of every label's extent
     LSTM, GRU, RNN      seq * batch * numel(all weight_ih and weight_hh)
 Needs Debian's python3-torch and python3-torchvision.
 """
@@ -45,9 +48,21 @@ MATMUL_LHS = {"aten::linear": 0, "aten::matmul": 0, "aten::mm": 0, "aten::bmm": 
               "aten::baddbmm": 1}
 
 
-def trace_macs(model, x):
+def einsum_macs(equation, operand_sizes):
+    lhs = equation.replace(" ", "").split("->")[0].split(",")
+    if any("..." in term for term in lhs):
+        raise SystemExit(f"einsum with '...' is not counted by this script: {equation}")
+    extent = {}
+    for term, dims in zip(lhs, operand_sizes):
+        for label, d in zip(term, dims):
+            extent[label] = max(extent.get(label, 1), d)
+    points = numel(extent.values())
+    return points * (len(lhs) - 1)
+
+
+def trace_macs(model, xs):
     # As fvcore does: this trace has the parameters as typed graph inputs.
-    graph, _ = torch.jit._get_trace_graph(model, (x,))
+    graph, _ = torch.jit._get_trace_graph(model, tuple(xs))
     total = 0
     for node in graph.nodes():
         kind = node.kind()
@@ -61,7 +76,8 @@ def trace_macs(model, x):
             lhs = sizes(inputs[MATMUL_LHS[kind]])
             total += numel(sizes(node.output())) * lhs[-1]
         elif kind == "aten::einsum":
-            raise SystemExit("einsum is not counted by this script")
+            operands = list(inputs[1].node().inputs())
+            total += einsum_macs(inputs[0].toIValue(), [sizes(v) for v in operands])
     return total
 
 
@@ -78,6 +94,10 @@ def rnn_hooks(model, counter):
 
 
 def count(name, shape):
+    return count_inputs(name, [torch.randn(*shape)])
+
+
+def count_inputs(name, inputs):
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -87,7 +107,7 @@ def count(name, shape):
     # With grad enabled, nn.MultiheadAttention and nn.TransformerEncoderLayer
     # take their composite path (matmuls visible to the trace), not the fused
     # fast path.
-    return trace_macs(model, torch.randn(*shape)) + rnn[0]
+    return trace_macs(model, inputs) + rnn[0]
 
 
 def main():

@@ -27,6 +27,7 @@ def main():
         return SKIP
     try:
         import onnx  # noqa: F401
+        import onnx.numpy_helper  # noqa: F401
         import torch  # noqa: F401
     except ImportError as e:
         print(f"skipped: {e}")
@@ -43,16 +44,26 @@ def main():
     print(f"{'model':30} {'input':>16} {'kiln MACs':>16} {'independent':>16} {'diff':>8}")
     for name in names:
         model = os.path.join(zoo, name, "model.onnx")
-        dims = list(onnx.load_tensor(os.path.join(zoo, name, "test_data_set_0", "input_0.pb")).dims)
-        input_name = onnx.load(model, load_external_data=False).graph.input[0].name
+        stored = []  # every stored input, in graph-input order
+        for i in range(64):
+            path = os.path.join(zoo, name, "test_data_set_0", f"input_{i}.pb")
+            if not os.path.exists(path):
+                break
+            stored.append(onnx.numpy_helper.to_array(onnx.load_tensor(path)))
+        graph = onnx.load(model, load_external_data=False).graph
+        inits = {t.name for t in graph.initializer}
+        names_in = [v.name for v in graph.input if v.name not in inits]
+        dims = list(stored[0].shape)
         shape = "x".join(map(str, dims))
-        out = subprocess.run([kiln, "inspect", model, "--format", "json", "--shapes", f"{input_name}:{shape}"],
+        shapes = ",".join(f"{n}:{'x'.join(map(str, a.shape)) or 'scalar'}" for n, a in zip(names_in, stored)
+                          if a.ndim > 0)
+        out = subprocess.run([kiln, "inspect", model, "--format", "json", "--shapes", shapes],
                              capture_output=True, text=True)
         if out.returncode != 0:
             failed.append(f"{name}: kiln inspect failed: {out.stderr.strip()}")
             continue
         totals = json.loads(out.stdout)["totals"]
-        ref = count_macs.count(name, dims)
+        ref = count_macs.count_inputs(name, [count_macs.torch.from_numpy(a.copy()) for a in stored])
         diff = (totals["macs"] - ref) / ref
         print(f"{name:30} {shape:>16} {totals['macs']:>16,} {ref:>16,} {100 * diff:>7.3f}%")
         if abs(diff) > 0.01:

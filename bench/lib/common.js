@@ -39,14 +39,25 @@ function runJson(cmd, args) {
 
 // The inputs of one model at one batch: [{name, file, dims}], from the zoo's
 // test data (batch 2) or random, written as .npy into `tmp`.
+// The inputs of one model at `batch`: the stored test inputs where their
+// leading dim already is `batch`, or where the input has no batch to change
+// (a scalar such as silero VAD's sample rate, or a tensor whose leading dim
+// differs from the first input's, e.g. a recurrent state [layers, batch,
+// hidden], kept as stored). Otherwise float inputs are seeded random values
+// and integer inputs the stored rows repeated along the new batch (token ids
+// and indices stay valid).
 function prepareInputs(modelDir, batch, tmp) {
   const dataDir = path.join(modelDir, 'test_data_set_0');
   const files = fs.readdirSync(dataDir).filter((f) => /^input_\d+\.pb$/.test(f)).sort(
     (x, y) => Number(x.match(/\d+/)[0]) - Number(y.match(/\d+/)[0]));
+  const tensors = files.map((f) => tf.readTensorPb(path.join(dataDir, f)));
+  const storedBatch = tensors.length && tensors[0].dims.length ? tensors[0].dims[0] : -1;
   return files.map((f, k) => {
-    const t = tf.readTensorPb(path.join(dataDir, f));
+    const t = tensors[k];
     if (!t.name) throw new Error(`${f} has no tensor name`);
-    if (t.dims[0] === batch) return { name: t.name, file: path.join(dataDir, f), dims: t.dims };
+    if (t.dims[0] === batch || t.dims.length === 0 || t.dims[0] !== storedBatch) {
+      return { name: t.name, file: path.join(dataDir, f), dims: t.dims };
+    }
     const dims = [batch, ...t.dims.slice(1)];
     const count = dims.reduce((x, y) => x * y, 1);
     const Ctor = tf.BY_TYPE_NAME[t.type][1];
@@ -58,8 +69,10 @@ function prepareInputs(modelDir, batch, tmp) {
       x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
       return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
     };
+    const stored = t.data && t.data.length === t.dims.reduce((x, y) => x * y, 1) ? t.data : null;
     for (let i = 0; i < count; ++i) {
       if (t.type === 'float32' || t.type === 'float64') data[i] = rand() * 2 - 1;
+      else if (stored && stored.length) data[i] = stored[i % stored.length];
       else if (Ctor === BigInt64Array || Ctor === BigUint64Array) data[i] = BigInt(Math.floor(rand() * 4));
       else data[i] = Math.floor(rand() * (t.type === 'bool' ? 2 : 4));  // small non-negative: valid indices
     }

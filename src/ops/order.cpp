@@ -295,7 +295,9 @@ KILN_OP_FACTS(ArgMax) { return {.op = "ArgMax", .family = OpFamily::kReduction, 
 KILN_OP_FACTS(ArgMin) { return {.op = "ArgMin", .family = OpFamily::kReduction, .cost = cost::reduction(1)}; }
 
 KILN_OP_FACTS(TopK) {
-  return {.op = "TopK", .family = OpFamily::kReduction, .cost = cost::not_counted("TopK is not counted")};
+  // One comparison per input element, as ArgMax (the partial sort's extra
+  // comparisons for k > 1 are not counted).
+  return {.op = "TopK", .family = OpFamily::kReduction, .cost = cost::reduction(1)};
 }
 
 KILN_OP_FACTS(Unique) {
