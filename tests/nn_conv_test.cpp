@@ -91,6 +91,35 @@ TEST(Conv, GroupedDilatedStridedMatchesDefinition) {
   EXPECT_TRUE(all_close(out[0], ref_conv(x, w, b.data<float>(), win, 2, out_dims({9, 7}, win)), 1e-4, 1e-5));
 }
 
+// 3-D convs with constant weights run on oneDNN (plain in, plain out):
+// groups, dilations, asymmetric pads, bias, threads, a batch of 0.
+TEST(Conv, ThreeDimensionalConstantWeightsOnOneDnn) {
+  std::mt19937 rng(12);
+  ThreadPool pool(2);
+  struct Case {
+    Shape x, w;
+    Win win;
+    int64_t group;
+  };
+  const std::vector<Case> cases = {
+      {{1, 4, 6, 9, 8}, {6, 4, 3, 3, 3}, {{3, 3, 3}, {1, 2, 1}, {1, 1, 2}, {1, 1, 2, 1, 0, 2}}, 1},
+      {{2, 6, 5, 7, 7}, {9, 2, 1, 3, 3}, {{1, 3, 3}, {1, 1, 1}, {1, 1, 1}, {0, 1, 1, 0, 1, 1}}, 3},
+      {{1, 16, 4, 5, 6}, {16, 1, 3, 1, 1}, {{3, 1, 1}, {2, 1, 1}, {1, 1, 1}, {1, 0, 0, 1, 0, 0}}, 16},
+      {{0, 4, 6, 9, 8}, {6, 4, 3, 3, 3}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1, 1, 1, 1}}, 1},
+  };
+  for (const Case& c : cases) {
+    Tensor x = random_f32(c.x, rng), w = random_f32(c.w, rng), b = random_f32({c.w[0]}, rng);
+    auto attrs = win_attrs(c.win);
+    attrs["group"] = attr_int(c.group);
+    const Tensor want = ref_conv(x, w, b.data<float>(), c.win, c.group, out_dims({c.x[2], c.x[3], c.x[4]}, c.win));
+    for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+      auto out =
+          run_node({.op = "Conv", .opset = 11, .inputs = {x, w, b}, .attrs = attrs, .constant_from = 1, .pool = p});
+      EXPECT_TRUE(all_close(out[0], want, 1e-4, 1e-5)) << shape_str(c.x) << " W " << shape_str(c.w);
+    }
+  }
+}
+
 TEST(Conv, OneAndThreeSpatialDimsAndPointwise) {
   std::mt19937 rng(11);
   Win w1{{3}, {2}, {1}, {1, 1}};
@@ -340,6 +369,38 @@ TEST(Pool, MaxPoolWithIndicesDilationsAndPads) {
   EXPECT_TRUE(all_close(out[0], want));
   ASSERT_EQ(out[1].shape(), idx.shape());
   for (int64_t i = 0; i < idx.numel(); ++i) EXPECT_EQ(out[1].data<int64_t>()[i], idx.data<int64_t>()[i]);
+}
+
+// 3-D pools run separably (2-D windows per depth plane, then along depth):
+// against the definition, with pads, strides, dilations, count_include_pad
+// and windows that cover only padding along one axis.
+TEST(Pool, ThreeDimensionalPoolsSeparable) {
+  std::mt19937 rng(35);
+  ThreadPool pool(2);
+  const std::vector<Win> wins = {
+      {{2, 3, 3}, {2, 2, 2}, {1, 1, 1}, {0, 1, 1, 0, 1, 1}},
+      {{3, 3, 3}, {1, 2, 1}, {1, 1, 2}, {1, 1, 2, 1, 0, 2}},
+      {{1, 2, 2}, {1, 2, 2}, {1, 1, 1}, {0, 0, 0, 0, 0, 0}},
+      {{3, 1, 1}, {2, 1, 1}, {2, 1, 1}, {2, 0, 0, 2, 0, 0}},
+  };
+  for (const Win& win : wins) {
+    Tensor x = random_f32({2, 3, 7, 9, 8}, rng);
+    const Shape osp = out_dims({7, 9, 8}, win);
+    for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+      auto mx = run_node({.op = "MaxPool", .opset = 12, .inputs = {x}, .attrs = win_attrs(win), .pool = p});
+      EXPECT_TRUE(all_close(mx[0], ref_pool(x, win, osp, Kind::kMax)));
+      auto attrs = win_attrs(win);
+      attrs.erase("dilations");  // AveragePool has dilations from opset 19 only
+      Win plain = win;
+      plain.dilations = {1, 1, 1};
+      const Shape posp = out_dims({7, 9, 8}, plain);
+      auto avg = run_node({.op = "AveragePool", .opset = 11, .inputs = {x}, .attrs = attrs, .pool = p});
+      EXPECT_TRUE(all_close(avg[0], ref_pool(x, plain, posp, Kind::kAvg), 1e-5, 1e-6));
+      attrs["count_include_pad"] = attr_int(1);
+      auto inc = run_node({.op = "AveragePool", .opset = 11, .inputs = {x}, .attrs = attrs, .pool = p});
+      EXPECT_TRUE(all_close(inc[0], ref_pool(x, plain, posp, Kind::kAvgPad), 1e-5, 1e-6));
+    }
+  }
 }
 
 TEST(Pool, MaxPoolColumnMajorIndicesAndInt8) {

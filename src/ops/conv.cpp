@@ -10,6 +10,7 @@
 #include "ir/op_facts.h"
 #include "kernels/cpu/conv_f32.h"
 #include "ops/conv_select.h"
+#include "ops/dnnl_plain.h"
 #include "ops/nn_util.h"
 
 namespace kiln {
@@ -205,6 +206,111 @@ class ConvKernel : public Kernel {
   mutable std::shared_ptr<const PackedConvWeightsF32> taps_;
 };
 
+// 3-D float32 convs with constant weights (video models: R(2+1)D, MC3, S3D)
+// on oneDNN between plain tensors; kiln's blocked layout and conv2d_f32 are
+// 2-D. Other ranks and types take ConvKernel.
+class DnnlConv3dKernel : public Kernel {
+ public:
+  explicit DnnlConv3dKernel(const Node& node)
+      : node_(node),
+        group_(node.attr_int("group", 1)),
+        weights_(*node.inputs[1]->initializer),
+        bias_(node.has_input(2) ? *node.inputs[2]->initializer : Tensor()),
+        packed_(weights_.raw()),
+        fallback_(node) {
+    dnnl::post_ops po;
+    attr_ = dnnl_glue::attr_for_concurrent_runs();
+    if (dnnl_glue::post_ops_for(epilogue_of(node), &po))
+      attr_.set_post_ops(po);
+    else
+      steps_ = epilogue_of(node);
+  }
+
+  static bool accepts(const Node& node) {
+    const Value* x = node.inputs[0];
+    const Value* w = node.inputs[1];
+    if (x->type.dtype != DType::kFloat32 || !w->initializer || w->initializer->dtype() != DType::kFloat32 ||
+        !w->initializer->raw() || w->initializer->rank() != 5 || (x->type.has_rank() && x->type.rank() != 5))
+      return false;
+    const int64_t group = node.attr_int("group", 1);
+    if (group < 1 || w->initializer->dim(0) % group != 0) return false;
+    return !node.has_input(2) ||
+           (node.inputs[2]->initializer && node.inputs[2]->initializer->dtype() == DType::kFloat32 &&
+            node.inputs[2]->initializer->raw());
+  }
+
+  bool applies_epilogue() const override { return true; }
+  std::string implementation() const override { return "onednn"; }
+
+  void run(KernelContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    const int64_t M = weights_.dim(0);
+    WindowGeometry g;
+    const bool valid = x.rank() == 5 && x.dim(1) == weights_.dim(1) * group_ &&
+                       (!bias_.defined() || bias_.numel() == M) &&
+                       window_geometry(node_, Shape(x.shape().begin() + 2, x.shape().end()),
+                                       Shape(weights_.shape().begin() + 2, weights_.shape().end()), false, &g)
+                           .empty();
+    const std::shared_ptr<dnnl_plain::PlainCall>* call = nullptr;
+    if (valid) {
+      const int threads = blocked::threads_of(ctx);
+      call = &calls_.get(x.shape(), [&]() -> std::shared_ptr<dnnl_plain::PlainCall> {
+        dnnl_glue::use_threads(threads);
+        try {
+          return prepare(x.shape(), M, g);
+        } catch (const dnnl::error&) {
+          return nullptr;
+        }
+      });
+    }
+    if (!call || !*call || std::any_of(g.out.begin(), g.out.end(), [](int64_t o) { return o <= 0; })) {
+      fallback_.run(ctx);  // validates and reports, or computes what oneDNN does not
+      return;
+    }
+    Tensor& y = ctx.output_uninitialized(0, DType::kFloat32, {x.dim(0), M, g.out[0], g.out[1], g.out[2]});
+    if (y.numel() == 0) return;
+    (*call)->run(ctx, x.raw(), y.raw(), blocked::threads_of(ctx));
+    if (!steps_.empty()) apply_epilogue(steps_, y, ctx.thread_pool());
+  }
+
+ private:
+  std::shared_ptr<dnnl_plain::PlainCall> prepare(const Shape& x_shape, int64_t M, const WindowGeometry& g) const {
+    using namespace dnnl_plain;
+    const memory::dims src_dims(x_shape.begin(), x_shape.end());
+    const memory::dims dst_dims = {x_shape[0], M, g.out[0], g.out[1], g.out[2]};
+    memory::dims w_dims(weights_.shape().begin(), weights_.shape().end());
+    if (group_ > 1) {  // ONNX's [M, C/g, k...] is oneDNN's [g, M/g, C/g, k...], dense
+      w_dims[0] = M / group_;
+      w_dims.insert(w_dims.begin(), group_);
+    }
+    memory::dims strides, dil, pl, pr;
+    for (size_t d = 0; d < 3; ++d) {
+      strides.push_back(g.strides[d]);
+      dil.push_back(g.dilations[d] - 1);
+      pl.push_back(g.pads_begin[d]);
+      pr.push_back(g.pads_end[d]);
+    }
+    const memory::desc bias = bias_.defined() ? memory::desc({M}, kF32, Tag::a) : memory::desc();
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                      memory::desc(src_dims, kF32, Tag::any), memory::desc(w_dims, kF32, Tag::any),
+                                      bias, memory::desc(dst_dims, kF32, Tag::any), strides, dil, pl, pr);
+    dnnl::convolution_forward::primitive_desc pd(d, attr_, dnnl_glue::engine());
+    std::unordered_map<int, memory> fixed = {{DNNL_ARG_WEIGHTS, packed_.get(plain_desc(w_dims), pd.weights_desc())}};
+    if (bias_.defined()) fixed.emplace(DNNL_ARG_BIAS, blocked::wrap(bias, bias_.raw()));
+    return make_plain_call(pd, dnnl::convolution_forward(pd), plain_desc(src_dims), plain_desc(dst_dims),
+                           std::move(fixed));
+  }
+
+  const Node& node_;
+  int64_t group_;
+  Tensor weights_, bias_;
+  dnnl::primitive_attr attr_;
+  std::vector<EpilogueStep> steps_;  // when oneDNN has no post-op for them
+  dnnl_plain::PackedWeights packed_;
+  blocked::ShapeCache<std::shared_ptr<dnnl_plain::PlainCall>> calls_;
+  ConvKernel fallback_;
+};
+
 }  // namespace
 
 KILN_OP(Conv) {
@@ -216,7 +322,10 @@ KILN_OP(Conv) {
       .types = float_dtypes(),
       .infer = infer_conv,
       .compute = compute_conv,
-      .make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<ConvKernel>(node); },
+      .make_kernel = [](const Node& node, BuildContext&) -> std::unique_ptr<Kernel> {
+        if (DnnlConv3dKernel::accepts(node)) return std::make_unique<DnnlConv3dKernel>(node);
+        return std::make_unique<ConvKernel>(node);
+      },
   };
 }
 

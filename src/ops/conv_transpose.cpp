@@ -13,7 +13,7 @@
 #include "ir/epilogue.h"
 #include "ir/op_facts.h"
 #include "kernels/cpu/dnnl_glue.h"
-#include "ops/blocked_util.h"
+#include "ops/dnnl_plain.h"
 #include "ops/nn_util.h"
 
 namespace kiln {
@@ -213,26 +213,19 @@ void compute_conv_transpose(KernelContext& ctx) {
 
 // ---- float32 on oneDNN
 
-using namespace blocked;
-
-// Dense strides of `dims` (row-major).
-memory::dims dense_strides(const memory::dims& dims) {
-  memory::dims s(dims.size(), 1);
-  for (size_t i = dims.size() - 1; i-- > 0;) s[i] = s[i + 1] * dims[i + 1];
-  return s;
-}
+using namespace dnnl_plain;
 
 class DnnlConvTransposeKernel : public Kernel {
  public:
-  explicit DnnlConvTransposeKernel(const Node& node) : node_(node), group_(node.attr_int("group", 1)) {
-    weights_ = *node.inputs[1]->initializer;
-    if (node.has_input(2)) bias_ = *node.inputs[2]->initializer;
-    // The epilogue runs after the primitive, not as post-ops: oneDNN 2.6's
-    // deconvolution with an eltwise post-op took 141 ms instead of 29 ms on a
-    // [1, 128, 128, 128] -> [1, 32, 256, 256] k4 s2 layer (1 thread, AVX-512).
-    steps_ = epilogue_of(node);
-    attr_ = dnnl_glue::attr_for_concurrent_runs();
-  }
+  explicit DnnlConvTransposeKernel(const Node& node)
+      : group_(node.attr_int("group", 1)),
+        weights_(*node.inputs[1]->initializer),
+        bias_(node.has_input(2) ? *node.inputs[2]->initializer : Tensor()),
+        // The epilogue runs after the primitive, not as post-ops: oneDNN 2.6's
+        // deconvolution with an eltwise post-op took 141 ms instead of 29 ms on a
+        // [1, 128, 128, 128] -> [1, 32, 256, 256] k4 s2 layer (1 thread, AVX-512).
+        steps_(epilogue_of(node)),
+        packed_(weights_.raw()) {}
 
   // Whether the node can run here: float32, constant W (and B), 1 to 3
   // spatial dims.
@@ -261,10 +254,10 @@ class DnnlConvTransposeKernel : public Kernel {
     const Tensor* b = bias_.defined() ? &bias_ : nullptr;
     if (b && (b->rank() != 1 || b->dim(0) != out_shape[1]))
       throw ctx.error("B must be a 1-D tensor of " + std::to_string(out_shape[1]) + " elements");
-    Tensor& y = ctx.output(0, DType::kFloat32, out_shape);
+    Tensor& y = ctx.output_uninitialized(0, DType::kFloat32, out_shape);
     if (y.numel() == 0) return;
-    const int threads = threads_of(ctx);
-    const std::shared_ptr<Prepared>& prepared = prepared_.get(x.shape(), [&]() -> std::shared_ptr<Prepared> {
+    const int threads = blocked::threads_of(ctx);
+    const std::shared_ptr<PlainCall>& call = calls_.get(x.shape(), [&]() -> std::shared_ptr<PlainCall> {
       dnnl_glue::use_threads(threads);
       try {
         return prepare(x.shape(), out_shape, g);
@@ -272,40 +265,21 @@ class DnnlConvTransposeKernel : public Kernel {
         return nullptr;  // a geometry oneDNN has no implementation for
       }
     });
-    if (!prepared) {
+    if (call) {
+      call->run(ctx, x.raw(), y.raw(), threads);
+    } else {
+      std::fill(y.data<float>(), y.data<float>() + y.numel(), 0.0f);
       conv_transpose_core<float>(g, x.dim(0), x.dim(1), out_shape[1], group_, x.data<float>(), weights_.data<float>(),
                                  b ? b->data<float>() : nullptr, y.data<float>());
-      if (!steps_.empty()) apply_epilogue(steps_, y, ctx.thread_pool());
-      return;
     }
-    const Prepared& p = *prepared;
-    // One scratch block: [reordered src][oneDNN's dst][primitive scratchpad].
-    auto round = [](size_t n) { return (n + 63) / 64 * 64; };
-    const size_t src_bytes = p.src_in ? round(p.src_bytes) : 0, dst_bytes = p.dst_out ? round(p.dst_bytes) : 0;
-    auto* scratch = static_cast<std::byte*>(ctx.scratch(src_bytes + dst_bytes + p.deconv->scratchpad_bytes() + 64));
-    const void* src = x.raw();
-    if (p.src_in) {
-      p.src_in->run({x.raw(), scratch}, threads, nullptr);
-      src = scratch;
-    }
-    void* dst = p.dst_out ? static_cast<void*>(scratch + src_bytes) : y.raw();
-    void* pad = p.deconv->scratchpad_bytes() > 0 ? scratch + src_bytes + dst_bytes : nullptr;
-    p.deconv->run({src, dst}, threads, pad);
-    if (p.dst_out) p.dst_out->run({dst, y.raw()}, threads, nullptr);
     if (!steps_.empty()) apply_epilogue(steps_, y, ctx.thread_pool());
   }
 
  private:
-  struct Prepared {
-    std::unique_ptr<dnnl_glue::Call> src_in, deconv, dst_out;  // reorders null when the layout is plain
-    size_t src_bytes = 0, dst_bytes = 0;
-  };
-
-  std::shared_ptr<Prepared> prepare(const Shape& x_shape, const Shape& y_shape, const TransposeGeometry& g) const {
+  std::shared_ptr<PlainCall> prepare(const Shape& x_shape, const Shape& y_shape, const TransposeGeometry& g) const {
     const size_t r = g.in.size();
     const int64_t C = x_shape[1], M = y_shape[1], Cg = C / group_, Mg = M / group_;
-    const memory::dims src_dims(x_shape.begin(), x_shape.end()), dst_dims(y_shape.begin(), y_shape.end());
-    memory::dims k_dims(g.kernel.begin(), g.kernel.end());
+    const memory::dims k_dims(g.kernel.begin(), g.kernel.end());
     // ONNX's W is [C, M/group, k...]: oneDNN's (o, i, k...) read with i outermost.
     const int64_t k_sp = shape_numel(g.kernel);
     memory::dims w_dims, w_strides;
@@ -319,7 +293,6 @@ class DnnlConvTransposeKernel : public Kernel {
     }
     w_dims.insert(w_dims.end(), k_dims.begin(), k_dims.end());
     w_strides.insert(w_strides.end(), k_strides.begin(), k_strides.end());
-    const memory::desc w_plain(w_dims, kF32, w_strides);
     memory::dims strides, dil, pl, pr;
     for (size_t d = 0; d < r; ++d) {
       strides.push_back(g.strides[d]);
@@ -328,61 +301,24 @@ class DnnlConvTransposeKernel : public Kernel {
       const int64_t full = g.strides[d] * (g.in[d] - 1) + (g.kernel[d] - 1) * g.dilations[d] + 1;
       pr.push_back(full - g.pads_begin[d] - g.out[d]);
     }
-    const memory::desc src_plain(src_dims, kF32, dense_strides(src_dims));
-    const memory::desc dst_plain(dst_dims, kF32, dense_strides(dst_dims));
-    const memory::desc any_src(src_dims, kF32, Tag::any), any_dst(dst_dims, kF32, Tag::any);
+    const memory::dims src_dims(x_shape.begin(), x_shape.end()), dst_dims(y_shape.begin(), y_shape.end());
     const memory::desc bias = bias_.defined() ? memory::desc({M}, kF32, Tag::a) : memory::desc();
     dnnl::deconvolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct,
-                                        any_src, memory::desc(w_dims, kF32, Tag::any), bias, any_dst, strides, dil, pl,
-                                        pr);
-    dnnl::deconvolution_forward::primitive_desc pd(d, attr_, dnnl_glue::engine());
-    auto p = std::make_shared<Prepared>();
-    std::unordered_map<int, memory> fixed = {{DNNL_ARG_WEIGHTS, weights_for(w_plain, pd.weights_desc())}};
-    if (bias_.defined()) fixed.emplace(DNNL_ARG_BIAS, wrap(bias, bias_.raw()));
-    p->deconv = std::make_unique<dnnl_glue::Call>(
-        dnnl::deconvolution_forward(pd), pd.scratchpad_desc(),
-        std::vector<std::pair<int, memory::desc>>{{DNNL_ARG_SRC, pd.src_desc()}, {DNNL_ARG_DST, pd.dst_desc()}},
-        std::move(fixed));
-    auto reorder = [](const memory::desc& from, const memory::desc& to) {
-      dnnl::reorder::primitive_desc rpd(dnnl_glue::engine(), from, dnnl_glue::engine(), to,
-                                        dnnl_glue::attr_for_concurrent_runs());
-      return std::make_unique<dnnl_glue::Call>(
-          dnnl::reorder(rpd), rpd.scratchpad_desc(),
-          std::vector<std::pair<int, memory::desc>>{{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
-    };
-    if (pd.src_desc() != src_plain) {
-      p->src_in = reorder(src_plain, pd.src_desc());
-      p->src_bytes = pd.src_desc().get_size();
-    }
-    if (pd.dst_desc() != dst_plain) {
-      p->dst_out = reorder(pd.dst_desc(), dst_plain);
-      p->dst_bytes = pd.dst_desc().get_size();
-    }
-    return p;
+                                        memory::desc(src_dims, kF32, Tag::any), memory::desc(w_dims, kF32, Tag::any),
+                                        bias, memory::desc(dst_dims, kF32, Tag::any), strides, dil, pl, pr);
+    dnnl::deconvolution_forward::primitive_desc pd(d, dnnl_glue::attr_for_concurrent_runs(), dnnl_glue::engine());
+    std::unordered_map<int, memory> fixed = {
+        {DNNL_ARG_WEIGHTS, packed_.get(memory::desc(w_dims, kF32, w_strides), pd.weights_desc())}};
+    if (bias_.defined()) fixed.emplace(DNNL_ARG_BIAS, blocked::wrap(bias, bias_.raw()));
+    return make_plain_call(pd, dnnl::deconvolution_forward(pd), plain_desc(src_dims), plain_desc(dst_dims),
+                           std::move(fixed));
   }
 
-  // W in the layout `want`, reordered once per distinct layout.
-  memory weights_for(const memory::desc& plain, const memory::desc& want) const {
-    std::lock_guard<std::mutex> lock(weights_mutex_);
-    for (const auto& [desc, mem] : packed_)
-      if (desc == want) return mem;
-    memory out(want, dnnl_glue::engine());
-    memory in = wrap(plain, weights_.raw());
-    dnnl::stream s(dnnl_glue::engine());
-    dnnl::reorder(in, out).execute(s, in, out);
-    s.wait();
-    packed_.emplace_back(want, out);
-    return out;
-  }
-
-  const Node& node_;
   int64_t group_;
   Tensor weights_, bias_;
-  dnnl::primitive_attr attr_;
   std::vector<EpilogueStep> steps_;  // applied after the primitive
-  ShapeCache<std::shared_ptr<Prepared>> prepared_;
-  mutable std::mutex weights_mutex_;
-  mutable std::vector<std::pair<memory::desc, memory>> packed_;
+  PackedWeights packed_;
+  blocked::ShapeCache<std::shared_ptr<PlainCall>> calls_;
 };
 
 class ReferenceConvTransposeKernel : public Kernel {

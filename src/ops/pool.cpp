@@ -116,12 +116,79 @@ void pool_kernel(KernelContext& ctx, PoolKind kind, const WindowGeometry& g, con
   }
 }
 
-// The float32 fast path (kernels/cpu/pool_f32.h) takes 1-D and 2-D max and
-// average pools without the Indices output; returns false for the rest.
+// 3-D pools are separable: a box's max is the max over its depth taps of
+// the (height, width) window maxima, and its average (excluding padding or
+// not) the average over its depth taps of the (height, width) averages,
+// since the count of a box's taps is the product of its per-axis counts.
+// So: the 2-D kernel over every depth plane into `planes` [N*C, D, OH, OW],
+// then a 1-D pool along D over rows of OH*OW.
+void pool_depth_f32(bool max, bool include_pad, const WindowGeometry& g, int64_t nc, const float* planes, float* y,
+                    ThreadPool* pool) {
+  const int64_t D = g.in[0], OD = g.out[0], row = g.out[1] * g.out[2];
+  const int64_t lo = include_pad ? -g.pads_begin[0] : 0, hi = D + (include_pad ? g.pads_end[0] : 0);
+  parallel_for(nc * OD * row >= 16384 ? pool : nullptr, nc * OD, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t p = t / OD, od = t % OD;
+      float* out = y + t * row;
+      const int64_t start = od * g.strides[0] - g.pads_begin[0];
+      int64_t taps = 0, counted = 0;
+      for (int64_t k = 0; k < g.kernel[0]; ++k) {
+        const int64_t d = start + k * g.dilations[0];
+        if (d >= lo && d < hi) ++counted;
+        if (d < 0 || d >= D) continue;
+        const float* in = planes + (p * D + d) * row;
+        if (taps == 0)
+          std::copy(in, in + row, out);
+        else if (max)
+          for (int64_t i = 0; i < row; ++i) out[i] = in[i] > out[i] ? in[i] : out[i];
+        else
+          for (int64_t i = 0; i < row; ++i) out[i] += in[i];
+        ++taps;
+      }
+      if (taps == 0) {  // a window entirely in padding
+        std::fill(out, out + row, max ? -std::numeric_limits<float>::infinity() : 0.0f);
+      } else if (!max) {
+        const float inv = 1.0f / static_cast<float>(counted);
+        for (int64_t i = 0; i < row; ++i) out[i] *= inv;
+      }
+    }
+  });
+}
+
+// The float32 fast path (kernels/cpu/pool_f32.h) takes 1-D, 2-D and 3-D max
+// and average pools without the Indices output; returns false for the rest.
 bool pool_f32_fast(KernelContext& ctx, PoolKind kind, const WindowGeometry& g, const Shape& out_shape) {
   const Tensor& x = ctx.input(0);
-  if (x.dtype() != DType::kFloat32 || kind == PoolKind::kLp || g.rank() > 2) return false;
+  if (x.dtype() != DType::kFloat32 || kind == PoolKind::kLp || g.rank() > 3) return false;
   if (kind == PoolKind::kMax && ctx.has_output(1)) return false;
+  const bool include_pad = ctx.node().opset >= 7 && ctx.node().attr_int("count_include_pad", 0) != 0;
+  if (g.rank() == 3) {
+    // Depth planes as 2-D planes, then along depth.
+    WindowGeometry hw;
+    for (Shape WindowGeometry::*f :
+         {&WindowGeometry::in, &WindowGeometry::kernel, &WindowGeometry::strides, &WindowGeometry::dilations,
+          &WindowGeometry::pads_begin, &WindowGeometry::pads_end, &WindowGeometry::out})
+      hw.*f = Shape((g.*f).begin() + 1, (g.*f).end());
+    const int64_t nc = x.dim(0) * x.dim(1);
+    Tensor planes = Tensor::uninitialized(DType::kFloat32, {nc * g.in[0], 1, g.out[1], g.out[2]});
+    Pool2dF32Shape s;
+    s.planes = nc * g.in[0];
+    s.H = hw.in[0], s.W = hw.in[1], s.OH = hw.out[0], s.OW = hw.out[1], s.KH = hw.kernel[0], s.KW = hw.kernel[1];
+    s.stride_h = hw.strides[0], s.stride_w = hw.strides[1], s.dilation_h = hw.dilations[0];
+    s.dilation_w = hw.dilations[1], s.pad_top = hw.pads_begin[0], s.pad_left = hw.pads_begin[1];
+    s.pad_bottom = hw.pads_end[0], s.pad_right = hw.pads_end[1];
+    if (planes.numel() > 0) {
+      if (kind == PoolKind::kMax)
+        max_pool2d_f32(s, x.data<float>(), planes.data<float>(), ctx.thread_pool());
+      else
+        average_pool2d_f32(s, include_pad, x.data<float>(), planes.data<float>(), ctx.thread_pool());
+    }
+    Tensor& y = ctx.output_uninitialized(0, DType::kFloat32, out_shape);
+    if (y.numel() > 0)
+      pool_depth_f32(kind == PoolKind::kMax, include_pad, g, nc, planes.data<float>(), y.data<float>(),
+                     ctx.thread_pool());
+    return true;
+  }
   const bool two_d = g.rank() == 2;
   const size_t w = two_d ? 1 : 0;  // the width dim of g
   Pool2dF32Shape s;
@@ -146,7 +213,6 @@ bool pool_f32_fast(KernelContext& ctx, PoolKind kind, const WindowGeometry& g, c
   if (kind == PoolKind::kMax) {
     max_pool2d_f32(s, x.data<float>(), y.data<float>(), ctx.thread_pool());
   } else {
-    const bool include_pad = ctx.node().opset >= 7 && ctx.node().attr_int("count_include_pad", 0) != 0;
     average_pool2d_f32(s, include_pad, x.data<float>(), y.data<float>(), ctx.thread_pool());
   }
   return true;
