@@ -60,6 +60,29 @@ TEST(TensorIndex, GatherNegativeIndicesAndRangeCheck) {
   EXPECT_EQ(at(out[0], {4, 1}), at(x, {2, 4, 1}));
 }
 
+// Middle axis, large enough to thread, int64 data; an index out of range in
+// the same-shape fast path is still named.
+TEST(TensorIndex, GatherElementsMiddleAxisThreaded) {
+  std::mt19937 rng(23);
+  ThreadPool pool(2);
+  Tensor x = random_i64({3, 50, 200}, rng, -1000, 1000), idx = random_i64({3, 70, 200}, rng, -50, 49);
+  auto out = run_node(
+      {.op = "GatherElements", .opset = 13, .inputs = {x, idx}, .attrs = {{"axis", attr_int(1)}}, .pool = &pool});
+  for (int64_t o = 0; o < 3; ++o)
+    for (int64_t t = 0; t < 70; ++t)
+      for (int64_t r = 0; r < 200; ++r) {
+        int64_t k = idx.data<int64_t>()[(o * 70 + t) * 200 + r];
+        if (k < 0) k += 50;
+        ASSERT_EQ(out[0].data<int64_t>()[(o * 70 + t) * 200 + r], x.data<int64_t>()[(o * 50 + k) * 200 + r]);
+      }
+  idx.data<int64_t>()[5] = 50;
+  expect_error_with(
+      [&] {
+        run_node({.op = "GatherElements", .opset = 13, .inputs = {x, idx}, .attrs = {{"axis", attr_int(1)}}});
+      },
+      "indices[5] = 50");
+}
+
 TEST(TensorIndex, GatherElementsAndGatherND) {
   std::mt19937 rng(22);
   Tensor x = random_f32({3, 4}, rng);
@@ -186,6 +209,38 @@ TEST(TensorIndex, TensorScatterLinearAndCircular) {
 }
 
 // ----------------------------------------------------------------- ordering
+
+// Many long rows along a middle axis, with ties and NaN, on threads: against
+// a stable sort of each row (NaN largest, ties to the smaller index).
+TEST(TensorIndex, TopKLongRowsThreadedAgainstStableSort) {
+  std::mt19937 rng(27);
+  ThreadPool pool(2);
+  const int64_t outer = 3, n = 300, inner = 40;
+  Tensor x(DType::kFloat32, {outer, n, inner});
+  std::uniform_int_distribution<int> d(0, 50);  // many ties
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = i % 97 == 0 ? NAN : static_cast<float>(d(rng));
+  for (int largest : {1, 0})
+    for (int64_t k : {1, 16, 300}) {
+      auto out = run_node({.op = "TopK",
+                           .opset = 11,
+                           .inputs = {x, make_i64({1}, {k})},
+                           .attrs = {{"axis", attr_int(1)}, {"largest", attr_int(largest)}},
+                           .num_outputs = 2,
+                           .pool = &pool});
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t j = 0; j < inner; ++j) {
+          std::vector<int64_t> order(static_cast<size_t>(n));
+          std::iota(order.begin(), order.end(), int64_t{0});
+          auto val = [&](int64_t i) { return x.data<float>()[(o * n + i) * inner + j]; };
+          auto less = [](float a, float b) { return std::isnan(a) ? false : std::isnan(b) ? true : a < b; };
+          std::stable_sort(order.begin(), order.end(),
+                           [&](int64_t a, int64_t b) { return largest ? less(val(b), val(a)) : less(val(a), val(b)); });
+          for (int64_t t = 0; t < k; ++t)
+            ASSERT_EQ(out[1].data<int64_t>()[(o * k + t) * inner + j], order[static_cast<size_t>(t)])
+                << "largest " << largest << " k " << k << " row " << o << "," << j << " rank " << t;
+        }
+    }
+}
 
 TEST(TensorIndex, TopKStableTiesAndOldForms) {
   Tensor x = make_f32({2, 5}, {3, 1, 3, 2, 1, 0, 0, 5, 5, 0});

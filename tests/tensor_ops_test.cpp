@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "core/thread_pool.h"
 #include "op_harness.h"
 
 namespace kiln::test {
@@ -334,6 +335,43 @@ TEST(TensorOps, ExpandAndTile) {
   out = run_node({.op = "Tile", .opset = 5, .inputs = {y, make_i64({}, {2}), make_i64({}, {1})}});
   ASSERT_EQ(out[0].shape(), (Shape{2, 6}));
   EXPECT_EQ(at(out[0], {1, 4}), at(y, {1, 1}));
+}
+
+// The row-copy path of Expand and Tile: many broadcast patterns (inner,
+// outer, middle, several, none, zero repeats), threaded, against index
+// arithmetic.
+TEST(TensorOps, ExpandAndTilePatternsThreaded) {
+  std::mt19937 rng(16);
+  ThreadPool pool(2);
+  const std::vector<std::pair<Shape, Shape>> expands = {{{3, 1}, {2, 3, 400}}, {{1, 5, 1, 7}, {4, 5, 30, 7}},
+                                                        {{6}, {50, 40, 6}},    {{2, 1, 3}, {2, 900, 3}},
+                                                        {{2, 3}, {2, 3}},      {{1}, {0, 5}}};
+  for (const auto& [in, want] : expands) {
+    Tensor x = random_f32(in, rng);
+    auto out = run_node({.op = "Expand",
+                         .opset = 13,
+                         .inputs = {x, make_i64({static_cast<int64_t>(want.size())}, want)},
+                         .pool = &pool});
+    ASSERT_EQ(out[0].shape(), want);
+    const size_t lead = want.size() - in.size();
+    for (const auto& o : all_indices(want)) {
+      std::vector<int64_t> src;
+      for (size_t d = 0; d < in.size(); ++d) src.push_back(in[d] == 1 ? 0 : o[lead + d]);
+      ASSERT_EQ(at(out[0], o), at(x, src)) << shape_str(in) << " -> " << shape_str(want);
+    }
+  }
+  for (const auto& [in, reps] : std::vector<std::pair<Shape, Shape>>{
+           {{2, 3, 50}, {3, 1, 40}}, {{5, 7}, {1, 1}}, {{4, 1, 3}, {2, 300, 1}}, {{3, 2}, {0, 2}}}) {
+    Tensor x = random_f32(in, rng);
+    auto out = run_node(
+        {.op = "Tile", .opset = 13, .inputs = {x, make_i64({static_cast<int64_t>(reps.size())}, reps)}, .pool = &pool});
+    for (size_t d = 0; d < in.size(); ++d) ASSERT_EQ(out[0].shape()[d], in[d] * reps[d]);
+    for (const auto& o : all_indices(out[0].shape())) {
+      std::vector<int64_t> src;
+      for (size_t d = 0; d < in.size(); ++d) src.push_back(o[d] % in[d]);
+      ASSERT_EQ(at(out[0], o), at(x, src));
+    }
+  }
 }
 
 TEST(TensorOps, ConstantOfShapeAndRange) {

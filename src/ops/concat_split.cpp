@@ -444,6 +444,54 @@ void permute_view(const Tensor& x, const Shape& view, const std::vector<int64_t>
   });
 }
 
+void broadcast_view(const Tensor& x, const Shape& x_view, const Shape& out_view, Tensor& out, ThreadPool* pool) {
+  if (x_view.size() != out_view.size() || shape_numel(x_view) != x.numel() || shape_numel(out_view) != out.numel() ||
+      out.dtype() != x.dtype())
+    throw Error("broadcast_view: the views, input and output sizes differ");
+  if (out.numel() == 0) return;
+  // Merge neighbouring dims that are both broadcast or both read in order.
+  const std::vector<int64_t> st = broadcast_strides(x_view, out_view);
+  std::vector<int64_t> dims, strides;
+  for (size_t d = 0; d < out_view.size(); ++d) {
+    if (out_view[d] == 1) continue;
+    if (!dims.empty() && ((strides.back() == 0 && st[d] == 0) || strides.back() == st[d] * out_view[d])) {
+      dims.back() *= out_view[d];
+      strides.back() = st[d];
+      continue;
+    }
+    dims.push_back(out_view[d]);
+    strides.push_back(st[d]);
+  }
+  if (dims.empty()) {
+    dims = {1};
+    strides = {0};
+  }
+  const int64_t row = dims.back(), rows = out.numel() / row;
+  const bool copy = strides.back() != 0;
+  dispatch_by_size(x.dtype(), "broadcast", [&]<typename T>() {
+    if constexpr (std::is_trivially_copyable_v<T>) {
+      const T* px = x.data<T>();
+      T* po = out.data<T>();
+      parallel_for(out.numel() >= 65536 ? pool : nullptr, rows, [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) {
+          int64_t rem = r, off = 0;
+          for (size_t d = dims.size() - 1; d-- > 0;) {
+            off += (rem % dims[d]) * strides[d];
+            rem /= dims[d];
+          }
+          T* dst = po + r * row;
+          if (copy)
+            std::memcpy(dst, px + off, static_cast<size_t>(row) * sizeof(T));
+          else
+            std::fill(dst, dst + row, px[off]);
+        }
+      });
+    } else {
+      throw Error("broadcast_view: " + std::string(dtype_name(x.dtype())) + " is not supported");
+    }
+  });
+}
+
 namespace {
 
 OpSchema transpose_schema() {
@@ -499,6 +547,17 @@ void tile_kernel(KernelContext& ctx, const Tensor& x, const std::vector<int64_t>
     out_shape[d] *= repeats[d];
   }
   checked_numel(ctx, out_shape, "Tile output");
+  if (x.dtype() != DType::kString) {
+    // [d0, d1, ...] repeated is [1, d0, 1, d1, ...] broadcast to [r0, d0, r1, d1, ...].
+    Shape x_view, out_view;
+    for (size_t d = 0; d < out_shape.size(); ++d) {
+      x_view.insert(x_view.end(), {1, x.shape()[d]});
+      out_view.insert(out_view.end(), {repeats[d], x.shape()[d]});
+    }
+    Tensor& out = ctx.output_uninitialized(0, x.dtype(), out_shape);
+    broadcast_view(x, x_view, out_view, out, ctx.thread_pool());
+    return;
+  }
   std::vector<int64_t> st = contiguous_strides(x.shape());
   dispatch_by_size(x.dtype(), "Tile", [&]<typename T>() {
     Tensor& out = ctx.output(0, x.dtype(), out_shape);

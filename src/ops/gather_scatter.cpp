@@ -3,6 +3,7 @@
 // data is range-checked (negative indices count from the end).
 #include <algorithm>
 
+#include "core/thread_pool.h"
 #include "ir/op_facts.h"
 #include "ops/tensor_util.h"
 
@@ -88,6 +89,35 @@ OpSchema gather_elements_schema() {
                                 ") exceeds data's (" + std::to_string(x.dim(d)) + ")");
             std::vector<int64_t> st = contiguous_strides(x.shape());
             int64_t n = x.dim(static_cast<int>(axis));
+            bool same_dims = x.dtype() != DType::kString;
+            for (int d = 0; d < x.rank(); ++d) same_dims &= d == axis || it.dim(d) == x.dim(d);
+            if (same_dims) {
+              // out[o, t, r] = x[o, idx[o, t, r], r]: typed, row by row.
+              int64_t outer = 1, inner = 1;
+              for (int d = 0; d < axis; ++d) outer *= x.dim(d);
+              for (int d = static_cast<int>(axis) + 1; d < x.rank(); ++d) inner *= x.dim(d);
+              const int64_t m = it.dim(static_cast<int>(axis));
+              for (size_t i = 0; i < idx.size(); ++i)
+                idx[i] = checked_index(ctx, idx[i], n, "indices", static_cast<int64_t>(i));
+              Tensor& out = ctx.output_uninitialized(0, x.dtype(), it.shape());
+              dispatch_by_size(x.dtype(), "GatherElements", [&]<typename T>() {
+                if constexpr (std::is_trivially_copyable_v<T>) {
+                  const T* px = x.data<T>();
+                  T* po = out.data<T>();
+                  parallel_for(out.numel() >= 65536 ? ctx.thread_pool() : nullptr, outer * m,
+                               [&](int64_t begin, int64_t end) {
+                                 for (int64_t row = begin; row < end; ++row) {
+                                   const int64_t o = row / m;
+                                   const int64_t* ir = idx.data() + row * inner;
+                                   T* dst = po + row * inner;
+                                   const T* src = px + o * n * inner;
+                                   for (int64_t r = 0; r < inner; ++r) dst[r] = src[ir[r] * inner + r];
+                                 }
+                               });
+                }
+              });
+              return;
+            }
             Tensor& out = ctx.output(0, x.dtype(), it.shape());
             for_each_index(it.shape(), [&](const int64_t* ix, int64_t i) {
               int64_t off = 0;

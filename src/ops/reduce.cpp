@@ -253,12 +253,19 @@ bool reduce_f32_block(Reduce kind, const Tensor& x, const std::vector<bool>& red
         for (int64_t j = 0; j < inner; ++j) y[j] = finish(acc[static_cast<size_t>(j)]);
       } else {
         std::copy(row, row + inner, y);
-        for (int64_t i = 1; i < n; ++i)
-          for (int64_t j = 0; j < inner; ++j) {
-            const float v = row[i * inner + j];
-            // NaN propagates, as in the generic loop.
-            if (kind == Reduce::kMax ? (v > y[j] || v != v) : (v < y[j] || v != v)) y[j] = v;
+        // NaN propagates, as in the generic loop; written as selects (no
+        // branch) so that the loops vectorize.
+        if (kind == Reduce::kMax) {
+          for (int64_t i = 1; i < n; ++i) {
+            const float* r = row + i * inner;
+            for (int64_t j = 0; j < inner; ++j) y[j] = (r[j] > y[j] || r[j] != r[j]) ? r[j] : y[j];
           }
+        } else {
+          for (int64_t i = 1; i < n; ++i) {
+            const float* r = row + i * inner;
+            for (int64_t j = 0; j < inner; ++j) y[j] = (r[j] < y[j] || r[j] != r[j]) ? r[j] : y[j];
+          }
+        }
       }
     }
   });

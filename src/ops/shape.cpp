@@ -378,6 +378,13 @@ OpSchema expand_schema() {
             checked_numel(ctx, shape, "Expand shape");
             Shape out_shape = broadcast_shapes({x.shape(), shape}, ctx.node());
             checked_numel(ctx, out_shape, "Expand output");
+            if (x.dtype() != DType::kString) {
+              Shape x_view = x.shape();
+              x_view.insert(x_view.begin(), out_shape.size() - x_view.size(), 1);
+              Tensor& out = ctx.output_uninitialized(0, x.dtype(), out_shape);
+              broadcast_view(x, x_view, out_shape, out, ctx.thread_pool());
+              return;
+            }
             dispatch_by_size(x.dtype(), "Expand", [&]<typename T>() {
               Tensor& out = ctx.output(0, x.dtype(), out_shape);
               const T* px = x.data<T>();

@@ -80,6 +80,13 @@ void copy_elements(const Tensor& src, int64_t src_off, Tensor& dst, int64_t dst_
 // (DepthToSpace, SpaceToDepth). Every dtype but string.
 void permute_view(const Tensor& x, const Shape& view, const std::vector<int64_t>& perm, Tensor& out, ThreadPool* pool);
 
+// out (allocated by the caller, x's dtype) = x read as `x_view` broadcast
+// (numpy rules, same rank) to `out_view` (out's element count): Expand, and
+// Tile as [1, d0, 1, d1, ...] broadcast to [r0, d0, r1, d1, ...]. Runs of
+// dims are merged, so each output row is one memcpy or one fill; rows go
+// to the thread pool. Every dtype but string.
+void broadcast_view(const Tensor& x, const Shape& x_view, const Shape& out_view, Tensor& out, ThreadPool* pool);
+
 // Inference helper: the known int values of input i, or nullopt.
 inline std::optional<std::vector<int64_t>> const_ints(const InferContext& ctx, size_t i) {
   std::vector<int64_t> v;
