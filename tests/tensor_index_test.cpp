@@ -536,3 +536,59 @@ TEST(TensorIndex, TypeCoverage) {
 }
 
 }  // namespace kiln::test
+
+namespace kiln::test {
+
+// Pad's row path against a per-element reference: every mode, pads on every
+// axis (negative ones cropping, constant mode), large enough to thread.
+TEST(TensorIndex, PadModesRowsThreaded) {
+  std::mt19937 rng(41);
+  ThreadPool pool(2);
+  struct Case {
+    Shape x;
+    std::vector<int64_t> pads;
+    const char* mode;
+  };
+  const std::vector<Case> cases = {
+      {{2, 3, 40, 50}, {0, 1, 2, 3, 1, 0, 4, 2}, "constant"},
+      {{2, 3, 40, 50}, {0, 0, -3, 2, 0, 1, 1, -4}, "constant"},
+      {{2, 3, 40, 50}, {0, 0, 3, 5, 0, 0, 2, 4}, "reflect"},
+      {{2, 3, 40, 50}, {1, 0, 3, 5, 0, 2, 2, 4}, "edge"},
+      {{3, 17, 9}, {0, 2, 7, 1, 3, 8}, "wrap"},
+  };
+  for (const Case& c : cases) {
+    Tensor x = random_f32(c.x, rng);
+    const size_t r = c.x.size();
+    auto out = run_node({.op = "Pad",
+                         .opset = 19,
+                         .inputs = {x, make_i64({static_cast<int64_t>(2 * r)}, c.pads), make_f32({}, {7.5f})},
+                         .attrs = {{"mode", attr_string(c.mode)}},
+                         .pool = &pool});
+    Shape want_shape;
+    for (size_t d = 0; d < r; ++d) want_shape.push_back(c.x[d] + c.pads[d] + c.pads[d + r]);
+    ASSERT_EQ(out[0].shape(), want_shape) << c.mode;
+    const std::string mode = c.mode;
+    for (const auto& o : all_indices(want_shape)) {
+      std::vector<int64_t> src(r);
+      bool fill = false;
+      for (size_t d = 0; d < r; ++d) {
+        const int64_t n = c.x[d];
+        int64_t j = o[d] - c.pads[d];
+        if (j < 0 || j >= n) {
+          if (mode == "constant") fill = true;
+          if (mode == "edge") j = j < 0 ? 0 : n - 1;
+          if (mode == "wrap") j = ((j % n) + n) % n;
+          if (mode == "reflect") {
+            const int64_t period = 2 * (n - 1);
+            j = ((j % period) + period) % period;
+            if (j >= n) j = period - j;
+          }
+        }
+        src[d] = j;
+      }
+      ASSERT_EQ(at(out[0], o), fill ? 7.5f : at(x, src)) << mode << " at " << shape_str(o);
+    }
+  }
+}
+
+}  // namespace kiln::test

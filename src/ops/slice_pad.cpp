@@ -4,6 +4,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "core/thread_pool.h"
 #include "ir/op_facts.h"
 #include "ops/tensor_util.h"
 
@@ -217,18 +218,62 @@ void pad_kernel(KernelContext& ctx, const Tensor& x, const std::vector<int64_t>&
     const T* px = x.data<T>();
     const T value = fill.data<T>()[0];
     T* po = out.data<T>();
-    for_each_index(out_shape, [&](const int64_t* idx, int64_t i) {
-      int64_t off = 0;
-      for (size_t d = 0; d < r; ++d) {
-        int64_t src = pad_source(idx[d], begin[d], lo[d], m[d], mode);
-        if (src < 0) {
-          po[i] = value;
-          return;
-        }
-        off += src * st[d];
+    if constexpr (std::is_trivially_copyable_v<T>) {
+      // Row by row along the last axis: each output row is one source row
+      // (its outer indices mapped through the mode) copied into the middle,
+      // its two ends filled per element, or all `value` when an outer index
+      // falls in constant padding. Rows go to the thread pool.
+      if (r == 0 || out.numel() == 0) {
+        if (out.numel() > 0) po[0] = px[0];
+        return;
       }
-      po[i] = px[off];
-    });
+      const int64_t row = out_shape[r - 1], rows = out.numel() / row;
+      const size_t last = r - 1;
+      parallel_for(out.numel() >= 65536 ? ctx.thread_pool() : nullptr, rows, [&](int64_t b, int64_t e) {
+        for (int64_t q = b; q < e; ++q) {
+          T* dst = po + q * row;
+          int64_t rem = q, off = 0;
+          bool padding = false;
+          for (size_t d = last; d-- > 0;) {
+            const int64_t src = pad_source(rem % out_shape[d], begin[d], lo[d], m[d], mode);
+            rem /= out_shape[d];
+            if (src < 0) {
+              padding = true;
+              break;
+            }
+            off += src * st[d];
+          }
+          if (padding) {
+            std::fill(dst, dst + row, value);
+            continue;
+          }
+          const T* src_row = px + off;
+          const int64_t mid = begin[last], count = m[last];
+          for (int64_t o = 0; o < mid; ++o) {
+            const int64_t s = pad_source(o, begin[last], lo[last], count, mode);
+            dst[o] = s < 0 ? value : src_row[s];
+          }
+          std::memcpy(dst + mid, src_row + lo[last], static_cast<size_t>(count) * sizeof(T));
+          for (int64_t o = mid + count; o < row; ++o) {
+            const int64_t s = pad_source(o, begin[last], lo[last], count, mode);
+            dst[o] = s < 0 ? value : src_row[s];
+          }
+        }
+      });
+    } else {
+      for_each_index(out_shape, [&](const int64_t* idx, int64_t i) {
+        int64_t off = 0;
+        for (size_t d = 0; d < r; ++d) {
+          int64_t src = pad_source(idx[d], begin[d], lo[d], m[d], mode);
+          if (src < 0) {
+            po[i] = value;
+            return;
+          }
+          off += src * st[d];
+        }
+        po[i] = px[off];
+      });
+    }
   });
 }
 
