@@ -1395,10 +1395,12 @@ namespace kiln::test {
 // kernels then run it: AVX2 and up).
 TEST(Passes, WidenConvGroupsKeepsOutputs) {
   const int64_t block = dnnl_glue::channel_block();
-  for (int64_t width : {4, 8}) {
-    if (width >= block) continue;
+  for (int64_t width : {4, 8, 24}) {
+    if (width % block == 0) continue;
+    int64_t r = 2;  // the fewest merged groups that make whole blocks
+    while ((r * width) % block != 0) ++r;
     Builder b;
-    const int64_t C = 4 * block, M = 2 * C;
+    const int64_t C = 2 * r * width, M = 2 * C;
     b.input("x", {1, C, 13, 11}).output("y").random_constant("w", {M, width, 3, 3}).random_constant("bias", {M});
     onnx::NodeProto* conv = b.node("Conv", {"x", "w", "bias"}, {"y"});
     set_int(conv, "group", C / width);
@@ -1410,7 +1412,7 @@ TEST(Passes, WidenConvGroupsKeepsOutputs) {
     int64_t groups = 0;
     for (const auto& n : opt.graph->nodes)
       if (n->op_type == "Conv") groups = n->attr_int("group", 1);
-    EXPECT_EQ(groups, C / block);
+    EXPECT_EQ(groups, C / (r * width));
     std::mt19937 rng(9);
     std::vector<Tensor> feed = {random_f32({1, C, 13, 11}, rng)};
     EXPECT_TRUE(all_close(run(*opt.graph, feed)[0], run(*ref.graph, feed)[0], 1e-5, 1e-5));

@@ -1,10 +1,11 @@
-// Grouped convolutions whose groups are narrower than the channel block of
-// the blocked layout (8 with AVX2, 16 with AVX-512) have no fast oneDNN
-// kernel there, and kiln's plain grouped conv runs them as tiny GEMMs (a
-// RegNetY-400MF's 8-wide groups at 16-18% of the FMA peak on AVX-512). Such
-// a conv is rewritten as one with groups exactly one block wide: r = block /
-// width neighbouring groups merge into one, its weights block-diagonal (zero
-// between the merged groups). That does r times the multiply-adds, but on the
+// Grouped convolutions whose groups are not whole channel blocks of the
+// blocked layout (8 with AVX2, 16 with AVX-512) have no fast oneDNN kernel
+// there, and kiln's plain grouped conv runs them as tiny GEMMs (a
+// RegNetY-400MF's 8-wide groups at 16-18% of the FMA peak on AVX-512,
+// RegNetX-1.6GF's 24-wide ones). Such a conv is rewritten with the fewest
+// r neighbouring groups merged into one whose width is whole blocks (8 -> 16,
+// 24 -> 48, 4 -> 16), its weights block-diagonal (zero between the merged
+// groups). That does r times the multiply-adds, but on the
 // blocked kernels at 80-95% of the peak; so only r <= 4 (measured on AVX-512,
 // 1 thread: 48 channels in 8-wide groups at 56x56, 1.24 -> 0.75 ms with the
 // 1x1 convs around it; 128 channels in 4-wide groups, 7.3 -> 4.1 ms).
@@ -29,9 +30,12 @@ bool widen(Graph& g, Node& conv, int64_t block) {
   const Tensor* w = constant_of(conv.inputs[1]);
   if (group <= 1 || !w || w->dtype() != DType::kFloat32 || w->rank() != 4 || !w->raw()) return false;
   const int64_t M = w->dim(0), width = w->dim(1), C = group * width;
-  if (width >= block || width == 1 || block % width != 0) return false;
-  const int64_t r = block / width;
-  if (r > kMaxWidening || group % r != 0 || M % group != 0) return false;
+  if (width == 1 || width % block == 0 || M % group != 0) return false;
+  // The fewest neighbouring groups whose merged width is whole blocks.
+  int64_t r = 2;
+  while (r <= kMaxWidening && ((r * width) % block != 0 || group % r != 0)) ++r;
+  if (r > kMaxWidening) return false;
+  const int64_t wide_width = r * width;
   const ValueType& x = conv.inputs[0]->type;
   if (x.rank() != 4 || !(*x.shape)[1].is_known() || (*x.shape)[1].value != C) return false;
   const DimVector& d = *x.shape;
@@ -40,12 +44,12 @@ bool widen(Graph& g, Node& conv, int64_t block) {
   bool plain_src = false;
   if (conv_runs_blocked(conv, n, C, h, wd, block, true, &plain_src)) return false;
   const int64_t per_group_out = M / group, taps = w->dim(2) * w->dim(3);
-  Tensor wide(DType::kFloat32, {M, block, w->dim(2), w->dim(3)});  // zero filled
+  Tensor wide(DType::kFloat32, {M, wide_width, w->dim(2), w->dim(3)});  // zero filled
   const float* src = w->data<float>();
   float* dst = wide.data<float>();
   for (int64_t o = 0; o < M; ++o) {
     const int64_t local = (o / per_group_out) % r;  // which of the merged groups o belongs to
-    std::copy(src + o * width * taps, src + (o + 1) * width * taps, dst + (o * block + local * width) * taps);
+    std::copy(src + o * width * taps, src + (o + 1) * width * taps, dst + (o * wide_width + local * width) * taps);
   }
   Value* old = conv.inputs[1];
   Value* wv = add_constant(g, old->name + ".widened", std::move(wide));
