@@ -141,7 +141,7 @@ TEST(BatchNorm, InferenceSpatialAndTraining) {
 
 // Per (n, c) plane in double, from the definition.
 Tensor ref_instance_norm(const Tensor& x, const Tensor& scale, const Tensor& bias, double eps) {
-  const int64_t N = x.dim(0), C = x.dim(1), sp = N * C ? x.numel() / (N * C) : 0;
+  const int64_t N = x.dim(0), C = x.dim(1), sp = N * C > 0 ? x.numel() / (N * C) : 0;
   Tensor y(DType::kFloat32, x.shape());
   for (int64_t r = 0; r < N * C; ++r) {
     const float* xr = x.data<float>() + r * sp;

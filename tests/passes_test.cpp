@@ -1407,7 +1407,9 @@ TEST(Passes, WidenConvGroupsKeepsOutputs) {
     set_ints(conv, "pads", {1, 1, 1, 1});
     Model ref = load(b), opt = load(b);
     const bool changed = run_pass(*opt.graph, "widen_conv_groups");
-    if (blocked_convs_available()) EXPECT_TRUE(changed) << "width " << width;
+    if (blocked_convs_available()) {
+      EXPECT_TRUE(changed) << "width " << width;
+    }
     if (!changed) continue;
     int64_t groups = 0;
     for (const auto& n : opt.graph->nodes)
