@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <mutex>
 
@@ -120,19 +121,31 @@ void apply_epilogue(const std::vector<EpilogueStep>& steps, float* p, int64_t n)
     for (const EpilogueStep& s : steps) s.fn->f32(p + b, std::min(kBlock, n - b), s.alpha, s.beta);
 }
 
+namespace {
+constexpr int64_t kBlock = 4096;  // floats per block: 16 KiB, in L1 while every step runs over it
+}  // namespace
+
+void map_epilogue(const std::vector<EpilogueStep>& steps, const float* x, float* y, int64_t n, ThreadPool* pool) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  parallel_for(n >= 4 * kBlock ? pool : nullptr, blocks, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const int64_t lo = b * kBlock, len = std::min(kBlock, n - lo);
+      if (x != y) std::memcpy(y + lo, x + lo, static_cast<size_t>(len) * sizeof(float));
+      apply_epilogue(steps, y + lo, len);
+    }
+  });
+}
+
 void apply_epilogue(const std::vector<EpilogueStep>& steps, Tensor& t, ThreadPool* pool) {
   if (steps.empty()) return;
   if (t.dtype() != DType::kFloat32 && t.dtype() != DType::kFloat64)
     throw Error("epilogue on a " + dtype_name(t.dtype()) + " tensor (float32 and float64 only)");
-  constexpr int64_t kBlock = 4096;
-  const int64_t n = t.numel(), blocks = (n + kBlock - 1) / kBlock;
+  const int64_t n = t.numel();
+  if (t.dtype() == DType::kFloat32) return map_epilogue(steps, t.data<float>(), t.data<float>(), n, pool);
+  // float64: each step's reference function, rounded to double after each.
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
   parallel_for(n >= 4 * kBlock ? pool : nullptr, blocks, [&](int64_t begin, int64_t end) {
     const int64_t lo = begin * kBlock, len = std::min(n, end * kBlock) - lo;
-    if (t.dtype() == DType::kFloat32) {
-      apply_epilogue(steps, t.data<float>() + lo, len);
-      return;
-    }
-    // float64: each step's reference function, rounded to double after each.
     double* p = t.data<double>() + lo;
     for (const EpilogueStep& s : steps)
       for (int64_t i = 0; i < len; ++i) p[i] = s.fn->f64(p[i], s.alpha, s.beta);

@@ -52,5 +52,9 @@ double apply_epilogue(const std::vector<EpilogueStep>& steps, double x);
 // The float32 steps on p[0, n), on the calling thread (for kernels that fuse
 // the epilogue into their own loops).
 void apply_epilogue(const std::vector<EpilogueStep>& steps, float* p, int64_t n);
+// y = steps(x) over n float32 elements, in L1-sized blocks (each copied then
+// stepped in place while in cache), large ones on `pool`; x == y is in place.
+void map_epilogue(const std::vector<EpilogueStep>& steps, const float* x, float* y, int64_t n,
+                  ThreadPool* pool = nullptr);
 
 }  // namespace kiln
