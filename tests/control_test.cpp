@@ -4,6 +4,7 @@
 
 #include "ir/infer.h"
 #include "op_harness.h"
+#include "passes/pass_manager.h"
 #include "runtime/executor.h"
 
 namespace kiln::test {
@@ -67,7 +68,109 @@ std::vector<Tensor> run_graph(Graph& g, const std::vector<Tensor>& feed) {
 
 Tensor scalar_i64(int64_t v) { return make_i64({}, {v}); }
 
+// A model whose branch choice folds once shapes are known: an outer If on
+// Shape(x)[0] == 2 whose taken branch reads an outer weight through a nested
+// If on a runtime flag, and whose untaken branch squeezes axis 0 (size 2:
+// wrong if it ran). Returns the top-level builder.
+Builder shape_branch_model() {
+  Builder top;
+  top.input("x", DType::kFloat32, Shape{2, 3});
+  top.input("flag", DType::kBool, Shape{});
+  top.constant("w", make_f32({2, 3}, {1, -2, 3, -4, 5, -6}));
+  top.constant("two", scalar_i64(2));
+  top.constant("zero", scalar_i64(0));
+  top.constant("axes0", make_i64({1}, {0}));
+  top.node("Shape", {"x"}, {"shape"});
+  top.node("Gather", {"shape", "zero"}, {"rows"});
+  top.node("Equal", {"rows", "two"}, {"is_two"});
+  Builder taken(top.g.get()), untaken(top.g.get());
+  Builder inner_then(taken.g.get()), inner_else(taken.g.get());
+  taken.node("Mul", {"x", "w"}, {"xw"});
+  inner_then.node("Add", {"xw", "w"}, {"inner_t"});
+  inner_then.output("inner_t");
+  inner_else.node("Sub", {"xw", "w"}, {"inner_e"});
+  inner_else.output("inner_e");
+  taken.node("If", {"flag"}, {"taken_out"}, 17,
+             {{"then_branch", graph_attr(inner_then)}, {"else_branch", graph_attr(inner_else)}});
+  taken.node("Relu", {"taken_out"}, {"relu_out"});
+  taken.output("relu_out");
+  untaken.node("Squeeze", {"x", "axes0"}, {"squeezed"});
+  untaken.output("squeezed");
+  top.node("If", {"is_two"}, {"y"}, 17, {{"then_branch", graph_attr(taken)}, {"else_branch", graph_attr(untaken)}});
+  top.output("y");
+  return top;
+}
+
+size_t count_ops(const Graph& g, const std::string& op) {
+  size_t n = 0;
+  for (const auto& node : g.nodes) n += node->op_type == op;
+  return n;
+}
+
 }  // namespace
+
+TEST(ControlFlowPasses, ConstantIfIsInlinedAndBodiesAreOptimized) {
+  std::mt19937 rng(3);
+  Tensor x = random_f32({2, 3}, rng);
+  for (bool flag : {true, false}) {
+    Builder plain = shape_branch_model();
+    std::vector<Tensor> want = run_graph(*plain.g, {x, make_bool({}, {flag})});
+
+    Builder opt = shape_branch_model();
+    opt.g->sort_topologically();
+    std::vector<std::string> unsupported;
+    infer_graph(*opt.g, &unsupported);
+    ASSERT_TRUE(unsupported.empty());
+    passes::PassOptions options;
+    options.verify = true;
+    passes::optimize(*opt.g, options);
+    // The outer If folded away (its taken branch now lives in the top
+    // graph); the runtime If on `flag` remains, with bodies that read the
+    // weight as their own initializer.
+    ASSERT_EQ(count_ops(*opt.g, "If"), 1u);
+    const Node* inner = nullptr;
+    for (const auto& n : opt.g->nodes)
+      if (n->op_type == "If") inner = n.get();
+    for (const char* branch : {"then_branch", "else_branch"}) {
+      const Graph* body = inner->attr_graph(branch);
+      ASSERT_NE(body, nullptr);
+      EXPECT_EQ(body->parent, opt.g.get()) << branch;
+      const Value* w = body->find("w");
+      ASSERT_NE(w, nullptr) << branch;
+      EXPECT_FALSE(w->is_outer) << branch;
+      EXPECT_TRUE(w->initializer.has_value()) << branch;
+    }
+    std::vector<Tensor> got = run_graph(*opt.g, {x, make_bool({}, {flag})});
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_TRUE(all_close(got[0], want[0])) << "flag " << flag;
+  }
+}
+
+TEST(ControlFlowPasses, UntakenBranchWithBadStaticShapesStillRuns) {
+  // The runtime If picks the branch whose Squeeze is valid; the other one's
+  // shapes do not check, which must not stop the model from loading.
+  for (bool squeeze : {true, false}) {
+    Builder top;
+    top.input("c", DType::kBool, Shape{});
+    top.input("x", DType::kFloat32, Shape{1, 3});
+    top.constant("axes0", make_i64({1}, {0}));
+    top.constant("axes1", make_i64({1}, {1}));
+    Builder ok(top.g.get()), bad(top.g.get());
+    ok.node("Squeeze", {"x", "axes0"}, {"s0"});
+    ok.output("s0");
+    bad.node("Squeeze", {"x", "axes1"}, {"s1"});
+    bad.output("s1");
+    top.node("If", {"c"}, {"out"}, 17, {{"then_branch", graph_attr(ok)}, {"else_branch", graph_attr(bad)}});
+    top.output("out");
+    Tensor x = make_f32({1, 3}, {1, 2, 3});
+    if (squeeze) {
+      auto out = run_graph(*top.g, {make_bool({}, {true}), x});
+      EXPECT_EQ(out[0].shape(), (Shape{3}));
+    } else {
+      EXPECT_THROW(run_graph(*top.g, {make_bool({}, {false}), x}), Error);
+    }
+  }
+}
 
 TEST(If, RunsTheChosenBranchWithOuterScopeValues) {
   std::mt19937 rng(1);

@@ -91,7 +91,20 @@ void infer_graph(Graph& g, std::vector<UnsupportedNode>* unsupported) {
     std::vector<ValueType> declared;
     for (Value* out : node->outputs) declared.push_back(out ? out->type : ValueType{});
     InferContext ctx(*node);
-    node->schema->infer(ctx);
+    if (g.parent) {
+      // In a branch or loop body, a node whose shapes do not check (If's
+      // untaken branch squeezing a dim of 2) is an error only if it runs: its
+      // outputs stay untyped and its kernel checks the real shapes.
+      try {
+        node->schema->infer(ctx);
+      } catch (const Error&) {
+        for (Value* out : node->outputs)
+          if (out) out->type = ValueType{}, untyped.insert(out);
+        continue;
+      }
+    } else {
+      node->schema->infer(ctx);
+    }
     for (size_t i = 0; i < node->outputs.size(); ++i)
       if (node->outputs[i]) merge_declared(node->outputs[i]->type, declared[i]);
   }

@@ -46,11 +46,13 @@ bool read_explicitly_everywhere(const Value* v) {
   return true;
 }
 
+// Unique in scope, so a new value in a subgraph never shadows an outer one
+// that a nested body reads by name.
 std::string unique_name(const Graph& g, const std::string& hint) {
-  if (!g.find(hint)) return hint;
+  if (!g.find_in_scope(hint)) return hint;
   for (int i = 1;; ++i) {
     std::string name = hint + "_" + std::to_string(i);
-    if (!g.find(name)) return name;
+    if (!g.find_in_scope(name)) return name;
   }
 }
 

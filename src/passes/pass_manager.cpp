@@ -20,9 +20,11 @@ const std::vector<Pass>& all_passes() {
   // epilogue fusion that absorbs the new Gelu; attention before the MatMul
   // + Add fusion that would take its mask Add).
   static const std::vector<Pass> passes = {
+      {"localize_outer_constants", 1, localize_outer_constants},
       {"eliminate_identity", 1, eliminate_identity},
       {"fold_shape", 1, fold_shape},
       {"fold_constants", 1, fold_constants},
+      {"inline_constant_if", 1, inline_constant_if},
       {"eliminate_common_subexpressions", 1, eliminate_common_subexpressions},
       {"fold_transposes", 1, fold_transposes},
       {"eliminate_dead_code", 1, eliminate_dead_code},
@@ -60,7 +62,11 @@ PassOptions PassOptions::from_env(int opt_level, std::vector<std::string> disabl
 
 std::string PassReport::str() const {
   std::string s = "passes: " + std::to_string(nodes_before) + " -> " + std::to_string(nodes_after) + " nodes in " +
-                  std::to_string(rounds) + " round(s)\n";
+                  std::to_string(rounds) + " round(s)";
+  if (subgraph_nodes_before)
+    s += "; subgraphs: " + std::to_string(subgraph_nodes_before) + " -> " + std::to_string(subgraph_nodes_after) +
+         " nodes";
+  s += "\n";
   for (const PassStat& p : passes) {
     char line[160];
     std::snprintf(line, sizeof line, "  %-34s changed %d round(s)  %8.2f ms\n", p.name.c_str(), p.changed, p.ms);
@@ -75,6 +81,30 @@ void check_types(Graph& g, const std::string& after) {
   std::vector<std::string> unsupported;
   infer_graph(g, &unsupported);
   if (!unsupported.empty()) throw Error("after pass " + after + ": " + unsupported.front());
+}
+
+}  // namespace
+
+namespace {
+
+// Optimizes the bodies of g's If/Loop/Scan nodes, innermost last, so a model
+// whose work sits in a branch (a VAD that picks its sample rate with an If)
+// gets the same fusions and layouts as a flat one. Their outer-scope reads
+// are by name; the passes keep those names (see rewrite.h).
+void optimize_subgraphs(Graph& g, const PassOptions& options, PassReport& report) {
+  for (auto& node : g.nodes)
+    for (auto& [name, attr] : node->attrs) {
+      (void)name;
+      std::vector<Graph*> bodies;
+      if (attr.kind == Attribute::Kind::kGraph && attr.g) bodies.push_back(attr.g.get());
+      for (auto& sub : attr.graphs)
+        if (attr.kind == Attribute::Kind::kGraphs && sub) bodies.push_back(sub.get());
+      for (Graph* body : bodies) {
+        PassReport inner = optimize(*body, options);
+        report.subgraph_nodes_before += inner.nodes_before + inner.subgraph_nodes_before;
+        report.subgraph_nodes_after += inner.nodes_after + inner.subgraph_nodes_after;
+      }
+    }
 }
 
 }  // namespace
@@ -126,6 +156,7 @@ PassReport optimize(Graph& g, const PassOptions& options) {
   }
   g.relink();
   report.nodes_after = g.nodes.size();
+  if (options.opt_level > 0) optimize_subgraphs(g, options, report);
   return report;
 }
 

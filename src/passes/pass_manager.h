@@ -42,15 +42,15 @@ struct PassStat {
 
 struct PassReport {
   size_t nodes_before = 0, nodes_after = 0;
+  size_t subgraph_nodes_before = 0, subgraph_nodes_after = 0;  // in If/Loop/Scan bodies, all depths
   int rounds = 0;
   std::vector<PassStat> passes;
   std::string str() const;  // one line per pass
 };
 
-// Runs the passes on g (the top-level graph; subgraphs are left as they
-// are). g must have been inferred (infer_graph) and is inferred again on
-// return. Throws kiln::Error for an unknown name in `disabled` or a graph a
-// pass broke (when verifying).
+// Runs the passes on g, then on the bodies of its If/Loop/Scan nodes (each
+// a graph of its own whose outer-scope reads are kept). g must have been inferred (infer_graph) and is inferred again
+// on return. Throws kiln::Error for an unknown name in `disabled` or a graph a pass broke (when verifying).
 PassReport optimize(Graph& g, const PassOptions& options);
 
 }  // namespace kiln::passes

@@ -7,9 +7,11 @@
 namespace kiln::passes {
 
 // Level 1: cleanups that never change the op mix a kernel sees.
-bool eliminate_identity(Graph& g);  // Identity, Dropout, Cast to the same type, no-op Reshape...
-bool fold_shape(Graph& g);          // Shape/Size of statically shaped values
-bool fold_constants(Graph& g);      // nodes whose inputs are all constants
+bool localize_outer_constants(Graph& g);  // a body's reads of enclosing constants -> its own initializers
+bool inline_constant_if(Graph& g);        // If with a constant condition -> the nodes of its taken branch
+bool eliminate_identity(Graph& g);        // Identity, Dropout, Cast to the same type, no-op Reshape...
+bool fold_shape(Graph& g);                // Shape/Size of statically shaped values
+bool fold_constants(Graph& g);            // nodes whose inputs are all constants
 bool eliminate_common_subexpressions(Graph& g);
 bool fold_transposes(Graph& g);      // Transpose chains composed, identity perms and unit-dim moves dropped
 bool eliminate_dead_code(Graph& g);  // unread nodes and initializers
