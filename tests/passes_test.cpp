@@ -1422,3 +1422,50 @@ TEST(Passes, WidenConvGroupsKeepsOutputs) {
 }
 
 }  // namespace kiln::test
+
+namespace kiln::test {
+
+namespace {
+
+// x.gather(axis, idx.expand(...)) with idx of shape idx_dims; returns the
+// builder. Index values cycle through [-rows, rows) so negatives are covered.
+Builder gather_of_expand(Shape x, std::vector<int64_t> idx_dims, std::vector<int64_t> expand_to, int64_t axis) {
+  Builder b;
+  b.input("x", x).output("y");
+  int64_t n = 1;
+  for (int64_t d : idx_dims) n *= d;
+  const int64_t rows = x[static_cast<size_t>(axis)];
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = (i * 7) % (2 * rows) - rows;
+  b.ints("idx", idx_dims, v);
+  b.ints("to", {static_cast<int64_t>(expand_to.size())}, expand_to);
+  b.node("Expand", {"idx", "to"}, {"e"});
+  set_int(b.node("GatherElements", {"x", "e"}, {"y"}), "axis", axis);
+  return b;
+}
+
+}  // namespace
+
+TEST(GatherRows, ExpandedRowIndicesBecomeGatherND) {
+  // [batch, points, features] gathered at k neighbours per point.
+  EXPECT_EQ(check_passes(gather_of_expand({2, 5, 3}, {2, 12, 1}, {2, 12, 3}, 1), {"gather_rows"}), "Reshape GatherND");
+  // Two batch dims and rows of two dims.
+  EXPECT_EQ(check_passes(gather_of_expand({2, 3, 4, 2, 5}, {2, 3, 6, 1, 1}, {2, 3, 6, 2, 5}, 2), {"gather_rows"}),
+            "Reshape GatherND");
+  // Axis 0: no batch dims.
+  EXPECT_EQ(check_passes(gather_of_expand({4, 3}, {7, 1}, {7, 3}, 0), {"gather_rows"}), "Reshape GatherND");
+}
+
+TEST(GatherRows, OtherIndexShapesAreLeftAlone) {
+  auto untouched = [](const Builder& b) {
+    Model m = load(b);
+    return !run_pass(*m.graph, "gather_rows");
+  };
+  // Broadcast along a batch dim, a partial row, and an index varying along
+  // the row: not a row gather.
+  EXPECT_TRUE(untouched(gather_of_expand({2, 5, 3}, {1, 12, 1}, {2, 12, 3}, 1)));
+  EXPECT_TRUE(untouched(gather_of_expand({2, 5, 3}, {2, 12, 1}, {2, 12, 2}, 1)));
+  EXPECT_TRUE(untouched(gather_of_expand({2, 5, 3}, {2, 12, 3}, {2, 12, 3}, 1)));
+}
+
+}  // namespace kiln::test

@@ -33,6 +33,7 @@ const std::vector<Pass>& all_passes() {
       {"recognize_layernorm", 2, recognize_layernorm},
       {"recognize_gelu", 2, recognize_gelu},
       {"recognize_attention", 2, recognize_attention},
+      {"gather_rows", 2, gather_rows},
       {"fuse_matmul_add", 2, fuse_matmul_add},
       {"fuse_pad", 2, fuse_pad},
       {"shrink_conv_taps", 2, shrink_conv_taps},

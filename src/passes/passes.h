@@ -22,6 +22,7 @@ bool batchnorm_to_affine(Graph& g);    // other BatchNormalizations -> Mul + Add
 bool recognize_layernorm(Graph& g);    // ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add
 bool recognize_gelu(Graph& g);         // x * 0.5 * (1 + erf(x / sqrt(2))), and the tanh form
 bool recognize_attention(Graph& g);    // MatMul/scale/[mask]/Softmax/MatMul -> kiln.Attention
+bool gather_rows(Graph& g);            // GatherElements on an Expand-ed row index -> GatherND row copies
 bool fuse_matmul_add(Graph& g);        // 2-D MatMul + Add(bias) -> Gemm
 bool fuse_pad(Graph& g);               // zero Pad -> pads of the Conv/AveragePool reading it
 bool shrink_conv_taps(Graph& g);       // conv taps that only ever read padding dropped
