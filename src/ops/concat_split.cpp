@@ -93,13 +93,18 @@ OpSchema concat_schema(int since, int until) {
                                                   : ctx.output_uninitialized(0, first.dtype(), out_shape);
     int64_t outer = dims_product(out_shape, 0, axis);
     int64_t out_row = dims_product(out_shape, axis, rank);
-    int64_t offset = 0;  // within one output row
-    for (size_t i = 0; i < ctx.num_inputs(); ++i) {
-      const Tensor& t = ctx.input(i);
-      int64_t row = dims_product(t.shape(), axis, rank);
-      for (int64_t o = 0; o < outer; ++o) copy_elements(t, o * row, out, o * out_row + offset, row);
-      offset += row;
-    }
+    // Output rows split over the threads; each thread fills whole rows, all
+    // inputs' pieces of them, so its writes stay contiguous.
+    const bool large = out.numel() * static_cast<int64_t>(dtype_size(out.dtype())) >= (int64_t{1} << 17);
+    parallel_for(large && outer > 1 ? ctx.thread_pool() : nullptr, outer, [&](int64_t begin, int64_t end) {
+      int64_t offset = 0;  // within one output row
+      for (size_t i = 0; i < ctx.num_inputs(); ++i) {
+        const Tensor& t = ctx.input(i);
+        int64_t row = dims_product(t.shape(), axis, rank);
+        for (int64_t o = begin; o < end; ++o) copy_elements(t, o * row, out, o * out_row + offset, row);
+        offset += row;
+      }
+    });
   };
   return s;
 }

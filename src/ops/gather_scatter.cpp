@@ -177,6 +177,8 @@ OpSchema gather_nd_schema(int since, int until) {
     int64_t tuples = batch == 0 ? 0 : static_cast<int64_t>(idx.size()) / std::max<int64_t>(1, k) / batch;
     if (k == 0) tuples = batch == 0 ? 0 : shape_numel(Shape(it.shape().begin() + b, it.shape().end() - 1));
     std::vector<int64_t> st = contiguous_strides(Shape(x.shape().begin() + b, x.shape().end()));
+    // Indices are checked first, so a bad one throws before any thread runs.
+    std::vector<int64_t> offsets(static_cast<size_t>(batch * tuples));
     for (int64_t bi = 0; bi < batch; ++bi)
       for (int64_t t = 0; t < tuples; ++t) {
         int64_t off = bi * per_batch_data;
@@ -185,8 +187,12 @@ OpSchema gather_nd_schema(int since, int until) {
           off += checked_index(ctx, idx[static_cast<size_t>(pos)], x.dim(static_cast<int>(b + j)), "indices", pos) *
                  st[static_cast<size_t>(j)];
         }
-        copy_elements(x, off, out, (bi * tuples + t) * inner, inner);
+        offsets[static_cast<size_t>(bi * tuples + t)] = off;
       }
+    const bool large = out.numel() * static_cast<int64_t>(dtype_size(out.dtype())) >= (int64_t{1} << 17);
+    parallel_for(large ? ctx.thread_pool() : nullptr, batch * tuples, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) copy_elements(x, offsets[static_cast<size_t>(r)], out, r * inner, inner);
+    });
   };
   return s;
 }
