@@ -120,6 +120,37 @@ TEST(Conv, ThreeDimensionalConstantWeightsOnOneDnn) {
   }
 }
 
+// 2-D grouped convs with constant weights whose groups are not whole channel
+// blocks run on oneDNN between plain tensors (or kiln's GEMMs where oneDNN
+// has only its reference kernel): group widths 3, 24 and 5 -> 7, strides,
+// dilations, asymmetric pads, a batch of 2 and of 0, with and without threads.
+TEST(Conv, GroupedTwoDimensionalConstantWeights) {
+  std::mt19937 rng(13);
+  ThreadPool pool(2);
+  struct Case {
+    Shape x, w;
+    Win win;
+    int64_t group;
+  };
+  const std::vector<Case> cases = {
+      {{1, 72, 12, 11}, {72, 24, 3, 3}, {{3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}}, 3},
+      {{2, 6, 9, 7}, {6, 3, 3, 3}, {{3, 3}, {1, 1}, {2, 1}, {2, 1, 1, 2}}, 2},
+      {{1, 10, 8, 8}, {14, 5, 1, 3}, {{1, 3}, {1, 2}, {1, 1}, {0, 1, 0, 0}}, 2},
+      {{0, 72, 6, 6}, {72, 24, 3, 3}, {{3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}}, 3},
+  };
+  for (const Case& c : cases) {
+    Tensor x = random_f32(c.x, rng), w = random_f32(c.w, rng), b = random_f32({c.w[0]}, rng);
+    auto attrs = win_attrs(c.win);
+    attrs["group"] = attr_int(c.group);
+    const Tensor want = ref_conv(x, w, b.data<float>(), c.win, c.group, out_dims({c.x[2], c.x[3]}, c.win));
+    for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+      auto out =
+          run_node({.op = "Conv", .opset = 11, .inputs = {x, w, b}, .attrs = attrs, .constant_from = 1, .pool = p});
+      EXPECT_TRUE(all_close(out[0], want, 1e-4, 1e-5)) << shape_str(c.x) << " W " << shape_str(c.w);
+    }
+  }
+}
+
 TEST(Conv, OneAndThreeSpatialDimsAndPointwise) {
   std::mt19937 rng(11);
   Win w1{{3}, {2}, {1}, {1, 1}};

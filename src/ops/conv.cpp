@@ -206,12 +206,17 @@ class ConvKernel : public Kernel {
   mutable std::shared_ptr<const PackedConvWeightsF32> taps_;
 };
 
-// 3-D float32 convs with constant weights (video models: R(2+1)D, MC3, S3D)
-// on oneDNN between plain tensors; kiln's blocked layout and conv2d_f32 are
-// 2-D. Other ranks and types take ConvKernel.
-class DnnlConv3dKernel : public Kernel {
+// Float32 convs with constant weights that run on oneDNN between plain
+// tensors: 3-D convs (video models: R(2+1)D, MC3, S3D; kiln's blocked layout
+// and conv2d_f32 are 2-D), and 2-D grouped convs whose groups are not whole
+// channel blocks (RegNet's 24-wide groups at AVX-512's 16-channel block),
+// which oneDNN's brgemm kernels take at any group width in its own layout:
+// 2-3x kiln's per-group GEMMs (docs/kernels.md). A 2-D conv for which oneDNN
+// has only its GEMM or reference kernels, other ranks and types take
+// ConvKernel.
+class DnnlPlainConvKernel : public Kernel {
  public:
-  explicit DnnlConv3dKernel(const Node& node)
+  explicit DnnlPlainConvKernel(const Node& node)
       : node_(node),
         group_(node.attr_int("group", 1)),
         weights_(*node.inputs[1]->initializer),
@@ -230,10 +235,14 @@ class DnnlConv3dKernel : public Kernel {
     const Value* x = node.inputs[0];
     const Value* w = node.inputs[1];
     if (x->type.dtype != DType::kFloat32 || !w->initializer || w->initializer->dtype() != DType::kFloat32 ||
-        !w->initializer->raw() || w->initializer->rank() != 5 || (x->type.has_rank() && x->type.rank() != 5))
+        !w->initializer->raw())
       return false;
+    const int64_t rank = w->initializer->rank();
+    if ((rank != 4 && rank != 5) || (x->type.has_rank() && x->type.rank() != rank)) return false;
     const int64_t group = node.attr_int("group", 1);
     if (group < 1 || w->initializer->dim(0) % group != 0) return false;
+    if (rank == 4 && !plain_grouped_conv_on_onednn(group, w->initializer->dim(1) * group, w->initializer->dim(0)))
+      return false;
     return !node.has_input(2) ||
            (node.inputs[2]->initializer && node.inputs[2]->initializer->dtype() == DType::kFloat32 &&
             node.inputs[2]->initializer->raw());
@@ -246,7 +255,7 @@ class DnnlConv3dKernel : public Kernel {
     const Tensor& x = ctx.input(0);
     const int64_t M = weights_.dim(0);
     WindowGeometry g;
-    const bool valid = x.rank() == 5 && x.dim(1) == weights_.dim(1) * group_ &&
+    const bool valid = x.rank() == weights_.rank() && x.dim(1) == weights_.dim(1) * group_ &&
                        (!bias_.defined() || bias_.numel() == M) &&
                        window_geometry(node_, Shape(x.shape().begin() + 2, x.shape().end()),
                                        Shape(weights_.shape().begin() + 2, weights_.shape().end()), false, &g)
@@ -267,7 +276,9 @@ class DnnlConv3dKernel : public Kernel {
       fallback_.run(ctx);  // validates and reports, or computes what oneDNN does not
       return;
     }
-    Tensor& y = ctx.output_uninitialized(0, DType::kFloat32, {x.dim(0), M, g.out[0], g.out[1], g.out[2]});
+    Shape y_shape = {x.dim(0), M};
+    y_shape.insert(y_shape.end(), g.out.begin(), g.out.end());
+    Tensor& y = ctx.output_uninitialized(0, DType::kFloat32, y_shape);
     if (y.numel() == 0) return;
     (*call)->run(ctx, x.raw(), y.raw(), blocked::threads_of(ctx));
     if (!steps_.empty()) apply_epilogue(steps_, y, ctx.thread_pool());
@@ -277,14 +288,15 @@ class DnnlConv3dKernel : public Kernel {
   std::shared_ptr<dnnl_plain::PlainCall> prepare(const Shape& x_shape, int64_t M, const WindowGeometry& g) const {
     using namespace dnnl_plain;
     const memory::dims src_dims(x_shape.begin(), x_shape.end());
-    const memory::dims dst_dims = {x_shape[0], M, g.out[0], g.out[1], g.out[2]};
+    memory::dims dst_dims = {x_shape[0], M};
+    dst_dims.insert(dst_dims.end(), g.out.begin(), g.out.end());
     memory::dims w_dims(weights_.shape().begin(), weights_.shape().end());
     if (group_ > 1) {  // ONNX's [M, C/g, k...] is oneDNN's [g, M/g, C/g, k...], dense
       w_dims[0] = M / group_;
       w_dims.insert(w_dims.begin(), group_);
     }
     memory::dims strides, dil, pl, pr;
-    for (size_t d = 0; d < 3; ++d) {
+    for (size_t d = 0; d < g.out.size(); ++d) {
       strides.push_back(g.strides[d]);
       dil.push_back(g.dilations[d] - 1);
       pl.push_back(g.pads_begin[d]);
@@ -295,6 +307,10 @@ class DnnlConv3dKernel : public Kernel {
                                       memory::desc(src_dims, kF32, Tag::any), memory::desc(w_dims, kF32, Tag::any),
                                       bias, memory::desc(dst_dims, kF32, Tag::any), strides, dil, pl, pr);
     dnnl::convolution_forward::primitive_desc pd(d, attr_, dnnl_glue::engine());
+    // A 2-D conv on oneDNN's GEMM or reference kernel is better off on kiln's.
+    const std::string impl = pd.impl_info_str();
+    if (x_shape.size() == 4 && (impl.find("ref") != std::string::npos || impl.find("gemm") != std::string::npos))
+      return nullptr;
     std::unordered_map<int, memory> fixed = {{DNNL_ARG_WEIGHTS, packed_.get(plain_desc(w_dims), pd.weights_desc())}};
     if (bias_.defined()) fixed.emplace(DNNL_ARG_BIAS, blocked::wrap(bias, bias_.raw()));
     return make_plain_call(pd, dnnl::convolution_forward(pd), plain_desc(src_dims), plain_desc(dst_dims),
@@ -323,7 +339,7 @@ KILN_OP(Conv) {
       .infer = infer_conv,
       .compute = compute_conv,
       .make_kernel = [](const Node& node, BuildContext&) -> std::unique_ptr<Kernel> {
-        if (DnnlConv3dKernel::accepts(node)) return std::make_unique<DnnlConv3dKernel>(node);
+        if (DnnlPlainConvKernel::accepts(node)) return std::make_unique<DnnlPlainConvKernel>(node);
         return std::make_unique<ConvKernel>(node);
       },
   };

@@ -66,6 +66,10 @@ std::vector<ConvAlgo> rank_conv_algorithms(const ConvProblem& p, WinogradMode wi
   return p.blocked ? rank_blocked(p, winograd) : rank_plain(p);
 }
 
+bool plain_grouped_conv_on_onednn(int64_t group, int64_t c, int64_t m) {
+  return group > 1 && c > group && c % group == 0 && m % group == 0;
+}
+
 bool conv_runs_blocked(const Node& conv, int64_t n, int64_t c, int64_t h, int64_t w, int64_t block, bool input_blocked,
                        bool* plain_src) {
   // A dynamic batch is asked about as 1, a dynamic height or width at

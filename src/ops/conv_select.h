@@ -52,6 +52,13 @@ ConvProblem conv_problem(const Conv2dF32Shape& s);
 // `winograd`: KILN_WINOGRAD, or what an engine's timing pinned.
 std::vector<ConvAlgo> rank_conv_algorithms(const ConvProblem& p, WinogradMode winograd);
 
+// Whether a plain 2-D conv of `group` groups, `c` input and `m` output
+// channels runs on oneDNN between plain tensors rather than as kiln's
+// per-group GEMMs: grouped but not depthwise (kiln's depthwise loop wins).
+// Convs in whole channel blocks run blocked and never get here; oneDNN's
+// brgemm kernels take the other group widths (measured in docs/kernels.md).
+bool plain_grouped_conv_on_onednn(int64_t group, int64_t c, int64_t m);
+
 // Whether the layout pass should turn float32 Conv `conv` into a
 // kiln.BlockedConv at channel block `block`, for an input of `n` x `c` x `h`
 // x `w` (h, w < 0: dynamic): oneDNN has a JIT kernel for it. *plain_src:
