@@ -307,6 +307,8 @@ TEST(ConvTranspose, ConstantWeightsOnOneDnnMatchTheDefinition) {
   };
   const std::vector<Case> cases = {
       {{1, 8, 5, 7}, {8, 4, 4, 4}, {{4, 4}, {2, 2}, {1, 1}, {1, 1, 1, 1}}, 1, {0, 0}, true},
+      // many output channels: oneDNN's blocked layout; few (above): its plain GEMM kernel
+      {{1, 16, 5, 6}, {16, 32, 4, 4}, {{4, 4}, {2, 2}, {1, 1}, {1, 1, 1, 1}}, 1, {0, 0}, true},
       {{2, 6, 4, 3}, {6, 2, 3, 3}, {{3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}}, 3, {1, 1}, false},
       {{1, 3, 6, 5}, {3, 5, 3, 2}, {{3, 2}, {1, 3}, {2, 1}, {0, 1, 2, 0}}, 1, {0, 0}, true},
       {{1, 17, 9}, {17, 5, 8}, {{8}, {4}, {1}, {2, 2}}, 1, {0}, true},

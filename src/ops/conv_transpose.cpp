@@ -303,9 +303,15 @@ class DnnlConvTransposeKernel : public Kernel {
     }
     const memory::dims src_dims(x_shape.begin(), x_shape.end()), dst_dims(y_shape.begin(), y_shape.end());
     const memory::desc bias = bias_.defined() ? memory::desc({M}, kF32, Tag::a) : memory::desc();
+    // Few output channels per group (an image head: 32 -> 3) waste most of a
+    // blocked kernel's channel block; oneDNN's GEMM kernel on the plain
+    // layout is then 1.4-3x faster (docs/kernels.md), and needs no reorders.
+    const bool plain = 2 * Mg < dnnl_glue::channel_block();
+    const memory::desc src_any = plain ? plain_desc(src_dims) : memory::desc(src_dims, kF32, Tag::any);
+    const memory::desc dst_any = plain ? plain_desc(dst_dims) : memory::desc(dst_dims, kF32, Tag::any);
     dnnl::deconvolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct,
-                                        memory::desc(src_dims, kF32, Tag::any), memory::desc(w_dims, kF32, Tag::any),
-                                        bias, memory::desc(dst_dims, kF32, Tag::any), strides, dil, pl, pr);
+                                        src_any, memory::desc(w_dims, kF32, Tag::any), bias, dst_any, strides, dil, pl,
+                                        pr);
     dnnl::deconvolution_forward::primitive_desc pd(d, dnnl_glue::attr_for_concurrent_runs(), dnnl_glue::engine());
     std::unordered_map<int, memory> fixed = {
         {DNNL_ARG_WEIGHTS, packed_.get(memory::desc(w_dims, kF32, w_strides), pd.weights_desc())}};
