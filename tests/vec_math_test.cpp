@@ -87,6 +87,7 @@ std::vector<float> test_inputs(float lo) {
 std::vector<CpuIsa> isas() {
   std::vector<CpuIsa> v = {CpuIsa::kScalar};
   if (static_cast<int>(cpu_isa_supported()) >= static_cast<int>(CpuIsa::kAvx2)) v.push_back(CpuIsa::kAvx2);
+  if (static_cast<int>(cpu_isa_supported()) >= static_cast<int>(CpuIsa::kAvx512)) v.push_back(CpuIsa::kAvx512);
   return v;
 }
 
@@ -184,13 +185,55 @@ TEST(VecMathF32, GeluErf) {
 
 TEST(VecMathF32, InPlaceAndOddLengths) {
   for (CpuIsa isa : isas())
-    for (int64_t n : {0, 1, 7, 8, 9, 31}) {
+    for (int64_t n : {0, 1, 7, 8, 9, 15, 16, 17, 31, 33}) {
       std::vector<float> v(static_cast<size_t>(n));
       for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = 0.25f * static_cast<float>(i) - 2;
       std::vector<float> want = v;
       vec_math_f32_for(isa).exp(v.data(), v.data(), n);
       for (int64_t i = 0; i < n; ++i)
         EXPECT_LE(ulp_error(v[static_cast<size_t>(i)], std::exp(double(want[static_cast<size_t>(i)]))), 2);
+    }
+}
+
+TEST(VecMathF32, SoftmaxRowsAgainstDouble) {
+  // Row lengths around every ISA's vector width, rows with a huge spread,
+  // -inf entries, a row of all -inf (NaN, as the double reference), +inf, NaN.
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-30, 30);
+  for (CpuIsa isa : isas())
+    for (int64_t n : {1, 5, 8, 15, 16, 17, 49, 64, 197}) {
+      const int64_t rows = 7;
+      std::vector<float> x(static_cast<size_t>(rows * n));
+      for (float& f : x) f = u(rng);
+      x[static_cast<size_t>(n) / 2] = -std::numeric_limits<float>::infinity();
+      for (int64_t k = 0; k < n; ++k) x[static_cast<size_t>(n + k)] = -std::numeric_limits<float>::infinity();
+      x[static_cast<size_t>(2 * n)] = std::numeric_limits<float>::infinity();
+      x[static_cast<size_t>(3 * n + n - 1)] = std::numeric_limits<float>::quiet_NaN();
+      for (bool log : {false, true}) {
+        std::vector<float> y(x.size());
+        vec_math_f32_for(isa).softmax_rows(x.data(), y.data(), rows, n, log);
+        for (int64_t r = 0; r < rows; ++r) {
+          const float* xr = x.data() + r * n;
+          double mx = -std::numeric_limits<double>::infinity();
+          for (int64_t k = 0; k < n; ++k) mx = std::max(mx, double(xr[k]));
+          const double shift = std::isfinite(mx) ? mx : 0.0;
+          double sum = 0;
+          for (int64_t k = 0; k < n; ++k) sum += std::exp(double(xr[k]) - shift);
+          for (int64_t k = 0; k < n; ++k) {
+            const double e = double(xr[k]) - shift;
+            const double want = log ? e - std::log(sum) : std::exp(e) / sum;
+            const float got = y[static_cast<size_t>(r * n + k)];
+            if (std::isnan(want)) {
+              EXPECT_TRUE(std::isnan(got)) << cpu_isa_name(isa) << " n " << n << " row " << r << " log " << log;
+            } else if (std::isinf(want)) {
+              EXPECT_EQ(double(got), want) << cpu_isa_name(isa) << " n " << n << " row " << r;
+            } else {
+              EXPECT_NEAR(got, want, 4e-7 * std::max(1.0, std::fabs(want)))
+                  << cpu_isa_name(isa) << " n " << n << " row " << r << " k " << k << " log " << log;
+            }
+          }
+        }
+      }
     }
 }
 

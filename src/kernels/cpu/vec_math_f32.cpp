@@ -9,6 +9,7 @@
 
 namespace kiln {
 
+extern const VecMathF32 vec_math_f32_avx512;
 extern const VecMathF32 vec_math_f32_avx2;
 
 namespace {
@@ -57,7 +58,8 @@ constexpr VecMathF32 vec_math_f32_scalar = make_vec_math<Scalar>();
 
 }  // namespace
 
-const KernelVariant<const VecMathF32*> kVecMathF32Variants[2] = {
+const KernelVariant<const VecMathF32*> kVecMathF32Variants[3] = {
+    {"vec_math_f32_avx512", CpuIsa::kAvx512, &vec_math_f32_avx512},
     {"vec_math_f32_avx2", CpuIsa::kAvx2, &vec_math_f32_avx2},
     {"vec_math_f32_scalar", CpuIsa::kScalar, &vec_math_f32_scalar},
 };

@@ -2,8 +2,8 @@
 // erf and both forms of GELU, accurate to a few ulp (tests/vec_math_test.cpp
 // checks the bounds against double references), with IEEE behaviour at
 // +-inf, NaN, overflow and underflow (denormal results included). One body
-// (vec_math_f32_body.h) is built for AVX2 + FMA and as a portable scalar
-// fallback; vec_math_f32() picks by cpu_isa_selected().
+// (vec_math_f32_body.h) is built for AVX-512F, for AVX2 + FMA and as a
+// portable scalar fallback; vec_math_f32() picks by cpu_isa_selected().
 #pragma once
 #include <cstdint>
 
@@ -23,6 +23,11 @@ struct VecMathF32 {
   VecMathF32Fn gelu_tanh;  // 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
   VecMathF32Fn erf;
   VecMathF32Fn gelu_erf;  // 0.5 x (1 + erf(x / sqrt(2)))
+  // Softmax (or, with `log`, LogSoftmax) of `rows` contiguous rows of n: the
+  // row's max, exp(x - max) and its sum in one sweep, then one scale (or
+  // shift); a row with a NaN, or without a finite max, becomes NaN as in the
+  // double reference.
+  void (*softmax_rows)(const float* x, float* y, int64_t rows, int64_t n, bool log);
 };
 
 class ThreadPool;
@@ -31,7 +36,7 @@ class ThreadPool;
 void map_f32(VecMathF32Fn fn, const float* x, float* y, int64_t n, ThreadPool* pool);
 
 // The function sets built per ISA, best first.
-extern const KernelVariant<const VecMathF32*> kVecMathF32Variants[2];
+extern const KernelVariant<const VecMathF32*> kVecMathF32Variants[3];
 // The functions for the selected ISA.
 const VecMathF32& vec_math_f32();
 // The functions built for `isa` (tests compare them); the caller must check
