@@ -1178,6 +1178,21 @@ TEST(LayoutBlocked, SpatialPadRunsBlocked) {
   EXPECT_EQ(ops, "BlockedConv Pad BlockedPool FromBlocked");
 }
 
+TEST(LayoutBlocked, InstanceNormRunsBlockedWithItsActivation) {
+  if (!blocked_convs_available()) GTEST_SKIP() << "no oneDNN JIT convolution at this ISA (KILN_CPU_ISA)";
+  // 20 channels: the last block is partial (padding lanes must stay zero for
+  // the conv after it); 9x11 pixels, more than one image, a LeakyRelu fused in.
+  Builder b;
+  b.input("x", {2, 3, 9, 11}).output("y").random_constant("w", {20, 3, 3, 3}).random_constant("w2", {8, 20, 1, 1});
+  b.random_constant("scale", {20}, 0.5f, 2.0f).random_constant("bias", {20});
+  set_ints(b.node("Conv", {"x", "w"}, {"c"}), "pads", {1, 1, 1, 1});
+  set_float(b.node("InstanceNormalization", {"c", "scale", "bias"}, {"n"}), "epsilon", 1e-3f);
+  set_float(b.node("LeakyRelu", {"n"}, {"a"}), "alpha", 0.2f);
+  b.node("Conv", {"a", "w2"}, {"y"});
+  const std::string ops = check_passes(b, {"fuse_epilogue", "layout_blocked"}, 1e-4, 1e-4);
+  EXPECT_EQ(ops, "BlockedConv BlockedInstanceNorm+LeakyRelu BlockedConv FromBlocked");
+}
+
 TEST(ReleaseOwnedConstants, FreesPackedWeightsOnlyWhenEveryReaderOwnsThem) {
   Builder b;
   b.input("x", {3, 8}).output("y").output("z");

@@ -10,6 +10,9 @@
 //       epilogue as oneDNN post-ops
 //   kiln.BlockedScaleShift(x, scale, shift) -> x * scale + shift per channel,
 //       scale/shift [1,Cb,1,1,B]; honours the node's epilogue
+//   kiln.BlockedInstanceNorm(x, scale, B) -> InstanceNormalization per
+//       channel over H, W; scale/B [1,Cb,1,1,B]; attr epsilon; honours the
+//       node's epilogue
 //   kiln.BlockedPool(x [N,Cb,H,W,B]) -> [N,Cb,OH,OW,B]           attrs mode (max|avg),
 //       global, channels, block and the pooling attributes of MaxPool/AveragePool
 #pragma once

@@ -239,7 +239,12 @@ KILN_OP_FACTS(BatchNormalization) {
 }
 
 KILN_OP_FACTS(InstanceNormalization) {
-  return {.op = "InstanceNormalization", .family = OpFamily::kNormalization, .cost = cost::per_element(7)};
+  // Its kernels leave the epilogue to the generic wrapper (ir/epilogue.h);
+  // kiln.BlockedInstanceNorm, what the layout pass makes of it, fuses it.
+  return {.op = "InstanceNormalization",
+          .family = OpFamily::kNormalization,
+          .cost = cost::per_element(7),
+          .accepts_epilogue = true};
 }
 
 KILN_OP_FACTS(LRN) {

@@ -8,10 +8,10 @@
 // element-wise unary ops with a finite value at 0 (padding lanes are zeros
 // and must stay finite, or a later conv's zero weights would multiply an
 // inf), Add/Sub/Mul/Max/Min whose other input is blocked too, per-channel
-// or a scalar, MaxPool/AveragePool/Global pools, and channel Concat of
-// whole blocks. Each converted op also gets a kiln.FromBlocked back to the
-// original value, so plain readers (and graph outputs) are untouched;
-// eliminate_dead_code removes the conversions nobody reads.
+// or a scalar, MaxPool/AveragePool/Global pools, channel Concat of
+// whole blocks and InstanceNormalization (kiln.BlockedInstanceNorm). Each converted op also gets a kiln.FromBlocked
+// back to the original value, so plain readers (and graph outputs) are untouched; eliminate_dead_code removes the
+// conversions nobody reads.
 #include <algorithm>
 #include <cmath>
 #include <unordered_map>
@@ -71,6 +71,8 @@ class LayoutPass {
         changed |= concat(n);
       else if (n.op_type == "Pad")
         changed |= pad(n);
+      else if (n.op_type == "InstanceNormalization")
+        changed |= instance_norm(n);
     }
     return changed;
   }
@@ -244,6 +246,31 @@ class LayoutPass {
     if (n.has_input(2)) inputs.push_back(n.inputs[2]);
     replace(n, "Pad", inputs, n.attrs);
     return true;
+  }
+
+  // InstanceNormalization of a blocked [N, C, H, W] activation with constant
+  // float scale and B: kiln.BlockedInstanceNorm, with its epilogue.
+  bool instance_norm(Node& n) {
+    auto it = twin_.find(n.inputs[0]);
+    const int64_t c = static_channels(n.inputs[0]);
+    if (it == twin_.end() || c < 0 || n.inputs.size() != 3 || static_channels(n.outputs[0]) != c) return false;
+    const Tensor* scale = constant_of(n.inputs[1]);
+    const Tensor* bias = constant_of(n.inputs[2]);
+    if (!scale || !bias) return false;
+    Value* s = per_channel_vector(*scale, c);
+    Value* b = s ? per_channel_vector(*bias, c) : nullptr;
+    if (!b) return false;
+    replace(n, "BlockedInstanceNorm", {it->second, s, b}, n.attrs);
+    return true;
+  }
+
+  // A float32 [C] constant as [1, C/B, 1, 1, B], zeros in the padding lanes.
+  Value* per_channel_vector(const Tensor& t, int64_t c) {
+    if (t.dtype() != DType::kFloat32 || t.shape() != Shape{c}) return nullptr;
+    Tensor b(DType::kFloat32, {1, ceil_div(c, block_), 1, 1, block_});
+    std::fill(b.data<float>(), b.data<float>() + b.numel(), 0.0f);
+    std::copy(t.data<float>(), t.data<float>() + c, b.data<float>());
+    return add_constant(g_, "blocked_constant", std::move(b));
   }
 
   // v's blocked twin, converting it when it has none yet.
