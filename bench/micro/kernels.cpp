@@ -317,6 +317,73 @@ void winograd_args(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Conv3x3OneDnn)->Apply(conv3x3_args);
 BENCHMARK(BM_Conv3x3Winograd)->Apply(winograd_args);
 
+// The sweep behind the conv rules (docs/kernels.md, "Choices from shapes"):
+// 3x3 stride-1 convs, C = M channels in groups of width `gw` (C: ungrouped, 1:
+// depthwise), over widths 8-2048 and sizes 7-112 at about constant work, on
+// kiln's NCHW kernels, oneDNN's blocked layout and oneDNN's NHWC layout; a
+// failed primitive (no implementation) is skipped. range: c, h, gw, impl
+// (0 kiln, 1 oneDNN blocked, 2 oneDNN NHWC).
+void BM_ConvSweep(benchmark::State& state) {
+  using dnnl::memory;
+  const int64_t c = state.range(0), h = state.range(1), gw = state.range(2), impl = state.range(3);
+  const int64_t group = c / gw;
+  const ConvShape cs{c, h, c, 3, 1, group};
+  const double flops = conv_flops(cs);
+  auto x = random_floats(size_t(c * h * h), 1), w = random_floats(size_t(c * gw * 9), 2);
+  std::vector<float> y(size_t(c * h * h));
+  std::string label =
+      "C" + std::to_string(c) + " " + std::to_string(h) + "x" + std::to_string(h) + " width " + std::to_string(gw);
+  if (impl == 0) {
+    Conv2dF32Shape s;
+    s.C = s.M = c;
+    s.H = s.W = s.OH = s.OW = h;
+    s.KH = s.KW = 3;
+    s.pad_h = s.pad_w = 1;
+    s.group = group;
+    auto packed = s.depthwise() ? nullptr : pack_conv_weights_f32(w.data(), c, group, gw * 9);
+    for (auto _ : state) {
+      conv2d_f32(s, x.data(), w.data(), packed.get(), nullptr, y.data(), nullptr);
+      benchmark::ClobberMemory();
+    }
+    report(state, flops);
+    state.SetLabel(label + " kiln");
+    return;
+  }
+  const auto f32 = memory::data_type::f32;
+  const auto tag = impl == 1 ? dnnl_glue::blocked_tag(dnnl_glue::channel_block()) : memory::format_tag::nhwc;
+  dnnl_glue::use_threads(1);
+  memory::desc src({1, c, h, h}, f32, tag), dst({1, c, h, h}, f32, tag);
+  memory::desc wd = group == 1 ? memory::desc({c, c, 3, 3}, f32, memory::format_tag::any)
+                               : memory::desc({group, c / group, gw, 3, 3}, f32, memory::format_tag::any);
+  try {
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wd,
+                                      dst, {1, 1}, {1, 1}, {1, 1});
+    dnnl::convolution_forward::primitive_desc pd(d, dnnl_glue::engine());
+    memory sm(pd.src_desc(), dnnl_glue::engine()), wm(pd.weights_desc(), dnnl_glue::engine()),
+        dm(pd.dst_desc(), dnnl_glue::engine());
+    dnnl::convolution_forward conv(pd);
+    for (auto _ : state) dnnl_glue::execute(conv, {{DNNL_ARG_SRC, sm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, dm}}, 1);
+    report(state, flops);
+    state.SetLabel(label + " " + pd.impl_info_str());
+  } catch (const dnnl::error&) {
+    state.SkipWithError("no oneDNN implementation");
+  }
+}
+
+void conv_sweep_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"c", "h", "gw", "impl"});
+  // Sizes chosen so that C * h stays near 1800-3600 (similar work per conv).
+  const std::pair<int64_t, int64_t> sizes[] = {{8, 112}, {16, 112}, {24, 112}, {32, 56}, {48, 56},  {64, 56},
+                                               {96, 28}, {128, 28}, {256, 14}, {512, 7}, {1024, 7}, {2048, 7}};
+  for (auto [c, h] : sizes)
+    for (int64_t gw : {c, int64_t(24), int64_t(8), int64_t(1)}) {
+      if (gw > c || c % gw != 0) continue;
+      if (gw == 24 && c == 24) continue;  // the same as ungrouped
+      for (int64_t impl : {0, 1, 2}) b->Args({c, h, gw, impl});
+    }
+}
+BENCHMARK(BM_ConvSweep)->Apply(conv_sweep_args);
+
 // Every variant of the kernel-family lists (kernels/cpu/variants.h) that this
 // CPU runs, registered from the lists themselves: a variant added to a list
 // is benchmarked here with no new code. Rates in elements per second.
