@@ -317,7 +317,7 @@ void winograd_args(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Conv3x3OneDnn)->Apply(conv3x3_args);
 BENCHMARK(BM_Conv3x3Winograd)->Apply(winograd_args);
 
-// The sweep behind the conv rules (docs/kernels.md, "Choices from shapes"):
+// The sweep behind the conv rules (docs/kernels.md, "The channel-width and group sweep"):
 // 3x3 stride-1 convs, C = M channels in groups of width `gw` (C: ungrouped, 1:
 // depthwise), over widths 8-2048 and sizes 7-112 at about constant work, on
 // kiln's NCHW kernels, oneDNN's blocked layout and oneDNN's NHWC layout; a
