@@ -34,7 +34,7 @@ namespace kiln {
 
 namespace {
 
-constexpr int64_t kBlock = 512;                 // floats per register: 2 KiB
+constexpr int64_t kBlock = 512;  // floats per register: 2 KiB
 // Below this, one thread; low for the reason given in layer_norm.cpp (0.40 ->
 // 0.32 ms for a conformer block's 20 fused chains at 2 threads).
 constexpr int64_t kParallelElements = 1 << 12;
