@@ -91,27 +91,23 @@ TEST(Conv, GroupedDilatedStridedMatchesDefinition) {
   EXPECT_TRUE(all_close(out[0], ref_conv(x, w, b.data<float>(), win, 2, out_dims({9, 7}, win)), 1e-4, 1e-5));
 }
 
-// 3-D convs with constant weights run on oneDNN (plain in, plain out):
-// groups, dilations, asymmetric pads, bias, threads, a batch of 0.
-TEST(Conv, ThreeDimensionalConstantWeightsOnOneDnn) {
-  std::mt19937 rng(12);
+// Conv cases with constant weights and a bias, on one thread and on two,
+// against ref_conv.
+struct ConstantConvCase {
+  Shape x, w;
+  Win win;
+  int64_t group;
+};
+
+void check_constant_weight_convs(const std::vector<ConstantConvCase>& cases, unsigned seed) {
+  std::mt19937 rng(seed);
   ThreadPool pool(2);
-  struct Case {
-    Shape x, w;
-    Win win;
-    int64_t group;
-  };
-  const std::vector<Case> cases = {
-      {{1, 4, 6, 9, 8}, {6, 4, 3, 3, 3}, {{3, 3, 3}, {1, 2, 1}, {1, 1, 2}, {1, 1, 2, 1, 0, 2}}, 1},
-      {{2, 6, 5, 7, 7}, {9, 2, 1, 3, 3}, {{1, 3, 3}, {1, 1, 1}, {1, 1, 1}, {0, 1, 1, 0, 1, 1}}, 3},
-      {{1, 16, 4, 5, 6}, {16, 1, 3, 1, 1}, {{3, 1, 1}, {2, 1, 1}, {1, 1, 1}, {1, 0, 0, 1, 0, 0}}, 16},
-      {{0, 4, 6, 9, 8}, {6, 4, 3, 3, 3}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1, 1, 1, 1}}, 1},
-  };
-  for (const Case& c : cases) {
+  for (const ConstantConvCase& c : cases) {
     Tensor x = random_f32(c.x, rng), w = random_f32(c.w, rng), b = random_f32({c.w[0]}, rng);
     auto attrs = win_attrs(c.win);
     attrs["group"] = attr_int(c.group);
-    const Tensor want = ref_conv(x, w, b.data<float>(), c.win, c.group, out_dims({c.x[2], c.x[3], c.x[4]}, c.win));
+    const Tensor want =
+        ref_conv(x, w, b.data<float>(), c.win, c.group, out_dims(Shape(c.x.begin() + 2, c.x.end()), c.win));
     for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
       auto out =
           run_node({.op = "Conv", .opset = 11, .inputs = {x, w, b}, .attrs = attrs, .constant_from = 1, .pool = p});
@@ -120,35 +116,32 @@ TEST(Conv, ThreeDimensionalConstantWeightsOnOneDnn) {
   }
 }
 
+// 3-D convs with constant weights run on oneDNN (plain in, plain out):
+// groups, dilations, asymmetric pads, bias, threads, a batch of 0.
+TEST(Conv, ThreeDimensionalConstantWeightsOnOneDnn) {
+  check_constant_weight_convs(
+      {
+          {{1, 4, 6, 9, 8}, {6, 4, 3, 3, 3}, {{3, 3, 3}, {1, 2, 1}, {1, 1, 2}, {1, 1, 2, 1, 0, 2}}, 1},
+          {{2, 6, 5, 7, 7}, {9, 2, 1, 3, 3}, {{1, 3, 3}, {1, 1, 1}, {1, 1, 1}, {0, 1, 1, 0, 1, 1}}, 3},
+          {{1, 16, 4, 5, 6}, {16, 1, 3, 1, 1}, {{3, 1, 1}, {2, 1, 1}, {1, 1, 1}, {1, 0, 0, 1, 0, 0}}, 16},
+          {{0, 4, 6, 9, 8}, {6, 4, 3, 3, 3}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1, 1, 1, 1}}, 1},
+      },
+      12);
+}
+
 // 2-D grouped convs with constant weights whose groups are not whole channel
 // blocks run on oneDNN between plain tensors (or kiln's GEMMs where oneDNN
 // has only its reference kernel): group widths 3, 24 and 5 -> 7, strides,
 // dilations, asymmetric pads, a batch of 2 and of 0, with and without threads.
 TEST(Conv, GroupedTwoDimensionalConstantWeights) {
-  std::mt19937 rng(13);
-  ThreadPool pool(2);
-  struct Case {
-    Shape x, w;
-    Win win;
-    int64_t group;
-  };
-  const std::vector<Case> cases = {
-      {{1, 72, 12, 11}, {72, 24, 3, 3}, {{3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}}, 3},
-      {{2, 6, 9, 7}, {6, 3, 3, 3}, {{3, 3}, {1, 1}, {2, 1}, {2, 1, 1, 2}}, 2},
-      {{1, 10, 8, 8}, {14, 5, 1, 3}, {{1, 3}, {1, 2}, {1, 1}, {0, 1, 0, 0}}, 2},
-      {{0, 72, 6, 6}, {72, 24, 3, 3}, {{3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}}, 3},
-  };
-  for (const Case& c : cases) {
-    Tensor x = random_f32(c.x, rng), w = random_f32(c.w, rng), b = random_f32({c.w[0]}, rng);
-    auto attrs = win_attrs(c.win);
-    attrs["group"] = attr_int(c.group);
-    const Tensor want = ref_conv(x, w, b.data<float>(), c.win, c.group, out_dims({c.x[2], c.x[3]}, c.win));
-    for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
-      auto out =
-          run_node({.op = "Conv", .opset = 11, .inputs = {x, w, b}, .attrs = attrs, .constant_from = 1, .pool = p});
-      EXPECT_TRUE(all_close(out[0], want, 1e-4, 1e-5)) << shape_str(c.x) << " W " << shape_str(c.w);
-    }
-  }
+  check_constant_weight_convs(
+      {
+          {{1, 72, 12, 11}, {72, 24, 3, 3}, {{3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}}, 3},
+          {{2, 6, 9, 7}, {6, 3, 3, 3}, {{3, 3}, {1, 1}, {2, 1}, {2, 1, 1, 2}}, 2},
+          {{1, 10, 8, 8}, {14, 5, 1, 3}, {{1, 3}, {1, 2}, {1, 1}, {0, 1, 0, 0}}, 2},
+          {{0, 72, 6, 6}, {72, 24, 3, 3}, {{3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}}, 3},
+      },
+      13);
 }
 
 TEST(Conv, OneAndThreeSpatialDimsAndPointwise) {

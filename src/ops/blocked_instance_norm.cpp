@@ -20,18 +20,6 @@ namespace {
 
 using namespace blocked;
 
-void infer_blocked_instance_norm(InferContext& ctx) {
-  const ValueType& x = ctx.input_type(0);
-  if (x.dtype != DType::kFloat32 || x.rank() != 5) throw ctx.error("expects a float32 5-D blocked input");
-  for (size_t i = 1; i < 3; ++i) {
-    const ValueType& p = ctx.input_type(i);
-    if (p.rank() != 5 || !(*p.shape)[1].is_known() || !(*x.shape)[1].is_known() ||
-        (*p.shape)[1].value != (*x.shape)[1].value)
-      throw ctx.error("scale and B must be [1, C/B, 1, 1, B] constants");
-  }
-  ctx.set_output(0, x.dtype, x.shape);
-}
-
 // Per-lane sums of f(x) over a plane of n pixels of B lanes.
 template <int B, typename F>
 void lane_sums(const float* __restrict x, int64_t n, F f, double* __restrict out) {
@@ -108,7 +96,7 @@ class BlockedInstanceNormKernel : public Kernel {
 KILN_OP(BlockedInstanceNorm) {
   OpSchema s = kiln_schema("BlockedInstanceNorm", 3);
   s.min_inputs = 3;
-  s.infer = infer_blocked_instance_norm;
+  s.infer = [](InferContext& ctx) { infer_blocked_with_channel_params(ctx, "scale and B"); };
   s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<BlockedInstanceNormKernel>(node); };
   return s;
 }

@@ -19,18 +19,6 @@ using namespace blocked;
 // tensors: scale and shift are [1, C/B, 1, 1, B]. What an inference-mode
 // BatchNormalization that could not be folded into a conv becomes (DenseNet's
 // pre-activation BN + ReLU), in one pass instead of a Mul and an Add.
-void infer_scale_shift(InferContext& ctx) {
-  const ValueType& x = ctx.input_type(0);
-  if (x.dtype != DType::kFloat32 || x.rank() != 5) throw ctx.error("expects a float32 5-D blocked input");
-  for (size_t i = 1; i < 3; ++i) {
-    const ValueType& p = ctx.input_type(i);
-    if (p.rank() != 5 || !(*p.shape)[1].is_known() || !(*x.shape)[1].is_known() ||
-        (*p.shape)[1].value != (*x.shape)[1].value)
-      throw ctx.error("scale and shift must be [1, C/B, 1, 1, B] constants");
-  }
-  ctx.set_output(0, x.dtype, x.shape);
-}
-
 class BlockedScaleShiftKernel : public Kernel {
  public:
   explicit BlockedScaleShiftKernel(const Node& node) : steps_(epilogue_of(node)) {}
@@ -82,7 +70,7 @@ class BlockedScaleShiftKernel : public Kernel {
 KILN_OP(BlockedScaleShift) {
   OpSchema s = kiln_schema("BlockedScaleShift", 3);
   s.min_inputs = 3;
-  s.infer = infer_scale_shift;
+  s.infer = [](InferContext& ctx) { infer_blocked_with_channel_params(ctx, "scale and shift"); };
   s.make_kernel = [](const Node& node, BuildContext&) { return std::make_unique<BlockedScaleShiftKernel>(node); };
   return s;
 }

@@ -97,6 +97,21 @@ inline void* scratchpad_for(const dnnl_glue::Call& call, KernelContext& ctx) {
   return call.scratchpad_bytes() > 0 ? ctx.scratch(call.scratchpad_bytes()) : nullptr;
 }
 
+// Shape inference of a blocked op y = f(x, p1, p2) whose two parameters are
+// per-channel [1, C/B, 1, 1, B] constants (`what` names them in errors): y
+// is x's type.
+inline void infer_blocked_with_channel_params(InferContext& ctx, const char* what) {
+  const ValueType& x = ctx.input_type(0);
+  if (x.dtype != DType::kFloat32 || x.rank() != 5) throw ctx.error("expects a float32 5-D blocked input");
+  for (size_t i = 1; i < 3; ++i) {
+    const ValueType& p = ctx.input_type(i);
+    if (p.rank() != 5 || !(*p.shape)[1].is_known() || !(*x.shape)[1].is_known() ||
+        (*p.shape)[1].value != (*x.shape)[1].value)
+      throw ctx.error(std::string(what) + " must be [1, C/B, 1, 1, B] constants");
+  }
+  ctx.set_output(0, x.dtype, x.shape);
+}
+
 inline OpSchema kiln_schema(const char* name, int max_inputs) {
   return OpSchema{
       .domain = kKilnDomain,
