@@ -1,8 +1,10 @@
 // vec_math_f32_body.h built for AVX-512F (CMakeLists.txt): 16 lanes, twice
 // AVX2's, for exp, the activations and softmax rows.
 // GCC 12 reports its own _mm512_undefined_ps() placeholders inside the
-// intrinsics as maybe-uninitialized at -O3.
+// intrinsics as maybe-uninitialized at -O3 (clang has no such warning).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include "kernels/cpu/vec_math_f32_body.h"
