@@ -27,11 +27,18 @@ std::shared_ptr<Graph> taken_branch(const Node& n) {
   return branch;
 }
 
+// Where a body of g finds the outer value `name`: g's own, or one further
+// out; nullptr when no enclosing graph defines it.
+const Value* outer_definition(const Graph& g, const std::string& name) {
+  if (const Value* v = g.find(name)) return v;
+  return g.parent ? g.parent->find_in_scope(name) : nullptr;
+}
+
 // The value of g that an outer reference of a body of g names: g's own, or
 // an outer placeholder in g for a value further out.
 Value* resolve_outer(Graph& g, const Value& ref) {
   if (Value* v = g.find(ref.name)) return v;
-  const Value* further = g.parent ? g.parent->find_in_scope(ref.name) : nullptr;
+  const Value* further = outer_definition(g, ref.name);
   if (!further) return nullptr;
   Value* v = g.add_value(ref.name);
   v->is_outer = true;
@@ -43,7 +50,7 @@ bool inline_branch(Graph& g, Node& n, Graph& branch) {
   for (const auto& v : branch.values)
     if (!v->is_outer && g.find_in_scope(v->name)) return false;
   for (const auto& v : branch.values)
-    if (v->is_outer && !(g.find(v->name) || (g.parent && g.parent->find_in_scope(v->name)))) return false;
+    if (v->is_outer && !outer_definition(g, v->name)) return false;
 
   // Values: outer references become g's, the branch's own move into g.
   std::unordered_map<const Value*, Value*> to_g;

@@ -177,7 +177,11 @@ class LayoutPass {
   Value* per_channel_constant(const Tensor& t, int64_t c, float pad = 0.0f) {
     const Shape& s = t.shape();
     const bool ok = (s == Shape{c, 1, 1}) || (s == Shape{1, c, 1, 1});
-    if (!ok) return nullptr;
+    return ok ? channels_in_blocks(t, c, pad) : nullptr;
+  }
+
+  // The C float32 values of t as [1, C/B, 1, 1, B], `pad` in the padding lanes.
+  Value* channels_in_blocks(const Tensor& t, int64_t c, float pad) {
     Tensor b(DType::kFloat32, {1, ceil_div(c, block_), 1, 1, block_});
     std::fill(b.data<float>(), b.data<float>() + b.numel(), pad);
     std::copy(t.data<float>(), t.data<float>() + c, b.data<float>());
@@ -266,11 +270,7 @@ class LayoutPass {
 
   // A float32 [C] constant as [1, C/B, 1, 1, B], zeros in the padding lanes.
   Value* per_channel_vector(const Tensor& t, int64_t c) {
-    if (t.dtype() != DType::kFloat32 || t.shape() != Shape{c}) return nullptr;
-    Tensor b(DType::kFloat32, {1, ceil_div(c, block_), 1, 1, block_});
-    std::fill(b.data<float>(), b.data<float>() + b.numel(), 0.0f);
-    std::copy(t.data<float>(), t.data<float>() + c, b.data<float>());
-    return add_constant(g_, "blocked_constant", std::move(b));
+    return t.dtype() == DType::kFloat32 && t.shape() == Shape{c} ? channels_in_blocks(t, c, 0.0f) : nullptr;
   }
 
   // v's blocked twin, converting it when it has none yet.
