@@ -52,14 +52,15 @@ std::vector<double> direct_conv(const WinoCase& s, const std::vector<float>& x, 
   return y;
 }
 
-// NCHW -> [N, ceil(C/8), H, W, 8], padded channels zero.
-std::vector<float> to_blocked(const std::vector<float>& v, int64_t n, int64_t c, int64_t h, int64_t w) {
-  const int64_t cb = (c + 7) / 8;
-  std::vector<float> out(size_t(n * cb * h * w * 8), 0.0f);
+// NCHW -> [N, ceil(C/B), H, W, B], padded channels zero; B: the block of
+// the layout Winograd runs on (8 with AVX2, 16 with AVX-512).
+std::vector<float> to_blocked(const std::vector<float>& v, int64_t n, int64_t c, int64_t h, int64_t w, int64_t B) {
+  const int64_t cb = (c + B - 1) / B;
+  std::vector<float> out(size_t(n * cb * h * w * B), 0.0f);
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < c; ++j)
       for (int64_t p = 0; p < h * w; ++p)
-        out[size_t(((i * cb + j / 8) * h * w + p) * 8 + j % 8)] = v[size_t((i * c + j) * h * w + p)];
+        out[size_t(((i * cb + j / B) * h * w + p) * B + j % B)] = v[size_t((i * c + j) * h * w + p)];
   return out;
 }
 
@@ -75,8 +76,8 @@ void check_case(const WinoCase& s, const std::vector<EpilogueStep>& epilogue, Th
   std::vector<float> x = fill(size_t(s.n * s.c * s.h * s.w)), w = fill(size_t(s.m * s.c * 9)), b = fill(size_t(s.m));
   std::vector<double> mag;
   std::vector<double> want = direct_conv(s, x, w, b, oh, ow, &mag);
-  const int64_t mb = (s.m + 7) / 8;
-  std::vector<float> xb = to_blocked(x, s.n, s.c, s.h, s.w), y(size_t(s.n * mb * oh * ow * 8), NAN);
+  const int64_t B = WinogradF32Conv::block(), mb = (s.m + B - 1) / B;
+  std::vector<float> xb = to_blocked(x, s.n, s.c, s.h, s.w, B), y(size_t(s.n * mb * oh * ow * B), NAN);
   WinogradF32Conv conv(w.data(), b.data(), s.c, s.m, epilogue, tile);
   WinogradF32Geometry g;
   g.N = s.n;
@@ -92,9 +93,9 @@ void check_case(const WinoCase& s, const std::vector<EpilogueStep>& epilogue, Th
   int bad = 0;
   double worst = 0;
   for (int64_t n = 0; n < s.n; ++n)
-    for (int64_t m = 0; m < mb * 8; ++m)
+    for (int64_t m = 0; m < mb * B; ++m)
       for (int64_t p = 0; p < oh * ow; ++p) {
-        const float got = y[size_t(((n * mb + m / 8) * oh * ow + p) * 8 + m % 8)];
+        const float got = y[size_t(((n * mb + m / B) * oh * ow + p) * B + m % B)];
         if (m >= s.m) {
           if (got != 0.0f && bad++ < 5) ADD_FAILURE() << "padded channel " << m << " holds " << got;
           continue;
@@ -119,19 +120,21 @@ const WinoCase kCases[] = {
     {1, 3, 9, 3, 3, 0, 0, 0, 0},                                       // a 1x1 output
     {3, 24, 40, 10, 14, 0, 1, 1, 0},                                   // asymmetric pads
     {1, 64, 64, 17, 17, 1, 1, 1, 1}, {1, 130, 70, 6, 9, 2, 2, 2, 2},
+    {2, 40, 48, 30, 26, 1, 1, 1, 1},  // 3 column panels (AVX-512: a pair and a single), row tiles and a tail
+    {1, 17, 33, 21, 19, 1, 0, 0, 1},  // one lane past a 16-channel block in and out
 };
 
-// The kernel itself runs on any CPU with AVX2 (sessions use it only where
-// the layout has AVX2's 8-channel blocks: WinogradF32Conv::available()).
-bool cpu_runs_winograd() { return cpu_isa_selected() >= CpuIsa::kAvx2; }
+// The kernel runs on the layout of the selected ISA (AVX2: 8-channel
+// blocks, AVX-512: 16); none below AVX2.
+bool cpu_runs_winograd() { return WinogradF32Conv::available(); }
 
 TEST(Winograd, MatchesDirectConvolution) {
-  if (!cpu_runs_winograd()) GTEST_SKIP() << "needs AVX2";
+  if (!cpu_runs_winograd()) GTEST_SKIP() << "needs AVX2 or AVX-512";
   for (const WinoCase& s : kCases) check_case(s, {}, nullptr);
 }
 
 TEST(Winograd, F2x2MatchesDirectConvolution) {
-  if (!cpu_runs_winograd()) GTEST_SKIP() << "needs AVX2";
+  if (!cpu_runs_winograd()) GTEST_SKIP() << "needs AVX2 or AVX-512";
   ThreadPool pool(2);
   for (const WinoCase& s : kCases) {
     check_case(s, {}, nullptr, 2);
@@ -140,7 +143,7 @@ TEST(Winograd, F2x2MatchesDirectConvolution) {
 }
 
 TEST(Winograd, EpiloguesAndThreads) {
-  if (!cpu_runs_winograd()) GTEST_SKIP() << "needs AVX2";
+  if (!cpu_runs_winograd()) GTEST_SKIP() << "needs AVX2 or AVX-512";
   ThreadPool pool(2);
   const std::vector<std::vector<EpilogueStep>> epilogues = {
       {{&kEpilogueRelu}},
@@ -155,7 +158,7 @@ TEST(Winograd, EpiloguesAndThreads) {
 // A conv chain (3x3 pad 1 + Relu, 20 channels, odd size) through a session
 // with and without Winograd.
 TEST(Winograd, ConvChainSameWithAndWithout) {
-  if (!WinogradF32Conv::available()) GTEST_SKIP() << "sessions run Winograd only with AVX2 selected";
+  if (!WinogradF32Conv::available()) GTEST_SKIP() << "sessions run Winograd only with AVX2 or AVX-512 selected";
   const std::string bytes = bytes_of(conv_chain_model(4, 20, 15));
   std::mt19937 rng(5);
   Tensor x = random_f32({2, 20, 15, 15}, rng);

@@ -259,7 +259,7 @@ void BM_Conv3x3OneDnn(benchmark::State& state) {
   const Conv3x3Shape& cs = k3x3Convs[state.range(0)];
   const int64_t o = cs.h + 2 * cs.pad - 2;
   const auto f32 = memory::data_type::f32;
-  const auto tag = dnnl_glue::blocked_tag(8);
+  const auto tag = dnnl_glue::blocked_tag(dnnl_glue::channel_block());
   dnnl_glue::use_threads(1);
   memory::desc src({cs.n, cs.c, cs.h, cs.h}, f32, tag), dst({cs.n, cs.m, o, o}, f32, tag);
   memory::desc wd({cs.m, cs.c, 3, 3}, f32, memory::format_tag::any), bd({cs.m}, f32, memory::format_tag::a);
@@ -284,18 +284,18 @@ void BM_Conv3x3Winograd(benchmark::State& state) {
   const Conv3x3Shape& cs = k3x3Convs[state.range(0)];
   const int tile = int(state.range(1));
   if (!WinogradF32Conv::available()) {
-    state.SkipWithError("no AVX2");
+    state.SkipWithError("no AVX2 or AVX-512");
     return;
   }
-  const int64_t cb = (cs.c + 7) / 8, mb = (cs.m + 7) / 8;
+  const int64_t B = WinogradF32Conv::block(), cb = (cs.c + B - 1) / B, mb = (cs.m + B - 1) / B;
   WinogradF32Geometry g;
   g.N = cs.n;
   g.H = g.W = cs.h;
   g.pad_top = g.pad_left = cs.pad;
   g.OH = g.OW = cs.h + 2 * cs.pad - 2;
-  auto x = random_floats(size_t(cs.n * cb * cs.h * cs.h * 8), 1);
+  auto x = random_floats(size_t(cs.n * cb * cs.h * cs.h * B), 1);
   auto w = random_floats(size_t(cs.m * cs.c * 9), 2), b = random_floats(size_t(cs.m), 3);
-  std::vector<float> y(size_t(cs.n * mb * g.OH * g.OW * 8));
+  std::vector<float> y(size_t(cs.n * mb * g.OH * g.OW * B));
   WinogradF32Conv conv(w.data(), b.data(), cs.c, cs.m, {{&kEpilogueRelu}}, tile);
   for (auto _ : state) {
     conv.run(g, x.data(), y.data(), nullptr);

@@ -386,7 +386,7 @@ class BlockedConvKernel : public Kernel {
       const Tensor* u = st.blob("u");
       // Only where this process runs Winograd (the engine keeps W for the rest).
       if (!u || u->dtype() != DType::kFloat32 || !winograd_candidate_ || !WinogradF32Conv::available() ||
-          block_ != WinogradF32Conv::kBlock)
+          block_ != WinogradF32Conv::block())
         return false;
       winograd_ = std::make_unique<WinogradF32Conv>(owner(*u), u->data<float>(), static_cast<size_t>(u->numel()),
                                                     bias_.defined() ? bias_.data<float>() : nullptr, weights_.dim(1),

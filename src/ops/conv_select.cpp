@@ -19,7 +19,7 @@ const char* conv_algo_name(ConvAlgo a) {
 namespace {
 
 bool winograd_applies(const ConvProblem& p) {
-  return WinogradF32Conv::available() && p.block == WinogradF32Conv::kBlock && !p.plain_src && p.group == 1 &&
+  return WinogradF32Conv::available() && p.block == WinogradF32Conv::block() && !p.plain_src && p.group == 1 &&
          WinogradF32Conv::supports(p.kh, p.kw, p.strides[0], p.strides[1], p.dilations[0], p.dilations[1], p.group,
                                    p.pads_begin, p.pads_end) &&
          p.out_h > 0 && p.out_w > 0;

@@ -41,22 +41,24 @@ void run_epilogue(const void* ctx, float* p, int64_t n) {
 
 // How run() splits the work: blocks of tiles, each with a scratch of
 // 36 x tiles x (C + M) floats within about 256 KiB of L2 but at least 12
-// tiles (two GEMM row tiles per pass over U: a little faster than 6 on the
-// ResNet shapes), their count a multiple of the threads so that each gets as
-// many; and when there are too few tiles for every thread to fill a 6-row
-// GEMM tile, slices of the output channels too (each thread then reads only
-// its part of U).
+// tiles (with AVX2's 6-row GEMM tile, two per pass over U: a little faster
+// than 6 on the ResNet shapes; AVX-512's tile has 12 rows), a multiple of the
+// GEMM's row tile, their count a multiple of the threads so that each gets as
+// many; and when there are too few tiles for every thread to fill a GEMM row
+// tile, slices of the output channels too (each thread then reads only its
+// part of U).
 struct WorkSplit {
   int64_t tile_block = 1, blocks = 1, m_slices = 1;
 };
 
-WorkSplit split_work(int64_t points, int64_t tiles, int64_t in_floats, int64_t m_pad, int threads) {
+WorkSplit split_work(int64_t points, int64_t tiles, int64_t in_floats, int64_t m_pad, int threads, int64_t row_tile) {
   const int64_t forced = settings().winograd_tiles;  // tuning only
   WorkSplit w;
   const int64_t cache_rows =
-      forced > 0 ? forced : std::clamp<int64_t>((256 * 1024 / 4) / (points * (in_floats + m_pad)) / 6 * 6, 12, 96);
+      forced > 0 ? forced
+                 : std::clamp<int64_t>((256 * 1024 / 4) / (points * (in_floats + m_pad)) / row_tile * row_tile, 12, 96);
   const int64_t panels = m_pad / 16;
-  if (threads > 1 && tiles < 6 * threads && panels >= threads) {
+  if (threads > 1 && tiles < row_tile * threads && panels >= threads) {
     w.m_slices = threads;
     w.blocks = (tiles + cache_rows - 1) / cache_rows;
   } else {
@@ -71,7 +73,16 @@ WorkSplit split_work(int64_t points, int64_t tiles, int64_t in_floats, int64_t m
 
 }  // namespace
 
-bool WinogradF32Conv::available() { return cpu_isa_selected() == CpuIsa::kAvx2; }
+int64_t WinogradF32Conv::block() {
+  switch (cpu_isa_selected()) {
+    case CpuIsa::kAvx512: return 16;
+    case CpuIsa::kAvx2: return 8;
+    case CpuIsa::kScalar: break;
+  }
+  return 0;
+}
+
+bool WinogradF32Conv::available() { return block() != 0; }
 
 bool WinogradF32Conv::supports(int64_t kh, int64_t kw, int64_t stride_h, int64_t stride_w, int64_t dil_h, int64_t dil_w,
                                int64_t group, const std::vector<int64_t>& pads_begin,
@@ -89,11 +100,12 @@ WinogradF32Conv::WinogradF32Conv(const float* w, const float* bias, int64_t C, i
                                  std::vector<EpilogueStep> epilogue, int tile)
     : C_(C),
       M_(M),
-      in_blocks_((C + kBlock - 1) / kBlock),
+      block_(block()),
+      in_blocks_((C + block_ - 1) / block_),
       m_pad_((M + 15) / 16 * 16),
       tile_(tile == 2 ? 2 : 4),
       epilogue_(std::move(epilogue)) {
-  const int64_t K = in_blocks_ * kBlock, panels = m_pad_ / 16;
+  const int64_t K = in_blocks_ * block_, panels = m_pad_ / 16;
   const int alpha = tile_ + 2;
   const double(*G)[3] = tile_ == 2 ? kG2 : kG4;
   const int64_t n = alpha * alpha * K * m_pad_;
@@ -126,7 +138,8 @@ WinogradF32Conv::WinogradF32Conv(std::shared_ptr<const void> owner, const float*
                                  int64_t C, int64_t M, std::vector<EpilogueStep> epilogue, int tile)
     : C_(C),
       M_(M),
-      in_blocks_((C + kBlock - 1) / kBlock),
+      block_(block()),
+      in_blocks_((C + block_ - 1) / block_),
       m_pad_((M + 15) / 16 * 16),
       tile_(tile == 2 ? 2 : 4),
       u_owner_(std::move(owner)),
@@ -140,7 +153,7 @@ WinogradF32Conv::WinogradF32Conv(std::shared_ptr<const void> owner, const float*
 
 size_t WinogradF32Conv::transformed_floats() const {
   const int64_t alpha = tile_ + 2;
-  return size_t(alpha * alpha * in_blocks_ * kBlock * m_pad_);
+  return size_t(alpha * alpha * in_blocks_ * block_ * m_pad_);
 }
 
 void WinogradF32Conv::set_bias_and_epilogue(const float* bias) {
@@ -170,16 +183,18 @@ struct RunSplit {
   int64_t tiles = 0, parts = 0, scratch_floats = 0;
 };
 
-RunSplit run_split(const WinogradF32Geometry& g, int tile, int64_t in_blocks, int64_t m_pad, int threads) {
+RunSplit run_split(const WinogradF32Geometry& g, int tile, int64_t block, int64_t in_blocks, int64_t m_pad,
+                   int threads) {
   RunSplit r;
   const int64_t tiles_h = (g.OH + tile - 1) / tile, tiles_w = (g.OW + tile - 1) / tile;
   r.tiles = g.N * tiles_h * tiles_w;
   if (r.tiles == 0) return r;
-  r.w = split_work((tile + 2) * (tile + 2), r.tiles, in_blocks * WinogradF32Conv::kBlock, m_pad, threads);
+  r.w = split_work((tile + 2) * (tile + 2), r.tiles, in_blocks * block, m_pad, threads, block == 16 ? 12 : 6);
   r.parts = std::min<int64_t>(threads, r.w.blocks * r.w.m_slices);
   WinogradF32Job j;
   j.tile = tile;
   j.tile_block = r.w.tile_block;
+  j.block = block;
   j.in_blocks = in_blocks;
   j.m_pad = m_pad;
   r.scratch_floats = winograd_f32_scratch_floats(j);
@@ -192,7 +207,7 @@ int64_t part_stride_floats(int64_t floats) { return (floats + 15) / 16 * 16; }
 }  // namespace
 
 size_t WinogradF32Conv::workspace_bytes(const WinogradF32Geometry& g, ThreadPool* pool) const {
-  const RunSplit r = run_split(g, tile_, in_blocks_, m_pad_, pool ? pool->num_threads() : 1);
+  const RunSplit r = run_split(g, tile_, block_, in_blocks_, m_pad_, pool ? pool->num_threads() : 1);
   return static_cast<size_t>(r.parts * part_stride_floats(r.scratch_floats)) * sizeof(float);
 }
 
@@ -208,10 +223,11 @@ void WinogradF32Conv::run(const WinogradF32Geometry& g, const float* x, float* y
   j.tile = tile_;
   j.tiles_h = (g.OH + tile_ - 1) / tile_;
   j.tiles_w = (g.OW + tile_ - 1) / tile_;
+  j.block = block_;
   j.in_blocks = in_blocks_;
-  j.out_blocks = (M_ + kBlock - 1) / kBlock;
+  j.out_blocks = (M_ + block_ - 1) / block_;
   j.m_pad = m_pad_;
-  j.m_tail = M_ % kBlock;
+  j.m_tail = M_ % block_;
   j.x = x;
   j.y = y;
   j.u = u_;
@@ -224,7 +240,7 @@ void WinogradF32Conv::run(const WinogradF32Geometry& g, const float* x, float* y
     j.epilogue = run_epilogue;
     j.epilogue_ctx = &epilogue_;
   }
-  const RunSplit r = run_split(g, tile_, in_blocks_, m_pad_, pool ? pool->num_threads() : 1);
+  const RunSplit r = run_split(g, tile_, block_, in_blocks_, m_pad_, pool ? pool->num_threads() : 1);
   const int64_t tiles = r.tiles;
   if (tiles == 0) return;
   const WorkSplit& w = r.w;
@@ -242,8 +258,9 @@ void WinogradF32Conv::run(const WinogradF32Geometry& g, const float* x, float* y
       float* s = scratch + part * stride;
       for (int64_t i = part * items / parts; i < (part + 1) * items / parts; ++i) {
         const int64_t b = i / w.m_slices, slice = i % w.m_slices;
-        winograd_f32_tiles_avx2(j, b * j.tile_block, std::min(tiles, (b + 1) * j.tile_block),
-                                slice * panels / w.m_slices, (slice + 1) * panels / w.m_slices, s);
+        (block_ == 16 ? winograd_f32_tiles_avx512 : winograd_f32_tiles_avx2)(
+            j, b * j.tile_block, std::min(tiles, (b + 1) * j.tile_block), slice * panels / w.m_slices,
+            (slice + 1) * panels / w.m_slices, s);
       }
     }
   });

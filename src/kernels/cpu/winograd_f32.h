@@ -1,6 +1,6 @@
 // Winograd convolution F(4x4, 3x3) (Lavin & Gray 2015, "Fast Algorithms for
-// Convolutional Neural Networks") on kiln's blocked layout with 8-channel
-// blocks (nChw8c, kernels/cpu/dnnl_glue.h): 3x3 kernels, stride 1,
+// Convolutional Neural Networks") on kiln's blocked layout (nChw8c with AVX2,
+// nChw16c with AVX-512; kernels/cpu/dnnl_glue.h): 3x3 kernels, stride 1,
 // dilation 1, one group, pads 0 to 2 on each side. Each 4x4 output tile
 // costs 36 multiply-adds per (input, output) channel pair instead of 144.
 //
@@ -12,8 +12,9 @@
 // panels); run() transforms the input tiles, multiplies and transforms the
 // output with the bias and epilogue fused, threaded over blocks of tiles.
 // Scratch (one slice per pool thread) is the caller's workspace, from the
-// run's scratch memory, so steady-state runs do not allocate. AVX2 + FMA only: available() says whether this CPU
-// (capped by KILN_CPU_ISA) can run it; callers fall back to oneDNN otherwise.
+// run's scratch memory, so steady-state runs do not allocate. AVX2 + FMA or
+// AVX-512F: available() says whether this CPU (capped by KILN_CPU_ISA) runs
+// it, block() on which layout; callers fall back to oneDNN otherwise.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -33,12 +34,11 @@ struct WinogradF32Geometry {
 
 class WinogradF32Conv {
  public:
-  static constexpr int64_t kBlock = 8;
-
-  // Whether this process runs it: its kernels are AVX2 + FMA on the
-  // 8-channel blocked layout, which is the layout only when AVX2 is the
-  // selected ISA (with AVX-512 the blocks are 16 channels and oneDNN's
-  // AVX-512 convolutions run; below AVX2 there is no Winograd kernel).
+  // The channels per block of the layout it runs on: the selected ISA's
+  // vector width, 8 (AVX2) or 16 (AVX-512), the same as the blocked layout's
+  // (ops/blocked.h); 0 below AVX2, where there is no Winograd kernel.
+  static int64_t block();
+  // Whether this process runs it: block() != 0.
   static bool available();
   // Whether a conv of these attributes is one it computes.
   static bool supports(int64_t kh, int64_t kw, int64_t stride_h, int64_t stride_w, int64_t dil_h, int64_t dil_w,
@@ -58,7 +58,7 @@ class WinogradF32Conv {
   const float* transformed() const { return u_; }
   size_t transformed_floats() const;
 
-  // x: [N, ceil(C/8), H, W, 8] -> y: [N, ceil(M/8), OH, OW, 8], padded
+  // x: [N, ceil(C/b), H, W, b] -> y: [N, ceil(M/b), OH, OW, b], b = block(), padded
   // channels of y written as zeros. With `sum` (y's shape), y =
   // epilogue(conv + bias + sum).
   // `workspace`: workspace_bytes(g, pool) bytes (64-byte aligned) that no
@@ -76,7 +76,7 @@ class WinogradF32Conv {
  private:
   void set_bias_and_epilogue(const float* bias);
 
-  int64_t C_, M_, in_blocks_, m_pad_;
+  int64_t C_, M_, block_, in_blocks_, m_pad_;
   int tile_;
   std::shared_ptr<const void> u_owner_;
   const float* u_ = nullptr;
