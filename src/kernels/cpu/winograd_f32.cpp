@@ -39,6 +39,33 @@ void run_epilogue(const void* ctx, float* p, int64_t n) {
   apply_epilogue(*static_cast<const std::vector<EpilogueStep>*>(ctx), p, n);
 }
 
+// U = G g G^T for every (output, input) channel pair, in double, rounded to
+// float, into U[alpha^2][panels][K][16]. The 16 output channels of a panel
+// are computed side by side (arrays over the lanes the compiler vectorizes):
+// one pair at a time took 0.2 us, 45 ms for a 512 x 512 conv.
+template <int A>
+void transform_weights(const double (*G)[3], const float* w, int64_t C, int64_t M, int64_t K, int64_t panels,
+                       float* u) {
+  for (int64_t q = 0; q < panels; ++q) {
+    const int64_t m0 = q * 16, lanes = std::min<int64_t>(16, M - m0);
+    for (int64_t c = 0; c < C; ++c) {
+      double g[9][16] = {};  // lanes past M stay zero
+      for (int64_t l = 0; l < lanes; ++l)
+        for (int t = 0; t < 9; ++t) g[t][l] = w[((m0 + l) * C + c) * 9 + t];
+      double gg[A][3][16];  // G g
+      for (int i = 0; i < A; ++i)
+        for (int k = 0; k < 3; ++k)
+          for (int l = 0; l < 16; ++l) gg[i][k][l] = G[i][0] * g[k][l] + G[i][1] * g[3 + k][l] + G[i][2] * g[6 + k][l];
+      for (int i = 0; i < A; ++i)
+        for (int k = 0; k < A; ++k) {
+          float* dst = u + (((i * A + k) * panels + q) * K + c) * 16;
+          for (int l = 0; l < 16; ++l)
+            dst[l] = float(gg[i][0][l] * G[k][0] + gg[i][1][l] * G[k][1] + gg[i][2][l] * G[k][2]);
+        }
+    }
+  }
+}
+
 // How run() splits the work: blocks of tiles, each with a scratch of
 // 36 x tiles x (C + M) floats within about 256 KiB of L2 but at least 12
 // tiles (with AVX2's 6-row GEMM tile, two per pass over U: a little faster
@@ -107,30 +134,16 @@ WinogradF32Conv::WinogradF32Conv(const float* w, const float* bias, int64_t C, i
       epilogue_(std::move(epilogue)) {
   const int64_t K = in_blocks_ * block_, panels = m_pad_ / 16;
   const int alpha = tile_ + 2;
-  const double(*G)[3] = tile_ == 2 ? kG2 : kG4;
   const int64_t n = alpha * alpha * K * m_pad_;
   float* u = aligned_floats(n);
   u_owner_ =
       std::shared_ptr<const void>(u, [](const void* p) { free_floats(static_cast<float*>(const_cast<void*>(p))); });
   u_ = u;
   std::memset(u, 0, size_t(n) * sizeof(float));
-  // Panel by panel, so that the 36 output streams are written in order.
-  for (int64_t q = 0; q < panels; ++q) {
-    for (int64_t c = 0; c < C; ++c) {
-      for (int64_t m = q * 16; m < std::min(M, q * 16 + 16); ++m) {
-        const float* g = w + (m * C + c) * 9;
-        double gg[6][3];  // G g
-        for (int i = 0; i < alpha; ++i)
-          for (int k = 0; k < 3; ++k) gg[i][k] = G[i][0] * g[k] + G[i][1] * g[3 + k] + G[i][2] * g[6 + k];
-        for (int i = 0; i < alpha; ++i) {
-          for (int k = 0; k < alpha; ++k) {
-            const double v = gg[i][0] * G[k][0] + gg[i][1] * G[k][1] + gg[i][2] * G[k][2];
-            u[(((i * alpha + k) * panels + q) * K + c) * 16 + m % 16] = float(v);
-          }
-        }
-      }
-    }
-  }
+  if (tile_ == 2)
+    transform_weights<4>(kG2, w, C, M, K, panels, u);
+  else
+    transform_weights<6>(kG4, w, C, M, K, panels, u);
   set_bias_and_epilogue(bias);
 }
 
