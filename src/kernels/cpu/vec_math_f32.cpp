@@ -26,6 +26,12 @@ struct Scalar {
   static T fma(T a, T b, T c) { return static_cast<float>(static_cast<double>(a) * b + c); }
   static T min(T a, T b) { return a < b ? a : b; }
   static T max(T a, T b) { return a > b ? a : b; }
+  static float hmax(T v) { return v; }
+  static double hsum(T v) { return v; }
+  static T load_tail(const float* p, int n, float fill) { return n > 0 ? *p : fill; }
+  static void store_tail(float* p, T v, int n) {
+    if (n > 0) *p = v;
+  }
   // Adding and subtracting 1.5 * 2^23 rounds to an integer (to nearest even)
   // for |a| < 2^22, which covers every caller (IEEE arithmetic: the compiler
   // may not fold the pair away without -ffast-math).

@@ -213,29 +213,13 @@ inline void map_v(const float* x, float* y, int64_t n) {
   }
 }
 
-// Lanes of v summed (in double) and maxed, through memory: the body has no
-// horizontal operations.
-template <class V>
-inline double lanes_sum(typename V::T v) {
-  float buf[V::kLanes];
-  V::store(buf, v);
-  double s = 0;
-  for (float f : buf) s += f;
-  return s;
-}
-
-template <class V>
-inline float lanes_max(typename V::T v) {
-  float buf[V::kLanes];
-  V::store(buf, v);
-  float m = buf[0];
-  for (float f : buf) m = f > m ? f : m;
-  return m;
-}
-
 // Rows go in groups of kGroup, each step for all rows of the group before the
 // next: a short row (a 7x7 attention window: 49) is a chain of dependent
-// reductions, and the group's independent chains overlap.
+// reductions, and the group's independent chains overlap. Each row's tail is
+// one masked vector padded with -inf (exp gives 0), kept in a register: built
+// in memory float by float, its reload waited on failed store forwarding, as
+// did the horizontal sums read back float by float (together 2x the time of
+// a row of 49).
 template <class V>
 inline void softmax_rows_v(const float* x, float* y, int64_t rows, int64_t n, bool log) {
   using T = typename V::T;
@@ -243,34 +227,34 @@ inline void softmax_rows_v(const float* x, float* y, int64_t rows, int64_t n, bo
   constexpr int kGroup = 8;
   const float inf = __builtin_huge_valf();
   const int64_t full = n / L * L;
+  const int tn = static_cast<int>(n - full);
   for (int64_t r0 = 0; r0 < rows; r0 += kGroup) {
     const int g = static_cast<int>(rows - r0 < kGroup ? rows - r0 : kGroup);
-    // Each row's tail through a full vector padded with -inf (exp gives 0).
-    alignas(64) float tail[kGroup][L];
+    T tail[kGroup];
     float shift[kGroup];
     double total[kGroup];
     for (int q = 0; q < g; ++q) {
       const float* xr = x + (r0 + q) * n;
-      for (int64_t j = 0; j < L; ++j) tail[q][j] = full + j < n ? xr[full + j] : -inf;
+      tail[q] = V::load_tail(xr + full, tn, -inf);
       // The max skips NaNs (max returns m for a NaN v); a NaN still makes
       // the whole row NaN through its exp and the sum.
-      T m = V::load(tail[q]);
+      T m = tail[q];
       for (int64_t i = 0; i < full; i += L) m = V::max(V::load(xr + i), m);
-      const float mx = lanes_max<V>(m);
+      const float mx = V::hmax(m);
       shift[q] = mx - mx == 0.0f ? mx : 0.0f;  // +-inf shifts by 0, as in the double reference
     }
     for (int q = 0; q < g; ++q) {
       const float* xr = x + (r0 + q) * n;
       float* yr = y + (r0 + q) * n;
       const T sh = V::set1(shift[q]);
-      T sum = exp_v<V>(V::load(tail[q]) - sh);
-      if (!log) V::store(tail[q], sum);
+      T sum = exp_v<V>(tail[q] - sh);
+      if (!log) tail[q] = sum;
       for (int64_t i = 0; i < full; i += L) {
         const T e = exp_v<V>(V::load(xr + i) - sh);
         sum = sum + e;
         if (!log) V::store(yr + i, e);
       }
-      total[q] = lanes_sum<V>(sum);
+      total[q] = V::hsum(sum);
     }
     for (int q = 0; q < g; ++q) {
       const float* xr = x + (r0 + q) * n;
@@ -279,13 +263,12 @@ inline void softmax_rows_v(const float* x, float* y, int64_t rows, int64_t n, bo
       if (log) {
         const T ls = V::set1(static_cast<float>(::log(total[q])));  // libm, not an inline function
         for (int64_t i = 0; i < full; i += L) V::store(yr + i, (V::load(xr + i) - sh) - ls);
-        V::store(tail[q], (V::load(tail[q]) - sh) - ls);
+        V::store_tail(yr + full, (tail[q] - sh) - ls, tn);
       } else {
         const T inv = V::set1(static_cast<float>(1.0 / total[q]));
         for (int64_t i = 0; i < full; i += L) V::store(yr + i, V::load(yr + i) * inv);
-        V::store(tail[q], V::load(tail[q]) * inv);
+        V::store_tail(yr + full, tail[q] * inv, tn);
       }
-      for (int64_t j = full; j < n; ++j) yr[j] = tail[q][j - full];
     }
   }
 }
