@@ -29,7 +29,6 @@
 #include "kernels/cpu/gemm_f32.h"
 #include "kernels/cpu/vec_math_f32.h"
 #include "ops/common.h"
-#include "ops/softmax_rows.h"
 
 namespace kiln {
 
@@ -113,26 +112,22 @@ int64_t rows_per_block(int64_t lq, int64_t lk) {
 }
 
 // Softmax over each of `rows` rows of `s` (row stride lk), in place, after
-// adding the mask rows (nullptr: none). As Softmax's float32 kernel: the
-// vector exp, the sum in double; a row without a finite max shifts by 0.
+// adding the mask rows (nullptr: none): Softmax's float32 row kernel
+// (kernels/cpu/vec_math_f32.h: the vector exp, the sum in double, a row
+// without a finite max shifted by 0).
 void softmax_rows(float* s, int64_t rows, int64_t lk, const float* mask, int64_t mask_row_stride,
-                  int64_t mask_col_stride, VecMathF32Fn exp) {
-  for (int64_t r = 0; r < rows; ++r) {
-    float* row = s + r * lk;
-    if (mask) {
+                  int64_t mask_col_stride, const VecMathF32& vm) {
+  if (mask) {
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = s + r * lk;
       const float* mr = mask + r * mask_row_stride;
       if (mask_col_stride == 1)
         for (int64_t j = 0; j < lk; ++j) row[j] += mr[j];
       else
         for (int64_t j = 0; j < lk; ++j) row[j] += mr[0];
     }
-    const float mx = row_max_f32(row, lk);
-    const float shift = std::isfinite(mx) ? mx : 0.0f;
-    for (int64_t j = 0; j < lk; ++j) row[j] -= shift;
-    exp(row, row, lk);
-    const float sum = static_cast<float>(row_sum_f64(row, lk));
-    for (int64_t j = 0; j < lk; ++j) row[j] /= sum;
   }
+  vm.softmax_rows(s, s, rows, lk, false);
 }
 
 void attention_f32(KernelContext& ctx) {
@@ -156,7 +151,7 @@ void attention_f32(KernelContext& ctx) {
   }
   const int64_t block = rows_per_block(a.lq, a.lk);
   const int64_t blocks = (a.lq + block - 1) / block;
-  const VecMathF32Fn exp = vec_math_f32().exp;
+  const VecMathF32& vm = vec_math_f32();
   const GemmF32Microkernel& kernel = gemm_f32_default_kernel();
   // Each chunk's scores block in the run's scratch memory (the run keeps it:
   // no allocation once it has grown to the largest).
@@ -178,7 +173,7 @@ void attention_f32(KernelContext& ctx) {
         std::fill(scores, scores + rows * a.lk, 0.0f);
       const float* mb = nullptr;
       if (mask) mb = mask + matrix_index(b, a.batch, a.strides[3]) * a.mask_matrix + r0 * a.mask_row_stride;
-      softmax_rows(scores, rows, a.lk, mb, a.mask_row_stride, a.mask_col_stride, exp);
+      softmax_rows(scores, rows, a.lk, mb, a.mask_row_stride, a.mask_col_stride, vm);
       GemmF32Operand pa{scores, a.lk, false}, va{vb, a.dv, false};
       gemm_f32(rows, a.dv, a.lk, 1.0f, pa, va, 0.0f, py + (b * a.lq + r0) * a.dv, a.dv, nullptr, kernel);
     }

@@ -11,7 +11,6 @@
 #include "ir/op_facts.h"
 #include "kernels/cpu/vec_math_f32.h"
 #include "ops/reduce_util.h"
-#include "ops/softmax_rows.h"
 
 namespace kiln {
 
