@@ -10,9 +10,9 @@
 
 #include "core/thread_pool.h"
 #include "ir/op_facts.h"
+#include "kernels/cpu/vec_math_f32.h"
 #include "ops/blocked.h"
 #include "ops/common.h"
-#include "ops/layer_norm_rows.h"
 
 namespace kiln {
 
@@ -59,6 +59,7 @@ class BlockedLayerNormKernel : public Kernel {
     const float* ps = scale.data<float>();
     const float* pb = bias ? bias->data<float>() : nullptr;
     const double eps = epsilon_;
+    const VecMathF32& vm = vec_math_f32();
     ThreadPool* pool = N * tiles * C >= 32768 ? ctx.thread_pool() : nullptr;
     // Each chunk's gathered rows: a slice of the run's scratch memory.
     const int64_t per_chunk = 2 * kTile * C;
@@ -78,8 +79,7 @@ class BlockedLayerNormKernel : public Kernel {
             for (int64_t l = 0; l < lanes; ++l) in[p * C + cb * B + l] = src[l];
           }
         }
-        for (int64_t p = 0; p < np; ++p)
-          layer_norm_row_f32(in + p * C, out + p * C, C, layer_norm_stats_f32(in + p * C, C, eps), ps, pb);
+        vm.layer_norm_rows(in, out, np, C, eps, ps, pb, nullptr, nullptr);
         for (int64_t cb = 0; cb < CB; ++cb) {
           const int64_t lanes = std::min(B, C - cb * B);
           for (int64_t p = 0; p < np; ++p) {

@@ -10,6 +10,7 @@
 
 #include "core/thread_pool.h"
 #include "ir/op_facts.h"
+#include "kernels/cpu/vec_math_f32.h"
 #include "ops/layer_norm_rows.h"
 #include "ops/reduce_util.h"
 
@@ -144,13 +145,10 @@ bool layer_norm_f32(KernelContext& ctx, int64_t axis) {
   float* pmean = ctx.has_output(1) ? ctx.output_uninitialized(1, DType::kFloat32, stat_shape).data<float>() : nullptr;
   float* pinv = ctx.has_output(2) ? ctx.output_uninitialized(2, DType::kFloat32, stat_shape).data<float>() : nullptr;
   ThreadPool* pool = x.numel() >= kParallelElements ? ctx.thread_pool() : nullptr;
+  const VecMathF32& vm = vec_math_f32();
   parallel_for(pool, v.outer, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      RowStats st = layer_norm_stats_f32(px + r * v.n, v.n, eps);
-      layer_norm_row_f32(px + r * v.n, py + r * v.n, v.n, st, scale, bias);
-      if (pmean) pmean[r] = static_cast<float>(static_cast<double>(st.mean) + st.mean_error);
-      if (pinv) pinv[r] = st.inv_std;
-    }
+    vm.layer_norm_rows(px + begin * v.n, py + begin * v.n, end - begin, v.n, eps, scale, bias,
+                       pmean ? pmean + begin : nullptr, pinv ? pinv + begin : nullptr);
   });
   return true;
 }

@@ -1,6 +1,7 @@
-// The float32 row loops of LayerNormalization (ops/layer_norm.cpp), shared
-// with the blocked-layout LayerNorm (ops/blocked_layer_norm.cpp) so both give
-// the same bits.
+// Float32 row statistics and normalization in portable C++ (ops/layer_norm.cpp),
+// used by RMSNormalization and InstanceNormalization (ops/normalization.cpp).
+// LayerNormalization, plain and blocked, runs the per-ISA vector rows of
+// kernels/cpu/vec_math_f32.h (VecMathF32::layer_norm_rows).
 #pragma once
 #include <cstdint>
 

@@ -28,6 +28,13 @@ struct VecMathF32 {
   // shift); a row with a NaN, or without a finite max, becomes NaN as in the
   // double reference.
   void (*softmax_rows)(const float* x, float* y, int64_t rows, int64_t n, bool log);
+  // LayerNormalization of `rows` contiguous rows of n: y = (x - mean) *
+  // inv_std * scale + bias (scale and bias per element, bias may be null),
+  // inv_std = 1 / sqrt(var + eps); the mean is a float plus that float's own
+  // error (subtracted too: it matters where the mean is large against the
+  // spread). mean / inv_std (null: not wanted) get each row's statistics.
+  void (*layer_norm_rows)(const float* x, float* y, int64_t rows, int64_t n, double eps, const float* scale,
+                          const float* bias, float* mean, float* inv_std);
 };
 
 class ThreadPool;

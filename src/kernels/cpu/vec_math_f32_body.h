@@ -273,10 +273,59 @@ inline void softmax_rows_v(const float* x, float* y, int64_t rows, int64_t n, bo
   }
 }
 
+// Per row: the sum (the float mean m), then the sums of x - m and of its
+// square in one sweep (the mean's error and the variance, in double), then
+// one sweep writing y. Tails are masked vectors, filled so that they add 0.
+template <class V>
+inline void layer_norm_rows_v(const float* x, float* y, int64_t rows, int64_t n, double eps, const float* scale,
+                              const float* bias, float* mean, float* inv_std) {
+  using T = typename V::T;
+  constexpr int L = V::kLanes;
+  const int64_t full = n / L * L;
+  const int tn = static_cast<int>(n - full);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * n;
+    float* yr = y + r * n;
+    T acc = V::load_tail(xr + full, tn, 0.0f);
+    for (int64_t i = 0; i < full; i += L) acc = acc + V::load(xr + i);
+    const float m = static_cast<float>(V::hsum(acc)) / static_cast<float>(n);
+    const T mv = V::set1(m);
+    T s1 = V::load_tail(xr + full, tn, m) - mv;
+    T s2 = s1 * s1;
+    for (int64_t i = 0; i < full; i += L) {
+      const T d = V::load(xr + i) - mv;
+      s1 = s1 + d;
+      s2 = V::fma(d, d, s2);
+    }
+    const double dm = V::hsum(s1) / static_cast<double>(n);
+    double var = V::hsum(s2) / static_cast<double>(n) - dm * dm;
+    var = var > 0.0 ? var : 0.0;
+    const float is = static_cast<float>(1.0 / __builtin_sqrt(var + eps));
+    const T dmv = V::set1(static_cast<float>(dm)), iv = V::set1(is);
+    if (bias) {
+      for (int64_t i = 0; i < full; i += L)
+        V::store(yr + i, V::fma(((V::load(xr + i) - mv) - dmv) * iv, V::load(scale + i), V::load(bias + i)));
+      if (tn)
+        V::store_tail(yr + full,
+                      V::fma(((V::load_tail(xr + full, tn, 0.0f) - mv) - dmv) * iv,
+                             V::load_tail(scale + full, tn, 0.0f), V::load_tail(bias + full, tn, 0.0f)),
+                      tn);
+    } else {
+      for (int64_t i = 0; i < full; i += L) V::store(yr + i, ((V::load(xr + i) - mv) - dmv) * iv * V::load(scale + i));
+      if (tn)
+        V::store_tail(yr + full,
+                      ((V::load_tail(xr + full, tn, 0.0f) - mv) - dmv) * iv * V::load_tail(scale + full, tn, 0.0f), tn);
+    }
+    if (mean) mean[r] = static_cast<float>(static_cast<double>(m) + static_cast<float>(dm));
+    if (inv_std) inv_std[r] = is;
+  }
+}
+
 template <class V>
 constexpr VecMathF32 make_vec_math() {
-  return {map_v<V, exp_v<V>>,       map_v<V, sigmoid_v<V>>, map_v<V, silu_v<V>>,     map_v<V, tanh_v<V>>,
-          map_v<V, gelu_tanh_v<V>>, map_v<V, erf_v<V>>,     map_v<V, gelu_erf_v<V>>, softmax_rows_v<V>};
+  return {map_v<V, exp_v<V>>,      map_v<V, sigmoid_v<V>>,   map_v<V, silu_v<V>>,
+          map_v<V, tanh_v<V>>,     map_v<V, gelu_tanh_v<V>>, map_v<V, erf_v<V>>,
+          map_v<V, gelu_erf_v<V>>, softmax_rows_v<V>,        layer_norm_rows_v<V>};
 }
 
 }  // namespace
