@@ -204,13 +204,8 @@ inline void map_v(const float* x, float* y, int64_t n) {
   constexpr int L = V::kLanes;
   int64_t i = 0;
   for (; i + L <= n; i += L) V::store(y + i, F(V::load(x + i)));
-  if (i < n) {
-    // The tail through a full vector, so it gets the same results.
-    float buf[L] = {};
-    for (int64_t j = i; j < n; ++j) buf[j - i] = x[j];
-    V::store(buf, F(V::load(buf)));
-    for (int64_t j = i; j < n; ++j) y[j] = buf[j - i];
-  }
+  // The tail through a full masked vector, so it gets the same results.
+  if (i < n) V::store_tail(y + i, F(V::load_tail(x + i, static_cast<int>(n - i), 0.0f)), static_cast<int>(n - i));
 }
 
 // Rows go in groups of kGroup, each step for all rows of the group before the
