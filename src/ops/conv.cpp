@@ -9,6 +9,7 @@
 #include "ir/epilogue.h"
 #include "ir/op_facts.h"
 #include "kernels/cpu/conv_f32.h"
+#include "kernels/cpu/winograd_f32.h"
 #include "ops/conv_select.h"
 #include "ops/dnnl_plain.h"
 #include "ops/nn_util.h"
@@ -260,19 +261,21 @@ class DnnlPlainConvKernel : public Kernel {
                        window_geometry(node_, Shape(x.shape().begin() + 2, x.shape().end()),
                                        Shape(weights_.shape().begin() + 2, weights_.shape().end()), false, &g)
                            .empty();
-    const std::shared_ptr<dnnl_plain::PlainCall>* call = nullptr;
+    const Plan* plan = nullptr;
     if (valid) {
       const int threads = blocked::threads_of(ctx);
-      call = &calls_.get(x.shape(), [&]() -> std::shared_ptr<dnnl_plain::PlainCall> {
+      plan = &calls_.get(x.shape(), [&]() -> Plan {
         dnnl_glue::use_threads(threads);
         try {
-          return prepare(x.shape(), M, g);
+          if (auto frames = prepare_frames(x.shape(), M, g)) return Plan{nullptr, std::move(frames)};
+          return Plan{prepare(x.shape(), M, g), nullptr};
         } catch (const dnnl::error&) {
-          return nullptr;
+          return Plan{};
         }
       });
     }
-    if (!call || !*call || std::any_of(g.out.begin(), g.out.end(), [](int64_t o) { return o <= 0; })) {
+    if (!plan || (!plan->call && !plan->frames) ||
+        std::any_of(g.out.begin(), g.out.end(), [](int64_t o) { return o <= 0; })) {
       fallback_.run(ctx);  // validates and reports, or computes what oneDNN does not
       return;
     }
@@ -280,11 +283,94 @@ class DnnlPlainConvKernel : public Kernel {
     y_shape.insert(y_shape.end(), g.out.begin(), g.out.end());
     Tensor& y = ctx.output_uninitialized(0, DType::kFloat32, y_shape);
     if (y.numel() == 0) return;
-    (*call)->run(ctx, x.raw(), y.raw(), blocked::threads_of(ctx));
+    if (plan->frames) {
+      plan->frames->run(ctx, x.data<float>(), y.data<float>(), x.dim(0));
+      return;
+    }
+    plan->call->run(ctx, x.raw(), y.raw(), blocked::threads_of(ctx));
     if (!steps_.empty()) apply_epilogue(steps_, y, ctx.thread_pool());
   }
 
  private:
+  // A 3-D conv whose kernel is one frame deep (1 x k x k, stride 1 and no
+  // padding in time: the spatial half of R(2+1)D's and S3D's separable
+  // convs) is a 2-D conv of every frame: it runs as one, on Winograd where
+  // the 2-D rule picks it (3x3, ops/conv_select.h), its N x D frames as the
+  // images of the blocked layout. Each batch item is reordered once in and
+  // once out (oneDNN reorders, [C, D, H, W] <-> [D][C/b][H][W][b]), as
+  // oneDNN's own 3-D conv reorders between the plain and its blocked layout.
+  struct FramesCall {
+    std::unique_ptr<dnnl_glue::Call> in, out;  // one batch item
+    std::shared_ptr<const WinogradF32Conv> conv;
+    WinogradF32Geometry g;                  // N = the frames of one batch item
+    int64_t in_floats = 0, out_floats = 0;  // blocked, one batch item
+    int64_t x_item = 0, y_item = 0;         // plain floats per batch item
+
+    void run(KernelContext& ctx, const float* x, float* y, int64_t batch) const {
+      ThreadPool* pool = ctx.thread_pool();
+      const int threads = blocked::threads_of(ctx);
+      const size_t xb = size_t(in_floats) * 4, yb = size_t(out_floats) * 4, wb = conv->workspace_bytes(g, pool);
+      auto* scratch = static_cast<std::byte*>(ctx.scratch(xb + yb + wb + 128));
+      auto* bx = reinterpret_cast<float*>(scratch);
+      auto* by = reinterpret_cast<float*>(scratch + (xb + 63) / 64 * 64);
+      void* ws = scratch + (xb + 63) / 64 * 64 + (yb + 63) / 64 * 64;
+      for (int64_t n = 0; n < batch; ++n) {
+        in->run({x + n * x_item, bx}, threads, nullptr);
+        conv->run(g, bx, by, pool, nullptr, ws);
+        out->run({by, y + n * y_item}, threads, nullptr);
+      }
+    }
+  };
+  struct Plan {
+    std::shared_ptr<dnnl_plain::PlainCall> call;
+    std::shared_ptr<const FramesCall> frames;
+  };
+
+  std::shared_ptr<const FramesCall> prepare_frames(const Shape& x_shape, int64_t M, const WindowGeometry& g) const {
+    if (x_shape.size() != 5 || group_ != 1 || weights_.dim(2) != 1 || g.strides[0] != 1 || g.pads_begin[0] != 0 ||
+        g.pads_end[0] != 0 || !WinogradF32Conv::available())
+      return nullptr;
+    ConvProblem p;
+    const int64_t D = x_shape[2], C = x_shape[1];
+    p.n = D, p.c = C, p.m = M, p.group = 1, p.h = x_shape[3], p.w = x_shape[4];
+    p.kh = weights_.dim(3), p.kw = weights_.dim(4);
+    p.strides = {g.strides[1], g.strides[2]}, p.dilations = {g.dilations[1], g.dilations[2]};
+    p.pads_begin = {g.pads_begin[1], g.pads_begin[2]}, p.pads_end = {g.pads_end[1], g.pads_end[2]};
+    p.out_h = g.out[1], p.out_w = g.out[2];
+    p.blocked = true, p.block = WinogradF32Conv::block();
+    if (rank_conv_algorithms(p, winograd_mode())[0] != ConvAlgo::kWinograd) return nullptr;
+    auto f = std::make_shared<FramesCall>();
+    {
+      std::lock_guard<std::mutex> lock(frames_mutex_);
+      if (!winograd_)  // [M, C, 1, 3, 3] is [M, C, 3, 3]
+        winograd_ = std::make_shared<const WinogradF32Conv>(
+            weights_.data<float>(), bias_.defined() ? bias_.data<float>() : nullptr, C, M, epilogue_of(node_));
+      f->conv = winograd_;
+    }
+    f->g.N = D, f->g.H = p.h, f->g.W = p.w, f->g.pad_top = p.pads_begin[0], f->g.pad_left = p.pads_begin[1];
+    f->g.OH = p.out_h, f->g.OW = p.out_w;
+    const int64_t B = p.block, OHW = p.out_h * p.out_w, HW = p.h * p.w;
+    f->in_floats = D * ((C + B - 1) / B) * B * HW;
+    f->out_floats = D * ((M + B - 1) / B) * B * OHW;
+    f->x_item = C * D * HW;
+    f->y_item = M * D * OHW;
+    using dnnl::memory;
+    const auto frames = [&](int64_t ch, int64_t h, int64_t w) {  // [D, ch, h, w] of a plain [ch, D, h, w]
+      return memory::desc({D, ch, h, w}, dnnl_plain::kF32, memory::dims{h * w, D * h * w, w, 1});
+    };
+    const auto tag = dnnl_glue::blocked_tag(B);
+    const auto reorder = [](const memory::desc& from, const memory::desc& to) {
+      dnnl::reorder::primitive_desc rpd(dnnl_glue::engine(), from, dnnl_glue::engine(), to,
+                                        dnnl_glue::attr_for_concurrent_runs());
+      return std::make_unique<dnnl_glue::Call>(
+          dnnl::reorder(rpd), rpd.scratchpad_desc(),
+          std::vector<std::pair<int, memory::desc>>{{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
+    };
+    f->in = reorder(frames(C, p.h, p.w), memory::desc({D, C, p.h, p.w}, dnnl_plain::kF32, tag));
+    f->out = reorder(memory::desc({D, M, p.out_h, p.out_w}, dnnl_plain::kF32, tag), frames(M, p.out_h, p.out_w));
+    return f;
+  }
+
   std::shared_ptr<dnnl_plain::PlainCall> prepare(const Shape& x_shape, int64_t M, const WindowGeometry& g) const {
     using namespace dnnl_plain;
     const memory::dims src_dims(x_shape.begin(), x_shape.end());
@@ -323,7 +409,9 @@ class DnnlPlainConvKernel : public Kernel {
   dnnl::primitive_attr attr_;
   std::vector<EpilogueStep> steps_;  // when oneDNN has no post-op for them
   dnnl_plain::PackedWeights packed_;
-  blocked::ShapeCache<std::shared_ptr<dnnl_plain::PlainCall>> calls_;
+  blocked::ShapeCache<Plan> calls_;
+  mutable std::mutex frames_mutex_;
+  mutable std::shared_ptr<const WinogradF32Conv> winograd_;  // the frames' 2-D conv, made once
   ConvKernel fallback_;
 };
 
