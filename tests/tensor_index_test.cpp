@@ -220,7 +220,7 @@ TEST(TensorIndex, TopKLongRowsThreadedAgainstStableSort) {
   std::uniform_int_distribution<int> d(0, 50);  // many ties
   for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = i % 97 == 0 ? NAN : static_cast<float>(d(rng));
   for (int largest : {1, 0})
-    for (int64_t k : {1, 16, 300}) {
+    for (int64_t k : {0, 1, 16, 64, 65, 300}) {  // both sides of the insertion path's limit (64)
       auto out = run_node({.op = "TopK",
                            .opset = 11,
                            .inputs = {x, make_i64({1}, {k})},

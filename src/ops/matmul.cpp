@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/thread_pool.h"
 #include "ir/op_facts.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/gemm_f32.h"
@@ -351,10 +352,24 @@ class MatMulKernel : public Kernel {
                {b.data<float>(), p.N, false, packed}, 0.0f, y.data<float>(), p.N, ctx.thread_pool());
       return;
     }
-    for (size_t i = 0; i < nb; ++i)
+    auto one = [&](size_t i, ThreadPool* pool) {
       gemm_f32(p.M, p.N, p.K, 1.0f, {a.data<float>() + p.a_offsets[i], p.K},
                {b.data<float>() + p.b_offsets[i], p.N, false, p.b_offsets[i] == 0 ? packed : nullptr}, 0.0f,
-               y.data<float>() + static_cast<int64_t>(i) * p.M * p.N, p.N, ctx.thread_pool());
+               y.data<float>() + static_cast<int64_t>(i) * p.M * p.N, p.N, pool);
+    };
+    // Many small products (attention's q k^T per window and head: 49 x 32 x
+    // 49, below gemm_f32's threading threshold) run side by side, each on
+    // one thread: one after the other, a second thread sat idle. Few large
+    // ones split each product.
+    ThreadPool* pool = ctx.thread_pool();
+    const int threads = pool ? pool->num_threads() : 1;
+    if (threads > 1 && nb >= static_cast<size_t>(threads) && p.M * p.N * p.K < 1024 * 1024) {
+      parallel_for(pool, static_cast<int64_t>(nb), [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) one(static_cast<size_t>(i), nullptr);
+      });
+      return;
+    }
+    for (size_t i = 0; i < nb; ++i) one(i, pool);
   }
 
  private:

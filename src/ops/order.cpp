@@ -38,6 +38,9 @@ void split_at_axis(const Shape& s, int64_t axis, int64_t* outer, int64_t* n, int
 
 // ----------------------------------------------------------------------- TopK
 
+// Up to this k, rows are selected by insertion (below), beyond by partial_sort.
+constexpr int64_t kInsertionTopK = 64;
+
 OpSchema topk_schema(int since, int until) {
   OpSchema s;
   s.name = "TopK";
@@ -100,15 +103,40 @@ OpSchema topk_schema(int since, int until) {
         for (int64_t r = begin; r < end; ++r) {
           const int64_t o = r / inner, j = r % inner;
           for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = px[(o * n + i) * inner + j];
-          std::iota(order.begin(), order.end(), int64_t{0});
-          auto before = [&](int64_t a, int64_t b) {
-            const T& va = v[static_cast<size_t>(a)];
-            const T& vb = v[static_cast<size_t>(b)];
-            if (largest ? less_nan_last(vb, va) : less_nan_last(va, vb)) return true;
-            if (largest ? less_nan_last(va, vb) : less_nan_last(vb, va)) return false;
-            return a < b;
-          };
-          std::partial_sort(order.begin(), order.begin() + k, order.end(), before);
+          if (k <= kInsertionTopK) {
+            // A kNN's k of 16 from rows of 512: one pass keeping the k best
+            // in order; an element must beat the k-th to get in (most do
+            // not), and goes after the equal ones already in (they have
+            // smaller indices). 5-10x partial_sort's index comparisons.
+            int64_t count = 0;
+            for (int64_t i = 0; i < n; ++i) {
+              const T& x = v[static_cast<size_t>(i)];
+              auto better = [&](int64_t at) {
+                const T& y = v[static_cast<size_t>(order[static_cast<size_t>(at)])];
+                return largest ? less_nan_last(y, x) : less_nan_last(x, y);
+              };
+              int64_t pos;
+              if (count == k) {
+                if (k == 0 || !better(k - 1)) continue;
+                pos = k - 1;
+              } else {
+                pos = count++;
+              }
+              for (; pos > 0 && better(pos - 1); --pos)
+                order[static_cast<size_t>(pos)] = order[static_cast<size_t>(pos - 1)];
+              order[static_cast<size_t>(pos)] = i;
+            }
+          } else {
+            std::iota(order.begin(), order.end(), int64_t{0});
+            auto before = [&](int64_t a, int64_t b) {
+              const T& va = v[static_cast<size_t>(a)];
+              const T& vb = v[static_cast<size_t>(b)];
+              if (largest ? less_nan_last(vb, va) : less_nan_last(va, vb)) return true;
+              if (largest ? less_nan_last(va, vb) : less_nan_last(vb, va)) return false;
+              return a < b;
+            };
+            std::partial_sort(order.begin(), order.begin() + k, order.end(), before);
+          }
           if (!sorted) std::sort(order.begin(), order.begin() + k);  // by index: any order is allowed
           for (int64_t t = 0; t < k; ++t) {
             const int64_t off = (o * k + t) * inner + j;
