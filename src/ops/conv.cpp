@@ -359,15 +359,9 @@ class DnnlPlainConvKernel : public Kernel {
       return memory::desc({D, ch, h, w}, dnnl_plain::kF32, memory::dims{h * w, D * h * w, w, 1});
     };
     const auto tag = dnnl_glue::blocked_tag(B);
-    const auto reorder = [](const memory::desc& from, const memory::desc& to) {
-      dnnl::reorder::primitive_desc rpd(dnnl_glue::engine(), from, dnnl_glue::engine(), to,
-                                        dnnl_glue::attr_for_concurrent_runs());
-      return std::make_unique<dnnl_glue::Call>(
-          dnnl::reorder(rpd), rpd.scratchpad_desc(),
-          std::vector<std::pair<int, memory::desc>>{{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
-    };
-    f->in = reorder(frames(C, p.h, p.w), memory::desc({D, C, p.h, p.w}, dnnl_plain::kF32, tag));
-    f->out = reorder(memory::desc({D, M, p.out_h, p.out_w}, dnnl_plain::kF32, tag), frames(M, p.out_h, p.out_w));
+    f->in = dnnl_plain::make_reorder(frames(C, p.h, p.w), memory::desc({D, C, p.h, p.w}, dnnl_plain::kF32, tag));
+    f->out = dnnl_plain::make_reorder(memory::desc({D, M, p.out_h, p.out_w}, dnnl_plain::kF32, tag),
+                                      frames(M, p.out_h, p.out_w));
     return f;
   }
 

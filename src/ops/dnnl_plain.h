@@ -49,6 +49,16 @@ struct PlainCall {
   }
 };
 
+// A reorder from `from` to `to` as a call that runs concurrently with others;
+// its data are given per run (from, to).
+inline std::unique_ptr<dnnl_glue::Call> make_reorder(const memory::desc& from, const memory::desc& to) {
+  dnnl::reorder::primitive_desc rpd(dnnl_glue::engine(), from, dnnl_glue::engine(), to,
+                                    dnnl_glue::attr_for_concurrent_runs());
+  return std::make_unique<dnnl_glue::Call>(
+      dnnl::reorder(rpd), rpd.scratchpad_desc(),
+      std::vector<std::pair<int, memory::desc>>{{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
+}
+
 // Wraps primitive `p` of descriptor `pd` (its src and dst made with `any`)
 // between the plain `src` and `dst`; `fixed`: its constant arguments.
 template <typename PrimitiveDesc, typename Primitive>
@@ -59,19 +69,12 @@ std::shared_ptr<PlainCall> make_plain_call(const PrimitiveDesc& pd, Primitive p,
       std::move(p), pd.scratchpad_desc(),
       std::vector<std::pair<int, memory::desc>>{{DNNL_ARG_SRC, pd.src_desc()}, {DNNL_ARG_DST, pd.dst_desc()}},
       std::move(fixed));
-  auto reorder = [](const memory::desc& from, const memory::desc& to) {
-    dnnl::reorder::primitive_desc rpd(dnnl_glue::engine(), from, dnnl_glue::engine(), to,
-                                      dnnl_glue::attr_for_concurrent_runs());
-    return std::make_unique<dnnl_glue::Call>(
-        dnnl::reorder(rpd), rpd.scratchpad_desc(),
-        std::vector<std::pair<int, memory::desc>>{{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
-  };
   if (pd.src_desc() != src) {
-    call->src_in = reorder(src, pd.src_desc());
+    call->src_in = make_reorder(src, pd.src_desc());
     call->src_bytes = pd.src_desc().get_size();
   }
   if (pd.dst_desc() != dst) {
-    call->dst_out = reorder(pd.dst_desc(), dst);
+    call->dst_out = make_reorder(pd.dst_desc(), dst);
     call->dst_bytes = pd.dst_desc().get_size();
   }
   return call;
