@@ -26,30 +26,30 @@ expect_rc() {  # expect_rc RC CMD...: runs CMD, checks its exit status
 expect_rc 0 "$kiln" compare "$model" --ref "$data"
 grep -q PASS "$tmp/out.txt"
 # Against kiln at --opt-level 0, final outputs and every layer.
-expect_rc 0 "$kiln" compare "$model" --ref kiln --format json
+expect_rc 0 "$kiln" compare "$model" --shapes 1x1x8x8 --ref kiln --format json
 cp "$tmp/out.txt" "$tmp/plain.json"
-expect_rc 0 "$kiln" compare "$model" --ref kiln --per-layer --format json
+expect_rc 0 "$kiln" compare "$model" --shapes 1x1x8x8 --ref kiln --per-layer --format json
 cp "$tmp/out.txt" "$tmp/layers.json"
 
 # A perturbed node: the outputs fail, and --per-layer points at it (the
 # layers before it agree, so it is the first).
 victim=/features/features.3/Conv
-KILN_TEST_PERTURB_NODE=$victim expect_rc 2 "$kiln" compare "$model" --ref kiln
+KILN_TEST_PERTURB_NODE=$victim expect_rc 2 "$kiln" compare "$model" --shapes 1x1x8x8 --ref kiln
 grep -q FAIL "$tmp/out.txt"
-KILN_TEST_PERTURB_NODE=$victim expect_rc 2 "$kiln" compare "$model" --ref kiln --per-layer --format json
+KILN_TEST_PERTURB_NODE=$victim expect_rc 2 "$kiln" compare "$model" --shapes 1x1x8x8 --ref kiln --per-layer --format json
 cp "$tmp/out.txt" "$tmp/bad.json"
-KILN_TEST_PERTURB_NODE=$victim expect_rc 2 "$kiln" compare "$model" --ref kiln --per-layer
+KILN_TEST_PERTURB_NODE=$victim expect_rc 2 "$kiln" compare "$model" --shapes 1x1x8x8 --ref kiln --per-layer
 grep -q "first divergence: node '$victim' (Conv)" "$tmp/out.txt"
 # The reference files are no help to a broken kernel either.
 KILN_TEST_PERTURB_NODE=/classifier/Gemm expect_rc 2 "$kiln" compare "$model" --ref "$data"
 
 # Reference files written by kiln run, one of them then changed.
-"$kiln" run "$model" --output-dir "$tmp/ref" --seed 5 > /dev/null
-expect_rc 0 "$kiln" compare "$model" --ref "$tmp/ref" --seed 5 --atol 0 --rtol 0
+"$kiln" run "$model" --shapes 1x1x8x8 --output-dir "$tmp/ref" --seed 5 > /dev/null
+expect_rc 0 "$kiln" compare "$model" --shapes 1x1x8x8 --ref "$tmp/ref" --seed 5 --atol 0 --rtol 0
 /usr/bin/python3 -c "
 import numpy as np, sys
 p = sys.argv[1]; a = np.load(p); a.flat[3] += 0.5; np.save(p, a)" "$tmp/ref/logits.npy"
-expect_rc 2 "$kiln" compare "$model" --ref "$tmp/ref" --seed 5 --format json
+expect_rc 2 "$kiln" compare "$model" --shapes 1x1x8x8 --ref "$tmp/ref" --seed 5 --format json
 cp "$tmp/out.txt" "$tmp/changed.json"
 
 python3 - "$tmp" "$victim" <<'PY'
@@ -79,21 +79,21 @@ PY
 # Bad use: exit 1 and a message naming the problem.
 expect_rc 1 "$kiln" compare "$tmp/missing.onnx" --ref kiln
 grep -q "missing.onnx" "$tmp/err.txt"
-expect_rc 1 "$kiln" compare "$model" --ref "$tmp/no-such-dir"
+expect_rc 1 "$kiln" compare "$model" --shapes 1x1x8x8 --ref "$tmp/no-such-dir"
 grep -q "no-such-dir" "$tmp/err.txt"
 expect_rc 1 "$kiln" compare "$model" --ref "$data" --per-layer
 grep -q "per-layer" "$tmp/err.txt"
-expect_rc 1 "$kiln" compare "$model" --ref kiln --format yaml
-expect_rc 1 "$kiln" compare "$model" --ref ort --ort-dir "$tmp/no-ort"
+expect_rc 1 "$kiln" compare "$model" --shapes 1x1x8x8 --ref kiln --format yaml
+expect_rc 1 "$kiln" compare "$model" --shapes 1x1x8x8 --ref ort --ort-dir "$tmp/no-ort"
 grep -q "not installed" "$tmp/err.txt"
 expect_rc 0 "$kiln" compare --help
 
 # Against ONNX Runtime, when it is installed.
 ort_dir="${KILN_ORT_DIR:-$repo/bench/.cache}"
 if [ -f "$ort_dir/node_modules/onnxruntime-node/package.json" ] && command -v node > /dev/null; then
-  expect_rc 0 "$kiln" compare "$model" --ref ort --per-layer --ort-dir "$ort_dir"
+  expect_rc 0 "$kiln" compare "$model" --shapes 1x1x8x8 --ref ort --per-layer --ort-dir "$ort_dir"
   grep -q "no divergence" "$tmp/out.txt"
-  KILN_TEST_PERTURB_NODE=$victim expect_rc 2 "$kiln" compare "$model" --ref ort --per-layer --ort-dir "$ort_dir"
+  KILN_TEST_PERTURB_NODE=$victim expect_rc 2 "$kiln" compare "$model" --shapes 1x1x8x8 --ref ort --per-layer --ort-dir "$ort_dir"
   grep -q "first divergence: node '$victim'" "$tmp/out.txt"
   echo "compare vs ONNX Runtime ok"
 else

@@ -9,12 +9,12 @@ src="$2"
 digits="$src/models/digits/model.onnx"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-"$kiln" inspect "$digits" --format json > "$tmp/d.json"
-"$kiln" inspect "$digits" --format csv > "$tmp/d.csv"
-"$kiln" inspect "$digits" --format yaml > "$tmp/d.yaml"
+"$kiln" inspect "$digits" --shapes image:1x1x8x8 --format json > "$tmp/d.json"
+"$kiln" inspect "$digits" --shapes 1x1x8x8 --format csv > "$tmp/d.csv"
+"$kiln" inspect "$digits" --shapes 1x1x8x8 --format yaml > "$tmp/d.yaml"
 "$kiln" inspect "$digits" --shapes image:4x1x8x8 --format json > "$tmp/d4.json"
-"$kiln" inspect "$digits" --optimized --format json > "$tmp/opt.json"
-"$kiln" inspect "$digits" > "$tmp/d.txt"
+"$kiln" inspect "$digits" --shapes 1x1x8x8 --optimized --format json > "$tmp/opt.json"
+"$kiln" inspect "$digits" --shapes 1x1x8x8 > "$tmp/d.txt"
 grep -q "^op histogram" "$tmp/d.txt"
 grep -q "^total " "$tmp/d.txt"
 "$kiln" inspect "$src/tests/bad_models/unsupported_reasons.onnx" --format json > "$tmp/u.json"
@@ -29,7 +29,7 @@ for key in ("inputs", "outputs", "opsets", "op_histogram", "unsupported", "nodes
             "initializers", "ir_version", "producer"):
     assert key in j, key
 assert j["inputs"][0]["name"] == "image" and j["inputs"][0]["shape"] == ["batch", 1, 8, 8], j["inputs"]
-assert j["assumed_dims"] == {"batch": 1}, j["assumed_dims"]
+assert j["inputs"][0]["analysis_shape"] == [1, 1, 8, 8], j["inputs"]
 assert j["unsupported"] == []
 nodes = j["nodes"]
 assert all({"name", "op", "macs", "flops", "params"} <= set(n) for n in nodes), nodes[:1]
@@ -43,7 +43,7 @@ for n in nodes:
         assert n["flops"] == 2 * n["macs"], n
 # Batch 4 costs 4 times batch 1.
 j4 = json.load(open(f"{d}/d4.json"))
-assert j4["totals"]["macs"] == 4 * t["macs"] and j4["assumed_dims"] == {}, j4["totals"]
+assert j4["totals"]["macs"] == 4 * t["macs"], j4["totals"]
 # After the optimizer: fewer nodes (Relu fused into Conv), the same MACs.
 o = json.load(open(f"{d}/opt.json"))
 assert o["graph"] == "optimized" and o["totals"]["macs"] == t["macs"], o["totals"]
@@ -84,4 +84,8 @@ expect_error "'nope'" "$digits" --shapes nope:1x1x8x8
 expect_error "input 'image'" "$digits" --shapes image:1x8x8
 expect_error "input 'image'" "$digits" --shapes image:1x3x8x8
 expect_error "--format" "$digits" --format xml
+# Dynamic dims are never guessed: the error lists the input and an example.
+expect_error "image: float[batch x 1 x 8 x 8]" "$digits"
+expect_error "for example: --shapes image:1x1x8x8" "$digits"
+expect_error "more than one shape without an input name" "$digits" --shapes 1x1x8x8,2x1x8x8
 exit $fail

@@ -25,7 +25,7 @@ soname=$(objdump -p "$lib" | awk '/SONAME/{print $2}')
 [ -e "$p/lib/$soname" ] && [ -e "$p/lib/libkiln.so" ] || fail "SONAME/dev symlinks missing"
 # The installed CLI finds its library through its RPATH, from any folder.
 "$p/bin/kiln" --version | grep -q "^kiln [0-9]" || fail "installed kiln --version"
-"$p/bin/kiln" run "$p/share/kiln/models/digits/model.onnx" > "$tmp/run.txt" || fail "installed kiln run"
+"$p/bin/kiln" run "$p/share/kiln/models/digits/model.onnx" --input image="$p/share/kiln/models/digits/samples/digits10.npy" > "$tmp/run.txt" || fail "installed kiln run"
 grep -q "output logits" "$tmp/run.txt" || fail "installed kiln run printed no logits"
 
 # The README's consumer project, verbatim.

@@ -7,11 +7,11 @@ kiln="$1"
 model="$2"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-"$kiln" profile "$model" -n 4 --warmup 1 --format json --trace "$tmp/trace.json" --peak-gflops 100 > "$tmp/p.json"
-"$kiln" profile "$model" -n 20 --warmup 2 --format json --threads 1 --peak-gflops 100 > "$tmp/p1.json"
-"$kiln" profile "$model" -n 2 --warmup 0 --format json --opt-level 0 --peak-gflops 100 > "$tmp/p0.json"
-"$kiln" profile "$model" -n 2 --warmup 0 --format csv > "$tmp/p.csv"
-"$kiln" profile "$model" -n 2 --warmup 0 --top 3 > "$tmp/p.txt"
+"$kiln" profile "$model" --shapes 1x1x8x8 -n 4 --warmup 1 --format json --trace "$tmp/trace.json" --peak-gflops 100 > "$tmp/p.json"
+"$kiln" profile "$model" --shapes 1x1x8x8 -n 20 --warmup 2 --format json --threads 1 --peak-gflops 100 > "$tmp/p1.json"
+"$kiln" profile "$model" --shapes 1x1x8x8 -n 2 --warmup 0 --format json --opt-level 0 --peak-gflops 100 > "$tmp/p0.json"
+"$kiln" profile "$model" --shapes 1x1x8x8 -n 2 --warmup 0 --format csv > "$tmp/p.csv"
+"$kiln" profile "$model" --shapes 1x1x8x8 -n 2 --warmup 0 --top 3 > "$tmp/p.txt"
 if "$kiln" profile "$model" --format yaml 2> "$tmp/err.txt"; then echo "bad --format accepted"; exit 1; fi
 grep -q "format" "$tmp/err.txt"
 python3 - "$tmp" <<'PY'

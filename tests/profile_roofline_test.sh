@@ -14,7 +14,7 @@ die() {
 }
 # Fixed roofs: 100 GFLOP/s, 200 GB/s from L2, 20 GB/s from DRAM.
 roofs=(--peak-gflops 100 --l2-gbps 200 --dram-gbps 20)
-run=(-n 3 --warmup 1)
+run=(--shapes 1x1x8x8 -n 3 --warmup 1)
 
 # Measured roofs (the FMA loop and the streams), the listing's columns.
 "$kiln" profile "$model" "${run[@]}" --below 0.3 > "$tmp/below.txt" || die "profile --below 0.3"
@@ -52,7 +52,7 @@ done
 # so every node has bytes and FLOPs as with the ONNX model.
 "$kiln" build "$model" -o "$tmp/dyn.kiln" --min-shapes image:1x1x8x8 --opt-shapes image:2x1x8x8 \
   --max-shapes image:4x1x8x8 > /dev/null
-"$kiln" profile "$tmp/dyn.kiln" "${run[@]}" "${roofs[@]}" --shapes image:4x1x8x8 --format json > "$tmp/engine.json"
+"$kiln" profile "$tmp/dyn.kiln" -n 3 --warmup 1 "${roofs[@]}" --shapes image:4x1x8x8 --format json > "$tmp/engine.json"
 
 python3 - "$tmp" <<'PY'
 import csv, json, re, sys

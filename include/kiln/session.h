@@ -37,7 +37,8 @@ struct TensorInfo {
 
 struct SessionOptions {
   // Fixed sizes for symbolic or unknown input dims, applied before shape
-  // inference: {"image", {1, 3, 224, 224}}.
+  // inference: {"image", {1, 3, 224, 224}}. The name "" stands for the
+  // model's only input (an error when it has several).
   std::map<std::string, Shape> input_shapes;
   // Threads of the session's intra-op pool, the calling thread included;
   // 0 = the number of physical cores.

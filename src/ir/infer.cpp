@@ -110,8 +110,25 @@ void infer_graph(Graph& g, std::vector<UnsupportedNode>* unsupported) {
   }
 }
 
+namespace {
+
+// The one input a model must be fed: "--shapes 1x3x224x224" needs no name then.
+std::string only_required_input(const Graph& g) {
+  std::vector<std::string> required;
+  for (const Value* v : g.inputs)
+    if (!v->initializer) required.push_back(v->name);
+  if (required.size() == 1) return required[0];
+  std::string names;
+  for (const auto& n : required) names += (names.empty() ? "" : ", ") + n;
+  throw Error("a shape without an input name needs a model with one input; this one has " +
+              std::to_string(required.size()) + (required.empty() ? "" : ": " + names) + " (write NAME:1x3x224x224)");
+}
+
+}  // namespace
+
 void bind_input_shapes(Graph& g, const std::map<std::string, Shape>& shapes) {
-  for (const auto& [name, shape] : shapes) {
+  for (const auto& [given_name, shape] : shapes) {
+    std::string name = given_name.empty() ? only_required_input(g) : given_name;
     Value* v = g.find(name);
     if (!v || !v->is_graph_input) throw Error("--shapes names '" + name + "', which is not an input of the model");
     if (v->type.shape && v->type.shape->size() != shape.size())

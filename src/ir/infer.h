@@ -32,7 +32,8 @@ void infer_graph(Graph& g, std::vector<std::string>* unsupported);
 
 // Gives graph inputs the shapes the user chose (SessionOptions::input_shapes,
 // the CLI's --shapes): each must name an input, match its rank and agree with
-// its fixed dims; symbolic dims take the given sizes. kiln::Error otherwise.
+// its fixed dims; symbolic dims take the given sizes. The name "" means the
+// model's only input that has no default. kiln::Error otherwise.
 void bind_input_shapes(Graph& g, const std::map<std::string, Shape>& shapes);
 
 // Infers the output types of one resolved node again, keeping what is

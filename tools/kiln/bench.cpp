@@ -238,8 +238,7 @@ void bench_main(const BenchArgs& a) {
   LoadedSession loaded = load_session(a, shapes);
   const Session& s = loaded.session;
 
-  Feed feed = load_input_files(a.inputs);
-  complete_feed(s, feed, shapes, a.seed, a.json ? nullptr : stdout);
+  Feed feed = make_feed(s, a, shapes, a.json ? nullptr : stdout);
   int64_t batch = batch_of(s, feed);
 
   Timing timing = time_runs(s, feed, a, "", isatty(STDOUT_FILENO));
@@ -363,7 +362,7 @@ ShapeResult time_shape(const Session& s, const BenchArgs& a, const ShapeSweep& s
   if (memory.per_shape && !reset_peak_rss(why)) throw Error("resetting the peak RSS before " + r.label + ": " + why);
   try {
     Feed feed = files;
-    complete_feed(s, feed, shapes, a.seed, nullptr);
+    complete_feed(s, feed, shapes, parse_value_ranges(a.val_ranges), a.seed, nullptr);
     std::string label = "[" + std::to_string(step + 1) + "/" + std::to_string(sweep.steps.size()) + "] ";
     r.timing = time_runs(s, feed, a, label, isatty(STDERR_FILENO));
   } catch (const std::exception& e) {
@@ -419,7 +418,8 @@ struct SweepSetup {
 };
 
 SweepSetup open_sweep(const BenchArgs& a, const std::string& spec) {
-  SweepSetup setup{parse_shape_sweep(spec), parse_shapes(a.shapes), load_input_files(a.inputs), load_session(a, {})};
+  SweepSetup setup{parse_shape_sweep(spec), parse_shapes(a.shapes), {}, load_session(a, {})};
+  setup.files = load_inputs(a.inputs, setup.loaded.session);
   check_sweep(setup.loaded.session, setup.sweep, setup.fixed, setup.files);
   return setup;
 }
@@ -502,7 +502,7 @@ void random_shapes_main(const BenchArgs& a) {
       numel += shape_numel(sweep.steps[k][i]);
     }
     Feed feed = setup.files;
-    complete_feed(s, feed, shapes, a.seed + k, nullptr);
+    complete_feed(s, feed, shapes, parse_value_ranges(a.val_ranges), a.seed + k, nullptr);
     feeds.push_back(std::move(feed));
     if (numel > largest_numel) largest_numel = numel, largest = k;
   }

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,12 +16,13 @@ namespace kiln::cli {
 // add_session_flags so that they read, validate and explain themselves the
 // same everywhere. Commands' argument structs derive from it.
 struct SessionFlags {
-  std::string model;                // MODEL: an ONNX model or a kiln engine
-  std::vector<std::string> inputs;  // --input NAME=FILE (repeatable)
-  std::string shapes;               // --shapes NAME:1x3x224x224,...
-  int threads = 0;                  // --threads (0: the physical cores)
-  int opt_level = 2;                // --opt-level / -O
-  uint64_t seed = 0;                // --seed
+  std::string model;                    // MODEL: an ONNX model or a kiln engine
+  std::vector<std::string> inputs;      // --input NAME=FILE or NAME=VALUE (repeatable)
+  std::string shapes;                   // --shapes NAME:1x3x224x224,...
+  std::vector<std::string> val_ranges;  // --val-range [NAME:]LO,HI (repeatable)
+  int threads = 0;                      // --threads (0: the physical cores)
+  int opt_level = 2;                    // --opt-level / -O
+  uint64_t seed = 0;                    // --seed
 };
 enum SessionFlag : unsigned {
   kModelFlag = 1,
@@ -34,10 +36,10 @@ enum SessionFlag : unsigned {
 // Adds the flags in `which` (a SessionFlag mask) to `cmd`, bound to `f`.
 void add_session_flags(CLI::App* cmd, SessionFlags& f, unsigned which);
 
-// "a:1x3x224x224,b:2x4" -> {a: [1,3,224,224], b: [2,4]}; kiln::Error on bad text.
+// "a:1x3x224x224,b:2x4" -> {a: [1,3,224,224], b: [2,4]}; an item without a
+// name ("1x3x224x224") is stored under "" (the model's only input: see
+// SessionOptions::input_shapes). kiln::Error on bad text.
 std::map<std::string, Shape> parse_shapes(const std::string& text);
-// "1x3x224x224" -> [1, 3, 224, 224]; a bad dim throws kiln::Error
-// "FLAG: bad dimension 'D' in 'ITEM'".
 Shape parse_dims(const std::string& dims, const std::string& flag, const std::string& item);
 // --shapes-sweep: the shapes to bench one after another. Each step gives every
 // swept input a shape; the inputs of one step vary in lockstep.
@@ -50,16 +52,35 @@ struct ShapeSweep {
 ShapeSweep parse_shape_sweep(const std::string& spec);
 // "a:1x8,b:2x8": one step of a sweep, in --shapes syntax.
 std::string sweep_step_str(const ShapeSweep& sweep, size_t step);
-// Random input for a declared input, with symbolic dims taken from `shapes`
-// (or 1). Integer inputs are drawn from [0, 4) so index inputs stay valid.
-Tensor random_input(const TensorInfo& info, const std::map<std::string, Shape>& shapes, uint64_t seed);
+// --val-range: the interval random data of an input is drawn from, by input
+// name ("" = every input not named). "ids:0,30000" -> {ids: {0, 30000}}.
+using ValueRanges = std::map<std::string, std::pair<double, double>>;
+ValueRanges parse_value_ranges(const std::vector<std::string>& specs);
+// Random data of `shape` for a declared input: floats uniform in [lo, hi),
+// integers uniform in [lo, hi] (default: [-1, 1) and [0, 3], so that index
+// inputs stay valid), bools and strings arbitrary.
+Tensor random_input(const TensorInfo& info, const Shape& shape, const std::pair<double, double>* range, uint64_t seed);
+// "[1,2,3]", "[[1,2],[3,4]]", "16000", "true": a literal as a tensor of
+// `info`'s dtype (its declared rank when a single value is given for a
+// tensor of one element); nullopt when `text` is not a literal. kiln::Error
+// when it is one that does not fit the dtype.
+std::optional<Tensor> parse_literal(const std::string& text, const TensorInfo& info);
 using Feed = std::vector<std::pair<std::string, Tensor>>;
-// Tensors named by "NAME=FILE" specs (.npy or TensorProto .pb).
-Feed load_input_files(const std::vector<std::string>& specs);
-// Adds a random tensor (see random_input) for every required input of `s`
-// missing from `feed`; with `log`, prints one "input NAME: ..." line per input.
-void complete_feed(const Session& s, Feed& feed, const std::map<std::string, Shape>& shapes, uint64_t seed,
-                   std::FILE* log);
+// The tensors of "NAME=FILE" (.npy or TensorProto .pb) or "NAME=VALUE"
+// (a literal, see parse_literal) specs for the inputs of `s`.
+Feed load_inputs(const std::vector<std::string>& specs, const Session& s);
+// Adds random data (see random_input) for every required input of `s`
+// missing from `feed`. Its shape: `shapes`, else the engine's profile (opt),
+// else the declared one; an input with a dim of unknown size is an error that
+// lists every such input with an example --shapes (never silently 1). With
+// `log`, prints one "input NAME: ..." line per input.
+void complete_feed(const Session& s, Feed& feed, const std::map<std::string, Shape>& shapes, const ValueRanges& ranges,
+                   uint64_t seed, std::FILE* log);
+// The error for inputs whose dims are unresolved (complete_feed, inspect):
+// each with its declared type, and an example --shapes.
+std::string unresolved_dims_message(const std::vector<TensorInfo>& inputs);
+// load_inputs, then complete_feed, from a command's flags.
+Feed make_feed(const Session& s, const SessionFlags& f, const std::map<std::string, Shape>& shapes, std::FILE* log);
 // Writes each output to DIR/NAME.npy (or .pb with format "pb"), creating DIR.
 void write_outputs(const Session& s, const std::vector<Tensor>& outs, const std::string& dir,
                    const std::string& format);

@@ -257,9 +257,9 @@ bool compare_main(const CompareArgs& a) {
 #endif
   }
   Session s = Session::load(model_path, opts);
-  Feed feed = load_input_files(a.inputs);
+  Feed feed = load_inputs(a.inputs, s);
   if (ref_dir) add_ref_dir_inputs(s, a.ref, feed);
-  complete_feed(s, feed, shapes, a.seed, nullptr);
+  complete_feed(s, feed, shapes, parse_value_ranges(a.val_ranges), a.seed, nullptr);
   const std::vector<Tensor> got = s.run(feed);
 
   std::vector<std::string> names;

@@ -61,21 +61,21 @@ json value_json(const Value& v, const ValueType& declared) {
           {"analysis_shape", shape_json(v.type)}};
 }
 
-// Gives every symbolic or unknown dim of the inputs that --shapes left open
-// the size 1, so that the per-node counts are numbers; returns what it chose
-// ("batch" -> 1) for the report.
-std::map<std::string, int64_t> assume_open_dims(Graph& g, const std::map<std::string, Shape>& given) {
-  std::map<std::string, int64_t> assumed;
-  for (Value* in : g.inputs) {
-    if (in->initializer || given.count(in->name) || !in->type.shape) continue;
-    for (size_t i = 0; i < in->type.shape->size(); ++i) {
-      Dim& d = (*in->type.shape)[i];
-      if (d.is_known()) continue;
-      assumed[d.symbol.empty() ? in->name + "[" + std::to_string(i) + "]" : d.symbol] = 1;
-      d = Dim::known(1);
-    }
+// Refuses inputs whose dims --shapes left open: the per-node counts need
+// numbers, and kiln does not guess them (complete_feed refuses the same way).
+void require_static_inputs(const Graph& g) {
+  std::vector<TensorInfo> open;
+  for (const Value* in : g.inputs) {
+    if (in->initializer || in->type.is_static()) continue;
+    TensorInfo info;
+    info.name = in->name;
+    info.dtype = in->type.dtype;
+    info.has_shape = in->type.has_rank();
+    if (in->type.shape)
+      for (const Dim& d : *in->type.shape) info.shape.push_back({d.is_known() ? d.value : -1, d.symbol});
+    open.push_back(info);
   }
-  return assumed;
+  if (!open.empty()) throw Error(unresolved_dims_message(open));
 }
 
 // Shape inference alone leaves open what an exporter computes at run time
@@ -87,7 +87,6 @@ void adopt_folded_shapes(Graph& g, const std::string& path, const std::map<std::
   Model copy = load_onnx_file(path);
   Graph& c = *copy.graph;
   bind_input_shapes(c, shapes);
-  assume_open_dims(c, shapes);
   std::vector<UnsupportedNode> unsupported;
   infer_graph(c, &unsupported);
   // Folding only: dead-code elimination would drop folded values whose consumers folded too.
@@ -182,7 +181,7 @@ json inspect(const InspectArgs& a) {
   for (const Value* v : g.inputs) declared_in.push_back(v->type);
   for (const Value* v : g.outputs) declared_out.push_back(v->type);
   bind_input_shapes(g, shapes);
-  const auto assumed = assume_open_dims(g, shapes);
+  require_static_inputs(g);
   std::vector<UnsupportedNode> unsupported;
   infer_graph(g, &unsupported);
   // Folding needs a graph kiln supports.
@@ -201,7 +200,6 @@ json inspect(const InspectArgs& a) {
   }
   j["outputs"] = json::array();
   for (size_t i = 0; i < g.outputs.size(); ++i) j["outputs"].push_back(value_json(*g.outputs[i], declared_out[i]));
-  j["assumed_dims"] = assumed;
   json parameters;
   j["initializers"] = initializers_json(g, &parameters);
   j["parameters"] = parameters;
@@ -325,11 +323,6 @@ void print_table(const json& j) {
   std::printf("opsets     %s\n", opsets.c_str());
   for (const json& v : j["inputs"]) std::printf("input      %s\n", io_line(v).c_str());
   for (const json& v : j["outputs"]) std::printf("output     %s\n", io_line(v).c_str());
-  if (!j["assumed_dims"].empty()) {
-    std::string dims;
-    for (const auto& [k, v] : j["assumed_dims"].items()) dims += (dims.empty() ? "" : ", ") + k + "=" + v.dump();
-    std::printf("assumed    %s (give --shapes NAME:DIMxDIM... to choose)\n", dims.c_str());
-  }
   const json& p = j["parameters"];
   std::string by_type;
   for (const auto& [t, cb] : p["by_dtype"].items())

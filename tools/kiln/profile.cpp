@@ -548,8 +548,7 @@ void profile_main(const ProfileArgs& a) {
   if (a.threads > 0) opts.threads = a.threads;
   opts.opt_level = a.opt_level;
   Session s = Session::load(a.model, opts);
-  Feed feed = load_input_files(a.inputs);
-  complete_feed(s, feed, shapes, a.seed, nullptr);
+  Feed feed = make_feed(s, a, shapes, nullptr);
   // Symbolic dims the user left open take the fed shapes, so that every
   // node's FLOPs are known (they are counted from static shapes at load).
   if (!s.is_engine()) {

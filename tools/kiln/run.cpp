@@ -57,8 +57,7 @@ void run_main(const RunArgs& a) {
   auto t0 = std::chrono::steady_clock::now();
   Session s = Session::load(a.model, opts);
   auto t1 = std::chrono::steady_clock::now();
-  Feed feed = load_input_files(a.inputs);
-  complete_feed(s, feed, shapes, a.seed, stdout);
+  Feed feed = make_feed(s, a, shapes, stdout);
   auto t2 = std::chrono::steady_clock::now();
   std::vector<Tensor> outs = s.run(feed);
   auto t3 = std::chrono::steady_clock::now();
