@@ -189,6 +189,14 @@ const OpSchema* OpRegistry::resolve(const Node& node, std::string* why, SupportI
   return s;
 }
 
+int OpRegistry::newest_opset(const std::string& domain) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  int newest = 0;
+  for (const OpSchema& s : schemas_)
+    if (s.domain == domain) newest = std::max(newest, s.since);
+  return newest;
+}
+
 std::vector<const OpSchema*> OpRegistry::all() const {
   std::vector<const OpSchema*> out;
   {

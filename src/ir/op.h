@@ -217,6 +217,9 @@ class OpRegistry {
   // arity, types, attributes. Returns the schema or nullptr with *why.
   const OpSchema* resolve(const Node& node, std::string* why, SupportIssue* issue = nullptr) const;
   std::vector<const OpSchema*> all() const;
+  // The newest opset version any schema of `domain` starts at: the newest
+  // version of that domain kiln implements (0 when it has no schema of it).
+  int newest_opset(const std::string& domain) const;
 
  private:
   // A deque: nodes keep pointers to their schemas, and plugins add schemas

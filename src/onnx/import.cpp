@@ -17,6 +17,7 @@
 #include <set>
 
 #include "core/file.h"
+#include "ir/op.h"
 #include "kiln/error.h"
 #include "onnx/tensor_proto.h"
 
@@ -420,6 +421,16 @@ Model import_model(onnx::ModelProto& mp, const std::string& base_dir, const std:
     m.opsets[o.domain() == "ai.onnx" ? "" : o.domain()] = static_cast<int>(o.version());
   }
   if (mp.opset_import_size() == 0) m.opsets[""] = 1;  // IR < 3 files predate opset_import
+  // A newer opset may have changed what an op means; running the newest
+  // semantics kiln knows would be a silent wrong answer (ONNX Runtime refuses too).
+  for (const auto& [domain, version] : m.opsets) {
+    const int newest = OpRegistry::global().newest_opset(domain);
+    if (newest > 0 && version > newest)
+      throw Error(source + ": the model uses opset " + std::to_string(version) + " of domain '" +
+                  (domain.empty() ? "ai.onnx" : domain) + "', newer than this kiln implements (up to " +
+                  std::to_string(newest) + "); export it at opset " + std::to_string(newest) +
+                  " or lower (torch.onnx.export(..., opset_version=" + std::to_string(newest) + ")), or use a newer kiln");
+  }
   Importer imp(mp, base_dir, source, resolver);
   m.graph = imp.import_graph(*mp.mutable_graph(), nullptr, m.opsets, 0);
   return m;
