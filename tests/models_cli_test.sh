@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What kiln's commands accept and refuse as a model: an opset newer than kiln
 # implements is refused naming the domain and both versions (by every command
-# that loads a model); an opset kiln implements loads.
+# that loads a model); an opset kiln implements loads. Test-data folders map
+# input_K.pb to inputs by the TensorProto's name, else by position among the
+# inputs without an initializer.
 set -eu
 kiln="$1"
 tmp=$(mktemp -d)
@@ -41,4 +43,31 @@ done
 expect_error "opset 50 of domain 'kiln'" run "$tmp/kiln50.onnx"
 # A domain kiln has no op of is not judged by its version.
 "$kiln" run "$tmp/other_domain.onnx" > /dev/null || fail "other domain's opset refused"
+# ONNX Model Zoo-style test folders: the weight W is an initializer listed
+# first among the graph inputs; input_0.pb (named data_0, or unnamed) is the
+# second input. Expected output computed by numpy.
+/usr/bin/python3 - "$tmp/zoo" <<'PY'
+import os, sys
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper, save
+d = sys.argv[1]
+rng = np.random.default_rng(0)
+w = rng.standard_normal((3, 4)).astype(np.float32)
+x = rng.standard_normal((2, 3)).astype(np.float32)
+g = helper.make_graph([helper.make_node("MatMul", ["data_0", "W"], ["y"])], "g",
+                      [helper.make_tensor_value_info("W", TensorProto.FLOAT, [3, 4]),
+                       helper.make_tensor_value_info("data_0", TensorProto.FLOAT, [2, 3])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+                      [numpy_helper.from_array(w, "W")])
+for case, name in (("named", "data_0"), ("unnamed", "")):
+    os.makedirs(f"{d}/{case}/test_data_set_0")
+    save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), f"{d}/{case}/model.onnx")
+    with open(f"{d}/{case}/test_data_set_0/input_0.pb", "wb") as f:
+        f.write(numpy_helper.from_array(x, name).SerializeToString())
+    with open(f"{d}/{case}/test_data_set_0/output_0.pb", "wb") as f:
+        f.write(numpy_helper.from_array(x @ w, "y").SerializeToString())
+PY
+"$kiln" conformance "$tmp/zoo" > "$tmp/conf.txt" || fail "conformance with initializer inputs: $(cat "$tmp/conf.txt")"
+grep -q "^2 passed, 0 failed" "$tmp/conf.txt" || fail "conformance: $(cat "$tmp/conf.txt")"
+"$kiln" compare "$tmp/zoo/named/model.onnx" --ref "$tmp/zoo/named/test_data_set_0" > /dev/null || fail "compare --ref DIR"
 echo "models cli ok"

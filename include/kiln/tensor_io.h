@@ -12,7 +12,9 @@ Tensor parse_npy(const std::string& bytes, const std::string& what);
 void save_npy(const Tensor& t, const std::string& path);
 
 Tensor load_tensor_pb(const std::string& path);
-Tensor parse_tensor_pb(const void* data, size_t size, const std::string& what);
+// The same, also giving the TensorProto's name ("" when it has none).
+Tensor load_tensor_pb(const std::string& path, std::string* name);
+Tensor parse_tensor_pb(const void* data, size_t size, const std::string& what, std::string* name = nullptr);
 // Writes a TensorProto with raw_data (strings in string_data).
 void save_tensor_pb(const Tensor& t, const std::string& name, const std::string& path);
 

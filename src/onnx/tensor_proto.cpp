@@ -203,18 +203,21 @@ void tensor_to_proto(const Tensor& t, const std::string& name, onnx::TensorProto
   }
 }
 
-Tensor parse_tensor_pb(const void* data, size_t size, const std::string& what) {
+Tensor parse_tensor_pb(const void* data, size_t size, const std::string& what, std::string* name) {
   if (size > static_cast<size_t>(INT_MAX)) throw Error(what + ": file larger than 2 GB");
   onnx::TensorProto p;
   if (!p.ParseFromArray(data, static_cast<int>(size)))
     throw Error(what + ": not a valid TensorProto (protobuf parse failed)");
+  if (name) *name = p.name();
   return tensor_from_proto(p, "", what);
 }
 
-Tensor load_tensor_pb(const std::string& path) {
+Tensor load_tensor_pb(const std::string& path, std::string* name) {
   std::string bytes = read_file(path);
-  return parse_tensor_pb(bytes.data(), bytes.size(), path);
+  return parse_tensor_pb(bytes.data(), bytes.size(), path, name);
 }
+
+Tensor load_tensor_pb(const std::string& path) { return load_tensor_pb(path, nullptr); }
 
 void save_tensor_pb(const Tensor& t, const std::string& name, const std::string& path) {
   onnx::TensorProto p;

@@ -338,6 +338,34 @@ std::string unresolved_dims_message(const std::vector<TensorInfo>& inputs) {
          list + (example.empty() ? "" : "\nfor example: --shapes " + example);
 }
 
+void add_test_data_inputs(const Session& s, const std::vector<std::string>& files, Feed& feed) {
+  auto fed = [&](const std::string& name) {
+    return std::any_of(feed.begin(), feed.end(), [&](const auto& f) { return f.first == name; });
+  };
+  std::vector<std::string> required;  // the inputs without an initializer, in order
+  for (const auto& info : s.inputs())
+    if (!info.has_default) required.push_back(info.name);
+  const Feed given = feed;
+  auto is_given = [&](const std::string& name) {
+    return std::any_of(given.begin(), given.end(), [&](const auto& f) { return f.first == name; });
+  };
+  for (size_t k = 0; k < files.size(); ++k) {
+    std::string name;
+    Tensor t = load_tensor_pb(files[k], &name);
+    const bool is_input =
+        std::any_of(s.inputs().begin(), s.inputs().end(), [&](const TensorInfo& i) { return i.name == name; });
+    if (!is_input) {
+      if (k >= required.size())
+        throw Error(files[k] + ": more input files than the model has inputs without an initializer (" +
+                    std::to_string(required.size()) + ")");
+      name = required[k];
+    }
+    if (is_given(name)) continue;  // the user's own input wins
+    if (fed(name)) throw Error(files[k] + ": a second tensor for input '" + name + "'");
+    feed.emplace_back(name, std::move(t));
+  }
+}
+
 Feed make_feed(const Session& s, const SessionFlags& f, const std::map<std::string, Shape>& shapes, std::FILE* log) {
   Feed feed = load_inputs(f.inputs, s);
   complete_feed(s, feed, shapes, parse_value_ranges(f.val_ranges), f.seed, log);

@@ -142,13 +142,10 @@ std::vector<std::optional<Tensor>> read_ref_dir(const std::string& dir, const st
 // ONNX test data's inputs (input_K.pb, by position among the inputs the model
 // needs), unless the user gave inputs.
 void add_ref_dir_inputs(const Session& s, const std::string& dir, Feed& feed) {
-  size_t k = 0;
-  for (const TensorInfo& info : s.inputs()) {
-    if (info.has_default) continue;
-    const std::string f = dir + "/input_" + std::to_string(k++) + ".pb";
-    const bool given = std::any_of(feed.begin(), feed.end(), [&](const auto& p) { return p.first == info.name; });
-    if (!given && fs::exists(f)) feed.emplace_back(info.name, load_tensor_pb(f));
-  }
+  std::vector<std::string> files;
+  for (int k = 0; fs::exists(dir + "/input_" + std::to_string(k) + ".pb"); ++k)
+    files.push_back(dir + "/input_" + std::to_string(k) + ".pb");
+  add_test_data_inputs(s, files, feed);
 }
 
 struct Row {

@@ -140,11 +140,10 @@ Result run_test(const fs::path& dir, const ConfArgs& a) {
     for (const auto& set : sets) {
       auto in_files = sorted_files(set, "input_");
       auto out_files = sorted_files(set, "output_");
-      if (in_files.size() > s.inputs().size())
-        return {"ERROR", set.filename().string() + ": more input files than model inputs"};
-      std::vector<std::pair<std::string, Tensor>> feed;
-      for (size_t k = 0; k < in_files.size(); ++k)
-        feed.emplace_back(s.inputs()[k].name, load_tensor_pb(in_files[k].string()));
+      Feed feed;
+      std::vector<std::string> files;
+      for (const auto& f : in_files) files.push_back(f.string());
+      add_test_data_inputs(s, files, feed);
       // Twice: the first run with these shapes records what the memory
       // planner needs, the second runs in its arena (docs/memory.md).
       for (int pass = 0; pass < 2; ++pass) {
