@@ -13,9 +13,11 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <new>
 #include <thread>
 
 #include "core/file.h"
+#include "kiln/custom_op.h"
 #include "kiln/error.h"
 #include "kiln/session.h"
 #include "kiln/tensor_io.h"
@@ -426,6 +428,34 @@ TEST(HostileFiles, ALongChainLoadsInLinearTime) {
   Session s = Session::load_bytes(bytes.data(), bytes.size());
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
   EXPECT_EQ(s.run({{"v0", floats({1, 4}, {-1, 2, -3, 4})}})[0].data<float>()[1], 2.0f);
+}
+
+TEST(HostileFiles, OutOfMemoryInAKernelNamesTheNode) {
+  // A kernel whose working buffer cannot be allocated (simulated: a real
+  // one would need the memory) fails with a kiln::Error naming node and op.
+  static const bool registered = [] {
+    CustomOp op;
+    op.domain = "test.hostile";
+    op.name = "Greedy";
+    op.min_inputs = op.max_inputs = 1;
+    op.min_outputs = op.max_outputs = 1;
+    op.input_types = {DType::kFloat32};
+    op.infer = [](CustomOpShapeContext& c) { c.set_output(0, c.input_dtype(0), c.input_shape(0)); };
+    op.compute = [](CustomOpKernelContext&) { throw std::bad_alloc(); };
+    register_custom_op(op);
+    return true;
+  }();
+  ASSERT_TRUE(registered);
+  onnx::ModelProto m = make_model(13);
+  add_opset(m, "test.hostile", 1);
+  auto* g = m.mutable_graph();
+  *g->add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {4});
+  *g->add_output() = tensor_info("y", onnx::TensorProto::FLOAT, {});
+  *g->add_node() = make_node("Greedy", {"x"}, {"y"}, "greedy", "test.hostile");
+  const std::string msg = run_error(m, {{"x", Tensor(DType::kFloat32, {4})}});
+  EXPECT_SAYS(msg, "node 'greedy' (test.hostile:Greedy");
+  EXPECT_SAYS(msg, "out of memory");
+  EXPECT_SAYS(msg, "16 bytes of inputs");
 }
 
 // ---- 6. safetensors
