@@ -180,6 +180,25 @@ TEST(HostileFiles, KilnElementwiseRegistersAreChecked) {
   EXPECT_SAYS(load_error(m), "undefined register");
 }
 
+TEST(HostileFiles, KilnAttentionChecksItsShapesAtLoad) {
+  onnx::ModelProto m = make_model(13);
+  add_opset(m, "kiln", 1);
+  auto* g = m.mutable_graph();
+  *g->add_input() = tensor_info("q", onnx::TensorProto::FLOAT, {1, 4, 8});
+  *g->add_input() = tensor_info("k", onnx::TensorProto::FLOAT, {1, 5, 6});
+  *g->add_input() = tensor_info("v", onnx::TensorProto::FLOAT, {1, 5, 8});
+  *g->add_output() = tensor_info("y", onnx::TensorProto::FLOAT, {});
+  onnx::NodeProto n = make_node("Attention", {"q", "k", "v"}, {"y"}, "attn", "kiln");
+  auto* scale = n.add_attribute();
+  scale->set_name("scale");
+  scale->set_type(onnx::AttributeProto::FLOAT);
+  scale->set_f(0.5f);
+  *g->add_node() = n;
+  const std::string msg = load_error(m);
+  EXPECT_SAYS(msg, "node 'attn' (kiln:Attention");
+  EXPECT_SAYS(msg, "head sizes differ");
+}
+
 // ---- 4, 5. model-local functions
 
 onnx::FunctionProto function(const std::string& name, std::vector<std::string> in, std::vector<std::string> out) {
