@@ -8,6 +8,7 @@
 #include <oneapi/dnnl/dnnl_types.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -15,7 +16,9 @@
 #include <random>
 
 #include "core/file.h"
+#include "core/settings.h"
 #include "engine_bytes.h"
+#include "kernels/cpu/winograd_f32.h"
 #include "kiln/error.h"
 #include "kiln/session.h"
 #include "model_builder.h"
@@ -413,6 +416,77 @@ TEST_F(EngineFileTest, CraftedMemoryPlansAreRefused) {
     ++outputs;
   }
   EXPECT_EQ(outputs, 1);
+}
+
+// Every block at offset 0: each lies inside the arena, but blocks alive at
+// the same time overlap, and runs overwrote each other's tensors.
+TEST_F(EngineFileTest, MemoryPlansWithOverlappingLiveBlocksAreRefused) {
+  json m = meta();
+  json& plan = m["profiles"][0]["memory_plan"];
+  int64_t largest = 0;
+  int blocks = 0;
+  for (size_t v = 0; v < plan["offset"].size(); ++v) {
+    if (plan["offset"][v].get<int64_t>() < 0) continue;
+    plan["offset"][v] = 0;
+    largest = std::max(largest, (std::max<int64_t>(plan["bytes"][v].get<int64_t>(), 1) + 63) / 64 * 64);
+    ++blocks;
+  }
+  ASSERT_GE(blocks, 2);
+  plan["arena_bytes"] = largest;
+  expect_refused(with_meta(m), "overlapping bytes", "every block at offset 0", true);
+}
+
+// Packed Winograd weights on a node edited (checksums recomputed) to a
+// geometry Winograd does not compute: the engine holds no other weights
+// (it ran oneDNN on empty weights: SIGSEGV).
+TEST_F(EngineFileTest, PackedWinogradWeightsOnAnEditedNodeAreRefused) {
+  if (!WinogradF32Conv::available()) GTEST_SKIP() << "Winograd needs AVX2 or AVX-512 selected";
+  const Settings::Winograd saved = settings().winograd;
+  settings_for_tests().winograd = Settings::Winograd::kForce;
+  BuildOptions o;
+  o.session.input_shapes["x"] = {2, 16, 16, 16};
+  std::string built;
+  try {
+    build_engine(path("model.onnx"), path("winograd.kiln"), o);
+    built = read_file(path("winograd.kiln"));
+  } catch (...) {
+    settings_for_tests().winograd = saved;
+    throw;
+  }
+  settings_for_tests().winograd = saved;
+  std::vector<EngineSection> s;
+  ASSERT_TRUE(engine_sections(built, &s));
+  json built_meta;
+  for (const EngineSection& e : s)
+    if (e.kind == kMetaSection) built_meta = json::parse(e.bytes);
+  int node = -1;
+  for (const json& p : built_meta["packed"])
+    if (p["kernel"] == "winograd") {
+      node = p["node"].get<int>();
+      break;
+    }
+  ASSERT_GE(node, 0) << "no Winograd weights in an engine built with Winograd forced";
+  EXPECT_EQ(load_error(built, true), "");
+  for (EngineSection& e : s) {
+    if (e.kind != kGraphSection) continue;
+    onnx::ModelProto g;
+    ASSERT_TRUE(g.ParseFromString(e.bytes));
+    onnx::NodeProto* n = g.mutable_graph()->mutable_node(node);
+    auto set_ints = [&](const std::string& name, std::vector<int64_t> v) {
+      onnx::AttributeProto* a = nullptr;
+      for (auto& x : *n->mutable_attribute())
+        if (x.name() == name) a = &x;
+      if (!a) a = n->add_attribute();
+      a->Clear();
+      a->set_name(name);
+      a->set_type(onnx::AttributeProto::INTS);
+      for (int64_t x : v) a->add_ints(x);
+    };
+    set_ints("dilations", {2, 2});
+    set_ints("pads", {2, 2, 2, 2});  // the output keeps its size
+    e.bytes = bytes_of(g);
+  }
+  expect_refused(pack_engine(s), "packed Winograd weights", "dilation 2", true);
 }
 
 // The graph section: an ONNX ModelProto whose weights are external data in

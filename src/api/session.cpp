@@ -1,7 +1,15 @@
 #include "kiln/session.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <climits>
+#include <cstring>
+#include <new>
 
 #include "engine/engine_file.h"
 #include "pipeline/load_engine.h"
@@ -99,12 +107,53 @@ Session::Impl* with_source(const std::string& source, F&& f) {
     throw UnsupportedError(prefixed(e.what()));
   } catch (const Error& e) {
     throw Error(prefixed(e.what()));
+  } catch (const std::bad_alloc&) {
+    throw Error(source + ": out of memory while loading (an allocation the file asked for failed)");
   }
+}
+}  // namespace
+
+namespace {
+// A path that is a pipe or device (/dev/stdin) can be read once: it is read
+// whole here, then loaded as bytes, and an ONNX model so read has no folder
+// for external data (a regular file's folder is its own).
+bool is_stream(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+}
+
+std::string read_stream(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
+  std::string bytes;
+  char buf[1 << 16];
+  while (true) {
+    const ssize_t got = ::read(fd, buf, sizeof buf);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      ::close(fd);
+      throw Error(path + ": read failed (" + std::strerror(errno) + ")");
+    }
+    if (got == 0) break;
+    if (bytes.size() + static_cast<size_t>(got) > static_cast<size_t>(INT_MAX)) {
+      ::close(fd);
+      throw Error(path + ": more than 2 GB; store the weights as external data");
+    }
+    bytes.append(buf, static_cast<size_t>(got));
+  }
+  ::close(fd);
+  return bytes;
 }
 }  // namespace
 
 Session Session::load(const std::string& path, const SessionOptions& options) {
   return Session(std::unique_ptr<Impl>(with_source(path, [&] {
+    if (is_stream(path)) {
+      const std::string bytes = read_stream(path);
+      if (engine::has_engine_magic(bytes.data(), bytes.size()))
+        return load_engine(engine::EngineFile::from_bytes(bytes.data(), bytes.size(), path), options);
+      return prepare_session(load_onnx_bytes(bytes.data(), bytes.size(), "", path), options);
+    }
     if (engine::is_engine_file(path)) return load_engine(engine::EngineFile::open(path), options);
     return prepare_session(load_onnx_file(path), options);
   })));

@@ -9,6 +9,7 @@
 #include <deque>
 #include <limits>
 #include <mutex>
+#include <new>
 #include <utility>
 
 #include "kiln/error.h"
@@ -149,7 +150,12 @@ void Tensor::allocate(bool zero) {
                 " is too large to allocate (more than this machine's memory)");
   storage_ = std::make_shared<Storage>();
   if (dtype_ == DType::kString) {
-    storage_->strings.reset(new std::string[static_cast<size_t>(numel_)]);
+    try {
+      storage_->strings.reset(new std::string[static_cast<size_t>(numel_)]);
+    } catch (const std::bad_alloc&) {
+      throw Error("out of memory allocating " + std::to_string(numel_) + " strings (" +
+                  std::to_string(static_cast<size_t>(numel_) * elem) + " bytes)");
+    }
     data_ = storage_->strings.get();
     return;
   }

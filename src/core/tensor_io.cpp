@@ -37,6 +37,33 @@ std::string header_field(const std::string& h, const std::string& key, const std
   return h.substr(start, end - start);
 }
 
+// The shape tuple, as numpy writes it: "()", "(4,)", "(2, 3)". Each entry is
+// a plain non-negative decimal integer; anything else ("4abc", "4.9", "-1",
+// "(,4)") is refused.
+Shape parse_npy_shape(const std::string& txt, const std::string& what) {
+  auto bad = [&]() { return Error(what + ": bad .npy shape " + txt); };
+  if (txt.size() < 2 || txt.front() != '(' || txt.back() != ')') throw bad();
+  Shape shape;
+  std::string body = txt.substr(1, txt.size() - 2);
+  size_t i = 0;
+  while (true) {
+    size_t j = body.find(',', i);
+    std::string tok = body.substr(i, j == std::string::npos ? std::string::npos : j - i);
+    size_t a = tok.find_first_not_of(' '), z = tok.find_last_not_of(' ');
+    if (a == std::string::npos) {
+      // Only the tail after a trailing comma (or "()") may be empty.
+      if (j != std::string::npos) throw bad();
+      break;
+    }
+    tok = tok.substr(a, z - a + 1);
+    if (tok.size() > 18 || tok.find_first_not_of("0123456789") != std::string::npos) throw bad();
+    shape.push_back(std::stoll(tok));
+    if (j == std::string::npos) break;
+    i = j + 1;
+  }
+  return shape;
+}
+
 }  // namespace
 
 Tensor parse_npy(const std::string& b, const std::string& what) {
@@ -61,21 +88,7 @@ Tensor parse_npy(const std::string& b, const std::string& what) {
   if (header_field(h, "fortran_order", what).find("True") != std::string::npos)
     throw Error(what + ": Fortran-order .npy arrays are not supported (save with numpy.ascontiguousarray)");
   std::string shape_txt = header_field(h, "shape", what);
-  Shape shape;
-  for (size_t i = 1; i < shape_txt.size();) {
-    size_t j = shape_txt.find_first_of(",)", i);
-    std::string tok = shape_txt.substr(i, j - i);
-    size_t p = tok.find_first_not_of(' ');
-    if (p != std::string::npos) {
-      tok = tok.substr(p);
-      char* end = nullptr;
-      long long v = std::strtoll(tok.c_str(), &end, 10);
-      if (v < 0 || end == tok.c_str()) throw Error(what + ": bad .npy shape " + shape_txt);
-      shape.push_back(v);
-    }
-    if (j == std::string::npos || shape_txt[j] == ')') break;
-    i = j + 1;
-  }
+  Shape shape = parse_npy_shape(shape_txt, what);
   DType dtype = DType::kUndefined;
   for (const auto& t : kTypes)
     if (descr == t.descr || (descr.size() == 3 && descr[0] == '=' && descr.substr(1) == std::string(t.descr).substr(1)))
@@ -83,7 +96,8 @@ Tensor parse_npy(const std::string& b, const std::string& what) {
   if (dtype == DType::kUndefined) throw Error(what + ": .npy element type '" + descr + "' is not supported");
   int64_t n = shape_numel(shape);
   size_t data = hstart + hlen;
-  if (static_cast<uint64_t>(n) * dtype_size(dtype) != b.size() - data)
+  if (static_cast<uint64_t>(n) > (b.size() - data) / dtype_size(dtype) ||
+      static_cast<uint64_t>(n) * dtype_size(dtype) != b.size() - data)
     throw Error(what + ": .npy data has " + std::to_string(b.size() - data) + " bytes, shape " + shape_str(shape) +
                 " needs " + std::to_string(static_cast<uint64_t>(n) * dtype_size(dtype)));
   Tensor t(dtype, shape);

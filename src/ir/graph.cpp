@@ -122,10 +122,16 @@ std::vector<std::string> Node::origin_names() const {
 
 void Node::absorb_origins(const Node& other) {
   if (&other == this) return;
-  std::vector<std::string> mine = origin_names(), theirs = other.origin_names();
-  for (std::string& n : theirs)
-    if (std::find(mine.begin(), mine.end(), n) == mine.end()) mine.push_back(std::move(n));
-  origins = std::move(mine);
+  if (origins.empty()) origins.push_back(name);
+  if (origin_index.size() != origins.size()) origin_index = {origins.begin(), origins.end()};
+  auto add = [&](const std::string& n) {
+    if (origin_index.insert(n).second) origins.push_back(n);
+  };
+  if (other.origins.empty()) {
+    add(other.name);
+  } else {
+    for (const std::string& n : other.origins) add(n);
+  }
 }
 
 Node* Graph::add_node(std::unique_ptr<Node> node) {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "kiln/dtype.h"
@@ -102,6 +103,10 @@ struct Node {
   std::vector<std::string> origin_names() const;
   // Records that this node now also does `other`'s work.
   void absorb_origins(const Node& other);  // "node 'conv1' (Conv-11)"
+  // The names in `origins`, so that absorbing one more node costs O(1)
+  // (a chain of 100k activations fused into one node was quadratic);
+  // rebuilt by absorb_origins when `origins` was assigned directly.
+  std::unordered_set<std::string> origin_index;
   bool has_input(size_t i) const { return i < inputs.size() && inputs[i] != nullptr; }
   bool has_output(size_t i) const { return i < outputs.size() && outputs[i] != nullptr; }
   bool has_attr(const std::string& n) const { return attrs.count(n) != 0; }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
+#include <new>
 
 #include "core/thread_pool.h"
 #include "ir/epilogue.h"
@@ -39,6 +41,28 @@ bool InferContext::input_ints(size_t i, std::vector<int64_t>* out) const {
 
 void InferContext::set_output(size_t i, ValueType t) const {
   if (!has_output(i)) return;
+  // Every op's inferred output passes here: a shape whose known dims
+  // multiply past int64 is refused now, naming the node, before a kernel
+  // sizes a buffer from it (a zero dim makes the tensor empty whatever the
+  // others are).
+  if (t.shape) {
+    int64_t n = 1;
+    bool empty = false, overflow = false;
+    for (const Dim& d : *t.shape) {
+      if (!d.is_known()) continue;
+      if (d.value == 0) empty = true;
+      if (d.value != 0 && n > std::numeric_limits<int64_t>::max() / d.value)
+        overflow = true;
+      else
+        n *= d.value;
+    }
+    if (overflow && !empty) {
+      std::string dims;
+      for (const Dim& d : *t.shape) dims += (dims.empty() ? "" : "x") + d.str();
+      throw error("output " + std::to_string(i) + " ('" + node_.outputs[i]->name + "') of shape " + dims +
+                  " overflows the element count");
+    }
+  }
   node_.outputs[i]->type = std::move(t);
 }
 
@@ -59,7 +83,11 @@ void* KernelContext::scratch(size_t bytes) {
     own_scratch_ = std::make_unique<RunScratch>();
     scratch_ = own_scratch_.get();
   }
-  return scratch_->get(bytes);
+  try {
+    return scratch_->get(bytes);
+  } catch (const std::bad_alloc&) {
+    throw error("out of memory allocating " + std::to_string(bytes) + " bytes of scratch");
+  }
 }
 
 Tensor& KernelContext::output(size_t i, DType dtype, Shape shape) {
@@ -83,7 +111,11 @@ Tensor& KernelContext::planned_output(size_t i, DType dtype, Shape shape, bool z
       return outputs_[i];
     }
   }
-  outputs_[i] = zero ? Tensor(dtype, std::move(shape)) : Tensor::uninitialized(dtype, std::move(shape));
+  try {
+    outputs_[i] = zero ? Tensor(dtype, std::move(shape)) : Tensor::uninitialized(dtype, std::move(shape));
+  } catch (const Error& e) {
+    throw error("output " + std::to_string(i) + ": " + e.what());
+  }
   return outputs_[i];
 }
 

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <algorithm>
 #include <climits>
 #include <filesystem>
 #include <set>
@@ -29,6 +30,23 @@ constexpr int64_t kMinIrVersion = 1;
 constexpr int64_t kMaxIrVersion = 13;
 constexpr int kMaxFunctionDepth = 32;
 constexpr int kMaxGraphDepth = 64;
+// Nodes function inlining may add to a model: a bound relative to
+// the nodes the file spells out (a function called twice per level, 20
+// levels deep, is a tiny file that would inline a million nodes), with a
+// floor for small models and a ceiling for all.
+constexpr int64_t kMinNodeBudget = int64_t{1} << 16;
+constexpr int64_t kNodeBudgetPerFileNode = 256;
+constexpr int64_t kMaxNodeBudget = int64_t{1} << 22;
+
+int64_t count_nodes(const onnx::GraphProto& g) {
+  int64_t n = g.node_size();
+  for (const auto& np : g.node())
+    for (const auto& a : np.attribute()) {
+      if (a.has_g()) n += count_nodes(a.g());
+      for (const auto& sub : a.graphs()) n += count_nodes(sub);
+    }
+  return n;
+}
 
 struct FunctionKey {
   std::string domain, name;
@@ -39,7 +57,12 @@ class Importer {
  public:
   Importer(const onnx::ModelProto& m, std::string base_dir, std::string source, const ExternalResolver* resolver)
       : model_(m), base_dir_(std::move(base_dir)), source_(std::move(source)), resolver_(resolver) {
-    for (const auto& f : m.functions()) functions_[{f.domain(), f.name()}] = &f;
+    int64_t file_nodes = count_nodes(m.graph());
+    for (const auto& f : m.functions()) {
+      functions_[{f.domain(), f.name()}] = &f;
+      file_nodes += f.node_size();
+    }
+    node_budget_ = std::min(kMaxNodeBudget, std::max(kMinNodeBudget, file_nodes * kNodeBudgetPerFileNode));
   }
 
   std::shared_ptr<Graph> import_graph(const onnx::GraphProto& gp, Graph* parent,
@@ -60,7 +83,7 @@ class Importer {
                 const std::string& prefix, const std::map<std::string, std::string>& rename,
                 const std::map<std::string, const onnx::AttributeProto*>* caller_attrs, int depth);
   void inline_function(Graph& g, const onnx::NodeProto& call, const onnx::FunctionProto& fn,
-                       const std::map<std::string, std::string>& rename,
+                       const std::string& outer_prefix, const std::map<std::string, std::string>& rename,
                        const std::map<std::string, const onnx::AttributeProto*>* caller_attrs, int depth);
   Value* lookup(Graph& g, const std::string& name, const std::string& who);
   std::string where(const std::string& s) const { return source_ + ": " + s; }
@@ -72,6 +95,8 @@ class Importer {
   const ExternalResolver* resolver_;  // null: external data is read from files under base_dir_
   std::map<FunctionKey, const onnx::FunctionProto*> functions_;
   int unique_ = 0;
+  int64_t nodes_inlined_ = 0;
+  int64_t node_budget_ = kMinNodeBudget;
 };
 
 ValueType Importer::value_type(const onnx::TypeProto& tp, const std::string& what) {
@@ -231,11 +256,15 @@ void Importer::add_node(Graph& g, const onnx::NodeProto& np, const std::map<std:
     auto it = rename.find(n);
     return it != rename.end() ? it->second : prefix + n;
   };
+  if (caller_attrs && ++nodes_inlined_ > node_budget_)  // a node of a function body
+    throw Error(where("node '" + np.name() + "' (" + np.op_type() +
+                      "): function inlining expands the model to more than " + std::to_string(node_budget_) +
+                      " nodes (the limit, relative to the nodes in the file)"));
   auto fit = functions_.find({np.domain(), np.op_type()});
   if (fit != functions_.end()) {
-    std::map<std::string, std::string> inner_rename;
-    // Function formal names are bound to the call's actual names.
-    inline_function(g, np, *fit->second, rename, caller_attrs, depth);
+    // Function formal names are bound to the call's actual names, which are
+    // the caller's own (renamed or prefixed) names.
+    inline_function(g, np, *fit->second, prefix, rename, caller_attrs, depth);
     return;
   }
   auto node = std::make_unique<Node>();
@@ -268,6 +297,8 @@ void Importer::add_node(Graph& g, const onnx::NodeProto& np, const std::map<std:
     Value* v = g.add_value(mapped(out));
     if (v->producer || v->initializer || v->is_graph_input)
       throw Error(where(who + ": output '" + v->name + "' is already defined elsewhere in the graph"));
+    if (std::find(node->outputs.begin(), node->outputs.end(), v) != node->outputs.end())
+      throw Error(where(who + ": output '" + v->name + "' is listed twice"));
     node->outputs.push_back(v);
   }
   if (node->op_type == "Constant" && node->domain.empty()) {
@@ -283,23 +314,27 @@ void Importer::add_node(Graph& g, const onnx::NodeProto& np, const std::map<std:
 }
 
 void Importer::inline_function(Graph& g, const onnx::NodeProto& call, const onnx::FunctionProto& fn,
-                               const std::map<std::string, std::string>& outer_rename,
+                               const std::string& outer_prefix, const std::map<std::string, std::string>& outer_rename,
                                const std::map<std::string, const onnx::AttributeProto*>* outer_attrs, int depth) {
   if (depth > kMaxFunctionDepth)
     throw Error(where("function '" + fn.name() + "' nests deeper than " + std::to_string(kMaxFunctionDepth) +
                       " levels (recursive?)"));
   if (call.input_size() > fn.input_size() || call.output_size() > fn.output_size())
     throw Error(where("call of function '" + fn.name() + "' has more inputs or outputs than the function"));
+  // The call's argument names are the caller's: bound the way the caller
+  // binds its own names (its rename, else its prefix).
   auto mapped_outer = [&](const std::string& n) {
+    if (n.empty()) return n;
     auto it = outer_rename.find(n);
-    return it != outer_rename.end() ? it->second : n;
+    return it != outer_rename.end() ? it->second : outer_prefix + n;
   };
   std::string prefix = "__" + fn.name() + "_" + std::to_string(unique_++) + "__";
   std::map<std::string, std::string> rename;
   for (int i = 0; i < fn.input_size(); ++i)
     rename[fn.input(i)] = i < call.input_size() ? mapped_outer(call.input(i)) : "";
   for (int i = 0; i < fn.output_size(); ++i)
-    rename[fn.output(i)] = i < call.output_size() ? mapped_outer(call.output(i)) : prefix + fn.output(i);
+    rename[fn.output(i)] =
+        i < call.output_size() && !call.output(i).empty() ? mapped_outer(call.output(i)) : prefix + fn.output(i);
   std::map<std::string, const onnx::AttributeProto*> attrs;
   for (const auto& a : call.attribute()) {
     if (!a.ref_attr_name().empty() && outer_attrs) {
@@ -478,8 +513,13 @@ Model load_onnx_file(const std::string& path) {
     throw;
   }
   ::close(fd);
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
+  // External data is read beside a model that is a regular file; a model
+  // read from a pipe or device (/dev/stdin) has no folder of its own.
+  std::string dir;
+  if (S_ISREG(st.st_mode)) {
+    dir = std::filesystem::path(path).parent_path().string();
+    if (dir.empty()) dir = ".";
+  }
   return import_model(mp, dir, path, nullptr);
 }
 

@@ -1,13 +1,16 @@
 // TensorProto <-> Tensor, including external data.
 #include "onnx/tensor_proto.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <climits>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "core/file.h"
 #include "kiln/error.h"
@@ -32,7 +35,8 @@ void copy_typed(const google::protobuf::RepeatedField<Src>& src, Tensor& t, cons
 std::string resolve_external_path(const std::string& location, const std::string& base_dir, const std::string& what) {
   if (base_dir.empty())
     throw Error(what + ": uses external data ('" + location +
-                "') but the model was not loaded from a file, so there is no folder to read it from");
+                "') but the model was not loaded from a regular file (bytes, a pipe or a device), so there is no "
+                "folder to read it from");
   fs::path loc(location);
   if (location.empty()) throw Error(what + ": external data has an empty location");
   if (loc.is_absolute())
@@ -85,16 +89,33 @@ void read_external(const ExternalRef& ref, Tensor& t, const std::string& base_di
   std::string path = resolve_external_path(ref.location, base_dir, what);
   int64_t need = static_cast<int64_t>(t.nbytes());
   check_external_length(ref, need, t.shape(), what);
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(what + ": cannot open external data file '" + path + "'");
-  f.seekg(0, std::ios::end);
-  int64_t size = static_cast<int64_t>(f.tellg());
-  if (ref.offset > size || need > size - ref.offset)
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; anything but a
+  // regular file (FIFO, device, socket) is refused before reading.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw Error(what + ": cannot open external data file '" + path + "' (" + std::strerror(errno) + ")");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error(what + ": external data file '" + path + "' is not a regular file");
+  }
+  const int64_t size = static_cast<int64_t>(st.st_size);
+  if (ref.offset > size || need > size - ref.offset) {
+    ::close(fd);
     throw Error(what + ": external data file '" + path + "' is too short (" + std::to_string(size) +
                 " bytes) for offset " + std::to_string(ref.offset) + " + " + std::to_string(need) + " bytes");
-  f.seekg(ref.offset);
-  f.read(static_cast<char*>(t.raw()), need);
-  if (!f) throw Error(what + ": reading external data file '" + path + "' failed");
+  }
+  char* dst = static_cast<char*>(t.raw());
+  int64_t done = 0;
+  while (done < need) {
+    ssize_t got = ::pread(fd, dst + done, static_cast<size_t>(need - done), static_cast<off_t>(ref.offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      ::close(fd);
+      throw Error(what + ": reading external data file '" + path + "' failed");
+    }
+    done += got;
+  }
+  ::close(fd);
 }
 
 // Asks the caller's resolver for the tensor instead of reading a file, and

@@ -388,6 +388,18 @@ class BlockedConvKernel : public Kernel {
       if (!u || u->dtype() != DType::kFloat32 || !winograd_candidate_ || !WinogradF32Conv::available() ||
           block_ != WinogradF32Conv::block())
         return false;
+      // The node's own geometry must be one Winograd computes: an engine
+      // whose node was edited (dilation 2, stride 2) after its weights were
+      // transformed has no other weights to fall back on.
+      Shape strides, dilations, pads;
+      const int64_t group = node_.attr_int("group", 1);
+      if (!window_attr(node_, "strides", 2, 1, &strides) || !window_attr(node_, "dilations", 2, 1, &dilations) ||
+          !window_attr(node_, "pads", 4, 0, &pads) || node_.attr_string("auto_pad", "NOTSET") != "NOTSET" ||
+          !WinogradF32Conv::supports(weights_.dim(2), weights_.dim(3), strides[0], strides[1], dilations[0],
+                                     dilations[1], group, {pads[0], pads[1]}, {pads[2], pads[3]}))
+        throw Error(node_.describe() +
+                    ": packed Winograd weights, but the node's kernel, strides, dilations, pads "
+                    "or group are not a conv Winograd computes (corrupted engine)");
       winograd_ = std::make_unique<WinogradF32Conv>(owner(*u), u->data<float>(), static_cast<size_t>(u->numel()),
                                                     bias_.defined() ? bias_.data<float>() : nullptr, weights_.dim(1),
                                                     weights_.dim(0), epilogue_of(node_));
@@ -425,6 +437,11 @@ class BlockedConvKernel : public Kernel {
     for (int64_t o : s.g.out)
       if (o < 0) throw Error(node_.describe() + ": invalid output size");
     if (use_winograd(s)) return Prepared{s, {}, {}, nullptr, nullptr, winograd()};
+    if (!weights_.raw() && packed_weights_.empty() && !winograd_only_)
+      throw Error(node_.describe() + ": no weights for this input shape (an engine without usable packed weights)");
+    if (winograd_only_ && !weights_.raw())
+      throw Error(node_.describe() + ": only Winograd weights are held, and Winograd does not compute this input " +
+                  shape_str(x));
     const memory::desc dst = conv_dst_desc(s);
     Prepared p{s, conv_pd(s, has_sum(node_) ? conv_attr(node_, &dst) : attr_), {}, nullptr, nullptr, nullptr};
     if (s.n > 1 && std::string(p.pd.impl_info_str()).rfind("ref", 0) == 0) {

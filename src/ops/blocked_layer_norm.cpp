@@ -37,7 +37,10 @@ class BlockedLayerNormKernel : public Kernel {
   explicit BlockedLayerNormKernel(const Node& node)
       : channels_(node.attr_int("channels", -1)),
         block_(node.attr_int("block", 8)),
-        epsilon_(node.attr_float("epsilon", 1e-5f)) {}
+        epsilon_(node.attr_float("epsilon", 1e-5f)) {
+    if (channels_ <= 0 || (block_ != 8 && block_ != 16))
+      throw Error(node.describe() + ": needs positive channels and a block of 8 or 16");
+  }
 
   void run(KernelContext& ctx) const override {
     const Tensor& x = ctx.input(0);

@@ -37,6 +37,9 @@ void infer_blocked_pool(InferContext& ctx) {
   const ValueType& x = ctx.input_type(0);
   if (x.dtype != DType::kFloat32 || x.rank() != 5) throw ctx.error("expects a float32 5-D blocked input");
   const DimVector& d = *x.shape;
+  check_block_dim(ctx, d[4]);
+  if (d[4].is_known() && d[4].value != block_attr(ctx.node()))
+    throw ctx.error("the blocked input's block " + std::to_string(d[4].value) + " differs from the block attribute");
   if (ctx.node().attr_int("global", 0) != 0) {
     ctx.set_output(0, x.dtype, DimVector{d[0], d[1], Dim::known(1), Dim::known(1), d[4]});
     return;

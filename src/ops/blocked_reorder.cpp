@@ -80,6 +80,10 @@ void infer_from_blocked(InferContext& ctx) {
   const int64_t c = ctx.node().attr_int("channels", -1);
   if (c <= 0) throw ctx.error("channels must be positive");
   const DimVector& d = *x.shape;
+  check_block_dim(ctx, d[4]);
+  if (d[4].is_known() && d[1].is_known() && d[1].value != ceil_div(c, d[4].value))
+    throw ctx.error("channels " + std::to_string(c) + " does not match the blocked input's " +
+                    std::to_string(d[1].value) + " blocks of " + std::to_string(d[4].value));
   ctx.set_output(0, x.dtype, DimVector{d[0], Dim::known(c), d[2], d[3]});
 }
 

@@ -28,8 +28,8 @@ class BlockedScaleShiftKernel : public Kernel {
     const Tensor& x = ctx.input(0);
     const Tensor& scale = ctx.input(1);
     const Tensor& shift = ctx.input(2);
-    if (x.dtype() != DType::kFloat32 || x.rank() != 5 || scale.numel() != x.dim(1) * x.dim(4) ||
-        shift.numel() != scale.numel())
+    if (x.dtype() != DType::kFloat32 || x.rank() != 5 || (x.dim(4) != 8 && x.dim(4) != 16) ||
+        scale.numel() != x.dim(1) * x.dim(4) || shift.numel() != scale.numel())
       throw ctx.error("unexpected shapes " + shape_str(x.shape()) + ", " + shape_str(scale.shape()));
     Tensor& y = ctx.output_uninitialized(0, DType::kFloat32, x.shape());
     const int64_t cb = x.dim(1), block = x.dim(4), plane = x.dim(2) * x.dim(3) * block;

@@ -37,10 +37,19 @@ inline int64_t block_attr(const Node& node) {
   return b;
 }
 
+// A kiln-domain op's input may come from any file (the domain is open to
+// all): the block is checked like any other input, 8 or 16 and no other.
 inline void check_blocked(const KernelContext& ctx, const Tensor& x, int64_t block) {
+  if (block != 8 && block != 16) throw ctx.error("block must be 8 or 16, got " + std::to_string(block));
   if (x.dtype() != DType::kFloat32 || x.rank() != 5 || x.dim(4) != block)
     throw ctx.error("expects a float32 [N, C/" + std::to_string(block) + ", H, W, " + std::to_string(block) +
                     "] tensor, got " + shape_str(x.shape()));
+}
+
+// A blocked input's last dim, when known at load, must be a block of 8 or 16.
+inline void check_block_dim(const InferContext& ctx, const Dim& block) {
+  if (block.is_known() && block.value != 8 && block.value != 16)
+    throw ctx.error("the blocked input's last dim must be 8 or 16, got " + std::to_string(block.value));
 }
 
 // Per-input-shape cache of whatever a kernel builds for a shape.
@@ -103,11 +112,14 @@ inline void* scratchpad_for(const dnnl_glue::Call& call, KernelContext& ctx) {
 inline void infer_blocked_with_channel_params(InferContext& ctx, const char* what) {
   const ValueType& x = ctx.input_type(0);
   if (x.dtype != DType::kFloat32 || x.rank() != 5) throw ctx.error("expects a float32 5-D blocked input");
+  check_block_dim(ctx, (*x.shape)[4]);
   for (size_t i = 1; i < 3; ++i) {
     const ValueType& p = ctx.input_type(i);
-    if (p.rank() != 5 || !(*p.shape)[1].is_known() || !(*x.shape)[1].is_known() ||
-        (*p.shape)[1].value != (*x.shape)[1].value)
-      throw ctx.error(std::string(what) + " must be [1, C/B, 1, 1, B] constants");
+    auto is = [&](size_t d, int64_t v) { return (*p.shape)[d].is_known() && (*p.shape)[d].value == v; };
+    if (p.dtype != DType::kFloat32 || p.rank() != 5 || !(*x.shape)[1].is_known() || !is(0, 1) ||
+        !is(1, (*x.shape)[1].value) || !is(2, 1) || !is(3, 1) || !(*x.shape)[4].is_known() ||
+        !is(4, (*x.shape)[4].value))
+      throw ctx.error(std::string(what) + " must be float32 [1, C/B, 1, 1, B] constants");
   }
   ctx.set_output(0, x.dtype, x.shape);
 }

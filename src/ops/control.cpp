@@ -16,6 +16,9 @@ namespace {
 // A loop with no trip count and a condition that stays true would run
 // forever; this bound turns that into an error.
 constexpr int64_t kMaxIterations = int64_t{1} << 31;
+// Scan runs its body once per step of its sequence axis, which a zero-byte
+// input of shape [2^40, 0] makes as long as it likes: refused beyond this.
+constexpr int64_t kMaxScanSteps = int64_t{1} << 24;
 
 // ---------------------------------------------------------------- tensors
 
@@ -365,6 +368,9 @@ class Scan9Kernel : public Kernel {
                         std::to_string(len));
       seq_len = len;
     }
+    if (seq_len > kMaxScanSteps)
+      throw ctx.error("the scan inputs' sequence length " + std::to_string(seq_len) + " is more than the " +
+                      std::to_string(kMaxScanSteps) + " steps kiln runs a Scan body for");
     std::vector<std::vector<Tensor>> scans(a.num_scan_out);
     for (int64_t t = 0; t < seq_len; ++t) {
       std::vector<Tensor> feed = states;
@@ -454,6 +460,9 @@ class Scan8Kernel : public Kernel {
       batch = x.dim(0);
       max_len = x.dim(1);
     }
+    if (batch > 0 && max_len > kMaxScanSteps / batch)
+      throw ctx.error("batch " + std::to_string(batch) + " x sequence length " + std::to_string(max_len) +
+                      " is more than the " + std::to_string(kMaxScanSteps) + " steps kiln runs a Scan body for");
     for (size_t i = 0; i < a.num_states; ++i)
       if (ctx.input(1 + i).rank() < 1 || ctx.input(1 + i).dim(0) != batch)
         throw ctx.error("state input " + std::to_string(i) + " must have batch size " + std::to_string(batch) +

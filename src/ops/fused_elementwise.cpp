@@ -59,18 +59,21 @@ Program decode(const Node& node) {
   const size_t n = ops.size() / 3;
   if (n == 0 || ops.size() != 3 * n || params.size() != 2 * n || fns.size() != n)
     throw Error(node.describe() + ": malformed program (ops, params and fns disagree)");
+  for (const Value* v : node.inputs)
+    if (!v) throw Error(node.describe() + ": every input of a fused element-wise program is required");
   for (size_t i = 0; i < n; ++i) {
     Instruction in{};
     const int64_t op = ops[3 * i];
     if (op < 0 || op > static_cast<int64_t>(ElementwiseOp::kLast))
       throw Error(node.describe() + ": unknown opcode " + std::to_string(op));
     in.op = static_cast<ElementwiseOp>(op);
-    in.a = static_cast<int>(ops[3 * i + 1]);
-    in.b = static_cast<int>(ops[3 * i + 2]);
-    const int defined = p.inputs + static_cast<int>(i);  // registers written so far
+    const int64_t a = ops[3 * i + 1], b = ops[3 * i + 2];
+    const int64_t defined = p.inputs + static_cast<int64_t>(i);  // registers written so far
     const bool binary = elementwise_op_is_binary(in.op);
-    if (in.a < 0 || in.a >= defined || (binary && (in.b < 0 || in.b >= defined)) || (!binary && in.b != -1))
+    if (a < 0 || a >= defined || (binary && (b < 0 || b >= defined)) || (!binary && b != -1))
       throw Error(node.describe() + ": instruction " + std::to_string(i) + " reads an undefined register");
+    in.a = static_cast<int>(a);
+    in.b = static_cast<int>(b);
     if (in.op == ElementwiseOp::kStep) {
       in.step.fn = find_epilogue_fn(fns[i]);
       if (!in.step.fn) throw Error(node.describe() + ": unknown element-wise step '" + fns[i] + "'");
@@ -218,11 +221,12 @@ class FusedElementwiseKernel : public Kernel {
 
     const int64_t blocks_per_row = ceil_div(row, kBlock);
     const int64_t tasks = rows * blocks_per_row;
-    const int temps = static_cast<int>(program_.code.size()) + static_cast<int>(k);  // + periodic inputs' copies
+    // + periodic inputs' copies; in int64 (a long program times kBlock passes int)
+    const int64_t temps = static_cast<int64_t>(program_.code.size()) + static_cast<int64_t>(k);
     ThreadPool* pool = total >= kParallelElements ? ctx.thread_pool() : nullptr;
     const int chunks = pool ? pool->chunk_count(tasks) : 1;
-    float* scratch =
-        static_cast<float*>(ctx.scratch(static_cast<size_t>(chunks) * static_cast<size_t>(temps * kBlock) * 4));
+    float* scratch = static_cast<float*>(
+        ctx.scratch(static_cast<size_t>(chunks) * static_cast<size_t>(temps * kBlock) * sizeof(float)));
     float* out = y.data<float>();
     parallel_chunks(pool, tasks, [&](int chunk, int64_t begin, int64_t end) {
       float* regs = scratch + static_cast<int64_t>(chunk) * temps * kBlock;

@@ -69,7 +69,7 @@ AttnGeometry geometry(const KernelContext& ctx) {
     throw ctx.error("V's rows (" + std::to_string(v.dim(v.rank() - 2)) + ") differ from K's length " +
                     std::to_string(a.lk));
   a.dv = v.dim(v.rank() - 1);
-  for (size_t i = 1; i < ctx.num_inputs(); ++i)
+  for (size_t i = 0; i < ctx.num_inputs(); ++i)
     if (ctx.has_input(i) && ctx.input(i).dtype() != DType::kFloat32)
       throw ctx.error("input " + std::to_string(i) + " must be float32 like Q");
   std::vector<Shape> batches = {batch_of(q.shape(), 2), batch_of(k.shape(), 2), batch_of(v.shape(), 2)};
@@ -192,6 +192,22 @@ void attention_infer(InferContext& ctx) {
   }
   for (const ValueType* t : {&q, &k, &v})
     if (t->rank() < 2) throw ctx.error("Q, K and V must have rank 2 or more");
+  // What the kernel checks again at run time, refused at load where known
+  // (the kiln domain is open to any file).
+  for (size_t i = 0; i < ctx.num_inputs(); ++i)
+    if (ctx.has_input(i) && ctx.input_dtype(i) != DType::kFloat32 && ctx.input_dtype(i) != DType::kUndefined)
+      throw ctx.error("input " + std::to_string(i) + " must be float32");
+  const bool kt = ctx.node().attr_int("k_transposed", 0) != 0;
+  const DimVector& ks = *k.shape;
+  const Dim& qd = q.shape->back();
+  const Dim& kd = kt ? ks[ks.size() - 2] : ks.back();
+  const Dim& lk = kt ? ks.back() : ks[ks.size() - 2];
+  const Dim& vrows = (*v.shape)[v.shape->size() - 2];
+  if (qd.is_known() && kd.is_known() && qd.value != kd.value)
+    throw ctx.error("Q's and K's head sizes differ: " + std::to_string(qd.value) + ", " + std::to_string(kd.value));
+  if (lk.is_known() && vrows.is_known() && lk.value != vrows.value)
+    throw ctx.error("V's rows (" + std::to_string(vrows.value) + ") differ from K's length " +
+                    std::to_string(lk.value));
   std::vector<DimVector> batches;
   for (size_t i = 0; i < ctx.num_inputs(); ++i)
     if (ctx.has_input(i)) {

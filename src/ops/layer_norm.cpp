@@ -6,6 +6,7 @@
 // LayerNormalization and RMSNormalization sit beside them.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -193,10 +194,29 @@ void layer_norm_infer(InferContext& ctx) {
   ctx.set_output(2, stash, stat_shape);
 }
 
+// An empty input (e.g. [0, 2^40]) gives an empty output, and statistics
+// of empty rows (NaN), without sizing any buffer from its other dims.
+void layer_norm_empty(KernelContext& ctx, int64_t axis) {
+  const Tensor& x = ctx.input(0);
+  ctx.output(0, x.dtype(), x.shape());
+  Shape stat_shape = x.shape();
+  for (size_t d = static_cast<size_t>(axis); d < stat_shape.size(); ++d) stat_shape[d] = 1;
+  const DType stash = static_cast<DType>(ctx.node().attr_int("stash_type", 1));
+  for (size_t i = 1; i <= 2; ++i) {
+    if (!ctx.has_output(i)) continue;
+    Tensor& st = ctx.output(i, stash, stat_shape);
+    dispatch<FloatTypes>(stash, ctx.node().op_type, [&]<typename T>() {
+      for (int64_t k = 0; k < st.numel(); ++k)
+        st.data<T>()[k] = static_cast<T>(std::numeric_limits<float>::quiet_NaN());
+    });
+  }
+}
+
 void layer_norm_compute(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const Node& node = ctx.node();
   int64_t axis = normalize_axis(node.attr_int("axis", -1), x.rank(), node);
+  if (x.numel() == 0) return layer_norm_empty(ctx, axis);
   if (layer_norm_f32(ctx, axis)) return;
   double eps = node.attr_float("epsilon", 1e-5f);
   DType stash = static_cast<DType>(node.attr_int("stash_type", 1));
@@ -238,6 +258,10 @@ void rms_norm_compute(KernelContext& ctx) {
   const Tensor& s = ctx.input(1);
   const Node& node = ctx.node();
   int64_t axis = normalize_axis(node.attr_int("axis", -1), x.rank(), node);
+  if (x.numel() == 0) {  // empty output; no buffer sized from the other dims
+    ctx.output(0, ctx.input(1).dtype(), x.shape());
+    return;
+  }
   if (rms_norm_f32(ctx, axis)) return;
   double eps = node.attr_float("epsilon", 1e-5f);
   AxisView v = flatten_view(x.shape(), axis);

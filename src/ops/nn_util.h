@@ -123,6 +123,9 @@ inline bool window_attr(const Node& node, const char* name, size_t n, int64_t de
   return out->size() == n;
 }
 
+// The largest kernel dim, stride, dilation or pad a windowed op accepts.
+constexpr int64_t kMaxWindowAttr = int64_t{1} << 30;
+
 inline int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
 inline std::string window_geometry(const Node& node, const Shape& in, const Shape& kernel, bool ceil_mode,
@@ -141,6 +144,23 @@ inline std::string window_geometry(const Node& node, const Shape& in, const Shap
   const std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
   if (auto_pad != "NOTSET" && auto_pad != "VALID" && auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER")
     return "auto_pad '" + auto_pad + "' is not NOTSET, VALID, SAME_UPPER or SAME_LOWER";
+  // Window sizes, strides, dilations and pads from a file are bounded, so
+  // that the products and sums below cannot overflow (pads of INT64_MAX
+  // computed a garbage window).
+  auto too_large = [](const char* what, const Shape& v) -> std::string {
+    for (size_t i = 0; i < v.size(); ++i)
+      if (v[i] > kMaxWindowAttr)
+        return std::string(what) + "[" + std::to_string(i) + "] = " + std::to_string(v[i]) +
+               " is out of range (at most 2^30)";
+    return "";
+  };
+  for (auto [what, v] : {std::pair<const char*, const Shape*>{"kernel", &kernel},
+                         {"strides", &g->strides},
+                         {"dilations", &g->dilations},
+                         {"pads", &pads}}) {
+    std::string err = too_large(what, *v);
+    if (!err.empty()) return err;
+  }
   g->out.assign(r, -1);
   for (size_t d = 0; d < r; ++d) {
     const int64_t s = g->strides[d], dil = g->dilations[d], k = kernel[d];

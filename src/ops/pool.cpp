@@ -367,6 +367,10 @@ Shape unpool_shape(const KernelContext& ctx, const Tensor& x) {
     throw ctx.error("strides must have " + std::to_string(r) + " values");
   if (!window_attr(node, "pads", 2 * r, 0, &pads))
     throw ctx.error("pads must have " + std::to_string(2 * r) + " values");
+  for (const Shape* v : {&kernel, &strides, &pads})
+    for (int64_t a : *v)
+      if (a < 0 || a > kMaxWindowAttr)
+        throw ctx.error("kernel_shape, strides and pads must lie in [0, 2^30], got " + std::to_string(a));
   Shape out = {x.dim(0), x.dim(1)};
   for (size_t d = 0; d < r; ++d) {
     int64_t o = (in[d] - 1) * strides[d] + kernel[d] - pads[d] - pads[d + r];

@@ -8,6 +8,7 @@
 // downsampling. Resize-11 adds roi/sizes and the coordinate, nearest and cubic
 // attributes; 13 makes roi/scales optional; 18 adds antialias, axes and
 // keep_aspect_ratio_policy; 19 adds half_pixel_symmetric.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -73,8 +74,8 @@ struct ResizePlan {
 
 // Computes the output shape and per-axis scales; scales/sizes/roi are the
 // values of those inputs (empty when absent).
-std::string resize_plan(const Node& node, const ResizeAttrs& a, const Shape& in, const std::vector<float>& scales,
-                        const std::vector<int64_t>& sizes, const std::vector<double>& roi, ResizePlan* p) {
+std::string resize_plan_shape(const Node& node, const ResizeAttrs& a, const Shape& in, const std::vector<float>& scales,
+                              const std::vector<int64_t>& sizes, const std::vector<double>& roi, ResizePlan* p) {
   const int64_t r = static_cast<int64_t>(in.size());
   if (a.axes.empty()) {
     for (int64_t d = 0; d < r; ++d) p->axes.push_back(d);
@@ -127,6 +128,28 @@ std::string resize_plan(const Node& node, const ResizeAttrs& a, const Shape& in,
       p->scales[static_cast<size_t>(d)] = s;
       p->out[static_cast<size_t>(d)] = static_cast<int64_t>(s * static_cast<double>(in[static_cast<size_t>(d)]) + 0.5);
     }
+  }
+  return "";
+}
+
+// The plan, with its sizes checked: the naive kernel holds the tensor as
+// doubles after each axis is resized, so every intermediate (each dim at
+// most max(in, out)) must have an element count that neither overflows nor
+// exceeds 2^40 bytes of doubles.
+std::string resize_plan(const Node& node, const ResizeAttrs& a, const Shape& in, const std::vector<float>& scales,
+                        const std::vector<int64_t>& sizes, const std::vector<double>& roi, ResizePlan* p) {
+  std::string err = resize_plan_shape(node, a, in, scales, sizes, roi, p);
+  if (!err.empty()) return err;
+  constexpr int64_t kMaxElements = (int64_t{1} << 40) / static_cast<int64_t>(sizeof(double));
+  int64_t n = 1;
+  bool empty = false;
+  for (size_t d = 0; d < in.size(); ++d) empty = empty || in[d] == 0;  // then every intermediate is empty
+  for (size_t d = 0; d < in.size() && !empty; ++d) {
+    const int64_t w = std::max(in[d], p->out[d]);
+    if (n > kMaxElements / w)
+      return "the output " + shape_str(p->out) + " is too large (more than " + std::to_string(kMaxElements) +
+             " elements)";
+    n *= w;
   }
   return "";
 }

@@ -3,6 +3,7 @@
 // coordinate_transformation_mode=output_half_pixel (no half-pixel offset);
 // opset 16 adds the attribute with half_pixel as the default. Max mode takes,
 // per sample, the largest weighted corner value, as the reference does.
+#include <algorithm>
 #include <cmath>
 
 #include "ir/op_facts.h"
@@ -11,6 +12,9 @@
 namespace kiln {
 
 namespace {
+
+constexpr int64_t kMaxSamplingRatio = int64_t{1} << 16;
+constexpr double kMaxSamples = static_cast<double>(int64_t{1} << 34);
 
 void compute_roi_align(KernelContext& ctx) {
   const Node& node = ctx.node();
@@ -28,6 +32,12 @@ void compute_roi_align(KernelContext& ctx) {
   const int64_t sampling = node.attr_int("sampling_ratio", 0);
   const double scale = node.attr_float("spatial_scale", 1.0f);
   if (OH <= 0 || OW <= 0 || sampling < 0) throw ctx.error("output sizes must be positive and sampling_ratio >= 0");
+  if (sampling > kMaxSamplingRatio)
+    throw ctx.error("sampling_ratio " + std::to_string(sampling) + " is out of range (at most " +
+                    std::to_string(kMaxSamplingRatio) + ")");
+  // Samples taken over all rois, bounded as they are planned (a large
+  // sampling ratio, or an adaptive one from a huge roi, would run for days).
+  double samples = 0;
   const std::string ctm =
       node.opset >= 16 ? node.attr_string("coordinate_transformation_mode", "half_pixel") : "output_half_pixel";
   if (ctm != "half_pixel" && ctm != "output_half_pixel")
@@ -50,8 +60,14 @@ void compute_roi_align(KernelContext& ctx) {
         rh = std::max(rh, 1.0);
       }
       const double bh = rh / static_cast<double>(OH), bw = rw / static_cast<double>(OW);
-      const int64_t gh = sampling > 0 ? sampling : static_cast<int64_t>(std::ceil(rh / static_cast<double>(OH)));
-      const int64_t gw = sampling > 0 ? sampling : static_cast<int64_t>(std::ceil(rw / static_cast<double>(OW)));
+      const double gh_d = sampling > 0 ? static_cast<double>(sampling) : std::ceil(rh / static_cast<double>(OH));
+      const double gw_d = sampling > 0 ? static_cast<double>(sampling) : std::ceil(rw / static_cast<double>(OW));
+      samples += std::max(gh_d, 0.0) * std::max(gw_d, 0.0) * static_cast<double>(C) * static_cast<double>(OH) *
+                 static_cast<double>(OW);
+      if (!(samples <= kMaxSamples))  // NaN too: an adaptive grid from a non-finite roi
+        throw ctx.error("roi " + std::to_string(r) + " takes the bilinear samples past 2^34 in all (sampling grid " +
+                        std::to_string(gh_d) + " x " + std::to_string(gw_d) + ")");
+      const int64_t gh = static_cast<int64_t>(gh_d), gw = static_cast<int64_t>(gw_d);
       const double count = static_cast<double>(std::max<int64_t>(gh * gw, 1));
       for (int64_t c = 0; c < C; ++c) {
         const T* plane = px + (b * C + c) * H * W;

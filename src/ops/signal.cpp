@@ -46,6 +46,9 @@ std::string check_output_datatype(const Node& n) {
 
 // Guards against a size read from a file allocating without bound.
 constexpr int64_t kMaxLength = int64_t{1} << 28;
+// The most multiply-adds one DFT node may take (the kernel is O(n^2) per
+// signal): tens of seconds.
+constexpr double kMaxDftWork = static_cast<double>(int64_t{1} << 34);
 
 // ---------------------------------------------------------------- windows
 
@@ -171,10 +174,18 @@ void dft_compute(KernelContext& ctx, bool axis_is_input) {
   out_shape[static_cast<size_t>(p.axis)] = out_len;
   out_shape.back() = irfft ? 1 : 2;
 
-  std::vector<double> xs = read_doubles(x);
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < p.axis; ++d) outer *= x.shape()[static_cast<size_t>(d)];
   for (int64_t d = p.axis + 1; d < x.rank() - 1; ++d) inner *= x.shape()[static_cast<size_t>(d)];
+  // The transform is a plain O(n * out_len) sum per signal: bound the whole
+  // (a dft_length of 2^28 is allowed, and would run for days).
+  const double work =
+      static_cast<double>(outer) * static_cast<double>(inner) * static_cast<double>(n) * static_cast<double>(out_len);
+  if (work > kMaxDftWork)
+    throw ctx.error("the transform of " + std::to_string(outer * inner) + " signal(s) of length " + std::to_string(n) +
+                    " needs about " + std::to_string(static_cast<int64_t>(work)) +
+                    " multiply-adds, more than kiln's limit of 2^34");
+  std::vector<double> xs = read_doubles(x);
   int64_t c_in = x.shape().back(), c_out = out_shape.back();
   std::vector<double> cos_t, sin_t;
   twiddles(n, &cos_t, &sin_t);
@@ -343,6 +354,11 @@ void mel_compute(KernelContext& ctx) {
   if (ctx.input(3).numel() != 1 || ctx.input(4).numel() != 1) throw ctx.error("lower/upper_edge_hertz must be scalars");
   double lower = read_scalar(ctx.input(3)), upper = read_scalar(ctx.input(4));
   if (!(lower >= 0 && upper > lower)) throw ctx.error("need 0 <= lower_edge_hertz < upper_edge_hertz");
+  // Filters past the sample rate lie outside the spectrum; an edge of 1e15 Hz
+  // made the filter loops below run for days.
+  if (!(upper <= static_cast<double>(sample_rate)))
+    throw ctx.error("upper_edge_hertz " + std::to_string(upper) + " is above the sample rate " +
+                    std::to_string(sample_rate));
   int64_t num_bins = dft_length / 2 + 1;
   if (num_bins * num_mel > kMaxLength) throw ctx.error("the matrix would be too large");
   auto mel = [](double f) { return 2595.0 * std::log10(1.0 + f / 700.0); };
@@ -363,14 +379,15 @@ void mel_compute(KernelContext& ctx) {
   for (int64_t i = 0; i < num_mel; ++i) {
     int64_t lo = edges[static_cast<size_t>(i)], center = edges[static_cast<size_t>(i + 1)],
             hi = edges[static_cast<size_t>(i + 2)];
+    // Only bins inside the spectrum are written: the loops visit those alone.
     if (center == lo) {
       if (double* p = at(center, i)) *p = 1;
     } else {
-      for (int64_t j = lo; j <= center; ++j)
+      for (int64_t j = std::max<int64_t>(lo, 0); j <= std::min(center, num_bins - 1); ++j)
         if (double* p = at(j, i)) *p = static_cast<double>(j - lo) / static_cast<double>(center - lo);
     }
     if (hi > center)
-      for (int64_t j = center; j < hi; ++j)
+      for (int64_t j = std::max<int64_t>(center, 0); j < std::min(hi, num_bins); ++j)
         if (double* p = at(j, i)) *p = static_cast<double>(hi - j) / static_cast<double>(hi - center);
   }
   Tensor& out = ctx.output(0, static_cast<DType>(ctx.node().attr_int("output_datatype", 1)), {num_bins, num_mel});

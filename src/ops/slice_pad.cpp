@@ -51,9 +51,14 @@ std::vector<SliceAxis> slice_plan(const Ctx& ctx, const Shape& in, const std::ve
       s = std::clamp<int64_t>(s, 0, n - 1);
       e = std::clamp<int64_t>(e, -1, n - 1);
     }
+    // ceil(distance / |step|) without overflow for any step, INT64_MIN and
+    // INT64_MAX included (distance is at most n).
+    const uint64_t mag = step > 0 ? static_cast<uint64_t>(step) : uint64_t{0} - static_cast<uint64_t>(step);
+    const int64_t distance = step > 0 ? e - s : s - e;
     int64_t size = 0;
-    if (step > 0 && e > s) size = (e - s + step - 1) / step;
-    if (step < 0 && s > e) size = (s - e + (-step) - 1) / (-step);
+    if (distance > 0) size = static_cast<int64_t>((static_cast<uint64_t>(distance) - 1) / mag + 1);
+    // A single element is read whatever the step: keep the stride small.
+    if (size <= 1) step = 1;
     plan[static_cast<size_t>(a)] = {s, step, size};
   }
   return plan;

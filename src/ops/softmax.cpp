@@ -137,6 +137,9 @@ void softmax_compute(KernelContext& ctx, SoftKind kind, bool coerce_2d) {
     v = axis_view(x.shape(), normalize_axis(axis, rank, ctx.node()));
   }
   Tensor& out = ctx.output_uninitialized(0, x.dtype(), x.shape());
+  // An empty input (e.g. [0, 2^40]) has an empty output: no row buffer is
+  // sized from the other dims.
+  if (x.numel() == 0) return;
   if (x.dtype() == DType::kFloat32 && kind != SoftKind::kHardmax && v.inner == 1) {
     softmax_f32_rows(kind, x.data<float>(), out.data<float>(), v.outer, v.n, ctx.thread_pool());
     return;

@@ -7,8 +7,11 @@
 #include "pipeline/load_engine.h"
 #include "pipeline/prepare.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <queue>
 #include <unordered_map>
 
 #include "engine/meta.h"
@@ -97,6 +100,57 @@ std::unordered_map<size_t, PackedState> packed_states(const json& meta, const We
 
 size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
+// That no two blocks of a memory plan alive at the same time share bytes
+// (all offsets 0 passed the bounds checks, and runs overwrote each other's
+// tensors). A block lives, as the executor's plans are made
+// (runtime/arena.cpp), from its producer to the last read of any value in
+// it; a sweep over the nodes in order keeps the live blocks by offset.
+void check_plan_lifetimes(const RunPlan& plan, const Graph& g, const std::string& what) {
+  const size_t n = plan.offset.size();
+  std::vector<int64_t> first(n, -1), last(n, -1);
+  std::vector<int64_t> produced(n, -1), read(n, -1);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& node = *g.nodes[i];
+    for (const Value* out : node.outputs)
+      if (out && out->index >= 0) produced[static_cast<size_t>(out->index)] = static_cast<int64_t>(i);
+    for (const Value* in : node.inputs)
+      if (in && in->index >= 0) read[static_cast<size_t>(in->index)] = static_cast<int64_t>(i);
+    for (const Value* in : g.implicit_inputs(node))
+      if (in->index >= 0) read[static_cast<size_t>(in->index)] = static_cast<int64_t>(i);
+  }
+  for (size_t v = 0; v < n; ++v) {
+    const int64_t owner = plan.offset[v] >= 0 ? static_cast<int64_t>(v) : plan.root[v];
+    if (owner < 0) continue;
+    const size_t o = static_cast<size_t>(owner);
+    if (static_cast<size_t>(owner) == v) first[o] = produced[v];
+    last[o] = std::max({last[o], produced[v], read[v]});
+  }
+  std::vector<size_t> blocks;
+  for (size_t v = 0; v < n; ++v)  // the executor places node outputs only: other values' blocks go unused
+    if (plan.offset[v] >= 0 && first[v] >= 0) blocks.push_back(v);
+  std::sort(blocks.begin(), blocks.end(), [&](size_t a, size_t b) { return first[a] < first[b]; });
+  std::map<size_t, std::pair<size_t, size_t>> live;  // offset -> (end, value)
+  using Ending = std::pair<int64_t, size_t>;         // (last step, offset)
+  std::priority_queue<Ending, std::vector<Ending>, std::greater<>> endings;
+  for (size_t v : blocks) {
+    while (!endings.empty() && endings.top().first < first[v]) {
+      live.erase(endings.top().second);
+      endings.pop();
+    }
+    const size_t at = static_cast<size_t>(plan.offset[v]);
+    const size_t end = at + align_up(std::max<size_t>(plan.bytes[v], 1), kArenaAlignment);
+    auto next = live.lower_bound(at);
+    auto clash = [&](size_t other) {
+      return Error(what + ": memory plan places values " + std::to_string(other) + " and " + std::to_string(v) +
+                   ", alive at the same time, in overlapping bytes of its arena");
+    };
+    if (next != live.end() && next->first < end) throw clash(next->second.second);
+    if (next != live.begin() && std::prev(next)->second.first > at) throw clash(std::prev(next)->second.second);
+    live[at] = {end, v};
+    endings.push({last[v], at});
+  }
+}
+
 // A profile's memory plan, checked against the graph it is for: every block
 // aligned and inside the arena, the arena no larger than its blocks laid end
 // to end (so a crafted file cannot ask for a huge arena), and no graph output
@@ -139,6 +193,7 @@ std::shared_ptr<RunPlan> plan_of(const json& j, const Graph& g, const std::strin
   for (const Value* out : g.outputs)
     if (plan->offset[static_cast<size_t>(out->index)] >= 0 || plan->root[static_cast<size_t>(out->index)] >= 0)
       throw Error(what + ": memory plan puts graph output '" + out->name + "' in its arena");
+  check_plan_lifetimes(*plan, g, what);
   return plan;
 }
 

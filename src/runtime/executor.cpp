@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <new>
 #include <unordered_map>
 
 #include "core/settings.h"
@@ -96,6 +97,13 @@ void perturb(std::vector<Tensor>& outs) {
     for (int64_t k = 0; k < t.numel(); ++k) p[k] += 0.01f * (1.0f + std::fabs(p[k]));
     return;
   }
+}
+
+size_t input_bytes(const std::vector<const Tensor*>& inputs) {
+  size_t n = 0;
+  for (const Tensor* t : inputs)
+    if (t && t->dtype() != DType::kString) n += t->nbytes();
+  return n;
 }
 
 }  // namespace
@@ -269,7 +277,10 @@ std::vector<Tensor> CompiledGraph::run_frame(const std::vector<Tensor>& inputs, 
       std::string msg = e.what();
       if (msg.find(node.describe()) == std::string::npos) throw Error(node.describe() + ": " + msg);
       throw;
-    } catch (const std::exception& e) {  // oneDNN's, bad_alloc: callers are promised a kiln::Error
+    } catch (const std::bad_alloc&) {  // a kernel's own working buffer: callers are promised a kiln::Error
+      throw Error(node.describe() + ": out of memory: a working buffer could not be allocated (" +
+                  std::to_string(input_bytes(scratch.in_ptrs)) + " bytes of inputs)");
+    } catch (const std::exception& e) {  // oneDNN's: callers are promised a kiln::Error
       throw Error(node.describe() + ": " + e.what());
     }
     if (static_cast<int>(i) == perturbed_node_) perturb(outs);

@@ -12,6 +12,7 @@
 // inside the data and holds exactly numel * itemsize bytes.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -60,6 +61,10 @@ WeightMap read_safetensors(std::span<const uint8_t> bytes, const std::string& la
 
   WeightMap out;
   out.format = WeightsFormat::kSafetensors;
+  // Entries may share one data range, and each is copied: the same limit
+  // as for torch checkpoints' views (8 times the file, at least 1 MiB)
+  // keeps a small file from asking for gigabytes.
+  uint64_t budget = std::max<uint64_t>(uint64_t{8} * bytes.size(), uint64_t{1} << 20);
   for (const auto& [name, info] : header.items()) {
     std::string where = label + ": tensor '" + name + "'";
     if (name == "__metadata__") {
@@ -96,6 +101,11 @@ WeightMap read_safetensors(std::span<const uint8_t> bytes, const std::string& la
     if (static_cast<uint64_t>(nbytes) != end - begin)
       throw Error(where + ": " + std::to_string(end - begin) + " bytes of data for " + shape_str(shape) + " " +
                   dtype_numpy_name(dtype) + " (" + std::to_string(nbytes) + " bytes)");
+    if (static_cast<uint64_t>(nbytes) > budget)
+      throw Error(where + ": its " + std::to_string(nbytes) +
+                  " bytes exceed what is left of kiln's limit for this file (8 times its size): tensors sharing "
+                  "data ranges this much are refused");
+    budget -= static_cast<uint64_t>(nbytes);
     Tensor t(dtype, shape);
     if (nbytes > 0) std::memcpy(t.raw(), data.data() + begin, static_cast<size_t>(nbytes));
     out.tensors.push_back({name, std::move(t)});
