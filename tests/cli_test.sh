@@ -26,6 +26,15 @@ check "--version" 0 "$kiln" --version
 check "--help" 0 "$kiln" --help
 for sub in run conformance ops bench profile inspect build device; do check "$sub --help" 0 "$kiln" "$sub" --help; done
 check "missing file" 1 "$kiln" run /nonexistent.onnx
+# Output that cannot be written is an error, not a silent success.
+check "stdout to /dev/full" 1 sh -c '"$0" run "$1" --shapes 1x1x8x8 > /dev/full' "$kiln" "$src/models/digits/model.onnx"
+check "json to /dev/full" 1 sh -c '"$0" ops --format json > /dev/full' "$kiln"
+# Idle OpenMP threads spin briefly by default (docs/threads.md); the
+# environment's settings win. OMP_DISPLAY_ENV shows what libgomp read.
+spin() { env "$@" OMP_DISPLAY_ENV=verbose "$kiln" --version 2>&1 | sed -n "s/^ *GOMP_SPINCOUNT = '\(.*\)'/\1/p"; }
+[ "$(spin)" = 1000 ] || { echo "FAIL default spin count: $(spin)"; fail=1; }
+[ "$(spin GOMP_SPINCOUNT=7)" = 7 ] || { echo "FAIL GOMP_SPINCOUNT=7: $(spin GOMP_SPINCOUNT=7)"; fail=1; }
+[ "$(spin OMP_WAIT_POLICY=passive)" = 0 ] || { echo "FAIL OMP_WAIT_POLICY=passive: $(spin OMP_WAIT_POLICY=passive)"; fail=1; }
 check "unknown flag" 1 "$kiln" run --bogus-flag x.onnx
 while IFS=$'\t' read -r file phrase; do
   case "$file" in '#'*|'') continue ;; esac

@@ -22,6 +22,17 @@ def relu(opsets):
 save(relu([("", 999)]), f"{d}/opset999.onnx")
 save(relu([("", 17), ("kiln", 50)]), f"{d}/kiln50.onnx")
 save(relu([("", 17), ("com.example", 50)]), f"{d}/other_domain.onnx")
+# One node kiln cannot run: a one-line error.
+g = helper.make_graph([helper.make_node("FancyOp", ["x"], ["y"], name="fancy", domain="com.example")], "g",
+                      [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)]),
+     f"{d}/one_unsupported.onnx")
+# Names that are not UTF-8 (ONNX does not check): a node name's bytes patched.
+m = relu([("", 17)])
+m.graph.node[0].name = "QQQQ"
+b = m.SerializeToString().replace(b"QQQQ", b"\xff\xfe\xc3\x28")
+open(f"{d}/bad_utf8.onnx", "wb").write(b)
 PY
 
 expect_error() {  # expect_error PHRASE ARGS...
@@ -41,6 +52,16 @@ for cmd in run bench profile inspect compare graph build export-onnx; do
     $cmd "$tmp/opset999.onnx" "${out[@]}"
 done
 expect_error "opset 50 of domain 'kiln'" run "$tmp/kiln50.onnx"
+out=$("$kiln" run "$tmp/one_unsupported.onnx" 2>&1) && fail "one unsupported node ran"
+[ "$(wc -l <<<"$out")" = 1 ] && grep -q "^kiln: error: .*: not supported: node 'fancy'" <<<"$out" ||
+  fail "one unsupported node: not one line: $out"
+for fmt in json yaml csv table; do
+  "$kiln" inspect "$tmp/bad_utf8.onnx" --format $fmt > "$tmp/bad_utf8.$fmt" || fail "inspect --format $fmt of non-UTF-8 names"
+done
+/usr/bin/python3 -c "import json, sys; json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))" "$tmp/bad_utf8.json" ||
+  fail "inspect --format json of non-UTF-8 names is not UTF-8 JSON"
+"$kiln" profile "$tmp/bad_utf8.onnx" -n 1 --warmup 0 --format json --peak-gflops 10 --l2-gbps 10 --dram-gbps 10 \
+  > "$tmp/p.json" || fail "profile --format json of non-UTF-8 names"
 # A domain kiln has no op of is not judged by its version.
 "$kiln" run "$tmp/other_domain.onnx" > /dev/null || fail "other domain's opset refused"
 # ONNX Model Zoo-style test folders: the weight W is an initializer listed

@@ -43,7 +43,9 @@ void infer_supported(Graph& g, const std::string& source) {
   std::vector<std::string> unsupported;
   infer_graph(g, &unsupported);
   if (!unsupported.empty()) {
-    std::string msg = source + ": " + std::to_string(unsupported.size()) + " node(s) not supported:";
+    // One node: one line; several: a list, one node per line.
+    if (unsupported.size() == 1) throw UnsupportedError(source + ": not supported: " + unsupported[0]);
+    std::string msg = source + ": " + std::to_string(unsupported.size()) + " nodes not supported:";
     for (const auto& u : unsupported) msg += "\n  " + u;
     throw UnsupportedError(msg);
   }

@@ -53,7 +53,7 @@ def main():
                helper.make_node("Relu", ["a"], ["b"], name="relu"),
                helper.make_node("NotAnOnnxOp", ["b"], ["y"], name="fancy2")], [x], [y])
     m.opset_import.append(helper.make_opsetid("com.example", 1))
-    save("unsupported_ops.onnx", m, "2 node(s) not supported")
+    save("unsupported_ops.onnx", m, "2 nodes not supported")
 
     # One unsupported node per reason `kiln inspect` reports: op unknown, opset
     # out of range (Gelu exists from opset 20), type unsupported (Sigmoid on
@@ -67,7 +67,7 @@ def main():
                helper.make_node("Relu", ["x"], ["y"], name="relu")], [x, i],
               outs[:3] + [helper.make_tensor_value_info("c", TensorProto.INT32, [2, 3]), outs[3]])
     m.opset_import.append(helper.make_opsetid("com.example", 1))
-    save("unsupported_reasons.onnx", m, "4 node(s) not supported")
+    save("unsupported_reasons.onnx", m, "4 nodes not supported")
 
     # Initializer whose data is shorter than its shape.
     w = helper.make_tensor("w", TensorProto.FLOAT, [2, 3], [1.0] * 6)

@@ -96,7 +96,7 @@ void build_main(const BuildArgs& a) {
       profiles.push_back({{"min", p.min}, {"opt", p.opt}, {"max", p.max}, {"arena_bytes", r.arena_bytes.at(i)}});
     }
     j["profiles"] = profiles;
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", json_text(j).c_str());
     return;
   }
   std::printf("engine           %s (%.1f MiB)\n", out.c_str(), static_cast<double>(r.engine_bytes) / (1 << 20));

@@ -1,6 +1,7 @@
 // Shared pieces of the kiln command-line tool.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <map>
@@ -35,6 +36,13 @@ enum SessionFlag : unsigned {
 };
 // Adds the flags in `which` (a SessionFlag mask) to `cmd`, bound to `f`.
 void add_session_flags(CLI::App* cmd, SessionFlags& f, unsigned which);
+
+// JSON text for output. Names in a model are not checked to be UTF-8 by
+// ONNX; invalid bytes become U+FFFD here rather than an exception.
+template <typename Json>
+std::string json_text(const Json& j, int indent = 2) {
+  return j.dump(indent, ' ', false, Json::error_handler_t::replace);
+}
 
 // "a:1x3x224x224,b:2x4" -> {a: [1,3,224,224], b: [2,4]}; an item without a
 // name ("1x3x224x224") is stored under "" (the model's only input: see

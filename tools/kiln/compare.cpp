@@ -110,7 +110,7 @@ std::vector<Tensor> run_ort(const std::string& model_path, const Feed& feed, con
     save_npy(feed[i].second, file);
     cfg["inputs"].push_back({{"name", feed[i].first}, {"file", file}});
   }
-  const int rc = spawn_and_wait({"node", worker, cfg.dump()});
+  const int rc = spawn_and_wait({"node", worker, json_text(cfg, -1)});
   if (rc != 0)
     throw Error("ONNX Runtime failed on " + model_path + " (exit " + std::to_string(rc) + "; its message is above)");
   std::vector<Tensor> outs;
@@ -323,7 +323,7 @@ bool compare_main(const CompareArgs& a) {
       j["first_divergence"] = row_json(*first_bad);
     else
       j["first_divergence"] = nullptr;
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", json_text(j).c_str());
     return failed == 0;
   }
   const std::string atol_desc = a.atol >= 0 ? std::to_string(a.atol) : std::string("rtol * max|ref|");

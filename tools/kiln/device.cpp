@@ -331,7 +331,7 @@ void device_main(const DeviceArgs& a) {
     for (const SettingInfo& si : setting_infos())
       j["settings"][si.name] = {{"value", si.value.empty() ? nlohmann::json(nullptr) : nlohmann::json(si.value)},
                                 {"meaning", si.meaning}};
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", json_text(j).c_str());
     return;
   }
   std::printf("cpu            %s\n", cpu_model_name().c_str());

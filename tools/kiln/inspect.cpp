@@ -473,7 +473,7 @@ void inspect_main(const InspectArgs& a) {
     throw Error(msg.rfind(a.model, 0) == 0 ? msg : a.model + ": " + msg);
   }
   if (a.format == "json") {
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", json_text(j).c_str());
   } else if (a.format == "yaml") {
     YAML::Emitter out;
     emit_yaml(out, j);

@@ -1,5 +1,9 @@
 // kiln: load, check and run ONNX models on the CPU.
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 
 #include "cli.h"
@@ -21,7 +25,50 @@ void print_version() {
               kiln::cpu_isa_name(kiln::cpu_isa_selected()));
 }
 
+// Whether everything printed reached standard output; a full disk or a closed
+// pipe (kiln run ... > /dev/full) is an error, not a silent success.
+bool output_written() {
+  if (std::fflush(stdout) == 0 && !std::ferror(stdout)) return true;
+  std::fprintf(stderr, "kiln: error: writing to standard output: %s\n", std::strerror(errno));
+  return false;
+}
+
 }  // namespace
+
+// A short OpenMP spin-wait by default. Idle threads of kiln's pool (and
+// oneDNN's: both are libgomp's OpenMP team) wait for the next parallel region
+// by spinning, then sleep. libgomp spins 300,000 times by default, several
+// milliseconds; on a machine where other processes also run, the spinning
+// threads take the cores the working ones need (PaddleOCR det at 2 threads
+// beside one busy process: median 524-736 ms with the default, 174-204 ms
+// with OMP_WAIT_POLICY=PASSIVE). kiln's default is kDefaultSpinCount
+// (docs/threads.md); OMP_WAIT_POLICY or GOMP_SPINCOUNT in the environment win.
+//
+// libgomp reads them once, in its constructor, before main and before any
+// code of this program runs (.preinit_array is too early: libc's initializer
+// resets the environment after it; and the loader initializes libgomp before
+// any library that could set it, as libkiln and oneDNN depend on it). So the
+// program answers libgomp's getenv itself: the dynamic linker binds every
+// library's getenv calls to the program's definition first. It reads the
+// environment exactly as libc's does, and only adds the default.
+// tests/threads_cli_test.sh checks, through OMP_DISPLAY_ENV, what libgomp read.
+namespace {
+constexpr char kDefaultSpinCount[] = "1000";
+
+const char* find_env(const char* name) {
+  const size_t n = std::strlen(name);
+  for (char** e = environ; e && *e; ++e)
+    if (std::strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
+  return nullptr;
+}
+}  // namespace
+
+extern "C" char* getenv(const char* name) {
+  if (!*name || std::strchr(name, '=')) return nullptr;
+  const char* value = find_env(name);
+  if (!value && std::strcmp(name, "GOMP_SPINCOUNT") == 0 && !find_env("OMP_WAIT_POLICY")) value = kDefaultSpinCount;
+  return const_cast<char*>(value);
+}
 
 int main(int argc, char** argv) {
   CLI::App app{"kiln: an inference engine for ONNX models (CPU)"};
@@ -52,22 +99,22 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {
-    return e.get_exit_code();  // a command's own failure, already reported (kiln compare: 2 = outside tolerance)
+    // A command's own failure, already reported (kiln compare: 2 = outside tolerance).
+    return output_written() ? e.get_exit_code() : 1;
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    if (e.get_exit_code() == 0) {  // --help
+      app.exit(e);
+      return output_written() ? 0 : 1;
+    }
     std::fprintf(stderr, "kiln: error: %s\nRun with --help for more information.\n", e.what());
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kiln: error: %s\n", e.what());
     return 1;
   }
-  if (show_version) {
+  if (show_version)
     print_version();
-    return 0;
-  }
-  if (app.get_subcommands().empty()) {
+  else if (app.get_subcommands().empty())
     std::printf("%s", app.help().c_str());
-    return 0;
-  }
-  return 0;
+  return output_written() ? 0 : 1;
 }

@@ -37,7 +37,7 @@ void ops_main(const std::string& format) {
                      {"until", s->until == INT_MAX ? nlohmann::json(nullptr) : nlohmann::json(s->until)},
                      {"types", s->types.empty() ? nlohmann::json("any") : nlohmann::json(types_str(*s))},
                      {"library", s->library.empty() ? nlohmann::json(nullptr) : nlohmann::json(s->library)}});
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", json_text(j).c_str());
     return;
   }
   std::printf(

@@ -106,7 +106,7 @@ void write_trace(const std::string& path, const Session& s, const std::vector<Se
   }
   std::ofstream f(path);
   if (!f) throw Error(path + ": cannot open for writing");
-  f << nlohmann::json{{"traceEvents", std::move(events)}, {"displayTimeUnit", "ms"}}.dump();
+  f << json_text(nlohmann::json{{"traceEvents", std::move(events)}, {"displayTimeUnit", "ms"}}, -1);
   if (!f) throw Error(path + ": write failed");
 }
 
@@ -368,7 +368,7 @@ void print_json(const Profile& p) {
                         {"gflops", null_if_negative(g)},
                         {"peak_fraction", null_if_negative(g < 0 ? g : g / p.peak())}});
   }
-  std::printf("%s\n", j.dump(2).c_str());
+  std::printf("%s\n", json_text(j).c_str());
 }
 
 // A number for CSV: empty when unknown (negative).

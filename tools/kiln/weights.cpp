@@ -27,7 +27,7 @@ void print_json(const WeightMap& m) {
                     {"shape", t.tensor.shape()},
                     {"bytes", t.tensor.nbytes()}});
   // Names come from the file: invalid UTF-8 is replaced rather than fatal.
-  std::printf("%s\n", list.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
+  std::printf("%s\n", json_text(list).c_str());
 }
 
 void print_table(const WeightMap& m) {
