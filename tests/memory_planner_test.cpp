@@ -9,6 +9,7 @@
 #include "kernels/cpu/dnnl_glue.h"
 #include "kiln/session.h"
 #include "model_builder.h"
+#include "ops/blocked_util.h"
 
 namespace kiln::test {
 
@@ -137,3 +138,30 @@ TEST(MemoryPlanner, ConcurrentRunsFromFourThreads) {
 }
 
 }  // namespace kiln::test
+
+// Kernels' per-shape caches (oneDNN primitives) keep a bounded number of
+// shapes, least recently used dropped first, and an entry a run still holds
+// stays alive when it is dropped.
+TEST(ShapeCache, KeepsABoundedNumberOfShapesLeastRecentlyUsedDroppedFirst) {
+  kiln::blocked::ShapeCache<int> cache(2);  // 2 always-needed shapes + the recent ones
+  const size_t cap = cache.capacity();
+  ASSERT_EQ(cap, 2 + kiln::blocked::ShapeCache<int>::kRecentShapes);
+  int made = 0;
+  auto get = [&](int64_t w) { return cache.get({1, w}, [&] { return ++made; }); };
+  std::shared_ptr<const int> first = get(0);
+  for (int64_t w = 1; w < static_cast<int64_t>(cap); ++w) get(w);
+  EXPECT_EQ(made, static_cast<int>(cap));
+  EXPECT_EQ(*get(0), 1);  // a hit, and now the most recent
+  EXPECT_EQ(made, static_cast<int>(cap));
+  for (int64_t w = 100; w < 200; ++w) get(w);  // many new shapes: the size stays at the bound
+  EXPECT_EQ(cache.size(), cap);
+  EXPECT_EQ(*first, 1);  // dropped from the cache, alive for its holder
+  const int made_before = made;
+  EXPECT_EQ(*get(0), made_before + 1);  // made again
+  // The most recent shapes are kept, the oldest were dropped.
+  const int before = made;
+  get(199);
+  EXPECT_EQ(made, before);
+  get(100);
+  EXPECT_EQ(made, before + 1);
+}

@@ -186,7 +186,7 @@ class BlockedConvKernel : public Kernel {
  public:
   // packed: what an engine saved for this node (null: prepare from W).
   BlockedConvKernel(const Node& node, const PackedState* packed)
-      : node_(node), block_(block_attr(node)), chunks_(batch_chunks(node)) {
+      : node_(node), block_(block_attr(node)), chunks_(batch_chunks(node)), prepared_(chunks_.size()) {
     bool steps_fused = true;
     attr_ = conv_attr(node, nullptr, &steps_fused);
     if (!steps_fused) unfused_steps_ = epilogue_of(node);
@@ -251,7 +251,7 @@ class BlockedConvKernel : public Kernel {
     const bool plain = x.rank() == 4;
     if (x.dtype() != DType::kFloat32 || (!plain && (x.rank() != 5 || x.dim(4) != block_)))
       throw ctx.error("unexpected input " + shape_str(x.shape()));
-    auto prepared = [&](int64_t n) -> const Prepared& {
+    auto prepared = [&](int64_t n) -> std::shared_ptr<const Prepared> {
       return prepared_.get(with_batch(x.shape(), n), [&] {
         dnnl_glue::use_threads(threads_of(ctx));
         return prepare(with_batch(x.shape(), n), plain);
@@ -304,9 +304,10 @@ class BlockedConvKernel : public Kernel {
       }
     };
     for_each_batch_chunk(chunks_, x.dim(0), [&](int64_t start, int64_t n) {
-      const Prepared& p = prepared(n);
-      if (!p.per_sample) return run_chunk(p, start, n);
-      for (int64_t i = 0; i < n; ++i) run_chunk(prepared(1), start + i, 1);
+      const std::shared_ptr<const Prepared> p = prepared(n);
+      if (!p->per_sample) return run_chunk(*p, start, n);
+      const std::shared_ptr<const Prepared> one = prepared(1);
+      for (int64_t i = 0; i < n; ++i) run_chunk(*one, start + i, 1);
     });
   }
 

@@ -16,7 +16,8 @@ using namespace blocked;
 
 class ReorderKernel : public Kernel {
  public:
-  ReorderKernel(const Node& node, bool to_blocked) : to_blocked_(to_blocked), chunks_(batch_chunks(node)) {}
+  ReorderKernel(const Node& node, bool to_blocked)
+      : to_blocked_(to_blocked), chunks_(batch_chunks(node)), cache_(chunks_.size()) {}
 
   void run(KernelContext& ctx) const override {
     const Tensor& x = ctx.input(0);
@@ -36,9 +37,9 @@ class ReorderKernel : public Kernel {
     if (y.numel() == 0) return;
     const size_t x_sample = x.nbytes() / static_cast<size_t>(nchw[0]),
                  y_sample = y.nbytes() / static_cast<size_t>(nchw[0]);
-    auto call_for = [&](int64_t n) -> const std::shared_ptr<dnnl_glue::Call>& {
+    auto call_for = [&](int64_t n) -> std::shared_ptr<dnnl_glue::Call> {
       const Shape shape = with_batch(nchw, n);
-      return cache_.get(shape, [&] {
+      return *cache_.get(shape, [&] {
         dnnl_glue::use_threads(threads_of(ctx));
         memory::desc plain(shape, kF32, Tag::nchw), blocked(shape, kF32, dnnl_glue::blocked_tag(block));
         const memory::desc& from = to_blocked_ ? plain : blocked;
@@ -54,7 +55,7 @@ class ReorderKernel : public Kernel {
       for (int64_t n : chunks_) call_for(n);
     });
     for_each_batch_chunk(chunks_, nchw[0], [&](int64_t start, int64_t n) {
-      const auto& call = call_for(n);
+      const std::shared_ptr<dnnl_glue::Call> call = call_for(n);
       call->run({static_cast<const std::byte*>(x.raw()) + static_cast<size_t>(start) * x_sample,
                  static_cast<std::byte*>(y.raw()) + static_cast<size_t>(start) * y_sample},
                 threads_of(ctx), scratchpad_for(*call, ctx));

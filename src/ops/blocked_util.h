@@ -4,7 +4,9 @@
 #pragma once
 #include <algorithm>
 #include <functional>
+#include <list>
 #include <map>
+#include <memory>
 #include <mutex>
 
 #include "core/thread_pool.h"
@@ -52,21 +54,48 @@ inline void check_block_dim(const InferContext& ctx, const Dim& block) {
     throw ctx.error("the blocked input's last dim must be 8 or 16, got " + std::to_string(block.value));
 }
 
-// Per-input-shape cache of whatever a kernel builds for a shape.
+// Per-input-shape cache of what a kernel builds for a shape (oneDNN
+// primitives: JIT code and descriptors, tens of KB each). The least recently
+// used entry is dropped beyond capacity() shapes, so that memory stays bounded
+// however many shapes the runs bring (an OCR recognizer fed text lines of
+// every width grew by 130 MB over 97 widths; docs/memory.md). Entries are
+// shared: a run still using a dropped one keeps it alive until it is done.
 template <typename T>
 class ShapeCache {
  public:
+  // Shapes kept beyond those a kernel always needs (its batch chunks).
+  static constexpr size_t kRecentShapes = 4;
+  explicit ShapeCache(size_t always_needed = 0) : capacity_(always_needed + kRecentShapes) {}
+  size_t capacity() const { return capacity_; }
+
   template <typename Make>
-  const T& get(const Shape& key, Make make) const {
+  std::shared_ptr<const T> get(const Shape& key, Make make) const {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = entries_.find(key);
-    if (it == entries_.end()) it = entries_.emplace(key, make()).first;
-    return it->second;
+    auto it = index_.find(key);
+    if (it != index_.end()) {
+      order_.splice(order_.begin(), order_, it->second);  // now the most recent
+      return it->second->second;
+    }
+    auto made = std::make_shared<const T>(make());
+    order_.emplace_front(key, made);
+    index_[key] = order_.begin();
+    if (order_.size() > capacity_) {
+      index_.erase(order_.back().first);
+      order_.pop_back();
+    }
+    return made;
+  }
+  size_t size() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return order_.size();
   }
 
  private:
+  using Entries = std::list<std::pair<Shape, std::shared_ptr<const T>>>;
+  const size_t capacity_;
   mutable std::mutex mutex_;
-  mutable std::map<Shape, T> entries_;
+  mutable Entries order_;  // most recently used first
+  mutable std::map<Shape, typename Entries::iterator> index_;
 };
 
 // The batch sizes a kernel splits a dynamic batch into: the node's

@@ -261,10 +261,10 @@ class DnnlPlainConvKernel : public Kernel {
                        window_geometry(node_, Shape(x.shape().begin() + 2, x.shape().end()),
                                        Shape(weights_.shape().begin() + 2, weights_.shape().end()), false, &g)
                            .empty();
-    const Plan* plan = nullptr;
+    std::shared_ptr<const Plan> plan;
     if (valid) {
       const int threads = blocked::threads_of(ctx);
-      plan = &calls_.get(x.shape(), [&]() -> Plan {
+      plan = calls_.get(x.shape(), [&]() -> Plan {
         dnnl_glue::use_threads(threads);
         try {
           if (auto frames = prepare_frames(x.shape(), M, g)) return Plan{nullptr, std::move(frames)};

@@ -270,7 +270,7 @@ class DnnlConvTransposeKernel : public Kernel {
     Tensor& y = ctx.output_uninitialized(0, DType::kFloat32, out_shape);
     if (y.numel() == 0) return;
     const int threads = blocked::threads_of(ctx);
-    const std::shared_ptr<PlainCall>& call = calls_.get(x.shape(), [&]() -> std::shared_ptr<PlainCall> {
+    const std::shared_ptr<PlainCall> call = *calls_.get(x.shape(), [&]() -> std::shared_ptr<PlainCall> {
       dnnl_glue::use_threads(threads);
       try {
         return prepare(x.shape(), out_shape, g);

@@ -2,6 +2,7 @@
 
 #include "kernels/cpu/cpu_isa.h"
 
+#include <cstdlib>
 #include <stdexcept>
 
 // libgomp's entry point, declared here rather than through <omp.h> so that
@@ -9,6 +10,10 @@
 extern "C" void omp_set_num_threads(int);
 
 namespace kiln::dnnl_glue {
+
+namespace {
+constexpr int kPrimitiveCacheCapacity = 128;
+}  // namespace
 
 const dnnl::engine& engine() {
   static const dnnl::engine e = [] {
@@ -18,6 +23,12 @@ const dnnl::engine& engine() {
     dnnl::set_max_cpu_isa(isa == CpuIsa::kAvx512 ? dnnl::cpu_isa::all
                           : isa == CpuIsa::kAvx2 ? dnnl::cpu_isa::avx2
                                                  : dnnl::cpu_isa::sse41);
+    // kiln's kernels keep the primitives they use (ops/blocked_util.h:
+    // ShapeCache, a few shapes per node); oneDNN's own cache of 1,024 more
+    // would hold every shape a dynamic model has seen (docs/memory.md). The
+    // environment's DNNL_PRIMITIVE_CACHE_CAPACITY wins.
+    if (!std::getenv("DNNL_PRIMITIVE_CACHE_CAPACITY") && !std::getenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY"))
+      dnnl::set_primitive_cache_capacity(kPrimitiveCacheCapacity);
     return dnnl::engine(dnnl::engine::kind::cpu, 0);
   }();
   return e;
