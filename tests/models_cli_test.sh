@@ -6,6 +6,7 @@
 # inputs without an initializer.
 set -eu
 kiln="$1"
+repo="$2"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
@@ -91,4 +92,34 @@ PY
 "$kiln" conformance "$tmp/zoo" > "$tmp/conf.txt" || fail "conformance with initializer inputs: $(cat "$tmp/conf.txt")"
 grep -q "^2 passed, 0 failed" "$tmp/conf.txt" || fail "conformance: $(cat "$tmp/conf.txt")"
 "$kiln" compare "$tmp/zoo/named/model.onnx" --ref "$tmp/zoo/named/test_data_set_0" > /dev/null || fail "compare --ref DIR"
+# Engines: compare runs the ONNX model the engine was built from in the
+# reference (recorded at build, or --source); export-onnx says why it cannot
+# write an engine whose weights are packed; --optimized exports pass
+# onnx.checker (fused nodes are kiln:Fused<Op>) and reload with the same outputs.
+digits="$repo/models/digits/model.onnx"
+sample="$repo/models/digits/samples/digits10.npy"
+"$kiln" build "$digits" -o "$tmp/d.kiln" --min-shapes image:1x1x8x8 --opt-shapes image:4x1x8x8 \
+  --max-shapes image:16x1x8x8 > /dev/null
+"$kiln" compare "$tmp/d.kiln" --ref kiln -i image="$sample" > "$tmp/c.txt" || fail "compare ENGINE: $(cat "$tmp/c.txt")"
+grep -q PASS "$tmp/c.txt" || fail "compare ENGINE: $(cat "$tmp/c.txt")"
+cp "$digits" "$tmp/source.onnx"
+"$kiln" build "$tmp/source.onnx" -o "$tmp/moved.kiln" --shapes image:10x1x8x8 > /dev/null
+rm "$tmp/source.onnx"
+expect_error "its ONNX model $tmp/source.onnx is not there" compare "$tmp/moved.kiln" --ref kiln -i image="$sample"
+"$kiln" compare "$tmp/moved.kiln" --source "$digits" --ref kiln -i image="$sample" > /dev/null || fail "compare --source"
+expect_error "--per-layer compares every value of an ONNX model" compare "$tmp/d.kiln" --ref kiln --per-layer
+expect_error "--source is for an engine" compare "$digits" --source "$digits" --ref kiln --shapes 1x1x8x8
+expect_error "cannot be written as ONNX: the engine keeps the weights" export-onnx "$tmp/d.kiln" -o "$tmp/e.onnx"
+"$kiln" export-onnx "$digits" --optimized -o "$tmp/opt.onnx" > /dev/null
+/usr/bin/python3 - "$tmp/opt.onnx" <<'PY' || fail "optimized export is not valid ONNX"
+import sys
+import onnx
+m = onnx.load(sys.argv[1])
+onnx.checker.check_model(m, full_check=True)
+assert any(n.domain == "kiln" and n.op_type.startswith("Fused") for n in m.graph.node), [n.op_type for n in m.graph.node]
+assert not any(a.name.startswith("kiln.") for n in m.graph.node if n.domain != "kiln" for a in n.attribute)
+PY
+"$kiln" run "$digits" -i image="$sample" -o "$tmp/ref" > /dev/null
+"$kiln" compare "$tmp/opt.onnx" -i image="$sample" --ref "$tmp/ref" --rtol 0 --atol 0 > /dev/null ||
+  fail "optimized export reloads with other outputs"
 echo "models cli ok"

@@ -21,6 +21,10 @@ namespace kiln {
 // fused attention, ...). Such ops also appear in optimized exports and
 // engines, so they are checked like any other op when loaded.
 inline constexpr const char* kKilnDomain = "kiln";
+// A node of another domain that kiln fused something into is written to ONNX
+// as kiln:Fused<Op> with these attributes (onnx/export.cpp, import.cpp).
+inline constexpr const char* kFusedOpsetAttr = "kiln.fused_opset";
+inline constexpr const char* kFusedDomainAttr = "kiln.fused_domain";
 
 struct OpSchema;
 struct Graph;

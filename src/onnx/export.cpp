@@ -20,6 +20,17 @@ namespace {
 // Exporter::add_node_with_own_opset).
 constexpr const char* kOpsetFunctionDomain = "kiln.opset";
 
+// A node of another domain that carries kiln's own attributes (an epilogue
+// fused into it: "kiln.epilogue") is not valid ONNX under its own name
+// (onnx.checker: "Unrecognized attribute"). It is written as kiln:Fused<Op>,
+// with its domain and opset in kiln.fused_domain / kiln.fused_opset, as ONNX
+// Runtime writes com.microsoft:FusedConv; the importer turns it back
+// (onnx/import.cpp).
+bool written_as_fused(const Node& n) {
+  if (n.domain == kKilnDomain) return false;
+  return std::any_of(n.attrs.begin(), n.attrs.end(), [](const auto& a) { return a.first.rfind("kiln.", 0) == 0; });
+}
+
 // A function parameter's name: x<i> for input i, y<i> for output i. (Built
 // by appending: GCC 12 warns falsely on "x" + std::to_string(i).)
 std::string param(char kind, size_t i) {
@@ -97,6 +108,10 @@ class Exporter {
 // for a graph built by hand) is written at the highest version its nodes use.
 void Exporter::collect_domains(const Graph& g) {
   for (const auto& n : g.nodes) {
+    if (written_as_fused(*n) && !model_.opsets.count(kKilnDomain)) {
+      int& v = opsets_[kKilnDomain];
+      v = std::max(v, 1);
+    }
     if (!model_.opsets.count(n->domain)) {
       int& v = opsets_[n->domain];
       v = std::max({v, n->opset, 1});
@@ -115,7 +130,7 @@ void Exporter::collect_domains(const Graph& g) {
 // mean something else or not exist. kiln's own ops mean the same at every
 // version, so they never need this.
 bool Exporter::needs_own_opset(const Node& n) const {
-  if (n.opset <= 0 || n.domain == kKilnDomain) return false;
+  if (n.opset <= 0 || n.domain == kKilnDomain || written_as_fused(n)) return false;
   return n.opset != opsets_.at(n.domain);
 }
 
@@ -150,8 +165,21 @@ void Exporter::add_graph(const Graph& g, onnx::GraphProto* gp) {
 // function's parameters x<i> / y<i> ("" stays "" for an omitted one).
 void Exporter::add_node(const Node& n, onnx::NodeProto* np, bool formal_names) {
   np->set_name(n.name);
-  np->set_op_type(n.op_type);
-  np->set_domain(n.domain);
+  const bool fused = written_as_fused(n);
+  np->set_op_type(fused ? "Fused" + n.op_type : n.op_type);
+  np->set_domain(fused ? kKilnDomain : n.domain);
+  if (fused) {
+    onnx::AttributeProto* opset = np->add_attribute();
+    opset->set_name(kFusedOpsetAttr);
+    opset->set_type(onnx::AttributeProto::INT);
+    opset->set_i(n.opset > 0 ? n.opset : opsets_.at(n.domain));
+    if (!n.domain.empty()) {
+      onnx::AttributeProto* domain = np->add_attribute();
+      domain->set_name(kFusedDomainAttr);
+      domain->set_type(onnx::AttributeProto::STRING);
+      domain->set_s(n.domain);
+    }
+  }
   for (size_t i = 0; i < n.inputs.size(); ++i)
     np->add_input(!n.inputs[i] ? "" : formal_names ? param('x', i) : n.inputs[i]->name);
   for (size_t i = 0; i < n.outputs.size(); ++i)

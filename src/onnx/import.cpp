@@ -248,6 +248,29 @@ Tensor constant_value(const Node& n) {
   throw Error(n.describe() + ": Constant attribute '" + name + "' is not supported (sparse_value?)");
 }
 
+namespace {
+
+// kiln:Fused<Op> (a node kiln fused something into, as onnx/export.cpp writes
+// it) back to <Op> of its own domain and opset.
+void restore_fused(Node& node, const std::string& who) {
+  auto opset = node.attrs.find(kFusedOpsetAttr);
+  if (node.domain != kKilnDomain || node.op_type.rfind("Fused", 0) != 0 || opset == node.attrs.end()) return;
+  if (opset->second.kind != Attribute::Kind::kInt || opset->second.i < 1 || opset->second.i > 1000)
+    throw Error(who + ": attribute " + kFusedOpsetAttr + " must be an opset version (an int from 1 to 1000)");
+  auto domain = node.attrs.find(kFusedDomainAttr);
+  if (domain != node.attrs.end() && domain->second.kind != Attribute::Kind::kString)
+    throw Error(who + ": attribute " + kFusedDomainAttr + " must be a string");
+  node.op_type = node.op_type.substr(5);
+  node.domain = domain == node.attrs.end() ? "" : domain->second.s;
+  node.opset = static_cast<int>(opset->second.i);
+  node.attrs.erase(kFusedOpsetAttr);
+  node.attrs.erase(kFusedDomainAttr);
+  if (node.op_type.empty() || node.domain == kKilnDomain)
+    throw Error(who + ": a kiln:Fused node names no op of another domain");
+}
+
+}  // namespace
+
 void Importer::add_node(Graph& g, const onnx::NodeProto& np, const std::map<std::string, int>& opsets,
                         const std::string& prefix, const std::map<std::string, std::string>& rename,
                         const std::map<std::string, const onnx::AttributeProto*>* caller_attrs, int depth) {
@@ -288,6 +311,7 @@ void Importer::add_node(Graph& g, const onnx::NodeProto& np, const std::map<std:
       node->attrs[ap.name()] = attribute(ap, &g, opsets, who, depth);
     }
   }
+  restore_fused(*node, who);
   for (const auto& in : np.input()) node->inputs.push_back(in.empty() ? nullptr : lookup(g, mapped(in), who));
   for (const auto& out : np.output()) {
     if (out.empty()) {
@@ -464,7 +488,8 @@ Model import_model(onnx::ModelProto& mp, const std::string& base_dir, const std:
       throw Error(source + ": the model uses opset " + std::to_string(version) + " of domain '" +
                   (domain.empty() ? "ai.onnx" : domain) + "', newer than this kiln implements (up to " +
                   std::to_string(newest) + "); export it at opset " + std::to_string(newest) +
-                  " or lower (torch.onnx.export(..., opset_version=" + std::to_string(newest) + ")), or use a newer kiln");
+                  " or lower (torch.onnx.export(..., opset_version=" + std::to_string(newest) +
+                  ")), or use a newer kiln");
   }
   Importer imp(mp, base_dir, source, resolver);
   m.graph = imp.import_graph(*mp.mutable_graph(), nullptr, m.opsets, 0);

@@ -9,6 +9,7 @@
 // 4. Load that engine like any later load would and, per profile, record one
 //    run at its max shapes: the memory plan every run of the profile reuses.
 #include <chrono>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
@@ -240,7 +241,7 @@ BuildReport build_engine(const std::string& onnx_path, const std::string& engine
   const CpuIsa isa = cpu_isa_selected();
   json meta = {{"format", "kiln-engine"},
                {"kiln_version", KILN_VERSION},
-               {"source", onnx_path},
+               {"source", std::filesystem::absolute(onnx_path).string()},
                {"isa", cpu_isa_name(isa)},
                {"cpu_features", engine::isa_features(isa)},
                {"build", {{"opt_level", options.session.opt_level}, {"threads", options.session.threads}}},

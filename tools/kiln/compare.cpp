@@ -22,6 +22,8 @@
 #include "cli.h"
 #include "core/file.h"
 #include "core/settings.h"
+#include "engine/engine_file.h"
+#include "engine/meta.h"
 #include "kiln/tensor_io.h"
 #include "onnx/mark_outputs.h"
 
@@ -41,7 +43,26 @@ struct CompareArgs : SessionFlags {
   int ref_opt_level = 0;
   std::string ort_dir;
   int show = 10;
+  std::string source;  // an engine's ONNX model, for the reference
 };
+
+// The ONNX model a reference runs for an engine: --source, else the path its
+// build recorded (as given then, or beside the engine).
+std::string engine_source(const CompareArgs& a) {
+  std::string recorded;
+  if (a.source.empty()) {
+    const nlohmann::json meta = engine::parse_meta(*engine::EngineFile::open(a.model));
+    if (meta.contains("source") && meta["source"].is_string()) recorded = meta["source"].get<std::string>();
+    if (recorded.empty())
+      throw Error(a.model + ": the engine does not say which ONNX model it was built from: give it with --source");
+  }
+  const std::string path = a.source.empty() ? recorded : a.source;
+  if (fs::exists(path)) return path;
+  const fs::path beside = fs::path(a.model).parent_path() / fs::path(path).filename();
+  if (a.source.empty() && fs::exists(beside)) return beside.string();
+  throw Error(a.model + ": its ONNX model " + path + " is not there" +
+              (a.source.empty() ? " (the path recorded when it was built): give it with --source" : ""));
+}
 
 // A temporary folder, removed with everything in it when it goes out of scope.
 class TempDir {
@@ -82,9 +103,35 @@ int spawn_and_wait(const std::vector<std::string>& argv) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+// Where this kiln program's files are: a build tree inside the source tree
+// (build/kiln: bench/ is ../bench), or an installed prefix (bin/kiln).
+fs::path program_dir() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path() : exe.parent_path();
+}
+
+// ONNX Runtime for --ref ort: KILN_ORT_DIR, else the benchmarks' install
+// beside a build tree (bench/.cache, where bench/vs_ort puts it), else the
+// user's cache folder.
 std::string default_ort_dir() {
   if (!settings().ort_dir.empty()) return settings().ort_dir;
-  return std::string(KILN_SOURCE_DIR) + "/bench/.cache";
+  const fs::path bench_cache = program_dir() / ".." / "bench" / ".cache";
+  if (fs::exists(bench_cache / "node_modules")) return fs::weakly_canonical(bench_cache).string();
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  const char* home = std::getenv("HOME");
+  return (xdg && *xdg ? std::string(xdg) : std::string(home ? home : "/tmp") + "/.cache") + "/kiln/onnxruntime";
+}
+
+// The script that runs ONNX Runtime: KILN_ORT_WORKER, else the source tree's
+// bench/lib/ort_worker.js beside a build tree.
+std::string default_ort_worker() {
+  if (!settings().ort_worker.empty()) return settings().ort_worker;
+  const fs::path worker = program_dir() / ".." / "bench" / "lib" / "ort_worker.js";
+  if (fs::exists(worker)) return fs::weakly_canonical(worker).string();
+  throw Error(
+      "--ref ort needs kiln's ONNX Runtime runner (bench/lib/ort_worker.js of kiln's source tree): set "
+      "KILN_ORT_WORKER to it, or compare with --ref kiln or --ref DIR");
 }
 
 // ONNX Runtime's outputs for the model at `model_path` on `feed`, in the
@@ -97,8 +144,7 @@ std::vector<Tensor> run_ort(const std::string& model_path, const Feed& feed, con
     throw Error("ONNX Runtime is not installed in " + ort_dir +
                 " (--ort-dir or KILN_ORT_DIR): install it with `npm install --prefix " + ort_dir +
                 " --ignore-scripts onnxruntime-node@1.30.0`, or compare with --ref kiln or --ref DIR");
-  const std::string worker = !settings().ort_worker.empty() ? settings().ort_worker
-                                                            : std::string(KILN_SOURCE_DIR) + "/bench/lib/ort_worker.js";
+  const std::string worker = default_ort_worker();
   if (!fs::exists(worker)) throw Error("ONNX Runtime runner " + worker + " not found (KILN_ORT_WORKER)");
   TempDir tmp;
   nlohmann::json cfg = {{"ort", ort_dir},        {"model", model_path}, {"threads", a.threads > 0 ? a.threads : 1},
@@ -213,6 +259,16 @@ bool compare_main(const CompareArgs& a) {
     throw Error("--per-layer needs a reference that can compute every value: --ref ort or --ref kiln");
   if (!fs::exists(a.model)) throw Error(a.model + ": no such file");
   const auto shapes = parse_shapes(a.shapes);
+  // An engine is compared with what its ONNX model gives in the reference
+  // (ONNX Runtime cannot read an engine, and kiln at --opt-level 0 would be
+  // the engine again).
+  const bool is_engine = engine::is_engine_file(a.model);
+  if (is_engine && a.per_layer)
+    throw Error(a.model +
+                ": --per-layer compares every value of an ONNX model; an engine's graph is optimized "
+                "(values fused away): compare the ONNX model it was built from");
+  if (!is_engine && !a.source.empty()) throw Error("--source is for an engine; " + a.model + " is not one");
+  const std::string ref_path = is_engine && !ref_dir ? engine_source(a) : a.model;
 
   // With --per-layer both sides run a copy of the model whose every value is
   // a graph output (so kiln cannot fuse across them: what is compared is each
@@ -242,7 +298,7 @@ bool compare_main(const CompareArgs& a) {
     SessionOptions ref_opts = opts;
     ref_opts.opt_level = a.ref_opt_level;
     try {
-      reference.emplace(Session::load(model_path, ref_opts));
+      reference.emplace(Session::load(a.per_layer ? model_path : ref_path, ref_opts));
     } catch (...) {
 #ifdef KILN_TEST_HOOKS
       settings_for_tests().test_perturb_node = saved;
@@ -267,7 +323,8 @@ bool compare_main(const CompareArgs& a) {
     want = read_ref_dir(a.ref, names);
     ref_desc = "files in " + a.ref;
   } else {
-    std::vector<Tensor> outs = ref_ort ? run_ort(model_path, feed, a, names.size()) : reference->run(feed);
+    std::vector<Tensor> outs =
+        ref_ort ? run_ort(a.per_layer ? model_path : ref_path, feed, a, names.size()) : reference->run(feed);
     for (Tensor& t : outs) want.emplace_back(std::move(t));
     ref_desc = ref_ort ? "ONNX Runtime" : "kiln at --opt-level " + std::to_string(a.ref_opt_level);
   }
@@ -377,11 +434,15 @@ void add_compare_command(CLI::App& app) {
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
   cmd->add_option("--format", a->format, "table or json")->capture_default_str();
+  cmd->add_option("--source", a->source,
+                  "MODEL is an engine: the ONNX model it was built from, which the reference runs (default: the "
+                  "path its build recorded)");
   cmd->add_option("--ref-opt-level", a->ref_opt_level, "--ref kiln: the reference's optimization level")
       ->check(CLI::IsMember({0, 1, 2}))
       ->capture_default_str();
   cmd->add_option("--ort-dir", a->ort_dir,
-                  "Where onnxruntime-node is installed (npm --prefix); default KILN_ORT_DIR or bench/.cache");
+                  "Where onnxruntime-node is installed (npm --prefix); default KILN_ORT_DIR, else bench/.cache beside "
+                  "a build tree, else ~/.cache/kiln/onnxruntime");
   cmd->callback([a] {
     if (!compare_main(*a)) throw CLI::RuntimeError(2);
   });

@@ -6,10 +6,13 @@
 #include <filesystem>
 
 #include "cli.h"
+#include "engine/engine_file.h"
 #include "ir/infer.h"
 #include "onnx/export.h"
 #include "onnx/import.h"
+#include "pipeline/load_engine.h"
 #include "pipeline/prepare.h"
+#include "pipeline/session_impl.h"
 
 namespace kiln::cli {
 
@@ -23,8 +26,17 @@ struct ExportArgs {
 
 void export_main(const ExportArgs& a) {
   if (!std::filesystem::exists(a.model)) throw Error(a.model + ": no such file");
-  Model model = load_onnx_file(a.model);
-  if (a.optimized || !a.shapes.empty()) {
+  Model model;
+  std::unique_ptr<Session::Impl> engine;  // owns the weights an engine's graph maps
+  if (engine::is_engine_file(a.model)) {
+    // An engine holds the graph it was optimized to: that is what is written.
+    if (!a.shapes.empty()) throw Error(a.model + ": an engine's shapes were fixed when it was built; no --shapes");
+    engine = load_engine(engine::EngineFile::open(a.model), SessionOptions{});
+    model = engine->model;
+  } else {
+    model = load_onnx_file(a.model);
+  }
+  if (!engine && (a.optimized || !a.shapes.empty())) {
     Graph& g = *model.graph;
     try {
       bind_input_shapes(g, parse_shapes(a.shapes));
@@ -38,7 +50,19 @@ void export_main(const ExportArgs& a) {
       optimize_graph(g, opts);
     }
   }
-  save_onnx(model, a.output);
+  try {
+    save_onnx(model, a.output);
+  } catch (const Error& e) {
+    if (!engine) throw;
+    // "initializer 'w' has no data (freed after a kernel packed it); ..."
+    std::string what = e.what();
+    const size_t at = what.find("initializer '");
+    const std::string which = at == std::string::npos ? "" : what.substr(at, what.find('\'', at + 13) + 1 - at);
+    throw Error(a.model +
+                ": cannot be written as ONNX: the engine keeps the weights of some nodes only in the layout " +
+                "its kernels read" + (which.empty() ? "" : " (" + which + ")") +
+                "; write the ONNX model it was built from with --optimized instead");
+  }
   size_t kiln_ops = 0;
   for (const auto& n : model.graph->nodes) kiln_ops += n->domain == "kiln";
   std::printf(
@@ -52,7 +76,7 @@ void add_export_onnx_command(CLI::App& app) {
   auto a = std::make_shared<ExportArgs>();
   CLI::App* cmd =
       app.add_subcommand("export-onnx", "Write a model back out as ONNX, as imported or as kiln optimized it");
-  cmd->add_option("model", a->model, "ONNX model file")->required();
+  cmd->add_option("model", a->model, "ONNX model or kiln engine (.kiln: its optimized graph is written)")->required();
   cmd->add_option("--output,-o", a->output, "ONNX file to write")->required();
   cmd->add_flag(
       "--optimized", a->optimized,
