@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "core/file.h"
+#include "error_of.h"
 #include "kiln/custom_op.h"
 #include "kiln/error.h"
 #include "kiln/session.h"
@@ -62,19 +63,6 @@ void add_opset(onnx::ModelProto& m, const std::string& domain, int version) {
   auto* o = m.add_opset_import();
   o->set_domain(domain);
   o->set_version(version);
-}
-
-// The kiln::Error of `f`, "" when it succeeds; any other exception fails.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-    return "";
-  } catch (const Error& e) {
-    return std::string(e.what()).empty() ? "(empty message)" : e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "an exception that is not a kiln::Error: " << e.what();
-    return e.what();
-  }
 }
 
 std::string load_error(const onnx::ModelProto& m) {

@@ -8,7 +8,7 @@ set -eu
 kiln="$1"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/cli_expect.sh"
 
 # sr: int64 scalar, ids: int64[3], x: float[n], passed through.
 /usr/bin/python3 - "$tmp/m.onnx" <<'PY'
@@ -45,13 +45,6 @@ print("inputs ok")
 PY
 
 # Bad use: exit 1, one "kiln: error:" naming the problem.
-expect_error() {  # expect_error PHRASE ARGS...
-  local phrase="$1" out rc
-  shift
-  out=$("$kiln" "$@" 2>&1) && rc=0 || rc=$?
-  [ "$rc" = 1 ] && grep -q "^kiln: error: " <<<"$out" && grep -qF -- "$phrase" <<<"$out" ||
-    fail "kiln $*: exit $rc, expected 1 with '$phrase': $out"
-}
 for cmd in run bench profile compare; do
   expect_error "x: float[n]" $cmd "$m" -i sr=1 -i "ids=[1,2,3]"
 done

@@ -9,7 +9,7 @@ kiln="$1"
 repo="$2"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/cli_expect.sh"
 
 /usr/bin/python3 - "$tmp" <<'PY'
 import sys
@@ -36,13 +36,6 @@ b = m.SerializeToString().replace(b"QQQQ", b"\xff\xfe\xc3\x28")
 open(f"{d}/bad_utf8.onnx", "wb").write(b)
 PY
 
-expect_error() {  # expect_error PHRASE ARGS...
-  local phrase="$1" out rc
-  shift
-  out=$("$kiln" "$@" 2>&1) && rc=0 || rc=$?
-  [ "$rc" = 1 ] && grep -q "^kiln: error: " <<<"$out" && grep -qF -- "$phrase" <<<"$out" ||
-    fail "kiln $*: exit $rc, expected 1 with '$phrase': $out"
-}
 newest=$("$kiln" ops --format json | /usr/bin/python3 -c "
 import json, sys
 print(max(o['since'] for o in json.load(sys.stdin) if o['domain'] == 'ai.onnx'))")

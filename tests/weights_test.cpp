@@ -14,6 +14,7 @@
 
 #include "core/file.h"
 #include "core/half.h"
+#include "error_of.h"
 #include "kiln/error.h"
 #include "kiln/weights.h"
 
@@ -31,15 +32,7 @@ std::span<const uint8_t> as_bytes(const std::string& s) {
 // The kiln::Error that loading `bytes` gives; "" when it loads. Any other
 // exception fails the test.
 std::string load_error(const std::string& bytes, const std::string& label = "test.pt") {
-  try {
-    load_weights_bytes(as_bytes(bytes), label);
-    return "";
-  } catch (const Error& e) {
-    return std::string(e.what()).empty() ? "(empty message)" : e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "an exception that is not a kiln::Error: " << e.what();
-    return e.what();
-  }
+  return error_of([&] { load_weights_bytes(as_bytes(bytes), label); });
 }
 
 void expect_error(const std::string& bytes, const std::string& words, const std::string& what) {
