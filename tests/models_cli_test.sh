@@ -115,4 +115,32 @@ PY
 "$kiln" run "$digits" -i image="$sample" -o "$tmp/ref" > /dev/null
 "$kiln" compare "$tmp/opt.onnx" -i image="$sample" --ref "$tmp/ref" --rtol 0 --atol 0 > /dev/null ||
   fail "optimized export reloads with other outputs"
+# Control flow: parameters, nodes and MACs inside If branches are counted,
+# per branch (all of a model's weights can live inside an If: silero VAD).
+/usr/bin/python3 - "$tmp/if.onnx" <<'PY'
+import sys
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper, save
+def branch(name, k):
+    w = numpy_helper.from_array(np.ones((3, k), np.float32), f"{name}_w")
+    return helper.make_graph([helper.make_node("MatMul", ["x", f"{name}_w"], [f"{name}_y"])], name, [],
+                             [helper.make_tensor_value_info(f"{name}_y", TensorProto.FLOAT, [2, k])], [w])
+g = helper.make_graph(
+    [helper.make_node("If", ["c"], ["y"], name="choose", then_branch=branch("then", 4), else_branch=branch("else", 5))],
+    "g", [helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+          helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), sys.argv[1])
+PY
+"$kiln" inspect "$tmp/if.onnx" --format json > "$tmp/if.json" || fail "inspect a model with If"
+/usr/bin/python3 - "$tmp/if.json" <<'PY' || fail "inspect inside If: $(cat "$tmp/if.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+t = j["totals"]
+assert t["params"] == 3 * 4 + 3 * 5 and t["params_in_bodies"] == 27 and t["nodes_in_bodies"] == 2, t
+bodies = {b["attribute"]: b for b in j["nodes"][0]["bodies"]}
+assert bodies["then_branch"]["params"] == 12 and bodies["else_branch"]["params"] == 15, bodies
+assert bodies["then_branch"]["macs"] == 2 * 3 * 4 and bodies["else_branch"]["macs"] == 2 * 3 * 5, bodies
+PY
+"$kiln" inspect "$tmp/if.onnx" | grep -q "in choose (If) then_branch .* 1 nodes, 12 parameters" || fail "inspect table: If body"
 echo "models cli ok"

@@ -136,12 +136,67 @@ json unsupported_json(const std::vector<UnsupportedNode>& list) {
   return out;
 }
 
+// What an If/Loop/Scan body holds, nested bodies included: its nodes, the
+// parameters its nodes read (each initializer once, in `seen`), and the MACs
+// and FLOPs of its nodes with a counting rule (one pass through the body: a
+// Loop's trip count is not known here).
+struct BodyCount {
+  int64_t nodes = 0, params = 0, macs = 0, flops = 0, uncounted = 0;
+};
+void count_body(const Graph& body, std::set<const Value*>& seen, BodyCount* c) {
+  for (const auto& n : body.nodes) {
+    ++c->nodes;
+    const NodeCost cost = node_cost(*n);
+    if (cost.known) {
+      c->macs += cost.macs;
+      c->flops += cost.flops;
+    } else if (n->attrs.empty() || std::none_of(n->attrs.begin(), n->attrs.end(), [](const auto& a) {
+                 return a.second.g || !a.second.graphs.empty();
+               })) {
+      ++c->uncounted;
+    }
+    for (const Value* v : n->inputs)
+      if (v && v->initializer && is_parameter(*v->initializer) && seen.insert(v).second)
+        c->params += v->initializer->numel();
+    for (const auto& [name, a] : n->attrs) {
+      if (a.g) count_body(*a.g, seen, c);
+      for (const auto& sub : a.graphs) count_body(*sub, seen, c);
+    }
+  }
+}
+
+// A control-flow node's bodies, one entry per graph attribute (If: each
+// branch), or null for a node without any.
+json bodies_json(const Node& n, std::set<const Value*>& seen, BodyCount* all) {
+  json bodies = json::array();
+  for (const auto& [name, a] : n.attrs) {
+    std::vector<const Graph*> graphs;
+    if (a.g) graphs.push_back(a.g.get());
+    for (const auto& sub : a.graphs) graphs.push_back(sub.get());
+    for (const Graph* body : graphs) {
+      BodyCount c;
+      count_body(*body, seen, &c);
+      bodies.push_back({{"attribute", name},
+                        {"nodes", c.nodes},
+                        {"params", c.params},
+                        {"macs", c.macs},
+                        {"flops", c.flops},
+                        {"uncounted_nodes", c.uncounted}});
+      all->nodes += c.nodes;
+      all->params += c.params;
+      all->uncounted += c.uncounted;
+    }
+  }
+  return bodies.empty() ? json(nullptr) : bodies;
+}
+
 // One row per top-level node, and the totals (parameters counted once per
-// initializer, however many nodes read it).
+// initializer, however many nodes read it, inside control-flow bodies too).
 void nodes_json(const Graph& g, json* nodes, json* totals) {
   *nodes = json::array();
   int64_t macs = 0, flops = 0, uncounted = 0, params = 0;
   std::set<const Value*> seen;
+  BodyCount in_bodies;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = *g.nodes[i];
     const NodeCost c = node_cost(n);
@@ -158,6 +213,8 @@ void nodes_json(const Graph& g, json* nodes, json* totals) {
                 {"flops", c.known ? json(c.flops) : json(nullptr)}};
     if (n.has_attr("kiln.epilogue")) row["epilogue"] = n.attr_strings("kiln.epilogue");
     if (!c.known) row["uncounted_why"] = c.why;
+    json bodies = bodies_json(n, seen, &in_bodies);
+    if (!bodies.is_null()) row["bodies"] = std::move(bodies);
     nodes->push_back(std::move(row));
     if (c.known) {
       macs += c.macs;
@@ -169,8 +226,13 @@ void nodes_json(const Graph& g, json* nodes, json* totals) {
       if (v && v->initializer && is_parameter(*v->initializer) && seen.insert(v).second)
         params += v->initializer->numel();
   }
-  *totals = {
-      {"macs", macs}, {"flops", flops}, {"params", params}, {"nodes", g.nodes.size()}, {"uncounted_nodes", uncounted}};
+  *totals = {{"macs", macs},
+             {"flops", flops},
+             {"params", params + in_bodies.params},
+             {"nodes", g.nodes.size()},
+             {"uncounted_nodes", uncounted},
+             {"nodes_in_bodies", in_bodies.nodes},
+             {"params_in_bodies", in_bodies.params}};
 }
 
 json inspect(const InspectArgs& a) {
@@ -380,6 +442,17 @@ void print_table(const json& j) {
     std::printf(" (%lld not counted: shape unknown or no rule, see docs/flops.md)",
                 t["uncounted_nodes"].get<long long>());
   std::printf("\n");
+  for (const json& n : j["nodes"]) {
+    if (!n.contains("bodies")) continue;
+    for (const json& b : n["bodies"])
+      std::printf("  in %s (%s) %-14s %lld nodes, %s parameters, %s MACs per pass%s\n",
+                  n["name"].get<std::string>().c_str(), n["op"].get<std::string>().c_str(),
+                  b["attribute"].get<std::string>().c_str(), b["nodes"].get<long long>(),
+                  human(b["params"].get<double>()).c_str(), human(b["macs"].get<double>()).c_str(),
+                  b["uncounted_nodes"].get<int64_t>() > 0
+                      ? (" (" + std::to_string(b["uncounted_nodes"].get<int64_t>()) + " not counted)").c_str()
+                      : "");
+  }
 }
 
 // An engine file (kiln build): its header, profiles and the kernel each node
