@@ -150,9 +150,8 @@ void count_body(const Graph& body, std::set<const Value*>& seen, BodyCount* c) {
     if (cost.known) {
       c->macs += cost.macs;
       c->flops += cost.flops;
-    } else if (n->attrs.empty() || std::none_of(n->attrs.begin(), n->attrs.end(), [](const auto& a) {
-                 return a.second.g || !a.second.graphs.empty();
-               })) {
+    } else if (n->attrs.empty() || std::none_of(n->attrs.begin(), n->attrs.end(),
+                                                [](const auto& a) { return a.second.g || !a.second.graphs.empty(); })) {
       ++c->uncounted;
     }
     for (const Value* v : n->inputs)
