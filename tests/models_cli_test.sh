@@ -143,4 +143,30 @@ assert bodies["then_branch"]["params"] == 12 and bodies["else_branch"]["params"]
 assert bodies["then_branch"]["macs"] == 2 * 3 * 4 and bodies["else_branch"]["macs"] == 2 * 3 * 5, bodies
 PY
 "$kiln" inspect "$tmp/if.onnx" | grep -q "in choose (If) then_branch .* 1 nodes, 12 parameters" || fail "inspect table: If body"
+# A build whose recording run needs a real value (silero VAD's sample rate
+# picks its If branch; the other branch fails on sr = 0): the error says so,
+# and kiln build --input gives the value.
+/usr/bin/python3 - "$tmp/sr.onnx" <<'PY'
+import sys
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper, save
+then_g = helper.make_graph([helper.make_node("Identity", ["x"], ["t"])], "then", [],
+                           [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)])
+bad = numpy_helper.from_array(np.array([5], np.int64), "five")
+else_g = helper.make_graph([helper.make_node("Reshape", ["x", "five"], ["e"])], "else", [],
+                           [helper.make_tensor_value_info("e", TensorProto.FLOAT, None)], [bad])
+rate = numpy_helper.from_array(np.array(16000, np.int64), "rate")
+g = helper.make_graph(
+    [helper.make_node("Equal", ["sr", "rate"], ["is16k"]),
+     helper.make_node("If", ["is16k"], ["y"], name="by_rate", then_branch=then_g, else_branch=else_g)],
+    "g", [helper.make_tensor_value_info("sr", TensorProto.INT64, []),
+          helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [rate])
+save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), sys.argv[1])
+PY
+expect_error "on filler values for sr, x" build "$tmp/sr.onnx" -o "$tmp/sr.kiln" --shapes x:4
+expect_error "give it with --input NAME=VALUE" build "$tmp/sr.onnx" -o "$tmp/sr.kiln" --shapes x:4
+expect_error "the recording run needs int64 scalar" build "$tmp/sr.onnx" -o "$tmp/sr.kiln" --shapes x:4 -i "sr=[16000]"
+"$kiln" build "$tmp/sr.onnx" -o "$tmp/sr.kiln" --shapes x:4 --input sr=16000 > /dev/null || fail "build --input sr=16000"
+"$kiln" run "$tmp/sr.kiln" -i sr=16000 -i "x=[1,2,3,4]" | grep -q "output y: float 4 " || fail "engine built with --input"
 echo "models cli ok"

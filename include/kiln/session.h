@@ -170,6 +170,12 @@ struct BuildOptions {
   // timings, read when it exists and written back ("" = none).
   bool time_tactics = true;
   std::string timing_cache;
+  // Values for inputs that must hold real data in the build's recording run
+  // (each profile's memory plan is recorded from one run at its max shapes):
+  // a sample rate that picks a branch, valid token ids. Inputs not given get
+  // filler data (floats in [0, 1), other types 0). Each must have the shape
+  // that run uses (the profile's max).
+  std::vector<std::pair<std::string, Tensor>> inputs;
   // Told what the build is doing: a stage name and the fraction done, 0..1.
   std::function<void(const std::string& stage, double fraction)> progress;
 };

@@ -8,6 +8,7 @@
 //    external data in the weights section) and what each kernel packed.
 // 4. Load that engine like any later load would and, per profile, record one
 //    run at its max shapes: the memory plan every run of the profile reuses.
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -123,9 +124,11 @@ void annotate_batch_chunks(Graph& g, const std::vector<ShapeProfile>& profiles) 
   }
 }
 
-// Inputs of the given shapes: floats uniform in [0, 1), everything else zero
-// (valid indices for embeddings and gathers).
-std::vector<std::pair<std::string, Tensor>> filler_inputs(const Graph& g, const std::map<std::string, Shape>& shapes) {
+// Inputs of the given shapes: BuildOptions::inputs where given, else floats
+// uniform in [0, 1) and everything else zero (valid indices for embeddings
+// and gathers).
+std::vector<std::pair<std::string, Tensor>> filler_inputs(const Graph& g, const std::map<std::string, Shape>& shapes,
+                                                          const std::vector<std::pair<std::string, Tensor>>& given) {
   std::mt19937 rng(0);
   std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
   std::vector<std::pair<std::string, Tensor>> feed;
@@ -134,7 +137,17 @@ std::vector<std::pair<std::string, Tensor>> filler_inputs(const Graph& g, const 
     auto it = shapes.find(v->name);
     if (it == shapes.end() && !v->type.is_static())
       throw Error("input '" + v->name + "' " + v->type.str() + " is in no profile");
-    Tensor t(v->type.dtype, it == shapes.end() ? v->type.static_shape() : it->second);
+    const Shape shape = it == shapes.end() ? v->type.static_shape() : it->second;
+    auto user = std::find_if(given.begin(), given.end(), [&](const auto& f) { return f.first == v->name; });
+    if (user != given.end()) {
+      if (user->second.dtype() != v->type.dtype || user->second.shape() != shape)
+        throw Error("input '" + v->name + "': the value given for the build is " + dtype_name(user->second.dtype()) +
+                    " " + shape_str(user->second.shape()) + ", the recording run needs " + dtype_name(v->type.dtype) +
+                    " " + shape_str(shape));
+      feed.emplace_back(v->name, user->second);
+      continue;
+    }
+    Tensor t(v->type.dtype, shape);
     if (t.dtype() == DType::kFloat32)
       for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = uniform(rng);
     feed.emplace_back(v->name, std::move(t));
@@ -292,12 +305,28 @@ BuildReport build_engine(const std::string& onnx_path, const std::string& engine
   }
   for (size_t p = 0; p < profiles.size(); ++p) {
     report(options, "plan memory", 0.5 + 0.5 * static_cast<double>(p) / static_cast<double>(profiles.size()));
-    const auto filled = filler_inputs(lg, profiles[p].max);
+    const auto filled = filler_inputs(lg, profiles[p].max, options.inputs);
     std::vector<Tensor> feed(lg.inputs.size());  // by position; initializer inputs left undefined
     for (size_t i = 0; i < lg.inputs.size(); ++i)
       for (const auto& [name, t] : filled)
         if (name == lg.inputs[i]->name) feed[i] = t;
-    std::shared_ptr<RunPlan> plan = loaded->compiled->record_plan(feed, loaded->pool.get());
+    std::shared_ptr<RunPlan> plan;
+    try {
+      plan = loaded->compiled->record_plan(feed, loaded->pool.get());
+    } catch (const Error& e) {
+      std::string filler;
+      for (const Value* v : lg.inputs)
+        if (!v->initializer && std::none_of(options.inputs.begin(), options.inputs.end(),
+                                            [&](const auto& f) { return f.first == v->name; }))
+          filler += (filler.empty() ? "" : ", ") + v->name;
+      throw Error(onnx_path + ": the run that records profile " + std::to_string(p) +
+                  "'s memory plan (at its max shapes) failed" +
+                  (filler.empty() ? "" : " on filler values for " + filler + " (floats in [0, 1), other types 0)") +
+                  ": " + e.what() +
+                  (filler.empty() ? ""
+                                  : "; if an input must hold real values (a sample rate, token ids), give it "
+                                    "with --input NAME=VALUE (BuildOptions::inputs)"));
+    }
     meta["profiles"][p]["memory_plan"] = plan_json(*plan);
     out.arena_bytes.push_back(plan->arena_bytes);
   }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "onnx/import.h"
 
 namespace kiln::cli {
 
@@ -21,6 +22,7 @@ struct BuildArgs {
   bool json = false;
   std::string timing_cache;
   bool no_tactics = false;
+  std::vector<std::string> inputs;  // --input NAME=FILE|VALUE for the recording run
 };
 
 // Profile i from the i-th --min-shapes, --opt-shapes and --max-shapes (opt
@@ -63,6 +65,22 @@ void build_main(const BuildArgs& a) {
   o.profiles = profiles_of(a);
   o.timing_cache = a.timing_cache;
   o.time_tactics = !a.no_tactics;
+  if (!a.inputs.empty()) {
+    // The declared inputs, for literals in their dtypes.
+    const Model model = load_onnx_file(a.model);
+    std::vector<TensorInfo> infos;
+    for (const Value* v : model.graph->inputs) {
+      TensorInfo info;
+      info.name = v->name;
+      info.dtype = v->type.dtype;
+      info.has_shape = v->type.has_rank();
+      info.has_default = v->initializer.has_value();
+      if (v->type.shape)
+        for (const Dim& d : *v->type.shape) info.shape.push_back({d.is_known() ? d.value : -1, d.symbol});
+      infos.push_back(info);
+    }
+    o.inputs = load_inputs(a.inputs, infos);
+  }
   const std::string out = a.output.empty() ? default_output(a.model) : a.output;
   const bool bar = isatty(STDERR_FILENO) && !a.json;
   o.progress = [&](const std::string& stage, double f) {
@@ -132,6 +150,10 @@ void add_build_command(CLI::App& app) {
   cmd->add_option("--threads", a->threads, "Intra-op threads the engine is tuned for (0: physical cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("-O,--opt-level", a->opt_level, "Graph optimizer level 0|1|2 (default 2)")->check(CLI::Range(0, 2));
+  cmd->add_option("--input,-i", a->inputs,
+                  "NAME=FILE or NAME=VALUE (as in kiln run): a value the build's recording run must use, at the "
+                  "profile's max shape (a sample rate that picks a branch: --input sr=16000); other inputs get filler "
+                  "data; repeatable");
   cmd->add_option("--timing-cache,--timingCacheFile", a->timing_cache,
                   "JSON file of kernel timings: read when it exists, updated after the build");
   cmd->add_flag("--no-tactic-timing", a->no_tactics,

@@ -76,7 +76,10 @@ std::optional<Tensor> parse_literal(const std::string& text, const TensorInfo& i
 using Feed = std::vector<std::pair<std::string, Tensor>>;
 // The tensors of "NAME=FILE" (.npy or TensorProto .pb) or "NAME=VALUE"
 // (a literal, see parse_literal) specs for the inputs of `s`.
-Feed load_inputs(const std::vector<std::string>& specs, const Session& s);
+Feed load_inputs(const std::vector<std::string>& specs, const std::vector<TensorInfo>& inputs);
+inline Feed load_inputs(const std::vector<std::string>& specs, const Session& s) {
+  return load_inputs(specs, s.inputs());
+}
 // Adds random data (see random_input) for every required input of `s`
 // missing from `feed`. Its shape: `shapes`, else the engine's profile (opt),
 // else the declared one; an input with a dim of unknown size is an error that

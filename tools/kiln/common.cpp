@@ -228,16 +228,16 @@ std::optional<Tensor> parse_literal(const std::string& text, const TensorInfo& i
   return t;
 }
 
-Feed load_inputs(const std::vector<std::string>& specs, const Session& s) {
+Feed load_inputs(const std::vector<std::string>& specs, const std::vector<TensorInfo>& inputs) {
   Feed feed;
   for (const auto& spec : specs) {
     size_t eq = spec.find('=');
     if (eq == std::string::npos || eq == 0) throw Error("--input '" + spec + "' is not NAME=FILE or NAME=VALUE");
     std::string name = spec.substr(0, eq), value = spec.substr(eq + 1);
-    auto info = std::find_if(s.inputs().begin(), s.inputs().end(), [&](const TensorInfo& i) { return i.name == name; });
-    if (info == s.inputs().end()) {
+    auto info = std::find_if(inputs.begin(), inputs.end(), [&](const TensorInfo& i) { return i.name == name; });
+    if (info == inputs.end()) {
       std::string names;
-      for (const auto& i : s.inputs()) names += (names.empty() ? "" : ", ") + i.name;
+      for (const auto& i : inputs) names += (names.empty() ? "" : ", ") + i.name;
       throw Error("--input names '" + name + "', which is not an input of the model (its inputs: " + names + ")");
     }
     if (std::any_of(feed.begin(), feed.end(), [&](const auto& f) { return f.first == name; }))
@@ -296,10 +296,12 @@ void complete_feed(const Session& s, Feed& feed, const std::map<std::string, Sha
     shapes[required[0]] = unnamed->second;
     shapes.erase(unnamed);
   }
-  for (const auto& [name, range] : ranges)
+  for (const auto& range : ranges) {
+    const std::string& name = range.first;  // not a structured binding: lambdas capture it (clang 14)
     if (!name.empty() &&
         std::none_of(s.inputs().begin(), s.inputs().end(), [&](const TensorInfo& i) { return i.name == name; }))
       throw Error("--val-range names '" + name + "', which is not an input of the model");
+  }
   auto fed = [&](const TensorInfo& info) {
     return std::find_if(feed.begin(), feed.end(), [&](const auto& f) { return f.first == info.name; });
   };
