@@ -17,8 +17,6 @@
 
 namespace kiln {
 
-namespace {
-
 TensorInfo info_of(const Value& v) {
   TensorInfo info;
   info.name = v.name;
@@ -28,8 +26,6 @@ TensorInfo info_of(const Value& v) {
     for (const Dim& d : *v.type.shape) info.shape.push_back({d.is_known() ? d.value : -1, d.symbol});
   return info;
 }
-
-}  // namespace
 
 void optimize_graph(Graph& g, const SessionOptions& options) {
   if (options.opt_level < 0 || options.opt_level > 2)

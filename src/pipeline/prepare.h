@@ -26,6 +26,9 @@ std::unique_ptr<Session::Impl> prepare_session(Model model, const SessionOptions
 void infer_supported(Graph& g, const std::string& source);
 // Runs the graph optimizer at options.opt_level (the passes re-infer types).
 void optimize_graph(Graph& g, const SessionOptions& options);
+// A value as the API describes it (Session::inputs(): name, dtype, dims;
+// has_default is left to the caller).
+TensorInfo info_of(const Value& v);
 // Fills impl's inputs, outputs and executed nodes from its graph.
 void describe_graph(Session::Impl& impl);
 // Whether to plan memory (options and KILN_ARENA).

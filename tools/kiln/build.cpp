@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "onnx/import.h"
+#include "pipeline/prepare.h"
 
 namespace kiln::cli {
 
@@ -69,16 +70,7 @@ void build_main(const BuildArgs& a) {
     // The declared inputs, for literals in their dtypes.
     const Model model = load_onnx_file(a.model);
     std::vector<TensorInfo> infos;
-    for (const Value* v : model.graph->inputs) {
-      TensorInfo info;
-      info.name = v->name;
-      info.dtype = v->type.dtype;
-      info.has_shape = v->type.has_rank();
-      info.has_default = v->initializer.has_value();
-      if (v->type.shape)
-        for (const Dim& d : *v->type.shape) info.shape.push_back({d.is_known() ? d.value : -1, d.symbol});
-      infos.push_back(info);
-    }
+    for (const Value* v : model.graph->inputs) infos.push_back(info_of(*v));
     o.inputs = load_inputs(a.inputs, infos);
   }
   const std::string out = a.output.empty() ? default_output(a.model) : a.output;

@@ -90,12 +90,12 @@ void complete_feed(const Session& s, Feed& feed, const std::map<std::string, Sha
 // The error for inputs whose dims are unresolved (complete_feed, inspect):
 // each with its declared type, and an example --shapes.
 std::string unresolved_dims_message(const std::vector<TensorInfo>& inputs);
-// Adds the inputs of ONNX test data files (input_0.pb, input_1.pb, ...) to
-// `feed`: a file whose TensorProto name is an input's goes to that input; the
-// others, in order, to the inputs not yet fed that have no initializer (as
-// ONNX's test runner and ONNX Runtime map them). kiln::Error when a file has
-// no input left.
-void add_test_data_inputs(const Session& s, const std::vector<std::string>& files, Feed& feed);
+// Adds the inputs of an ONNX test data folder (input_0.pb, input_1.pb, ...)
+// to `feed`, except those the user gave: a file whose TensorProto name is an
+// input's goes to that input; file K otherwise to the K-th input without an
+// initializer (as ONNX's test runner and ONNX Runtime map them). kiln::Error
+// when a file has no input left.
+void add_test_data_inputs(const Session& s, const std::string& dir, Feed& feed);
 // load_inputs, then complete_feed, from a command's flags.
 Feed make_feed(const Session& s, const SessionFlags& f, const std::map<std::string, Shape>& shapes, std::FILE* log);
 // Writes each output to DIR/NAME.npy (or .pb with format "pb"), creating DIR.

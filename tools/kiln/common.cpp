@@ -340,7 +340,10 @@ std::string unresolved_dims_message(const std::vector<TensorInfo>& inputs) {
          list + (example.empty() ? "" : "\nfor example: --shapes " + example);
 }
 
-void add_test_data_inputs(const Session& s, const std::vector<std::string>& files, Feed& feed) {
+void add_test_data_inputs(const Session& s, const std::string& dir, Feed& feed) {
+  std::vector<std::string> files;
+  for (int k = 0; std::filesystem::exists(dir + "/input_" + std::to_string(k) + ".pb"); ++k)
+    files.push_back(dir + "/input_" + std::to_string(k) + ".pb");
   auto fed = [&](const std::string& name) {
     return std::any_of(feed.begin(), feed.end(), [&](const auto& f) { return f.first == name; });
   };

@@ -185,15 +185,6 @@ std::vector<std::optional<Tensor>> read_ref_dir(const std::string& dir, const st
   return refs;
 }
 
-// ONNX test data's inputs (input_K.pb, by position among the inputs the model
-// needs), unless the user gave inputs.
-void add_ref_dir_inputs(const Session& s, const std::string& dir, Feed& feed) {
-  std::vector<std::string> files;
-  for (int k = 0; fs::exists(dir + "/input_" + std::to_string(k) + ".pb"); ++k)
-    files.push_back(dir + "/input_" + std::to_string(k) + ".pb");
-  add_test_data_inputs(s, files, feed);
-}
-
 struct Row {
   std::string value, node, op;
   bool has_ref = false;
@@ -311,7 +302,7 @@ bool compare_main(const CompareArgs& a) {
   }
   Session s = Session::load(model_path, opts);
   Feed feed = load_inputs(a.inputs, s);
-  if (ref_dir) add_ref_dir_inputs(s, a.ref, feed);
+  if (ref_dir) add_test_data_inputs(s, a.ref, feed);
   complete_feed(s, feed, shapes, parse_value_ranges(a.val_ranges), a.seed, nullptr);
   const std::vector<Tensor> got = s.run(feed);
 

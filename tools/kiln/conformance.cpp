@@ -138,12 +138,9 @@ Result run_test(const fs::path& dir, const ConfArgs& a) {
     std::sort(sets.begin(), sets.end());
     if (sets.empty()) return {"ERROR", "no test_data_set_* folder"};
     for (const auto& set : sets) {
-      auto in_files = sorted_files(set, "input_");
       auto out_files = sorted_files(set, "output_");
       Feed feed;
-      std::vector<std::string> files;
-      for (const auto& f : in_files) files.push_back(f.string());
-      add_test_data_inputs(s, files, feed);
+      add_test_data_inputs(s, set.string(), feed);
       // Twice: the first run with these shapes records what the memory
       // planner needs, the second runs in its arena (docs/memory.md).
       for (int pass = 0; pass < 2; ++pass) {

@@ -20,6 +20,7 @@
 #include "ir/infer.h"
 #include "onnx/import.h"
 #include "passes/pass_manager.h"
+#include "pipeline/prepare.h"
 
 namespace kiln::cli {
 
@@ -67,13 +68,7 @@ void require_static_inputs(const Graph& g) {
   std::vector<TensorInfo> open;
   for (const Value* in : g.inputs) {
     if (in->initializer || in->type.is_static()) continue;
-    TensorInfo info;
-    info.name = in->name;
-    info.dtype = in->type.dtype;
-    info.has_shape = in->type.has_rank();
-    if (in->type.shape)
-      for (const Dim& d : *in->type.shape) info.shape.push_back({d.is_known() ? d.value : -1, d.symbol});
-    open.push_back(info);
+    open.push_back(info_of(*in));
   }
   if (!open.empty()) throw Error(unresolved_dims_message(open));
 }
