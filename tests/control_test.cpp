@@ -1,7 +1,12 @@
 // If, Loop and Scan on small hand-built graphs (bodies read outer-scope
-// values), compared with plain loops.
+// values), compared with plain loops; the timing of body nodes in profiled
+// runs and the drawing of bodies (kiln profile, kiln graph).
 #include <gtest/gtest.h>
 
+#include <regex>
+#include <set>
+
+#include "analysis/graph_dot.h"
 #include "ir/infer.h"
 #include "op_harness.h"
 #include "passes/pass_manager.h"
@@ -463,6 +468,100 @@ TEST(Scan, NumScanInputsIsValidated) {
   top.output("st_f");
   EXPECT_THROW(run_graph(*top.g, {make_f32({2}, {0, 0}), Tensor(DType::kFloat32, {3, 2}), make_f32({2}, {1, 1})}),
                Error);
+}
+
+// A profiled run times every node inside bodies: calls per run (a Loop's
+// body once per iteration, an untaken branch never) and their time, which
+// the node holding them includes.
+TEST(ControlFlowProfile, BodyNodesAreTimedPerCall) {
+  Builder top;
+  top.input("M", DType::kInt64, Shape{});
+  top.input("x", DType::kFloat32, Shape{3});
+  top.input("s0", DType::kFloat32, Shape{3});
+  Builder body = sum_loop_body(top.g.get());
+  top.node("Loop", {"M", "", "s0"}, {"s_final", "s_all", "i_all"}, 13, {{"body", graph_attr(body)}});
+  for (const char* o : {"s_final", "s_all", "i_all"}) top.output(o);
+  top.g->sort_topologically();
+  std::vector<std::string> unsupported;
+  infer_graph(*top.g, &unsupported);
+  ASSERT_TRUE(unsupported.empty());
+  auto cg = CompiledGraph::compile(*top.g);
+  std::mt19937 rng(7);
+  for (int64_t trips : {4, 0}) {
+    NodeTimes times;
+    cg->run({scalar_i64(trips), random_f32({3}, rng), random_f32({3}, rng)}, nullptr, nullptr, &times);
+    ASSERT_EQ(times.nodes.size(), 1u);
+    const int64_t loop_ns = times.nodes[0].end_ns - times.nodes[0].start_ns;
+    int64_t body_ns = 0;
+    EXPECT_EQ(times.bodies.size(), trips ? body.g->nodes.size() : 0u);
+    for (const auto& n : body.g->nodes) {
+      auto it = times.bodies.find(n.get());
+      if (!trips) continue;
+      ASSERT_NE(it, times.bodies.end()) << n->name;
+      EXPECT_EQ(it->second.calls, trips) << n->name;
+      EXPECT_GE(it->second.total_ns, 0);
+      body_ns += it->second.total_ns;
+    }
+    EXPECT_LE(body_ns, loop_ns);
+  }
+
+  // Nested Ifs: the taken branch's nodes and its inner If's taken branch.
+  Builder ifs = shape_branch_model();
+  ifs.g->sort_topologically();
+  infer_graph(*ifs.g, &unsupported);
+  auto cg_if = CompiledGraph::compile(*ifs.g);
+  NodeTimes times;
+  cg_if->run({random_f32({2, 3}, rng), make_bool({}, {true})}, nullptr, nullptr, &times);
+  std::map<std::string, int64_t> calls;  // op -> calls
+  for (const auto& [node, t] : times.bodies) calls[node->op_type] += t.calls;
+  EXPECT_EQ(calls, (std::map<std::string, int64_t>{{"Add", 1}, {"If", 1}, {"Mul", 1}, {"Relu", 1}}));
+}
+
+// kiln graph draws each body as a cluster: every element defined once with
+// its own id, edges from outer producers into the body, body outputs into
+// the node.
+TEST(GraphDot, ControlFlowBodiesAreClusters) {
+  Builder top = shape_branch_model();
+  top.g->sort_topologically();
+  std::vector<std::string> unsupported;
+  infer_graph(*top.g, &unsupported);
+  DotStats st;
+  const std::string dot = graph_to_dot(*top.g, DotOptions{}, &st);
+  EXPECT_EQ(st.nodes, 4);
+  EXPECT_EQ(st.bodies, 4);      // then/else of the outer If, then/else of the inner one
+  EXPECT_EQ(st.body_nodes, 6);  // Mul, If, Relu; Add; Sub; Squeeze
+  size_t at = 0;
+  while (top.g->nodes[at]->op_type != "If") ++at;
+  const std::string self = "n" + std::to_string(at);
+  std::map<std::string, std::string> defs;
+  std::set<std::pair<std::string, std::string>> edges;
+  static const std::regex def(R"(^\s*([A-Za-z0-9_]+) \[(.*)\];$)"), edge(R"(^\s*(\S+) -> (\S+) \[.*$)");
+  std::istringstream lines(dot);
+  std::string line;
+  std::smatch m;
+  while (std::getline(lines, line)) {
+    if (std::regex_match(line, m, edge)) {
+      edges.insert({m[1], m[2]});
+    } else if (std::regex_match(line, m, def) && m[1] != "graph" && m[1] != "node" && m[1] != "edge") {
+      EXPECT_EQ(defs.count(m[1]), 0u) << "defined twice: " << m[1];
+      defs[m[1]] = m[2];
+    }
+  }
+  for (const auto& [from, to] : edges) {
+    EXPECT_EQ(defs.count(from), 1u) << from << " -> " << to;
+    EXPECT_EQ(defs.count(to), 1u) << from << " -> " << to;
+  }
+  const std::string taken = self + "_then_branch_", inner = taken + "n1_then_branch_";
+  for (const std::string& id :
+       {taken + "n0", taken + "n1", taken + "n2", inner + "n0", taken + "n1_else_branch_n0", self + "_else_branch_n0"})
+    EXPECT_EQ(defs.count(id), 1u) << id;
+  EXPECT_NE(defs[taken + "n0"].find("label=\"Mul"), std::string::npos) << defs[taken + "n0"];
+  EXPECT_NE(defs[inner + "n0"].find("#1 2x3"), std::string::npos) << "outer weight w in the inner Add";
+  EXPECT_TRUE(edges.count({"in0", taken + "n0"})) << "x from the top level into the body";
+  EXPECT_TRUE(edges.count({taken + "n0", inner + "n0"})) << "xw from the body into the nested body";
+  EXPECT_TRUE(edges.count({taken + "out0", self})) << "body output into its If";
+  EXPECT_TRUE(edges.count({inner + "out0", taken + "n1"}));
+  EXPECT_NE(dot.find("then_branch of If"), std::string::npos);
 }
 
 }  // namespace kiln::test

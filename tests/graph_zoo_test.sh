@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `kiln graph` on every model of the zoo (tools/zoo/export.py --out DIR), as
-# imported and optimized: an SVG with one node element per graph node (the
-# count kiln prints, checked against the SVG), each within a time limit.
+# imported and optimized: an SVG with one node element per graph node and
+# per node inside a control-flow body (the counts kiln prints, checked
+# against the SVG), each within a time limit.
 # Exit 77 (skipped) when the zoo is not there.
 set -eu
 kiln="$1"
@@ -20,13 +21,16 @@ for m in "$zoo"/*/model.onnx; do
     start=$(date +%s%N)
     "$kiln" graph "$m" $flag -o "$tmp/$name.svg" 2> "$tmp/log.txt" || { cat "$tmp/log.txt" >&2; exit 1; }
     ms=$((($(date +%s%N) - start) / 1000000))
-    nodes=$(sed -n 's/.*: \([0-9]*\) nodes (.*/\1/p' "$tmp/log.txt")
+    # "N nodes (", or with control flow "N nodes, M more in K control-flow bodies ("
+    nodes=$(sed -n 's/.*: \([0-9]*\) nodes\(, [0-9]* more\)\?\( in [0-9]* control-flow bodies\)\? (.*/\1\2/p' "$tmp/log.txt")
     drawn=$(python3 - "$tmp/$name.svg" <<'PY'
 import re, sys
 import xml.etree.ElementTree as ET
 S = "{http://www.w3.org/2000/svg}"
 ids = [g.find(S + "title").text for g in ET.parse(sys.argv[1]).iter(S + "g") if "node" in g.get("class", "").split()]
-print(sum(1 for i in ids if re.fullmatch(r"n\d+", i)))
+top = sum(1 for i in ids if re.fullmatch(r"n\d+", i))
+body = sum(1 for i in ids if re.fullmatch(r"n\d+(_\w+?_n\d+)+", i))
+print(top if not body else f"{top}, {body} more")
 PY
 )
     printf "%-30s %-9s %5s nodes %6d ms\n" "$name" "$mode" "$nodes" "$ms"

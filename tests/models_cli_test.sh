@@ -143,6 +143,22 @@ assert bodies["then_branch"]["params"] == 12 and bodies["else_branch"]["params"]
 assert bodies["then_branch"]["macs"] == 2 * 3 * 4 and bodies["else_branch"]["macs"] == 2 * 3 * 5, bodies
 PY
 "$kiln" inspect "$tmp/if.onnx" | grep -q "in choose (If) then_branch .* 1 nodes, 12 parameters" || fail "inspect table: If body"
+# ... timed per node by profile (the taken branch's MatMul ran once per run,
+# the other not at all), and drawn by graph (each branch a cluster).
+"$kiln" profile "$tmp/if.onnx" -i c=true --shapes x:2x3 -n 5 --peak-gflops 1 --l2-gbps 1 --dram-gbps 1 \
+  --format json > "$tmp/if_profile.json" || fail "profile a model with If"
+/usr/bin/python3 - "$tmp/if_profile.json" <<'PY' || fail "profile inside If: $(cat "$tmp/if_profile.json")"
+import json, sys
+b = {n["path"]: n for n in json.load(open(sys.argv[1]))["body_nodes"]}
+assert set(b) == {"choose/then_branch/MatMul_0", "choose/else_branch/MatMul_0"}, b
+assert b["choose/then_branch/MatMul_0"]["calls"] == 1 and b["choose/else_branch/MatMul_0"]["calls"] == 0, b
+assert b["choose/then_branch/MatMul_0"]["median_ms"] > 0 and b["choose/else_branch/MatMul_0"]["median_ms"] == 0, b
+PY
+"$kiln" profile "$tmp/if.onnx" -i c=false --shapes x:2x3 -n 2 --peak-gflops 1 --l2-gbps 1 --dram-gbps 1 |
+  grep -q "choose/else_branch/MatMul_0 *MatMul .* 1$" || fail "profile table: If body"
+"$kiln" graph "$tmp/if.onnx" -o "$tmp/if.svg" 2> "$tmp/if_graph.txt" || fail "graph a model with If"
+grep -q "1 nodes, 2 more in 2 control-flow bodies" "$tmp/if_graph.txt" || fail "graph: bodies: $(cat "$tmp/if_graph.txt")"
+[ "$(grep -c 'class="node op&#45;matmul body"' "$tmp/if.svg")" = 2 ] || fail "graph: the branches' MatMuls"
 # A build whose recording run needs a real value (silero VAD's sample rate
 # picks its If branch; the other branch fails on sr = 0): the error says so,
 # and kiln build --input gives the value.

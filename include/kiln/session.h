@@ -107,10 +107,24 @@ class Session {
   };
   const std::vector<ExecutedNode>& executed_nodes() const;
   // Timing of one run, per executed node: start and end in microseconds from
-  // the run's start (nodes inside If/Loop bodies count in their parent).
+  // the run's start (a node holding If/Loop/Scan bodies includes their time).
   struct RunProfile {
     std::vector<double> start_us, end_us;
     double total_us = 0;
+    // Every node inside a control-flow body, nested bodies included, in a
+    // depth-first walk of the executed graph (the same list for every run
+    // of a session): its time summed over this run's calls and the number
+    // of calls (a Loop body's nodes run once per iteration, an untaken
+    // branch's not at all).
+    struct BodyNode {
+      size_t node = 0;   // the executed (top-level) node holding it
+      std::string path;  // "<node name>/<attribute>/<name>", nested: ".../<attribute>/<name>"
+      std::string op;
+      int depth = 1;  // 1: in a top-level node's body
+      double total_us = 0;
+      int64_t calls = 0;
+    };
+    std::vector<BodyNode> body_nodes;
   };
   // run() that also fills `profile` (null: plain run).
   std::vector<Tensor> run(const std::vector<std::pair<std::string, Tensor>>& inputs, RunProfile* profile) const;

@@ -1,6 +1,7 @@
 #include "analysis/graph_dot.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <set>
@@ -284,20 +285,43 @@ void all_nodes(const Cluster& c, std::vector<size_t>& out) {
   for (const auto& [name, child] : c.children) all_nodes(child, out);
 }
 
+// An identifier safe in a DOT id: letters, digits and '_' kept, others '_'.
+std::string id_part(const std::string& s) {
+  std::string out;
+  for (char c : s) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return out;
+}
+
+// The graphs a node holds (If's branches, Loop's and Scan's body), with the
+// name of the attribute each comes from ("then_branch", "body", "graphs_1").
+std::vector<std::pair<std::string, const Graph*>> bodies_of(const Node& n) {
+  std::vector<std::pair<std::string, const Graph*>> out;
+  for (const auto& [name, a] : n.attrs) {
+    if (a.kind == Attribute::Kind::kGraph && a.g) out.emplace_back(name, a.g.get());
+    if (a.kind == Attribute::Kind::kGraphs)
+      for (size_t k = 0; k < a.graphs.size(); ++k)
+        if (a.graphs[k]) out.emplace_back(name + "_" + std::to_string(k), a.graphs[k].get());
+  }
+  return out;
+}
+
+// Writes one graph: the top level, or (with `outer`) a control-flow body
+// inside its node's cluster, its DOT ids prefixed so they stay unique
+// ("n3_then_branch_n0"). Edges are collected by the top-level writer and
+// written after every node, so that an edge from an outer node into a body
+// cannot make Graphviz define that node inside the body's cluster.
 class DotWriter {
  public:
-  DotWriter(const Graph& g, const DotOptions& o, DotStats& st) : g_(g), o_(o), st_(st) {}
+  DotWriter(const Graph& g, const DotOptions& o, DotStats& st) : g_(g), o_(o), st_(st), top_(this) {}
 
   std::string write() {
-    drawn_id_.resize(g_.nodes.size());
-    for (size_t i = 0; i < g_.nodes.size(); ++i) drawn_id_[i] = "n" + std::to_string(i);
-    Cluster root = build_clusters();
-    if (o_.collapse) collapse(root);
+    out_ << "digraph kiln {\n";
+    prepare();
     st_.large = g_.nodes.size() - static_cast<size_t>(st_.collapsed) > kEdgeLabelMaxNodes;
     st_.edge_labels = o_.edge_labels == DotOptions::EdgeLabels::kOn ||
                       (o_.edge_labels == DotOptions::EdgeLabels::kAuto && !st_.large);
-    out_ << "digraph kiln {\n";
-    out_ << "  graph [rankdir=TB newrank=true nodesep=0.25 ranksep=0.3 fontname=\"Helvetica\" fontsize=12";
+    out_ << "  graph [rankdir=TB newrank=true compound=true nodesep=0.25 ranksep=0.3 fontname=\"Helvetica\" "
+            "fontsize=12";
     // Measured on densenet121 (974 edges, many long ones into its Concats):
     // spline routing and unbounded crossing minimization took most of a
     // minute; straight edges and capped iterations take seconds and the
@@ -309,34 +333,63 @@ class DotWriter {
     out_ << "];\n";
     out_ << "  node [shape=box style=\"rounded,filled\" fontname=\"Helvetica\" fontsize=10 margin=\"0.08,0.03\"];\n";
     out_ << "  edge [fontname=\"Helvetica\" fontsize=8 color=\"#555555\" arrowsize=0.6];\n";
-    write_inputs();
-    write_cluster(root, 1, true, "");
-    write_outputs();
-    write_edges();
+    write_scope(1);
+    out_ << edges_.str();
     if (o_.legend) write_legend();
     out_ << "}\n";
     return out_.str();
   }
 
  private:
-  void write_inputs() {
+  // A body's writer: same options, stats, stream and edge list as `outer`.
+  DotWriter(const Graph& g, const DotWriter& outer, std::string prefix)
+      : g_(g), o_(outer.o_), st_(outer.st_), top_(outer.top_), outer_(&outer), prefix_(std::move(prefix)) {}
+
+  std::string node_id(size_t i) const { return prefix_ + "n" + std::to_string(i); }
+  std::string input_id(size_t i) const { return prefix_ + "in" + std::to_string(i); }
+  std::string output_id(size_t i) const { return prefix_ + "out" + std::to_string(i); }
+  std::ostringstream& out() { return top_->out_; }
+
+  void prepare() {
+    drawn_id_.resize(g_.nodes.size());
+    for (size_t i = 0; i < g_.nodes.size(); ++i) {
+      drawn_id_[i] = node_id(i);
+      for (const Value* v : g_.nodes[i]->outputs)
+        if (v) producer_[v] = i;
+    }
+    root_ = build_clusters();
+    if (o_.collapse) collapse(root_);
+  }
+
+  // Inputs, nodes (in their clusters, bodies nested in their nodes'),
+  // outputs; edges go to the top-level list.
+  void write_scope(int depth) {
+    write_inputs(depth);
+    write_cluster(root_, depth, true, "");
+    write_outputs(depth);
+    write_edges();
+  }
+
+  void write_inputs(int depth) {
+    const std::string pad(static_cast<size_t>(depth) * 2, ' ');
     for (size_t i = 0; i < g_.inputs.size(); ++i) {
       const Value* v = g_.inputs[i];
       if (v->initializer) continue;  // folded into its readers like any weight
-      out_ << "  in" << i << " [shape=ellipse style=filled fillcolor=\"#c8e6c9\" label=\"input " << quote(v->name)
-           << "\\n"
-           << quote(type_str(v->type)) << "\"];\n";
-      ++st_.inputs;
+      out() << pad << input_id(i) << " [shape=ellipse style=filled fillcolor=\"#c8e6c9\" label=\""
+            << (outer_ ? "" : "input ") << quote(v->name) << "\\n"
+            << quote(type_str(v->type)) << "\"];\n";
+      if (!outer_) ++st_.inputs;
     }
   }
 
-  void write_outputs() {
+  void write_outputs(int depth) {
+    const std::string pad(static_cast<size_t>(depth) * 2, ' ');
     for (size_t i = 0; i < g_.outputs.size(); ++i) {
       const Value* v = g_.outputs[i];
-      out_ << "  out" << i << " [shape=ellipse style=filled fillcolor=\"#ffcdd2\" label=\"output " << quote(v->name)
-           << "\\n"
-           << quote(type_str(v->type)) << "\"];\n";
-      ++st_.outputs;
+      out() << pad << output_id(i) << " [shape=ellipse style=filled fillcolor=\"#ffcdd2\" label=\""
+            << (outer_ ? "" : "output ") << quote(v->name) << "\\n"
+            << quote(type_str(v->type)) << "\"];\n";
+      if (!outer_) ++st_.outputs;
     }
   }
 
@@ -377,7 +430,7 @@ class DotWriter {
       std::sort(names.begin(), names.end(), [&](const std::string& a, const std::string& b) {
         return first_node(c.children.at(a)) < first_node(c.children.at(b));
       });
-      const std::string id = "c" + std::to_string(st_.collapsed_boxes++);
+      const std::string id = prefix_ + "c" + std::to_string(st_.collapsed_boxes++);
       size_t per_block = 0;
       for (size_t k = 1; k < names.size(); ++k) {
         std::vector<size_t> hidden;
@@ -400,14 +453,15 @@ class DotWriter {
   // names are shown relative to.
   void write_cluster(const Cluster& c, int depth, bool is_root, const std::string& frame) {
     const std::string pad(static_cast<size_t>(depth) * 2, ' ');
+    std::ostringstream& os = out();
     // A cluster of a single node adds a frame and no information.
     const bool framed = !is_root && c.size() > 1;
     if (framed) {
       ++st_.clusters;
-      out_ << pad << "subgraph cluster_" << st_.clusters << " {\n";
-      out_ << pad << "  label=\"" << quote(c.label) << "\" tooltip=\"" << quote(c.path)
-           << "\" style=\"rounded,filled\" color=\"#9e9e9e\" fillcolor=\"" << (depth % 2 ? "#f5f5f5" : "#fcfcfc")
-           << "\" fontsize=10;\n";
+      os << pad << "subgraph cluster_" << st_.clusters << " {\n";
+      os << pad << "  label=\"" << quote(c.label) << "\" tooltip=\"" << quote(c.path)
+         << "\" style=\"rounded,filled\" color=\"#9e9e9e\" fillcolor=\"" << (depth % 2 ? "#f5f5f5" : "#fcfcfc")
+         << "\" fontsize=10;\n";
     }
     const int inner = framed ? depth + 1 : depth;
     const std::string inner_frame = framed ? c.path : frame;
@@ -415,9 +469,9 @@ class DotWriter {
     for (const auto& [name, child] : c.children)
       if (!c.hidden_children.count(name)) write_cluster(child, inner, false, inner_frame);
     for (const auto& [id, label] : c.boxes)
-      out_ << pad << "  " << id << " [label=\"" << quote(label)
-           << "\" shape=box3d style=filled fillcolor=\"#eeeeee\" class=\"collapsed\"];\n";
-    if (framed) out_ << pad << "}\n";
+      os << pad << "  " << id << " [label=\"" << quote(label)
+         << "\" shape=box3d style=filled fillcolor=\"#eeeeee\" class=\"collapsed\"];\n";
+    if (framed) os << pad << "}\n";
   }
 
   void write_node(size_t i, int depth, const std::string& frame) {
@@ -432,7 +486,7 @@ class DotWriter {
     const std::string attrs = key_attrs(n);
     if (!attrs.empty()) label += "\n" + attrs;
     for (size_t k = 0; k < n.inputs.size(); ++k) {
-      const Value* v = n.inputs[k];
+      const Value* v = resolve(n.inputs[k]);
       if (v && v->initializer) label += "\n" + weight_line(n, k, *v->initializer);
     }
     const bool fused = n.origins.size() > 1;
@@ -442,32 +496,77 @@ class DotWriter {
       for (const Value* v : n.outputs)
         if (v) label += "\n-> " + type_str(v->type);
     const std::string pad(static_cast<size_t>(depth) * 2, ' ');
-    out_ << pad << "n" << i << " [label=\"" << quote(label) << "\" fillcolor=\"" << family_colour(family) << "\"";
-    out_ << " tooltip=\"" << quote(n.name.empty() ? n.op_type : n.name) << "\"";
+    std::ostringstream& os = out();
+    os << pad << node_id(i) << " [label=\"" << quote(label) << "\" fillcolor=\"" << family_colour(family) << "\"";
+    os << " tooltip=\"" << quote(n.name.empty() ? n.op_type : n.name) << "\"";
     if (fused) {
-      out_ << " peripheries=2 penwidth=2";
+      os << " peripheries=2 penwidth=2";
       ++st_.fused;
     }
-    if (n.domain == kKilnDomain) out_ << " style=\"rounded,filled,bold\" color=\"#5d4037\"";
-    out_ << " class=\"op-" << family << (fused ? " fused" : "") << "\"";
-    out_ << "];\n";
-    ++st_.nodes;
+    if (n.domain == kKilnDomain) os << " style=\"rounded,filled,bold\" color=\"#5d4037\"";
+    os << " class=\"op-" << family << (fused ? " fused" : "") << (outer_ ? " body" : "") << "\"";
+    os << "];\n";
+    ++(outer_ ? st_.body_nodes : st_.nodes);
+    write_bodies(i, depth);
+  }
+
+  // Each body of a control-flow node as a dashed cluster next to it, its
+  // nodes drawn like the top level's; its outputs lead (dashed) into the
+  // node, whose outputs they become.
+  void write_bodies(size_t i, int depth) {
+    const Node& n = *g_.nodes[i];
+    const std::string pad(static_cast<size_t>(depth) * 2, ' ');
+    for (const auto& [attr, body] : bodies_of(n)) {
+      ++st_.clusters;
+      ++st_.bodies;
+      const std::string node_name = n.name.empty() ? n.op_type : shorten(n.name);
+      out() << pad << "subgraph cluster_" << st_.clusters << " {\n";
+      out() << pad << "  label=\""
+            << quote(attr + " of " + node_name + " (" + std::to_string(body->nodes.size()) + " nodes)")
+            << "\" tooltip=\"" << quote(n.op_type + " " + n.name + ": " + attr)
+            << "\" style=\"dashed,rounded\" color=\"#f9a825\" class=\"body\" fontsize=10;\n";
+      DotWriter inner(*body, *this, drawn_id_[i] + "_" + id_part(attr) + "_");
+      inner.prepare();
+      inner.write_scope(depth + 1);
+      out() << pad << "}\n";
+      for (size_t k = 0; k < body->outputs.size(); ++k) {
+        top_->edges_ << "  " << inner.output_id(k) << " -> " << drawn_id_[i] << " [style=dashed color=\"#f9a825\"];\n";
+        ++st_.edges;
+      }
+    }
+  }
+
+  // The value a body's outer-scope reference stands for (itself otherwise).
+  const Value* resolve(const Value* v) const {
+    if (!v || !v->is_outer) return v;
+    for (const Graph* p = g_.parent; p; p = p->parent) {
+      const Value* pv = p->find(v->name);
+      if (pv && !pv->is_outer) return pv;
+    }
+    return v;
+  }
+
+  // The DOT id of what produces `v` in this scope or an enclosing one, ""
+  // for weights (drawn in their readers) and values from nowhere.
+  std::string source_of(const Value* v) const {
+    if (!v || v->initializer) return "";
+    if (v->is_outer) return outer_ ? outer_->source_by_name(v->name) : "";
+    auto it = producer_.find(v);
+    if (it != producer_.end()) return drawn_id_[it->second];
+    for (size_t i = 0; i < g_.inputs.size(); ++i)
+      if (g_.inputs[i] == v) return input_id(i);
+    return "";
+  }
+
+  std::string source_by_name(const std::string& name) const {
+    const Value* v = g_.find(name);
+    if (!v) return outer_ ? outer_->source_by_name(name) : "";
+    return source_of(v);
   }
 
   // Edges go from a value's producer (a node or a graph input) to each node
   // reading it: one edge per producer and reader, however many values pass.
   void write_edges() {
-    std::map<const Value*, std::string> source;
-    for (size_t i = 0; i < g_.inputs.size(); ++i)
-      if (!g_.inputs[i]->initializer) source[g_.inputs[i]] = "in" + std::to_string(i);
-    std::map<const Node*, size_t> index;
-    for (size_t i = 0; i < g_.nodes.size(); ++i) index[g_.nodes[i].get()] = i;
-    const auto source_of = [&](const Value* v) -> std::string {
-      if (!v || v->initializer) return "";
-      if (v->producer && index.count(v->producer)) return drawn_id_[index[v->producer]];
-      auto it = source.find(v);
-      return it == source.end() ? "" : it->second;
-    };
     // Collapsed blocks: one edge per pair of boxes, none inside a box.
     std::set<std::pair<std::string, std::string>> drawn;
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
@@ -480,32 +579,40 @@ class DotWriter {
     }
     for (size_t i = 0; i < g_.outputs.size(); ++i) {
       const std::string from = source_of(g_.outputs[i]);
-      if (!from.empty()) edge(from, "out" + std::to_string(i), *g_.outputs[i]);
+      if (!from.empty()) edge(from, output_id(i), *g_.outputs[i]);
     }
   }
 
   void edge(const std::string& from, const std::string& to, const Value& v) {
-    out_ << "  " << from << " -> " << to << " [";
-    if (st_.edge_labels) out_ << "label=\"" << quote(type_str(v.type)) << "\" ";
-    out_ << "tooltip=\"" << quote(v.name + ": " + type_str(v.type)) << "\"];\n";
+    std::ostringstream& e = top_->edges_;
+    e << "  " << from << " -> " << to << " [";
+    if (st_.edge_labels) e << "label=\"" << quote(type_str(v.type)) << "\" ";
+    e << "tooltip=\"" << quote(v.name + ": " + type_str(v.type)) << "\"];\n";
     ++st_.edges;
   }
 
-  bool present_kiln_op() const {
-    return std::any_of(g_.nodes.begin(), g_.nodes.end(), [](const auto& n) { return n->domain == kKilnDomain; });
+  // The op families of this graph's nodes and its bodies' nodes.
+  static void families(const Graph& g, std::set<std::string>& present, bool& kiln_op) {
+    for (const auto& n : g.nodes) {
+      present.insert(op_family(*n));
+      kiln_op |= n->domain == kKilnDomain;
+      for (const auto& [attr, body] : bodies_of(*n)) families(*body, present, kiln_op);
+    }
   }
 
   // One node, an HTML-like table: the families present in this graph and
   // what the border styles mean.
   void write_legend() {
     std::set<std::string> present;
-    for (const auto& n : g_.nodes) present.insert(op_family(*n));
+    bool kiln_op = false;
+    families(g_, present, kiln_op);
     out_ << "  legend [shape=plaintext style=\"\" margin=0 label=<<table border=\"0\" cellborder=\"1\" "
             "cellspacing=\"0\" cellpadding=\"3\"><tr><td><b>op family</b></td></tr>";
     for (const std::string& f : family_order())
       if (present.count(f)) out_ << "<tr><td bgcolor=\"" << family_colour(f) << "\">" << html(f) << "</td></tr>";
     if (st_.fused) out_ << "<tr><td>double border: fused node</td></tr>";
-    if (present_kiln_op()) out_ << "<tr><td>bold border: kiln op</td></tr>";
+    if (kiln_op) out_ << "<tr><td>bold border: kiln op</td></tr>";
+    if (st_.bodies) out_ << "<tr><td>dashed boxes: If/Loop/Scan bodies</td></tr>";
     out_ << "<tr><td>ellipses: graph inputs, outputs</td></tr></table>>];\n";
     st_.legend = 1;
   }
@@ -513,8 +620,15 @@ class DotWriter {
   const Graph& g_;
   const DotOptions& o_;
   DotStats& st_;
-  std::ostringstream out_;
-  std::vector<std::string> drawn_id_;  // per graph node: "n<i>", or its collapsed box
+  DotWriter* top_;                    // the top-level writer: stream and edges
+  const DotWriter* outer_ = nullptr;  // a body's enclosing graph's writer
+  std::string prefix_;                // of this graph's DOT ids
+  std::ostringstream out_;            // top level only
+  std::ostringstream edges_;          // top level only
+  Cluster root_;
+  std::vector<std::string> drawn_id_;        // per graph node: its DOT id, or its collapsed box's
+  std::map<const Value*, size_t> producer_;  // value -> the node writing it (not Value::producer:
+                                             // hand-built bodies may not be linked)
 };
 
 }  // namespace

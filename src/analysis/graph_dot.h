@@ -50,6 +50,8 @@ inline constexpr size_t kEdgeLabelMaxNodes = 250;
 // What graph_to_dot drew, for callers that report it and for tests.
 struct DotStats {
   int nodes = 0;            // DOT nodes for graph nodes (graph.nodes.size() less the collapsed ones)
+  int body_nodes = 0;       // DOT nodes for nodes inside If/Loop/Scan bodies (nested ones included)
+  int bodies = 0;           // bodies drawn, each a dashed cluster (counted in `clusters` too)
   int collapsed = 0;        // graph nodes drawn as part of a "more like it" box
   int collapsed_boxes = 0;  // those boxes (DOT ids "c<k>")
   int inputs = 0;           // graph inputs drawn (those that are not initializers)
@@ -67,8 +69,13 @@ struct DotStats {
 // "attention", "layout", "control" or "other".
 std::string op_family(const Node& n);
 
-// The DOT text of a (top-level) graph. Subgraphs of If/Loop/Scan are not
-// drawn; their node says how many nodes each body has.
+// The DOT text of a graph. The bodies of If/Loop/Scan nodes are drawn too,
+// each as a dashed cluster next to its node ("then_branch of If_0 (5
+// nodes)"), nested bodies inside theirs: a body's DOT ids are its node's id,
+// the attribute and its own ("n3_then_branch_n0", "n3_body_in1",
+// "n3_body_out0"), its nodes have the SVG class "body", values it reads from
+// the enclosing graphs are edges from their producers there, and each body
+// output has a dashed edge into the node.
 std::string graph_to_dot(const Graph& g, const DotOptions& options, DotStats* stats = nullptr);
 
 }  // namespace kiln

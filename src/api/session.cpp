@@ -12,9 +12,11 @@
 #include <new>
 
 #include "engine/engine_file.h"
+#include "ir/graph.h"
 #include "pipeline/load_engine.h"
 #include "pipeline/prepare.h"
 #include "pipeline/session_impl.h"
+#include "runtime/executor.h"
 
 namespace kiln {
 
@@ -144,6 +146,32 @@ std::string read_stream(const std::string& path) {
   ::close(fd);
   return bytes;
 }
+
+// Appends the nodes of `n`'s bodies (and theirs) to `profile`, with their
+// times from `times` (none: not run this time).
+void add_body_nodes(const Node& n, size_t top, const std::string& path, int depth, const NodeTimes& times,
+                    Session::RunProfile& profile) {
+  for (const auto& [attr, a] : n.attrs) {
+    if (a.kind != Attribute::Kind::kGraph || !a.g) continue;
+    const Graph& body = *a.g;
+    for (size_t k = 0; k < body.nodes.size(); ++k) {
+      const Node& b = *body.nodes[k];
+      Session::RunProfile::BodyNode row;
+      row.node = top;
+      row.path = path + "/" + attr + "/" + (b.name.empty() ? b.op_type + "_" + std::to_string(k) : b.name);
+      row.op = b.op_type;
+      row.depth = depth;
+      auto it = times.bodies.find(&b);
+      if (it != times.bodies.end()) {
+        row.total_us = static_cast<double>(it->second.total_ns) / 1e3;
+        row.calls = it->second.calls;
+      }
+      const std::string inner = row.path;
+      profile.body_nodes.push_back(std::move(row));
+      add_body_nodes(b, top, inner, depth + 1, times, profile);
+    }
+  }
+}
 }  // namespace
 
 Session Session::load(const std::string& path, const SessionOptions& options) {
@@ -205,12 +233,14 @@ std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor
   std::vector<Tensor> out = impl_->compiled->run(feed, nullptr, impl_->pool.get(), &times, shape_profile);
   const int64_t t0_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t0.time_since_epoch()).count();
   profile->total_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
-  profile->start_us.resize(times.size());
-  profile->end_us.resize(times.size());
-  for (size_t i = 0; i < times.size(); ++i) {
-    profile->start_us[i] = static_cast<double>(times[i].start_ns - t0_ns) / 1e3;
-    profile->end_us[i] = static_cast<double>(times[i].end_ns - t0_ns) / 1e3;
+  profile->start_us.resize(times.nodes.size());
+  profile->end_us.resize(times.nodes.size());
+  for (size_t i = 0; i < times.nodes.size(); ++i) {
+    profile->start_us[i] = static_cast<double>(times.nodes[i].start_ns - t0_ns) / 1e3;
+    profile->end_us[i] = static_cast<double>(times.nodes[i].end_ns - t0_ns) / 1e3;
   }
+  profile->body_nodes.clear();
+  for (size_t i = 0; i < g.nodes.size(); ++i) add_body_nodes(*g.nodes[i], i, g.nodes[i]->name, 1, times, *profile);
   return out;
 }
 

@@ -171,8 +171,11 @@ const Tensor* Frame::lookup(const Value* v) const {
 
 std::vector<Tensor> CompiledGraph::run(const std::vector<Tensor>& inputs, const Frame* outer, ThreadPool* pool,
                                        NodeTimes* times, int profile) const {
-  if (outer) times = nullptr;
-  if (times) times->assign(graph_->nodes.size(), NodeTime{});
+  if (outer) times = nullptr;  // a subgraph's: from its outer frame
+  if (times) {
+    times->nodes.assign(graph_->nodes.size(), NodeTime{});
+    times->bodies.clear();
+  }
   if (profile >= 0 && !outer) {
     if (static_cast<size_t>(profile) >= profile_plans_.size())
       throw Error("profile " + std::to_string(profile) + " does not exist (" + std::to_string(profile_plans_.size()) +
@@ -242,6 +245,7 @@ std::vector<Tensor> CompiledGraph::run_frame(const std::vector<Tensor>& inputs, 
   const Graph& g = *graph_;
   Frame frame(*this, outer, state ? std::move(state->slots) : std::vector<Tensor>{});
   frame.pool_ = pool ? pool : outer ? outer->pool_ : nullptr;
+  frame.times_ = outer ? outer->times_ : times;
   for (size_t i = 0; i < g.inputs.size() && i < inputs.size(); ++i)
     if (inputs[i].defined()) frame.slots[static_cast<size_t>(g.inputs[i]->index)] = inputs[i];
 
@@ -270,7 +274,7 @@ std::vector<Tensor> CompiledGraph::run_frame(const std::vector<Tensor>& inputs, 
       }
       ctx.set_output_blocks(blocks);
     }
-    if (times) (*times)[i].start_ns = steady_ns();
+    const int64_t start_ns = frame.times_ ? steady_ns() : 0;
     try {
       kernels_[i]->run(ctx);
     } catch (const Error& e) {
@@ -300,7 +304,16 @@ std::vector<Tensor> CompiledGraph::run_frame(const std::vector<Tensor>& inputs, 
       frame.slots[static_cast<size_t>(v)] = Tensor();
       if (recorder) recorder->released(v);
     }
-    if (times) (*times)[i].end_ns = steady_ns();
+    if (frame.times_) {
+      const int64_t end_ns = steady_ns();
+      if (outer) {
+        BodyNodeTime& b = frame.times_->bodies[&node];
+        b.total_ns += end_ns - start_ns;
+        ++b.calls;
+      } else {
+        frame.times_->nodes[i] = {start_ns, end_ns};
+      }
+    }
   }
   std::vector<Tensor> result;
   for (const Value* out : g.outputs) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "ir/graph.h"
@@ -19,7 +20,21 @@ class LifetimeRecorder;
 struct NodeTime {
   int64_t start_ns = 0, end_ns = 0;
 };
-using NodeTimes = std::vector<NodeTime>;
+// A node inside an If/Loop/Scan body: its time summed over the calls of one
+// run (a Loop body's nodes run once per iteration, an untaken branch's not
+// at all).
+struct BodyNodeTime {
+  int64_t total_ns = 0;
+  int64_t calls = 0;
+};
+// The timing of one top-level run: each top-level node's start and end,
+// parallel to graph().nodes, and the body nodes that ran, by node. Bodies
+// run on the thread of the node that holds them (kernels call them one at a
+// time), so one run's records need no lock.
+struct NodeTimes {
+  std::vector<NodeTime> nodes;
+  std::unordered_map<const Node*, BodyNodeTime> bodies;
+};
 
 class CompiledGraph {
  public:
@@ -43,7 +58,8 @@ class CompiledGraph {
   // tensors for omitted optional inputs) and returns graph->outputs.
   // Kernels get `pool` (a subgraph: its outer frame's pool when null).
   // With `times` (top-level runs only): each node's start and end on
-  // std::chrono::steady_clock, in ns, parallel to graph().nodes.
+  // std::chrono::steady_clock, in ns, and the time of every node its bodies
+  // ran (subgraph runs add to their outer frame's `times`).
   // `profile` >= 0: a top-level run with the memory plan of that profile
   // (add_profile_plan), whose shapes the caller checked the inputs fit.
   std::vector<Tensor> run(const std::vector<Tensor>& inputs, const Frame* outer, ThreadPool* pool = nullptr,
@@ -111,6 +127,7 @@ class Frame {
   const CompiledGraph& cg_;
   const Frame* parent_;
   ThreadPool* pool_ = nullptr;
+  NodeTimes* times_ = nullptr;  // a profiled run's: subgraph frames add their nodes' times
 };
 
 }  // namespace kiln

@@ -172,9 +172,13 @@ void graph_main(const GraphArgs& a) {
   if (st.collapsed_boxes)
     collapsed =
         " (" + std::to_string(st.collapsed) + " more in " + std::to_string(st.collapsed_boxes) + " collapsed boxes)";
-  std::fprintf(stderr, "kiln graph: wrote %s: %d nodes%s (%d fused), %d clusters, %d edges; graph %.2f s, %s %.2f s\n",
-               a.output.c_str(), st.nodes, collapsed.c_str(), st.fused, st.clusters, st.edges, secs(t1 - t0),
-               format == "dot" ? "write" : "layout+render", secs(t2 - t1));
+  std::string bodies;
+  if (st.bodies)
+    bodies = ", " + std::to_string(st.body_nodes) + " more in " + std::to_string(st.bodies) + " control-flow bodies";
+  std::fprintf(stderr,
+               "kiln graph: wrote %s: %d nodes%s%s (%d fused), %d clusters, %d edges; graph %.2f s, %s %.2f s\n",
+               a.output.c_str(), st.nodes, collapsed.c_str(), bodies.c_str(), st.fused, st.clusters, st.edges,
+               secs(t1 - t0), format == "dot" ? "write" : "layout+render", secs(t2 - t1));
 }
 
 }  // namespace

@@ -240,12 +240,21 @@ Roofs measure_roofs(const ProfileArgs& a, int threads) {
 }
 
 // Everything the printers show.
+// A node inside a control-flow body (Session::RunProfile::body_nodes): its
+// time per run (summed over its calls) and calls per run, medians.
+struct BodyRow {
+  Session::RunProfile::BodyNode node;
+  double median_ms = 0;
+  double calls = 0;
+};
+
 struct Profile {
   const ProfileArgs* args = nullptr;
   const std::vector<Session::ExecutedNode>* nodes = nullptr;
-  std::vector<NodeRow> rows;  // in execution order
-  std::vector<NodeIo> io;     // parallel to rows
-  std::vector<OpRow> ops;     // slowest first
+  std::vector<NodeRow> rows;       // in execution order
+  std::vector<BodyRow> body_rows;  // depth-first, as RunProfile lists them
+  std::vector<NodeIo> io;          // parallel to rows
+  std::vector<OpRow> ops;          // slowest first
   Roofs roofs;
   int threads = 0;
   double node_sum = 0, node_mean_sum = 0;  // of the per-node medians, means
@@ -350,6 +359,15 @@ void print_json(const Profile& p) {
   j["flops"] = p.total_flops;
   j["nodes"] = nlohmann::json::array();
   for (const NodeRow& r : p.rows) j["nodes"].push_back(node_json(p, r));
+  j["body_nodes"] = nlohmann::json::array();
+  for (const BodyRow& b : p.body_rows)
+    j["body_nodes"].push_back({{"node", b.node.node},
+                               {"path", b.node.path},
+                               {"op", b.node.op},
+                               {"depth", b.node.depth},
+                               {"median_ms", b.median_ms},
+                               {"calls", b.calls},
+                               {"share", p.share(b.median_ms) / 100}});
   j["below"] = nullptr;
   if (a.below >= 0) {
     size_t unknown = 0;
@@ -463,6 +481,23 @@ void print_below(const Profile& p) {
   }
 }
 
+// Inside control-flow bodies: each body node's time per run (included in its
+// top-level node's row), slowest first with --top.
+void print_body_rows(const Profile& p) {
+  if (p.body_rows.empty()) return;
+  std::vector<BodyRow> shown = p.body_rows;
+  if (p.args->top > 0) {
+    std::stable_sort(shown.begin(), shown.end(),
+                     [](const BodyRow& x, const BodyRow& y) { return x.median_ms > y.median_ms; });
+    shown.resize(std::min(shown.size(), static_cast<size_t>(p.args->top)));
+  }
+  std::printf("\ninside control-flow bodies (time per run, summed over its calls; counted in the node holding it):\n");
+  std::printf("%5s  %-48s %-22s %10s %7s %8s\n", "#", "path", "op", "median ms", "share", "calls");
+  for (const BodyRow& b : shown)
+    std::printf("%5zu  %-48s %-22s %10.3f %6.1f%% %8.0f\n", b.node.node, short_name(b.node.path, 48).c_str(),
+                b.node.op.c_str(), b.median_ms, p.share(b.median_ms), b.calls);
+}
+
 void print_table(const Profile& p) {
   std::vector<NodeRow> shown = p.rows;
   if (p.args->top > 0) {
@@ -487,6 +522,7 @@ void print_table(const Profile& p) {
                 number(rp.fraction < 0 ? -1 : 100 * rp.fraction, "%.0f%%").c_str(),
                 n.output_types.empty() ? "" : n.output_types[0].c_str(), origins_str(n, 80).c_str());
   }
+  print_body_rows(p);
   std::printf("\n%-22s %6s %10s %7s %9s %6s\n", "op", "nodes", "ms", "share", "GFLOP/s", "peak");
   for (const OpRow& o : p.ops) {
     const double g = o.all_counted ? gflops(o.flops, o.ms) : -1.0;
@@ -511,6 +547,15 @@ void time_nodes(Profile& p, const std::vector<Session::RunProfile>& runs) {
     p.rows.push_back(row);
     p.node_sum += row.median_ms;
     p.node_mean_sum += row.mean_ms;
+  }
+  const size_t body_count = runs.empty() ? 0 : runs[0].body_nodes.size();
+  for (size_t k = 0; k < body_count; ++k) {
+    std::vector<double> ms, calls;
+    for (const auto& r : runs) {
+      ms.push_back(r.body_nodes[k].total_us / 1e3);
+      calls.push_back(static_cast<double>(r.body_nodes[k].calls));
+    }
+    p.body_rows.push_back({runs[0].body_nodes[k], median(ms), median(calls)});
   }
   std::vector<double> totals;
   double total_sum = 0;
