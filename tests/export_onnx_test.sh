@@ -3,8 +3,9 @@
 # arguments) is written back out, passes onnx.checker (full check, shape
 # inference included), and gives bit-identical outputs to the original in
 # kiln on the same inputs. --optimized writes kiln's graph, which kiln runs
-# with the same outputs (within rounding: it is the same graph). Bad use
-# exits 1 with a message.
+# with the same outputs (within rounding: it is the same graph), and so does
+# an engine's export, its packed weights unpacked. Bad use exits 1 with a
+# message.
 set -eu
 kiln="$1"
 repo="$2"
@@ -35,7 +36,24 @@ for n, f in zip(names, files): print('--input=' + n + '=' + f)" "$m" "$(dirname 
   /usr/bin/python3 -c "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)" "$tmp/$name.opt.onnx"
   "$kiln" compare "$tmp/$name.opt.onnx" "${feed[@]}" --ref "$tmp/$name.ref" --rtol 1e-4 --atol 1e-5 > "$tmp/out.txt" ||
     { echo "$name: optimized export differs"; cat "$tmp/out.txt"; exit 1; }
-  echo "$name: exported, checked, identical"
+  # An engine (static, at the test data's shapes) is written with its packed
+  # weights unpacked, and computes the same as the model.
+  shapes=$(/usr/bin/python3 -c "
+import sys
+from onnx import TensorProto
+shapes = []
+for arg in sys.argv[1:]:
+    name, f = arg[len('--input='):].split('=', 1)
+    t = TensorProto()
+    t.ParseFromString(open(f, 'rb').read())
+    shapes.append(name + ':' + ('x'.join(map(str, t.dims)) or '1'))
+print(','.join(shapes))" "${feed[@]}")
+  "$kiln" build "$m" -o "$tmp/$name.kiln" --shapes "$shapes" --no-tactic-timing "${feed[@]}" > /dev/null
+  "$kiln" export-onnx "$tmp/$name.kiln" -o "$tmp/$name.engine.onnx" > /dev/null
+  /usr/bin/python3 -c "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]))" "$tmp/$name.engine.onnx"
+  "$kiln" compare "$tmp/$name.engine.onnx" "${feed[@]}" --ref "$tmp/$name.ref" --rtol 1e-4 --atol 1e-5 > "$tmp/out.txt" ||
+    { echo "$name: exported engine differs"; cat "$tmp/out.txt"; exit 1; }
+  echo "$name: exported, checked, identical; engine exported"
 done
 rc=0
 "$kiln" export-onnx "$tmp/missing.onnx" -o "$tmp/x.onnx" 2> "$tmp/err.txt" || rc=$?

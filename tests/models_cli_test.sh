@@ -86,8 +86,8 @@ PY
 grep -q "^2 passed, 0 failed" "$tmp/conf.txt" || fail "conformance: $(cat "$tmp/conf.txt")"
 "$kiln" compare "$tmp/zoo/named/model.onnx" --ref "$tmp/zoo/named/test_data_set_0" > /dev/null || fail "compare --ref DIR"
 # Engines: compare runs the ONNX model the engine was built from in the
-# reference (recorded at build, or --source); export-onnx says why it cannot
-# write an engine whose weights are packed; --optimized exports pass
+# reference (recorded at build, or --source); export-onnx writes an engine
+# with its packed weights unpacked; --optimized exports pass
 # onnx.checker (fused nodes are kiln:Fused<Op>) and reload with the same outputs.
 digits="$repo/models/digits/model.onnx"
 sample="$repo/models/digits/samples/digits10.npy"
@@ -102,7 +102,26 @@ expect_error "its ONNX model $tmp/source.onnx is not there" compare "$tmp/moved.
 "$kiln" compare "$tmp/moved.kiln" --source "$digits" --ref kiln -i image="$sample" > /dev/null || fail "compare --source"
 expect_error "--per-layer compares every value of an ONNX model" compare "$tmp/d.kiln" --ref kiln --per-layer
 expect_error "--source is for an engine" compare "$digits" --source "$digits" --ref kiln --shapes 1x1x8x8
-expect_error "cannot be written as ONNX: the engine keeps the weights" export-onnx "$tmp/d.kiln" -o "$tmp/e.onnx"
+# An engine whose packed weights replaced the originals (MatMul/Gemm panels,
+# oneDNN-reordered conv weights) is written with the weights unpacked: the
+# file reloads and computes what the engine computes.
+"$kiln" export-onnx "$tmp/d.kiln" -o "$tmp/e.onnx" > /dev/null || fail "export-onnx ENGINE"
+/usr/bin/python3 - "$tmp/e.onnx" <<'PY' || fail "export-onnx ENGINE: packed weights not restored"
+import sys
+import onnx
+m = onnx.load(sys.argv[1])
+onnx.checker.check_model(m)
+ext = [t.name for t in m.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+assert not ext, ext
+PY
+"$kiln" inspect "$tmp/d.kiln" --format json | /usr/bin/python3 -c "
+import json, sys
+j = json.load(sys.stdin)
+assert any(n.get('packed') for n in j['nodes']), 'the engine has no packed weights: the test tests nothing'" ||
+  fail "engine without packed weights"
+"$kiln" run "$tmp/d.kiln" -i image="$sample" -o "$tmp/eng_out" > /dev/null
+"$kiln" compare "$tmp/e.onnx" -i image="$sample" --ref "$tmp/eng_out" --rtol 1e-6 > /dev/null ||
+  fail "the exported engine computes other outputs"
 "$kiln" export-onnx "$digits" --optimized -o "$tmp/opt.onnx" > /dev/null
 /usr/bin/python3 - "$tmp/opt.onnx" <<'PY' || fail "optimized export is not valid ONNX"
 import sys

@@ -262,6 +262,7 @@ class EpilogueKernel : public Kernel {
   }
   bool owns_constant_input(size_t i) const override { return inner_->owns_constant_input(i); }
   PackedState packed_state() const override { return inner_->packed_state(); }
+  Tensor original_constant_input(size_t i) const override { return inner_->original_constant_input(i); }
   std::string implementation() const override { return inner_->implementation(); }
 
  private:

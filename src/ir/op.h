@@ -160,6 +160,11 @@ class Kernel {
   virtual bool owns_constant_input(size_t /*i*/) const { return false; }
   // What it prepared from its constants, to save in an engine (empty: none).
   virtual PackedState packed_state() const { return {}; }
+  // Constant input `i`, which it owns, rebuilt as it was given (shape and
+  // layout of the graph's value) from the copy the kernel keeps: how an
+  // engine whose packed weights replaced the originals is written back out
+  // as ONNX. Undefined when the kernel cannot (or does not own it).
+  virtual Tensor original_constant_input(size_t /*i*/) const { return {}; }
   // The implementation it runs, for kiln inspect of an engine ("" = the op's
   // only one).
   virtual std::string implementation() const { return ""; }

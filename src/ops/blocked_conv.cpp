@@ -342,6 +342,23 @@ class BlockedConvKernel : public Kernel {
     return winograd_only_ ? "winograd" : "onednn";
   }
 
+  // W from oneDNN's copy: reordered back to oihw (goihw when grouped), or
+  // iohw for weights_io, which is the graph's [C, M] matrix.
+  Tensor original_constant_input(size_t i) const override {
+    if (i != 1) return {};
+    std::lock_guard<std::mutex> lock(weights_mutex_);
+    if (packed_weights_.empty()) return {};
+    const memory& packed = *packed_weights_.front();
+    const memory::dims dims = packed.get_desc().dims();
+    const Tag tag = dims.size() == 5 ? Tag::goihw : weights_io_ ? Tag::iohw : Tag::oihw;
+    Tensor w(DType::kFloat32, node_.inputs[1]->initializer->shape());
+    const memory::desc plain(dims, kF32, tag);
+    if (plain.get_size() != w.nbytes()) return {};
+    memory dst = wrap(plain, w.raw());
+    dnnl_glue::execute(dnnl::reorder(packed, dst), {{DNNL_ARG_FROM, packed}, {DNNL_ARG_TO, dst}}, 1);
+    return w;
+  }
+
  private:
   struct Prepared {
     ConvSetup setup;

@@ -315,6 +315,22 @@ std::shared_ptr<const PackedMatrixF32> adopt_packed_b(const Node& node, const Pa
                                gemm_f32_default_kernel());
 }
 
+// B as it was given from its packed copy: rows x cols, or (transposed) cols x
+// rows; undefined when not packed.
+Tensor unpacked_b(const PackedB& b, bool transposed) {
+  if (!b.packed) return {};
+  const int64_t rows = b.packed->rows(), cols = b.packed->cols();
+  Tensor plain(DType::kFloat32, {rows, cols});
+  b.packed->unpack(plain.data<float>());
+  if (!transposed) return plain;
+  Tensor t(DType::kFloat32, {cols, rows});
+  const float* src = plain.data<float>();
+  float* dst = t.data<float>();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * cols + c];
+  return t;
+}
+
 class MatMulKernel : public Kernel {
  public:
   MatMulKernel(const Node& node, const PackedState* packed) {
@@ -329,6 +345,7 @@ class MatMulKernel : public Kernel {
   }
 
   PackedState packed_state() const override { return packed_state_of(b_, true); }
+  Tensor original_constant_input(size_t i) const override { return i == 1 ? unpacked_b(b_, false) : Tensor(); }
 
   // The fast path below is the only one for a float32 B, and it reads the
   // packed copy only.
@@ -381,6 +398,7 @@ class GemmKernel : public Kernel {
   GemmKernel(const Node& node, const PackedState* packed) {
     if (const Tensor* b = constant_f32_matrix(node)) {
       const bool tb = node.attr_int("transB", 0) != 0;
+      trans_b_ = tb;
       // Before opset 11 every run takes compute_gemm, which reads B itself.
       owns_b_ = node.opset >= 11;
       b_.packed = adopt_packed_b(node, packed, tb ? b->dim(1) : b->dim(0), tb ? b->dim(0) : b->dim(1));
@@ -393,6 +411,7 @@ class GemmKernel : public Kernel {
   }
 
   PackedState packed_state() const override { return packed_state_of(b_, owns_b_); }
+  Tensor original_constant_input(size_t i) const override { return i == 1 ? unpacked_b(b_, trans_b_) : Tensor(); }
 
   bool owns_constant_input(size_t i) const override { return i == 1 && owns_b_; }
 
@@ -438,6 +457,7 @@ class GemmKernel : public Kernel {
  private:
   PackedB b_;
   bool owns_b_ = false;
+  bool trans_b_ = false;  // B is given transposed (transB): packed as its transpose
 };
 
 }  // namespace

@@ -257,7 +257,8 @@ void check_unstored_weights(const Graph& g, const CompiledGraph& compiled, const
   }
 }
 
-std::unique_ptr<Session::Impl> load(std::shared_ptr<const engine::EngineFile> file, const SessionOptions& options) {
+std::unique_ptr<Session::Impl> load(std::shared_ptr<const engine::EngineFile> file, const SessionOptions& options,
+                                    bool keep_weights) {
   const std::string& src = file->source();
   auto impl = std::make_unique<Session::Impl>();
   impl->engine = file;
@@ -293,8 +294,8 @@ std::unique_ptr<Session::Impl> load(std::shared_ptr<const engine::EngineFile> fi
   impl->pool = std::make_unique<ThreadPool>(options.threads);
   std::unordered_map<const Node*, const PackedState*> packed_of;
   for (const auto& [i, st] : packed) packed_of[g.nodes[i].get()] = &st;
-  auto compiled = std::const_pointer_cast<CompiledGraph>(
-      CompiledGraph::compile(g, memory_planner_on(options), &g, [&](const Node& n) -> const PackedState* {
+  auto compiled = std::const_pointer_cast<CompiledGraph>(CompiledGraph::compile(
+      g, memory_planner_on(options), keep_weights ? nullptr : &g, [&](const Node& n) -> const PackedState* {
         auto it = packed_of.find(&n);
         return it == packed_of.end() ? nullptr : it->second;
       }));
@@ -326,10 +327,10 @@ std::unique_ptr<Session::Impl> load(std::shared_ptr<const engine::EngineFile> fi
 }  // namespace
 
 std::unique_ptr<Session::Impl> load_engine(std::shared_ptr<const engine::EngineFile> file,
-                                           const SessionOptions& options) {
+                                           const SessionOptions& options, bool keep_weights) {
   const std::string src = file->source();
   try {
-    return load(std::move(file), options);
+    return load(std::move(file), options, keep_weights);
   } catch (const json::exception& e) {
     throw Error(src + ": corrupted engine metadata: " + e.what());
   } catch (const Error&) {

@@ -7,7 +7,9 @@
 
 namespace kiln {
 
+// `keep_weights`: the stored weights stay in the graph even where a kernel
+// owns a copy (a session lets them go); kiln export-onnx writes them.
 std::unique_ptr<Session::Impl> load_engine(std::shared_ptr<const engine::EngineFile> file,
-                                           const SessionOptions& options);
+                                           const SessionOptions& options, bool keep_weights = false);
 
 }  // namespace kiln

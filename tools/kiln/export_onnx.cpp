@@ -24,6 +24,28 @@ struct ExportArgs {
   int opt_level = 2;
 };
 
+// An engine stores no copy of weights its kernels' packed form replaces
+// (kiln:packed, docs/engine-format.md): each is rebuilt from the kernel
+// holding it, so the ONNX file has every weight. Returns how many.
+size_t restore_packed_weights(Session::Impl& engine) {
+  Graph& g = *engine.model.graph;
+  const CompiledGraph& cg = *engine.compiled;
+  if (&cg.graph() != &g) throw Error("engine: the executed graph is not the loaded one");
+  size_t restored = 0;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = *g.nodes[i];
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      Value* v = n.inputs[k];
+      if (!v || !v->initializer || v->initializer->raw() || v->initializer->numel() == 0) continue;
+      Tensor t = cg.kernel(i).original_constant_input(k);
+      if (!t.defined() || t.dtype() != v->initializer->dtype() || t.shape() != v->initializer->shape()) continue;
+      v->initializer = std::move(t);
+      ++restored;
+    }
+  }
+  return restored;
+}
+
 void export_main(const ExportArgs& a) {
   if (!std::filesystem::exists(a.model)) throw Error(a.model + ": no such file");
   Model model;
@@ -31,7 +53,8 @@ void export_main(const ExportArgs& a) {
   if (engine::is_engine_file(a.model)) {
     // An engine holds the graph it was optimized to: that is what is written.
     if (!a.shapes.empty()) throw Error(a.model + ": an engine's shapes were fixed when it was built; no --shapes");
-    engine = load_engine(engine::EngineFile::open(a.model), SessionOptions{});
+    engine = load_engine(engine::EngineFile::open(a.model), SessionOptions{}, /*keep_weights=*/true);
+    restore_packed_weights(*engine);
     model = engine->model;
   } else {
     model = load_onnx_file(a.model);
@@ -58,9 +81,8 @@ void export_main(const ExportArgs& a) {
     std::string what = e.what();
     const size_t at = what.find("initializer '");
     const std::string which = at == std::string::npos ? "" : what.substr(at, what.find('\'', at + 13) + 1 - at);
-    throw Error(a.model +
-                ": cannot be written as ONNX: the engine keeps the weights of some nodes only in the layout " +
-                "its kernels read" + (which.empty() ? "" : " (" + which + ")") +
+    throw Error(a.model + ": cannot be written as ONNX: the engine keeps the weights of some nodes only in a " +
+                "layout its kernels cannot turn back" + (which.empty() ? "" : " (" + which + ")") +
                 "; write the ONNX model it was built from with --optimized instead");
   }
   size_t kiln_ops = 0;
