@@ -241,6 +241,30 @@ TEST(ThreadPool, IdleThreadsBurnNoCpu) {
   EXPECT_LT(cpu_seconds() - before, 0.05);
 }
 
+// A chunk whose thread has not started yet is run by a thread that has: a
+// worker woken from sleep takes tens of microseconds to start, the caller
+// finishes its own empty chunk in less, and then takes the worker's (with
+// chunks assigned statically, the caller would wait for the worker). Every
+// chunk still runs exactly once.
+TEST(ThreadPool, ChunksOfWorkersNotYetStartedAreTakenByTheCaller) {
+  ThreadPool pool(2);
+  int caller_ran_both = 0;
+  for (int trial = 0; trial < 20; ++trial) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(trial < 10 ? 20 : 1));  // the worker sleeps
+    const std::thread::id caller = std::this_thread::get_id();
+    std::atomic<int> runs[2] = {};
+    std::atomic<int> by_caller{0};
+    pool.parallel_chunks(2, [&](int chunk, int64_t, int64_t) {
+      ++runs[chunk];
+      if (std::this_thread::get_id() == caller) ++by_caller;
+    });
+    EXPECT_EQ(runs[0].load(), 1);
+    EXPECT_EQ(runs[1].load(), 1);
+    caller_ran_both += by_caller.load() == 2;
+  }
+  EXPECT_GT(caller_ran_both, 0);
+}
+
 TEST(ThreadPool, ConcurrentAndNestedCallsAndExceptions) {
   ThreadPool pool(2);
   std::atomic<int64_t> total{0};

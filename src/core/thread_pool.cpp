@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <atomic>
 #include <exception>
 #include <fstream>
 #include <mutex>
@@ -119,29 +120,51 @@ void tsan_release(void*) {}
 void tsan_acquire(void*) {}
 #endif
 
+// Chunks are claimed, not assigned: each team member runs its own chunk
+// (chunk t for thread t, so on an idle machine every kernel gives the same
+// rows to the same core, whose cache holds what the previous kernel wrote
+// there), then any chunk whose thread has not started it. On a machine where
+// other processes hold the cores, a worker the OS has not scheduled yet no
+// longer makes the whole region wait for its chunk: the threads that are
+// running take it (docs/threads.md). Teams of more than kMaxClaimed chunks
+// keep the static assignment.
+constexpr int kMaxClaimed = 64;
+
 struct Job {
   const std::function<void(int, int64_t, int64_t)>* fn;
   int64_t n;
   int chunks;
   std::mutex error_mutex;
   std::exception_ptr error;
+  std::atomic<bool> claimed[kMaxClaimed] = {};
+
+  // True for the one caller that gets chunk c.
+  bool claim(int c) { return c >= kMaxClaimed || !claimed[c].exchange(true, std::memory_order_relaxed); }
+  void run(int chunk) {
+    const int64_t begin = n * chunk / chunks, end = n * (chunk + 1) / chunks;
+    try {
+      if (begin < end) (*fn)(chunk, begin, end);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::current_exception();
+    }
+  }
 };
 
-// Runs on every thread of the team: chunk t, t + T, ... of the job (one each
-// unless the team came out smaller than asked, e.g. when nested).
+// Runs on every thread of the team: its own chunks t, t + T, ... (one each
+// unless the team came out smaller than asked, e.g. when nested), then the
+// chunks no one has claimed yet.
 void run_team_member(void* data) {
   Job& job = *static_cast<Job*>(data);
   tsan_acquire(&job.fn);  // the fork
   const int team = omp_get_num_threads(), me = omp_get_thread_num();
-  for (int chunk = me; chunk < job.chunks; chunk += team) {
-    const int64_t begin = job.n * chunk / job.chunks, end = job.n * (chunk + 1) / job.chunks;
-    try {
-      if (begin < end) (*job.fn)(chunk, begin, end);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(job.error_mutex);
-      if (!job.error) job.error = std::current_exception();
+  for (int chunk = me; chunk < job.chunks; chunk += team)
+    if (job.claim(chunk)) job.run(chunk);
+  if (job.chunks <= kMaxClaimed)
+    for (int k = 1; k < job.chunks; ++k) {
+      const int chunk = (me + k) % job.chunks;
+      if (job.claim(chunk)) job.run(chunk);
     }
-  }
   tsan_release(&job.n);  // the join
 }
 
@@ -154,7 +177,7 @@ void ThreadPool::parallel_chunks(int64_t n, const std::function<void(int, int64_
     fn(0, 0, n);
     return;
   }
-  Job job{&fn, n, chunks, {}, {}};
+  Job job{&fn, n, chunks, {}, {}, {}};
   tsan_release(&job.fn);
   GOMP_parallel(run_team_member, &job, static_cast<unsigned>(chunks), 0);
   tsan_acquire(&job.n);
