@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kiln/session.h"
+#include "kiln/tensor_diff.h"
 #include "kiln/weights.h"
 
 namespace py = pybind11;
@@ -405,6 +406,38 @@ PYBIND11_MODULE(_kiln, m) {
       py::arg("onnx_path"), py::arg("engine_path"), py::arg("shapes") = py::none(), py::arg("min_shapes") = py::none(),
       py::arg("opt_shapes") = py::none(), py::arg("max_shapes") = py::none(), py::arg("threads") = 0,
       py::arg("opt_level") = 2, py::arg("time_tactics") = true, py::arg("timing_cache") = "");
+
+  m.def(
+      "diff",
+      [](const py::array& got, const py::array& want, double rtol, const std::optional<double>& atol) {
+        // Views over the arrays (C order); numpy has converted other layouts.
+        auto tensor = [](const py::array& a, const char* what) {
+          const DType t = kiln_dtype(a.dtype());
+          if (t == DType::kUndefined)
+            throw InvalidArgument(std::string(what) + ": numpy " + numpy_type_name(a.dtype()) +
+                                  " is not a type kiln compares");
+          py::array c = py::module_::import("numpy").attr("ascontiguousarray")(a);
+          return std::make_pair(Tensor::wrap(t, Shape(c.shape(), c.shape() + c.ndim()), const_cast<void*>(c.data())),
+                                c);
+        };
+        auto [g, keep_g] = tensor(got, "got");
+        auto [w, keep_w] = tensor(want, "want");
+        const TensorDiff d = diff_tensors(g, w, rtol, atol ? *atol : rtol * max_magnitude(w));
+        return py::dict(py::arg("passed") = d.pass, py::arg("mismatch") = d.mismatch, py::arg("elements") = d.elements,
+                        py::arg("failing") = d.failing, py::arg("worst_index") = d.worst_index,
+                        py::arg("max_abs") = d.max_abs, py::arg("max_rel") = d.max_rel, py::arg("rel_l2") = d.rel_l2,
+                        py::arg("cosine") = d.cosine);
+      },
+      py::arg("got"), py::arg("want"), py::arg("rtol") = 1e-3, py::arg("atol") = py::none());
+
+  m.def(
+      "inspect_json",
+      [](const std::string& path, const py::object& input_shapes, bool optimized) {
+        const auto shapes = shapes_of(input_shapes, "input_shapes");
+        py::gil_scoped_release unlocked;
+        return inspect_json(path, shapes, optimized);
+      },
+      py::arg("path"), py::arg("input_shapes") = py::none(), py::arg("optimized") = false);
 
   m.def(
       "load_weights",

@@ -8,8 +8,8 @@
 #include <limits>
 #include <random>
 
-#include "analysis/tensor_diff.h"
 #include "core/half.h"
+#include "kiln/tensor_diff.h"
 
 namespace kiln {
 namespace {

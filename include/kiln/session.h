@@ -171,6 +171,14 @@ struct BuildInfo {
 };
 BuildInfo build_info();
 
+// What `kiln inspect --format json` prints (docs/flops.md): for an ONNX
+// model, its header, op histogram, unsupported nodes and per-node shapes,
+// parameters, MACs and FLOPs (`input_shapes` fixes symbolic dims, which must
+// all end up known; `optimized` counts the graph after the optimizer); for
+// an engine, its header, profiles and the kernel each node runs. JSON text.
+std::string inspect_json(const std::string& path, const std::map<std::string, Shape>& input_shapes = {},
+                         bool optimized = false);
+
 // Building engine files (kiln build).
 struct BuildOptions {
   // opt_level, threads, disabled_passes and memory_planner as for a session;

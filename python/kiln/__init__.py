@@ -38,8 +38,10 @@ __all__ = [
     "SessionOptions",
     "UnsupportedOpError",
     "build_engine",
+    "compare",
     "get_available_providers",
     "get_device",
+    "inspect",
     "load_weights",
 ]
 
@@ -326,6 +328,77 @@ def build_engine(
         time_tactics,
         timing_cache,
     )
+
+
+def inspect(
+    path: Union[str, os.PathLike],
+    input_shapes: Optional[Dict[str, Sequence[int]]] = None,
+    optimized: bool = False,
+) -> Dict[str, Any]:
+    """What ``kiln inspect --format json`` prints, as a dict (keys in
+    docs/flops.md). For an ONNX model: ``ir_version``, ``producer``,
+    ``opsets``, ``inputs``, ``outputs``, ``parameters``, ``op_histogram``,
+    ``unsupported`` (each node kiln cannot run, with the reason), ``nodes``
+    (per node: shapes, params, MACs, FLOPs; control-flow bodies too) and
+    ``totals``. ``input_shapes`` fixes symbolic dims (all must end up known);
+    ``optimized`` counts the graph after kiln's optimizer. For an engine:
+    its header, ``profiles`` and the kernel each node runs."""
+    import json
+
+    shapes = None if input_shapes is None else {k: list(v) for k, v in input_shapes.items()}
+    return json.loads(_kiln.inspect_json(os.fspath(path), shapes, optimized))
+
+
+def compare(
+    model: Union[str, bytes, os.PathLike, InferenceSession],
+    input_feed: Dict[str, Any],
+    reference: Union[str, Dict[str, Any], Callable[[Dict[str, Any]], Any]] = "kiln",
+    rtol: float = 1e-3,
+    atol: Optional[float] = None,
+    sess_options: Optional[SessionOptions] = None,
+) -> Dict[str, Any]:
+    """Runs ``model`` on ``input_feed`` and compares each output with a
+    reference, with the measures and rule of ``kiln compare``
+    (docs/compare.md): ``max_abs``, ``max_rel``, ``rel_l2``, ``cosine``,
+    ``failing`` elements, ``passed`` by numpy.allclose's rule (``atol``
+    defaults to ``rtol`` times the largest finite |element| of each
+    reference output).
+
+    ``reference``: ``"kiln"`` (the same model with the optimizer off, which
+    tells a fusion's error from the model's), a dict ``{output name:
+    array}``, or a callable taking the feed and returning such a dict or a
+    list in the model's output order (e.g. an onnxruntime session's
+    ``lambda feed: ort.run(None, feed)``, or a PyTorch function). Returns
+    ``{"passed": bool, "outputs": {name: measures}}``; outputs the reference
+    does not have are not compared.
+    """
+    session = model if isinstance(model, InferenceSession) else InferenceSession(model, sess_options)
+    got = session(input_feed)
+    names = [o.name for o in session.get_outputs()]
+    if isinstance(reference, str):
+        if reference != "kiln":
+            raise InvalidArgument(f"reference must be 'kiln', a dict of arrays or a callable, got {reference!r}")
+        if session.is_engine:
+            raise InvalidArgument("reference='kiln' would compare an engine with itself; give the reference "
+                                  "outputs (a dict, or a callable such as an onnxruntime session's run)")
+        o = SessionOptions()
+        o.__dict__.update(session.get_session_options().__dict__)
+        o.graph_optimization_level = GraphOptimizationLevel.ORT_DISABLE_ALL
+        want = InferenceSession(session._session.model_bytes(), o)(input_feed)
+    elif callable(reference):
+        result = reference(input_feed)
+        want = result if isinstance(result, dict) else dict(zip(names, result))
+    else:
+        want = dict(reference)
+    outputs = {}
+    for name in names:
+        if name in want:
+            import numpy as np
+
+            outputs[name] = _kiln.diff(got[name], np.asarray(want[name]), rtol, atol)
+    if not outputs:
+        raise InvalidArgument(f"the reference has none of the outputs {names}")
+    return {"passed": all(o["passed"] for o in outputs.values()), "outputs": outputs}
 
 
 def load_weights(path: Union[str, os.PathLike]) -> Dict[str, Any]:

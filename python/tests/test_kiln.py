@@ -307,3 +307,36 @@ def test_unsupported_ops_are_named(tmp_path):
          str(path))
     with pytest.raises(kiln.UnsupportedOpError, match="NoSuchOp"):
         kiln.InferenceSession(str(path))
+
+
+def test_inspect_is_kiln_inspects_json(tmp_path):
+    import json
+
+    got = kiln.inspect(DIGITS, {"image": (2, 1, 8, 8)})
+    cli = json.loads(subprocess.run([KILN_CLI, "inspect", DIGITS, "--shapes", "image:2x1x8x8", "--format", "json"],
+                                    check=True, capture_output=True, text=True).stdout)
+    assert got == cli
+    assert got["totals"]["params"] == 1898 and got["nodes"][0]["op"] == "Conv"
+    assert kiln.inspect(DIGITS, {"image": (1, 1, 8, 8)}, optimized=True)["graph"] == "optimized"
+    with pytest.raises(kiln.Error, match="image: float"):
+        kiln.inspect(DIGITS)  # a symbolic batch: the counts need numbers
+    engine = str(tmp_path / "d.kiln")
+    kiln.build_engine(DIGITS, engine, shapes={"image": (4, 1, 8, 8)}, time_tactics=False)
+    e = kiln.inspect(engine)
+    assert e["format_version"] >= 1 and e["profiles"][0]["inputs"]["image"]["max"] == [4, 1, 8, 8]
+
+
+def test_compare_measures_against_references():
+    feed = {"image": SAMPLES}
+    r = kiln.compare(DIGITS, feed)  # against the same model, optimizer off
+    assert r["passed"] and r["outputs"]["logits"]["cosine"] > 0.9999
+    want = kiln.InferenceSession(DIGITS).run(None, feed)[0]
+    assert kiln.compare(DIGITS, feed, {"logits": want}, rtol=0, atol=0)["passed"]
+    off = want.copy()
+    off[3, 4] += 1.0
+    r = kiln.compare(DIGITS, feed, lambda f: [off])
+    o = r["outputs"]["logits"]
+    assert not r["passed"] and o["failing"] == 1 and o["worst_index"] == 3 * 10 + 4
+    assert o["max_abs"] == pytest.approx(1.0, rel=1e-5)
+    with pytest.raises(kiln.InvalidArgument, match="none of the outputs"):
+        kiln.compare(DIGITS, feed, {"probs": want})

@@ -1,4 +1,4 @@
-#include "analysis/tensor_diff.h"
+#include "kiln/tensor_diff.h"
 
 #include <cmath>
 #include <limits>

@@ -13,6 +13,7 @@
 
 #include "engine/engine_file.h"
 #include "ir/graph.h"
+#include "pipeline/inspect.h"
 #include "pipeline/load_engine.h"
 #include "pipeline/prepare.h"
 #include "pipeline/session_impl.h"
@@ -242,6 +243,11 @@ std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor
   profile->body_nodes.clear();
   for (size_t i = 0; i < g.nodes.size(); ++i) add_body_nodes(*g.nodes[i], i, g.nodes[i]->name, 1, times, *profile);
   return out;
+}
+
+std::string inspect_json(const std::string& path, const std::map<std::string, Shape>& input_shapes, bool optimized) {
+  if (engine::is_engine_file(path)) return inspect_engine(path).dump();
+  return inspect_model(path, input_shapes, optimized).dump();
 }
 
 int64_t Session::ir_version() const { return impl_->model.ir_version; }

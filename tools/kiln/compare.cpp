@@ -18,12 +18,12 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "analysis/tensor_diff.h"
 #include "cli.h"
 #include "core/file.h"
 #include "core/settings.h"
 #include "engine/engine_file.h"
 #include "engine/meta.h"
+#include "kiln/tensor_diff.h"
 #include "kiln/tensor_io.h"
 #include "onnx/mark_outputs.h"
 

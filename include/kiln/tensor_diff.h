@@ -1,6 +1,7 @@
-// How far one tensor is from a reference (kiln compare): the error measures
-// deployment tools report (Polygraphy, ONNX Runtime's tests), and pass/fail
-// with numpy.allclose's rule |got - want| <= atol + rtol * |want|.
+// How far one tensor is from a reference (kiln compare, kiln.compare in
+// Python; docs/compare.md): the error measures deployment tools report
+// (Polygraphy, ONNX Runtime's tests), and pass/fail with numpy.allclose's
+// rule |got - want| <= atol + rtol * |want|.
 #pragma once
 #include <cstdint>
 #include <string>
