@@ -247,8 +247,26 @@ def test_engines_build_and_run(tmp_path):
     np.testing.assert_allclose(s.run(None, {"image": SAMPLES})[0], want, rtol=1e-5, atol=1e-5)
     with pytest.raises(kiln.Error, match="profile"):
         s.run(None, {"image": np.zeros((17, 1, 8, 8), np.float32)})
+    again = pickle.loads(pickle.dumps(s))
+    assert again.is_engine
+    np.testing.assert_array_equal(again.run(None, {"image": SAMPLES})[0], s.run(None, {"image": SAMPLES})[0])
     with pytest.raises(kiln.InvalidArgument, match="max_shapes"):
         kiln.build_engine(DIGITS, engine, min_shapes={"image": (1, 1, 8, 8)})
+    # Damaged engines and random bytes: an exception, never a crash.
+    data = open(engine, "rb").read()
+    rng = np.random.default_rng(3)
+    for cut in [0, 8, 64, len(data) // 2, len(data) - 1]:
+        with pytest.raises(kiln.InvalidModel):
+            kiln.InferenceSession(data[:cut])
+    for _ in range(20):
+        flipped = bytearray(data)
+        flipped[int(rng.integers(len(data)))] ^= 0xFF
+        try:
+            kiln.InferenceSession(bytes(flipped))
+        except kiln.Error:
+            pass
+        with pytest.raises(kiln.InvalidModel):
+            kiln.InferenceSession(rng.bytes(int(rng.integers(1, 4096))))
 
 
 def test_load_weights_reads_checkpoints_without_pickle():
