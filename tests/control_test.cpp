@@ -236,26 +236,29 @@ Builder sum_loop_body(Graph* parent, bool use_cond_passthrough = true) {
   return body;
 }
 
-std::vector<Tensor> run_sum_loop(std::optional<Tensor> m, std::optional<Tensor> cond, const Tensor& x,
-                                 const Tensor& s0) {
+// A Loop over sum_loop_body with inputs M (the type and shape of `m`) and
+// cond when given, then x and s0.
+Builder sum_loop_model(const std::optional<Tensor>& m, bool cond) {
   Builder top;
-  std::vector<Tensor> feed;
-  if (m) {
-    top.input("M", m->dtype(), m->shape());
-    feed.push_back(*m);
-  }
-  if (cond) {
-    top.input("cond", DType::kBool, Shape{});
-    feed.push_back(*cond);
-  }
+  if (m) top.input("M", m->dtype(), m->shape());
+  if (cond) top.input("cond", DType::kBool, Shape{});
   top.input("x", DType::kFloat32, Shape{3});
   top.input("s0", DType::kFloat32, Shape{3});
-  feed.push_back(x);
-  feed.push_back(s0);
   Builder body = sum_loop_body(top.g.get());
   top.node("Loop", {m ? "M" : "", cond ? "cond" : "", "s0"}, {"s_final", "s_all", "i_all"}, 13,
            {{"body", graph_attr(body)}});
   for (const char* o : {"s_final", "s_all", "i_all"}) top.output(o);
+  return top;
+}
+
+std::vector<Tensor> run_sum_loop(std::optional<Tensor> m, std::optional<Tensor> cond, const Tensor& x,
+                                 const Tensor& s0) {
+  Builder top = sum_loop_model(m, cond.has_value());
+  std::vector<Tensor> feed;
+  if (m) feed.push_back(*m);
+  if (cond) feed.push_back(*cond);
+  feed.push_back(x);
+  feed.push_back(s0);
   return run_graph(*top.g, feed);
 }
 
@@ -474,13 +477,8 @@ TEST(Scan, NumScanInputsIsValidated) {
 // body once per iteration, an untaken branch never) and their time, which
 // the node holding them includes.
 TEST(ControlFlowProfile, BodyNodesAreTimedPerCall) {
-  Builder top;
-  top.input("M", DType::kInt64, Shape{});
-  top.input("x", DType::kFloat32, Shape{3});
-  top.input("s0", DType::kFloat32, Shape{3});
-  Builder body = sum_loop_body(top.g.get());
-  top.node("Loop", {"M", "", "s0"}, {"s_final", "s_all", "i_all"}, 13, {{"body", graph_attr(body)}});
-  for (const char* o : {"s_final", "s_all", "i_all"}) top.output(o);
+  Builder top = sum_loop_model(scalar_i64(0), false);
+  const Graph& body = *top.g->nodes[0]->attr_graph("body");
   top.g->sort_topologically();
   std::vector<std::string> unsupported;
   infer_graph(*top.g, &unsupported);
@@ -493,8 +491,8 @@ TEST(ControlFlowProfile, BodyNodesAreTimedPerCall) {
     ASSERT_EQ(times.nodes.size(), 1u);
     const int64_t loop_ns = times.nodes[0].end_ns - times.nodes[0].start_ns;
     int64_t body_ns = 0;
-    EXPECT_EQ(times.bodies.size(), trips ? body.g->nodes.size() : 0u);
-    for (const auto& n : body.g->nodes) {
+    EXPECT_EQ(times.bodies.size(), trips ? body.nodes.size() : 0u);
+    for (const auto& n : body.nodes) {
       auto it = times.bodies.find(n.get());
       if (!trips) continue;
       ASSERT_NE(it, times.bodies.end()) << n->name;
