@@ -159,5 +159,7 @@ void add_compare_command(CLI::App& app);
 void add_export_onnx_command(CLI::App& app);
 void add_graph_command(CLI::App& app);
 void add_weights_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
+void add_perf_client_command(CLI::App& app);
 
 }  // namespace kiln::cli

@@ -87,6 +87,8 @@ int main(int argc, char** argv) {
   kiln::cli::add_export_onnx_command(app);
   kiln::cli::add_graph_command(app);
   kiln::cli::add_weights_command(app);
+  kiln::cli::add_serve_command(app);
+  kiln::cli::add_perf_client_command(app);
   // Every command takes --plugin LIB.so (repeatable): custom ops, loaded
   // before the command runs.
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
