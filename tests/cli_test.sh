@@ -35,6 +35,9 @@ spin() { env "$@" OMP_DISPLAY_ENV=verbose "$kiln" --version 2>&1 | sed -n "s/^ *
 [ "$(spin)" = 1000 ] || { echo "FAIL default spin count: $(spin)"; fail=1; }
 [ "$(spin GOMP_SPINCOUNT=7)" = 7 ] || { echo "FAIL GOMP_SPINCOUNT=7: $(spin GOMP_SPINCOUNT=7)"; fail=1; }
 [ "$(spin OMP_WAIT_POLICY=passive)" = 0 ] || { echo "FAIL OMP_WAIT_POLICY=passive: $(spin OMP_WAIT_POLICY=passive)"; fail=1; }
+# kiln serve spins longer, so that a client's next request finds the threads awake.
+serve_spin=$(OMP_DISPLAY_ENV=verbose "$kiln" serve --help 2>&1 | sed -n "s/^ *GOMP_SPINCOUNT = '\(.*\)'/\1/p")
+[ "$serve_spin" = 10000 ] || { echo "FAIL kiln serve spin count: $serve_spin"; fail=1; }
 check "unknown flag" 1 "$kiln" run --bogus-flag x.onnx
 while IFS=$'\t' read -r file phrase; do
   case "$file" in '#'*|'') continue ;; esac

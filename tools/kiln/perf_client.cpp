@@ -338,7 +338,7 @@ void add_perf_client_command(CLI::App& app) {
   cmd->add_option("-m,--model", a->model, "Model name")->required();
   cmd->add_option("-u,--url", a->url, "Server HOST:PORT")->capture_default_str();
   cmd->add_option("-x,--model-version", a->version, "Model version (default: the served one)");
-  cmd->add_option("--concurrency-range,--concurrency", a->concurrency, "N, N,M,... or START:END[:STEP]")->capture_default_str();
+  cmd->add_option("-c,--concurrency-range,--concurrency", a->concurrency, "N, N,M,... or START:END[:STEP]")->capture_default_str();
   cmd->add_option("-i,--format", a->format, "binary (Triton's binary tensor extension) or json")
       ->capture_default_str()
       ->check(CLI::IsMember({"binary", "json"}));
