@@ -9,20 +9,6 @@
 
 namespace kiln::serve {
 
-void ThreadBudget::acquire(int k) {
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return free_ >= k; });
-  free_ -= k;
-}
-
-void ThreadBudget::release(int k) {
-  {
-    std::lock_guard lock(mu_);
-    free_ += k;
-  }
-  cv_.notify_all();
-}
-
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -90,13 +76,73 @@ nlohmann::json tensors_json(const std::vector<TensorConfig>& ts, bool batched) {
 
 }  // namespace
 
+Scheduler::~Scheduler() {
+  {
+    std::lock_guard lock(mu_);
+    shutdown_ = true;
+  }
+  work_.notify_all();
+  for (std::thread& t : runners_) t.join();
+}
+
+void Scheduler::add(ServedModel* model) {
+  std::lock_guard lock(mu_);
+  models_.push_back(model);
+  // As many runners as this model's instances can run batches at once.
+  const size_t wanted = static_cast<size_t>(
+      std::min(model->config_.instance_count, std::max(1, threads_ / model->threads_per_instance_)));
+  while (runners_.size() < wanted) runners_.emplace_back([this] { runner_loop(); });
+}
+
+void Scheduler::remove(ServedModel* model) { std::erase(models_, model); }
+
+void Scheduler::runner_loop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    const auto now = Clock::now();
+    ServedModel* pick = nullptr;
+    std::optional<Clock::time_point> wake;
+    for (ServedModel* m : models_) {
+      if (m->threads_per_instance_ > free_threads_) continue;
+      const std::optional<Clock::time_point> at = m->ready_at(now);
+      if (!at) continue;
+      if (*at > now) {
+        if (!wake || *at < *wake) wake = at;
+      } else if (!pick || m->queue_.front().queued < pick->queue_.front().queued) {
+        pick = m;  // the model whose oldest request has waited longest
+      }
+    }
+    if (!pick) {
+      if (shutdown_) return;
+      if (wake)
+        work_.wait_until(lock, *wake);
+      else
+        work_.wait(lock);
+      continue;
+    }
+    size_t instance = 0;
+    std::vector<ServedModel::Pending> batch = pick->take_batch(instance);
+    free_threads_ -= pick->threads_per_instance_;
+    pick->running_++;
+    lock.unlock();
+    pick->execute(instance, batch);
+    batch.clear();  // the answers' callbacks, released outside the lock
+    lock.lock();
+    free_threads_ += pick->threads_per_instance_;
+    pick->busy_[instance] = false;
+    pick->running_--;
+    done_.notify_all();
+    if (runners_.size() > 1) work_.notify_all();  // threads freed for another runner
+  }
+}
+
 ServedModel::ServedModel(std::string name, std::string version, const std::string& path,
-                         std::optional<ModelConfig> config, ThreadBudget& budget, const ServeLimits& limits)
-    : name_(std::move(name)), version_(std::move(version)), budget_(budget), limits_(limits) {
+                         std::optional<ModelConfig> config, Scheduler& scheduler, const ServeLimits& limits)
+    : name_(std::move(name)), version_(std::move(version)), scheduler_(scheduler), limits_(limits) {
   const int instances = config ? config->instance_count : 1;
   // The budget split between instances, so that all of them busy at once
   // use every thread and no more.
-  threads_per_instance_ = std::max(1, budget.total() / instances);
+  threads_per_instance_ = std::max(1, scheduler.threads() / instances);
   SessionOptions options;
   options.threads = threads_per_instance_;
   for (int i = 0; i < instances; ++i) sessions_.push_back(std::make_unique<Session>(Session::load(path, options)));
@@ -112,20 +158,20 @@ ServedModel::ServedModel(std::string name, std::string version, const std::strin
     config_.max_queue_delay_us = limits.default_queue_delay_us;
   }
   if (config_.max_queue_size == 0) config_.max_queue_size = limits.default_max_queue;
-  for (size_t i = 0; i < sessions_.size(); ++i) threads_.emplace_back([this, i] { instance_loop(i); });
+  busy_.assign(sessions_.size(), false);
+  scheduler_.add(this);
 }
 
 ServedModel::~ServedModel() { stop(); }
 
 void ServedModel::stop() {
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_ && threads_.empty()) return;
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  for (std::thread& t : threads_) t.join();
-  threads_.clear();
+  std::unique_lock lock(scheduler_.mu_);
+  if (stopped_) return;
+  stopping_ = true;  // what is queued runs without waiting for companions
+  scheduler_.work_.notify_all();
+  scheduler_.done_.wait(lock, [&] { return queue_.empty() && running_ == 0; });
+  scheduler_.remove(this);
+  stopped_ = true;
 }
 
 void ServedModel::validate(const InferRequest& request) const {
@@ -169,6 +215,7 @@ void ServedModel::validate(const InferRequest& request) const {
       throw HttpError(400, fmt::format("model '{}' has no output '{}' (its outputs: {})", name_, o.name, names_of(config_.outputs)));
 }
 
+
 void ServedModel::submit(std::shared_ptr<const InferRequest> request, Done done) {
   Pending p;
   p.queued = Clock::now();
@@ -178,14 +225,14 @@ void ServedModel::submit(std::shared_ptr<const InferRequest> request, Done done)
   p.request = std::move(request);
   p.done = std::move(done);
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(scheduler_.mu_);
     if (stopping_) throw HttpError(503, fmt::format("model '{}' is being unloaded", name_));
     if (static_cast<int64_t>(queue_.size()) >= config_.max_queue_size)
       throw HttpError(503, fmt::format("model '{}': its queue is full ({} requests); retry later", name_, config_.max_queue_size));
     queue_.push_back(std::move(p));
-    stats_.pending = static_cast<int64_t>(queue_.size());
+    stats_->pending = static_cast<int64_t>(queue_.size());
   }
-  cv_.notify_one();
+  scheduler_.work_.notify_one();
 }
 
 bool ServedModel::compatible(const Pending& a, const Pending& b) const {
@@ -197,58 +244,56 @@ bool ServedModel::compatible(const Pending& a, const Pending& b) const {
   return true;
 }
 
-// The next requests to run together: the oldest, and (dynamic batching)
-// those queued after it with the same shapes but for the batch dim, up to
-// max_batch_size, waiting for more until the oldest has waited
-// max_queue_delay. A preferred batch size reached ends the wait early.
-std::vector<ServedModel::Pending> ServedModel::next_batch(std::unique_lock<std::mutex>& lock) {
-  cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+int64_t ServedModel::batchable_rows() const {
+  int64_t total = queue_.front().batch;
+  for (auto it = queue_.begin() + 1; it != queue_.end() && total < config_.max_batch_size; ++it)
+    if (total + it->batch <= config_.max_batch_size && compatible(queue_.front(), *it)) total += it->batch;
+  return total;
+}
+
+std::optional<Clock::time_point> ServedModel::ready_at(Clock::time_point now) const {
+  if (queue_.empty() || std::find(busy_.begin(), busy_.end(), false) == busy_.end()) return std::nullopt;
+  if (config_.max_batch_size <= 0 || !config_.dynamic_batching || stopping_ || config_.max_queue_delay_us == 0)
+    return now;
+  const auto deadline = queue_.front().queued + std::chrono::microseconds(config_.max_queue_delay_us);
+  if (deadline <= now) return now;
+  // A full batch, or a preferred size, need not wait for the delay to end.
+  const int64_t rows = batchable_rows();
+  const auto& preferred = config_.preferred_batch_sizes;
+  if (rows >= config_.max_batch_size || std::find(preferred.begin(), preferred.end(), rows) != preferred.end())
+    return now;
+  return deadline;
+}
+
+std::vector<ServedModel::Pending> ServedModel::take_batch(size_t& instance) {
+  instance = static_cast<size_t>(std::find(busy_.begin(), busy_.end(), false) - busy_.begin());
+  busy_[instance] = true;
   std::vector<Pending> batch;
-  if (queue_.empty()) return batch;
   batch.push_back(std::move(queue_.front()));
   queue_.pop_front();
   int64_t total = batch[0].batch;
   if (config_.max_batch_size > 0 && config_.dynamic_batching) {
-    const auto deadline = batch[0].queued + std::chrono::microseconds(config_.max_queue_delay_us);
-    for (;;) {
-      for (auto it = queue_.begin(); it != queue_.end() && total < config_.max_batch_size;) {
-        if (total + it->batch <= config_.max_batch_size && compatible(batch[0], *it)) {
-          total += it->batch;
-          batch.push_back(std::move(*it));
-          it = queue_.erase(it);
-        } else {
-          ++it;
-        }
+    for (auto it = queue_.begin(); it != queue_.end() && total < config_.max_batch_size;) {
+      if (total + it->batch <= config_.max_batch_size && compatible(batch[0], *it)) {
+        total += it->batch;
+        batch.push_back(std::move(*it));
+        it = queue_.erase(it);
+      } else {
+        ++it;
       }
-      const bool preferred = std::find(config_.preferred_batch_sizes.begin(), config_.preferred_batch_sizes.end(),
-                                       total) != config_.preferred_batch_sizes.end();
-      if (total >= config_.max_batch_size || preferred || stopping_ || Clock::now() >= deadline) break;
-      cv_.wait_until(lock, deadline);
     }
   }
-  stats_.pending = static_cast<int64_t>(queue_.size());
+  stats_->pending = static_cast<int64_t>(queue_.size());
   return batch;
 }
 
-void ServedModel::instance_loop(size_t instance) {
-  std::unique_lock lock(mu_);
-  for (;;) {
-    std::vector<Pending> batch = next_batch(lock);
-    if (batch.empty()) return;  // stopping, and the queue is empty
-    lock.unlock();
-    // Another instance may gather while this one runs.
-    cv_.notify_one();
-    execute(*sessions_[instance], batch);
-    lock.lock();
-  }
-}
-
-void ServedModel::execute(const Session& session, std::vector<Pending>& batch) {
+void ServedModel::execute(size_t instance, std::vector<Pending>& batch) {
+  const Session& session = *sessions_[instance];
   const auto start = Clock::now();
   // Requests past their deadline are answered without running.
   std::erase_if(batch, [&](Pending& p) {
     if (start < p.deadline) return false;
-    stats_.failure++;
+    stats_->failure++;
     p.done({}, std::make_exception_ptr(HttpError(503, fmt::format("the request waited {} ms in model '{}''s queue, "
                                                                   "past its timeout", micros(start - p.queued) / 1000, name_))));
     return true;
@@ -268,33 +313,31 @@ void ServedModel::execute(const Session& session, std::vector<Pending>& batch) {
   }
   std::vector<Tensor> outputs;
   std::exception_ptr error;
-  budget_.acquire(threads_per_instance_);
   try {
     outputs = session.run(feed);
   } catch (const std::exception& e) {
     error = std::make_exception_ptr(HttpError(400, fmt::format("model '{}' failed: {}", name_, e.what())));
   }
-  budget_.release(threads_per_instance_);
   const auto end = Clock::now();
-  stats_.executions++;
-  stats_.inferences += static_cast<uint64_t>(total);
+  stats_->executions++;
+  stats_->inferences += static_cast<uint64_t>(total);
   if (error && batch.size() > 1) {
     // One request's data can fail a merged run (an index out of range): run
     // each alone, so that only the requests at fault get the error.
     for (Pending& p : batch) {
       std::vector<Pending> one;
       one.push_back(std::move(p));
-      execute(session, one);
+      execute(instance, one);
     }
     return;
   }
   const auto& infos = session.outputs();
   int64_t offset = 0;
   for (Pending& p : batch) {
-    stats_.queue_us += micros(start - p.queued);
-    stats_.compute_us += micros(end - start);
+    stats_->queue_us += micros(start - p.queued);
+    stats_->compute_us += micros(end - start);
     if (error) {
-      stats_.failure++;
+      stats_->failure++;
       p.done({}, error);
       continue;
     }
@@ -312,7 +355,7 @@ void ServedModel::execute(const Session& session, std::vector<Pending>& batch) {
         }
       }
     } catch (...) {
-      stats_.failure++;
+      stats_->failure++;
       p.done({}, std::current_exception());
       continue;
     }

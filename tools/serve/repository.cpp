@@ -20,8 +20,8 @@ bool all_digits(const std::string& s) {
 
 }  // namespace
 
-Repository::Repository(std::string dir, ThreadBudget& budget, ServeLimits limits, Log log)
-    : dir_(std::move(dir)), budget_(budget), limits_(limits), log_(std::move(log)) {
+Repository::Repository(std::string dir, Scheduler& scheduler, ServeLimits limits, Log log)
+    : dir_(std::move(dir)), scheduler_(scheduler), limits_(limits), log_(std::move(log)) {
   std::error_code ec;
   if (!fs::is_directory(dir_, ec)) throw Error(fmt::format("{}: the model repository is not a folder", dir_));
 }
@@ -69,7 +69,7 @@ std::shared_ptr<ServedModel> Repository::load_model(const std::string& name, std
     if (!in) throw Error(fmt::format("{}: cannot read", config_path.string()));
     config = parse_model_config(text.str(), config_path.string());
   }
-  return std::make_shared<ServedModel>(name, version, model_path.string(), std::move(config), budget_, limits_);
+  return std::make_shared<ServedModel>(name, version, model_path.string(), std::move(config), scheduler_, limits_);
 }
 
 void Repository::load_all() {

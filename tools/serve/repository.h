@@ -16,7 +16,7 @@ namespace kiln::serve {
 class Repository {
  public:
   using Log = std::function<void(const std::string&)>;
-  Repository(std::string dir, ThreadBudget& budget, ServeLimits limits, Log log);
+  Repository(std::string dir, Scheduler& scheduler, ServeLimits limits, Log log);
   ~Repository();
 
   // Loads every model of the folder. A model that fails is reported (log and
@@ -48,7 +48,7 @@ class Repository {
   std::shared_ptr<ServedModel> load_model(const std::string& name, std::string& version) const;
 
   std::string dir_;
-  ThreadBudget& budget_;
+  Scheduler& scheduler_;
   ServeLimits limits_;
   Log log_;
   mutable std::mutex mu_;

@@ -60,7 +60,7 @@ int64_t resident_bytes() {
 class Server;
 
 // One client connection: reads a request, answers it (inference answers come
-// back from a batcher thread through post()), then reads the next.
+// back from a runner thread through post()), then reads the next.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket socket, Server& server, bool metrics_only);
@@ -93,8 +93,8 @@ class Server {
  public:
   explicit Server(const ServerOptions& o)
       : options_(o),
-        budget_(o.threads),
-        repository_(o.repository, budget_, o.limits, o.log),
+        scheduler_(o.threads),
+        repository_(o.repository, scheduler_, o.limits, o.log),
         signals_(io_, SIGTERM, SIGINT) {}
 
   void run() {
@@ -184,7 +184,7 @@ class Server {
 
   ServerOptions options_;
   net::io_context io_{1};
-  ThreadBudget budget_;
+  Scheduler scheduler_;  // outlives the repository's models
   Repository repository_;
   net::signal_set signals_;
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors_;
@@ -388,26 +388,34 @@ Reply Server::infer(const std::shared_ptr<Connection>& conn, http::request<http:
     model->stats().failure++;
     throw;
   }
-  ModelStats& stats = model->stats();
-  // The answer is written on the batcher thread (JSON of large outputs stays
-  // off the I/O thread) and sent from the I/O thread.
-  model->submit(request, [conn, request, model, received, &stats, this](NamedTensors outputs, std::exception_ptr error) {
+  // The answer is written on the runner thread (JSON of large outputs stays
+  // off the I/O thread) and sent from the I/O thread. It holds the model's
+  // counters, not the model: an unloaded model is gone once its queue is run.
+  std::shared_ptr<ModelStats> stats = model->shared_stats();
+  auto done = [conn, request, stats, name = model->name(), version = model->version(), received, this](
+                  NamedTensors outputs, std::exception_ptr error) {
     Reply reply;
     try {
       if (error) std::rethrow_exception(error);
-      ResponseBody body = make_infer_response(model->name(), model->version(), *request, outputs);
+      ResponseBody body = make_infer_response(name, version, *request, outputs);
       reply.body = std::move(body.body);
       reply.header_length = body.header_length;
       if (body.header_length) reply.content_type = "application/octet-stream";
-      stats.success++;
+      stats->success++;
     } catch (const HttpError& e) {
       reply = error_reply(e.status(), e.what());
     } catch (const std::exception& e) {
       reply = error_reply(500, e.what());
     }
-    stats.request_us += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - received).count());
+    stats->request_us += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - received).count());
     net::post(io_, [conn, reply = std::move(reply)]() mutable { conn->send(std::move(reply)); });
-  });
+  };
+  try {
+    model->submit(request, std::move(done));
+  } catch (const HttpError&) {
+    stats->failure++;  // a full queue, or the model unloading
+    throw;
+  }
   async = true;
   return {};
 }

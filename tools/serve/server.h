@@ -1,7 +1,7 @@
 // kiln serve: a KServe v2 (Open Inference Protocol) HTTP server over a model
 // repository, on Boost.Beast. One I/O thread runs every connection
 // asynchronously, so a slow or idle client holds a socket, not a thread; the
-// models' batcher threads run inference within the thread budget
+// scheduler's runner threads run inference within the thread budget
 // (docs/serving.md).
 #pragma once
 #include <cstdint>
