@@ -166,6 +166,15 @@ TEST(Protocol, NestedAndFlatDataAreTheSame) {
   EXPECT_EQ(parse("[[1,2,3],[4,5,6]]").data<int32_t>()[5], 6);
 }
 
+TEST(Protocol, AnUnpaddedAndAPaddedBodyParseAlike) {
+  std::string body = R"({"inputs":[{"name":"x","datatype":"FP64","shape":[3],"data":[1.5,-2,3e-7]}]})";
+  const Tensor copied = parse_infer_request(body, std::nullopt).inputs[0].second;
+  body.reserve(body.size() + kJsonPadding);
+  const Tensor in_place = parse_infer_request(body, std::nullopt, body.capacity()).inputs[0].second;
+  EXPECT_TRUE(same_tensor(copied, in_place));
+  EXPECT_EQ(in_place.data<double>()[2], 3e-7);
+}
+
 TEST(Protocol, RequestFieldsAreRead) {
   InferRequest r = parse_infer_request(
       R"({"id":"abc","parameters":{"binary_data_output":true,"timeout":500},

@@ -105,9 +105,21 @@ void fill_halves(element data, Tensor& t, const std::string& name, bool bf16) {
   });
 }
 
-Tensor tensor_from_json(element data, DType dtype, const Shape& shape, const std::string& name) {
+// Elements of `data`: an array's own size when it is flat (checked while
+// filling: a nested element is then "not a number"), else counted.
+int64_t count_elements(element data, const std::string& name) {
+  simdjson::dom::array a;
+  if (data.get(a) == simdjson::SUCCESS && a.size() < 0xFFFFFF) {
+    auto first = a.begin();
+    if (first == a.end() || !(*first).is_array()) return static_cast<int64_t>(a.size());
+  }
   int64_t count = 0;
   walk(data, 0, name, [&](element) { ++count; });
+  return count;
+}
+
+Tensor tensor_from_json(element data, DType dtype, const Shape& shape, const std::string& name) {
+  const int64_t count = count_elements(data, name);
   const int64_t numel = shape_numel(shape);
   if (count != numel)
     bad(fmt::format("input '{}': data has {} elements, its shape [{}] needs {}", name, count, fmt::join(shape, ","),
@@ -181,7 +193,7 @@ bool bool_parameter(simdjson::dom::object p, const char* key, const std::string&
 
 }  // namespace
 
-InferRequest parse_infer_request(std::string_view body, std::optional<size_t> header_length) {
+InferRequest parse_infer_request(std::string_view body, std::optional<size_t> header_length, size_t capacity) {
   std::string_view json = body, binary;
   if (header_length) {
     if (*header_length > body.size())
@@ -192,7 +204,11 @@ InferRequest parse_infer_request(std::string_view body, std::optional<size_t> he
   }
   thread_local simdjson::dom::parser parser;
   element root;
-  if (auto err = parser.parse(json.data(), json.size()).get(root))
+  // simdjson reads up to SIMDJSON_PADDING bytes past the JSON: when the
+  // buffer has them, it parses in place rather than copying the body.
+  static_assert(kJsonPadding >= simdjson::SIMDJSON_PADDING);
+  const bool padded = capacity >= json.size() + kJsonPadding;
+  if (auto err = parser.parse(json.data(), json.size(), !padded).get(root))
     bad(fmt::format("the request is not valid JSON: {}", simdjson::error_message(err)));
   simdjson::dom::object obj;
   if (root.get(obj)) bad("the request must be a JSON object");

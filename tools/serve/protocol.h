@@ -42,8 +42,12 @@ struct InferRequest {
 // Inference-Header-Content-Length (the JSON header's size; the rest of the
 // body is the inputs' binary data), nullopt when the body is all JSON.
 // HttpError 400 naming the field or input at fault. Declared sizes are checked
-// against the body before anything is allocated.
-InferRequest parse_infer_request(std::string_view body, std::optional<size_t> header_length);
+// against the body before anything is allocated. capacity: the bytes
+// readable from body.data() (a std::string's capacity()), which spares a copy
+// of the JSON when it leaves simdjson's padding after it.
+InferRequest parse_infer_request(std::string_view body, std::optional<size_t> header_length, size_t capacity = 0);
+// The bytes past the JSON that spare that copy (simdjson's padding).
+inline constexpr size_t kJsonPadding = 64;
 
 struct ResponseBody {
   std::string body;

@@ -227,8 +227,11 @@ void Connection::on_header(beast::error_code ec) {
   // The whole body must arrive within the read timeout: a slow client holds
   // only its socket, and only for so long.
   stream_.expires_after(std::chrono::milliseconds(server_.options().read_timeout_ms));
-  if (auto length = parser_->content_length(); length && *length > 0)
+  if (auto length = parser_->content_length(); length && *length > 0) {
     buffer_.reserve(static_cast<size_t>(std::min<uint64_t>(*length + 1024, 16u << 20)));
+    // The body in one allocation, with room for the JSON parser's padding.
+    parser_->get().body().reserve(static_cast<size_t>(*length) + kJsonPadding);
+  }
   http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) { self->on_body(ec); });
 }
 
@@ -381,7 +384,7 @@ Reply Server::infer(const std::shared_ptr<Connection>& conn, http::request<http:
   const auto received = conn->received_;
   auto request = std::make_shared<InferRequest>();
   try {
-    *request = parse_infer_request(req.body(), header_length);
+    *request = parse_infer_request(req.body(), header_length, req.body().capacity());
     req.body() = std::string();
     model->validate(*request);
   } catch (const HttpError&) {
