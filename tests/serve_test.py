@@ -713,3 +713,22 @@ def test_idle_server_burns_no_cpu(server):
     t0 = cpu_ticks()
     time.sleep(2)
     assert cpu_ticks() - t0 <= 2, "the idle server used CPU"  # ticks of 10 ms
+
+
+def test_perf_client_reports_each_level(server):
+    out = subprocess.run([KILN_CLI, "perf-client", "-m", "digits_batched", "-u", f"127.0.0.1:{server.port}",
+                          "-c", "1,4", "-i", "json", "--duration-s", "0.5", "--warmup-s", "0.2", "--json"],
+                         check=True, capture_output=True, text=True).stdout
+    report = json.loads(out)
+    assert report["model"] == "digits_batched" and report["format"] == "json"
+    assert [level["concurrency"] for level in report["levels"]] == [1, 4]
+    for level in report["levels"]:
+        assert level["requests"] > 0 and level["errors"] == {}
+        lat = level["latency_ms"]
+        assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"]
+        assert level["server_avg_batch"] >= 1
+    # With 4 clients and a 20 ms queue delay, requests are batched.
+    assert report["levels"][1]["server_avg_batch"] > 1.5
+    bad = subprocess.run([KILN_CLI, "perf-client", "-m", "nope", "-u", f"127.0.0.1:{server.port}"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "nope" in bad.stderr and "404" in bad.stderr
