@@ -424,6 +424,8 @@ BAD_REQUESTS = [
     ("huge declared binary", json.dumps({"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 1, 8, 8],
                                                      "parameters": {"binary_data_size": 2**62}}]}).encode(),
      "HEADER", 400, ["binary_data_size"]),
+    ("nested array in flat data", json.dumps({"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 1, 8, 8],
+                                                          "data": [0] * 63 + [[]]}]}).encode(), {}, 400, ["63", "64"]),
     ("deep nesting", b'{"inputs":[{"name":"image","datatype":"FP32","shape":[1],"data":' + b"[" * 40 + b"1" + b"]" * 40 + b"}]}",
      {}, 400, ["nested"]),
 ]

@@ -61,10 +61,13 @@ TEST(ModelConfig, ErrorsNameTheFileAndLine) {
   const std::string origin = "repo/m/config.pbtxt";
   EXPECT_EQ(error_of([&] { parse_model_config("name: \"m\"\nmax_batch_size: {{", origin); }),
             "repo/m/config.pbtxt:2: config.pbtxt: expected a field name, found '{'");
-  EXPECT_NE(error_of([&] { parse_model_config("max_batch_size: eight", origin); }).find(":1: config.pbtxt: 'max_batch_size' must be an integer, not 'eight'"),
+  EXPECT_NE(error_of([&] {
+              parse_model_config("max_batch_size: eight", origin);
+            }).find(":1: config.pbtxt: 'max_batch_size' must be an integer, not 'eight'"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { parse_model_config("\n\ninput [ { name: \"x\" data_type: TYPE_COMPLEX } ]", origin); })
-                .find(":3: config.pbtxt: data_type 'TYPE_COMPLEX'"),
+  EXPECT_NE(error_of([&] {
+              parse_model_config("\n\ninput [ { name: \"x\" data_type: TYPE_COMPLEX } ]", origin);
+            }).find(":3: config.pbtxt: data_type 'TYPE_COMPLEX'"),
             std::string::npos);
   EXPECT_NE(error_of([&] { parse_model_config("input { name: \"x\"", origin); }).find("expected '}' before the end"),
             std::string::npos);
@@ -139,8 +142,8 @@ TEST(Protocol, EveryDatatypeRoundTripsThroughJsonAndBinary) {
     for (const Shape& shape : {Shape{}, Shape{0}, Shape{3}, Shape{2, 0, 4}, Shape{2, 3, 5}}) {
       SCOPED_TRACE(dtype_name(d) + " " + shape_str(shape));
       const Tensor t = random_tensor(d, shape, rng);
-      const std::string head =
-          fmt::format(R"({{"inputs":[{{"name":"x","datatype":"{}","shape":[{}],)", kserve_datatype(d), fmt::join(shape, ","));
+      const std::string head = fmt::format(R"({{"inputs":[{{"name":"x","datatype":"{}","shape":[{}],)",
+                                           kserve_datatype(d), fmt::join(shape, ","));
       if (d != DType::kString) {  // BYTES in JSON are text: tested with text below
         const std::string json = head + R"("data":)" + tensor_json_data(t) + "}]}";
         InferRequest r = parse_infer_request(json, std::nullopt);
@@ -201,8 +204,14 @@ TEST(Protocol, BadRequestsAre400sNamingTheProblem) {
     return std::string("accepted");
   };
   const std::string x = R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2],)";
-  EXPECT_EQ(status_and_message(x + R"("data":[1,2,3]}]})"), "400 input 'x': data has 3 elements, its shape [2] needs 2");
+  EXPECT_EQ(status_and_message(x + R"("data":[1,2,3]}]})"),
+            "400 input 'x': data has 3 elements, its shape [2] needs 2");
   EXPECT_EQ(status_and_message(x + R"("data":[1,true]}]})"), "400 input 'x': element 1 is not a number");
+  // A flat-looking array with a nested one later: never more writes than the shape holds.
+  EXPECT_EQ(status_and_message(x + R"("data":[1,[]]}]})"), "400 input 'x': data has 1 elements, its shape needs 2");
+  EXPECT_EQ(status_and_message(x + R"("data":[1,[2,3]]}]})"), "400 input 'x': data has more than the 2 elements of its shape");
+  EXPECT_EQ(status_and_message(R"({"inputs":[{"name":"s","datatype":"BYTES","shape":[2],"data":["a",["b","c"]]}]})"),
+            "400 input 's': data has more than the 2 elements of its shape");
   EXPECT_EQ(status_and_message(R"({"inputs":[{"name":"x","datatype":"INT8","shape":[1],"data":[300]}]})"),
             "400 input 'x': element 0 is not an integer in the range of its datatype");
   EXPECT_EQ(status_and_message(R"({"inputs":[{"name":"x","datatype":"UINT8","shape":[1],"data":[-1]}]})"),
@@ -216,15 +225,18 @@ TEST(Protocol, BadRequestsAre400sNamingTheProblem) {
             "400 input 'x': binary_data_size is 8, but only 4 binary bytes remain in the body");
   EXPECT_EQ(status_and_message(bin + std::string(12, '\0'), bin.size()),
             "400 the body has 4 binary bytes after the inputs' binary data");
-  EXPECT_EQ(status_and_message(bin), "400 input 'x' has binary_data_size but the request has no Inference-Header-Content-Length");
+  EXPECT_EQ(status_and_message(bin),
+            "400 input 'x' has binary_data_size but the request has no Inference-Header-Content-Length");
   EXPECT_EQ(status_and_message("{}", 3), "400 Inference-Header-Content-Length is 3, but the body has only 2 bytes");
   // BYTES in binary form: lengths that run past the data.
-  const std::string s = R"({"inputs":[{"name":"s","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":6}}]})";
+  const std::string s =
+      R"({"inputs":[{"name":"s","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":6}}]})";
   EXPECT_EQ(status_and_message(s + std::string("\x05\0\0\0ab", 6), s.size()),
             "400 input 's': binary BYTES element 0 runs past its data");
   // Sizes are checked before anything is allocated.
-  EXPECT_EQ(status_and_message(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[4611686018427387904,4],"data":[]}]})"),
-            "400 input 'x': shape [4611686018427387904,4] has too many elements");
+  EXPECT_EQ(
+      status_and_message(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[4611686018427387904,4],"data":[]}]})"),
+      "400 input 'x': shape [4611686018427387904,4] has too many elements");
   EXPECT_EQ(status_and_message(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1000000000000],"data":[]}]})"),
             "400 input 'x': data has 0 elements, its shape [1000000000000] needs 1000000000000");
 }

@@ -1,11 +1,11 @@
 // kiln perf-client: load a KServe v2 server (kiln serve, Triton, ...) with
 // concurrent clients and report throughput and latency per concurrency, like
 // Triton's perf_analyzer.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <atomic>
@@ -308,25 +308,30 @@ void perf_main(const PerfArgs& a) {
     }
   }
   if (a.json) {
-    nlohmann::json out = {{"model", a.model}, {"url", a.url}, {"format", a.format}, {"batch", a.batch},
-                          {"request_bytes", payload.body.size()}, {"levels", nlohmann::json::array()}};
+    nlohmann::json out = {{"model", a.model},
+                          {"url", a.url},
+                          {"format", a.format},
+                          {"batch", a.batch},
+                          {"request_bytes", payload.body.size()},
+                          {"levels", nlohmann::json::array()}};
     for (const Level& l : levels) {
       nlohmann::json errors = nlohmann::json::object();
       for (auto [s, n] : l.errors) errors[std::to_string(s)] = n;
       double mean = 0;
       for (double v : l.latency_ms) mean += v;
-      out["levels"].push_back({{"concurrency", l.concurrency},
-                               {"requests", l.ok},
-                               {"throughput_rps", static_cast<double>(l.ok) / l.seconds},
-                               {"throughput_infer_per_s", static_cast<double>(l.ok) * static_cast<double>(a.batch) / l.seconds},
-                               {"latency_ms",
-                                {{"p50", percentile(l.latency_ms, 50)},
-                                 {"p90", percentile(l.latency_ms, 90)},
-                                 {"p99", percentile(l.latency_ms, 99)},
-                                 {"mean", l.latency_ms.empty() ? 0 : mean / static_cast<double>(l.latency_ms.size())}}},
-                               {"errors", errors},
-                               {"first_error", l.first_error},
-                               {"server_avg_batch", l.avg_batch}});
+      out["levels"].push_back(
+          {{"concurrency", l.concurrency},
+           {"requests", l.ok},
+           {"throughput_rps", static_cast<double>(l.ok) / l.seconds},
+           {"throughput_infer_per_s", static_cast<double>(l.ok) * static_cast<double>(a.batch) / l.seconds},
+           {"latency_ms",
+            {{"p50", percentile(l.latency_ms, 50)},
+             {"p90", percentile(l.latency_ms, 90)},
+             {"p99", percentile(l.latency_ms, 99)},
+             {"mean", l.latency_ms.empty() ? 0 : mean / static_cast<double>(l.latency_ms.size())}}},
+           {"errors", errors},
+           {"first_error", l.first_error},
+           {"server_avg_batch", l.avg_batch}});
     }
     std::printf("%s\n", json_text(out).c_str());
   }
@@ -336,11 +341,13 @@ void perf_main(const PerfArgs& a) {
 
 void add_perf_client_command(CLI::App& app) {
   auto a = std::make_shared<PerfArgs>();
-  CLI::App* cmd = app.add_subcommand("perf-client", "Load a KServe v2 server and report throughput and latency per concurrency");
+  CLI::App* cmd =
+      app.add_subcommand("perf-client", "Load a KServe v2 server and report throughput and latency per concurrency");
   cmd->add_option("-m,--model", a->model, "Model name")->required();
   cmd->add_option("-u,--url", a->url, "Server HOST:PORT")->capture_default_str();
   cmd->add_option("-x,--model-version", a->version, "Model version (default: the served one)");
-  cmd->add_option("-c,--concurrency-range,--concurrency", a->concurrency, "N, N,M,... or START:END[:STEP]")->capture_default_str();
+  cmd->add_option("-c,--concurrency-range,--concurrency", a->concurrency, "N, N,M,... or START:END[:STEP]")
+      ->capture_default_str();
   cmd->add_option("-i,--format", a->format, "binary (Triton's binary tensor extension) or json")
       ->capture_default_str()
       ->check(CLI::IsMember({"binary", "json"}));
@@ -351,7 +358,9 @@ void add_perf_client_command(CLI::App& app) {
   cmd->add_option("--duration-s,--measurement-interval", a->duration_s, "Measured seconds per concurrency level")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 3600.0));
-  cmd->add_option("--warmup-s", a->warmup_s, "Unmeasured seconds before each level")->capture_default_str()->check(CLI::Range(0.0, 600.0));
+  cmd->add_option("--warmup-s", a->warmup_s, "Unmeasured seconds before each level")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 600.0));
   cmd->add_option("--auth-token", a->auth_token, "Bearer token to send");
   cmd->add_option("--seed", a->seed, "Seed of the random inputs")->capture_default_str();
   cmd->add_flag("--json", a->json, "Print the results as JSON");

@@ -51,9 +51,14 @@ void add_serve_command(CLI::App& app) {
       "[/ready|/config]; POST v2/models/<m>/infer (JSON or Triton's binary tensor extension);\n"
       "POST v2/repository/index, v2/repository/models/<m>/load|unload; GET /metrics (Prometheus).\n"
       "SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0. See docs/serving.md.");
-  cmd->add_option("--model-repository", o.repository, "The model repository folder")->required()->check(CLI::ExistingDirectory);
-  cmd->add_option("--http-port", o.http_port, "HTTP port (0: any free port, logged)")->capture_default_str()->check(CLI::Range(0, 65535));
-  cmd->add_option("--metrics-port", o.metrics_port, "Prometheus metrics port (-1: none; /metrics also answers on the HTTP port)")
+  cmd->add_option("--model-repository", o.repository, "The model repository folder")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--http-port", o.http_port, "HTTP port (0: any free port, logged)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  cmd->add_option("--metrics-port", o.metrics_port,
+                  "Prometheus metrics port (-1: none; /metrics also answers on the HTTP port)")
       ->capture_default_str()
       ->check(CLI::Range(-1, 65535));
   cmd->add_option("--host", o.host, "Address to listen on (0.0.0.0: every interface)")->capture_default_str();
@@ -89,8 +94,9 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--drain-timeout-ms", o.drain_timeout_ms, "On SIGTERM, how long requests in flight may take")
       ->capture_default_str()
       ->check(CLI::Range(0, 3'600'000));
-  cmd->add_option("--auth-token-file", a->auth_token_file,
-                  "Require \"Authorization: Bearer <token>\" (the file's first line) on every endpoint but health and metrics")
+  cmd->add_option(
+         "--auth-token-file", a->auth_token_file,
+         "Require \"Authorization: Bearer <token>\" (the file's first line) on every endpoint but health and metrics")
       ->check(CLI::ExistingFile);
   cmd->callback([a] { serve_main(*a); });
 }

@@ -150,8 +150,8 @@ ServedModel::ServedModel(std::string name, std::string version, const std::strin
     config_ = std::move(*config);
     if (config_.name.empty()) config_.name = name_;
     if (config_.name != name_)
-      throw Error(fmt::format("model '{}': config.pbtxt names it '{}'; the name must be the folder's", name_,
-                              config_.name));
+      throw Error(
+          fmt::format("model '{}': config.pbtxt names it '{}'; the name must be the folder's", name_, config_.name));
     complete_model_config(config_, *sessions_[0]);
   } else {
     config_ = derive_model_config(name_, *sessions_[0], limits.default_max_batch);
@@ -178,19 +178,21 @@ void ServedModel::validate(const InferRequest& request) const {
   const bool batched = config_.max_batch_size > 0;
   int64_t batch = -1;
   for (const auto& [name, t] : request.inputs) {
-    auto it = std::find_if(config_.inputs.begin(), config_.inputs.end(), [&](const TensorConfig& c) { return c.name == name; });
+    auto it = std::find_if(config_.inputs.begin(), config_.inputs.end(),
+                           [&](const TensorConfig& c) { return c.name == name; });
     if (it == config_.inputs.end())
-      throw HttpError(400, fmt::format("model '{}' has no input '{}' (its inputs: {})", name_, name, names_of(config_.inputs)));
+      throw HttpError(
+          400, fmt::format("model '{}' has no input '{}' (its inputs: {})", name_, name, names_of(config_.inputs)));
     if (t.dtype() != it->dtype)
-      throw HttpError(400, fmt::format("input '{}' has datatype {}, model '{}' expects {}", name, kserve_datatype(t.dtype()),
-                                       name_, kserve_datatype(it->dtype)));
+      throw HttpError(400, fmt::format("input '{}' has datatype {}, model '{}' expects {}", name,
+                                       kserve_datatype(t.dtype()), name_, kserve_datatype(it->dtype)));
     std::vector<int64_t> expected = it->dims;
     const Shape& shape = t.shape();
     auto shape_error = [&](const std::string& why) {
       std::vector<int64_t> full = expected;
       if (batched) full.insert(full.begin(), -1);
-      return HttpError(400, fmt::format("input '{}' has shape [{}], model '{}' expects [{}]{}", name, fmt::join(shape, ","),
-                                        name_, fmt::join(full, ","), why));
+      return HttpError(400, fmt::format("input '{}' has shape [{}], model '{}' expects [{}]{}", name,
+                                        fmt::join(shape, ","), name_, fmt::join(full, ","), why));
     };
     size_t offset = batched ? 1 : 0;
     if (batched) {
@@ -209,17 +211,20 @@ void ServedModel::validate(const InferRequest& request) const {
     }
   }
   for (const TensorConfig& c : config_.inputs)
-    if (!find_input(request, c.name)) throw HttpError(400, fmt::format("the request lacks input '{}' of model '{}'", c.name, name_));
+    if (!find_input(request, c.name))
+      throw HttpError(400, fmt::format("the request lacks input '{}' of model '{}'", c.name, name_));
   for (const RequestedOutput& o : request.outputs)
-    if (std::none_of(config_.outputs.begin(), config_.outputs.end(), [&](const TensorConfig& c) { return c.name == o.name; }))
-      throw HttpError(400, fmt::format("model '{}' has no output '{}' (its outputs: {})", name_, o.name, names_of(config_.outputs)));
+    if (std::none_of(config_.outputs.begin(), config_.outputs.end(),
+                     [&](const TensorConfig& c) { return c.name == o.name; }))
+      throw HttpError(400, fmt::format("model '{}' has no output '{}' (its outputs: {})", name_, o.name,
+                                       names_of(config_.outputs)));
 }
-
 
 void ServedModel::submit(std::shared_ptr<const InferRequest> request, Done done) {
   Pending p;
   p.queued = Clock::now();
-  const int64_t timeout = request->timeout_us > 0 ? std::min(request->timeout_us, limits_.request_timeout_us) : limits_.request_timeout_us;
+  const int64_t timeout =
+      request->timeout_us > 0 ? std::min(request->timeout_us, limits_.request_timeout_us) : limits_.request_timeout_us;
   p.deadline = p.queued + std::chrono::microseconds(timeout);
   if (config_.max_batch_size > 0 && !request->inputs.empty()) p.batch = request->inputs[0].second.dim(0);
   p.request = std::move(request);
@@ -228,7 +233,8 @@ void ServedModel::submit(std::shared_ptr<const InferRequest> request, Done done)
     std::lock_guard lock(scheduler_.mu_);
     if (stopping_) throw HttpError(503, fmt::format("model '{}' is being unloaded", name_));
     if (static_cast<int64_t>(queue_.size()) >= config_.max_queue_size)
-      throw HttpError(503, fmt::format("model '{}': its queue is full ({} requests); retry later", name_, config_.max_queue_size));
+      throw HttpError(
+          503, fmt::format("model '{}': its queue is full ({} requests); retry later", name_, config_.max_queue_size));
     queue_.push_back(std::move(p));
     stats_->pending = static_cast<int64_t>(queue_.size());
   }
@@ -295,7 +301,8 @@ void ServedModel::execute(size_t instance, std::vector<Pending>& batch) {
     if (start < p.deadline) return false;
     stats_->failure++;
     p.done({}, std::make_exception_ptr(HttpError(503, fmt::format("the request waited {} ms in model '{}''s queue, "
-                                                                  "past its timeout", micros(start - p.queued) / 1000, name_))));
+                                                                  "past its timeout",
+                                                                  micros(start - p.queued) / 1000, name_))));
     return true;
   });
   if (batch.empty()) return;
@@ -377,7 +384,8 @@ std::string ServedModel::metadata_json() const {
 std::string ServedModel::config_json() const {
   auto tensors = [](const std::vector<TensorConfig>& ts) {
     nlohmann::json out = nlohmann::json::array();
-    for (const TensorConfig& t : ts) out.push_back({{"name", t.name}, {"data_type", "TYPE_" + kserve_datatype(t.dtype)}, {"dims", t.dims}});
+    for (const TensorConfig& t : ts)
+      out.push_back({{"name", t.name}, {"data_type", "TYPE_" + kserve_datatype(t.dtype)}, {"dims", t.dims}});
     return out;
   };
   nlohmann::json j = {{"name", name_},

@@ -50,7 +50,7 @@ class Scheduler {
   void remove(ServedModel* model);  // once it has nothing queued or running
   void runner_loop();
 
-  std::mutex mu_;  // guards this and every model's queue and instances
+  std::mutex mu_;                 // guards this and every model's queue and instances
   std::condition_variable work_;  // runners: a request arrived, a batch ended, a deadline may have passed
   std::condition_variable done_;  // a batch ended (ServedModel::stop waits on it)
   std::vector<ServedModel*> models_;
@@ -69,9 +69,9 @@ struct ModelStats {
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 struct ServeLimits {
-  int64_t default_max_batch = 8;        // max_batch_size of a batchable model without config.pbtxt
-  int64_t default_queue_delay_us = 0;   // its max_queue_delay_microseconds
-  int64_t default_max_queue = 128;      // a model's queue bound when its config sets none
+  int64_t default_max_batch = 8;       // max_batch_size of a batchable model without config.pbtxt
+  int64_t default_queue_delay_us = 0;  // its max_queue_delay_microseconds
+  int64_t default_max_queue = 128;     // a model's queue bound when its config sets none
   int64_t request_timeout_us = 60'000'000;
 };
 

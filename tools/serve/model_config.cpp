@@ -65,13 +65,19 @@ class TextFormatParser {
     return false;
   }
   void expect(char c) {
-    if (!accept(c)) fail(pos_ < s_.size() ? fmt::format("expected '{}', found '{}'", c, s_[pos_]) : fmt::format("expected '{}' before the end", c));
+    if (!accept(c))
+      fail(pos_ < s_.size() ? fmt::format("expected '{}', found '{}'", c, s_[pos_])
+                            : fmt::format("expected '{}' before the end", c));
   }
   std::string identifier() {
     skip_space();
     size_t start = pos_;
-    while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '_' || s_[pos_] == '.')) ++pos_;
-    if (start == pos_) fail(pos_ < s_.size() ? fmt::format("expected a field name, found '{}'", s_[pos_]) : "expected a field name before the end");
+    while (pos_ < s_.size() &&
+           (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '_' || s_[pos_] == '.'))
+      ++pos_;
+    if (start == pos_)
+      fail(pos_ < s_.size() ? fmt::format("expected a field name, found '{}'", s_[pos_])
+                            : "expected a field name before the end");
     return s_.substr(start, pos_ - start);
   }
   // A number, identifier (enum, true/false) or quoted string.
@@ -90,8 +96,11 @@ class TextFormatParser {
       return out;
     }
     size_t start = pos_;
-    while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || std::strchr("_.+-", s_[pos_]))) ++pos_;
-    if (start == pos_) fail(pos_ < s_.size() ? fmt::format("expected a value, found '{}'", s_[pos_]) : "expected a value before the end");
+    while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || std::strchr("_.+-", s_[pos_])))
+      ++pos_;
+    if (start == pos_)
+      fail(pos_ < s_.size() ? fmt::format("expected a value, found '{}'", s_[pos_])
+                            : "expected a value before the end");
     return s_.substr(start, pos_ - start);
   }
   Field message(const std::string& name, int line, int depth) {
@@ -187,10 +196,10 @@ class ConfigReader {
 
 const std::vector<std::pair<DType, const char*>>& datatype_names() {
   static const std::vector<std::pair<DType, const char*>> names = {
-      {DType::kBool, "BOOL"},       {DType::kUInt8, "UINT8"},    {DType::kUInt16, "UINT16"}, {DType::kUInt32, "UINT32"},
-      {DType::kUInt64, "UINT64"},   {DType::kInt8, "INT8"},      {DType::kInt16, "INT16"},   {DType::kInt32, "INT32"},
-      {DType::kInt64, "INT64"},     {DType::kFloat16, "FP16"},   {DType::kFloat32, "FP32"},  {DType::kFloat64, "FP64"},
-      {DType::kString, "BYTES"},    {DType::kBFloat16, "BF16"},
+      {DType::kBool, "BOOL"},     {DType::kUInt8, "UINT8"},   {DType::kUInt16, "UINT16"}, {DType::kUInt32, "UINT32"},
+      {DType::kUInt64, "UINT64"}, {DType::kInt8, "INT8"},     {DType::kInt16, "INT16"},   {DType::kInt32, "INT32"},
+      {DType::kInt64, "INT64"},   {DType::kFloat16, "FP16"},  {DType::kFloat32, "FP32"},  {DType::kFloat64, "FP64"},
+      {DType::kString, "BYTES"},  {DType::kBFloat16, "BF16"},
   };
   return names;
 }
@@ -323,9 +332,10 @@ ModelConfig derive_model_config(const std::string& name, const Session& session,
 void complete_model_config(ModelConfig& config, const Session& session) {
   const bool batched = config.max_batch_size > 0;
   if (batched && !batchable(session))
-    throw Error(fmt::format("model '{}': max_batch_size {} needs a model whose inputs and outputs all have a "
-                            "symbolic leading (batch) dim; set max_batch_size: 0 and send the full shapes",
-                            config.name, config.max_batch_size));
+    throw Error(
+        fmt::format("model '{}': max_batch_size {} needs a model whose inputs and outputs all have a "
+                    "symbolic leading (batch) dim; set max_batch_size: 0 and send the full shapes",
+                    config.name, config.max_batch_size));
   auto complete = [&](std::vector<TensorConfig>& configured, const std::vector<TensorInfo>& infos, const char* what) {
     std::vector<TensorConfig> actual = tensors_of(infos, batched);
     if (configured.empty()) {
@@ -359,7 +369,8 @@ void complete_model_config(ModelConfig& config, const Session& session) {
   complete(config.outputs, session.outputs(), "output");
   for (const TensorInfo& t : session.inputs()) {
     if (t.has_default) continue;
-    bool listed = std::any_of(config.inputs.begin(), config.inputs.end(), [&](const TensorConfig& c) { return c.name == t.name; });
+    bool listed = std::any_of(config.inputs.begin(), config.inputs.end(),
+                              [&](const TensorConfig& c) { return c.name == t.name; });
     if (!listed)
       throw Error(fmt::format("model '{}': config.pbtxt does not list the model's input '{}'", config.name, t.name));
   }

@@ -66,42 +66,53 @@ void walk(element e, int depth, const std::string& input, Leaf&& leaf) {
   }
 }
 
+// Calls leaf(element, index) on each leaf of `data` (nested arrays, in
+// order); HttpError 400 unless there are exactly `numel`, and never more
+// calls than that.
+template <typename Leaf>
+void for_each_leaf(element data, int64_t numel, const std::string& name, Leaf&& leaf) {
+  int64_t i = 0;
+  walk(data, 0, name, [&](element e) {
+    if (i == numel) bad(fmt::format("input '{}': data has more than the {} elements of its shape", name, numel));
+    leaf(e, i++);
+  });
+  if (i != numel) bad(fmt::format("input '{}': data has {} elements, its shape needs {}", name, i, numel));
+}
+
 template <typename T>
 void fill_numbers(element data, Tensor& t, const std::string& name) {
   T* out = t.data<T>();
-  int64_t i = 0;
   const std::string where = fmt::format("input '{}'", name);
-  walk(data, 0, name, [&](element e) {
+  for_each_leaf(data, t.numel(), name, [&](element e, int64_t i) {
     if constexpr (std::is_same_v<T, bool>) {
       bool v = false;
       if (e.get(v)) bad(where + ": BOOL data must be true or false");
-      out[i++] = v;
+      out[i] = v;
     } else if constexpr (std::is_floating_point_v<T>) {
       double v = 0;
       if (e.get(v)) bad(fmt::format("{}: element {} is not a number", where, i));
-      out[i++] = static_cast<T>(v);
+      out[i] = static_cast<T>(v);
     } else if constexpr (std::is_unsigned_v<T>) {
       uint64_t v = 0;
       if (e.get(v) || v > std::numeric_limits<T>::max())
         bad(fmt::format("{}: element {} is not an integer in the range of its datatype", where, i));
-      out[i++] = static_cast<T>(v);
+      out[i] = static_cast<T>(v);
     } else {
       int64_t v = 0;
       if (e.get(v) || v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max())
         bad(fmt::format("{}: element {} is not an integer in the range of its datatype", where, i));
-      out[i++] = static_cast<T>(v);
+      out[i] = static_cast<T>(v);
     }
   });
 }
 
 void fill_halves(element data, Tensor& t, const std::string& name, bool bf16) {
   uint16_t* out = static_cast<uint16_t*>(t.raw());
-  int64_t i = 0;
-  walk(data, 0, name, [&](element e) {
+  for_each_leaf(data, t.numel(), name, [&](element e, int64_t i) {
     double v = 0;
     if (e.get(v)) bad(fmt::format("input '{}': element {} is not a number", name, i));
     float f = static_cast<float>(v);
-    out[i++] = bf16 ? float_to_bf16_bits(f) : float_to_f16_bits(f);
+    out[i] = bf16 ? float_to_bf16_bits(f) : float_to_f16_bits(f);
   });
 }
 
@@ -127,7 +138,9 @@ Tensor tensor_from_json(element data, DType dtype, const Shape& shape, const std
   if (dtype == DType::kString) {
     std::vector<std::string> values;
     values.reserve(static_cast<size_t>(count));
-    walk(data, 0, name, [&](element e) { values.emplace_back(string_of(e, fmt::format("input '{}': BYTES data", name))); });
+    for_each_leaf(data, count, name, [&](element e, int64_t) {
+      values.emplace_back(string_of(e, fmt::format("input '{}': BYTES data", name)));
+    });
     return Tensor::from_strings(shape, std::move(values));
   }
   Tensor t = Tensor::uninitialized(dtype, shape);
@@ -303,7 +316,8 @@ InferRequest parse_infer_request(std::string_view body, std::optional<size_t> he
         simdjson::dom::object p;
         if (v.get(p)) bad(fmt::format("output '{}': parameters must be an object", out.name));
         element b;
-        if (p["binary_data"].get(b) == simdjson::SUCCESS) out.binary = bool_parameter(p, "binary_data", "output '" + out.name + "'");
+        if (p["binary_data"].get(b) == simdjson::SUCCESS)
+          out.binary = bool_parameter(p, "binary_data", "output '" + out.name + "'");
       }
       r.outputs.push_back(std::move(out));
     }
@@ -419,7 +433,8 @@ ResponseBody make_infer_response(const std::string& model, const std::string& ve
   for (const auto& [name, t] : outputs) {
     bool as_binary = request.binary_outputs;
     if (!request.outputs.empty()) {
-      auto it = std::find_if(request.outputs.begin(), request.outputs.end(), [&](const RequestedOutput& o) { return o.name == name; });
+      auto it = std::find_if(request.outputs.begin(), request.outputs.end(),
+                             [&](const RequestedOutput& o) { return o.name == name; });
       if (it == request.outputs.end()) continue;
       as_binary = it->binary;
     }
@@ -439,7 +454,8 @@ ResponseBody make_infer_response(const std::string& model, const std::string& ve
   }
   json += "]}";
   ResponseBody r;
-  if (!binary.empty() || std::any_of(request.outputs.begin(), request.outputs.end(), [](const RequestedOutput& o) { return o.binary; }) ||
+  if (!binary.empty() ||
+      std::any_of(request.outputs.begin(), request.outputs.end(), [](const RequestedOutput& o) { return o.binary; }) ||
       (request.outputs.empty() && request.binary_outputs)) {
     r.header_length = json.size();
     r.body = std::move(json);

@@ -58,7 +58,8 @@ std::shared_ptr<ServedModel> Repository::load_model(const std::string& name, std
     }
   }
   if (best < 0)
-    throw HttpError(400, fmt::format("{}: no version folder (1/, 2/, ...) holds a model.onnx or model.kiln", folder.string()));
+    throw HttpError(
+        400, fmt::format("{}: no version folder (1/, 2/, ...) holds a model.onnx or model.kiln", folder.string()));
   version = std::to_string(best);
   std::optional<ModelConfig> config;
   const fs::path config_path = folder / "config.pbtxt";
@@ -136,7 +137,8 @@ std::shared_ptr<ServedModel> Repository::get(const std::string& name, const std:
     throw HttpError(404, fmt::format("model '{}' has no version '{}' being served{}", name, version,
                                      e.version.empty() ? "" : " (it serves " + e.version + ")"));
   if (!e.model || e.state != "READY")
-    throw HttpError(503, fmt::format("model '{}' is not ready ({}){}", name, e.state, e.reason.empty() ? "" : ": " + e.reason));
+    throw HttpError(
+        503, fmt::format("model '{}' is not ready ({}){}", name, e.state, e.reason.empty() ? "" : ": " + e.reason));
   return e.model;
 }
 

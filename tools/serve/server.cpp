@@ -3,10 +3,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <atomic>
@@ -73,6 +73,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_header(beast::error_code ec);
   void on_body(beast::error_code ec);
   void finish(bool keep_alive);
+  void end_request();
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
@@ -117,9 +118,10 @@ class Server {
 
   // Routes a request; infer answers later through `conn`.
   void handle(const std::shared_ptr<Connection>& conn, http::request<http::string_body>& req, bool metrics_only);
-  void request_done(bool counted) {
-    if (counted) --in_flight_;
-  }
+  // Requests in flight: from their header read to their answer written. A
+  // drain waits for them.
+  void request_started() { ++in_flight_; }
+  void request_done() { --in_flight_; }
   bool draining() const { return draining_; }
   const ServerOptions& options() const { return options_; }
   std::shared_ptr<std::atomic<int>> connections = std::make_shared<std::atomic<int>>(0);
@@ -176,8 +178,8 @@ class Server {
   }
 
   Reply route(const std::shared_ptr<Connection>& conn, http::request<http::string_body>& req, bool& async);
-  Reply infer(const std::shared_ptr<Connection>& conn, http::request<http::string_body>& req,
-              const std::string& model, const std::string& version, bool& async);
+  Reply infer(const std::shared_ptr<Connection>& conn, http::request<http::string_body>& req, const std::string& model,
+              const std::string& version, bool& async);
   Reply repository_control(const std::shared_ptr<Connection>& conn, const std::string& model, const std::string& action,
                            bool& async);
   std::string metrics() const;
@@ -224,6 +226,8 @@ void Connection::on_header(beast::error_code ec) {
     return;  // the client left or was idle too long
   }
   received_ = Clock::now();
+  in_flight_ = true;
+  server_.request_started();
   // The whole body must arrive within the read timeout: a slow client holds
   // only its socket, and only for so long.
   stream_.expires_after(std::chrono::milliseconds(server_.options().read_timeout_ms));
@@ -232,7 +236,8 @@ void Connection::on_header(beast::error_code ec) {
     // The body in one allocation, with room for the JSON parser's padding.
     parser_->get().body().reserve(static_cast<size_t>(*length) + kJsonPadding);
   }
-  http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) { self->on_body(ec); });
+  http::async_read(stream_, buffer_, *parser_,
+                   [self = shared_from_this()](beast::error_code ec, size_t) { self->on_body(ec); });
 }
 
 void Connection::on_body(beast::error_code ec) {
@@ -240,12 +245,13 @@ void Connection::on_body(beast::error_code ec) {
     return send(error_reply(413, fmt::format("the request body is larger than the server's limit of {} bytes",
                                              server_.options().max_request_bytes)));
   if (ec == beast::error::timeout)
-    return send(error_reply(408, fmt::format("the request did not arrive within {} ms", server_.options().read_timeout_ms)));
+    return send(
+        error_reply(408, fmt::format("the request did not arrive within {} ms", server_.options().read_timeout_ms)));
   if (ec) {
     if (ec != http::error::end_of_stream && ec != net::error::eof && ec != net::error::operation_aborted &&
         ec != net::error::connection_reset && ec != http::error::partial_message)
-      send(error_reply(400, std::string("malformed HTTP request: ") + ec.message()));
-    return;
+      return send(error_reply(400, std::string("malformed HTTP request: ") + ec.message()));
+    return end_request();  // the client left mid-body
   }
   stream_.expires_never();
   http::request<http::string_body> req = parser_->release();
@@ -272,14 +278,18 @@ void Connection::send(Reply reply) {
   response_.body() = std::move(reply.body);
   response_.prepare_payload();
   stream_.expires_after(std::chrono::milliseconds(server_.options().read_timeout_ms));
-  http::async_write(stream_, response_, [self = shared_from_this(), keep](beast::error_code ec, size_t) {
-    self->finish(!ec && keep);
-  });
+  http::async_write(stream_, response_,
+                    [self = shared_from_this(), keep](beast::error_code ec, size_t) { self->finish(!ec && keep); });
+}
+
+void Connection::end_request() {
+  if (!in_flight_) return;
+  in_flight_ = false;
+  server_.request_done();
 }
 
 void Connection::finish(bool keep_alive) {
-  server_.request_done(in_flight_);
-  in_flight_ = false;
+  end_request();
   if (keep_alive) return read();
   beast::error_code ec;
   stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
@@ -299,15 +309,14 @@ std::vector<std::string> split_path(std::string_view target) {
 }
 
 void Server::handle(const std::shared_ptr<Connection>& conn, http::request<http::string_body>& req, bool metrics_only) {
-  conn->in_flight_ = true;
-  ++in_flight_;
   bool async = false;
   Reply reply;
   try {
     if (metrics_only) {
       auto parts = split_path(req.target());
-      reply = parts.size() == 1 && parts[0] == "metrics" ? Reply{http::status::ok, metrics(), "text/plain; version=0.0.4"}
-                                                         : error_reply(404, "the metrics port serves only GET /metrics");
+      reply = parts.size() == 1 && parts[0] == "metrics"
+                  ? Reply{http::status::ok, metrics(), "text/plain; version=0.0.4"}
+                  : error_reply(404, "the metrics port serves only GET /metrics");
     } else {
       reply = route(conn, req, async);
     }
@@ -329,11 +338,14 @@ Reply Server::route(const std::shared_ptr<Connection>& conn, http::request<http:
     if (it == req.end() || it->value() != "Bearer " + options_.auth_token)
       return error_reply(401, "this server needs \"Authorization: Bearer <token>\"");
   }
-  if (p.empty() || p[0] != "v2") return error_reply(404, fmt::format("no such endpoint: {}", std::string(req.target())));
+  if (p.empty() || p[0] != "v2")
+    return error_reply(404, fmt::format("no such endpoint: {}", std::string(req.target())));
   if (draining_ && !(health && p[2] == "live")) return error_reply(503, "the server is shutting down");
   if (p.size() == 1 && get) {
-    nlohmann::json j = {{"name", "kiln"}, {"version", kiln::version()},
-                        {"extensions", {"binary_tensor_data", "model_repository", "model_configuration", "schedule_policy"}}};
+    nlohmann::json j = {
+        {"name", "kiln"},
+        {"version", kiln::version()},
+        {"extensions", {"binary_tensor_data", "model_repository", "model_configuration", "schedule_policy"}}};
     return Reply{http::status::ok, j.dump()};
   }
   if (health && get) {
@@ -359,14 +371,16 @@ Reply Server::route(const std::shared_ptr<Connection>& conn, http::request<http:
     }
     if (action == "config" && get) return Reply{http::status::ok, repository_.get(name, version)->config_json()};
     if (action == "infer" && post) return infer(conn, req, name, version, async);
-    return error_reply(action == "infer" || action.empty() || action == "ready" || action == "config" ? 405 : 404,
-                       fmt::format("{} {} is not an endpoint", std::string(req.method_string()), std::string(req.target())));
+    return error_reply(
+        action == "infer" || action.empty() || action == "ready" || action == "config" ? 405 : 404,
+        fmt::format("{} {} is not an endpoint", std::string(req.method_string()), std::string(req.target())));
   }
   if (p.size() == 3 && p[1] == "repository" && p[2] == "index" && post)
     return Reply{http::status::ok, repository_.index_json()};
   if (p.size() == 5 && p[1] == "repository" && p[2] == "models" && post && (p[4] == "load" || p[4] == "unload"))
     return repository_control(conn, p[3], p[4], async);
-  return error_reply(404, fmt::format("{} {} is not an endpoint", std::string(req.method_string()), std::string(req.target())));
+  return error_reply(
+      404, fmt::format("{} {} is not an endpoint", std::string(req.method_string()), std::string(req.target())));
 }
 
 Reply Server::infer(const std::shared_ptr<Connection>& conn, http::request<http::string_body>& req,
@@ -410,7 +424,8 @@ Reply Server::infer(const std::shared_ptr<Connection>& conn, http::request<http:
     } catch (const std::exception& e) {
       reply = error_reply(500, e.what());
     }
-    stats->request_us += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - received).count());
+    stats->request_us +=
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - received).count());
     net::post(io_, [conn, reply = std::move(reply)]() mutable { conn->send(std::move(reply)); });
   };
   try {
@@ -453,30 +468,39 @@ std::string Server::metrics() const {
     std::function<double(ModelStats&)> value;
   };
   const std::vector<Family> families = {
-      {"nv_inference_request_success", "counter", "Successful inference requests", [](ModelStats& s) { return double(s.success); }},
-      {"nv_inference_request_failure", "counter", "Failed inference requests", [](ModelStats& s) { return double(s.failure); }},
-      {"nv_inference_count", "counter", "Inferences performed (a batch of n requests' items counts n)", [](ModelStats& s) { return double(s.inferences); }},
-      {"nv_inference_exec_count", "counter", "Model executions (batches run)", [](ModelStats& s) { return double(s.executions); }},
-      {"nv_inference_request_duration_us", "counter", "Cumulative request duration, from received to answered, in microseconds",
+      {"nv_inference_request_success", "counter", "Successful inference requests",
+       [](ModelStats& s) { return double(s.success); }},
+      {"nv_inference_request_failure", "counter", "Failed inference requests",
+       [](ModelStats& s) { return double(s.failure); }},
+      {"nv_inference_count", "counter", "Inferences performed (a batch of n requests' items counts n)",
+       [](ModelStats& s) { return double(s.inferences); }},
+      {"nv_inference_exec_count", "counter", "Model executions (batches run)",
+       [](ModelStats& s) { return double(s.executions); }},
+      {"nv_inference_request_duration_us", "counter",
+       "Cumulative request duration, from received to answered, in microseconds",
        [](ModelStats& s) { return double(s.request_us); }},
       {"nv_inference_queue_duration_us", "counter", "Cumulative time requests waited in the queue, in microseconds",
        [](ModelStats& s) { return double(s.queue_us); }},
-      {"nv_inference_compute_infer_duration_us", "counter", "Cumulative time requests spent in model execution, in microseconds",
+      {"nv_inference_compute_infer_duration_us", "counter",
+       "Cumulative time requests spent in model execution, in microseconds",
        [](ModelStats& s) { return double(s.compute_us); }},
-      {"nv_inference_pending_request_count", "gauge", "Requests waiting in the queue", [](ModelStats& s) { return double(s.pending); }},
+      {"nv_inference_pending_request_count", "gauge", "Requests waiting in the queue",
+       [](ModelStats& s) { return double(s.pending); }},
   };
   std::vector<std::shared_ptr<ServedModel>> models = repository_.ready_models();
   std::string out;
   for (const Family& f : families) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", f.name, f.help, f.name, f.type);
     for (const auto& m : models)
-      out += fmt::format("{}{{model=\"{}\",version=\"{}\"}} {}\n", f.name, m->name(), m->version(), f.value(m->stats()));
+      out +=
+          fmt::format("{}{{model=\"{}\",version=\"{}\"}} {}\n", f.name, m->name(), m->version(), f.value(m->stats()));
   }
-  out += fmt::format("# HELP process_cpu_seconds_total User and system CPU time of the server\n"
-                     "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {:.3f}\n"
-                     "# HELP process_resident_memory_bytes Resident memory of the server\n"
-                     "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}\n",
-                     cpu_seconds(), resident_bytes());
+  out += fmt::format(
+      "# HELP process_cpu_seconds_total User and system CPU time of the server\n"
+      "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {:.3f}\n"
+      "# HELP process_resident_memory_bytes Resident memory of the server\n"
+      "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}\n",
+      cpu_seconds(), resident_bytes());
   return out;
 }
 

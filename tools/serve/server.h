@@ -23,7 +23,7 @@ struct ServerOptions {
   int read_timeout_ms = 30'000;   // a request's header and body must arrive within this
   int idle_timeout_ms = 120'000;  // a keep-alive connection with no request is closed after this
   int drain_timeout_ms = 60'000;  // SIGTERM: how long in-flight requests may take to finish
-  std::string auth_token;         // non-empty: every endpoint but health and metrics needs "Authorization: Bearer <token>"
+  std::string auth_token;  // non-empty: every endpoint but health and metrics needs "Authorization: Bearer <token>"
   ServeLimits limits;
   std::function<void(const std::string&)> log;
 };
