@@ -361,6 +361,27 @@ TEST(Batcher, MergesQueuedRequestsAndGivesEachItsRowsAndItsError) {
   EXPECT_EQ(model.stats().executions, 1u + requests.size());  // the merged run, then each alone
 }
 
+TEST(Batcher, AnEnginesProfilesBoundItsBatch) {
+  const std::filesystem::path dir = std::filesystem::path(testing::TempDir()) / "kiln_serve_engine";
+  const std::string engine = (dir / "gather.kiln").string();
+  BuildOptions build;
+  build.time_tactics = false;
+  build.profiles.push_back(ShapeProfile{{{"x", {1, 4}}, {"idx", {1, 1}}},
+                                        {{"x", {2, 4}}, {"idx", {2, 1}}},
+                                        {{"x", {3, 4}}, {"idx", {3, 1}}}});
+  build_engine(gather_model(dir), engine, build);
+  Scheduler scheduler(1);
+  ServeLimits limits;
+  limits.default_max_batch = 8;
+  // Derived: at most the profiles' largest batch.
+  EXPECT_EQ(ServedModel("gather", "1", engine, std::nullopt, scheduler, limits).config().max_batch_size, 3);
+  ModelConfig config;
+  config.max_batch_size = 4;
+  EXPECT_EQ(error_of([&] { ServedModel("gather", "1", engine, config, scheduler, limits); }),
+            "model 'gather': max_batch_size 4 is above the largest batch of the engine's profiles (3); lower it, or "
+            "rebuild the engine with a larger --max-shapes batch");
+}
+
 TEST(Batcher, ValidateNamesWhatDoesNotFit) {
   const std::string path = gather_model(std::filesystem::path(testing::TempDir()) / "kiln_serve_validate");
   Scheduler scheduler(1);

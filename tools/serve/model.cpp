@@ -177,7 +177,9 @@ void ServedModel::stop() {
 void ServedModel::validate(const InferRequest& request) const {
   const bool batched = config_.max_batch_size > 0;
   int64_t batch = -1;
-  for (const auto& [name, t] : request.inputs) {
+  for (const auto& input : request.inputs) {
+    const std::string& name = input.first;
+    const Tensor& t = input.second;
     auto it = std::find_if(config_.inputs.begin(), config_.inputs.end(),
                            [&](const TensorConfig& c) { return c.name == name; });
     if (it == config_.inputs.end())

@@ -430,7 +430,9 @@ ResponseBody make_infer_response(const std::string& model, const std::string& ve
   json += ",\"outputs\":[";
   std::string binary;
   bool first = true;
-  for (const auto& [name, t] : outputs) {
+  for (const auto& output : outputs) {
+    const std::string& name = output.first;
+    const Tensor& t = output.second;
     bool as_binary = request.binary_outputs;
     if (!request.outputs.empty()) {
       auto it = std::find_if(request.outputs.begin(), request.outputs.end(),
