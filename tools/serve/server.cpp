@@ -74,6 +74,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_body(beast::error_code ec);
   void finish(bool keep_alive);
   void end_request();
+  void send_too_large();
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
@@ -214,10 +215,15 @@ void Connection::read() {
                           [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
 }
 
+// Beast reports the limit from Content-Length, before reading the body, or
+// while reading a chunked one.
+void Connection::send_too_large() {
+  send(error_reply(413, fmt::format("the request body is larger than the server's limit of {} bytes",
+                                    server_.options().max_request_bytes)));
+}
+
 void Connection::on_header(beast::error_code ec) {
-  if (ec == http::error::body_limit)
-    return send(error_reply(413, fmt::format("the request body is larger than the server's limit of {} bytes",
-                                             server_.options().max_request_bytes)));
+  if (ec == http::error::body_limit) return send_too_large();
   if (ec == http::error::header_limit) return send(error_reply(431, "the request's headers exceed 64 KiB"));
   if (ec) {
     if (ec != beast::error::timeout && ec != http::error::end_of_stream && ec != net::error::eof &&
@@ -241,9 +247,7 @@ void Connection::on_header(beast::error_code ec) {
 }
 
 void Connection::on_body(beast::error_code ec) {
-  if (ec == http::error::body_limit)
-    return send(error_reply(413, fmt::format("the request body is larger than the server's limit of {} bytes",
-                                             server_.options().max_request_bytes)));
+  if (ec == http::error::body_limit) return send_too_large();
   if (ec == beast::error::timeout)
     return send(
         error_reply(408, fmt::format("the request did not arrive within {} ms", server_.options().read_timeout_ms)));
