@@ -209,7 +209,8 @@ TEST(Protocol, BadRequestsAre400sNamingTheProblem) {
   EXPECT_EQ(status_and_message(x + R"("data":[1,true]}]})"), "400 input 'x': element 1 is not a number");
   // A flat-looking array with a nested one later: never more writes than the shape holds.
   EXPECT_EQ(status_and_message(x + R"("data":[1,[]]}]})"), "400 input 'x': data has 1 elements, its shape needs 2");
-  EXPECT_EQ(status_and_message(x + R"("data":[1,[2,3]]}]})"), "400 input 'x': data has more than the 2 elements of its shape");
+  EXPECT_EQ(status_and_message(x + R"("data":[1,[2,3]]}]})"),
+            "400 input 'x': data has more than the 2 elements of its shape");
   EXPECT_EQ(status_and_message(R"({"inputs":[{"name":"s","datatype":"BYTES","shape":[2],"data":["a",["b","c"]]}]})"),
             "400 input 's': data has more than the 2 elements of its shape");
   EXPECT_EQ(status_and_message(R"({"inputs":[{"name":"x","datatype":"INT8","shape":[1],"data":[300]}]})"),
@@ -366,9 +367,8 @@ TEST(Batcher, AnEnginesProfilesBoundItsBatch) {
   const std::string engine = (dir / "gather.kiln").string();
   BuildOptions build;
   build.time_tactics = false;
-  build.profiles.push_back(ShapeProfile{{{"x", {1, 4}}, {"idx", {1, 1}}},
-                                        {{"x", {2, 4}}, {"idx", {2, 1}}},
-                                        {{"x", {3, 4}}, {"idx", {3, 1}}}});
+  build.profiles.push_back(ShapeProfile{
+      {{"x", {1, 4}}, {"idx", {1, 1}}}, {{"x", {2, 4}}, {"idx", {2, 1}}}, {{"x", {3, 4}}, {"idx", {3, 1}}}});
   build_engine(gather_model(dir), engine, build);
   Scheduler scheduler(1);
   ServeLimits limits;

@@ -338,9 +338,10 @@ void complete_model_config(ModelConfig& config, const Session& session) {
                     config.name, config.max_batch_size));
   if (batched && session.is_engine() && !session.profiles().empty() &&
       config.max_batch_size > engine_max_batch(session))
-    throw Error(fmt::format("model '{}': max_batch_size {} is above the largest batch of the engine's profiles ({}); "
-                            "lower it, or rebuild the engine with a larger --max-shapes batch",
-                            config.name, config.max_batch_size, engine_max_batch(session)));
+    throw Error(
+        fmt::format("model '{}': max_batch_size {} is above the largest batch of the engine's profiles ({}); "
+                    "lower it, or rebuild the engine with a larger --max-shapes batch",
+                    config.name, config.max_batch_size, engine_max_batch(session)));
   auto complete = [&](std::vector<TensorConfig>& configured, const std::vector<TensorInfo>& infos, const char* what) {
     std::vector<TensorConfig> actual = tensors_of(infos, batched);
     if (configured.empty()) {
