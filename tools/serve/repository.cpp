@@ -142,15 +142,6 @@ std::shared_ptr<ServedModel> Repository::get(const std::string& name, const std:
   return e.model;
 }
 
-bool Repository::ready(const std::string& name, const std::string& version) const {
-  try {
-    get(name, version);
-    return true;
-  } catch (const HttpError&) {
-    return false;
-  }
-}
-
 std::string Repository::index_json() const {
   std::map<std::string, Entry> entries;
   {

@@ -25,7 +25,6 @@ class Repository {
   // The model if it is ready (version "" = the served one). HttpError 404 for
   // an unknown model or version, 503 for one that is not ready.
   std::shared_ptr<ServedModel> get(const std::string& name, const std::string& version) const;
-  bool ready(const std::string& name, const std::string& version) const;
   // Loads (or reloads) a model; HttpError 404 when it has no folder, 400 with
   // the reason when it fails to load.
   void load(const std::string& name);

@@ -369,9 +369,8 @@ Reply Server::route(const std::shared_ptr<Connection>& conn, http::request<http:
     if (p.size() > rest + 1) return error_reply(404, fmt::format("no such endpoint: {}", std::string(req.target())));
     if (action.empty() && get) return Reply{http::status::ok, repository_.get(name, version)->metadata_json()};
     if (action == "ready" && get) {
-      if (repository_.ready(name, version)) return Reply{http::status::ok, ""};
-      repository_.get(name, version);  // 404 for an unknown model
-      return error_reply(400, fmt::format("model '{}' is not ready", name));
+      repository_.get(name, version);  // 404 unknown, 503 not ready
+      return Reply{http::status::ok, ""};
     }
     if (action == "config" && get) return Reply{http::status::ok, repository_.get(name, version)->config_json()};
     if (action == "infer" && post) return infer(conn, req, name, version, async);
